@@ -1,0 +1,309 @@
+//! One function per command: load settings, open the store, call the engine, print the result.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{anyhow, Context};
+use chrono::Utc;
+
+use campaignd_core::rules::templates;
+use campaignd_engine::recompute::{recompute, RecomputeError};
+use campaignd_engine::Settings;
+use campaignd_store::import::{ImportKind, ImportOptions};
+use campaignd_store::Store;
+
+use crate::cli::{BenchCommand, Cli, Command, ImportKindArg, MembersFormat, SegmentsCommand};
+use crate::{bench, settings_load, Failure};
+
+/// Runs the parsed command.
+pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Migrate => {
+            let settings = settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
+            let store = open_store(&settings).await?;
+            println!("migrations applied to {}", campaignd_store::redact_url(&settings.store.url));
+            store.close().await;
+            Ok(())
+        }
+        Command::Import { kind, file, strict } => {
+            let settings = settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
+            let store = open_store(&settings).await?;
+            import(&store, kind, &file, strict).await
+        }
+        Command::Demo {
+            customers,
+            seed,
+            db,
+            as_of,
+        } => {
+            let settings = settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
+            demo(settings, customers, seed, &db, as_of.unwrap_or_else(Utc::now)).await
+        }
+        Command::Segments { command } => {
+            let settings = settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
+            segments(&settings, command).await
+        }
+        Command::Runs { limit, json } => {
+            let settings = settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
+            let store = open_store(&settings).await?;
+            let runs = store.recent_runs(limit, None).await.map_err(Failure::job)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&runs).map_err(Failure::job)?);
+            } else {
+                println!("{:>6}  {:<10} {:<22} {:<20} {:<8} counts / error", "id", "job", "target", "started", "outcome");
+                for r in runs {
+                    let detail = match &r.error {
+                        Some(e) => format!("{} {}", r.counts, e),
+                        None => r.counts.to_string(),
+                    };
+                    println!(
+                        "{:>6}  {:<10} {:<22} {:<20} {:<8} {}",
+                        r.id,
+                        r.job,
+                        r.target.as_deref().unwrap_or("-"),
+                        r.started_at.format("%Y-%m-%d %H:%M:%S"),
+                        r.outcome,
+                        detail
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::Bench { command } => match command {
+            BenchCommand::Recompute {
+                customers,
+                store,
+                seed,
+            } => {
+                let settings = settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
+                bench::recompute(&settings, customers, store, seed).await.map_err(Failure::job)
+            }
+        },
+    }
+}
+
+/// Connects to the configured store and applies migrations.
+pub async fn open_store(settings: &Settings) -> Result<Store, Failure> {
+    let store = Store::connect(&settings.store.url)
+        .await
+        .map_err(Failure::job)?;
+    store.migrate().await.map_err(Failure::job)?;
+    Ok(store)
+}
+
+async fn import(store: &Store, kind: ImportKindArg, file: &Path, strict: bool) -> Result<(), Failure> {
+    let kind = match kind {
+        ImportKindArg::Customers => ImportKind::Customers,
+        ImportKindArg::Orders => ImportKind::Orders,
+        ImportKindArg::Events => ImportKind::Events,
+        ImportKindArg::Suppressions => ImportKind::Suppressions,
+    };
+    let report = store
+        .import(kind, file, ImportOptions { strict })
+        .await
+        .map_err(|e| Failure::usage(anyhow!(e)))?;
+    for err in &report.errors {
+        eprintln!("{}:{}: {}", file.display(), err.line, err.reason);
+    }
+    if strict && report.rejected > 0 {
+        println!(
+            "{}: {} rows rejected; --strict: nothing imported",
+            file.display(),
+            report.rejected
+        );
+    } else {
+        println!(
+            "{}: {} rows imported, {} rejected",
+            file.display(),
+            report.imported,
+            report.rejected
+        );
+    }
+    if report.rejected > 0 {
+        return Err(Failure::job(anyhow!("{} rows rejected", report.rejected)));
+    }
+    Ok(())
+}
+
+async fn demo(
+    mut settings: Settings,
+    customers: usize,
+    seed: u64,
+    db: &Path,
+    as_of: chrono::DateTime<Utc>,
+) -> Result<(), Failure> {
+    for suffix in ["", "-wal", "-shm"] {
+        let path = format!("{}{suffix}", db.display());
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Failure::job(anyhow!("cannot replace {path}: {e}"))),
+        }
+    }
+    settings.store.url = format!("sqlite://{}", db.display());
+    let store = open_store(&settings).await?;
+    println!("generating a synthetic shop of {customers} customers (seed {seed}) into {}", db.display());
+    let load = store
+        .load_synthetic(customers as u64, seed, as_of)
+        .await
+        .map_err(Failure::job)?;
+    println!(
+        "loaded {} customers, {} orders, {} events in {:.1}s",
+        load.customers,
+        load.orders,
+        load.events,
+        load.elapsed.as_secs_f64()
+    );
+    let report = recompute(&store, &settings, as_of, None)
+        .await
+        .map_err(recompute_failure)?;
+    println!();
+    println!("{:<26} {:>8} {:>8}", "segment", "size", "share");
+    for seg in &report.segments {
+        let share = if load.customers > 0 {
+            100.0 * seg.size as f64 / load.customers as f64
+        } else {
+            0.0
+        };
+        println!("{:<26} {:>8} {:>7.1}%", seg.segment, seg.size, share);
+    }
+    println!();
+    println!(
+        "explore it: campaignd --config {} segments list   (with CAMPAIGND__STORE__URL=sqlite://{})",
+        crate::settings_load::DEFAULT_CONFIG,
+        db.display()
+    );
+    store.close().await;
+    Ok(())
+}
+
+fn recompute_failure(e: RecomputeError) -> Failure {
+    match e {
+        RecomputeError::Settings(_) | RecomputeError::UnknownSegment(_) => Failure::usage(e),
+        RecomputeError::Store(_) => Failure::job(e),
+    }
+}
+
+async fn segments(settings: &Settings, command: SegmentsCommand) -> Result<(), Failure> {
+    match command {
+        SegmentsCommand::List { templates: true } => {
+            for t in templates::list() {
+                println!("{:<22} {}", t.name, t.description);
+                for p in t.params {
+                    println!("    {:<12} default {:<8} {}", p.name, p.default, p.description);
+                }
+                println!("    rule: {}", t.body.split_whitespace().collect::<Vec<_>>().join(" "));
+            }
+            Ok(())
+        }
+        SegmentsCommand::List { templates: false } => {
+            let store = open_store(settings).await?;
+            let defs = settings.segment_defs().map_err(Failure::usage)?;
+            let summaries = store.segment_summaries().await.map_err(Failure::job)?;
+            println!("{:<26} {:>8} {:>7} {:>7}  {:<20} description", "segment", "size", "joined", "left", "computed");
+            for def in defs {
+                let s = summaries.iter().find(|s| s.name == def.name);
+                println!(
+                    "{:<26} {:>8} {:>7} {:>7}  {:<20} {}",
+                    def.name,
+                    s.map(|s| s.size.to_string()).unwrap_or_else(|| "-".into()),
+                    s.map(|s| s.last_joined.to_string()).unwrap_or_else(|| "-".into()),
+                    s.map(|s| s.last_left.to_string()).unwrap_or_else(|| "-".into()),
+                    s.and_then(|s| s.computed_at)
+                        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                        .unwrap_or_else(|| "never".into()),
+                    def.description.as_deref().unwrap_or("")
+                );
+            }
+            Ok(())
+        }
+        SegmentsCommand::Show { name } => {
+            let defs = settings.segment_defs().map_err(Failure::usage)?;
+            let def = defs
+                .iter()
+                .find(|d| d.name == name)
+                .ok_or_else(|| Failure::usage(anyhow!("no segment named \"{name}\" in the configuration")))?;
+            let store = open_store(settings).await?;
+            let plan = campaignd_engine::recompute::plan_for(def, &store, Utc::now());
+            let summaries = store.segment_summaries().await.map_err(Failure::job)?;
+            let s = summaries.iter().find(|s| s.name == name);
+            println!("name:        {}", def.name);
+            println!("description: {}", def.description.as_deref().unwrap_or(""));
+            println!("definition:  {}", def.source_text.trim());
+            if !def.exclude.is_empty() {
+                println!("exclude:     {}", def.exclude.join(", "));
+            }
+            let sql = match &plan.query {
+                campaignd_store::segments::SegmentQuery::Compiled(q) => q.sql.clone(),
+                campaignd_store::segments::SegmentQuery::UserSql(sql) => sql.clone(),
+            };
+            println!("sql ({:?}):  {}", store.dialect(), sql);
+            match s {
+                Some(s) => {
+                    println!("size:        {}", s.size);
+                    println!("last run:    {} joined, {} left", s.last_joined, s.last_left);
+                    if let Some(t) = s.computed_at {
+                        println!("computed:    {}", t.to_rfc3339());
+                    }
+                }
+                None => println!("size:        not computed yet (run `campaignd segments recompute`)"),
+            }
+            Ok(())
+        }
+        SegmentsCommand::Recompute { as_of, segment } => {
+            let store = open_store(settings).await?;
+            let report = recompute(&store, settings, as_of.unwrap_or_else(Utc::now), segment.as_deref())
+                .await
+                .map_err(recompute_failure)?;
+            println!("{:<26} {:>8} {:>7} {:>7}", "segment", "size", "joined", "left");
+            for s in &report.segments {
+                println!("{:<26} {:>8} {:>7} {:>7}", s.segment, s.size, s.joined, s.left);
+            }
+            println!("run {} recorded", report.run_id);
+            Ok(())
+        }
+        SegmentsCommand::Members { name, format } => {
+            let defs = settings.segment_defs().map_err(Failure::usage)?;
+            if !defs.iter().any(|d| d.name == name) {
+                return Err(Failure::usage(anyhow!("no segment named \"{name}\" in the configuration")));
+            }
+            let store = open_store(settings).await?;
+            let members = store.segment_members(&name).await.map_err(Failure::job)?;
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            match format {
+                MembersFormat::Lines => {
+                    for m in members {
+                        writeln!(out, "{}", m.customer_id).context("writing to stdout").map_err(Failure::job)?;
+                    }
+                }
+                MembersFormat::Csv => {
+                    writeln!(out, "customer_id,email,phone,joined_at").context("writing to stdout").map_err(Failure::job)?;
+                    for m in members {
+                        writeln!(
+                            out,
+                            "{},{},{},{}",
+                            csv_field(&m.customer_id),
+                            csv_field(m.email.as_deref().unwrap_or("")),
+                            csv_field(m.phone.as_deref().unwrap_or("")),
+                            m.joined_at.to_rfc3339()
+                        )
+                        .context("writing to stdout")
+                        .map_err(Failure::job)?;
+                    }
+                }
+            }
+            out.flush().context("writing to stdout").map_err(Failure::job)?;
+            Ok(())
+        }
+    }
+}
+
+/// Quotes a CSV field when it needs it.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}

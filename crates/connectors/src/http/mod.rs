@@ -1,0 +1,442 @@
+//! The shared HTTP kit every platform client uses, so timeouts, retries, pacing, token refresh and
+//! redaction behave the same everywhere (DESIGN §6: 429/5xx/timeouts retry with backoff and Retry-After;
+//! a 401 refreshes the token once; no secret in any error or log line).
+//!
+//! A client calls [`HttpKit::send_with_retry`] with a closure that builds the request (called again for
+//! every attempt, with the current token) and a [`ResponsePolicy`] that classifies replies; platforms whose
+//! throttling lives in the body (Meta) override the policy.
+
+mod limiter;
+mod redact;
+mod token;
+
+#[cfg(test)]
+mod tests;
+
+pub use limiter::RateLimiter;
+pub use redact::Redactor;
+pub use token::{OAuth2RefreshToken, StaticToken, TokenSource};
+
+use crate::error::ConnectorError;
+use crate::secret::Secret;
+use rand::Rng;
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::StatusCode;
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Retry budget and backoff shape, configurable per destination (`retry = { ... }`) so tests can use
+/// millisecond backoffs.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetrySettings {
+    /// Attempts in total, including the first (≥ 1).
+    pub max_attempts: u32,
+    /// First backoff; doubles per attempt.
+    pub initial_backoff_ms: u64,
+    /// Backoff ceiling.
+    pub max_backoff_ms: u64,
+    /// Longest platform-requested wait (Retry-After, usage headers) we sit through; beyond it the batch is
+    /// handed back to the engine as throttled.
+    pub max_retry_after_secs: u64,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        RetrySettings { max_attempts: 5, initial_backoff_ms: 500, max_backoff_ms: 30_000, max_retry_after_secs: 600 }
+    }
+}
+
+/// Everything the kit needs from a destination's config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpSettings {
+    /// TCP/TLS connect timeout.
+    pub connect_timeout: Duration,
+    /// Whole-request timeout.
+    pub request_timeout: Duration,
+    /// Retry budget.
+    pub retry: RetrySettings,
+    /// Pacing; `None` = unlimited.
+    pub requests_per_second: Option<f64>,
+}
+
+impl HttpSettings {
+    /// Builds settings from the optional per-destination keys, applying defaults (10 s connect, 120 s
+    /// request: a 10,000-row upload is several MB).
+    pub fn from_config(
+        connect_timeout_ms: Option<u64>,
+        request_timeout_ms: Option<u64>,
+        retry: Option<RetrySettings>,
+        requests_per_second: Option<f64>,
+    ) -> Self {
+        HttpSettings {
+            connect_timeout: Duration::from_millis(connect_timeout_ms.unwrap_or(10_000)),
+            request_timeout: Duration::from_millis(request_timeout_ms.unwrap_or(120_000)),
+            retry: retry.unwrap_or_default(),
+            requests_per_second,
+        }
+    }
+}
+
+/// Builds the one reqwest client configuration campaignd uses (rustls, timeouts, user agent).
+pub fn build_client(settings: &HttpSettings) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .connect_timeout(settings.connect_timeout)
+        .timeout(settings.request_timeout)
+        .user_agent(concat!("campaignd/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// Counters of one destination's HTTP traffic, for the Prometheus metrics added later.
+#[derive(Debug, Default)]
+pub struct HttpStats {
+    requests: AtomicU64,
+    retries: AtomicU64,
+    throttled: AtomicU64,
+    rate_limited_waits: AtomicU64,
+    token_refreshes: AtomicU64,
+    failures: AtomicU64,
+}
+
+/// A point-in-time copy of [`HttpStats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct HttpStatsSnapshot {
+    /// Requests sent (every attempt).
+    pub requests: u64,
+    /// Attempts repeated after a transient failure.
+    pub retries: u64,
+    /// Replies that were throttling signals (429 or platform throttle codes).
+    pub throttled: u64,
+    /// Times our own rate limiter made a request wait.
+    pub rate_limited_waits: u64,
+    /// Token refreshes after a 401.
+    pub token_refreshes: u64,
+    /// Calls that ended in an error.
+    pub failures: u64,
+}
+
+impl HttpStats {
+    /// Copies the counters.
+    pub fn snapshot(&self) -> HttpStatsSnapshot {
+        HttpStatsSnapshot {
+            requests: self.requests.load(Ordering::Relaxed),
+            retries: self.retries.load(Ordering::Relaxed),
+            throttled: self.throttled.load(Ordering::Relaxed),
+            rate_limited_waits: self.rate_limited_waits.load(Ordering::Relaxed),
+            token_refreshes: self.token_refreshes.load(Ordering::Relaxed),
+            failures: self.failures.load(Ordering::Relaxed),
+        }
+    }
+
+    fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// How a reply should be treated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Done; hand the reply to the caller.
+    Success,
+    /// Try again after `after` (platform-requested) or our backoff.
+    Retry {
+        /// Platform-requested wait.
+        after: Option<Duration>,
+        /// Whether this is a throttling signal (counted, and reported as `Throttled` when exhausted).
+        throttled: bool,
+        /// Platform's reason.
+        reason: String,
+    },
+    /// Credentials refused: refresh once, then fail with `Auth`.
+    Unauthorized {
+        /// Platform's reason.
+        reason: String,
+    },
+    /// Permanent failure.
+    Fail {
+        /// Platform error code, if any.
+        code: Option<i64>,
+        /// Platform's reason.
+        reason: String,
+    },
+}
+
+/// Classifies replies. The default treats 2xx as success, 401 as unauthorized, 408/429/5xx as retryable
+/// (honouring Retry-After) and every other status as failure; platforms override it to read their own
+/// error bodies.
+pub trait ResponsePolicy: Send + Sync {
+    /// Decides what to do with a reply.
+    fn classify(&self, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Verdict {
+        default_classify(status, headers, body)
+    }
+}
+
+/// The status-code-only policy (webhook and most REST platforms).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DefaultPolicy;
+
+impl ResponsePolicy for DefaultPolicy {}
+
+/// The default classification, exposed so platform policies can fall back to it.
+pub fn default_classify(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Verdict {
+    let reason = || body_excerpt(body);
+    if status.is_success() {
+        Verdict::Success
+    } else if status == StatusCode::UNAUTHORIZED {
+        Verdict::Unauthorized { reason: reason() }
+    } else if status == StatusCode::TOO_MANY_REQUESTS {
+        Verdict::Retry { after: retry_after(headers), throttled: true, reason: reason() }
+    } else if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
+        Verdict::Retry { after: retry_after(headers), throttled: false, reason: reason() }
+    } else {
+        Verdict::Fail { code: None, reason: reason() }
+    }
+}
+
+/// The first 500 characters of a body, for error messages that record what the platform said.
+pub fn body_excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut out: String = text.chars().take(500).collect();
+    if text.chars().count() > 500 {
+        out.push('…');
+    }
+    out
+}
+
+/// Parses `Retry-After` as delta-seconds or an HTTP date (RFC 7231 §7.1.3).
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let delta = when.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    Some(delta.to_std().unwrap_or(Duration::ZERO))
+}
+
+/// A successful reply, fully read.
+#[derive(Debug, Clone)]
+pub struct HttpReply {
+    /// Status (2xx).
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+/// Per-destination HTTP machinery: client, retry budget, rate limiter, counters, redactor.
+#[derive(Debug, Clone)]
+pub struct HttpKit {
+    destination: String,
+    client: reqwest::Client,
+    retry: RetrySettings,
+    limiter: Arc<RateLimiter>,
+    stats: Arc<HttpStats>,
+    redactor: Redactor,
+}
+
+impl HttpKit {
+    /// Builds the kit for one destination; `secrets` are registered with the redactor up front.
+    pub fn new(destination: &str, settings: &HttpSettings, secrets: &[&Secret]) -> Result<Self, reqwest::Error> {
+        let redactor = Redactor::default();
+        for s in secrets {
+            redactor.add(s);
+        }
+        let stats = Arc::new(HttpStats::default());
+        Ok(HttpKit {
+            destination: destination.to_string(),
+            client: build_client(settings)?,
+            retry: RetrySettings { max_attempts: settings.retry.max_attempts.max(1), ..settings.retry.clone() },
+            limiter: Arc::new(RateLimiter::new(settings.requests_per_second)),
+            stats,
+            redactor,
+        })
+    }
+
+    /// The underlying client (for token endpoints and the like).
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// The destination's redactor, for connectors that format their own messages.
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> HttpStatsSnapshot {
+        self.stats.snapshot()
+    }
+
+    /// Destination name, for errors.
+    pub fn destination(&self) -> &str {
+        &self.destination
+    }
+
+    /// Sends a request built by `build` until it succeeds, fails permanently or the retry budget runs
+    /// out. `build` is called per attempt with the current token (if `auth` is given). Transport errors
+    /// and timeouts, 429/5xx and whatever `policy` calls retryable are retried with exponential backoff and
+    /// jitter, or after the platform-requested delay; an unauthorized reply refreshes the token once.
+    /// Every message in the returned error and in log lines is redacted.
+    pub async fn send_with_retry<F>(
+        &self,
+        operation: &str,
+        policy: &dyn ResponsePolicy,
+        auth: Option<&dyn TokenSource>,
+        build: F,
+    ) -> Result<HttpReply, ConnectorError>
+    where
+        F: Fn(&reqwest::Client, Option<&Secret>) -> reqwest::RequestBuilder + Send + Sync,
+    {
+        let result = self.send_inner(operation, policy, auth, build).await;
+        if result.is_err() {
+            HttpStats::bump(&self.stats.failures);
+        }
+        result
+    }
+
+    async fn send_inner<F>(
+        &self,
+        operation: &str,
+        policy: &dyn ResponsePolicy,
+        auth: Option<&dyn TokenSource>,
+        build: F,
+    ) -> Result<HttpReply, ConnectorError>
+    where
+        F: Fn(&reqwest::Client, Option<&Secret>) -> reqwest::RequestBuilder + Send + Sync,
+    {
+        let mut attempt: u32 = 0;
+        let mut refreshed = false;
+        loop {
+            attempt += 1;
+            if self.limiter.acquire().await {
+                HttpStats::bump(&self.stats.rate_limited_waits);
+            }
+            let token = match auth {
+                Some(source) => {
+                    let t = source.access_token().await?;
+                    self.redactor.add(&t);
+                    Some(t)
+                }
+                None => None,
+            };
+            HttpStats::bump(&self.stats.requests);
+            let sent = build(&self.client, token.as_ref()).send().await;
+            let outcome = match sent {
+                Ok(resp) => {
+                    let status = resp.status();
+                    let headers = resp.headers().clone();
+                    match resp.bytes().await {
+                        Ok(body) => Ok((status, headers, body.to_vec())),
+                        Err(e) => Err(e),
+                    }
+                }
+                Err(e) => Err(e),
+            };
+            let (status, headers, body) = match outcome {
+                Ok(parts) => parts,
+                Err(e) => {
+                    let transient = e.is_timeout() || e.is_connect() || e.is_request() || e.is_body();
+                    let message = self.redactor.redact(&error_chain(e.without_url()));
+                    if transient && attempt < self.retry.max_attempts {
+                        let delay = self.backoff(attempt);
+                        HttpStats::bump(&self.stats.retries);
+                        tracing::warn!(destination = %self.destination, operation, attempt, delay_ms = delay.as_millis() as u64, error = %message, "transport error, retrying");
+                        tokio::time::sleep(delay).await;
+                        continue;
+                    }
+                    return Err(ConnectorError::Transport {
+                        destination: self.destination.clone(),
+                        operation: operation.to_string(),
+                        attempts: attempt,
+                        message,
+                    });
+                }
+            };
+            match policy.classify(status, &headers, &body) {
+                Verdict::Success => return Ok(HttpReply { status, headers, body }),
+                Verdict::Unauthorized { reason } => {
+                    let reason = self.redactor.redact(&reason);
+                    if !refreshed {
+                        if let Some(source) = auth {
+                            if source.refresh().await? {
+                                refreshed = true;
+                                attempt -= 1;
+                                HttpStats::bump(&self.stats.token_refreshes);
+                                tracing::info!(destination = %self.destination, operation, "token refreshed after an unauthorized reply");
+                                continue;
+                            }
+                        }
+                    }
+                    return Err(ConnectorError::Auth {
+                        destination: self.destination.clone(),
+                        operation: operation.to_string(),
+                        message: reason,
+                    });
+                }
+                Verdict::Fail { code, reason } => {
+                    return Err(ConnectorError::Api {
+                        destination: self.destination.clone(),
+                        operation: operation.to_string(),
+                        status: status.as_u16(),
+                        code,
+                        message: self.redactor.redact(&reason),
+                    })
+                }
+                Verdict::Retry { after, throttled, reason } => {
+                    let reason = self.redactor.redact(&reason);
+                    if throttled {
+                        HttpStats::bump(&self.stats.throttled);
+                    }
+                    let too_long = after.is_some_and(|a| a > Duration::from_secs(self.retry.max_retry_after_secs));
+                    if attempt >= self.retry.max_attempts || too_long {
+                        return Err(if throttled || too_long {
+                            ConnectorError::Throttled {
+                                destination: self.destination.clone(),
+                                operation: operation.to_string(),
+                                attempts: attempt,
+                                retry_after: after,
+                                message: reason,
+                            }
+                        } else {
+                            ConnectorError::Api {
+                                destination: self.destination.clone(),
+                                operation: operation.to_string(),
+                                status: status.as_u16(),
+                                code: None,
+                                message: reason,
+                            }
+                        });
+                    }
+                    let delay = after.unwrap_or_else(|| self.backoff(attempt));
+                    HttpStats::bump(&self.stats.retries);
+                    tracing::warn!(destination = %self.destination, operation, attempt, status = status.as_u16(), delay_ms = delay.as_millis() as u64, reason = %reason, "transient reply, retrying");
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+
+    /// Exponential backoff with "equal jitter": half fixed, half random, capped.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self.retry.initial_backoff_ms.saturating_mul(1u64 << (attempt - 1).min(20));
+        let capped = exp.min(self.retry.max_backoff_ms).max(1);
+        let half = capped / 2;
+        Duration::from_millis(half + rand::thread_rng().gen_range(0..=capped - half))
+    }
+}
+
+/// Display of an error and its sources, so "error sending request" comes with its cause.
+fn error_chain(e: reqwest::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}

@@ -1,0 +1,33 @@
+//! campaignd-connectors: everything that talks to an ad or email platform.
+//!
+//! The engine sees platforms only through the traits in [`traits`] ([`AudienceDestination`] now,
+//! [`CreativeSwapper`] and [`MetricsSource`] for later issues), so diffing, consent, the ledger and resume
+//! logic stay platform-free. Each platform is one module (`meta`, `webhook`, `file`, ...) with its own
+//! serde `Config`, mapping (normalise + hash per platform rules, see platforms.md) and client built on the
+//! shared [`http`] kit (timeouts, retry with backoff and Retry-After, rate limiting, token refresh,
+//! redaction). [`registry::build_destination`] turns a `[destinations.NAME]` config section into a
+//! ready destination.
+//!
+//! Adding a platform: write `src/<platform>/` (config.rs with a `deny_unknown_fields` Config, mapping.rs
+//! with a pure `prepare`, client.rs implementing [`AudienceDestination`] over [`http::HttpKit`]), add one
+//! arm to [`registry::build_destination`], and add a stateful fake to `campaignd-fakes` on its shared
+//! skeleton so the tests run over loopback HTTP.
+
+pub mod error;
+pub mod file;
+pub mod http;
+pub mod meta;
+pub mod model;
+pub mod registry;
+pub mod secret;
+pub mod traits;
+pub mod webhook;
+
+pub use error::{ConfigError, ConnectorError};
+pub use model::{
+    AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, MetricsRow, PreparedMember, Rejection,
+    ReplaceSession, SyncContext,
+};
+pub use registry::{build_destination, build_destination_toml, KNOWN_KINDS};
+pub use secret::{Secret, SecretRef, SecretResolver};
+pub use traits::{AudienceDestination, CreativeSwapper, MetricsSource};

@@ -1,0 +1,480 @@
+//! The Meta destination: audience lookup/creation, batched add/remove/replace over the HTTP kit.
+
+use super::config::MetaConfig;
+use super::mapping;
+use crate::error::{ConfigError, ConnectorError};
+use crate::http::{
+    body_excerpt, default_classify, HttpKit, HttpStatsSnapshot, ResponsePolicy, StaticToken, TokenSource, Verdict,
+};
+use crate::model::{
+    AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, PreparedMember, Rejection, ReplaceSession,
+};
+use crate::secret::SecretResolver;
+use crate::traits::AudienceDestination;
+use async_trait::async_trait;
+use reqwest::header::HeaderMap;
+use reqwest::StatusCode;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// Meta accepts at most this many rows per `/users` or `/usersreplace` call.
+pub const MAX_ROWS: usize = 10_000;
+/// Meta needs about this many matched people before an audience serves.
+pub const MIN_AUDIENCE: usize = 100;
+/// Audiences requested per list page.
+const PAGE_LIMIT: usize = 100;
+
+/// A configured Meta ad account.
+#[derive(Debug)]
+pub struct MetaDestination {
+    name: String,
+    base_url: String,
+    account: String,
+    token: StaticToken,
+    kit: HttpKit,
+    policy: MetaPolicy,
+    rps: f64,
+}
+
+/// Reads Meta's JSON error envelope: throttling and transient codes are retried, 190/102 are auth
+/// failures, the rest fail with Meta's own message.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MetaPolicy;
+
+#[derive(Debug, Deserialize)]
+struct ErrorEnvelope {
+    error: MetaError,
+}
+
+#[derive(Debug, Deserialize)]
+struct MetaError {
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    code: Option<i64>,
+    #[serde(default)]
+    error_subcode: Option<i64>,
+    #[serde(default)]
+    is_transient: Option<bool>,
+}
+
+/// Codes Meta uses for rate limiting (platforms.md): app (4), user (17), calls/QPS (613), and the
+/// business-use-case family (80000–80014, e.g. 80003 custom audiences, 80004 ads management).
+fn is_throttle_code(code: i64) -> bool {
+    matches!(code, 4 | 17 | 32 | 613) || (80000..=80014).contains(&code)
+}
+
+/// The longest `estimated_time_to_regain_access` (minutes) in `X-Business-Use-Case-Usage`.
+fn regain_access_hint(headers: &HeaderMap) -> Option<Duration> {
+    let raw = headers.get("x-business-use-case-usage")?.to_str().ok()?;
+    let parsed: HashMap<String, Vec<Value>> = serde_json::from_str(raw).ok()?;
+    let minutes = parsed
+        .values()
+        .flatten()
+        .filter_map(|e| e.get("estimated_time_to_regain_access").and_then(Value::as_u64))
+        .max()?;
+    (minutes > 0).then(|| Duration::from_secs(minutes * 60))
+}
+
+impl ResponsePolicy for MetaPolicy {
+    fn classify(&self, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Verdict {
+        if status.is_success() {
+            return Verdict::Success;
+        }
+        let Ok(env) = serde_json::from_slice::<ErrorEnvelope>(body) else {
+            return default_classify(status, headers, body);
+        };
+        let e = env.error;
+        let code = e.code.unwrap_or_default();
+        let reason = match e.error_subcode {
+            Some(sub) => format!("(#{code}/{sub}) {}", e.message),
+            None => format!("(#{code}) {}", e.message),
+        };
+        if matches!(code, 190 | 102) {
+            return Verdict::Unauthorized { reason };
+        }
+        if is_throttle_code(code) {
+            let after = regain_access_hint(headers).or_else(|| crate::http::retry_after(headers));
+            return Verdict::Retry { after, throttled: true, reason };
+        }
+        // 1/2 = unknown/service error; 2650/1870145 = replace in progress, retry later.
+        if matches!(code, 1 | 2) || e.is_transient == Some(true) || (code == 2650 && e.error_subcode == Some(1870145))
+        {
+            return Verdict::Retry { after: crate::http::retry_after(headers), throttled: false, reason };
+        }
+        match default_classify(status, headers, body) {
+            Verdict::Retry { after, throttled, .. } => Verdict::Retry { after, throttled, reason },
+            _ => Verdict::Fail { code: Some(code), reason },
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct AudiencePage {
+    #[serde(default)]
+    data: Vec<AudienceEntry>,
+    #[serde(default)]
+    paging: Option<Paging>,
+}
+
+#[derive(Debug, Deserialize)]
+struct AudienceEntry {
+    id: String,
+    #[serde(default)]
+    name: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Paging {
+    #[serde(default)]
+    cursors: Option<Cursors>,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Cursors {
+    #[serde(default)]
+    after: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Created {
+    id: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct UsersReply {
+    #[serde(default)]
+    num_received: Option<u64>,
+    #[serde(default)]
+    num_invalid_entries: Option<u64>,
+    #[serde(default)]
+    invalid_entry_samples: Option<Value>,
+}
+
+#[derive(Clone, Copy)]
+enum UsersOp {
+    Add,
+    Remove,
+    Replace,
+}
+
+impl UsersOp {
+    fn label(self) -> &'static str {
+        match self {
+            UsersOp::Add => "add members",
+            UsersOp::Remove => "remove members",
+            UsersOp::Replace => "replace members",
+        }
+    }
+}
+
+impl MetaDestination {
+    /// Builds the destination from its config, resolving the token.
+    pub fn from_config(name: &str, config: MetaConfig, secrets: &SecretResolver) -> Result<Self, ConfigError> {
+        let account = config.account_path().ok_or_else(|| ConfigError::Invalid {
+            destination: name.to_string(),
+            key: "ad_account_id".into(),
+            message: "expected `act_<digits>` or `<digits>`".into(),
+        })?;
+        let token = secrets.resolve(&config.access_token).map_err(|e| ConfigError::Secret {
+            destination: name.to_string(),
+            key: "access_token".into(),
+            message: e.to_string(),
+        })?;
+        let settings = config.http_settings();
+        let kit = HttpKit::new(name, &settings, &[&token]).map_err(|e| ConfigError::Invalid {
+            destination: name.to_string(),
+            key: ".".into(),
+            message: format!("cannot build HTTP client: {e}"),
+        })?;
+        Ok(MetaDestination {
+            name: name.to_string(),
+            base_url: config.base_url.trim_end_matches('/').to_string(),
+            account,
+            token: StaticToken::new(token),
+            kit,
+            policy: MetaPolicy,
+            rps: settings.requests_per_second.unwrap_or(10.0),
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/{}", self.base_url, path)
+    }
+
+    fn invalid_response(&self, operation: &str, message: String) -> ConnectorError {
+        ConnectorError::InvalidResponse { destination: self.name.clone(), operation: operation.into(), message }
+    }
+
+    fn parse<T: for<'de> Deserialize<'de>>(&self, operation: &str, body: &[u8]) -> Result<T, ConnectorError> {
+        serde_json::from_slice(body).map_err(|e| {
+            self.invalid_response(operation, format!("{e}: {}", self.kit.redactor().redact(&body_excerpt(body))))
+        })
+    }
+
+    async fn find_audience(&self, name: &str) -> Result<Option<String>, ConnectorError> {
+        let url = self.url(&format!("{}/customaudiences", self.account));
+        let mut after: Option<String> = None;
+        let mut pages = 0usize;
+        loop {
+            pages += 1;
+            let cursor = after.clone();
+            let reply = self
+                .kit
+                .send_with_retry("list audiences", &self.policy, Some(&self.token as &dyn TokenSource), |c, t| {
+                    let mut query = vec![("fields", "id,name".to_string()), ("limit", PAGE_LIMIT.to_string())];
+                    if let Some(a) = &cursor {
+                        query.push(("after", a.clone()));
+                    }
+                    c.get(&url).query(&query).bearer_auth(t.map(|s| s.expose()).unwrap_or_default())
+                })
+                .await?;
+            let page: AudiencePage = self.parse("list audiences", &reply.body)?;
+            let matches: Vec<&AudienceEntry> = page.data.iter().filter(|a| a.name == name).collect();
+            if let Some(first) = matches.first() {
+                if matches.len() > 1 {
+                    tracing::warn!(destination = %self.name, audience = name, "several audiences share this name; adopting the first");
+                }
+                return Ok(Some(first.id.clone()));
+            }
+            let paging = page.paging.unwrap_or(Paging { cursors: None, next: None });
+            let next_cursor = paging.cursors.and_then(|c| c.after);
+            match (paging.next, next_cursor) {
+                (Some(_), Some(c)) if !page.data.is_empty() && Some(&c) != after.as_ref() => after = Some(c),
+                _ => {
+                    tracing::debug!(destination = %self.name, pages, "audience list exhausted");
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
+    async fn create_audience(&self, name: &str, description: &str) -> Result<String, ConnectorError> {
+        let url = self.url(&format!("{}/customaudiences", self.account));
+        let form = [
+            ("name", name),
+            ("subtype", "CUSTOM"),
+            ("description", description),
+            ("customer_file_source", "USER_PROVIDED_ONLY"),
+        ];
+        let reply = self
+            .kit
+            .send_with_retry("create audience", &self.policy, Some(&self.token as &dyn TokenSource), |c, t| {
+                c.post(&url).form(&form).bearer_auth(t.map(|s| s.expose()).unwrap_or_default())
+            })
+            .await?;
+        let created: Created = self.parse("create audience", &reply.body)?;
+        Ok(created.id)
+    }
+
+    /// Sends one chunk (≤ MAX_ROWS) and maps the reply to an outcome.
+    async fn send_chunk(
+        &self,
+        op: UsersOp,
+        audience: &AudienceRef,
+        chunk: &[PreparedMember],
+        session: Option<Value>,
+    ) -> Result<BatchOutcome, ConnectorError> {
+        let mut outcome = BatchOutcome::default();
+        let mut rows = Vec::with_capacity(chunk.len());
+        let mut row_owner = Vec::with_capacity(chunk.len());
+        for m in chunk {
+            match mapping::row(&m.payload) {
+                Some(r) => {
+                    rows.push(r);
+                    row_owner.push(m);
+                }
+                None => outcome.rejected.push(Rejection {
+                    customer_id: m.customer_id.clone(),
+                    reason: "stored payload is not a Meta customer-file row".into(),
+                }),
+            }
+        }
+        if rows.is_empty() {
+            return Ok(outcome);
+        }
+        let payload = json!({"schema": mapping::SCHEMA, "data": rows}).to_string();
+        let session = session.map(|s| s.to_string());
+        let (path, label) = match op {
+            UsersOp::Replace => (format!("{}/usersreplace", audience.remote_id), op.label()),
+            _ => (format!("{}/users", audience.remote_id), op.label()),
+        };
+        let url = self.url(&path);
+        let reply = self
+            .kit
+            .send_with_retry(label, &self.policy, Some(&self.token as &dyn TokenSource), |c, t| {
+                let mut form: Vec<(&str, &str)> = vec![("payload", payload.as_str())];
+                if let Some(s) = &session {
+                    form.push(("session", s.as_str()));
+                }
+                let req = match op {
+                    UsersOp::Remove => c.delete(&url),
+                    _ => c.post(&url),
+                };
+                req.form(&form).bearer_auth(t.map(|s| s.expose()).unwrap_or_default())
+            })
+            .await?;
+        let parsed: UsersReply = self.parse(label, &reply.body)?;
+        let invalid = parsed.num_invalid_entries.unwrap_or(0) as usize;
+        let mut attributed = 0usize;
+        if invalid > 0 {
+            for (value, reason) in sample_entries(parsed.invalid_entry_samples.as_ref()) {
+                if let Some(pos) = rows.iter().position(|r| r.iter().any(|cell| !cell.is_empty() && *cell == value)) {
+                    let cid = &row_owner[pos].customer_id;
+                    if !outcome.rejected.iter().any(|r| &r.customer_id == cid) {
+                        outcome.rejected.push(Rejection { customer_id: cid.clone(), reason });
+                        attributed += 1;
+                    }
+                }
+            }
+            if attributed < invalid {
+                tracing::warn!(destination = %self.name, invalid, attributed, "Meta reported invalid rows it did not sample; they count as accepted");
+            }
+        }
+        if let Some(received) = parsed.num_received {
+            if received as usize != rows.len() {
+                tracing::warn!(destination = %self.name, received, sent = rows.len(), "Meta received a different row count");
+            }
+        }
+        outcome.accepted = chunk.len() - outcome.rejected.len();
+        Ok(outcome)
+    }
+
+    async fn users(
+        &self,
+        op: UsersOp,
+        audience: &AudienceRef,
+        members: &[PreparedMember],
+    ) -> Result<BatchOutcome, ConnectorError> {
+        let mut total = BatchOutcome::default();
+        for chunk in members.chunks(MAX_ROWS) {
+            total.merge(self.send_chunk(op, audience, chunk, None).await?);
+        }
+        Ok(total)
+    }
+}
+
+/// Reads `invalid_entry_samples` in the shapes Meta has used: an object `{value: reason}`, or an array of
+/// values or rows. Yields (value, reason) pairs; the client attributes them to rows by cell value.
+fn sample_entries(samples: Option<&Value>) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    match samples {
+        Some(Value::Object(map)) => {
+            for (k, v) in map {
+                let reason = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+                out.push((k.clone(), format!("invalid entry: {reason}")));
+            }
+        }
+        Some(Value::Array(items)) => {
+            for item in items {
+                match item {
+                    Value::String(s) => out.push((s.clone(), "invalid entry".into())),
+                    Value::Array(cells) => {
+                        if let Some(s) = cells.iter().filter_map(Value::as_str).find(|s| !s.is_empty()) {
+                            out.push((s.to_string(), "invalid entry".into()));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+#[async_trait]
+impl AudienceDestination for MetaDestination {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &'static str {
+        "meta"
+    }
+
+    fn limits(&self) -> DestinationLimits {
+        DestinationLimits { max_batch: MAX_ROWS, min_audience_size: MIN_AUDIENCE, requests_per_second: self.rps }
+    }
+
+    fn channel(&self) -> Channel {
+        Channel::Ads
+    }
+
+    fn prepare(&self, contact: &Contact) -> Option<PreparedMember> {
+        mapping::prepare(contact)
+    }
+
+    async fn find_or_create_audience(&self, name: &str, description: &str) -> Result<AudienceRef, ConnectorError> {
+        if name.trim().is_empty() {
+            return Err(ConnectorError::Invalid { destination: self.name.clone(), message: "empty audience name".into() });
+        }
+        if let Some(id) = self.find_audience(name).await? {
+            tracing::info!(destination = %self.name, audience = name, remote_id = %id, "adopting existing audience");
+            return Ok(AudienceRef { remote_id: id, adopted: true });
+        }
+        let id = self.create_audience(name, description).await?;
+        tracing::info!(destination = %self.name, audience = name, remote_id = %id, "created audience");
+        Ok(AudienceRef { remote_id: id, adopted: false })
+    }
+
+    async fn add_members(
+        &self,
+        audience: &AudienceRef,
+        members: &[PreparedMember],
+    ) -> Result<BatchOutcome, ConnectorError> {
+        self.users(UsersOp::Add, audience, members).await
+    }
+
+    async fn remove_members(
+        &self,
+        audience: &AudienceRef,
+        members: &[PreparedMember],
+    ) -> Result<BatchOutcome, ConnectorError> {
+        self.users(UsersOp::Remove, audience, members).await
+    }
+
+    fn supports_replace_all(&self) -> bool {
+        true
+    }
+
+    async fn replace_all(
+        &self,
+        audience: &AudienceRef,
+        session: &mut ReplaceSession,
+        members: &[PreparedMember],
+        last_batch: bool,
+    ) -> Result<BatchOutcome, ConnectorError> {
+        if members.is_empty() {
+            return Err(ConnectorError::Invalid {
+                destination: self.name.clone(),
+                message: "usersreplace needs at least one row per batch".into(),
+            });
+        }
+        let chunks: Vec<&[PreparedMember]> = members.chunks(MAX_ROWS).collect();
+        let mut total = BatchOutcome::default();
+        for (i, chunk) in chunks.iter().enumerate() {
+            let last = last_batch && i + 1 == chunks.len();
+            let s = json!({
+                "session_id": session.session_id,
+                "batch_seq": session.next_batch_seq,
+                "last_batch_flag": last,
+                "estimated_num_total": session.estimated_total,
+            });
+            total.merge(self.send_chunk(UsersOp::Replace, audience, chunk, Some(s)).await?);
+            // A chunk with no valid row sent nothing, so it used no sequence number.
+            if chunk.iter().any(|m| mapping::row(&m.payload).is_some()) {
+                session.next_batch_seq += 1;
+            }
+        }
+        Ok(total)
+    }
+
+    fn http_stats(&self) -> Option<HttpStatsSnapshot> {
+        Some(self.kit.stats())
+    }
+}

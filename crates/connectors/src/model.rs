@@ -1,0 +1,223 @@
+//! Plain data exchanged between the engine and the connectors.
+//!
+//! The engine builds [`Contact`]s from the store, asks a destination to [`prepare`] them into
+//! [`PreparedMember`]s, stores each member's payload and fingerprint in its ledger and later hands the same
+//! `PreparedMember` back for removal, so everything a platform needs to remove someone is in the payload.
+//!
+//! [`prepare`]: crate::AudienceDestination::prepare
+
+use campaignd_core::identifiers::sha256_hex;
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+
+/// One customer's raw identifiers as the store holds them; the destination normalises and hashes them
+/// itself because every platform wants something slightly different.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Contact {
+    /// Shop customer id: the key the ledger and rejections use.
+    pub customer_id: String,
+    /// Raw email.
+    pub email: Option<String>,
+    /// Raw phone, in any format the shop stored.
+    pub phone: Option<String>,
+    /// Raw first name.
+    pub first_name: Option<String>,
+    /// Raw last name.
+    pub last_name: Option<String>,
+    /// ISO alpha-2 country: also the default region for national phone numbers.
+    pub country: Option<String>,
+    /// Raw postal code.
+    pub postal_code: Option<String>,
+}
+
+impl From<&campaignd_core::model::Customer> for Contact {
+    /// Lets the engine feed store rows straight in without copying field by field.
+    fn from(c: &campaignd_core::model::Customer) -> Self {
+        Contact {
+            customer_id: c.id.clone(),
+            email: c.email.clone(),
+            phone: c.phone.clone(),
+            first_name: c.first_name.clone(),
+            last_name: c.last_name.clone(),
+            country: c.country.clone(),
+            postal_code: c.postal_code.clone(),
+        }
+    }
+}
+
+/// A contact mapped for one platform: exactly what will be sent (hashed where the platform takes hashes),
+/// plus a fingerprint so the engine notices when a customer's identifiers changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreparedMember {
+    /// Shop customer id.
+    pub customer_id: String,
+    /// Platform-specific payload; the connector builds its request from this alone.
+    pub payload: serde_json::Value,
+    /// SHA-256 hex of the canonical (sorted-key, compact) JSON of `payload`.
+    pub fingerprint: String,
+}
+
+impl PreparedMember {
+    /// Builds a member and computes its fingerprint, so no connector can forget or vary it.
+    pub fn new(customer_id: impl Into<String>, payload: serde_json::Value) -> Self {
+        let fingerprint = sha256_hex(&canonical_json(&payload));
+        PreparedMember { customer_id: customer_id.into(), payload, fingerprint }
+    }
+}
+
+/// Compact JSON with object keys sorted at every level, independent of serde_json's `preserve_order`
+/// feature, so fingerprints and idempotency keys are stable across builds.
+pub fn canonical_json(value: &serde_json::Value) -> String {
+    let mut out = String::new();
+    write_canonical(value, &mut out);
+    out
+}
+
+fn write_canonical(value: &serde_json::Value, out: &mut String) {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&serde_json::Value::String((*k).clone()).to_string());
+                out.push(':');
+                if let Some(v) = map.get(*k) {
+                    write_canonical(v, out);
+                }
+            }
+            out.push('}');
+        }
+        serde_json::Value::Array(items) => {
+            out.push('[');
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(v, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+/// A platform audience campaignd writes to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AudienceRef {
+    /// The platform's id for the audience (or the name, for platforms without ids).
+    pub remote_id: String,
+    /// True when an audience with the configured name already existed: its members are unknown, so the
+    /// first mirror sync must replace its contents (DESIGN §6).
+    pub adopted: bool,
+}
+
+/// What the platform did with one batch: the engine advances the ledger for accepted members only and
+/// records the rejected ones (with reason) so the next run retries them.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct BatchOutcome {
+    /// Number of members acknowledged.
+    pub accepted: usize,
+    /// Members the platform refused, by customer id.
+    pub rejected: Vec<Rejection>,
+}
+
+impl BatchOutcome {
+    /// Adds another chunk's outcome, for connectors that split a call into several requests.
+    pub fn merge(&mut self, other: BatchOutcome) {
+        self.accepted += other.accepted;
+        self.rejected.extend(other.rejected);
+    }
+}
+
+/// One refused member and the platform's reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejection {
+    /// Shop customer id.
+    pub customer_id: String,
+    /// Platform's reason, shown in `runs`.
+    pub reason: String,
+}
+
+/// A platform's limits the engine plans batches and pacing around.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DestinationLimits {
+    /// Most members per add/remove call.
+    pub max_batch: usize,
+    /// Below this many members a segment is reported, not pushed.
+    pub min_audience_size: usize,
+    /// Requests per second the connector paces itself to.
+    pub requests_per_second: f64,
+}
+
+/// Which consent flag applies to a destination: `consent_ads` for ad/social, `consent_email` for email.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    /// Ad and social platforms (`consent_ads`).
+    Ads,
+    /// Email platforms (`consent_email`).
+    Email,
+}
+
+/// A replace-all session the engine persists, so a restart continues the same platform session instead of
+/// starting over (Meta `usersreplace`: one session, batch_seq from 1, 90-minute window).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplaceSession {
+    /// Platform session id (random, chosen by us).
+    pub session_id: u64,
+    /// Sequence number the next request will carry; starts at 1, advanced by the connector per request.
+    pub next_batch_seq: u32,
+    /// Estimated total members in the whole replace.
+    pub estimated_total: u64,
+}
+
+impl ReplaceSession {
+    /// Starts a new session with a random positive id.
+    pub fn new(estimated_total: u64) -> Self {
+        let session_id = rand::random::<u64>() >> 12 | 1;
+        ReplaceSession { session_id, next_batch_seq: 1, estimated_total }
+    }
+}
+
+/// Optional context the engine may give before a sync's batches, for platforms whose requests carry it
+/// (webhook `run_id`/`segment`, the file destination's per-run diff name). Connectors work without it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncContext {
+    /// campaignd run id.
+    pub run_id: String,
+    /// Segment being synced.
+    pub segment: String,
+    /// Audience the batches will go to.
+    pub audience: AudienceRef,
+}
+
+/// One day of delivery metrics for one platform object, as [`crate::MetricsSource`] returns them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricsRow {
+    /// Day (platform account time zone).
+    pub date: NaiveDate,
+    /// Audience id, when the platform reports per audience.
+    pub audience_id: Option<String>,
+    /// Ad id.
+    pub ad_id: Option<String>,
+    /// Creative id.
+    pub creative_id: Option<String>,
+    /// Impressions.
+    pub impressions: u64,
+    /// Clicks.
+    pub clicks: u64,
+    /// Conversions (fractional on some platforms).
+    pub conversions: f64,
+    /// Spend in major units of `currency`.
+    pub spend: f64,
+    /// Attributed revenue in major units of `currency`.
+    pub revenue: f64,
+    /// Account currency.
+    pub currency: Option<String>,
+}
+

@@ -1,0 +1,123 @@
+//! Turns a `[destinations.NAME]` config section into a ready destination: `kind` picks the platform, the
+//! rest of the section is deserialised into that platform's `Config` (unknown keys rejected), secrets are
+//! resolved. Errors name the destination and the offending key.
+
+use crate::error::ConfigError;
+use crate::file::{FileConfig, FileDestination};
+use crate::meta::{MetaConfig, MetaDestination};
+use crate::secret::SecretResolver;
+use crate::traits::AudienceDestination;
+use crate::webhook::{WebhookConfig, WebhookDestination};
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+
+/// Kinds this build can construct. DESIGN §6 also lists google_ads, tiktok, linkedin, mailchimp, klaviyo,
+/// sendgrid and sandbox; they are refused with `UnknownKind` until their modules exist.
+pub const KNOWN_KINDS: &[&str] = &["meta", "webhook", "file"];
+
+/// Builds the destination `name` from its config section (a JSON value, e.g. converted from TOML).
+pub fn build_destination(
+    name: &str,
+    section: &serde_json::Value,
+    secrets: &SecretResolver,
+) -> Result<Arc<dyn AudienceDestination>, ConfigError> {
+    let known = KNOWN_KINDS.join(", ");
+    let invalid = |key: &str, message: String| ConfigError::Invalid {
+        destination: name.to_string(),
+        key: key.to_string(),
+        message,
+    };
+    let mut map = section.as_object().cloned().ok_or_else(|| invalid(".", "expected a table".into()))?;
+    let kind = match map.remove("kind") {
+        None => return Err(ConfigError::MissingKind { destination: name.to_string(), known }),
+        Some(serde_json::Value::String(k)) => k,
+        Some(_) => return Err(invalid("kind", "expected a string".into())),
+    };
+    let rest = serde_json::Value::Object(map);
+    match kind.as_str() {
+        "meta" => Ok(Arc::new(MetaDestination::from_config(name, parse::<MetaConfig>(name, rest)?, secrets)?)),
+        "webhook" => Ok(Arc::new(WebhookDestination::from_config(name, parse::<WebhookConfig>(name, rest)?, secrets)?)),
+        "file" => Ok(Arc::new(FileDestination::from_config(name, parse::<FileConfig>(name, rest)?)?)),
+        other => Err(ConfigError::UnknownKind { destination: name.to_string(), kind: other.to_string(), known }),
+    }
+}
+
+/// [`build_destination`] for a TOML section as the daemon's config loader holds it.
+pub fn build_destination_toml(
+    name: &str,
+    section: &toml::Value,
+    secrets: &SecretResolver,
+) -> Result<Arc<dyn AudienceDestination>, ConfigError> {
+    let json = serde_json::to_value(section).map_err(|e| ConfigError::Invalid {
+        destination: name.to_string(),
+        key: ".".into(),
+        message: e.to_string(),
+    })?;
+    build_destination(name, &json, secrets)
+}
+
+/// Deserialises a platform config, reporting the dotted path of the failing key.
+fn parse<T: DeserializeOwned>(name: &str, value: serde_json::Value) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let key = e.path().to_string();
+        ConfigError::Invalid { destination: name.to_string(), key, message: e.into_inner().to_string() }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn resolver() -> SecretResolver {
+        SecretResolver::from_map(HashMap::from([("META_TOKEN".to_string(), "tok-secret-value".to_string())]))
+    }
+
+    #[test]
+    fn registry_builds_meta_from_toml() {
+        let section: toml::Value = toml::from_str(
+            r#"
+            kind = "meta"
+            ad_account_id = "123"
+            access_token = { env = "META_TOKEN" }
+            retry = { max_attempts = 2 }
+            "#,
+        )
+        .expect("toml");
+        let d = build_destination_toml("fb", &section, &resolver()).expect("built");
+        assert_eq!(d.kind(), "meta");
+        assert_eq!(d.name(), "fb");
+        assert_eq!(d.limits().max_batch, 10_000);
+        assert_eq!(d.channel(), crate::Channel::Ads);
+    }
+
+    fn err(section: serde_json::Value) -> String {
+        match build_destination("fb", &section, &resolver()) {
+            Ok(_) => String::from("built"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn registry_errors_name_destination_and_key() {
+        use serde_json::json;
+        let e = err(json!({"ad_account_id": "1"}));
+        assert!(e.contains("`fb`") && e.contains("kind"), "{e}");
+        let e = err(json!({"kind": "myspace"}));
+        assert!(e.contains("myspace") && e.contains("meta"), "{e}");
+        let e = err(json!({"kind": "meta", "ad_account_id": "1", "access_token": {"env": "META_TOKEN"}, "acess_tokn": 1}));
+        assert!(e.contains("`fb`") && e.contains("acess_tokn"), "{e}");
+        let e = err(json!({"kind": "meta", "ad_account_id": "1"}));
+        assert!(e.contains("access_token"), "{e}");
+        let e = err(json!({"kind": "meta", "ad_account_id": "1", "access_token": {"env": "META_TOKEN"}, "retry": {"max_attempts": "x"}}));
+        assert!(e.contains("retry.max_attempts"), "{e}");
+        let e = err(json!({"kind": "meta", "ad_account_id": "abc", "access_token": {"env": "META_TOKEN"}}));
+        assert!(e.contains("ad_account_id"), "{e}");
+        let e = err(json!({"kind": "meta", "ad_account_id": "1", "access_token": {"env": "NOPE"}}));
+        assert!(e.contains("access_token") && e.contains("NOPE"), "{e}");
+        let e = err(json!({"kind": "meta", "ad_account_id": "1", "access_token": "tok-secret-value"}));
+        assert!(e.contains("access_token") && !e.contains("tok-secret-value"), "{e}");
+        let e = err(json!({"kind": "webhook", "url": "ftp://x", "secret": {"env": "META_TOKEN"}}));
+        assert!(e.contains("url"), "{e}");
+    }
+}

@@ -1,0 +1,111 @@
+//! The traits the engine programs against: one per capability, so a platform implements only what it has.
+
+use crate::error::ConnectorError;
+use crate::http::HttpStatsSnapshot;
+use crate::model::{
+    AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, MetricsRow, PreparedMember, ReplaceSession,
+    SyncContext,
+};
+use async_trait::async_trait;
+use chrono::NaiveDate;
+
+/// A platform that holds custom audiences campaignd keeps equal to (mirror) or a superset of (upsert) a
+/// segment. Implementations batch to `limits().max_batch` themselves if handed more, pace and retry
+/// through the HTTP kit, and report per-member rejections instead of failing the whole batch.
+#[async_trait]
+pub trait AudienceDestination: Send + Sync {
+    /// Configured destination name (`[destinations.NAME]`), for logs and errors.
+    fn name(&self) -> &str;
+
+    /// Platform kind (`meta`, `webhook`, ...), as in the config's `kind`.
+    fn kind(&self) -> &'static str;
+
+    /// Batch size, minimum audience size and pacing the engine should plan with.
+    fn limits(&self) -> DestinationLimits;
+
+    /// Ads or email: decides which consent flag the engine enforces before anything leaves.
+    fn channel(&self) -> Channel;
+
+    /// Pure mapping: normalise and hash the contact as this platform wants. `None` = no usable identifier
+    /// (counted as `no_identifier`, not sent).
+    fn prepare(&self, contact: &Contact) -> Option<PreparedMember>;
+
+    /// Optional: tells the connector which run and segment the coming batches belong to. The default does
+    /// nothing; connectors must work without it.
+    async fn begin_sync(&self, _ctx: &SyncContext) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+
+    /// Finds the audience called `name` (paging through every audience of the account) and adopts it, or
+    /// creates it.
+    async fn find_or_create_audience(&self, name: &str, description: &str) -> Result<AudienceRef, ConnectorError>;
+
+    /// Adds members; idempotent on the platform side (re-adding is harmless), so a resent batch is safe.
+    async fn add_members(
+        &self,
+        audience: &AudienceRef,
+        members: &[PreparedMember],
+    ) -> Result<BatchOutcome, ConnectorError>;
+
+    /// Removes members, working from the stored payloads alone.
+    async fn remove_members(
+        &self,
+        audience: &AudienceRef,
+        members: &[PreparedMember],
+    ) -> Result<BatchOutcome, ConnectorError>;
+
+    /// Whether [`replace_all`](Self::replace_all) is native on this platform; otherwise the engine does a
+    /// full resync to take over an adopted audience.
+    fn supports_replace_all(&self) -> bool {
+        false
+    }
+
+    /// Sends one slice of a replace-all session; the audience equals the union of all slices once a call
+    /// with `last_batch = true` succeeds. The connector advances `session.next_batch_seq` per request, so
+    /// the engine persists the session after every call. Default: unsupported.
+    async fn replace_all(
+        &self,
+        _audience: &AudienceRef,
+        _session: &mut ReplaceSession,
+        _members: &[PreparedMember],
+        _last_batch: bool,
+    ) -> Result<BatchOutcome, ConnectorError> {
+        Err(ConnectorError::Unsupported { destination: self.name().to_string(), operation: "replace_all" })
+    }
+
+    /// Retry/throttle counters of this destination's HTTP traffic, for metrics; `None` for local ones.
+    fn http_stats(&self) -> Option<HttpStatsSnapshot> {
+        None
+    }
+}
+
+/// A platform whose live ads can have their creative swapped (creative rotation, DESIGN §7). Not
+/// implemented by any connector yet.
+#[async_trait]
+pub trait CreativeSwapper: Send + Sync {
+    /// Configured destination name.
+    fn name(&self) -> &str;
+
+    /// Makes `new_creative_id` the live creative of the platform object `object_id` (an ad, or an ad
+    /// group where ads are immutable), returning once the platform acknowledged it.
+    async fn swap_creative(&self, object_id: &str, new_creative_id: &str) -> Result<(), ConnectorError>;
+
+    /// Pauses or resumes a platform object, for platforms where swapping means pausing the old ad.
+    async fn set_active(&self, object_id: &str, active: bool) -> Result<(), ConnectorError>;
+}
+
+/// A platform that reports daily delivery metrics for audiences, ads and creatives. Not implemented by any
+/// connector yet.
+#[async_trait]
+pub trait MetricsSource: Send + Sync {
+    /// Configured destination name.
+    fn name(&self) -> &str;
+
+    /// Daily rows for the given platform objects over `since..=until`, all pages fetched.
+    async fn daily_metrics(
+        &self,
+        object_ids: &[String],
+        since: NaiveDate,
+        until: NaiveDate,
+    ) -> Result<Vec<MetricsRow>, ConnectorError>;
+}

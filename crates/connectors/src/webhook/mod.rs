@@ -1,0 +1,285 @@
+//! campaignd's own webhook contract (platforms.md "Webhook"): each batch is `POST {url}` with JSON
+//! `{"audience", "segment", "action": "add"|"remove", "members": [{"customer_id", "email_sha256",
+//! "phone_sha256"}], "run_id", "batch_seq"}`, signed with `X-Campaignd-Signature: sha256=<hex HMAC-SHA256
+//! of the body>` and carrying an `Idempotency-Key` derived from audience, action and batch content (not
+//! from `batch_seq` or `run_id`), so a resent batch carries the same key and a receiver can drop it.
+//! 2xx acknowledges; 429/5xx are retried; 401 fails the call (bad secret); other 4xx reject the whole
+//! batch with the receiver's body as the reason.
+//!
+//! `phone_sha256` is SHA-256 of the E.164 number *with* `+`. `segment` and `run_id` come from
+//! [`AudienceDestination::begin_sync`]; without it they are `null`, and `batch_seq` counts per audience
+//! within this process.
+
+#[cfg(test)]
+mod tests;
+
+use crate::error::{ConfigError, ConnectorError};
+use crate::http::{DefaultPolicy, HttpKit, HttpSettings, HttpStatsSnapshot, RetrySettings};
+use crate::model::{
+    canonical_json, AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, PreparedMember, Rejection,
+    SyncContext,
+};
+use crate::secret::{Secret, SecretRef, SecretResolver};
+use crate::traits::AudienceDestination;
+use async_trait::async_trait;
+use campaignd_core::identifiers::{google_phone_input, normalize_email, normalize_phone, sha256_hex};
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use sha2::Sha256;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// Signature header name.
+pub const SIGNATURE_HEADER: &str = "X-Campaignd-Signature";
+/// Idempotency header name.
+pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
+
+/// `kind = "webhook"` config.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Receiver URL.
+    pub url: String,
+    /// Shared HMAC secret.
+    pub secret: SecretRef,
+    /// Members per POST (default 1,000).
+    #[serde(default)]
+    pub batch_size: Option<usize>,
+    /// Which consent applies to what the receiver does with the members (default ads).
+    #[serde(default)]
+    pub channel: Option<Channel>,
+    /// Minimum audience size to push (default 0).
+    #[serde(default)]
+    pub min_audience_size: Option<usize>,
+    /// Connect timeout in milliseconds.
+    #[serde(default)]
+    pub connect_timeout_ms: Option<u64>,
+    /// Whole-request timeout in milliseconds.
+    #[serde(default)]
+    pub request_timeout_ms: Option<u64>,
+    /// Retry budget.
+    #[serde(default)]
+    pub retry: Option<RetrySettings>,
+    /// Request pacing (default unlimited).
+    #[serde(default)]
+    pub requests_per_second: Option<f64>,
+}
+
+#[derive(Debug, Default)]
+struct AudienceState {
+    run_id: Option<String>,
+    segment: Option<String>,
+    next_seq: u64,
+}
+
+/// A webhook receiver.
+#[derive(Debug)]
+pub struct WebhookDestination {
+    name: String,
+    url: String,
+    secret: Secret,
+    batch_size: usize,
+    channel: Channel,
+    min_audience_size: usize,
+    rps: f64,
+    kit: HttpKit,
+    state: Mutex<HashMap<String, AudienceState>>,
+}
+
+/// HMAC-SHA256 of `body` under `secret`, as the `X-Campaignd-Signature` value (`sha256=<hex>`).
+pub fn signature(secret: &[u8], body: &[u8]) -> String {
+    // HMAC accepts keys of any length, so this cannot fail.
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// The idempotency key of a batch: SHA-256 of audience, action and the canonical member list.
+pub fn idempotency_key(audience: &str, action: &str, members: &[Value]) -> String {
+    sha256_hex(&format!("{audience}\n{action}\n{}", canonical_json(&Value::Array(members.to_vec()))))
+}
+
+impl WebhookDestination {
+    /// Builds the destination from its config, resolving the secret.
+    pub fn from_config(name: &str, config: WebhookConfig, secrets: &SecretResolver) -> Result<Self, ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            destination: name.to_string(),
+            key: key.into(),
+            message,
+        };
+        let parsed = url::Url::parse(&config.url).map_err(|e| invalid("url", e.to_string()))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(invalid("url", "must be http or https".into()));
+        }
+        let batch_size = config.batch_size.unwrap_or(1_000);
+        if batch_size == 0 {
+            return Err(invalid("batch_size", "must be at least 1".into()));
+        }
+        let secret = secrets.resolve(&config.secret).map_err(|e| ConfigError::Secret {
+            destination: name.to_string(),
+            key: "secret".into(),
+            message: e.to_string(),
+        })?;
+        let settings = HttpSettings::from_config(
+            config.connect_timeout_ms,
+            config.request_timeout_ms,
+            config.retry,
+            config.requests_per_second,
+        );
+        let kit = HttpKit::new(name, &settings, &[&secret])
+            .map_err(|e| invalid(".", format!("cannot build HTTP client: {e}")))?;
+        Ok(WebhookDestination {
+            name: name.to_string(),
+            url: config.url,
+            secret,
+            batch_size,
+            channel: config.channel.unwrap_or(Channel::Ads),
+            min_audience_size: config.min_audience_size.unwrap_or(0),
+            rps: config.requests_per_second.unwrap_or(0.0),
+            kit,
+            state: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn next_context(&self, audience: &str) -> (Option<String>, Option<String>, u64) {
+        let mut map = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let st = map.entry(audience.to_string()).or_default();
+        st.next_seq += 1;
+        (st.run_id.clone(), st.segment.clone(), st.next_seq)
+    }
+
+    async fn send(
+        &self,
+        action: &str,
+        audience: &AudienceRef,
+        members: &[PreparedMember],
+    ) -> Result<BatchOutcome, ConnectorError> {
+        let mut total = BatchOutcome::default();
+        for chunk in members.chunks(self.batch_size) {
+            let items: Vec<Value> = chunk
+                .iter()
+                .map(|m| {
+                    let mut obj = m.payload.as_object().cloned().unwrap_or_default();
+                    obj.insert("customer_id".into(), Value::String(m.customer_id.clone()));
+                    Value::Object(obj)
+                })
+                .collect();
+            let key = idempotency_key(&audience.remote_id, action, &items);
+            let (run_id, segment, seq) = self.next_context(&audience.remote_id);
+            let body = serde_json::to_vec(&json!({
+                "audience": audience.remote_id,
+                "segment": segment,
+                "action": action,
+                "members": items,
+                "run_id": run_id,
+                "batch_seq": seq,
+            }))
+            .map_err(|e| ConnectorError::Invalid { destination: self.name.clone(), message: e.to_string() })?;
+            let sig = signature(self.secret.expose().as_bytes(), &body);
+            let url = self.url.clone();
+            let result = self
+                .kit
+                .send_with_retry(&format!("{action} members"), &DefaultPolicy, None, |c, _| {
+                    c.post(&url)
+                        .header(reqwest::header::CONTENT_TYPE, "application/json")
+                        .header(SIGNATURE_HEADER, &sig)
+                        .header(IDEMPOTENCY_HEADER, &key)
+                        .body(body.clone())
+                })
+                .await;
+            match result {
+                Ok(_) => total.accepted += chunk.len(),
+                Err(ConnectorError::Api { status, message, .. }) if (400..500).contains(&status) && status != 403 => {
+                    tracing::warn!(destination = %self.name, status, "receiver rejected the batch");
+                    total.rejected.extend(chunk.iter().map(|m| Rejection {
+                        customer_id: m.customer_id.clone(),
+                        reason: format!("HTTP {status}: {message}"),
+                    }));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(total)
+    }
+}
+
+#[async_trait]
+impl AudienceDestination for WebhookDestination {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &'static str {
+        "webhook"
+    }
+
+    fn limits(&self) -> DestinationLimits {
+        DestinationLimits {
+            max_batch: self.batch_size,
+            min_audience_size: self.min_audience_size,
+            requests_per_second: self.rps,
+        }
+    }
+
+    fn channel(&self) -> Channel {
+        self.channel
+    }
+
+    fn prepare(&self, contact: &Contact) -> Option<PreparedMember> {
+        let email = contact.email.as_deref().and_then(normalize_email).map(|e| sha256_hex(&e));
+        let phone = contact
+            .phone
+            .as_deref()
+            .and_then(|p| normalize_phone(p, contact.country.as_deref()))
+            .map(|e| sha256_hex(&google_phone_input(&e)));
+        if email.is_none() && phone.is_none() {
+            return None;
+        }
+        let mut payload = Map::new();
+        if let Some(e) = email {
+            payload.insert("email_sha256".into(), Value::String(e));
+        }
+        if let Some(p) = phone {
+            payload.insert("phone_sha256".into(), Value::String(p));
+        }
+        Some(PreparedMember::new(contact.customer_id.clone(), Value::Object(payload)))
+    }
+
+    async fn begin_sync(&self, ctx: &SyncContext) -> Result<(), ConnectorError> {
+        let mut map = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let st = map.entry(ctx.audience.remote_id.clone()).or_default();
+        st.run_id = Some(ctx.run_id.clone());
+        st.segment = Some(ctx.segment.clone());
+        st.next_seq = 0;
+        Ok(())
+    }
+
+    /// A webhook has no remote audience objects: the audience is its name.
+    async fn find_or_create_audience(&self, name: &str, _description: &str) -> Result<AudienceRef, ConnectorError> {
+        if name.trim().is_empty() {
+            return Err(ConnectorError::Invalid { destination: self.name.clone(), message: "empty audience name".into() });
+        }
+        Ok(AudienceRef { remote_id: name.to_string(), adopted: false })
+    }
+
+    async fn add_members(
+        &self,
+        audience: &AudienceRef,
+        members: &[PreparedMember],
+    ) -> Result<BatchOutcome, ConnectorError> {
+        self.send("add", audience, members).await
+    }
+
+    async fn remove_members(
+        &self,
+        audience: &AudienceRef,
+        members: &[PreparedMember],
+    ) -> Result<BatchOutcome, ConnectorError> {
+        self.send("remove", audience, members).await
+    }
+
+    fn http_stats(&self) -> Option<HttpStatsSnapshot> {
+        Some(self.kit.stats())
+    }
+}

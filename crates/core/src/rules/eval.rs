@@ -1,0 +1,342 @@
+//! Reference evaluator: the rule semantics in plain Rust over in-memory rows.
+//!
+//! The SQL compiler is the production path; this evaluator is its executable specification. The
+//! store's tests load the same generated data into SQLite and Postgres and assert that the database
+//! returns exactly the members this function returns, so every rule of [`super::compile`] is
+//! mirrored here: visibility up to `as_of` (whole seconds), half-open windows, two-valued logic
+//! with missing values making comparisons false, cents arithmetic for sums and averages, NTILE(5)
+//! for RFM with bytewise customer-id tie-breaking.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::{DateTime, Utc};
+
+use super::ast::{CustomerAttr, EventFn, Expr, ExprKind, Literal, OrderFn, RfmScore, Term};
+use super::compile::whole_seconds;
+use crate::model::{Customer, Event, Order};
+
+/// The shop's input rows, borrowed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Dataset<'a> {
+    /// All customers (the candidates).
+    pub customers: &'a [Customer],
+    /// All orders, any order; rows after `as_of` are ignored.
+    pub orders: &'a [Order],
+    /// All events, any order; rows after `as_of` are ignored.
+    pub events: &'a [Event],
+}
+
+/// Current members per segment name: what `in_segment` and `exclude` read (the store's
+/// `segment_memberships`). A segment absent from the map has no members.
+pub type Memberships = BTreeMap<String, BTreeSet<String>>;
+
+/// Returns the customer ids the compiled query would return for `expr` with `excludes`, given the
+/// same rows and memberships, at `as_of`.
+pub fn evaluate(
+    expr: &Expr,
+    excludes: &[String],
+    data: &Dataset<'_>,
+    memberships: &Memberships,
+    as_of: DateTime<Utc>,
+) -> BTreeSet<String> {
+    let as_of = whole_seconds(as_of);
+    let now = as_of.timestamp();
+    let mut orders: HashMap<&str, Vec<&Order>> = HashMap::new();
+    for o in data.orders {
+        if secs(o.placed_at) <= now {
+            orders.entry(o.customer_id.as_str()).or_default().push(o);
+        }
+    }
+    let mut events: HashMap<&str, Vec<&Event>> = HashMap::new();
+    for e in data.events {
+        if secs(e.occurred_at) <= now {
+            events.entry(e.customer_id.as_str()).or_default().push(e);
+        }
+    }
+    let rfm = if expr.uses_rfm() {
+        rfm_scores(&orders)
+    } else {
+        HashMap::new()
+    };
+    let ctx = Ctx {
+        as_of,
+        now,
+        orders,
+        events,
+        rfm,
+        memberships,
+    };
+    let is_member = |seg: &str, id: &str| memberships.get(seg).is_some_and(|m| m.contains(id));
+    data.customers
+        .iter()
+        .filter(|c| c.created_at.map_or(true, |t| secs(t) <= now))
+        .filter(|c| ctx.condition(expr, c))
+        .filter(|c| !excludes.iter().any(|x| is_member(x, &c.id)))
+        .map(|c| c.id.clone())
+        .collect()
+}
+
+/// Whole unix seconds, rounding toward the past like the store does for SQLite.
+fn secs(t: DateTime<Utc>) -> i64 {
+    t.timestamp()
+}
+
+/// A total in integer cents: what NUMERIC(14,2) stores and what SQLite's rounded REAL sums equal.
+fn cents(total: f64) -> i64 {
+    (total * 100.0).round() as i64
+}
+
+/// `round(num / den)` half away from zero, exactly (`den > 0`), like SQL `ROUND` on the exact value.
+fn div_round_half_away(num: i64, den: i64) -> i64 {
+    let (n, d) = (num as i128, den as i128);
+    let q = (2 * n.abs() + d) / (2 * d);
+    (if n < 0 { -q } else { q }) as i64
+}
+
+/// The bucket (1-based) of the `i`-th of `n` rows under `NTILE(5)`: the first `n % 5` buckets get
+/// one row more than the others.
+pub fn ntile5(i: usize, n: usize) -> i64 {
+    let (q, r) = (n / 5, n % 5);
+    let big = r * (q + 1);
+    let bucket = if i < big {
+        i / (q + 1)
+    } else {
+        r + (i - big) / q.max(1)
+    };
+    bucket as i64 + 1
+}
+
+#[derive(Clone, Copy)]
+struct RfmRow {
+    last: i64,
+    count: i64,
+    cents: i64,
+}
+
+fn rfm_scores(orders: &HashMap<&str, Vec<&Order>>) -> HashMap<String, [i64; 3]> {
+    let rows: Vec<(&str, RfmRow)> = orders
+        .iter()
+        .filter(|(_, os)| !os.is_empty())
+        .map(|(id, os)| {
+            let row = RfmRow {
+                last: os
+                    .iter()
+                    .map(|o| secs(o.placed_at))
+                    .max()
+                    .unwrap_or(i64::MIN),
+                count: os.len() as i64,
+                cents: os.iter().map(|o| cents(o.total)).sum(),
+            };
+            (*id, row)
+        })
+        .collect();
+    let n = rows.len();
+    let mut out: HashMap<String, [i64; 3]> = HashMap::new();
+    let keys: [fn(&RfmRow) -> i64; 3] = [|r| r.last, |r| r.count, |r| r.cents];
+    for (slot, key) in keys.iter().enumerate() {
+        let mut sorted = rows.clone();
+        sorted.sort_by(|a, b| key(&a.1).cmp(&key(&b.1)).then_with(|| a.0.cmp(b.0)));
+        for (i, (id, _)) in sorted.iter().enumerate() {
+            out.entry((*id).to_string()).or_insert([0; 3])[slot] = ntile5(i, n);
+        }
+    }
+    out
+}
+
+/// A value during evaluation; `Null` is SQL's NULL (no orders, missing attribute, no RFM score).
+#[derive(Debug, Clone, PartialEq)]
+enum Val<'a> {
+    Null,
+    Num(f64),
+    Str(&'a str),
+    Bool(bool),
+    Ts(i64),
+}
+
+impl Val<'_> {
+    /// SQL comparison: `None` when either side is NULL (or the kinds differ, which the type checker
+    /// rules out).
+    fn compare(&self, other: &Val<'_>) -> Option<Ordering> {
+        match (self, other) {
+            (Val::Num(a), Val::Num(b)) => a.partial_cmp(b),
+            (Val::Str(a), Val::Str(b)) => Some(a.as_bytes().cmp(b.as_bytes())),
+            (Val::Bool(a), Val::Bool(b)) => Some(a.cmp(b)),
+            (Val::Ts(a), Val::Ts(b)) => Some(a.cmp(b)),
+            _ => None,
+        }
+    }
+}
+
+struct Ctx<'a> {
+    as_of: DateTime<Utc>,
+    now: i64,
+    orders: HashMap<&'a str, Vec<&'a Order>>,
+    events: HashMap<&'a str, Vec<&'a Event>>,
+    rfm: HashMap<String, [i64; 3]>,
+    memberships: &'a Memberships,
+}
+
+impl<'a> Ctx<'a> {
+    fn condition(&self, e: &'a Expr, c: &'a Customer) -> bool {
+        match &e.kind {
+            ExprKind::And(a, b) => self.condition(a, c) && self.condition(b, c),
+            ExprKind::Or(a, b) => self.condition(a, c) || self.condition(b, c),
+            ExprKind::Not(a) => !self.condition(a, c),
+            ExprKind::Compare { op, lhs, rhs, .. } => {
+                let (l, r) = (self.value(lhs, c), self.value(rhs, c));
+                l.compare(&r).is_some_and(|ord| op.holds(ord))
+            }
+            ExprKind::In {
+                negated,
+                lhs,
+                items,
+                ..
+            } => {
+                let l = self.value(lhs, c);
+                if l == Val::Null {
+                    return false;
+                }
+                let found = items
+                    .iter()
+                    .any(|i| l.compare(&self.value(i, c)) == Some(Ordering::Equal));
+                found != *negated
+            }
+            ExprKind::Literal(_) | ExprKind::Term(_) => self.value(e, c) == Val::Bool(true),
+        }
+    }
+
+    fn window_start(&self, w: Option<super::ast::Duration>) -> i64 {
+        w.map_or(i64::MIN, |d| d.before(self.as_of).timestamp())
+    }
+
+    fn value(&self, e: &'a Expr, c: &'a Customer) -> Val<'a> {
+        match &e.kind {
+            ExprKind::Literal(l) => match l {
+                Literal::Int(v) => Val::Num(*v as f64),
+                Literal::Float(v) => Val::Num(*v),
+                Literal::Str(s) => Val::Str(s),
+                Literal::Bool(b) => Val::Bool(*b),
+                Literal::Timestamp(t) => Val::Ts(secs(*t)),
+                Literal::Ago(d) => Val::Ts(d.before(self.as_of).timestamp()),
+                Literal::Duration(d) => Val::Num(d.seconds() as f64),
+            },
+            ExprKind::Term(t) => self.term(t, c),
+            _ => Val::Bool(self.condition(e, c)),
+        }
+    }
+
+    fn term(&self, t: &'a Term, c: &'a Customer) -> Val<'a> {
+        match t {
+            Term::Customer(a) => customer_attr(*a, c),
+            Term::Rfm(s) => {
+                let slot = match s {
+                    RfmScore::R => 0,
+                    RfmScore::F => 1,
+                    RfmScore::M => 2,
+                };
+                self.rfm
+                    .get(&c.id)
+                    .map_or(Val::Null, |v| Val::Num(v[slot] as f64))
+            }
+            Term::InSegment(name) => Val::Bool(
+                self.memberships
+                    .get(name)
+                    .is_some_and(|m| m.contains(&c.id)),
+            ),
+            Term::Orders { func, window } => {
+                let from = self.window_start(*window);
+                let os: Vec<&Order> = self
+                    .orders
+                    .get(c.id.as_str())
+                    .map(|v| {
+                        v.iter()
+                            .copied()
+                            .filter(|o| secs(o.placed_at) > from)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                order_agg(*func, &os)
+            }
+            Term::Events { func, kind, window } => {
+                let from = self.window_start(*window);
+                let times = self
+                    .events
+                    .get(c.id.as_str())
+                    .into_iter()
+                    .flatten()
+                    .filter(|e| kind.as_ref().map_or(true, |k| &e.kind == k))
+                    .map(|e| secs(e.occurred_at))
+                    .filter(|&t| t > from && t <= self.now);
+                match func {
+                    EventFn::Count => Val::Num(times.count() as f64),
+                    EventFn::LastAt => times.max().map_or(Val::Null, Val::Ts),
+                }
+            }
+        }
+    }
+}
+
+fn customer_attr(a: CustomerAttr, c: &Customer) -> Val<'_> {
+    fn s(v: &Option<String>) -> Option<&str> {
+        v.as_deref()
+    }
+    let text = match a {
+        CustomerAttr::Id => Some(c.id.as_str()),
+        CustomerAttr::Email => s(&c.email),
+        CustomerAttr::Phone => s(&c.phone),
+        CustomerAttr::FirstName => s(&c.first_name),
+        CustomerAttr::LastName => s(&c.last_name),
+        CustomerAttr::Country => s(&c.country),
+        CustomerAttr::City => s(&c.city),
+        CustomerAttr::PostalCode => s(&c.postal_code),
+        CustomerAttr::Gender => s(&c.gender),
+        CustomerAttr::BirthDate => {
+            return c
+                .birth_date
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .map_or(Val::Null, |t| Val::Ts(t.and_utc().timestamp()))
+        }
+        CustomerAttr::CreatedAt => return c.created_at.map_or(Val::Null, |t| Val::Ts(secs(t))),
+        CustomerAttr::ConsentAds => return Val::Bool(c.consent_ads),
+        CustomerAttr::ConsentEmail => return Val::Bool(c.consent_email),
+    };
+    text.map_or(Val::Null, Val::Str)
+}
+
+fn order_agg<'a>(func: OrderFn, os: &[&Order]) -> Val<'a> {
+    let n = os.len() as i64;
+    let share = |pred: &dyn Fn(&Order) -> bool| {
+        if n == 0 {
+            Val::Null
+        } else {
+            Val::Num(os.iter().filter(|o| pred(o)).count() as f64 / n as f64)
+        }
+    };
+    match func {
+        OrderFn::Count => Val::Num(n as f64),
+        OrderFn::Sum => Val::Num(os.iter().map(|o| cents(o.total)).sum::<i64>() as f64 / 100.0),
+        OrderFn::Avg => {
+            if n == 0 {
+                Val::Null
+            } else {
+                let total: i64 = os.iter().map(|o| cents(o.total)).sum();
+                Val::Num(div_round_half_away(total, n) as f64 / 100.0)
+            }
+        }
+        OrderFn::LastAt => os
+            .iter()
+            .map(|o| secs(o.placed_at))
+            .max()
+            .map_or(Val::Null, Val::Ts),
+        OrderFn::FirstAt => os
+            .iter()
+            .map(|o| secs(o.placed_at))
+            .min()
+            .map_or(Val::Null, Val::Ts),
+        OrderFn::DiscountShare => {
+            share(&|o: &Order| o.discount_code.as_deref().is_some_and(|d| !d.is_empty()))
+        }
+        OrderFn::FreeShippingShare => share(&|o: &Order| o.free_shipping),
+    }
+}

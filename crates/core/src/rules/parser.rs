@@ -1,0 +1,503 @@
+//! Hand-written recursive-descent parser: tokens → typed [`Expr`] tree.
+//!
+//! Grammar (lowest precedence first):
+//!
+//! ```text
+//! rule     := or EOF
+//! or       := and ("or" and)*
+//! and      := unary ("and" unary)*
+//! unary    := "not" unary | compare
+//! compare  := operand [ cmp_op operand | ["not"] "in" "(" literal ("," literal)* ")" ]
+//! operand  := "(" or ")" | term | literal | "-" number | duration ["ago"]
+//! term     := "customer" "." attr
+//!           | "orders" "." fn "(" [duration] ")"
+//!           | "events" "." "count" "(" [string] [","] [duration] ")" | "events" "." "last_at" "(" [string] ")"
+//!           | "rfm" "." ("r" | "f" | "m")
+//!           | "in_segment" "(" string ")"
+//! ```
+//!
+//! Names are resolved here (an unknown attribute or function is reported at its own token), so the
+//! tree is typed from the start; [`super::typecheck`] then checks operators against operand types.
+
+use super::ast::{
+    CmpOp, CustomerAttr, Duration, EventFn, Expr, ExprKind, Literal, OrderFn, Pos, RfmScore, Term,
+    Type,
+};
+use super::error::RuleError;
+use super::lexer::{tokenize, Token, TokenKind};
+
+/// Deepest nesting of parentheses / `not` accepted, so hostile input cannot overflow the stack.
+const MAX_DEPTH: usize = 64;
+
+/// Parses rule text into an (unchecked) expression tree; [`super::parse_rule`] also type-checks.
+pub fn parse(src: &str) -> Result<Expr, RuleError> {
+    let tokens = tokenize(src)?;
+    let mut p = Parser {
+        tokens,
+        i: 0,
+        depth: 0,
+    };
+    if p.peek().kind == TokenKind::Eof {
+        return Err(RuleError::at(
+            p.peek().pos,
+            "expected a condition, found an empty rule",
+        ));
+    }
+    let expr = p.or()?;
+    let t = p.peek();
+    if t.kind != TokenKind::Eof {
+        return Err(RuleError::at(
+            t.pos,
+            format!(
+                "expected \"and\", \"or\" or end of input, found {}",
+                t.describe()
+            ),
+        ));
+    }
+    Ok(expr)
+}
+
+struct Parser {
+    tokens: Vec<Token>,
+    i: usize,
+    depth: usize,
+}
+
+fn cmp_op(kind: &TokenKind) -> Option<CmpOp> {
+    Some(match kind {
+        TokenKind::EqEq => CmpOp::Eq,
+        TokenKind::Ne => CmpOp::Ne,
+        TokenKind::Lt => CmpOp::Lt,
+        TokenKind::Le => CmpOp::Le,
+        TokenKind::Gt => CmpOp::Gt,
+        TokenKind::Ge => CmpOp::Ge,
+        _ => return None,
+    })
+}
+
+fn names<T: Copy>(all: &[T], name: fn(T) -> &'static str) -> String {
+    all.iter().map(|a| name(*a)).collect::<Vec<_>>().join(", ")
+}
+
+impl Parser {
+    fn peek(&self) -> &Token {
+        // The token list always ends with Eof and `i` never passes it.
+        &self.tokens[self.i.min(self.tokens.len() - 1)]
+    }
+
+    fn peek_kind_at(&self, n: usize) -> &TokenKind {
+        &self.tokens[(self.i + n).min(self.tokens.len() - 1)].kind
+    }
+
+    fn next(&mut self) -> Token {
+        let t = self.peek().clone();
+        if t.kind != TokenKind::Eof {
+            self.i += 1;
+        }
+        t
+    }
+
+    fn eat(&mut self, kind: &TokenKind) -> bool {
+        if &self.peek().kind == kind {
+            self.next();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expect(&mut self, kind: &TokenKind, what: &str) -> Result<Token, RuleError> {
+        if &self.peek().kind == kind {
+            Ok(self.next())
+        } else {
+            let t = self.peek();
+            Err(RuleError::at(
+                t.pos,
+                format!("expected {what}, found {}", t.describe()),
+            ))
+        }
+    }
+
+    fn enter(&mut self, pos: Pos) -> Result<(), RuleError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(RuleError::at(
+                pos,
+                format!("rule is nested too deeply (at most {MAX_DEPTH} levels)"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn or(&mut self) -> Result<Expr, RuleError> {
+        let mut lhs = self.and()?;
+        while self.eat(&TokenKind::Or) {
+            let rhs = self.and()?;
+            let pos = lhs.pos;
+            lhs = Expr::new(ExprKind::Or(Box::new(lhs), Box::new(rhs)), pos);
+        }
+        Ok(lhs)
+    }
+
+    fn and(&mut self) -> Result<Expr, RuleError> {
+        let mut lhs = self.unary()?;
+        while self.eat(&TokenKind::And) {
+            let rhs = self.unary()?;
+            let pos = lhs.pos;
+            lhs = Expr::new(ExprKind::And(Box::new(lhs), Box::new(rhs)), pos);
+        }
+        Ok(lhs)
+    }
+
+    fn unary(&mut self) -> Result<Expr, RuleError> {
+        if self.peek().kind == TokenKind::Not {
+            let t = self.next();
+            self.enter(t.pos)?;
+            let operand = self.unary()?;
+            self.depth -= 1;
+            return Ok(Expr::new(ExprKind::Not(Box::new(operand)), t.pos));
+        }
+        self.compare()
+    }
+
+    fn compare(&mut self) -> Result<Expr, RuleError> {
+        let lhs = self.operand()?;
+        let pos = lhs.pos;
+        let t = self.peek().clone();
+        if let Some(op) = cmp_op(&t.kind) {
+            self.next();
+            let rhs = self.operand()?;
+            return Ok(Expr::new(
+                ExprKind::Compare {
+                    op,
+                    op_pos: t.pos,
+                    lhs: Box::new(lhs),
+                    rhs: Box::new(rhs),
+                },
+                pos,
+            ));
+        }
+        let negated = t.kind == TokenKind::Not && *self.peek_kind_at(1) == TokenKind::In;
+        if t.kind == TokenKind::In || negated {
+            self.next();
+            if negated {
+                self.next();
+            }
+            let items = self.in_list()?;
+            return Ok(Expr::new(
+                ExprKind::In {
+                    negated,
+                    op_pos: t.pos,
+                    lhs: Box::new(lhs),
+                    items,
+                },
+                pos,
+            ));
+        }
+        match lhs.ty() {
+            Type::Bool => Ok(lhs),
+            Type::Duration => Err(RuleError::at(
+                t.pos,
+                format!(
+                    "expected \"ago\" or a comparison operator after {lhs}, found {}",
+                    t.describe()
+                ),
+            )),
+            _ => Err(RuleError::at(
+                t.pos,
+                format!(
+                    "expected a comparison operator after {lhs}, found {}",
+                    t.describe()
+                ),
+            )),
+        }
+    }
+
+    fn in_list(&mut self) -> Result<Vec<Expr>, RuleError> {
+        self.expect(&TokenKind::LParen, "\"(\" after \"in\"")?;
+        let mut items = Vec::new();
+        loop {
+            let t = self.peek().clone();
+            let item = match self.literal()? {
+                Some(lit) => lit,
+                None => {
+                    return Err(RuleError::at(
+                        t.pos,
+                        format!(
+                            "expected a literal value in the \"in\" list, found {}",
+                            t.describe()
+                        ),
+                    ))
+                }
+            };
+            items.push(item);
+            if self.eat(&TokenKind::Comma) {
+                continue;
+            }
+            self.expect(&TokenKind::RParen, "\",\" or \")\" in the \"in\" list")?;
+            return Ok(items);
+        }
+    }
+
+    /// A literal value, or `None` (consuming nothing) when the next token does not start one.
+    fn literal(&mut self) -> Result<Option<Expr>, RuleError> {
+        let t = self.peek().clone();
+        let lit = match &t.kind {
+            TokenKind::Int(v) => Literal::Int(*v),
+            TokenKind::Float(v) => Literal::Float(*v),
+            TokenKind::Str(s) => Literal::Str(s.clone()),
+            TokenKind::True => Literal::Bool(true),
+            TokenKind::False => Literal::Bool(false),
+            TokenKind::Timestamp(ts) => Literal::Timestamp(*ts),
+            TokenKind::Minus => {
+                self.next();
+                let n = self.next();
+                let lit = match n.kind {
+                    TokenKind::Int(v) => Literal::Int(-v),
+                    TokenKind::Float(v) => Literal::Float(-v),
+                    _ => {
+                        return Err(RuleError::at(
+                            n.pos,
+                            format!("expected a number after \"-\", found {}", n.describe()),
+                        ))
+                    }
+                };
+                return Ok(Some(Expr::new(ExprKind::Literal(lit), t.pos)));
+            }
+            TokenKind::Duration(d) => {
+                let d = *d;
+                self.next();
+                let lit = if self.eat(&TokenKind::Ago) {
+                    Literal::Ago(d)
+                } else {
+                    Literal::Duration(d)
+                };
+                return Ok(Some(Expr::new(ExprKind::Literal(lit), t.pos)));
+            }
+            _ => return Ok(None),
+        };
+        self.next();
+        Ok(Some(Expr::new(ExprKind::Literal(lit), t.pos)))
+    }
+
+    fn operand(&mut self) -> Result<Expr, RuleError> {
+        let t = self.peek().clone();
+        if t.kind == TokenKind::LParen {
+            self.next();
+            self.enter(t.pos)?;
+            let mut inner = self.or()?;
+            self.depth -= 1;
+            self.expect(&TokenKind::RParen, "\"and\", \"or\" or \")\"")?;
+            // The group starts at its parenthesis, so errors about it point there.
+            inner.pos = t.pos;
+            return Ok(inner);
+        }
+        if let Some(lit) = self.literal()? {
+            return Ok(lit);
+        }
+        if let TokenKind::Ident(name) = &t.kind {
+            self.next();
+            let term = self.term(name, &t)?;
+            return Ok(Expr::new(ExprKind::Term(term), t.pos));
+        }
+        Err(RuleError::at(
+            t.pos,
+            format!("expected a condition or a value, found {}", t.describe()),
+        ))
+    }
+
+    /// Reads `.name` after `root`, returning the name token.
+    fn member(&mut self, root: &str, what: &str) -> Result<(String, Token), RuleError> {
+        self.expect(&TokenKind::Dot, &format!("\".\" after \"{root}\""))?;
+        let t = self.next();
+        match &t.kind {
+            TokenKind::Ident(n) => Ok((n.clone(), t)),
+            _ => Err(RuleError::at(
+                t.pos,
+                format!("expected {what} after \"{root}.\", found {}", t.describe()),
+            )),
+        }
+    }
+
+    fn term(&mut self, root: &str, root_tok: &Token) -> Result<Term, RuleError> {
+        match root {
+            "customer" => {
+                let (name, t) = self.member("customer", "a customer attribute")?;
+                CustomerAttr::from_name(&name)
+                    .map(Term::Customer)
+                    .ok_or_else(|| {
+                        RuleError::at(
+                            t.pos,
+                            format!(
+                                "unknown customer attribute \"{name}\" (expected one of {})",
+                                names(&CustomerAttr::ALL, CustomerAttr::name)
+                            ),
+                        )
+                    })
+            }
+            "orders" => {
+                let (name, t) = self.member("orders", "an orders function")?;
+                let func = OrderFn::from_name(&name).ok_or_else(|| {
+                    RuleError::at(
+                        t.pos,
+                        format!(
+                            "unknown function orders.{name} (expected one of {})",
+                            names(&OrderFn::ALL, OrderFn::name)
+                        ),
+                    )
+                })?;
+                let label = format!("orders.{name}");
+                self.expect(&TokenKind::LParen, &format!("\"(\" after {label}"))?;
+                let window = if self.eat(&TokenKind::RParen) {
+                    None
+                } else {
+                    let w = self.window_arg(&format!(
+                        "a window duration such as 30d as the argument of {label}"
+                    ))?;
+                    self.expect(
+                        &TokenKind::RParen,
+                        &format!("\")\" after the window of {label}"),
+                    )?;
+                    Some(w)
+                };
+                Ok(Term::Orders { func, window })
+            }
+            "events" => {
+                let (name, t) = self.member("events", "an events function")?;
+                let func = EventFn::from_name(&name).ok_or_else(|| {
+                    RuleError::at(
+                        t.pos,
+                        format!(
+                            "unknown function events.{name} (expected one of {})",
+                            names(&EventFn::ALL, EventFn::name)
+                        ),
+                    )
+                })?;
+                let label = format!("events.{name}");
+                self.expect(&TokenKind::LParen, &format!("\"(\" after {label}"))?;
+                let (kind, window) = match func {
+                    EventFn::Count => self.event_count_args(&label)?,
+                    EventFn::LastAt => {
+                        let kind = self.kind_arg(false, &label)?;
+                        self.expect(
+                            &TokenKind::RParen,
+                            &format!("\")\" after the event kind of {label}"),
+                        )?;
+                        (kind, None)
+                    }
+                };
+                Ok(Term::Events { func, kind, window })
+            }
+            "rfm" => {
+                let (name, t) = self.member("rfm", "an RFM score (r, f or m)")?;
+                let score = match name.as_str() {
+                    "r" => RfmScore::R,
+                    "f" => RfmScore::F,
+                    "m" => RfmScore::M,
+                    _ => {
+                        return Err(RuleError::at(
+                            t.pos,
+                            format!("unknown RFM score rfm.{name} (expected r, f or m)"),
+                        ))
+                    }
+                };
+                Ok(Term::Rfm(score))
+            }
+            "in_segment" => {
+                self.expect(&TokenKind::LParen, "\"(\" after in_segment")?;
+                let t = self.next();
+                let name = match t.kind {
+                    TokenKind::Str(s) if !s.trim().is_empty() => s,
+                    TokenKind::Str(_) => {
+                        return Err(RuleError::at(t.pos, "segment name must not be empty"))
+                    }
+                    _ => {
+                        return Err(RuleError::at(
+                            t.pos,
+                            format!(
+                                "expected a segment name in quotes as the argument of in_segment, found {}",
+                                t.describe()
+                            ),
+                        ))
+                    }
+                };
+                self.expect(&TokenKind::RParen, "\")\" after the segment name")?;
+                Ok(Term::InSegment(name))
+            }
+            other => {
+                let hint = if CustomerAttr::from_name(other).is_some() {
+                    format!(" (did you mean customer.{other}?)")
+                } else {
+                    " (expected customer.<attribute>, orders.<function>(...), events.<function>(...), rfm.<score>, in_segment(...), a literal or \"not\")".to_string()
+                };
+                Err(RuleError::at(
+                    root_tok.pos,
+                    format!("unknown name \"{other}\"{hint}"),
+                ))
+            }
+        }
+    }
+
+    fn window_arg(&mut self, what: &str) -> Result<Duration, RuleError> {
+        let t = self.next();
+        match t.kind {
+            TokenKind::Duration(d) => Ok(d),
+            _ => Err(RuleError::at(
+                t.pos,
+                format!("expected {what}, found {}", t.describe()),
+            )),
+        }
+    }
+
+    /// An optional event-kind string; `None` when the next token is `)` (or, if `then_window`, a
+    /// duration).
+    fn kind_arg(&mut self, then_window: bool, label: &str) -> Result<Option<String>, RuleError> {
+        let t = self.peek().clone();
+        match t.kind {
+            TokenKind::Str(s) => {
+                self.next();
+                Ok(Some(s))
+            }
+            TokenKind::RParen => Ok(None),
+            TokenKind::Duration(_) if then_window => Ok(None),
+            _ => {
+                let what = if then_window {
+                    "an event kind string or a window duration"
+                } else {
+                    "an event kind string"
+                };
+                Err(RuleError::at(
+                    t.pos,
+                    format!(
+                        "expected {what} as the argument of {label}, found {}",
+                        t.describe()
+                    ),
+                ))
+            }
+        }
+    }
+
+    fn event_count_args(
+        &mut self,
+        label: &str,
+    ) -> Result<(Option<String>, Option<Duration>), RuleError> {
+        let kind = self.kind_arg(true, label)?;
+        if self.eat(&TokenKind::RParen) {
+            return Ok((kind, None));
+        }
+        if kind.is_some() {
+            self.expect(
+                &TokenKind::Comma,
+                &format!("\",\" or \")\" after the event kind of {label}"),
+            )?;
+        }
+        let window = self.window_arg(&format!(
+            "a window duration such as 30d as an argument of {label}"
+        ))?;
+        self.expect(
+            &TokenKind::RParen,
+            &format!("\")\" after the window of {label}"),
+        )?;
+        Ok((kind, Some(window)))
+    }
+}

@@ -1,0 +1,10 @@
+//! campaignd-engine: the jobs campaignd runs (recompute, sync, rotate, metrics pull) and the settings
+//! that describe them.
+//!
+//! Each job is a plain async function over a [`campaignd_store::Store`] and the parsed [`Settings`], so
+//! the CLI and the scheduler run exactly the same code.
+
+pub mod recompute;
+pub mod settings;
+
+pub use settings::{Settings, SettingsError};

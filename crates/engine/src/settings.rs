@@ -1,0 +1,237 @@
+//! The configuration model (DESIGN §3-§7) and its validation.
+//!
+//! Loading (file + `CAMPAIGND__SECTION__KEY` environment overrides) happens in the binary; here the
+//! parsed settings are checked as a whole — every rule parsed and type-checked, every template
+//! rendered, every segment reference resolved, dependency cycles refused — so a bad config is
+//! rejected at start-up with a message naming the segment and key, before anything runs.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use campaignd_core::rules::{self, templates, Rule};
+
+/// Everything campaignd is configured with.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Where the shop's data and campaignd's bookkeeping live.
+    #[serde(default)]
+    pub store: StoreSettings,
+    /// The segments to maintain, in the order the user listed them.
+    #[serde(default, rename = "segment")]
+    pub segments: Vec<SegmentSettings>,
+    /// Destination sections by name (`[destinations.NAME]`), interpreted by the connector registry.
+    #[serde(default)]
+    pub destinations: BTreeMap<String, serde_json::Value>,
+    /// `[[sync]]` entries tying a segment to a destination.
+    #[serde(default, rename = "sync")]
+    pub syncs: Vec<serde_json::Value>,
+    /// `[[creative_set]]` entries (creative rotation).
+    #[serde(default, rename = "creative_set")]
+    pub creative_sets: Vec<serde_json::Value>,
+    /// `[schedule]` cron overrides for the daemon.
+    #[serde(default)]
+    pub schedule: BTreeMap<String, serde_json::Value>,
+    /// `[admin]` HTTP server settings for the daemon.
+    #[serde(default)]
+    pub admin: BTreeMap<String, serde_json::Value>,
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    /// `sqlite://file.db` (created on first use) or `postgres://...`.
+    #[serde(default = "default_store_url")]
+    pub url: String,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings {
+            url: default_store_url(),
+        }
+    }
+}
+
+fn default_store_url() -> String {
+    "sqlite://campaignd.db".into()
+}
+
+/// One `[[segment]]`: exactly one of `rule`, `sql` or `template`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentSettings {
+    /// Unique name, used by syncs, `in_segment()` and `exclude`.
+    pub name: String,
+    /// What the segment is for, shown in listings.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// A rule in the rule language.
+    #[serde(default)]
+    pub rule: Option<String>,
+    /// A read-only `SELECT` returning `customer_id`.
+    #[serde(default)]
+    pub sql: Option<String>,
+    /// A built-in template name (`segments list --templates`).
+    #[serde(default)]
+    pub template: Option<String>,
+    /// Template parameters (`params = { window = "3d" }`).
+    #[serde(default)]
+    pub params: BTreeMap<String, serde_json::Value>,
+    /// Segments whose members are taken out of this one.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+}
+
+/// A configuration problem, naming where it is.
+#[derive(Debug, Error)]
+pub enum SettingsError {
+    /// A problem with one segment.
+    #[error("segment \"{segment}\" ({key}): {message}")]
+    Segment {
+        /// The segment's name (or its position when it has none).
+        segment: String,
+        /// The offending key.
+        key: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// A problem spanning segments (duplicates, cycles, unknown references).
+    #[error("{0}")]
+    Segments(String),
+}
+
+/// How one segment selects its members, after validation.
+#[derive(Debug, Clone)]
+pub enum SegmentSource {
+    /// A parsed and type-checked rule (also what a template renders to).
+    Rule(Rule),
+    /// The user's own SQL.
+    Sql(String),
+}
+
+/// A validated segment, ready to compile for any dialect.
+#[derive(Debug, Clone)]
+pub struct SegmentDef {
+    /// The segment's name.
+    pub name: String,
+    /// Its description.
+    pub description: Option<String>,
+    /// What the user wrote, for display.
+    pub source_text: String,
+    /// How members are selected.
+    pub source: SegmentSource,
+    /// Segments taken out.
+    pub exclude: Vec<String>,
+}
+
+impl SegmentDef {
+    /// Segments that must be recomputed before this one.
+    pub fn dependencies(&self) -> Vec<String> {
+        let mut deps = match &self.source {
+            SegmentSource::Rule(expr) => expr.segment_refs(),
+            SegmentSource::Sql(_) => Vec::new(),
+        };
+        deps.extend(self.exclude.iter().cloned());
+        deps.sort();
+        deps.dedup();
+        deps
+    }
+}
+
+fn param_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+impl Settings {
+    /// Validates every segment and returns them in dependency order (dependencies first).
+    pub fn segment_defs(&self) -> Result<Vec<SegmentDef>, SettingsError> {
+        let mut seen = BTreeSet::new();
+        let mut defs = Vec::with_capacity(self.segments.len());
+        for (i, seg) in self.segments.iter().enumerate() {
+            let label = if seg.name.is_empty() {
+                format!("#{}", i + 1)
+            } else {
+                seg.name.clone()
+            };
+            let err = |key: &'static str, message: String| SettingsError::Segment {
+                segment: label.clone(),
+                key,
+                message,
+            };
+            if seg.name.trim().is_empty() {
+                return Err(err("name", "a segment needs a non-empty name".into()));
+            }
+            if !seen.insert(seg.name.clone()) {
+                return Err(err("name", "defined more than once".into()));
+            }
+            let given = [seg.rule.is_some(), seg.sql.is_some(), seg.template.is_some()]
+                .iter()
+                .filter(|b| **b)
+                .count();
+            if given != 1 {
+                return Err(err(
+                    "rule",
+                    "give exactly one of `rule`, `sql` or `template`".into(),
+                ));
+            }
+            if !seg.params.is_empty() && seg.template.is_none() {
+                return Err(err("params", "`params` only applies to a `template`".into()));
+            }
+            let (source_text, source) = if let Some(rule) = &seg.rule {
+                let expr = rules::parse_rule(rule).map_err(|e| err("rule", e.to_string()))?;
+                (rule.clone(), SegmentSource::Rule(expr))
+            } else if let Some(sql) = &seg.sql {
+                let trimmed = sql.trim_start().to_ascii_lowercase();
+                if !(trimmed.starts_with("select") || trimmed.starts_with("with")) {
+                    return Err(err("sql", "must be a read-only SELECT query".into()));
+                }
+                (sql.clone(), SegmentSource::Sql(sql.clone()))
+            } else {
+                let name = seg.template.clone().unwrap_or_default();
+                let params: BTreeMap<String, String> = seg
+                    .params
+                    .iter()
+                    .map(|(k, v)| (k.clone(), param_text(v)))
+                    .collect();
+                let rendered = templates::render(&name, &params)
+                    .map_err(|e| err("template", e.to_string()))?;
+                let expr = rules::parse_rule(&rendered)
+                    .map_err(|e| err("template", format!("renders to an invalid rule: {e}")))?;
+                let call = if params.is_empty() {
+                    format!("template {name}")
+                } else {
+                    let args: Vec<String> =
+                        params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    format!("template {name}({})", args.join(", "))
+                };
+                (format!("{call}: {rendered}"), SegmentSource::Rule(expr))
+            };
+            defs.push(SegmentDef {
+                name: seg.name.clone(),
+                description: seg.description.clone(),
+                source_text,
+                source,
+                exclude: seg.exclude.clone(),
+            });
+        }
+        let graph: Vec<(String, Vec<String>)> = defs
+            .iter()
+            .map(|d| (d.name.clone(), d.dependencies()))
+            .collect();
+        let order =
+            rules::order_segments(&graph).map_err(|e| SettingsError::Segments(e.to_string()))?;
+        let mut by_name: BTreeMap<String, SegmentDef> =
+            defs.into_iter().map(|d| (d.name.clone(), d)).collect();
+        Ok(order
+            .into_iter()
+            .filter_map(|name| by_name.remove(&name))
+            .collect())
+    }
+}

@@ -1,0 +1,17 @@
+//! campaignd-fakes: stateful local fakes of the platforms campaignd syncs to, for tests over real loopback
+//! HTTP. Each fake enforces its platform's contract (auth, payload shape, hash format, batch caps, paging)
+//! the way the real API does, keeps the resulting state so tests can assert the final audience, and offers
+//! fault-injection knobs (throttling, 429 with Retry-After, 5xx, delays, row rejections).
+//!
+//! All fakes share [`skeleton`]: a [`skeleton::FakeServer`] bound to `127.0.0.1:0` that nests the
+//! platform's router under its API prefix, records requests and applies the generic [`skeleton::Faults`]
+//! before the platform handlers run. Adding a platform = a module with its state, an axum `Router`, and a
+//! `throttle` responder in that platform's error shape, started through `FakeServer::start`.
+
+pub mod meta;
+pub mod skeleton;
+pub mod webhook;
+
+pub use meta::FakeMeta;
+pub use skeleton::{FakeServer, Faults, RecordedRequest, RequestLog};
+pub use webhook::FakeWebhook;

@@ -1,0 +1,218 @@
+//! The shared part of every fake: server lifecycle, request log and generic fault injection.
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// Fault-injection knobs shared by all fakes. Each counter applies to the next N requests (any route),
+/// checked in this order: 429, 500, platform throttle.
+#[derive(Debug, Default)]
+pub struct Faults {
+    http_429: AtomicU32,
+    retry_after_secs: AtomicU64,
+    http_500: AtomicU32,
+    throttle: AtomicU32,
+    delay_ms: AtomicU64,
+}
+
+impl Faults {
+    /// Answers the next `n` requests with HTTP 429 and `Retry-After: retry_after_secs`.
+    pub fn too_many_requests_next(&self, n: u32, retry_after_secs: u64) {
+        self.retry_after_secs.store(retry_after_secs, Ordering::SeqCst);
+        self.http_429.store(n, Ordering::SeqCst);
+    }
+
+    /// Answers the next `n` requests with HTTP 500.
+    pub fn server_error_next(&self, n: u32) {
+        self.http_500.store(n, Ordering::SeqCst);
+    }
+
+    /// Answers the next `n` requests with the platform's own throttling reply (Meta: a 400 with code
+    /// 80003 or 613, see [`crate::FakeMeta::set_throttle_code`]).
+    pub fn throttle_next(&self, n: u32) {
+        self.throttle.store(n, Ordering::SeqCst);
+    }
+
+    /// Delays every request by `delay` before handling it (for timeout and crash tests).
+    pub fn set_delay(&self, delay: Duration) {
+        self.delay_ms.store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    fn take(counter: &AtomicU32) -> bool {
+        counter.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
+    }
+}
+
+/// One request as the fake saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedRequest {
+    /// HTTP method.
+    pub method: String,
+    /// Path without the query.
+    pub path: String,
+    /// Query string, if any.
+    pub query: Option<String>,
+}
+
+/// Every request received, in order.
+#[derive(Debug, Default)]
+pub struct RequestLog(Mutex<Vec<RecordedRequest>>);
+
+impl RequestLog {
+    /// All requests so far.
+    pub fn all(&self) -> Vec<RecordedRequest> {
+        self.0.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Number of requests with this method whose path ends with `path_suffix`.
+    pub fn count(&self, method: &str, path_suffix: &str) -> usize {
+        self.all().iter().filter(|r| r.method == method && r.path.ends_with(path_suffix)).count()
+    }
+
+    fn push(&self, r: RecordedRequest) {
+        if let Ok(mut l) = self.0.lock() {
+            l.push(r);
+        }
+    }
+}
+
+/// Produces the platform's throttling reply.
+pub type ThrottleResponder = Arc<dyn Fn() -> Response + Send + Sync>;
+
+#[derive(Clone)]
+struct SkeletonState {
+    faults: Arc<Faults>,
+    log: Arc<RequestLog>,
+    throttle: ThrottleResponder,
+}
+
+async fn inject_faults(State(st): State<SkeletonState>, req: Request, next: Next) -> Response {
+    st.log.push(RecordedRequest {
+        method: req.method().to_string(),
+        path: req.uri().path().to_string(),
+        query: req.uri().query().map(str::to_string),
+    });
+    let delay = st.faults.delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    if Faults::take(&st.faults.http_429) {
+        let mut resp = (StatusCode::TOO_MANY_REQUESTS, "Too Many Requests").into_response();
+        let secs = st.faults.retry_after_secs.load(Ordering::SeqCst).to_string();
+        if let Ok(v) = HeaderValue::from_str(&secs) {
+            resp.headers_mut().insert("retry-after", v);
+        }
+        return resp;
+    }
+    if Faults::take(&st.faults.http_500) {
+        return Response::builder()
+            .status(StatusCode::INTERNAL_SERVER_ERROR)
+            .body(Body::from("Internal Server Error"))
+            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+    }
+    if Faults::take(&st.faults.throttle) {
+        return (st.throttle)();
+    }
+    next.run(req).await
+}
+
+/// A running fake; shuts down when dropped.
+pub struct FakeServer {
+    base_url: String,
+    faults: Arc<Faults>,
+    log: Arc<RequestLog>,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl std::fmt::Debug for FakeServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeServer").field("base_url", &self.base_url).finish_non_exhaustive()
+    }
+}
+
+impl FakeServer {
+    /// Binds `127.0.0.1:0`, nests `router` under `prefix` (e.g. `/v25.0`; empty for none) and serves it
+    /// in the background. The base URL is `http://127.0.0.1:PORT{prefix}`.
+    pub async fn start(prefix: &str, router: Router, throttle: ThrottleResponder) -> std::io::Result<FakeServer> {
+        let faults = Arc::new(Faults::default());
+        let log = Arc::new(RequestLog::default());
+        let state = SkeletonState { faults: faults.clone(), log: log.clone(), throttle };
+        let app = if prefix.is_empty() { router } else { Router::new().nest(prefix, router) };
+        let app = app.layer(middleware::from_fn_with_state(state, inject_faults));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        Ok(FakeServer { base_url: format!("http://{addr}{prefix}"), faults, log, shutdown: Some(tx) })
+    }
+
+    /// Base URL to put in the connector's `base_url`.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// Fault knobs.
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    /// Request log.
+    pub fn requests(&self) -> &RequestLog {
+        &self.log
+    }
+}
+
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Merges query parameters with a form-encoded or JSON object body, as platforms accept both. Form values
+/// are strings; JSON values keep their type.
+pub fn request_params(
+    query: Option<&str>,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+    let mut out = serde_json::Map::new();
+    if let Some(q) = query {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(q).map_err(|e| format!("bad query: {e}"))?;
+        for (k, v) in pairs {
+            out.insert(k, serde_json::Value::String(v));
+        }
+    }
+    if body.is_empty() {
+        return Ok(out);
+    }
+    let ct = content_type.unwrap_or_default();
+    if ct.starts_with("application/json") {
+        let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| format!("bad JSON body: {e}"))?;
+        let obj = v.as_object().ok_or("JSON body must be an object")?;
+        out.extend(obj.clone());
+    } else if ct.starts_with("application/x-www-form-urlencoded") {
+        let pairs: Vec<(String, String)> =
+            serde_urlencoded::from_bytes(body).map_err(|e| format!("bad form body: {e}"))?;
+        for (k, v) in pairs {
+            out.insert(k, serde_json::Value::String(v));
+        }
+    } else {
+        return Err(format!("unsupported content type {ct:?}"));
+    }
+    Ok(out)
+}

@@ -1,0 +1,61 @@
+//! Helpers that let one query text serve both backends.
+//!
+//! Queries use `$N` placeholders, which both sqlx drivers accept. campaignd's own tables keep unix
+//! seconds on both backends; only the shop's input tables differ (TIMESTAMPTZ/BOOLEAN on Postgres), and
+//! rule-compiled parameters are bound per backend here.
+
+use campaignd_core::rules::SqlParam;
+use sqlx::postgres::PgArguments;
+use sqlx::query::Query;
+use sqlx::sqlite::SqliteArguments;
+use sqlx::{Postgres, Sqlite};
+
+/// Runs `$body` with `$pool` bound to whichever concrete pool the store holds; the body is compiled
+/// once per backend, so it must only use APIs both drivers share.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match $store.pool() {
+            $crate::Pool::Sqlite($pool) => $body,
+            $crate::Pool::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+/// Binds a compiled rule's parameters in order, in the form each backend stores them.
+pub(crate) trait BindParams<'q>: Sized {
+    /// Appends `params` to the query's arguments.
+    fn bind_params(self, params: &'q [SqlParam]) -> Self;
+}
+
+impl<'q> BindParams<'q> for Query<'q, Sqlite, SqliteArguments<'q>> {
+    /// SQLite keeps timestamps as unix seconds.
+    fn bind_params(mut self, params: &'q [SqlParam]) -> Self {
+        for p in params {
+            self = match p {
+                SqlParam::Int(v) => self.bind(*v),
+                SqlParam::Float(v) => self.bind(*v),
+                SqlParam::Text(v) => self.bind(v.as_str()),
+                SqlParam::Bool(v) => self.bind(*v),
+                SqlParam::Timestamp(v) => self.bind(v.timestamp()),
+            };
+        }
+        self
+    }
+}
+
+impl<'q> BindParams<'q> for Query<'q, Postgres, PgArguments> {
+    /// Postgres input tables use `timestamptz`.
+    fn bind_params(mut self, params: &'q [SqlParam]) -> Self {
+        for p in params {
+            self = match p {
+                SqlParam::Int(v) => self.bind(*v),
+                SqlParam::Float(v) => self.bind(*v),
+                SqlParam::Text(v) => self.bind(v.as_str()),
+                SqlParam::Bool(v) => self.bind(*v),
+                SqlParam::Timestamp(v) => self.bind(*v),
+            };
+        }
+        self
+    }
+}

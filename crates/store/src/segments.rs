@@ -1,0 +1,328 @@
+//! Segment materialisation: who is in each segment now, who joined and who left.
+//!
+//! A recompute never loops over customers in Rust: the segment's query fills a staging table inside
+//! the database, and the diff against the previous membership, the change log and the new membership
+//! are all written by set-based statements in one transaction. A crash mid-recompute leaves the last
+//! committed membership intact.
+
+use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
+use serde::Serialize;
+use sqlx::Row;
+
+use campaignd_core::rules::{CompiledQuery, SqlParam};
+
+use crate::bind::{on_pool, BindParams};
+use crate::runs::to_time;
+use crate::{Pool, Store, StoreError};
+
+/// How a segment's members are selected, ready to run on this store's dialect.
+#[derive(Debug, Clone)]
+pub enum SegmentQuery {
+    /// A compiled rule (or template); its parameters are bound, never interpolated.
+    Compiled(CompiledQuery),
+    /// The user's own `SELECT`, run in a read-only transaction; `excludes` are applied around it.
+    UserSql(String),
+}
+
+/// Everything needed to recompute one segment.
+#[derive(Debug, Clone)]
+pub struct SegmentPlan {
+    /// The segment's name.
+    pub name: String,
+    /// The human description from the config.
+    pub description: Option<String>,
+    /// The rule text, template call or SQL as the user wrote it (for `segments show`).
+    pub source: String,
+    /// The query that yields `customer_id`s.
+    pub query: SegmentQuery,
+    /// Segments whose members are taken out (already recomputed earlier in the same run).
+    pub excludes: Vec<String>,
+}
+
+/// What a recompute did to one segment.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecomputeOutcome {
+    /// The segment's name.
+    pub segment: String,
+    /// Members after the recompute.
+    pub size: i64,
+    /// Customers who entered the segment.
+    pub joined: i64,
+    /// Customers who left it.
+    pub left: i64,
+}
+
+/// A segment as last recomputed, for `segments list/show` and the admin API.
+#[derive(Debug, Clone, Serialize)]
+pub struct SegmentSummary {
+    /// The segment's name.
+    pub name: String,
+    /// The human description.
+    pub description: Option<String>,
+    /// Rule, template call or SQL as written.
+    pub source: String,
+    /// The SQL that ran last, with placeholders.
+    pub compiled_sql: Option<String>,
+    /// Current member count.
+    pub size: i64,
+    /// Joined on the last run.
+    pub last_joined: i64,
+    /// Left on the last run.
+    pub last_left: i64,
+    /// When it was last recomputed.
+    pub computed_at: Option<DateTime<Utc>>,
+}
+
+/// One member with the contact columns `segments members --format csv` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemberRow {
+    /// The customer's id.
+    pub customer_id: String,
+    /// Email as stored (may be invalid).
+    pub email: Option<String>,
+    /// Phone as stored.
+    pub phone: Option<String>,
+    /// When this customer last entered the segment.
+    pub joined_at: DateTime<Utc>,
+}
+
+const STAGING_DDL: &str =
+    "CREATE TEMP TABLE IF NOT EXISTS staging_members (customer_id TEXT PRIMARY KEY)";
+const STAGING_CLEAR: &str = "DELETE FROM staging_members";
+const RECORD_JOINED: &str = "INSERT INTO segment_changes (run_id, segment, customer_id, change, at) \
+     SELECT $1, $2, s.customer_id, 'joined', $3 FROM staging_members s \
+     WHERE NOT EXISTS (SELECT 1 FROM segment_memberships m WHERE m.segment = $2 AND m.customer_id = s.customer_id)";
+const RECORD_LEFT: &str = "INSERT INTO segment_changes (run_id, segment, customer_id, change, at) \
+     SELECT $1, $2, m.customer_id, 'left', $3 FROM segment_memberships m \
+     WHERE m.segment = $2 AND NOT EXISTS (SELECT 1 FROM staging_members s WHERE s.customer_id = m.customer_id)";
+const DELETE_LEFT: &str = "DELETE FROM segment_memberships WHERE segment = $1 \
+     AND NOT EXISTS (SELECT 1 FROM staging_members s WHERE s.customer_id = segment_memberships.customer_id)";
+const INSERT_JOINED: &str = "INSERT INTO segment_memberships (segment, customer_id, joined_at) \
+     SELECT $1, s.customer_id, $2 FROM staging_members s \
+     WHERE NOT EXISTS (SELECT 1 FROM segment_memberships m WHERE m.segment = $1 AND m.customer_id = s.customer_id)";
+const COUNT_MEMBERS: &str = "SELECT COUNT(*) FROM segment_memberships WHERE segment = $1";
+const UPSERT_SEGMENT: &str = "INSERT INTO segments (name, description, source, compiled_sql, size, last_run_id, last_joined, last_left, computed_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+     ON CONFLICT (name) DO UPDATE SET description = excluded.description, source = excluded.source, \
+     compiled_sql = excluded.compiled_sql, size = excluded.size, last_run_id = excluded.last_run_id, \
+     last_joined = excluded.last_joined, last_left = excluded.last_left, computed_at = excluded.computed_at";
+const RECORD_SIZE: &str = "INSERT INTO segment_sizes (segment, run_id, at, size) VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (segment, run_id) DO UPDATE SET size = excluded.size, at = excluded.at";
+const STAGE_BATCH: usize = 5_000;
+
+/// Wraps a query yielding `customer_id` so that excluded segments' members are left out.
+fn with_excludes(inner: &str, excludes: &[String], next_param: usize) -> String {
+    let mut sql = format!("SELECT DISTINCT q.customer_id FROM ({inner}) q");
+    for (i, _) in excludes.iter().enumerate() {
+        let kw = if i == 0 { "WHERE" } else { "AND" };
+        sql.push_str(&format!(
+            " {kw} NOT EXISTS (SELECT 1 FROM segment_memberships x{i} WHERE x{i}.segment = ${} AND x{i}.customer_id = q.customer_id)",
+            next_param + i
+        ));
+    }
+    sql
+}
+
+/// Rewrites SQLite `?` placeholders as `$N` so that extra parameters can be appended after them.
+fn numbered_placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut n = 0;
+    let mut in_string = false;
+    for ch in sql.chars() {
+        match ch {
+            '\'' => {
+                in_string = !in_string;
+                out.push(ch);
+            }
+            '?' if !in_string => {
+                n += 1;
+                out.push_str(&format!("${n}"));
+            }
+            _ => out.push(ch),
+        }
+    }
+    out
+}
+
+/// Copies a batch of customer ids into the staging table (a macro so each backend's branch of
+/// `on_pool!` gets its own concrete query type).
+macro_rules! stage_ids {
+    ($tx:expr, $ids:expr) => {
+        async {
+            let ids: &[String] = $ids;
+            if !ids.is_empty() {
+                let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("(${i})")).collect();
+                let sql = format!(
+                    "INSERT INTO staging_members (customer_id) VALUES {} ON CONFLICT DO NOTHING",
+                    placeholders.join(", ")
+                );
+                let mut q = sqlx::query(&sql);
+                for id in ids {
+                    q = q.bind(id.as_str());
+                }
+                q.execute(&mut *$tx).await?;
+            }
+            Ok::<(), sqlx::Error>(())
+        }
+    };
+}
+
+impl Store {
+    /// Recomputes one segment inside the database and records the diff, all in one transaction.
+    pub async fn recompute_segment(
+        &self,
+        plan: &SegmentPlan,
+        run_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<RecomputeOutcome, StoreError> {
+        let seg_err = |e: sqlx::Error| StoreError::Segment {
+            segment: plan.name.clone(),
+            message: e.to_string(),
+        };
+        let (ro_on, ro_off) = match self.pool() {
+            Pool::Sqlite(_) => ("PRAGMA query_only = ON", "PRAGMA query_only = OFF"),
+            Pool::Postgres(_) => ("BEGIN READ ONLY", "ROLLBACK"),
+        };
+        let (stage_sql, stage_params, compiled_sql) = match &plan.query {
+            SegmentQuery::Compiled(q) => {
+                let inner = match self.pool() {
+                    Pool::Sqlite(_) => numbered_placeholders(&q.sql),
+                    Pool::Postgres(_) => q.sql.clone(),
+                };
+                let mut params = q.params.clone();
+                params.extend(plan.excludes.iter().cloned().map(SqlParam::Text));
+                let sql = format!(
+                    "INSERT INTO staging_members (customer_id) {}",
+                    with_excludes(&inner, &plan.excludes, q.params.len() + 1)
+                );
+                (Some(sql), params, q.sql.clone())
+            }
+            SegmentQuery::UserSql(sql) => (None, Vec::new(), sql.clone()),
+        };
+        let at = now.timestamp();
+        let (joined, left, size) = on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(STAGING_DDL).execute(&mut *tx).await?;
+            sqlx::query(STAGING_CLEAR).execute(&mut *tx).await?;
+            match &stage_sql {
+                Some(sql) => {
+                    sqlx::query(sql).bind_params(&stage_params).execute(&mut *tx).await.map_err(seg_err)?;
+                }
+                None => {
+                    // The user's SQL runs on a second connection that cannot write, and its rows are
+                    // copied into the staging table in batches.
+                    let user_sql = with_excludes(&compiled_sql, &plan.excludes, 1);
+                    let mut reader = pool.acquire().await?;
+                    sqlx::query(ro_on).execute(&mut *reader).await?;
+                    let copied: Result<(), sqlx::Error> = async {
+                        let mut q = sqlx::query(&user_sql);
+                        for name in &plan.excludes {
+                            q = q.bind(name);
+                        }
+                        let mut rows = q.fetch(&mut *reader);
+                        let mut batch: Vec<String> = Vec::with_capacity(STAGE_BATCH);
+                        while let Some(row) = rows.try_next().await? {
+                            batch.push(row.try_get::<String, _>("customer_id")?);
+                            if batch.len() == STAGE_BATCH {
+                                stage_ids!(tx, &batch).await?;
+                                batch.clear();
+                            }
+                        }
+                        stage_ids!(tx, &batch).await
+                    }
+                    .await;
+                    let reset = sqlx::query(ro_off).execute(&mut *reader).await;
+                    copied.map_err(seg_err)?;
+                    reset?;
+                }
+            }
+            let joined = sqlx::query(RECORD_JOINED).bind(run_id).bind(&plan.name).bind(at)
+                .execute(&mut *tx).await?.rows_affected() as i64;
+            let left = sqlx::query(RECORD_LEFT).bind(run_id).bind(&plan.name).bind(at)
+                .execute(&mut *tx).await?.rows_affected() as i64;
+            sqlx::query(DELETE_LEFT).bind(&plan.name).execute(&mut *tx).await?;
+            sqlx::query(INSERT_JOINED).bind(&plan.name).bind(at).execute(&mut *tx).await?;
+            let size: i64 = sqlx::query_scalar(COUNT_MEMBERS).bind(&plan.name).fetch_one(&mut *tx).await?;
+            sqlx::query(UPSERT_SEGMENT)
+                .bind(&plan.name).bind(&plan.description).bind(&plan.source).bind(&compiled_sql)
+                .bind(size).bind(run_id).bind(joined).bind(left).bind(at)
+                .execute(&mut *tx).await?;
+            sqlx::query(RECORD_SIZE).bind(&plan.name).bind(run_id).bind(at).bind(size)
+                .execute(&mut *tx).await?;
+            sqlx::query(STAGING_CLEAR).execute(&mut *tx).await?;
+            tx.commit().await?;
+            (joined, left, size)
+        });
+        Ok(RecomputeOutcome {
+            segment: plan.name.clone(),
+            size,
+            joined,
+            left,
+        })
+    }
+
+    /// Every recomputed segment, by name.
+    pub async fn segment_summaries(&self) -> Result<Vec<SegmentSummary>, StoreError> {
+        const SQL: &str = "SELECT name, description, source, compiled_sql, size, last_joined, last_left, computed_at \
+             FROM segments ORDER BY name";
+        let rows = on_pool!(self, pool => {
+            sqlx::query(SQL).fetch_all(pool).await?.iter().map(|r| -> Result<SegmentSummary, sqlx::Error> {
+                Ok(SegmentSummary {
+                    name: r.try_get("name")?,
+                    description: r.try_get("description")?,
+                    source: r.try_get("source")?,
+                    compiled_sql: r.try_get("compiled_sql")?,
+                    size: r.try_get("size")?,
+                    last_joined: r.try_get("last_joined")?,
+                    last_left: r.try_get("last_left")?,
+                    computed_at: r.try_get::<Option<i64>, _>("computed_at")?.map(to_time),
+                })
+            }).collect::<Result<Vec<_>, _>>()?
+        });
+        Ok(rows)
+    }
+
+    /// The current members of a segment with their contact columns, in customer id order.
+    pub async fn segment_members(&self, segment: &str) -> Result<Vec<MemberRow>, StoreError> {
+        const SQL: &str = "SELECT m.customer_id, c.email, c.phone, m.joined_at FROM segment_memberships m \
+             LEFT JOIN customers c ON c.id = m.customer_id WHERE m.segment = $1 ORDER BY m.customer_id";
+        let rows = on_pool!(self, pool => {
+            sqlx::query(SQL).bind(segment).fetch_all(pool).await?.iter().map(|r| -> Result<MemberRow, sqlx::Error> {
+                Ok(MemberRow {
+                    customer_id: r.try_get("customer_id")?,
+                    email: r.try_get("email")?,
+                    phone: r.try_get("phone")?,
+                    joined_at: to_time(r.try_get("joined_at")?),
+                })
+            }).collect::<Result<Vec<_>, _>>()?
+        });
+        Ok(rows)
+    }
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_placeholders_outside_strings() {
+        let cases = [
+            ("a = ? AND b = ?", "a = $1 AND b = $2"),
+            ("x = '?' AND y = ?", "x = '?' AND y = $1"),
+            ("no params", "no params"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(numbered_placeholders(input), want);
+        }
+    }
+
+    #[test]
+    fn wraps_excludes_with_following_params() {
+        let sql = with_excludes("SELECT 1 AS customer_id", &["a".into(), "b".into()], 3);
+        assert!(sql.contains("x0.segment = $3"));
+        assert!(sql.contains("AND NOT EXISTS"));
+        assert!(sql.contains("x1.segment = $4"));
+    }
+}

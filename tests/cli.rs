@@ -1,1 +1,205 @@
+//! End-to-end tests of the real `campaignd` binary on a real SQLite file (and Postgres when
+//! `CAMPAIGND_TEST_PG_URL` is set): migrate, import, recompute, list, show, members, and the exit codes
+//! and messages of bad input.
 
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+struct Env {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+}
+
+const SEGMENTS: &str = r#"
+[[segment]]
+name = "repeat"
+template = "repeat_customer"
+
+[[segment]]
+name = "big_spenders"
+rule = "orders.sum() >= 100"
+
+[[segment]]
+name = "repeat_small"
+rule = 'in_segment("repeat")'
+exclude = ["big_spenders"]
+
+[[segment]]
+name = "never_ordered"
+sql = "SELECT id AS customer_id FROM customers WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.customer_id = customers.id)"
+"#;
+
+fn env_with(store_url: Option<String>, extra: &str) -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let url = store_url.unwrap_or_else(|| format!("sqlite://{}", dir.path().join("shop.db").display()));
+    let config = dir.path().join("campaignd.toml");
+    std::fs::write(&config, format!("[store]\nurl = \"{url}\"\n{SEGMENTS}{extra}")).unwrap();
+    Env { dir, config }
+}
+
+impl Env {
+    fn cmd(&self) -> Command {
+        let mut cmd = Command::cargo_bin("campaignd").unwrap();
+        cmd.arg("--config").arg(&self.config).current_dir(self.dir.path());
+        cmd
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+}
+
+const CUSTOMERS: &str = "id,email,phone,country,created_at,consent_ads,consent_email\n\
+c1,ann@example.com,+15551230001,US,2024-01-01T00:00:00Z,true,yes\n\
+c2,bob@example.com,,us,2024-01-02T00:00:00Z,0,1\n\
+c3,not-an-email,,DE,2024-01-03T00:00:00Z,no,no\n\
+c4,dan@example.com,,CA,2024-01-04T00:00:00Z,1,0\n";
+
+const ORDERS: &str = "{\"id\":\"o1\",\"customer_id\":\"c1\",\"placed_at\":\"2024-02-01T10:00:00Z\",\"total\":60.5}\n\
+{\"id\":\"o2\",\"customer_id\":\"c1\",\"placed_at\":\"2024-03-01T10:00:00Z\",\"total\":70}\n\
+{\"id\":\"o3\",\"customer_id\":\"c2\",\"placed_at\":\"2024-02-05T10:00:00Z\",\"total\":20}\n\
+{\"id\":\"o4\",\"customer_id\":\"c2\",\"placed_at\":\"2024-02-06T10:00:00Z\",\"total\":25,\"discount_code\":\"SAVE10\"}\n\
+{\"id\":\"o5\",\"customer_id\":\"c4\",\"placed_at\":\"2024-02-07T10:00:00Z\",\"total\":500}\n";
+
+fn lines(out: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(out).lines().map(str::to_string).collect()
+}
+
+fn full_flow(env: &Env) {
+    env.cmd().arg("migrate").assert().success().stdout(predicate::str::contains("migrations applied"));
+    let customers = env.write("customers.csv", CUSTOMERS);
+    let orders = env.write("orders.jsonl", ORDERS);
+    env.cmd().args(["import", "customers"]).arg(&customers).assert().success()
+        .stdout(predicate::str::contains("4 rows imported, 0 rejected"));
+    env.cmd().args(["import", "orders"]).arg(&orders).assert().success()
+        .stdout(predicate::str::contains("5 rows imported"));
+    env.cmd()
+        .args(["segments", "recompute", "--as-of", "2024-06-01T00:00:00Z"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("run "));
+    let members = |name: &str| -> Vec<String> {
+        let out = env.cmd().args(["segments", "members", name]).assert().success();
+        lines(&out.get_output().stdout)
+    };
+    assert_eq!(members("repeat"), vec!["c1", "c2"]);
+    assert_eq!(members("big_spenders"), vec!["c1", "c4"]);
+    assert_eq!(members("repeat_small"), vec!["c2"]);
+    assert_eq!(members("never_ordered"), vec!["c3"]);
+
+    let csv = env.cmd().args(["segments", "members", "repeat", "--format", "csv"]).assert().success();
+    let csv = lines(&csv.get_output().stdout);
+    assert_eq!(csv[0], "customer_id,email,phone,joined_at");
+    assert!(csv[1].starts_with("c1,ann@example.com,+15551230001,2024-06-01T00:00:00"), "{}", csv[1]);
+
+    env.cmd().args(["segments", "list"]).assert().success()
+        .stdout(predicate::str::is_match(r"repeat\s+2\s+2\s+0").unwrap());
+    env.cmd().args(["segments", "show", "big_spenders"]).assert().success()
+        .stdout(predicate::str::contains("orders.sum() >= 100"))
+        .stdout(predicate::str::contains("SELECT c.id AS customer_id"))
+        .stdout(predicate::str::contains("size:        2"));
+
+    // A later recompute after new data records who joined and who left.
+    let more = env.write("orders2.csv", "id,customer_id,placed_at,total\no6,c4,2024-06-10T00:00:00Z,5\n");
+    env.cmd().args(["import", "orders"]).arg(&more).assert().success();
+    env.cmd().args(["segments", "recompute", "--as-of", "2024-07-01T00:00:00Z"]).assert().success()
+        .stdout(predicate::str::is_match(r"repeat\s+3\s+1\s+0").unwrap());
+    env.cmd().args(["runs", "--json"]).assert().success()
+        .stdout(predicate::str::contains("\"job\": \"recompute\""));
+}
+
+#[test]
+fn sqlite_end_to_end() {
+    let env = env_with(None, "");
+    full_flow(&env);
+    assert!(env.dir.path().join("shop.db").exists());
+}
+
+#[test]
+fn postgres_end_to_end() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let Some(url) = rt.block_on(campaignd_store::testkit::fresh_pg_database()).unwrap() else {
+        eprintln!("CAMPAIGND_TEST_PG_URL not set: skipping");
+        return;
+    };
+    full_flow(&env_with(Some(url), ""));
+}
+
+#[test]
+fn bad_rule_exits_2_with_line_and_column() {
+    let env = env_with(None, "\n[[segment]]\nname = \"broken\"\nrule = \"orders.count() >= 1 and\\n  orders.sum(7d) foo 3\"\n");
+    env.cmd().args(["segments", "list"]).assert().code(2)
+        .stderr(predicate::str::contains("segment \"broken\" (rule): line 2, column 18"));
+}
+
+#[test]
+fn type_error_exits_2_before_any_sql() {
+    let env = env_with(None, "\n[[segment]]\nname = \"typed\"\nrule = 'orders.count() == \"three\"'\n");
+    env.cmd().args(["segments", "recompute"]).assert().code(2)
+        .stderr(predicate::str::contains("segment \"typed\" (rule): line 1, column"));
+    assert!(!env.dir.path().join("shop.db").exists(), "nothing may be written for a bad config");
+}
+
+#[test]
+fn unknown_config_key_is_named() {
+    let env = env_with(None, "\n[[segment]]\nname = \"typo\"\nrul = \"orders.count() >= 1\"\n");
+    env.cmd().args(["segments", "list"]).assert().code(2)
+        .stderr(predicate::str::contains("segment[4]").and(predicate::str::contains("unknown field `rul`")));
+}
+
+#[test]
+fn dependency_cycle_is_named() {
+    let env = env_with(None, "\n[[segment]]\nname = \"a\"\nrule = 'in_segment(\"b\")'\n[[segment]]\nname = \"b\"\nrule = 'in_segment(\"a\")'\n");
+    env.cmd().args(["segments", "list"]).assert().code(2)
+        .stderr(predicate::str::contains("cycle"));
+}
+
+#[test]
+fn env_var_overrides_store_url() {
+    let env = env_with(None, "");
+    let other = env.dir.path().join("other.db");
+    env.cmd()
+        .env("CAMPAIGND__STORE__URL", format!("sqlite://{}", other.display()))
+        .arg("migrate")
+        .assert()
+        .success();
+    assert!(other.exists());
+    assert!(!env.dir.path().join("shop.db").exists());
+}
+
+#[test]
+fn bad_import_rows_are_reported_and_strict_writes_nothing() {
+    let env = env_with(None, "");
+    let customers = env.write("customers.csv", CUSTOMERS);
+    env.cmd().args(["import", "customers"]).arg(&customers).assert().success();
+    let bad = env.write(
+        "orders.csv",
+        "id,customer_id,placed_at,total\no1,c1,2024-02-01T10:00:00Z,10\no2,c9,2024-02-01T10:00:00Z,10\no3,c1,yesterday,10\n",
+    );
+    env.cmd().args(["import", "orders", "--strict"]).arg(&bad).assert().code(1)
+        .stderr(predicate::str::contains("orders.csv:3:"))
+        .stderr(predicate::str::contains("orders.csv:4:"));
+    env.cmd().args(["segments", "recompute", "--as-of", "2024-06-01T00:00:00Z"]).assert().success()
+        .stdout(predicate::str::is_match(r"big_spenders\s+0\s").unwrap());
+    env.cmd().args(["import", "orders"]).arg(&bad).assert().code(1)
+        .stdout(predicate::str::contains("1 rows imported, 2 rejected"));
+}
+
+#[test]
+fn demo_prints_segment_sizes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("demo.db");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    Command::cargo_bin("campaignd").unwrap()
+        .current_dir(&root)
+        .args(["demo", "--customers", "600", "--as-of", "2025-06-01T00:00:00Z", "--db"])
+        .arg(&db)
+        .assert()
+        .success()
+        .stdout(predicate::str::is_match(r"cart_abandoners\s+[1-9]\d*\s").unwrap())
+        .stdout(predicate::str::is_match(r"repeat_customers\s+[1-9]\d*\s").unwrap());
+}

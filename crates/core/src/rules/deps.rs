@@ -103,3 +103,98 @@ pub fn order_segments(defs: &[(String, Vec<String>)]) -> Result<Vec<String>, Dep
     }
     Ok(order)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Defs = [(&'static str, &'static [&'static str])];
+
+    fn defs(list: &Defs) -> Vec<(String, Vec<String>)> {
+        list.iter()
+            .map(|(n, d)| (n.to_string(), d.iter().map(|s| s.to_string()).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn orders_dependencies_first_and_keeps_input_order() {
+        let cases: &[(&Defs, &[&str])] = &[
+            (&[], &[]),
+            (&[("a", &[]), ("b", &[]), ("c", &[])], &["a", "b", "c"]),
+            (&[("a", &["c"]), ("b", &[]), ("c", &[])], &["c", "a", "b"]),
+            (
+                &[
+                    ("vip_not_lapsed", &["vip", "lapsed"]),
+                    ("lapsed", &[]),
+                    ("vip", &["big"]),
+                    ("big", &[]),
+                ],
+                &["big", "vip", "lapsed", "vip_not_lapsed"],
+            ),
+            (&[("a", &["b", "b"]), ("b", &[])], &["b", "a"]),
+            (
+                &[("d", &["b", "c"]), ("b", &["a"]), ("c", &["a"]), ("a", &[])],
+                &["a", "b", "c", "d"],
+            ),
+        ];
+        for (input, expected) in cases {
+            let got = order_segments(&defs(input)).expect("acyclic");
+            assert_eq!(
+                got,
+                expected.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+            );
+        }
+    }
+
+    #[test]
+    fn reports_cycles_unknown_and_duplicate_segments() {
+        let cases: &[(&Defs, &str)] = &[
+            (
+                &[("a", &["b"]), ("b", &["a"])],
+                "segment dependency cycle: a -> b -> a",
+            ),
+            (&[("a", &["a"])], "segment dependency cycle: a -> a"),
+            (
+                &[("x", &[]), ("a", &["b"]), ("b", &["c"]), ("c", &["x", "b"])],
+                "segment dependency cycle: b -> c -> b",
+            ),
+            (
+                &[("a", &["ghost"])],
+                "segment \"a\" depends on unknown segment \"ghost\"",
+            ),
+            (
+                &[("a", &[]), ("a", &[])],
+                "segment \"a\" is defined more than once",
+            ),
+        ];
+        for (input, message) in cases {
+            let err = order_segments(&defs(input)).expect_err(message);
+            assert_eq!(err.to_string(), *message);
+        }
+        let err = order_segments(&defs(&[("a", &["b"]), ("b", &["a"])])).expect_err("cycle");
+        assert_eq!(
+            err,
+            DependencyError::Cycle {
+                path: vec!["a".into(), "b".into(), "a".into()]
+            }
+        );
+    }
+
+    #[test]
+    fn long_chains_do_not_overflow() {
+        let n = 20_000;
+        let input: Vec<(String, Vec<String>)> = (0..n)
+            .map(|i| {
+                let deps = if i + 1 < n {
+                    vec![format!("s{}", i + 1)]
+                } else {
+                    vec![]
+                };
+                (format!("s{i}"), deps)
+            })
+            .collect();
+        let order = order_segments(&input).expect("chain");
+        assert_eq!(order.first().map(String::as_str), Some("s19999"));
+        assert_eq!(order.last().map(String::as_str), Some("s0"));
+    }
+}

@@ -70,7 +70,7 @@ pub fn evaluate(
     let is_member = |seg: &str, id: &str| memberships.get(seg).is_some_and(|m| m.contains(id));
     data.customers
         .iter()
-        .filter(|c| c.created_at.map_or(true, |t| secs(t) <= now))
+        .filter(|c| c.created_at.is_none_or(|t| secs(t) <= now))
         .filter(|c| ctx.condition(expr, c))
         .filter(|c| !excludes.iter().any(|x| is_member(x, &c.id)))
         .map(|c| c.id.clone())
@@ -265,7 +265,7 @@ impl<'a> Ctx<'a> {
                     .get(c.id.as_str())
                     .into_iter()
                     .flatten()
-                    .filter(|e| kind.as_ref().map_or(true, |k| &e.kind == k))
+                    .filter(|e| kind.as_ref().is_none_or(|k| &e.kind == k))
                     .map(|e| secs(e.occurred_at))
                     .filter(|&t| t > from && t <= self.now);
                 match func {
@@ -338,5 +338,219 @@ fn order_agg<'a>(func: OrderFn, os: &[&Order]) -> Val<'a> {
             share(&|o: &Order| o.discount_code.as_deref().is_some_and(|d| !d.is_empty()))
         }
         OrderFn::FreeShippingShare => share(&|o: &Order| o.free_shipping),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::parse_rule;
+    use chrono::{Duration as Span, NaiveDate, TimeZone};
+
+    fn as_of() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2025, 6, 1, 12, 0, 0)
+            .single()
+            .expect("valid instant")
+    }
+
+    fn customer(id: &str) -> Customer {
+        Customer {
+            id: id.to_string(),
+            created_at: Some(as_of() - Span::days(400)),
+            ..Customer::default()
+        }
+    }
+
+    fn order(customer: &str, ago: Span, total: f64) -> Order {
+        Order {
+            id: format!("{customer}-{}-{total}", ago.num_seconds()),
+            customer_id: customer.to_string(),
+            placed_at: as_of() - ago,
+            total,
+            currency: None,
+            discount_code: None,
+            free_shipping: false,
+        }
+    }
+
+    fn event(customer: &str, kind: &str, ago: Span) -> Event {
+        Event {
+            id: None,
+            customer_id: customer.to_string(),
+            kind: kind.to_string(),
+            occurred_at: as_of() - ago,
+            properties: None,
+        }
+    }
+
+    struct Shop {
+        customers: Vec<Customer>,
+        orders: Vec<Order>,
+        events: Vec<Event>,
+        memberships: Memberships,
+    }
+
+    impl Shop {
+        fn members(&self, src: &str, excludes: &[&str]) -> Vec<String> {
+            let rule = parse_rule(src).unwrap_or_else(|e| panic!("{src}: {e}"));
+            let excludes: Vec<String> = excludes.iter().map(|s| s.to_string()).collect();
+            let data = Dataset {
+                customers: &self.customers,
+                orders: &self.orders,
+                events: &self.events,
+            };
+            rule.evaluate(&excludes, &data, &self.memberships, as_of())
+                .into_iter()
+                .collect()
+        }
+    }
+
+    /// a: two orders (10.00, 10.01), one with a discount code, one exactly 7 days ago.
+    /// b: one order at `as_of` with free shipping and an empty discount code; US, consents.
+    /// c: no orders; visits; created in the future → never a member.
+    /// d: no orders, no created_at, country unknown, an add_to_cart yesterday.
+    /// e: one order one second after `as_of` (invisible), born 1990-05-17.
+    fn shop() -> Shop {
+        let mut a = customer("a");
+        a.country = Some("FR".into());
+        let mut b = customer("b");
+        b.country = Some("US".into());
+        b.consent_ads = true;
+        b.city = Some("Austin".into());
+        let mut c = customer("c");
+        c.created_at = Some(as_of() + Span::seconds(1));
+        let mut d = customer("d");
+        d.created_at = None;
+        let mut e = customer("e");
+        e.country = Some("CA".into());
+        e.birth_date = NaiveDate::from_ymd_opt(1990, 5, 17);
+        let mut a1 = order("a", Span::days(7), 10.00);
+        a1.discount_code = Some("SAVE".into());
+        let a2 = order("a", Span::days(200), 10.01);
+        let mut b1 = order("b", Span::zero(), 99.999);
+        b1.free_shipping = true;
+        b1.discount_code = Some(String::new());
+        let e1 = order("e", Span::seconds(-1), 5.0);
+        let mut memberships = Memberships::new();
+        memberships.insert("vip".into(), ["a".to_string(), "b".to_string()].into());
+        memberships.insert("staff".into(), ["b".to_string()].into());
+        Shop {
+            customers: vec![a, b, c, d, e],
+            orders: vec![a1, a2, b1, e1],
+            events: vec![
+                event("c", "visit", Span::days(1)),
+                event("d", "add_to_cart", Span::days(1)),
+                event("d", "visit", Span::days(30)),
+                event("d", "visit", Span::days(29)),
+                event("b", "visit", Span::seconds(-5)),
+            ],
+            memberships,
+        }
+    }
+
+    #[test]
+    fn evaluates_rules_on_a_tiny_shop() {
+        let shop = shop();
+        let cases: &[(&str, &[&str], &[&str])] = &[
+            ("true", &[], &["a", "b", "d", "e"]),
+            ("orders.count() == 0", &[], &["d", "e"]),
+            ("orders.count(7d) >= 1", &[], &["b"]),
+            ("orders.count(8d) == 1", &[], &["a", "b"]),
+            ("orders.sum() == 20.01", &[], &["a"]),
+            ("orders.sum() == 100", &[], &["b"]),
+            ("orders.sum(1d) == 0", &[], &["a", "d", "e"]),
+            ("orders.avg() == 10.01", &[], &["a"]),
+            ("orders.avg() > 0 or orders.avg() <= 0", &[], &["a", "b"]),
+            ("not orders.avg() > 0", &[], &["d", "e"]),
+            ("orders.last_at() == 7d ago", &[], &["a"]),
+            ("orders.first_at() < 199d ago", &[], &["a"]),
+            ("orders.discount_share() == 0.5", &[], &["a"]),
+            ("orders.discount_share() == 0", &[], &["b"]),
+            ("orders.discount_share() < 1", &[], &["a", "b"]),
+            (
+                "not orders.discount_share() >= 1",
+                &[],
+                &["a", "b", "d", "e"],
+            ),
+            ("orders.free_shipping_share() == 1", &[], &["b"]),
+            ("events.count(\"visit\") >= 1", &[], &["d"]),
+            ("events.count(\"visit\", 30d) == 1", &[], &["d"]),
+            ("events.count() == 3", &[], &["d"]),
+            ("events.last_at(\"add_to_cart\") > 2d ago", &[], &["d"]),
+            (
+                "events.count(\"add_to_cart\", 7d) >= 1 and orders.count(7d) == 0",
+                &[],
+                &["d"],
+            ),
+            ("customer.country in (\"US\", \"CA\")", &[], &["b", "e"]),
+            ("customer.country not in (\"US\")", &[], &["a", "e"]),
+            ("customer.country != \"US\"", &[], &["a", "e"]),
+            ("not customer.country == \"US\"", &[], &["a", "d", "e"]),
+            ("customer.consent_ads", &[], &["b"]),
+            ("customer.consent_ads == false", &[], &["a", "d", "e"]),
+            ("customer.city < \"a\"", &[], &["b"]),
+            ("customer.birth_date == 1990-05-17", &[], &["e"]),
+            ("customer.created_at < 1d ago", &[], &["a", "b", "e"]),
+            ("in_segment(\"vip\")", &[], &["a", "b"]),
+            ("in_segment(\"vip\")", &["staff"], &["a"]),
+            (
+                "not in_segment(\"nobody\")",
+                &["vip", "nobody"],
+                &["d", "e"],
+            ),
+            ("rfm.r == 2 and rfm.f == 1 and rfm.m == 2", &[], &["b"]),
+            ("rfm.r == 1 and rfm.f == 2 and rfm.m == 1", &[], &["a"]),
+            ("not rfm.r >= 1", &[], &["d", "e"]),
+        ];
+        for (src, excludes, expected) in cases {
+            assert_eq!(shop.members(src, excludes), *expected, "{src}");
+        }
+    }
+
+    #[test]
+    fn ntile_gives_the_first_buckets_the_extra_rows() {
+        let buckets = |n: usize| (0..n).map(|i| ntile5(i, n)).collect::<Vec<_>>();
+        assert_eq!(buckets(1), [1]);
+        assert_eq!(buckets(3), [1, 2, 3]);
+        assert_eq!(buckets(5), [1, 2, 3, 4, 5]);
+        assert_eq!(buckets(7), [1, 1, 2, 2, 3, 4, 5]);
+        assert_eq!(buckets(12), [1, 1, 1, 2, 2, 2, 3, 3, 4, 4, 5, 5]);
+    }
+
+    #[test]
+    fn rfm_ties_break_on_customer_id_bytewise() {
+        // Seven customers with identical orders: only the id orders them (uppercase before
+        // lowercase, as in SQLite BINARY and Postgres COLLATE "C").
+        let ids = ["b", "B", "a", "c", "A", "d", "e"];
+        let customers: Vec<Customer> = ids.iter().map(|id| customer(id)).collect();
+        let orders: Vec<Order> = ids.iter().map(|id| order(id, Span::days(3), 1.0)).collect();
+        let data = Dataset {
+            customers: &customers,
+            orders: &orders,
+            events: &[],
+        };
+        let memberships = Memberships::new();
+        let members = |src: &str| -> Vec<String> {
+            let rule = parse_rule(src).unwrap_or_else(|e| panic!("{e}"));
+            rule.evaluate(&[], &data, &memberships, as_of())
+                .into_iter()
+                .collect()
+        };
+        // Sorted: A B a b c d e → buckets 1 1 2 2 3 4 5.
+        assert_eq!(members("rfm.f == 1"), ["A", "B"]);
+        assert_eq!(members("rfm.m == 2"), ["a", "b"]);
+        assert_eq!(members("rfm.r >= 3"), ["c", "d", "e"]);
+    }
+
+    #[test]
+    fn averages_round_half_away_from_zero_on_exact_cents() {
+        assert_eq!(div_round_half_away(2001, 2), 1001);
+        assert_eq!(div_round_half_away(-2001, 2), -1001);
+        assert_eq!(div_round_half_away(1999, 2), 1000);
+        assert_eq!(div_round_half_away(10, 3), 3);
+        assert_eq!(div_round_half_away(-10, 3), -3);
+        assert_eq!(cents(19.99), 1999);
+        assert_eq!(cents(0.1 + 0.2), 30);
+        assert_eq!(cents(-19.99), -1999);
     }
 }

@@ -19,9 +19,6 @@ pub mod parser;
 pub mod templates;
 pub mod typecheck;
 
-#[cfg(test)]
-mod tests;
-
 use std::collections::BTreeSet;
 use std::fmt;
 

@@ -195,6 +195,8 @@ impl Parser {
             ));
         }
         match lhs.ty() {
+            // A value closing a group, as in `(orders.count()) >= 1`: the caller continues.
+            _ if t.kind == TokenKind::RParen => Ok(lhs),
             Type::Bool => Ok(lhs),
             Type::Duration => Err(RuleError::at(
                 t.pos,
@@ -499,5 +501,178 @@ impl Parser {
             &format!("\")\" after the window of {label}"),
         )?;
         Ok((kind, Some(window)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::parse_rule;
+
+    /// Valid rules and their canonical form (which shows how precedence grouped them).
+    #[test]
+    fn parses_valid_rules() {
+        let cases = [
+            ("orders.count() >= 2", "orders.count() >= 2"),
+            (
+                "orders.count() == 0 and events.count(\"visit\", 30d) >= 1   # first-time visitors",
+                "orders.count() == 0 and events.count(\"visit\", 30d) >= 1",
+            ),
+            (
+                "not in_segment(\"a\") or in_segment(\"b\") and in_segment(\"c\")",
+                "not in_segment(\"a\") or in_segment(\"b\") and in_segment(\"c\")",
+            ),
+            (
+                "(in_segment(\"a\") or in_segment(\"b\")) and not (rfm.r >= 4)",
+                "(in_segment(\"a\") or in_segment(\"b\")) and not rfm.r >= 4",
+            ),
+            (
+                "customer.country in ('US', \"CA\") and customer.consent_ads",
+                "customer.country in (\"US\", \"CA\") and customer.consent_ads",
+            ),
+            (
+                "customer.country not in (\"FR\")",
+                "customer.country not in (\"FR\")",
+            ),
+            ("orders.last_at() < 180d ago", "orders.last_at() < 180d ago"),
+            ("orders.sum(12w) > -0.5", "orders.sum(12w) > -0.5"),
+            (
+                "events.count(24h) >= 1 or events.count(\"visit\") > 0 or events.count() > 9",
+                "events.count(24h) >= 1 or events.count(\"visit\") > 0 or events.count() > 9",
+            ),
+            (
+                "events.last_at(\"email_open\") >= 90m ago",
+                "events.last_at(\"email_open\") >= 90m ago",
+            ),
+            (
+                "customer.created_at >= 2025-01-01T00:00:00Z",
+                "customer.created_at >= 2025-01-01T00:00:00Z",
+            ),
+            (
+                "customer.birth_date < 1990-01-01",
+                "customer.birth_date < 1990-01-01T00:00:00Z",
+            ),
+            (
+                "customer.first_name == \"Zo\\\"e\\\\\"",
+                "customer.first_name == \"Zo\\\"e\\\\\"",
+            ),
+            ("true", "true"),
+            ("(orders.count()) >= (1)", "orders.count() >= 1"),
+            (
+                "not not customer.consent_email",
+                "not not customer.consent_email",
+            ),
+            (
+                "# leading comment\n  rfm.r >= 4 # recent\n  and rfm.f >= 4\n",
+                "rfm.r >= 4 and rfm.f >= 4",
+            ),
+            (
+                "(orders.count() > 1) == customer.consent_ads",
+                "(orders.count() > 1) == customer.consent_ads",
+            ),
+        ];
+        for (src, canonical) in cases {
+            let rule = parse_rule(src).unwrap_or_else(|e| panic!("{src}: {e}"));
+            assert_eq!(rule.to_string(), canonical, "{src}");
+            // The canonical form parses back to the same tree (positions aside).
+            let again = parse_rule(canonical).unwrap_or_else(|e| panic!("{canonical}: {e}"));
+            assert_eq!(again.to_string(), canonical);
+        }
+    }
+
+    #[test]
+    fn and_binds_tighter_than_or_and_records_positions() {
+        let e = parse("in_segment(\"a\") or\n  in_segment(\"b\") and in_segment(\"c\")")
+            .expect("parse");
+        let ExprKind::Or(lhs, rhs) = &e.kind else {
+            panic!("expected or at the top: {e:?}");
+        };
+        assert_eq!(lhs.pos, Pos::new(1, 1));
+        assert!(matches!(rhs.kind, ExprKind::And(..)));
+        assert_eq!(rhs.pos, Pos::new(2, 3));
+    }
+
+    #[test]
+    fn durations_keep_their_unit() {
+        let e = parse("orders.count(90m) > 0").expect("parse");
+        let ExprKind::Compare { lhs, .. } = e.kind else {
+            panic!("compare");
+        };
+        assert_eq!(
+            lhs.kind,
+            ExprKind::Term(Term::Orders {
+                func: OrderFn::Count,
+                window: Some(Duration {
+                    amount: 90,
+                    unit: super::super::ast::DurationUnit::Minutes
+                })
+            })
+        );
+    }
+
+    /// Invalid rules: (source, line, column, message).
+    #[test]
+    fn reports_syntax_errors_with_position() {
+        let cases: &[(&str, u32, u32, &str)] = &[
+            ("orders.count() foo", 1, 16, "expected a comparison operator after orders.count(), found \"foo\""),
+            ("orders.count()", 1, 15, "expected a comparison operator after orders.count(), found end of input"),
+            ("orders.cnt() > 1", 1, 8, "unknown function orders.cnt (expected one of count, sum, avg, last_at, first_at, discount_share, free_shipping_share)"),
+            ("events.sum() > 1", 1, 8, "unknown function events.sum (expected one of count, last_at)"),
+            ("customer.colour == \"red\"", 1, 10, "unknown customer attribute \"colour\" (expected one of id, email, phone, first_name, last_name, country, city, postal_code, gender, birth_date, created_at, consent_ads, consent_email)"),
+            ("customer.country == \"US", 1, 21, "unterminated string"),
+            ("customer.country == \"US\n  and true", 1, 21, "unterminated string"),
+            ("rfm.x >= 4", 1, 5, "unknown RFM score rfm.x (expected r, f or m)"),
+            ("country == \"US\"", 1, 1, "unknown name \"country\" (did you mean customer.country?)"),
+            ("orders.count(30) > 1", 1, 14, "expected a window duration such as 30d as the argument of orders.count, found \"30\""),
+            ("orders.count(30d, 7d) > 1", 1, 17, "expected \")\" after the window of orders.count, found \",\""),
+            ("orders.count > 1", 1, 14, "expected \"(\" after orders.count, found \">\""),
+            ("events.count(7d, \"visit\") > 1", 1, 16, "expected \")\" after the window of events.count, found \",\""),
+            ("events.count(\"visit\" 7d) > 1", 1, 22, "expected \",\" or \")\" after the event kind of events.count, found \"7d\""),
+            ("events.count(3) > 1", 1, 14, "expected an event kind string or a window duration as the argument of events.count, found \"3\""),
+            ("events.last_at(7d) > 1d ago", 1, 16, "expected an event kind string as the argument of events.last_at, found \"7d\""),
+            ("orders.count(7x) > 1", 1, 14, "invalid duration \"7x\" (expected a whole number followed by m, h, d or w, e.g. 30d)"),
+            ("orders.count(1.5d) > 1", 1, 14, "invalid duration \"1.5d\" (durations take a whole number, e.g. 36h)"),
+            ("customer.created_at > 2025-13-01T00:00:00Z", 1, 23, "invalid timestamp \"2025-13-01T00:00:00Z\" (expected RFC 3339 like 2025-01-01T00:00:00Z, or a date like 2025-01-01)"),
+            ("orders.count() = 1", 1, 16, "unexpected \"=\" (did you mean \"==\"?)"),
+            ("orders.count() >= 1 && rfm.r > 1", 1, 21, "unexpected \"&&\" (did you mean \"and\"?)"),
+            ("orders.count() >= 1 @", 1, 21, "unexpected character \"@\""),
+            ("(orders.count() >= 1", 1, 21, "expected \"and\", \"or\" or \")\", found end of input"),
+            ("orders.count() >= 1)", 1, 20, "expected \"and\", \"or\" or end of input, found \")\""),
+            ("orders.count() >= 1 and", 1, 24, "expected a condition or a value, found end of input"),
+            ("   # only a comment\n", 2, 1, "expected a condition, found an empty rule"),
+            ("customer.country in \"US\"", 1, 21, "expected \"(\" after \"in\", found string \"US\""),
+            ("customer.country in ()", 1, 22, "expected a literal value in the \"in\" list, found \")\""),
+            ("customer.country in (\"US\" \"CA\")", 1, 27, "expected \",\" or \")\" in the \"in\" list, found string \"CA\""),
+            ("in_segment(vip)", 1, 12, "expected a segment name in quotes as the argument of in_segment, found \"vip\""),
+            ("in_segment(\"\")", 1, 12, "segment name must not be empty"),
+            ("orders.count() >= 1\nand orders.sum(30d) >= 100\nand orders.last_at() < 30 ago", 3, 27, "expected \"and\", \"or\" or end of input, found \"ago\""),
+            ("# vip buyers\norders.sum(365d) >= 1000\n   or customer.tier == \"gold\"", 3, 16, "unknown customer attribute \"tier\" (expected one of id, email, phone, first_name, last_name, country, city, postal_code, gender, birth_date, created_at, consent_ads, consent_email)"),
+            ("orders.count() >= 1 and\n  7d", 2, 5, "expected \"ago\" or a comparison operator after 7d, found end of input"),
+            ("rfm.r >= - 4x", 1, 12, "invalid duration \"4x\" (expected a whole number followed by m, h, d or w, e.g. 30d)"),
+            ("rfm.r >= -rfm.f", 1, 11, "expected a number after \"-\", found \"rfm\""),
+            ("orders.count() > 99999999999999999999", 1, 18, "number \"99999999999999999999\" is too large"),
+            ("orders.count(99999999w) > 1", 1, 14, "duration \"99999999w\" is too long (at most 100000d)"),
+            ("customer.email == \"a\\qb\"", 1, 21, "invalid escape \"\\q\" in string (expected \\\", \\', \\\\, \\n or \\t)"),
+            ("customer.", 1, 10, "expected a customer attribute after \"customer.\", found end of input"),
+        ];
+        for (src, line, column, message) in cases {
+            let err = parse_rule(src).expect_err(src);
+            assert_eq!(
+                (err.line, err.column, err.message.as_str()),
+                (*line, *column, *message),
+                "{src}"
+            );
+            assert_eq!(
+                err.to_string(),
+                format!("line {line}, column {column}: {message}")
+            );
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let src = format!("{}true{}", "(".repeat(500), ")".repeat(500));
+        let err = parse_rule(&src).expect_err("too deep");
+        assert!(err.message.contains("nested too deeply"), "{err}");
     }
 }

@@ -229,15 +229,23 @@ fn value_ok(kind: ParamKind, value: &str) -> bool {
         return false;
     };
     let kinds: Vec<&TokenKind> = tokens.iter().map(|t| &t.kind).collect();
-    match (kind, kinds.as_slice()) {
-        (ParamKind::Number, [TokenKind::Int(_) | TokenKind::Float(_), TokenKind::Eof]) => true,
+    matches!(
+        (kind, kinds.as_slice()),
         (
             ParamKind::Number,
-            [TokenKind::Minus, TokenKind::Int(_) | TokenKind::Float(_), TokenKind::Eof],
-        ) => true,
-        (ParamKind::Duration, [TokenKind::Duration(_), TokenKind::Eof]) => true,
-        _ => false,
-    }
+            [TokenKind::Int(_) | TokenKind::Float(_), TokenKind::Eof]
+        ) | (
+            ParamKind::Number,
+            [
+                TokenKind::Minus,
+                TokenKind::Int(_) | TokenKind::Float(_),
+                TokenKind::Eof
+            ]
+        ) | (
+            ParamKind::Duration,
+            [TokenKind::Duration(_), TokenKind::Eof]
+        )
+    )
 }
 
 /// Renders template `name` with `params` (others take their defaults) into rule text that parses
@@ -286,4 +294,125 @@ pub fn render(name: &str, params: &BTreeMap<String, String>) -> Result<String, T
         source,
     })?;
     Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn renders_defaults_and_overrides() {
+        type Case = (
+            &'static str,
+            &'static [(&'static str, &'static str)],
+            &'static str,
+        );
+        let cases: &[Case] = &[
+            (
+                "first_time_visitor",
+                &[],
+                "orders.count() == 0 and events.count(\"visit\", 30d) >= 1",
+            ),
+            (
+                "repeat_customer",
+                &[("min_orders", "3")],
+                "orders.count() >= 3",
+            ),
+            (
+                "cart_abandoner",
+                &[],
+                "events.count(\"add_to_cart\", 7d) >= 1 and orders.count(7d) == 0",
+            ),
+            (
+                "cart_abandoner",
+                &[("window", "48h")],
+                "events.count(\"add_to_cart\", 48h) >= 1 and orders.count(48h) == 0",
+            ),
+            ("high_value", &[], "orders.sum(365d) >= 1000"),
+            (
+                "high_value",
+                &[("min_total", "250.5"), ("window", "12w")],
+                "orders.sum(12w) >= 250.5",
+            ),
+            (
+                "lapsed",
+                &[],
+                "orders.count() >= 1 and orders.last_at() < 180d ago",
+            ),
+            (
+                "lapsed",
+                &[("after", " 90d ")],
+                "orders.count() >= 1 and orders.last_at() < 90d ago",
+            ),
+            (
+                "discount_hunter",
+                &[],
+                "orders.count(365d) >= 2 and orders.discount_share(365d) >= 0.5",
+            ),
+            (
+                "free_shipping_hunter",
+                &[("min_share", "0.75")],
+                "orders.count(365d) >= 2 and orders.free_shipping_share(365d) >= 0.75",
+            ),
+            ("rfm_champions", &[], "rfm.r >= 4 and rfm.f >= 4"),
+            ("rfm_at_risk", &[], "rfm.r <= 2 and rfm.f >= 3"),
+            (
+                "rfm_hibernating",
+                &[("max_f", "1")],
+                "rfm.r <= 2 and rfm.f <= 1",
+            ),
+        ];
+        for (name, ps, expected) in cases {
+            assert_eq!(
+                render(name, &params(ps)).as_deref(),
+                Ok(*expected),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_template_renders_with_defaults() {
+        assert_eq!(list().len(), 10);
+        for t in list() {
+            let text = render(t.name, &BTreeMap::new()).unwrap_or_else(|e| panic!("{e}"));
+            assert!(!text.contains('{'), "{text}");
+            assert!(!t.description.is_empty());
+            for p in t.params {
+                assert!(t.body.contains(&format!("{{{}}}", p.name)), "{}", p.name);
+            }
+        }
+    }
+
+    #[test]
+    fn reports_unknown_names_and_bad_values() {
+        let err = render("vip", &BTreeMap::new()).expect_err("unknown template");
+        assert_eq!(
+            err.to_string(),
+            "unknown template \"vip\" (expected one of first_time_visitor, repeat_customer, cart_abandoner, high_value, lapsed, discount_hunter, free_shipping_hunter, rfm_champions, rfm_at_risk, rfm_hibernating)"
+        );
+        let err = render("high_value", &params(&[("min_spend", "5")])).expect_err("unknown param");
+        assert_eq!(
+            err.to_string(),
+            "template \"high_value\" has no parameter \"min_spend\" (expected one of min_total, window)"
+        );
+        let err = render("high_value", &params(&[("window", "365")])).expect_err("bad duration");
+        assert_eq!(
+            err.to_string(),
+            "template \"high_value\" parameter \"window\": expected a duration (e.g. 30d, 12w, 36h), found \"365\""
+        );
+        let err = render("repeat_customer", &params(&[("min_orders", "2 or true")]))
+            .expect_err("injection");
+        assert_eq!(
+            err.to_string(),
+            "template \"repeat_customer\" parameter \"min_orders\": expected a number (e.g. 2 or 0.5), found \"2 or true\""
+        );
+    }
 }

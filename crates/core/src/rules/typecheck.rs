@@ -137,3 +137,94 @@ fn check_node(e: &Expr) -> Result<(), RuleError> {
         ExprKind::Literal(_) | ExprKind::Term(_) => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::rules::parse_rule;
+
+    /// Ill-typed rules: (source, line, column, message). Positions point at the offending
+    /// operator (mismatched comparison) or operand (non-condition under and/or/not, misplaced
+    /// duration, wrong list item).
+    #[test]
+    fn reports_type_errors_with_position() {
+        let cases: &[(&str, u32, u32, &str)] = &[
+            ("orders.count() == \"x\"", 1, 16, "cannot compare a number (orders.count()) with a string (\"x\") using \"==\""),
+            ("customer.country > 3", 1, 18, "cannot compare a string (customer.country) with a number (3) using \">\""),
+            ("orders.last_at() > 5", 1, 18, "cannot compare a timestamp (orders.last_at()) with a number (5) using \">\""),
+            ("orders.count() >= 7d", 1, 19, "expected a number, found the duration 7d (a duration is only allowed as a window argument or before \"ago\")"),
+            ("orders.last_at() < 30d", 1, 20, "expected a timestamp, found the duration 30d (did you mean \"30d ago\"?)"),
+            ("7d < orders.count()", 1, 1, "expected a number, found the duration 7d (a duration is only allowed as a window argument or before \"ago\")"),
+            ("orders.count() and rfm.r >= 1", 1, 16, "expected a comparison operator after orders.count(), found \"and\""),
+            ("(orders.count()) and rfm.r >= 1", 1, 18, "expected a comparison operator after orders.count(), found \"and\""),
+            ("rfm.r >= 1 or (orders.sum())", 1, 29, "expected a comparison operator after orders.sum(), found end of input"),
+            ("not (customer.country)", 1, 23, "expected a comparison operator after customer.country, found end of input"),
+            ("customer.consent_ads < true", 1, 22, "cannot order conditions with \"<\" (only == and != compare true/false)"),
+            ("customer.country in (\"US\", 1)", 1, 28, "expected a string in the \"in\" list (like customer.country), found a number (1)"),
+            ("customer.created_at in (2025-01-01)", 1, 21, "expected a number or a string on the left of \"in\", found a timestamp (customer.created_at)"),
+            ("customer.consent_ads not in (true)", 1, 22, "expected a number or a string on the left of \"not in\", found a condition (true/false) (customer.consent_ads)"),
+            ("in_segment(\"a\") == 1", 1, 17, "cannot compare a condition (true/false) (in_segment(\"a\")) with a number (1) using \"==\""),
+            ("rfm.r >= 4 and\n  orders.first_at(30d) != \"never\"", 2, 24, "cannot compare a timestamp (orders.first_at(30d)) with a string (\"never\") using \"!=\""),
+            ("(rfm.r >= 4) >= (rfm.f >= 4)", 1, 14, "cannot order conditions with \">=\" (only == and != compare true/false)"),
+        ];
+        for (src, line, column, message) in cases {
+            let err = parse_rule(src).expect_err(src);
+            assert_eq!(
+                (err.line, err.column, err.message.as_str()),
+                (*line, *column, *message),
+                "{src}"
+            );
+        }
+    }
+
+    /// The parser already refuses most non-conditions under `and`/`or`/`not`; the checker is the
+    /// backstop for trees built by hand.
+    #[test]
+    fn checks_hand_built_trees() {
+        use crate::rules::ast::{Expr, ExprKind, Literal, OrderFn, Pos, Term};
+        let count = Expr::new(
+            ExprKind::Term(Term::Orders {
+                func: OrderFn::Count,
+                window: None,
+            }),
+            Pos::new(1, 5),
+        );
+        let yes = Expr::new(ExprKind::Literal(Literal::Bool(true)), Pos::new(1, 1));
+        let and = Expr::new(
+            ExprKind::And(Box::new(yes.clone()), Box::new(count.clone())),
+            Pos::new(1, 1),
+        );
+        let err = super::check(&and).expect_err("and on a number");
+        assert_eq!(
+            err.to_string(),
+            "line 1, column 5: expected a condition on the right of \"and\", found a number (orders.count())"
+        );
+        let err = super::check(&count).expect_err("rule is a number");
+        assert_eq!(
+            err.to_string(),
+            "line 1, column 5: expected a condition as the rule, found a number (orders.count())"
+        );
+        let not = Expr::new(ExprKind::Not(Box::new(count)), Pos::new(1, 1));
+        let err = super::check(&not).expect_err("not on a number");
+        assert_eq!(
+            err.to_string(),
+            "line 1, column 5: expected a condition after \"not\", found a number (orders.count())"
+        );
+        assert_eq!(super::check(&yes), Ok(()));
+    }
+
+    #[test]
+    fn accepts_well_typed_rules() {
+        for src in [
+            "orders.count() >= 0.5",
+            "orders.avg() == orders.sum() or rfm.m > rfm.f",
+            "customer.city >= \"A\"",
+            "orders.last_at() > customer.created_at",
+            "customer.birth_date < 2000-01-01T00:00:00Z",
+            "customer.consent_ads == (orders.count() > 2)",
+            "customer.consent_ads != in_segment(\"vip\")",
+            "rfm.r in (1, 2.0, -3)",
+        ] {
+            parse_rule(src).unwrap_or_else(|e| panic!("{src}: {e}"));
+        }
+    }
+}

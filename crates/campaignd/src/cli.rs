@@ -68,6 +68,21 @@ pub enum Command {
         #[command(subcommand)]
         command: SegmentsCommand,
     },
+    /// Push each configured [[sync]]: only what changed since the platform last acknowledged.
+    Sync {
+        /// Only syncs to this destination.
+        #[arg(long)]
+        destination: Option<String>,
+        /// Only syncs of this segment.
+        #[arg(long)]
+        segment: Option<String>,
+        /// Print the plan (adds/removes per sync) and send nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Resend everyone (replace-all where the platform has it).
+        #[arg(long)]
+        full: bool,
+    },
     /// Recent job runs with outcome and counts.
     Runs {
         /// How many runs to show.

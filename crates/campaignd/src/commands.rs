@@ -8,6 +8,11 @@ use chrono::Utc;
 
 use campaignd_core::rules::templates;
 use campaignd_engine::recompute::{recompute, RecomputeError};
+use campaignd_connectors::SecretResolver;
+use campaignd_engine::shutdown::Shutdown;
+use campaignd_engine::sync::{
+    build_destinations, sync as run_sync, SyncError, SyncOptions, SyncReport, SyncStatus,
+};
 use campaignd_engine::Settings;
 use campaignd_store::import::{ImportKind, ImportOptions};
 use campaignd_store::Store;
@@ -42,6 +47,21 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Segments { command } => {
             let settings = settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
             segments(&settings, command).await
+        }
+        Command::Sync {
+            destination,
+            segment,
+            dry_run,
+            full,
+        } => {
+            let settings = settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
+            let opts = SyncOptions {
+                destination,
+                segment,
+                dry_run,
+                full,
+            };
+            sync(&settings, &cli.config, &opts).await
         }
         Command::Runs { limit, json } => {
             let settings = settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
@@ -79,6 +99,66 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
                 bench::recompute(&settings, customers, store, seed).await.map_err(Failure::job)
             }
         },
+    }
+}
+
+/// Resolves `{ env = ... }` / `{ file = ... }` secrets, relative files from the config's directory.
+pub fn secrets_for(config: &Path) -> SecretResolver {
+    let base = config
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| std::path::PathBuf::from("."));
+    SecretResolver::from_process_env().with_base_dir(base)
+}
+
+async fn sync(settings: &Settings, config: &Path, opts: &SyncOptions) -> Result<(), Failure> {
+    settings.validate_syncs().map_err(Failure::usage)?;
+    let destinations =
+        build_destinations(settings, &secrets_for(config)).map_err(Failure::usage)?;
+    let store = open_store(settings).await?;
+    let report = run_sync(&store, settings, &destinations, opts, &Shutdown::new())
+        .await
+        .map_err(|e| match e {
+            SyncError::Store(_) => Failure::job(e),
+            other => Failure::usage(other),
+        })?;
+    print_sync_report(&report, opts.dry_run);
+    store.close().await;
+    if report.any_failed() {
+        return Err(Failure::job(anyhow!("one or more syncs failed (see `campaignd runs`)")));
+    }
+    Ok(())
+}
+
+/// Prints one line per sync: the plan for a dry run, what was acknowledged otherwise.
+pub fn print_sync_report(report: &SyncReport, dry_run: bool) {
+    let (a, r) = if dry_run { ("to add", "to remove") } else { ("added", "removed") };
+    println!(
+        "{:<22} {:<16} {:>8} {:>8} {:>9} {:>8} {:>10} {:>10} {:>13}  status",
+        "segment", "destination", "eligible", a, r, "rejected", "no_consent", "suppressed", "no_identifier"
+    );
+    for s in &report.syncs {
+        let status = match &s.status {
+            SyncStatus::Done => "done".to_string(),
+            SyncStatus::Planned => "dry run: nothing sent".to_string(),
+            SyncStatus::BelowMinimum => "below the platform's minimum size: not pushed".to_string(),
+            SyncStatus::Interrupted => "interrupted: resumes next run".to_string(),
+            SyncStatus::Failed(e) => format!("FAILED: {e}"),
+        };
+        println!(
+            "{:<22} {:<16} {:>8} {:>8} {:>9} {:>8} {:>10} {:>10} {:>13}  {}",
+            s.segment,
+            s.destination,
+            s.eligible,
+            s.added,
+            s.removed,
+            s.rejected,
+            s.skipped_no_consent,
+            s.skipped_suppressed,
+            s.skipped_no_identifier,
+            status
+        );
     }
 }
 

@@ -40,5 +40,8 @@ pub fn load(path: &Path) -> Result<Settings, String> {
     settings
         .segment_defs()
         .map_err(|e| format!("config {}: {e}", path.display()))?;
+    settings
+        .validate_syncs()
+        .map_err(|e| format!("config {}: {e}", path.display()))?;
     Ok(settings)
 }

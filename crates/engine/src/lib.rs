@@ -6,5 +6,7 @@
 
 pub mod recompute;
 pub mod settings;
+pub mod shutdown;
+pub mod sync;
 
 pub use settings::{Settings, SettingsError};

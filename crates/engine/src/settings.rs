@@ -27,7 +27,7 @@ pub struct Settings {
     pub destinations: BTreeMap<String, serde_json::Value>,
     /// `[[sync]]` entries tying a segment to a destination.
     #[serde(default, rename = "sync")]
-    pub syncs: Vec<serde_json::Value>,
+    pub syncs: Vec<SyncSettings>,
     /// `[[creative_set]]` entries (creative rotation).
     #[serde(default, rename = "creative_set")]
     pub creative_sets: Vec<serde_json::Value>,
@@ -86,6 +86,49 @@ pub struct SegmentSettings {
     pub exclude: Vec<String>,
 }
 
+/// How a sync treats members who left the segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    /// Adds and removes: the audience equals the segment.
+    #[default]
+    Mirror,
+    /// Adds only (people who are suppressed or withdraw consent are still removed).
+    Upsert,
+}
+
+/// One `[[sync]]`: keep `destination`'s audience equal to (or a superset of) `segment`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncSettings {
+    /// The segment to push.
+    pub segment: String,
+    /// The `[destinations.NAME]` to push to.
+    pub destination: String,
+    /// `mirror` (default) or `upsert`.
+    #[serde(default)]
+    pub mode: SyncMode,
+    /// The audience's name on the platform (default: the segment's name).
+    #[serde(default)]
+    pub audience_name: Option<String>,
+    /// Cron override for the daemon.
+    #[serde(default)]
+    pub schedule: Option<String>,
+    /// Ads whose performance is attributed to this segment (metrics pull).
+    #[serde(default)]
+    pub ad_ids: Vec<String>,
+    /// Campaigns whose performance is attributed to this segment (metrics pull).
+    #[serde(default)]
+    pub campaign_ids: Vec<String>,
+}
+
+impl SyncSettings {
+    /// The platform-side audience name.
+    pub fn audience(&self) -> &str {
+        self.audience_name.as_deref().unwrap_or(&self.segment)
+    }
+}
+
 /// A configuration problem, naming where it is.
 #[derive(Debug, Error)]
 pub enum SettingsError {
@@ -102,6 +145,16 @@ pub enum SettingsError {
     /// A problem spanning segments (duplicates, cycles, unknown references).
     #[error("{0}")]
     Segments(String),
+    /// A problem with one `[[sync]]` (numbered from 1).
+    #[error("sync #{index} ({key}): {message}")]
+    Sync {
+        /// Position in the file, from 1.
+        index: usize,
+        /// The offending key.
+        key: &'static str,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 /// How one segment selects its members, after validation.
@@ -150,6 +203,38 @@ fn param_text(v: &serde_json::Value) -> String {
 }
 
 impl Settings {
+    /// Checks that every `[[sync]]` names a configured segment and destination, once per audience.
+    pub fn validate_syncs(&self) -> Result<(), SettingsError> {
+        let mut seen = BTreeSet::new();
+        for (i, sync) in self.syncs.iter().enumerate() {
+            let err = |key: &'static str, message: String| SettingsError::Sync {
+                index: i + 1,
+                key,
+                message,
+            };
+            if !self.segments.iter().any(|s| s.name == sync.segment) {
+                return Err(err("segment", format!("no segment named \"{}\"", sync.segment)));
+            }
+            if !self.destinations.contains_key(&sync.destination) {
+                return Err(err(
+                    "destination",
+                    format!("no [destinations.{}] section", sync.destination),
+                ));
+            }
+            if !seen.insert((sync.destination.clone(), sync.audience().to_string())) {
+                return Err(err(
+                    "audience_name",
+                    format!(
+                        "audience \"{}\" on {} is already synced by another [[sync]]",
+                        sync.audience(),
+                        sync.destination
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Validates every segment and returns them in dependency order (dependencies first).
     pub fn segment_defs(&self) -> Result<Vec<SegmentDef>, SettingsError> {
         let mut seen = BTreeSet::new();

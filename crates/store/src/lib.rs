@@ -8,6 +8,7 @@
 mod bind;
 mod error;
 pub mod import;
+pub mod ledger;
 pub mod load;
 pub mod runs;
 pub mod segments;

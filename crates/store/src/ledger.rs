@@ -1,0 +1,448 @@
+//! The sync ledger: which customers (and exactly which identifier payloads) each destination audience
+//! holds, advanced only per acknowledged batch, plus the desired state of the current run.
+//!
+//! The engine stages the desired members of a sync here, then every diff — who to add, who to remove,
+//! whose identifiers changed — is one keyset-paged query in the database, so memory stays flat in the
+//! audience size and a crashed run resumes from the ledger without resending acknowledged batches.
+
+use sqlx::Row;
+
+use crate::bind::on_pool;
+use crate::{Store, StoreError};
+
+/// Which consent flag a destination's channel requires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consent {
+    /// `consent_ads`: ad and social platforms.
+    Ads,
+    /// `consent_email`: email platforms.
+    Email,
+}
+
+impl Consent {
+    fn column(self) -> &'static str {
+        match self {
+            Consent::Ads => "consent_ads",
+            Consent::Email => "consent_email",
+        }
+    }
+}
+
+/// A remote audience campaignd manages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudienceRecord {
+    /// The platform's id for it.
+    pub remote_id: String,
+    /// Adopted (members unknown) or `--full`: the next mirror sync must replace its contents.
+    pub needs_replace: bool,
+}
+
+/// A segment member eligible to be sent, with the raw contact columns connectors normalise.
+#[derive(Debug, Clone, Default)]
+pub struct Candidate {
+    /// Customer id.
+    pub customer_id: String,
+    /// Raw email.
+    pub email: Option<String>,
+    /// Raw phone.
+    pub phone: Option<String>,
+    /// First name.
+    pub first_name: Option<String>,
+    /// Last name.
+    pub last_name: Option<String>,
+    /// ISO alpha-2 country.
+    pub country: Option<String>,
+    /// Postal code.
+    pub postal_code: Option<String>,
+}
+
+/// One member as a platform holds it: what was (or will be) sent, and its fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerEntry {
+    /// Customer id.
+    pub customer_id: String,
+    /// Hash of the payload, to notice changed identifiers.
+    pub fingerprint: String,
+    /// The exact JSON payload sent (hashed where the platform takes hashes).
+    pub payload: String,
+}
+
+/// Why members of a segment were not sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Exclusions {
+    /// Members without the channel's consent.
+    pub no_consent: i64,
+    /// Members with consent but on the suppression list.
+    pub suppressed: i64,
+}
+
+/// Digits of a phone number, in SQL: the form phone suppressions are stored in.
+const PHONE_DIGITS: &str = "REPLACE(REPLACE(REPLACE(REPLACE(REPLACE(REPLACE(COALESCE(c.phone, ''), '+', ''), ' ', ''), '-', ''), '(', ''), ')', ''), '.', '')";
+
+/// `c` is on the suppression list by id, normalised email or phone digits (index lookups on the
+/// suppressions primary key; identifiers are normalised when written).
+fn suppressed_sql() -> String {
+    format!(
+        "(EXISTS (SELECT 1 FROM suppressions s WHERE s.identifier_kind = 'customer_id' AND s.identifier = c.id) \
+         OR EXISTS (SELECT 1 FROM suppressions s WHERE s.identifier_kind = 'email' AND s.identifier = LOWER(TRIM(c.email))) \
+         OR EXISTS (SELECT 1 FROM suppressions s WHERE s.identifier_kind = 'phone' AND s.identifier = {PHONE_DIGITS}))"
+    )
+}
+
+/// `c` may be sent to a destination needing `consent`.
+fn eligible_sql(consent: Consent) -> String {
+    format!(
+        "(c.{} = TRUE AND NOT {})",
+        consent.column(),
+        suppressed_sql()
+    )
+}
+
+fn removal_sql(consent: Consent, count_only: bool) -> String {
+    let body = format!(
+        "FROM sync_ledger l WHERE l.destination = $1 AND l.audience_name = $2 AND l.customer_id > $3 AND (\
+           (NOT EXISTS (SELECT 1 FROM sync_staging s WHERE s.destination = $1 AND s.audience_name = $2 AND s.customer_id = l.customer_id) \
+             AND ($4 OR NOT EXISTS (SELECT 1 FROM customers c WHERE c.id = l.customer_id AND {}))) \
+           OR EXISTS (SELECT 1 FROM sync_staging s WHERE s.destination = $1 AND s.audience_name = $2 AND s.customer_id = l.customer_id AND s.fingerprint <> l.fingerprint))",
+        eligible_sql(consent)
+    );
+    if count_only {
+        format!("SELECT COUNT(*) {body}")
+    } else {
+        format!("SELECT l.customer_id, l.fingerprint, l.payload {body} ORDER BY l.customer_id LIMIT $5")
+    }
+}
+
+const ADDITIONS_BODY: &str = "FROM sync_staging s WHERE s.destination = $1 AND s.audience_name = $2 AND s.customer_id > $3 \
+     AND NOT EXISTS (SELECT 1 FROM sync_ledger l WHERE l.destination = $1 AND l.audience_name = $2 AND l.customer_id = s.customer_id)";
+
+fn entries(rows: Vec<(String, String, String)>) -> Vec<LedgerEntry> {
+    rows.into_iter()
+        .map(|(customer_id, fingerprint, payload)| LedgerEntry {
+            customer_id,
+            fingerprint,
+            payload,
+        })
+        .collect()
+}
+
+impl Store {
+    /// The remote audience recorded for `(destination, audience_name)`, if any.
+    pub async fn audience(
+        &self,
+        destination: &str,
+        audience_name: &str,
+    ) -> Result<Option<AudienceRecord>, StoreError> {
+        const SQL: &str = "SELECT remote_id, needs_replace FROM destination_audiences WHERE destination = $1 AND audience_name = $2";
+        let row: Option<(String, i64)> = on_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(destination).bind(audience_name).fetch_optional(pool).await?);
+        Ok(row.map(|(remote_id, flag)| AudienceRecord {
+            remote_id,
+            needs_replace: flag != 0,
+        }))
+    }
+
+    /// Records the remote audience and whether its contents must be replaced on the next sync.
+    pub async fn save_audience(
+        &self,
+        destination: &str,
+        audience_name: &str,
+        record: &AudienceRecord,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        const SQL: &str = "INSERT INTO destination_audiences (destination, audience_name, remote_id, needs_replace, created_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (destination, audience_name) DO UPDATE SET \
+             remote_id = excluded.remote_id, needs_replace = excluded.needs_replace";
+        on_pool!(self, pool => sqlx::query(SQL)
+            .bind(destination).bind(audience_name).bind(&record.remote_id)
+            .bind(i64::from(record.needs_replace)).bind(now)
+            .execute(pool).await.map(|_| ())?);
+        Ok(())
+    }
+
+    /// Counts segment members left out for missing consent or suppression.
+    pub async fn sync_exclusions(
+        &self,
+        segment: &str,
+        consent: Consent,
+    ) -> Result<Exclusions, StoreError> {
+        let sql = format!(
+            "SELECT COALESCE(SUM(CASE WHEN c.{col} = TRUE THEN 0 ELSE 1 END), 0), \
+                    COALESCE(SUM(CASE WHEN c.{col} = TRUE AND {sup} THEN 1 ELSE 0 END), 0) \
+             FROM segment_memberships m JOIN customers c ON c.id = m.customer_id WHERE m.segment = $1",
+            col = consent.column(),
+            sup = suppressed_sql()
+        );
+        let (no_consent, suppressed): (i64, i64) = on_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(segment).fetch_one(pool).await?);
+        Ok(Exclusions {
+            no_consent,
+            suppressed,
+        })
+    }
+
+    /// The next page (by customer id) of segment members who may be sent to a `consent` channel.
+    pub async fn sync_candidates(
+        &self,
+        segment: &str,
+        consent: Consent,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<Candidate>, StoreError> {
+        let sql = format!(
+            "SELECT c.id, c.email, c.phone, c.first_name, c.last_name, c.country, c.postal_code \
+             FROM segment_memberships m JOIN customers c ON c.id = m.customer_id \
+             WHERE m.segment = $1 AND m.customer_id > $2 AND {} ORDER BY m.customer_id LIMIT $3",
+            eligible_sql(consent)
+        );
+        let rows = on_pool!(self, pool => {
+            sqlx::query(&sql).bind(segment).bind(after).bind(limit).fetch_all(pool).await?
+                .iter()
+                .map(|r| -> Result<Candidate, sqlx::Error> {
+                    Ok(Candidate {
+                        customer_id: r.try_get(0)?,
+                        email: r.try_get(1)?,
+                        phone: r.try_get(2)?,
+                        first_name: r.try_get(3)?,
+                        last_name: r.try_get(4)?,
+                        country: r.try_get(5)?,
+                        postal_code: r.try_get(6)?,
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        });
+        Ok(rows)
+    }
+
+    /// Empties the desired state of one audience before a run stages it anew.
+    pub async fn clear_staging(
+        &self,
+        destination: &str,
+        audience_name: &str,
+    ) -> Result<(), StoreError> {
+        const SQL: &str = "DELETE FROM sync_staging WHERE destination = $1 AND audience_name = $2";
+        on_pool!(self, pool => sqlx::query(SQL).bind(destination).bind(audience_name)
+            .execute(pool).await.map(|_| ())?);
+        Ok(())
+    }
+
+    /// Adds prepared members to the desired state of one audience.
+    pub async fn stage_members(
+        &self,
+        destination: &str,
+        audience_name: &str,
+        members: &[LedgerEntry],
+    ) -> Result<(), StoreError> {
+        for chunk in members.chunks(1000) {
+            let mut sql = String::from(
+                "INSERT INTO sync_staging (destination, audience_name, customer_id, fingerprint, payload) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                let b = i * 3;
+                sql.push_str(&format!("($1, $2, ${}, ${}, ${})", b + 3, b + 4, b + 5));
+            }
+            sql.push_str(" ON CONFLICT (destination, audience_name, customer_id) DO UPDATE SET fingerprint = excluded.fingerprint, payload = excluded.payload");
+            on_pool!(self, pool => {
+                let mut q = sqlx::query(&sql).bind(destination).bind(audience_name);
+                for m in chunk {
+                    q = q.bind(&m.customer_id).bind(&m.fingerprint).bind(&m.payload);
+                }
+                q.execute(pool).await.map(|_| ())?
+            });
+        }
+        Ok(())
+    }
+
+    /// Desired members of the audience.
+    pub async fn staged_count(
+        &self,
+        destination: &str,
+        audience_name: &str,
+    ) -> Result<i64, StoreError> {
+        const SQL: &str =
+            "SELECT COUNT(*) FROM sync_staging WHERE destination = $1 AND audience_name = $2";
+        let n: i64 = on_pool!(self, pool => sqlx::query_scalar(SQL).bind(destination).bind(audience_name)
+            .fetch_one(pool).await?);
+        Ok(n)
+    }
+
+    /// The next page of staged members, in customer id order (for replace-all).
+    pub async fn staged_page(
+        &self,
+        destination: &str,
+        audience_name: &str,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<LedgerEntry>, StoreError> {
+        const SQL: &str = "SELECT customer_id, fingerprint, payload FROM sync_staging \
+             WHERE destination = $1 AND audience_name = $2 AND customer_id > $3 ORDER BY customer_id LIMIT $4";
+        let rows: Vec<(String, String, String)> = on_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(destination).bind(audience_name).bind(after).bind(limit).fetch_all(pool).await?);
+        Ok(entries(rows))
+    }
+
+    /// The next page of ledger members to remove: gone from the segment (mirror), no longer allowed
+    /// (both modes: consent withdrawn, suppressed, erased), or sent with identifiers that changed.
+    pub async fn pending_removals(
+        &self,
+        destination: &str,
+        audience_name: &str,
+        consent: Consent,
+        mirror: bool,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<LedgerEntry>, StoreError> {
+        let sql = removal_sql(consent, false);
+        let rows: Vec<(String, String, String)> = on_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(destination).bind(audience_name).bind(after).bind(mirror).bind(limit)
+            .fetch_all(pool).await?);
+        Ok(entries(rows))
+    }
+
+    /// How many members [`Store::pending_removals`] would yield in all.
+    pub async fn count_pending_removals(
+        &self,
+        destination: &str,
+        audience_name: &str,
+        consent: Consent,
+        mirror: bool,
+    ) -> Result<i64, StoreError> {
+        let sql = removal_sql(consent, true);
+        let n: i64 = on_pool!(self, pool => sqlx::query_scalar(&sql)
+            .bind(destination).bind(audience_name).bind("").bind(mirror).fetch_one(pool).await?);
+        Ok(n)
+    }
+
+    /// The next page of staged members the audience does not hold yet.
+    pub async fn pending_additions(
+        &self,
+        destination: &str,
+        audience_name: &str,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<LedgerEntry>, StoreError> {
+        let sql = format!("SELECT s.customer_id, s.fingerprint, s.payload {ADDITIONS_BODY} ORDER BY s.customer_id LIMIT $4");
+        let rows: Vec<(String, String, String)> = on_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(destination).bind(audience_name).bind(after).bind(limit).fetch_all(pool).await?);
+        Ok(entries(rows))
+    }
+
+    /// How many members [`Store::pending_additions`] would yield in all.
+    pub async fn count_pending_additions(
+        &self,
+        destination: &str,
+        audience_name: &str,
+    ) -> Result<i64, StoreError> {
+        let sql = format!("SELECT COUNT(*) {ADDITIONS_BODY}");
+        let n: i64 = on_pool!(self, pool => sqlx::query_scalar(&sql)
+            .bind(destination).bind(audience_name).bind("").fetch_one(pool).await?);
+        Ok(n)
+    }
+
+    /// Advances the ledger for one acknowledged batch, in one transaction: accepted additions are
+    /// recorded as held, accepted removals forgotten, and every rejected row is logged with its reason
+    /// (and, being absent from the ledger, retried by the next run).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn acknowledge_batch(
+        &self,
+        destination: &str,
+        audience_name: &str,
+        run_id: i64,
+        now: i64,
+        added: &[LedgerEntry],
+        removed: &[String],
+        rejected: &[(String, String, String)],
+    ) -> Result<(), StoreError> {
+        const ADD: &str = "INSERT INTO sync_ledger (destination, audience_name, customer_id, fingerprint, payload, synced_at, run_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (destination, audience_name, customer_id) DO UPDATE SET \
+             fingerprint = excluded.fingerprint, payload = excluded.payload, synced_at = excluded.synced_at, run_id = excluded.run_id";
+        const REMOVE: &str = "DELETE FROM sync_ledger WHERE destination = $1 AND audience_name = $2 AND customer_id = $3";
+        const REJECT: &str = "INSERT INTO sync_rejections (run_id, destination, audience_name, customer_id, action, reason, at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)";
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for m in added {
+                sqlx::query(ADD).bind(destination).bind(audience_name).bind(&m.customer_id)
+                    .bind(&m.fingerprint).bind(&m.payload).bind(now).bind(run_id)
+                    .execute(&mut *tx).await?;
+            }
+            for id in removed {
+                sqlx::query(REMOVE).bind(destination).bind(audience_name).bind(id)
+                    .execute(&mut *tx).await?;
+            }
+            for (id, action, reason) in rejected {
+                sqlx::query(REJECT).bind(run_id).bind(destination).bind(audience_name).bind(id)
+                    .bind(action).bind(reason).bind(now)
+                    .execute(&mut *tx).await?;
+            }
+            tx.commit().await?
+        });
+        Ok(())
+    }
+
+    /// Makes the ledger equal to the staged state after a successful replace-all, minus rejected rows.
+    pub async fn ledger_from_staging(
+        &self,
+        destination: &str,
+        audience_name: &str,
+        run_id: i64,
+        now: i64,
+        rejected: &[String],
+    ) -> Result<(), StoreError> {
+        const CLEAR: &str = "DELETE FROM sync_ledger WHERE destination = $1 AND audience_name = $2";
+        const COPY: &str = "INSERT INTO sync_ledger (destination, audience_name, customer_id, fingerprint, payload, synced_at, run_id) \
+             SELECT destination, audience_name, customer_id, fingerprint, payload, $3, $4 FROM sync_staging \
+             WHERE destination = $1 AND audience_name = $2";
+        const DROP_REJECTED: &str = "DELETE FROM sync_ledger WHERE destination = $1 AND audience_name = $2 AND customer_id = $3";
+        const UNFLAG: &str = "UPDATE destination_audiences SET needs_replace = 0 WHERE destination = $1 AND audience_name = $2";
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(CLEAR).bind(destination).bind(audience_name).execute(&mut *tx).await?;
+            sqlx::query(COPY).bind(destination).bind(audience_name).bind(now).bind(run_id).execute(&mut *tx).await?;
+            for id in rejected {
+                sqlx::query(DROP_REJECTED).bind(destination).bind(audience_name).bind(id).execute(&mut *tx).await?;
+            }
+            sqlx::query(UNFLAG).bind(destination).bind(audience_name).execute(&mut *tx).await?;
+            tx.commit().await?
+        });
+        Ok(())
+    }
+
+    /// Forgets what an audience holds (a `--full` resync re-sends everyone).
+    pub async fn clear_ledger(
+        &self,
+        destination: &str,
+        audience_name: &str,
+    ) -> Result<(), StoreError> {
+        const SQL: &str = "DELETE FROM sync_ledger WHERE destination = $1 AND audience_name = $2";
+        on_pool!(self, pool => sqlx::query(SQL).bind(destination).bind(audience_name)
+            .execute(pool).await.map(|_| ())?);
+        Ok(())
+    }
+
+    /// Customer ids the ledger says an audience holds, in order (for tests and `sync` reports).
+    pub async fn ledger_members(
+        &self,
+        destination: &str,
+        audience_name: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        const SQL: &str = "SELECT customer_id FROM sync_ledger WHERE destination = $1 AND audience_name = $2 ORDER BY customer_id";
+        let ids: Vec<String> = on_pool!(self, pool => sqlx::query_scalar(SQL)
+            .bind(destination).bind(audience_name).fetch_all(pool).await?);
+        Ok(ids)
+    }
+
+    /// Rejections recorded by a run: (customer id, action, reason).
+    pub async fn run_rejections(
+        &self,
+        run_id: i64,
+    ) -> Result<Vec<(String, String, String)>, StoreError> {
+        const SQL: &str = "SELECT customer_id, action, reason FROM sync_rejections WHERE run_id = $1 ORDER BY customer_id";
+        let rows: Vec<(String, String, String)> = on_pool!(self, pool => sqlx::query_as(SQL)
+            .bind(run_id).fetch_all(pool).await?);
+        Ok(rows)
+    }
+}

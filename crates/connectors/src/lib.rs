@@ -19,14 +19,15 @@ pub mod http;
 pub mod meta;
 pub mod model;
 pub mod registry;
+pub mod sandbox;
 pub mod secret;
 pub mod traits;
 pub mod webhook;
 
 pub use error::{ConfigError, ConnectorError};
 pub use model::{
-    AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, MetricsRow, PreparedMember, Rejection,
-    ReplaceSession, SyncContext,
+    AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, MetricsRow, PreparedMember,
+    Rejection, ReplaceSession, SyncContext,
 };
 pub use registry::{build_destination, build_destination_toml, KNOWN_KINDS};
 pub use secret::{Secret, SecretRef, SecretResolver};

@@ -10,7 +10,6 @@ use campaignd_core::identifiers::sha256_hex;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-
 /// One customer's raw identifiers as the store holds them; the destination normalises and hashes them
 /// itself because every platform wants something slightly different.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -62,7 +61,11 @@ impl PreparedMember {
     /// Builds a member and computes its fingerprint, so no connector can forget or vary it.
     pub fn new(customer_id: impl Into<String>, payload: serde_json::Value) -> Self {
         let fingerprint = sha256_hex(&canonical_json(&payload));
-        PreparedMember { customer_id: customer_id.into(), payload, fingerprint }
+        PreparedMember {
+            customer_id: customer_id.into(),
+            payload,
+            fingerprint,
+        }
     }
 }
 
@@ -180,7 +183,11 @@ impl ReplaceSession {
     /// Starts a new session with a random positive id.
     pub fn new(estimated_total: u64) -> Self {
         let session_id = rand::random::<u64>() >> 12 | 1;
-        ReplaceSession { session_id, next_batch_seq: 1, estimated_total }
+        ReplaceSession {
+            session_id,
+            next_batch_seq: 1,
+            estimated_total,
+        }
     }
 }
 
@@ -220,4 +227,3 @@ pub struct MetricsRow {
     /// Account currency.
     pub currency: Option<String>,
 }
-

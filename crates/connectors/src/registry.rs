@@ -5,6 +5,7 @@
 use crate::error::ConfigError;
 use crate::file::{FileConfig, FileDestination};
 use crate::meta::{MetaConfig, MetaDestination};
+use crate::sandbox::{SandboxConfig, SandboxDestination};
 use crate::secret::SecretResolver;
 use crate::traits::AudienceDestination;
 use crate::webhook::{WebhookConfig, WebhookDestination};
@@ -13,7 +14,7 @@ use std::sync::Arc;
 
 /// Kinds this build can construct. DESIGN §6 also lists google_ads, tiktok, linkedin, mailchimp, klaviyo,
 /// sendgrid and sandbox; they are refused with `UnknownKind` until their modules exist.
-pub const KNOWN_KINDS: &[&str] = &["meta", "webhook", "file"];
+pub const KNOWN_KINDS: &[&str] = &["meta", "webhook", "file", "sandbox"];
 
 /// Builds the destination `name` from its config section (a JSON value, e.g. converted from TOML).
 pub fn build_destination(
@@ -27,18 +28,45 @@ pub fn build_destination(
         key: key.to_string(),
         message,
     };
-    let mut map = section.as_object().cloned().ok_or_else(|| invalid(".", "expected a table".into()))?;
+    let mut map = section
+        .as_object()
+        .cloned()
+        .ok_or_else(|| invalid(".", "expected a table".into()))?;
     let kind = match map.remove("kind") {
-        None => return Err(ConfigError::MissingKind { destination: name.to_string(), known }),
+        None => {
+            return Err(ConfigError::MissingKind {
+                destination: name.to_string(),
+                known,
+            })
+        }
         Some(serde_json::Value::String(k)) => k,
         Some(_) => return Err(invalid("kind", "expected a string".into())),
     };
     let rest = serde_json::Value::Object(map);
     match kind.as_str() {
-        "meta" => Ok(Arc::new(MetaDestination::from_config(name, parse::<MetaConfig>(name, rest)?, secrets)?)),
-        "webhook" => Ok(Arc::new(WebhookDestination::from_config(name, parse::<WebhookConfig>(name, rest)?, secrets)?)),
-        "file" => Ok(Arc::new(FileDestination::from_config(name, parse::<FileConfig>(name, rest)?)?)),
-        other => Err(ConfigError::UnknownKind { destination: name.to_string(), kind: other.to_string(), known }),
+        "meta" => Ok(Arc::new(MetaDestination::from_config(
+            name,
+            parse::<MetaConfig>(name, rest)?,
+            secrets,
+        )?)),
+        "webhook" => Ok(Arc::new(WebhookDestination::from_config(
+            name,
+            parse::<WebhookConfig>(name, rest)?,
+            secrets,
+        )?)),
+        "file" => Ok(Arc::new(FileDestination::from_config(
+            name,
+            parse::<FileConfig>(name, rest)?,
+        )?)),
+        "sandbox" => Ok(Arc::new(SandboxDestination::from_config(
+            name,
+            parse::<SandboxConfig>(name, rest)?,
+        )?)),
+        other => Err(ConfigError::UnknownKind {
+            destination: name.to_string(),
+            kind: other.to_string(),
+            known,
+        }),
     }
 }
 
@@ -60,7 +88,11 @@ pub fn build_destination_toml(
 fn parse<T: DeserializeOwned>(name: &str, value: serde_json::Value) -> Result<T, ConfigError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let key = e.path().to_string();
-        ConfigError::Invalid { destination: name.to_string(), key, message: e.into_inner().to_string() }
+        ConfigError::Invalid {
+            destination: name.to_string(),
+            key,
+            message: e.into_inner().to_string(),
+        }
     })
 }
 
@@ -70,7 +102,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn resolver() -> SecretResolver {
-        SecretResolver::from_map(HashMap::from([("META_TOKEN".to_string(), "tok-secret-value".to_string())]))
+        SecretResolver::from_map(HashMap::from([(
+            "META_TOKEN".to_string(),
+            "tok-secret-value".to_string(),
+        )]))
     }
 
     #[test]
@@ -105,18 +140,28 @@ mod tests {
         assert!(e.contains("`fb`") && e.contains("kind"), "{e}");
         let e = err(json!({"kind": "myspace"}));
         assert!(e.contains("myspace") && e.contains("meta"), "{e}");
-        let e = err(json!({"kind": "meta", "ad_account_id": "1", "access_token": {"env": "META_TOKEN"}, "acess_tokn": 1}));
+        let e = err(
+            json!({"kind": "meta", "ad_account_id": "1", "access_token": {"env": "META_TOKEN"}, "acess_tokn": 1}),
+        );
         assert!(e.contains("`fb`") && e.contains("acess_tokn"), "{e}");
         let e = err(json!({"kind": "meta", "ad_account_id": "1"}));
         assert!(e.contains("access_token"), "{e}");
-        let e = err(json!({"kind": "meta", "ad_account_id": "1", "access_token": {"env": "META_TOKEN"}, "retry": {"max_attempts": "x"}}));
+        let e = err(
+            json!({"kind": "meta", "ad_account_id": "1", "access_token": {"env": "META_TOKEN"}, "retry": {"max_attempts": "x"}}),
+        );
         assert!(e.contains("retry.max_attempts"), "{e}");
-        let e = err(json!({"kind": "meta", "ad_account_id": "abc", "access_token": {"env": "META_TOKEN"}}));
+        let e = err(
+            json!({"kind": "meta", "ad_account_id": "abc", "access_token": {"env": "META_TOKEN"}}),
+        );
         assert!(e.contains("ad_account_id"), "{e}");
         let e = err(json!({"kind": "meta", "ad_account_id": "1", "access_token": {"env": "NOPE"}}));
         assert!(e.contains("access_token") && e.contains("NOPE"), "{e}");
-        let e = err(json!({"kind": "meta", "ad_account_id": "1", "access_token": "tok-secret-value"}));
-        assert!(e.contains("access_token") && !e.contains("tok-secret-value"), "{e}");
+        let e =
+            err(json!({"kind": "meta", "ad_account_id": "1", "access_token": "tok-secret-value"}));
+        assert!(
+            e.contains("access_token") && !e.contains("tok-secret-value"),
+            "{e}"
+        );
         let e = err(json!({"kind": "webhook", "url": "ftp://x", "secret": {"env": "META_TOKEN"}}));
         assert!(e.contains("url"), "{e}");
     }

@@ -57,9 +57,18 @@ impl TryFrom<SecretRefRepr> for SecretRef {
 
     fn try_from(repr: SecretRefRepr) -> Result<Self, Self::Error> {
         match repr {
-            SecretRefRepr::Inline(_) => Err("secrets are never written inline: use { env = \"VAR\" } or { file = \"path\" }".into()),
-            SecretRefRepr::Table { env: Some(env), file: None } => Ok(SecretRef::Env(env)),
-            SecretRefRepr::Table { env: None, file: Some(file) } => Ok(SecretRef::File(file)),
+            SecretRefRepr::Inline(_) => Err(
+                "secrets are never written inline: use { env = \"VAR\" } or { file = \"path\" }"
+                    .into(),
+            ),
+            SecretRefRepr::Table {
+                env: Some(env),
+                file: None,
+            } => Ok(SecretRef::Env(env)),
+            SecretRefRepr::Table {
+                env: None,
+                file: Some(file),
+            } => Ok(SecretRef::File(file)),
             SecretRefRepr::Table { .. } => Err("give exactly one of `env` or `file`".into()),
         }
     }
@@ -101,19 +110,27 @@ impl Default for SecretResolver {
 
 impl fmt::Debug for SecretResolver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SecretResolver").field("base_dir", &self.base_dir).finish_non_exhaustive()
+        f.debug_struct("SecretResolver")
+            .field("base_dir", &self.base_dir)
+            .finish_non_exhaustive()
     }
 }
 
 impl SecretResolver {
     /// Reads env vars from the process environment (the daemon's normal mode).
     pub fn from_process_env() -> Self {
-        SecretResolver { env: Box::new(|k| std::env::var(k).ok()), base_dir: None }
+        SecretResolver {
+            env: Box::new(|k| std::env::var(k).ok()),
+            base_dir: None,
+        }
     }
 
     /// Reads env vars from a fixed map, so tests stay hermetic and parallel-safe.
     pub fn from_map(map: HashMap<String, String>) -> Self {
-        SecretResolver { env: Box::new(move |k| map.get(k).cloned()), base_dir: None }
+        SecretResolver {
+            env: Box::new(move |k| map.get(k).cloned()),
+            base_dir: None,
+        }
     }
 
     /// Resolves relative `file` references against `dir` (normally the config file's directory).
@@ -125,10 +142,13 @@ impl SecretResolver {
     /// Reads the secret a reference points at.
     pub fn resolve(&self, reference: &SecretRef) -> Result<Secret, SecretError> {
         let value = match reference {
-            SecretRef::Env(var) => (self.env)(var).ok_or_else(|| SecretError::EnvMissing(var.clone()))?,
+            SecretRef::Env(var) => {
+                (self.env)(var).ok_or_else(|| SecretError::EnvMissing(var.clone()))?
+            }
             SecretRef::File(path) => {
                 let full = self.full_path(path);
-                std::fs::read_to_string(&full).map_err(|source| SecretError::File { path: full, source })?
+                std::fs::read_to_string(&full)
+                    .map_err(|source| SecretError::File { path: full, source })?
             }
         };
         let trimmed = value.trim_end_matches(['\n', '\r', ' ', '\t']);
@@ -163,7 +183,8 @@ mod tests {
         struct C {
             t: SecretRef,
         }
-        let c: C = serde_json::from_value(serde_json::json!({"t": {"env": "TOK"}})).expect("env ref");
+        let c: C =
+            serde_json::from_value(serde_json::json!({"t": {"env": "TOK"}})).expect("env ref");
         assert_eq!(c.t, SecretRef::Env("TOK".into()));
         let err = serde_json::from_value::<C>(serde_json::json!({"t": "inline-token"}))
             .err()
@@ -174,10 +195,24 @@ mod tests {
 
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("tok"), "from-file\n").expect("write");
-        let r = SecretResolver::from_map(HashMap::from([("TOK".to_string(), "from-env".to_string())]))
-            .with_base_dir(dir.path());
-        assert_eq!(r.resolve(&SecretRef::Env("TOK".into())).expect("env").expose(), "from-env");
-        assert_eq!(r.resolve(&SecretRef::File("tok".into())).expect("file").expose(), "from-file");
-        assert!(matches!(r.resolve(&SecretRef::Env("NOPE".into())), Err(SecretError::EnvMissing(_))));
+        let r =
+            SecretResolver::from_map(HashMap::from([("TOK".to_string(), "from-env".to_string())]))
+                .with_base_dir(dir.path());
+        assert_eq!(
+            r.resolve(&SecretRef::Env("TOK".into()))
+                .expect("env")
+                .expose(),
+            "from-env"
+        );
+        assert_eq!(
+            r.resolve(&SecretRef::File("tok".into()))
+                .expect("file")
+                .expose(),
+            "from-file"
+        );
+        assert!(matches!(
+            r.resolve(&SecretRef::Env("NOPE".into())),
+            Err(SecretError::EnvMissing(_))
+        ));
     }
 }

@@ -3,8 +3,8 @@
 use crate::error::ConnectorError;
 use crate::http::HttpStatsSnapshot;
 use crate::model::{
-    AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, MetricsRow, PreparedMember, ReplaceSession,
-    SyncContext,
+    AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, MetricsRow, PreparedMember,
+    ReplaceSession, SyncContext,
 };
 use async_trait::async_trait;
 use chrono::NaiveDate;
@@ -38,7 +38,11 @@ pub trait AudienceDestination: Send + Sync {
 
     /// Finds the audience called `name` (paging through every audience of the account) and adopts it, or
     /// creates it.
-    async fn find_or_create_audience(&self, name: &str, description: &str) -> Result<AudienceRef, ConnectorError>;
+    async fn find_or_create_audience(
+        &self,
+        name: &str,
+        description: &str,
+    ) -> Result<AudienceRef, ConnectorError>;
 
     /// Adds members; idempotent on the platform side (re-adding is harmless), so a resent batch is safe.
     async fn add_members(
@@ -70,7 +74,10 @@ pub trait AudienceDestination: Send + Sync {
         _members: &[PreparedMember],
         _last_batch: bool,
     ) -> Result<BatchOutcome, ConnectorError> {
-        Err(ConnectorError::Unsupported { destination: self.name().to_string(), operation: "replace_all" })
+        Err(ConnectorError::Unsupported {
+            destination: self.name().to_string(),
+            operation: "replace_all",
+        })
     }
 
     /// Retry/throttle counters of this destination's HTTP traffic, for metrics; `None` for local ones.
@@ -88,7 +95,11 @@ pub trait CreativeSwapper: Send + Sync {
 
     /// Makes `new_creative_id` the live creative of the platform object `object_id` (an ad, or an ad
     /// group where ads are immutable), returning once the platform acknowledged it.
-    async fn swap_creative(&self, object_id: &str, new_creative_id: &str) -> Result<(), ConnectorError>;
+    async fn swap_creative(
+        &self,
+        object_id: &str,
+        new_creative_id: &str,
+    ) -> Result<(), ConnectorError>;
 
     /// Pauses or resumes a platform object, for platforms where swapping means pausing the old ad.
     async fn set_active(&self, object_id: &str, active: bool) -> Result<(), ConnectorError>;

@@ -220,15 +220,13 @@ pub fn normalize_phone(raw: &str, default_country: Option<&str>) -> Option<Strin
         let mut national = digits.as_str();
         match country.trunk {
             // NANP: the trunk prefix "1" only precedes a full 10-digit number.
-            Some("1") => {
-                if national.len() == 11 {
-                    national = national.strip_prefix('1').unwrap_or(national);
-                }
+            Some("1") if national.len() == 11 => {
+                national = national.strip_prefix('1').unwrap_or(national);
             }
+            Some("1") | None => {}
             Some(trunk) => {
                 national = national.strip_prefix(trunk).unwrap_or(national);
             }
-            None => {}
         }
         if national.len() < 4 {
             return None;

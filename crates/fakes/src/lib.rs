@@ -8,10 +8,12 @@
 //! before the platform handlers run. Adding a platform = a module with its state, an axum `Router`, and a
 //! `throttle` responder in that platform's error shape, started through `FakeServer::start`.
 
+pub mod google_ads;
 pub mod meta;
 pub mod skeleton;
 pub mod webhook;
 
+pub use google_ads::FakeGoogleAds;
 pub use meta::FakeMeta;
 pub use skeleton::{FakeServer, Faults, RecordedRequest, RequestLog};
 pub use webhook::FakeWebhook;

@@ -25,7 +25,8 @@ pub struct Faults {
 impl Faults {
     /// Answers the next `n` requests with HTTP 429 and `Retry-After: retry_after_secs`.
     pub fn too_many_requests_next(&self, n: u32, retry_after_secs: u64) {
-        self.retry_after_secs.store(retry_after_secs, Ordering::SeqCst);
+        self.retry_after_secs
+            .store(retry_after_secs, Ordering::SeqCst);
         self.http_429.store(n, Ordering::SeqCst);
     }
 
@@ -42,11 +43,14 @@ impl Faults {
 
     /// Delays every request by `delay` before handling it (for timeout and crash tests).
     pub fn set_delay(&self, delay: Duration) {
-        self.delay_ms.store(delay.as_millis() as u64, Ordering::SeqCst);
+        self.delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
     }
 
     fn take(counter: &AtomicU32) -> bool {
-        counter.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
+        counter
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
     }
 }
 
@@ -73,7 +77,10 @@ impl RequestLog {
 
     /// Number of requests with this method whose path ends with `path_suffix`.
     pub fn count(&self, method: &str, path_suffix: &str) -> usize {
-        self.all().iter().filter(|r| r.method == method && r.path.ends_with(path_suffix)).count()
+        self.all()
+            .iter()
+            .filter(|r| r.method == method && r.path.ends_with(path_suffix))
+            .count()
     }
 
     fn push(&self, r: RecordedRequest) {
@@ -105,7 +112,11 @@ async fn inject_faults(State(st): State<SkeletonState>, req: Request, next: Next
     }
     if Faults::take(&st.faults.http_429) {
         let mut resp = (StatusCode::TOO_MANY_REQUESTS, "Too Many Requests").into_response();
-        let secs = st.faults.retry_after_secs.load(Ordering::SeqCst).to_string();
+        let secs = st
+            .faults
+            .retry_after_secs
+            .load(Ordering::SeqCst)
+            .to_string();
         if let Ok(v) = HeaderValue::from_str(&secs) {
             resp.headers_mut().insert("retry-after", v);
         }
@@ -133,19 +144,36 @@ pub struct FakeServer {
 
 impl std::fmt::Debug for FakeServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FakeServer").field("base_url", &self.base_url).finish_non_exhaustive()
+        f.debug_struct("FakeServer")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
     }
 }
 
 impl FakeServer {
     /// Binds `127.0.0.1:0`, nests `router` under `prefix` (e.g. `/v25.0`; empty for none) and serves it
     /// in the background. The base URL is `http://127.0.0.1:PORT{prefix}`.
-    pub async fn start(prefix: &str, router: Router, throttle: ThrottleResponder) -> std::io::Result<FakeServer> {
+    pub async fn start(
+        prefix: &str,
+        router: Router,
+        throttle: ThrottleResponder,
+    ) -> std::io::Result<FakeServer> {
         let faults = Arc::new(Faults::default());
         let log = Arc::new(RequestLog::default());
-        let state = SkeletonState { faults: faults.clone(), log: log.clone(), throttle };
-        let app = if prefix.is_empty() { router } else { Router::new().nest(prefix, router) };
-        let app = app.layer(middleware::from_fn_with_state(state, inject_faults));
+        let state = SkeletonState {
+            faults: faults.clone(),
+            log: log.clone(),
+            throttle,
+        };
+        let app = if prefix.is_empty() {
+            router
+        } else {
+            Router::new().nest(prefix, router)
+        };
+        // Real APIs take multi-megabyte uploads (10,000 hashed rows ≈ 4 MB); axum's default is 2 MB.
+        let app = app
+            .layer(middleware::from_fn_with_state(state, inject_faults))
+            .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (tx, rx) = oneshot::channel::<()>();
@@ -156,7 +184,12 @@ impl FakeServer {
                 })
                 .await;
         });
-        Ok(FakeServer { base_url: format!("http://{addr}{prefix}"), faults, log, shutdown: Some(tx) })
+        Ok(FakeServer {
+            base_url: format!("http://{addr}{prefix}"),
+            faults,
+            log,
+            shutdown: Some(tx),
+        })
     }
 
     /// Base URL to put in the connector's `base_url`.
@@ -192,7 +225,8 @@ pub fn request_params(
 ) -> Result<serde_json::Map<String, serde_json::Value>, String> {
     let mut out = serde_json::Map::new();
     if let Some(q) = query {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(q).map_err(|e| format!("bad query: {e}"))?;
+        let pairs: Vec<(String, String)> =
+            serde_urlencoded::from_str(q).map_err(|e| format!("bad query: {e}"))?;
         for (k, v) in pairs {
             out.insert(k, serde_json::Value::String(v));
         }
@@ -202,7 +236,8 @@ pub fn request_params(
     }
     let ct = content_type.unwrap_or_default();
     if ct.starts_with("application/json") {
-        let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| format!("bad JSON body: {e}"))?;
+        let v: serde_json::Value =
+            serde_json::from_slice(body).map_err(|e| format!("bad JSON body: {e}"))?;
         let obj = v.as_object().ok_or("JSON body must be an object")?;
         out.extend(obj.clone());
     } else if ct.starts_with("application/x-www-form-urlencoded") {

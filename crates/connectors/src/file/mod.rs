@@ -11,10 +11,14 @@
 mod tests;
 
 use crate::error::{ConfigError, ConnectorError};
-use crate::model::{AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, PreparedMember, SyncContext};
+use crate::model::{
+    AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, PreparedMember, SyncContext,
+};
 use crate::traits::AudienceDestination;
 use async_trait::async_trait;
-use campaignd_core::identifiers::{google_phone_input, normalize_email, normalize_phone, sha256_hex};
+use campaignd_core::identifiers::{
+    google_phone_input, normalize_email, normalize_phone, sha256_hex,
+};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
@@ -59,7 +63,13 @@ pub struct FileConfig {
 }
 
 /// Columns of the CSV files (diffs prepend `action`).
-const COLUMNS: [&str; 5] = ["customer_id", "email_sha256", "phone_sha256", "email", "phone"];
+const COLUMNS: [&str; 5] = [
+    "customer_id",
+    "email_sha256",
+    "phone_sha256",
+    "email",
+    "phone",
+];
 
 /// A directory of audience files.
 #[derive(Debug)]
@@ -77,7 +87,13 @@ pub struct FileDestination {
 fn dir_name(name: &str) -> String {
     name.trim()
         .chars()
-        .map(|c| if c.is_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' })
+        .map(|c| {
+            if c.is_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect::<String>()
         .trim_start_matches('.')
         .to_string()
@@ -102,7 +118,11 @@ impl FileDestination {
     }
 
     fn io(&self, message: String) -> impl FnOnce(std::io::Error) -> ConnectorError + '_ {
-        move |source| ConnectorError::Io { destination: self.name.clone(), message, source }
+        move |source| ConnectorError::Io {
+            destination: self.name.clone(),
+            message,
+            source,
+        }
     }
 
     fn audience_dir(&self, audience: &AudienceRef) -> PathBuf {
@@ -110,30 +130,47 @@ impl FileDestination {
     }
 
     fn snapshot_path(&self, audience: &AudienceRef) -> PathBuf {
-        self.audience_dir(audience).join(format!("members.{}", self.format.ext()))
+        self.audience_dir(audience)
+            .join(format!("members.{}", self.format.ext()))
     }
 
-    fn read_snapshot(&self, path: &Path) -> Result<BTreeMap<String, Map<String, Value>>, ConnectorError> {
+    fn read_snapshot(
+        &self,
+        path: &Path,
+    ) -> Result<BTreeMap<String, Map<String, Value>>, ConnectorError> {
         let mut members = BTreeMap::new();
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(members),
             Err(e) => return Err(self.io(format!("reading {}", path.display()))(e)),
         };
-        let bad = |m: String| ConnectorError::Invalid { destination: self.name.clone(), message: m };
+        let bad = |m: String| ConnectorError::Invalid {
+            destination: self.name.clone(),
+            message: m,
+        };
         match self.format {
             FileFormat::Jsonl => {
                 for line in text.lines().filter(|l| !l.trim().is_empty()) {
                     let mut obj: Map<String, Value> = serde_json::from_str(line)
                         .map_err(|e| bad(format!("corrupt snapshot {}: {e}", path.display())))?;
-                    let id = obj.remove("customer_id").and_then(|v| v.as_str().map(str::to_string));
-                    let id = id.ok_or_else(|| bad(format!("snapshot row without customer_id in {}", path.display())))?;
+                    let id = obj
+                        .remove("customer_id")
+                        .and_then(|v| v.as_str().map(str::to_string));
+                    let id = id.ok_or_else(|| {
+                        bad(format!(
+                            "snapshot row without customer_id in {}",
+                            path.display()
+                        ))
+                    })?;
                     members.insert(id, obj);
                 }
             }
             FileFormat::Csv => {
                 let mut reader = csv::Reader::from_reader(text.as_bytes());
-                let headers = reader.headers().map_err(|e| bad(format!("corrupt snapshot: {e}")))?.clone();
+                let headers = reader
+                    .headers()
+                    .map_err(|e| bad(format!("corrupt snapshot: {e}")))?
+                    .clone();
                 for record in reader.records() {
                     let record = record.map_err(|e| bad(format!("corrupt snapshot: {e}")))?;
                     let mut obj = Map::new();
@@ -153,7 +190,10 @@ impl FileDestination {
         Ok(members)
     }
 
-    fn render(&self, rows: &[(Option<&str>, &str, &Map<String, Value>)]) -> Result<Vec<u8>, ConnectorError> {
+    fn render(
+        &self,
+        rows: &[(Option<&str>, &str, &Map<String, Value>)],
+    ) -> Result<Vec<u8>, ConnectorError> {
         let with_action = rows.first().is_some_and(|r| r.0.is_some());
         match self.format {
             FileFormat::Jsonl => {
@@ -167,15 +207,24 @@ impl FileDestination {
                     for (k, v) in payload.iter() {
                         obj.insert(k.clone(), v.clone());
                     }
-                    out.extend_from_slice(crate::model::canonical_json(&Value::Object(obj)).as_bytes());
+                    out.extend_from_slice(
+                        crate::model::canonical_json(&Value::Object(obj)).as_bytes(),
+                    );
                     out.push(b'\n');
                 }
                 Ok(out)
             }
             FileFormat::Csv => {
                 let mut w = csv::Writer::from_writer(Vec::new());
-                let cols: Vec<&str> = COLUMNS.iter().copied().filter(|c| self.include_plain || !matches!(*c, "email" | "phone")).collect();
-                let csv_err = |e: csv::Error| ConnectorError::Invalid { destination: self.name.clone(), message: e.to_string() };
+                let cols: Vec<&str> = COLUMNS
+                    .iter()
+                    .copied()
+                    .filter(|c| self.include_plain || !matches!(*c, "email" | "phone"))
+                    .collect();
+                let csv_err = |e: csv::Error| ConnectorError::Invalid {
+                    destination: self.name.clone(),
+                    message: e.to_string(),
+                };
                 let mut header: Vec<&str> = Vec::new();
                 if with_action {
                     header.push("action");
@@ -191,12 +240,19 @@ impl FileDestination {
                         rec.push(if *c == "customer_id" {
                             (*id).to_string()
                         } else {
-                            payload.get(*c).and_then(Value::as_str).unwrap_or_default().to_string()
+                            payload
+                                .get(*c)
+                                .and_then(Value::as_str)
+                                .unwrap_or_default()
+                                .to_string()
                         });
                     }
                     w.write_record(&rec).map_err(csv_err)?;
                 }
-                w.into_inner().map_err(|e| ConnectorError::Invalid { destination: self.name.clone(), message: e.to_string() })
+                w.into_inner().map_err(|e| ConnectorError::Invalid {
+                    destination: self.name.clone(),
+                    message: e.to_string(),
+                })
             }
         }
     }
@@ -208,9 +264,12 @@ impl FileDestination {
         std::fs::create_dir_all(dir).map_err(self.io(format!("creating {}", dir.display())))?;
         let file_name = path.file_name().and_then(|f| f.to_str()).unwrap_or("out");
         let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
-        let mut f = std::fs::File::create(&tmp).map_err(self.io(format!("creating {}", tmp.display())))?;
-        f.write_all(bytes).map_err(self.io(format!("writing {}", tmp.display())))?;
-        f.sync_all().map_err(self.io(format!("syncing {}", tmp.display())))?;
+        let mut f =
+            std::fs::File::create(&tmp).map_err(self.io(format!("creating {}", tmp.display())))?;
+        f.write_all(bytes)
+            .map_err(self.io(format!("writing {}", tmp.display())))?;
+        f.sync_all()
+            .map_err(self.io(format!("syncing {}", tmp.display())))?;
         std::fs::rename(&tmp, path).map_err(self.io(format!("renaming to {}", path.display())))
     }
 
@@ -237,29 +296,43 @@ impl FileDestination {
             }
             diff_rows.push((m.customer_id.clone(), payload));
         }
-        let snapshot_rows: Vec<(Option<&str>, &str, &Map<String, Value>)> =
-            current.iter().map(|(id, p)| (None, id.as_str(), p)).collect();
+        let snapshot_rows: Vec<(Option<&str>, &str, &Map<String, Value>)> = current
+            .iter()
+            .map(|(id, p)| (None, id.as_str(), p))
+            .collect();
         let bytes = self.render(&snapshot_rows)?;
         // Diff first: if we crash between the two writes, the diff lists a change the snapshot may lack,
         // and the engine resends the batch (at-least-once), which rewrites both.
-        let diff_path = self.audience_dir(audience).join("diffs").join(format!("{}.{}", dir_name(&run_id), self.format.ext()));
+        let diff_path = self.audience_dir(audience).join("diffs").join(format!(
+            "{}.{}",
+            dir_name(&run_id),
+            self.format.ext()
+        ));
         let mut diff = match std::fs::read(&diff_path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(self.io(format!("reading {}", diff_path.display()))(e)),
         };
-        let new_rows: Vec<(Option<&str>, &str, &Map<String, Value>)> =
-            diff_rows.iter().map(|(id, p)| (Some(action), id.as_str(), p)).collect();
+        let new_rows: Vec<(Option<&str>, &str, &Map<String, Value>)> = diff_rows
+            .iter()
+            .map(|(id, p)| (Some(action), id.as_str(), p))
+            .collect();
         let mut rendered = self.render(&new_rows)?;
         if self.format == FileFormat::Csv && !diff.is_empty() {
             // Drop the header of the appended part.
-            let cut = rendered.iter().position(|b| *b == b'\n').map_or(0, |p| p + 1);
+            let cut = rendered
+                .iter()
+                .position(|b| *b == b'\n')
+                .map_or(0, |p| p + 1);
             rendered.drain(..cut);
         }
         diff.extend_from_slice(&rendered);
         self.write_atomic(&diff_path, &diff)?;
         self.write_atomic(&snapshot_path, &bytes)?;
-        Ok(BatchOutcome { accepted: members.len(), rejected: Vec::new() })
+        Ok(BatchOutcome {
+            accepted: members.len(),
+            rejected: Vec::new(),
+        })
     }
 }
 
@@ -274,7 +347,11 @@ impl AudienceDestination for FileDestination {
     }
 
     fn limits(&self) -> DestinationLimits {
-        DestinationLimits { max_batch: 50_000, min_audience_size: 0, requests_per_second: 0.0 }
+        DestinationLimits {
+            max_batch: 50_000,
+            min_audience_size: 0,
+            requests_per_second: 0.0,
+        }
     }
 
     fn channel(&self) -> Channel {
@@ -283,7 +360,10 @@ impl AudienceDestination for FileDestination {
 
     fn prepare(&self, contact: &Contact) -> Option<PreparedMember> {
         let email = contact.email.as_deref().and_then(normalize_email);
-        let phone = contact.phone.as_deref().and_then(|p| normalize_phone(p, contact.country.as_deref()));
+        let phone = contact
+            .phone
+            .as_deref()
+            .and_then(|p| normalize_phone(p, contact.country.as_deref()));
         if email.is_none() && phone.is_none() {
             return None;
         }
@@ -292,7 +372,10 @@ impl AudienceDestination for FileDestination {
             payload.insert("email_sha256".into(), Value::String(sha256_hex(e)));
         }
         if let Some(p) = &phone {
-            payload.insert("phone_sha256".into(), Value::String(sha256_hex(&google_phone_input(p))));
+            payload.insert(
+                "phone_sha256".into(),
+                Value::String(sha256_hex(&google_phone_input(p))),
+            );
         }
         if self.include_plain {
             if let Some(e) = email {
@@ -302,24 +385,44 @@ impl AudienceDestination for FileDestination {
                 payload.insert("phone".into(), Value::String(p));
             }
         }
-        Some(PreparedMember::new(contact.customer_id.clone(), Value::Object(payload)))
+        Some(PreparedMember::new(
+            contact.customer_id.clone(),
+            Value::Object(payload),
+        ))
     }
 
     async fn begin_sync(&self, ctx: &SyncContext) -> Result<(), ConnectorError> {
-        self.runs.lock().await.insert(ctx.audience.remote_id.clone(), ctx.run_id.clone());
+        self.runs
+            .lock()
+            .await
+            .insert(ctx.audience.remote_id.clone(), ctx.run_id.clone());
         Ok(())
     }
 
     /// The audience is a directory; an existing snapshot means it is adopted.
-    async fn find_or_create_audience(&self, name: &str, _description: &str) -> Result<AudienceRef, ConnectorError> {
+    async fn find_or_create_audience(
+        &self,
+        name: &str,
+        _description: &str,
+    ) -> Result<AudienceRef, ConnectorError> {
         let dir = dir_name(name);
         if dir.is_empty() {
-            return Err(ConnectorError::Invalid { destination: self.name.clone(), message: format!("unusable audience name {name:?}") });
+            return Err(ConnectorError::Invalid {
+                destination: self.name.clone(),
+                message: format!("unusable audience name {name:?}"),
+            });
         }
-        let audience = AudienceRef { remote_id: dir, adopted: false };
+        let audience = AudienceRef {
+            remote_id: dir,
+            adopted: false,
+        };
         let adopted = self.snapshot_path(&audience).exists();
-        std::fs::create_dir_all(self.audience_dir(&audience)).map_err(self.io("creating audience directory".into()))?;
-        Ok(AudienceRef { adopted, ..audience })
+        std::fs::create_dir_all(self.audience_dir(&audience))
+            .map_err(self.io("creating audience directory".into()))?;
+        Ok(AudienceRef {
+            adopted,
+            ..audience
+        })
     }
 
     async fn add_members(

@@ -18,7 +18,11 @@ impl RateLimiter {
     pub fn new(requests_per_second: Option<f64>) -> Self {
         let rate = requests_per_second.filter(|r| r.is_finite() && *r > 0.0);
         let burst = rate.map_or(1.0, |r| r.max(1.0));
-        RateLimiter { rate, burst, state: Mutex::new((burst, Instant::now())) }
+        RateLimiter {
+            rate,
+            burst,
+            state: Mutex::new((burst, Instant::now())),
+        }
     }
 
     /// Waits for a token; returns whether it had to wait (counted as a throttle wait).

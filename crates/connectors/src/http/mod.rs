@@ -45,7 +45,12 @@ pub struct RetrySettings {
 
 impl Default for RetrySettings {
     fn default() -> Self {
-        RetrySettings { max_attempts: 5, initial_backoff_ms: 500, max_backoff_ms: 30_000, max_retry_after_secs: 600 }
+        RetrySettings {
+            max_attempts: 5,
+            initial_backoff_ms: 500,
+            max_backoff_ms: 30_000,
+            max_retry_after_secs: 600,
+        }
     }
 }
 
@@ -187,11 +192,22 @@ pub fn default_classify(status: StatusCode, headers: &HeaderMap, body: &[u8]) ->
     } else if status == StatusCode::UNAUTHORIZED {
         Verdict::Unauthorized { reason: reason() }
     } else if status == StatusCode::TOO_MANY_REQUESTS {
-        Verdict::Retry { after: retry_after(headers), throttled: true, reason: reason() }
+        Verdict::Retry {
+            after: retry_after(headers),
+            throttled: true,
+            reason: reason(),
+        }
     } else if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
-        Verdict::Retry { after: retry_after(headers), throttled: false, reason: reason() }
+        Verdict::Retry {
+            after: retry_after(headers),
+            throttled: false,
+            reason: reason(),
+        }
     } else {
-        Verdict::Fail { code: None, reason: reason() }
+        Verdict::Fail {
+            code: None,
+            reason: reason(),
+        }
     }
 }
 
@@ -240,7 +256,11 @@ pub struct HttpKit {
 
 impl HttpKit {
     /// Builds the kit for one destination; `secrets` are registered with the redactor up front.
-    pub fn new(destination: &str, settings: &HttpSettings, secrets: &[&Secret]) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        destination: &str,
+        settings: &HttpSettings,
+        secrets: &[&Secret],
+    ) -> Result<Self, reqwest::Error> {
         let redactor = Redactor::default();
         for s in secrets {
             redactor.add(s);
@@ -249,7 +269,10 @@ impl HttpKit {
         Ok(HttpKit {
             destination: destination.to_string(),
             client: build_client(settings)?,
-            retry: RetrySettings { max_attempts: settings.retry.max_attempts.max(1), ..settings.retry.clone() },
+            retry: RetrySettings {
+                max_attempts: settings.retry.max_attempts.max(1),
+                ..settings.retry.clone()
+            },
             limiter: Arc::new(RateLimiter::new(settings.requests_per_second)),
             stats,
             redactor,
@@ -339,7 +362,8 @@ impl HttpKit {
             let (status, headers, body) = match outcome {
                 Ok(parts) => parts,
                 Err(e) => {
-                    let transient = e.is_timeout() || e.is_connect() || e.is_request() || e.is_body();
+                    let transient =
+                        e.is_timeout() || e.is_connect() || e.is_request() || e.is_body();
                     let message = self.redactor.redact(&error_chain(e.without_url()));
                     if transient && attempt < self.retry.max_attempts {
                         let delay = self.backoff(attempt);
@@ -357,7 +381,13 @@ impl HttpKit {
                 }
             };
             match policy.classify(status, &headers, &body) {
-                Verdict::Success => return Ok(HttpReply { status, headers, body }),
+                Verdict::Success => {
+                    return Ok(HttpReply {
+                        status,
+                        headers,
+                        body,
+                    })
+                }
                 Verdict::Unauthorized { reason } => {
                     let reason = self.redactor.redact(&reason);
                     if !refreshed {
@@ -386,12 +416,17 @@ impl HttpKit {
                         message: self.redactor.redact(&reason),
                     })
                 }
-                Verdict::Retry { after, throttled, reason } => {
+                Verdict::Retry {
+                    after,
+                    throttled,
+                    reason,
+                } => {
                     let reason = self.redactor.redact(&reason);
                     if throttled {
                         HttpStats::bump(&self.stats.throttled);
                     }
-                    let too_long = after.is_some_and(|a| a > Duration::from_secs(self.retry.max_retry_after_secs));
+                    let too_long = after
+                        .is_some_and(|a| a > Duration::from_secs(self.retry.max_retry_after_secs));
                     if attempt >= self.retry.max_attempts || too_long {
                         return Err(if throttled || too_long {
                             ConnectorError::Throttled {
@@ -422,7 +457,10 @@ impl HttpKit {
 
     /// Exponential backoff with "equal jitter": half fixed, half random, capped.
     fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self.retry.initial_backoff_ms.saturating_mul(1u64 << (attempt - 1).min(20));
+        let exp = self
+            .retry
+            .initial_backoff_ms
+            .saturating_mul(1u64 << (attempt - 1).min(20));
         let capped = exp.min(self.retry.max_backoff_ms).max(1);
         let half = capped / 2;
         Duration::from_millis(half + rand::thread_rng().gen_range(0..=capped - half))

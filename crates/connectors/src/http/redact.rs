@@ -53,7 +53,9 @@ fn mask_param(text: &str, param: &str) -> String {
     while let Some(pos) = rest.find(param) {
         let (head, tail) = rest.split_at(pos + param.len());
         out.push_str(head);
-        let end = tail.find(|c: char| c == '&' || c == '"' || c == '\'' || c.is_whitespace()).unwrap_or(tail.len());
+        let end = tail
+            .find(|c: char| c == '&' || c == '"' || c == '\'' || c.is_whitespace())
+            .unwrap_or(tail.len());
         if end > 0 && !tail[..end].starts_with(MASK) {
             out.push_str(MASK);
         } else {

@@ -9,7 +9,9 @@ use axum::Router;
 use std::sync::atomic::AtomicU32;
 
 async fn serve(router: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
@@ -21,7 +23,12 @@ fn fast_settings() -> HttpSettings {
     HttpSettings {
         connect_timeout: Duration::from_millis(500),
         request_timeout: Duration::from_millis(300),
-        retry: RetrySettings { max_attempts: 4, initial_backoff_ms: 5, max_backoff_ms: 20, max_retry_after_secs: 5 },
+        retry: RetrySettings {
+            max_attempts: 4,
+            initial_backoff_ms: 5,
+            max_backoff_ms: 20,
+            max_retry_after_secs: 5,
+        },
         requests_per_second: None,
     }
 }
@@ -31,11 +38,19 @@ fn retry_after_parses_seconds_and_dates() {
     let mut h = HeaderMap::new();
     h.insert(RETRY_AFTER, "7".parse().expect("hv"));
     assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
-    let future = (chrono::Utc::now() + chrono::Duration::seconds(30)).to_rfc2822().replace("+0000", "GMT");
+    let future = (chrono::Utc::now() + chrono::Duration::seconds(30))
+        .to_rfc2822()
+        .replace("+0000", "GMT");
     h.insert(RETRY_AFTER, future.parse().expect("hv"));
     let d = retry_after(&h).expect("date");
-    assert!(d > Duration::from_secs(25) && d <= Duration::from_secs(30), "{d:?}");
-    h.insert(RETRY_AFTER, "Wed, 21 Oct 2015 07:28:00 GMT".parse().expect("hv"));
+    assert!(
+        d > Duration::from_secs(25) && d <= Duration::from_secs(30),
+        "{d:?}"
+    );
+    h.insert(
+        RETRY_AFTER,
+        "Wed, 21 Oct 2015 07:28:00 GMT".parse().expect("hv"),
+    );
     assert_eq!(retry_after(&h), Some(Duration::ZERO));
     h.insert(RETRY_AFTER, "soon".parse().expect("hv"));
     assert_eq!(retry_after(&h), None);
@@ -72,13 +87,22 @@ async fn timeouts_are_retried_then_reported() {
     .await;
     let kit = HttpKit::new("t", &fast_settings(), &[]).expect("kit");
     let url = format!("{base}/slow");
-    let reply = kit.send_with_retry("slow", &DefaultPolicy, None, |c, _| c.get(&url)).await.expect("second try");
+    let reply = kit
+        .send_with_retry("slow", &DefaultPolicy, None, |c, _| c.get(&url))
+        .await
+        .expect("second try");
     assert_eq!(reply.body, b"ok");
     assert_eq!(kit.stats().retries, 1);
 
     let refused = "http://127.0.0.1:9/nothing".to_string();
-    let err = kit.send_with_retry("refused", &DefaultPolicy, None, |c, _| c.get(&refused)).await.expect_err("refused");
-    assert!(matches!(err, ConnectorError::Transport { attempts: 4, .. }), "{err}");
+    let err = kit
+        .send_with_retry("refused", &DefaultPolicy, None, |c, _| c.get(&refused))
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(err, ConnectorError::Transport { attempts: 4, .. }),
+        "{err}"
+    );
     assert!(err.is_transient());
 }
 
@@ -90,7 +114,10 @@ struct OAuthState {
 async fn token_endpoint(State(st): State<Arc<OAuthState>>, body: String) -> impl IntoResponse {
     assert!(body.contains("grant_type=refresh_token"), "{body}");
     if !body.contains("refresh_token=rt-1") {
-        return (axum::http::StatusCode::BAD_REQUEST, axum::Json(serde_json::json!({"error": "invalid_grant"})))
+        return (
+            axum::http::StatusCode::BAD_REQUEST,
+            axum::Json(serde_json::json!({"error": "invalid_grant"})),
+        )
             .into_response();
     }
     let n = st.refreshes.fetch_add(1, Ordering::SeqCst) + 1;
@@ -113,7 +140,10 @@ async fn api(State(st): State<Arc<OAuthState>>, headers: AxHeaders) -> impl Into
 async fn unauthorized_refreshes_oauth2_token_once() {
     let st = Arc::new(OAuthState::default());
     let base = serve(
-        Router::new().route("/token", post(token_endpoint)).route("/api", get(api)).with_state(st.clone()),
+        Router::new()
+            .route("/token", post(token_endpoint))
+            .route("/api", get(api))
+            .with_state(st.clone()),
     )
     .await;
     let kit = HttpKit::new("g", &fast_settings(), &[]).expect("kit");
@@ -127,8 +157,13 @@ async fn unauthorized_refreshes_oauth2_token_once() {
     )
     .expect("source");
     let url = format!("{base}/api");
-    let build = |c: &reqwest::Client, t: Option<&Secret>| c.get(&url).bearer_auth(t.map(Secret::expose).unwrap_or(""));
-    let reply = kit.send_with_retry("api", &DefaultPolicy, Some(&source), build).await.expect("after refresh");
+    let build = |c: &reqwest::Client, t: Option<&Secret>| {
+        c.get(&url).bearer_auth(t.map(Secret::expose).unwrap_or(""))
+    };
+    let reply = kit
+        .send_with_retry("api", &DefaultPolicy, Some(&source), build)
+        .await
+        .expect("after refresh");
     assert_eq!(reply.body, b"fine");
     assert_eq!(st.refreshes.load(Ordering::SeqCst), 2);
     assert_eq!(kit.stats().token_refreshes, 1);
@@ -136,9 +171,16 @@ async fn unauthorized_refreshes_oauth2_token_once() {
     // A token that stays refused after one refresh is an Auth error, with no token in the message.
     let url2 = format!("{base}/api");
     let bad = |c: &reqwest::Client, _t: Option<&Secret>| c.get(&url2).bearer_auth("at-1");
-    let err = kit.send_with_retry("api", &DefaultPolicy, Some(&source), bad).await.expect_err("auth");
+    let err = kit
+        .send_with_retry("api", &DefaultPolicy, Some(&source), bad)
+        .await
+        .expect_err("auth");
     assert!(matches!(err, ConnectorError::Auth { .. }), "{err}");
-    assert_eq!(st.refreshes.load(Ordering::SeqCst), 3, "exactly one refresh per call");
+    assert_eq!(
+        st.refreshes.load(Ordering::SeqCst),
+        3,
+        "exactly one refresh per call"
+    );
 }
 
 #[tokio::test]
@@ -152,7 +194,11 @@ async fn rate_limiter_paces_requests() {
         }
     }
     // Burst of 20, then 10 more at 20/s ≈ 0.5 s.
-    assert!(start.elapsed() >= Duration::from_millis(400), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        start.elapsed()
+    );
     assert!(waited >= 9, "{waited}");
     assert!(!RateLimiter::new(None).acquire().await);
 }

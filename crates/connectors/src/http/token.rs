@@ -56,7 +56,9 @@ pub struct OAuth2RefreshToken {
 
 impl std::fmt::Debug for OAuth2RefreshToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OAuth2RefreshToken").field("destination", &self.destination).finish_non_exhaustive()
+        f.debug_struct("OAuth2RefreshToken")
+            .field("destination", &self.destination)
+            .finish_non_exhaustive()
     }
 }
 
@@ -74,8 +76,12 @@ impl OAuth2RefreshToken {
         client_secret: Option<Secret>,
         refresh_token: Secret,
     ) -> Result<Self, ConnectorError> {
-        let invalid = |m: String| ConnectorError::Invalid { destination: destination.to_string(), message: m };
-        let token_url = TokenUrl::new(token_url.to_string()).map_err(|e| invalid(format!("bad token_url: {e}")))?;
+        let invalid = |m: String| ConnectorError::Invalid {
+            destination: destination.to_string(),
+            message: m,
+        };
+        let token_url = TokenUrl::new(token_url.to_string())
+            .map_err(|e| invalid(format!("bad token_url: {e}")))?;
         // The auth URL is only used by the authorization-code flow, which campaignd never runs.
         let auth_url = AuthUrl::new("https://invalid.localhost/authorize".to_string())
             .map_err(|e| invalid(format!("bad auth url: {e}")))?;
@@ -112,7 +118,9 @@ impl OAuth2RefreshToken {
         if let Some(rotated) = response.refresh_token() {
             *self.refresh_token.lock().await = Secret::new(rotated.secret().clone());
         }
-        let expiry = response.expires_in().map(|d| Instant::now() + d.saturating_sub(Duration::from_secs(60)));
+        let expiry = response
+            .expires_in()
+            .map(|d| Instant::now() + d.saturating_sub(Duration::from_secs(60)));
         *self.current.lock().await = Some((token.clone(), expiry));
         Ok(token)
     }
@@ -122,7 +130,9 @@ fn describe_token_error<RE: std::error::Error>(
     e: &oauth2::RequestTokenError<RE, oauth2::basic::BasicErrorResponse>,
 ) -> String {
     match e {
-        oauth2::RequestTokenError::ServerResponse(r) => format!("token endpoint refused the refresh: {r}"),
+        oauth2::RequestTokenError::ServerResponse(r) => {
+            format!("token endpoint refused the refresh: {r}")
+        }
         oauth2::RequestTokenError::Request(r) => format!("token endpoint unreachable: {r}"),
         oauth2::RequestTokenError::Parse(p, _) => format!("token endpoint reply unreadable: {p}"),
         oauth2::RequestTokenError::Other(o) => format!("token refresh failed: {o}"),
@@ -139,7 +149,10 @@ async fn send_oauth_request(
     for (name, value) in req.headers.iter() {
         builder = builder.header(name.as_str(), value.as_bytes());
     }
-    let resp = builder.send().await.map_err(|e| TokenHttpError(e.without_url().to_string()))?;
+    let resp = builder
+        .send()
+        .await
+        .map_err(|e| TokenHttpError(e.without_url().to_string()))?;
     let status = oauth2::http::StatusCode::from_u16(resp.status().as_u16())
         .map_err(|e| TokenHttpError(format!("bad status: {e}")))?;
     let mut headers = oauth2::http::HeaderMap::new();
@@ -151,8 +164,16 @@ async fn send_oauth_request(
             headers.append(n, v);
         }
     }
-    let body = resp.bytes().await.map_err(|e| TokenHttpError(e.without_url().to_string()))?.to_vec();
-    Ok(oauth2::HttpResponse { status_code: status, headers, body })
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|e| TokenHttpError(e.without_url().to_string()))?
+        .to_vec();
+    Ok(oauth2::HttpResponse {
+        status_code: status,
+        headers,
+        body,
+    })
 }
 
 #[async_trait]

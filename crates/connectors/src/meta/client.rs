@@ -4,10 +4,12 @@ use super::config::MetaConfig;
 use super::mapping;
 use crate::error::{ConfigError, ConnectorError};
 use crate::http::{
-    body_excerpt, default_classify, HttpKit, HttpStatsSnapshot, ResponsePolicy, StaticToken, TokenSource, Verdict,
+    body_excerpt, default_classify, HttpKit, HttpStatsSnapshot, ResponsePolicy, StaticToken,
+    TokenSource, Verdict,
 };
 use crate::model::{
-    AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, PreparedMember, Rejection, ReplaceSession,
+    AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, PreparedMember, Rejection,
+    ReplaceSession,
 };
 use crate::secret::SecretResolver;
 use crate::traits::AudienceDestination;
@@ -73,7 +75,10 @@ fn regain_access_hint(headers: &HeaderMap) -> Option<Duration> {
     let minutes = parsed
         .values()
         .flatten()
-        .filter_map(|e| e.get("estimated_time_to_regain_access").and_then(Value::as_u64))
+        .filter_map(|e| {
+            e.get("estimated_time_to_regain_access")
+                .and_then(Value::as_u64)
+        })
         .max()?;
     (minutes > 0).then(|| Duration::from_secs(minutes * 60))
 }
@@ -97,16 +102,35 @@ impl ResponsePolicy for MetaPolicy {
         }
         if is_throttle_code(code) {
             let after = regain_access_hint(headers).or_else(|| crate::http::retry_after(headers));
-            return Verdict::Retry { after, throttled: true, reason };
+            return Verdict::Retry {
+                after,
+                throttled: true,
+                reason,
+            };
         }
         // 1/2 = unknown/service error; 2650/1870145 = replace in progress, retry later.
-        if matches!(code, 1 | 2) || e.is_transient == Some(true) || (code == 2650 && e.error_subcode == Some(1870145))
+        if matches!(code, 1 | 2)
+            || e.is_transient == Some(true)
+            || (code == 2650 && e.error_subcode == Some(1870145))
         {
-            return Verdict::Retry { after: crate::http::retry_after(headers), throttled: false, reason };
+            return Verdict::Retry {
+                after: crate::http::retry_after(headers),
+                throttled: false,
+                reason,
+            };
         }
         match default_classify(status, headers, body) {
-            Verdict::Retry { after, throttled, .. } => Verdict::Retry { after, throttled, reason },
-            _ => Verdict::Fail { code: Some(code), reason },
+            Verdict::Retry {
+                after, throttled, ..
+            } => Verdict::Retry {
+                after,
+                throttled,
+                reason,
+            },
+            _ => Verdict::Fail {
+                code: Some(code),
+                reason,
+            },
         }
     }
 }
@@ -174,17 +198,23 @@ impl UsersOp {
 
 impl MetaDestination {
     /// Builds the destination from its config, resolving the token.
-    pub fn from_config(name: &str, config: MetaConfig, secrets: &SecretResolver) -> Result<Self, ConfigError> {
+    pub fn from_config(
+        name: &str,
+        config: MetaConfig,
+        secrets: &SecretResolver,
+    ) -> Result<Self, ConfigError> {
         let account = config.account_path().ok_or_else(|| ConfigError::Invalid {
             destination: name.to_string(),
             key: "ad_account_id".into(),
             message: "expected `act_<digits>` or `<digits>`".into(),
         })?;
-        let token = secrets.resolve(&config.access_token).map_err(|e| ConfigError::Secret {
-            destination: name.to_string(),
-            key: "access_token".into(),
-            message: e.to_string(),
-        })?;
+        let token = secrets
+            .resolve(&config.access_token)
+            .map_err(|e| ConfigError::Secret {
+                destination: name.to_string(),
+                key: "access_token".into(),
+                message: e.to_string(),
+            })?;
         let settings = config.http_settings();
         let kit = HttpKit::new(name, &settings, &[&token]).map_err(|e| ConfigError::Invalid {
             destination: name.to_string(),
@@ -207,12 +237,23 @@ impl MetaDestination {
     }
 
     fn invalid_response(&self, operation: &str, message: String) -> ConnectorError {
-        ConnectorError::InvalidResponse { destination: self.name.clone(), operation: operation.into(), message }
+        ConnectorError::InvalidResponse {
+            destination: self.name.clone(),
+            operation: operation.into(),
+            message,
+        }
     }
 
-    fn parse<T: for<'de> Deserialize<'de>>(&self, operation: &str, body: &[u8]) -> Result<T, ConnectorError> {
+    fn parse<T: for<'de> Deserialize<'de>>(
+        &self,
+        operation: &str,
+        body: &[u8],
+    ) -> Result<T, ConnectorError> {
         serde_json::from_slice(body).map_err(|e| {
-            self.invalid_response(operation, format!("{e}: {}", self.kit.redactor().redact(&body_excerpt(body))))
+            self.invalid_response(
+                operation,
+                format!("{e}: {}", self.kit.redactor().redact(&body_excerpt(body))),
+            )
         })
     }
 
@@ -225,26 +266,42 @@ impl MetaDestination {
             let cursor = after.clone();
             let reply = self
                 .kit
-                .send_with_retry("list audiences", &self.policy, Some(&self.token as &dyn TokenSource), |c, t| {
-                    let mut query = vec![("fields", "id,name".to_string()), ("limit", PAGE_LIMIT.to_string())];
-                    if let Some(a) = &cursor {
-                        query.push(("after", a.clone()));
-                    }
-                    c.get(&url).query(&query).bearer_auth(t.map(|s| s.expose()).unwrap_or_default())
-                })
+                .send_with_retry(
+                    "list audiences",
+                    &self.policy,
+                    Some(&self.token as &dyn TokenSource),
+                    |c, t| {
+                        let mut query = vec![
+                            ("fields", "id,name".to_string()),
+                            ("limit", PAGE_LIMIT.to_string()),
+                        ];
+                        if let Some(a) = &cursor {
+                            query.push(("after", a.clone()));
+                        }
+                        c.get(&url)
+                            .query(&query)
+                            .bearer_auth(t.map(|s| s.expose()).unwrap_or_default())
+                    },
+                )
                 .await?;
             let page: AudiencePage = self.parse("list audiences", &reply.body)?;
-            let matches: Vec<&AudienceEntry> = page.data.iter().filter(|a| a.name == name).collect();
+            let matches: Vec<&AudienceEntry> =
+                page.data.iter().filter(|a| a.name == name).collect();
             if let Some(first) = matches.first() {
                 if matches.len() > 1 {
                     tracing::warn!(destination = %self.name, audience = name, "several audiences share this name; adopting the first");
                 }
                 return Ok(Some(first.id.clone()));
             }
-            let paging = page.paging.unwrap_or(Paging { cursors: None, next: None });
+            let paging = page.paging.unwrap_or(Paging {
+                cursors: None,
+                next: None,
+            });
             let next_cursor = paging.cursors.and_then(|c| c.after);
             match (paging.next, next_cursor) {
-                (Some(_), Some(c)) if !page.data.is_empty() && Some(&c) != after.as_ref() => after = Some(c),
+                (Some(_), Some(c)) if !page.data.is_empty() && Some(&c) != after.as_ref() => {
+                    after = Some(c)
+                }
                 _ => {
                     tracing::debug!(destination = %self.name, pages, "audience list exhausted");
                     return Ok(None);
@@ -253,7 +310,11 @@ impl MetaDestination {
         }
     }
 
-    async fn create_audience(&self, name: &str, description: &str) -> Result<String, ConnectorError> {
+    async fn create_audience(
+        &self,
+        name: &str,
+        description: &str,
+    ) -> Result<String, ConnectorError> {
         let url = self.url(&format!("{}/customaudiences", self.account));
         let form = [
             ("name", name),
@@ -263,9 +324,16 @@ impl MetaDestination {
         ];
         let reply = self
             .kit
-            .send_with_retry("create audience", &self.policy, Some(&self.token as &dyn TokenSource), |c, t| {
-                c.post(&url).form(&form).bearer_auth(t.map(|s| s.expose()).unwrap_or_default())
-            })
+            .send_with_retry(
+                "create audience",
+                &self.policy,
+                Some(&self.token as &dyn TokenSource),
+                |c, t| {
+                    c.post(&url)
+                        .form(&form)
+                        .bearer_auth(t.map(|s| s.expose()).unwrap_or_default())
+                },
+            )
             .await?;
         let created: Created = self.parse("create audience", &reply.body)?;
         Ok(created.id)
@@ -306,27 +374,39 @@ impl MetaDestination {
         let url = self.url(&path);
         let reply = self
             .kit
-            .send_with_retry(label, &self.policy, Some(&self.token as &dyn TokenSource), |c, t| {
-                let mut form: Vec<(&str, &str)> = vec![("payload", payload.as_str())];
-                if let Some(s) = &session {
-                    form.push(("session", s.as_str()));
-                }
-                let req = match op {
-                    UsersOp::Remove => c.delete(&url),
-                    _ => c.post(&url),
-                };
-                req.form(&form).bearer_auth(t.map(|s| s.expose()).unwrap_or_default())
-            })
+            .send_with_retry(
+                label,
+                &self.policy,
+                Some(&self.token as &dyn TokenSource),
+                |c, t| {
+                    let mut form: Vec<(&str, &str)> = vec![("payload", payload.as_str())];
+                    if let Some(s) = &session {
+                        form.push(("session", s.as_str()));
+                    }
+                    let req = match op {
+                        UsersOp::Remove => c.delete(&url),
+                        _ => c.post(&url),
+                    };
+                    req.form(&form)
+                        .bearer_auth(t.map(|s| s.expose()).unwrap_or_default())
+                },
+            )
             .await?;
         let parsed: UsersReply = self.parse(label, &reply.body)?;
         let invalid = parsed.num_invalid_entries.unwrap_or(0) as usize;
         let mut attributed = 0usize;
         if invalid > 0 {
             for (value, reason) in sample_entries(parsed.invalid_entry_samples.as_ref()) {
-                if let Some(pos) = rows.iter().position(|r| r.iter().any(|cell| !cell.is_empty() && *cell == value)) {
+                if let Some(pos) = rows
+                    .iter()
+                    .position(|r| r.iter().any(|cell| !cell.is_empty() && *cell == value))
+                {
                     let cid = &row_owner[pos].customer_id;
                     if !outcome.rejected.iter().any(|r| &r.customer_id == cid) {
-                        outcome.rejected.push(Rejection { customer_id: cid.clone(), reason });
+                        outcome.rejected.push(Rejection {
+                            customer_id: cid.clone(),
+                            reason,
+                        });
                         attributed += 1;
                     }
                 }
@@ -365,7 +445,10 @@ fn sample_entries(samples: Option<&Value>) -> Vec<(String, String)> {
     match samples {
         Some(Value::Object(map)) => {
             for (k, v) in map {
-                let reason = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+                let reason = v
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string());
                 out.push((k.clone(), format!("invalid entry: {reason}")));
             }
         }
@@ -374,7 +457,11 @@ fn sample_entries(samples: Option<&Value>) -> Vec<(String, String)> {
                 match item {
                     Value::String(s) => out.push((s.clone(), "invalid entry".into())),
                     Value::Array(cells) => {
-                        if let Some(s) = cells.iter().filter_map(Value::as_str).find(|s| !s.is_empty()) {
+                        if let Some(s) = cells
+                            .iter()
+                            .filter_map(Value::as_str)
+                            .find(|s| !s.is_empty())
+                        {
                             out.push((s.to_string(), "invalid entry".into()));
                         }
                     }
@@ -398,7 +485,11 @@ impl AudienceDestination for MetaDestination {
     }
 
     fn limits(&self) -> DestinationLimits {
-        DestinationLimits { max_batch: MAX_ROWS, min_audience_size: MIN_AUDIENCE, requests_per_second: self.rps }
+        DestinationLimits {
+            max_batch: MAX_ROWS,
+            min_audience_size: MIN_AUDIENCE,
+            requests_per_second: self.rps,
+        }
     }
 
     fn channel(&self) -> Channel {
@@ -409,17 +500,30 @@ impl AudienceDestination for MetaDestination {
         mapping::prepare(contact)
     }
 
-    async fn find_or_create_audience(&self, name: &str, description: &str) -> Result<AudienceRef, ConnectorError> {
+    async fn find_or_create_audience(
+        &self,
+        name: &str,
+        description: &str,
+    ) -> Result<AudienceRef, ConnectorError> {
         if name.trim().is_empty() {
-            return Err(ConnectorError::Invalid { destination: self.name.clone(), message: "empty audience name".into() });
+            return Err(ConnectorError::Invalid {
+                destination: self.name.clone(),
+                message: "empty audience name".into(),
+            });
         }
         if let Some(id) = self.find_audience(name).await? {
             tracing::info!(destination = %self.name, audience = name, remote_id = %id, "adopting existing audience");
-            return Ok(AudienceRef { remote_id: id, adopted: true });
+            return Ok(AudienceRef {
+                remote_id: id,
+                adopted: true,
+            });
         }
         let id = self.create_audience(name, description).await?;
         tracing::info!(destination = %self.name, audience = name, remote_id = %id, "created audience");
-        Ok(AudienceRef { remote_id: id, adopted: false })
+        Ok(AudienceRef {
+            remote_id: id,
+            adopted: false,
+        })
     }
 
     async fn add_members(
@@ -465,7 +569,10 @@ impl AudienceDestination for MetaDestination {
                 "last_batch_flag": last,
                 "estimated_num_total": session.estimated_total,
             });
-            total.merge(self.send_chunk(UsersOp::Replace, audience, chunk, Some(s)).await?);
+            total.merge(
+                self.send_chunk(UsersOp::Replace, audience, chunk, Some(s))
+                    .await?,
+            );
             // A chunk with no valid row sent nothing, so it used no sequence number.
             if chunk.iter().any(|m| mapping::row(&m.payload).is_some()) {
                 session.next_batch_seq += 1;

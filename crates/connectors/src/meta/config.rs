@@ -41,7 +41,8 @@ impl MetaConfig {
     pub fn account_path(&self) -> Option<String> {
         let id = self.ad_account_id.trim();
         let digits = id.strip_prefix("act_").unwrap_or(id);
-        (!digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit())).then(|| format!("act_{digits}"))
+        (!digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()))
+            .then(|| format!("act_{digits}"))
     }
 
     /// HTTP kit settings from the optional keys.

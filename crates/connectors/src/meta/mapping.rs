@@ -16,7 +16,11 @@ pub const SCHEMA: [&str; 6] = ["EMAIL", "PHONE", "FN", "LN", "COUNTRY", "ZIP"];
 /// are too weak to match on).
 pub fn prepare(contact: &Contact) -> Option<PreparedMember> {
     let country = contact.country.as_deref();
-    let email = contact.email.as_deref().and_then(normalize_email).map(|e| sha256_hex(&e));
+    let email = contact
+        .email
+        .as_deref()
+        .and_then(normalize_email)
+        .map(|e| sha256_hex(&e));
     let phone = contact
         .phone
         .as_deref()
@@ -25,10 +29,22 @@ pub fn prepare(contact: &Contact) -> Option<PreparedMember> {
     if email.is_none() && phone.is_none() {
         return None;
     }
-    let first = contact.first_name.as_deref().and_then(normalize_name_meta).map(|n| sha256_hex(&n));
-    let last = contact.last_name.as_deref().and_then(normalize_name_meta).map(|n| sha256_hex(&n));
+    let first = contact
+        .first_name
+        .as_deref()
+        .and_then(normalize_name_meta)
+        .map(|n| sha256_hex(&n));
+    let last = contact
+        .last_name
+        .as_deref()
+        .and_then(normalize_name_meta)
+        .map(|n| sha256_hex(&n));
     let ctry = country.and_then(normalize_country).map(|c| sha256_hex(&c));
-    let zip = contact.postal_code.as_deref().and_then(|z| normalize_postal_code(z, country)).map(|z| sha256_hex(&z));
+    let zip = contact
+        .postal_code
+        .as_deref()
+        .and_then(|z| normalize_postal_code(z, country))
+        .map(|z| sha256_hex(&z));
 
     let mut payload = Map::new();
     for (key, value) in SCHEMA.iter().zip([email, phone, first, last, ctry, zip]) {
@@ -36,7 +52,10 @@ pub fn prepare(contact: &Contact) -> Option<PreparedMember> {
             payload.insert((*key).to_string(), Value::String(v));
         }
     }
-    Some(PreparedMember::new(contact.customer_id.clone(), Value::Object(payload)))
+    Some(PreparedMember::new(
+        contact.customer_id.clone(),
+        Value::Object(payload),
+    ))
 }
 
 /// Turns a stored payload back into a row in [`SCHEMA`] order; `None` if the payload is not a Meta payload
@@ -73,8 +92,14 @@ mod tests {
         };
         let m = prepare(&c).expect("usable");
         let r = row(&m.payload).expect("row");
-        assert_eq!(r[0], "973dfe463ec85785f5f95af5ba3906eedb2d931c24e69824a89ea65dba4e813b");
-        assert_eq!(r[1], "1ef970831d7963307784fa8688e8fce101a15685d62aa765fed23f3a2c576a4e");
+        assert_eq!(
+            r[0],
+            "973dfe463ec85785f5f95af5ba3906eedb2d931c24e69824a89ea65dba4e813b"
+        );
+        assert_eq!(
+            r[1],
+            "1ef970831d7963307784fa8688e8fce101a15685d62aa765fed23f3a2c576a4e"
+        );
         assert_eq!(r[2], sha256_hex("maryann"));
         assert_eq!(r[3], "");
         assert_eq!(r[4], sha256_hex("us"));
@@ -83,9 +108,16 @@ mod tests {
 
         let mut changed = c.clone();
         changed.email = Some("other@example.com".into());
-        assert_ne!(prepare(&changed).expect("usable").fingerprint, m.fingerprint);
+        assert_ne!(
+            prepare(&changed).expect("usable").fingerprint,
+            m.fingerprint
+        );
 
-        let none = Contact { customer_id: "c2".into(), first_name: Some("x".into()), ..Default::default() };
+        let none = Contact {
+            customer_id: "c2".into(),
+            first_name: Some("x".into()),
+            ..Default::default()
+        };
         assert!(prepare(&none).is_none());
         assert!(row(&serde_json::json!({"EMAIL_SHA": "x"})).is_none());
     }

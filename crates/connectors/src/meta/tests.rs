@@ -1,0 +1,324 @@
+//! Meta connector tests against the stateful fake over loopback HTTP.
+
+use crate::model::{AudienceRef, Contact, PreparedMember, ReplaceSession};
+use crate::{build_destination, AudienceDestination, ConnectorError, SecretResolver};
+use campaignd_core::identifiers::sha256_hex;
+use campaignd_fakes::FakeMeta;
+use serde_json::json;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "EAAG-test-token-0123456789";
+
+fn destination(fake: &FakeMeta, token: &str, max_attempts: u32) -> Arc<dyn AudienceDestination> {
+    let secrets = SecretResolver::from_map(HashMap::from([(
+        "META_TOKEN".to_string(),
+        token.to_string(),
+    )]));
+    let section = json!({
+        "kind": "meta",
+        "base_url": fake.base_url(),
+        "ad_account_id": "act_1234",
+        "access_token": {"env": "META_TOKEN"},
+        "request_timeout_ms": 5_000,
+        "requests_per_second": 1000.0,
+        "retry": {"max_attempts": max_attempts, "initial_backoff_ms": 5, "max_backoff_ms": 20, "max_retry_after_secs": 3},
+    });
+    build_destination("fb", &section, &secrets).expect("meta destination")
+}
+
+async fn fake() -> FakeMeta {
+    FakeMeta::start(TOKEN, "1234").await.expect("fake meta")
+}
+
+fn contact(i: usize) -> Contact {
+    Contact {
+        customer_id: format!("c{i}"),
+        email: Some(format!(" Person{i}@Example.com")),
+        phone: i
+            .is_multiple_of(2)
+            .then(|| format!("+1 (555) {:03}-{:04}", i / 10_000 % 1000, i % 10_000)),
+        first_name: Some("Ann".into()),
+        last_name: None,
+        country: Some("US".into()),
+        postal_code: Some("94025".into()),
+    }
+}
+
+fn email_hash(i: usize) -> String {
+    sha256_hex(&format!("person{i}@example.com"))
+}
+
+fn prepared(d: &dyn AudienceDestination, range: std::ops::Range<usize>) -> Vec<PreparedMember> {
+    range
+        .map(|i| d.prepare(&contact(i)).expect("usable"))
+        .collect()
+}
+
+#[tokio::test]
+async fn find_or_create_pages_and_adopts() {
+    let fake = fake().await;
+    let names: Vec<String> = (0..60).map(|i| format!("existing {i}")).collect();
+    let ids = fake.seed_audiences(names);
+    let d = destination(&fake, TOKEN, 3);
+
+    let adopted = d
+        .find_or_create_audience("existing 57", "x")
+        .await
+        .expect("adopt");
+    assert_eq!(
+        adopted,
+        AudienceRef {
+            remote_id: ids[57].clone(),
+            adopted: true
+        }
+    );
+    // 60 audiences at 25 per page: three list requests.
+    assert_eq!(fake.requests().count("GET", "/act_1234/customaudiences"), 3);
+
+    let created = d
+        .find_or_create_audience("campaignd: vip", "VIP customers")
+        .await
+        .expect("create");
+    assert!(!created.adopted);
+    assert_eq!(
+        fake.audience_id("campaignd: vip"),
+        Some(created.remote_id.clone())
+    );
+    let again = d
+        .find_or_create_audience("campaignd: vip", "VIP customers")
+        .await
+        .expect("adopt own");
+    assert_eq!(again.remote_id, created.remote_id);
+    assert!(again.adopted);
+    assert_eq!(fake.audiences().len(), 61);
+}
+
+#[tokio::test]
+async fn add_and_remove_converge_to_expected_set() {
+    let fake = fake().await;
+    let d = destination(&fake, TOKEN, 3);
+    let aud = d.find_or_create_audience("a", "").await.expect("audience");
+    let all = prepared(d.as_ref(), 0..250);
+    let out = d.add_members(&aud, &all).await.expect("add");
+    assert_eq!(out.accepted, 250);
+    assert!(out.rejected.is_empty());
+    let out = d.remove_members(&aud, &all[..100]).await.expect("remove");
+    assert_eq!(out.accepted, 100);
+    let expected: BTreeSet<String> = (100..250).map(email_hash).collect();
+    assert_eq!(fake.members(&aud.remote_id), expected);
+    assert_eq!(d.limits().min_audience_size, 100);
+}
+
+#[tokio::test]
+async fn large_adds_are_split_at_ten_thousand_rows() {
+    let fake = fake().await;
+    let d = destination(&fake, TOKEN, 3);
+    let aud = d
+        .find_or_create_audience("big", "")
+        .await
+        .expect("audience");
+    let all = prepared(d.as_ref(), 0..10_500);
+    let out = d.add_members(&aud, &all).await.expect("add");
+    assert_eq!(out.accepted, 10_500);
+    assert_eq!(fake.requests().count("POST", "/users"), 2);
+    assert_eq!(fake.max_rows_per_call(), 10_000);
+    assert_eq!(fake.members(&aud.remote_id).len(), 10_500);
+}
+
+#[tokio::test]
+async fn http_429_with_retry_after_is_honoured() {
+    let fake = fake().await;
+    let d = destination(&fake, TOKEN, 3);
+    let aud = d.find_or_create_audience("a", "").await.expect("audience");
+    fake.faults().too_many_requests_next(1, 1);
+    let start = Instant::now();
+    let out = d
+        .add_members(&aud, &prepared(d.as_ref(), 0..10))
+        .await
+        .expect("add after 429");
+    assert!(
+        start.elapsed() >= Duration::from_millis(950),
+        "waited {:?}",
+        start.elapsed()
+    );
+    assert_eq!(out.accepted, 10);
+    let stats = d.http_stats().expect("stats");
+    assert_eq!((stats.throttled, stats.retries), (1, 1));
+
+    // A Retry-After beyond max_retry_after_secs hands the batch back instead of sleeping.
+    fake.faults().too_many_requests_next(1, 3600);
+    let err = d
+        .add_members(&aud, &prepared(d.as_ref(), 0..10))
+        .await
+        .expect_err("too long");
+    assert!(
+        matches!(err, ConnectorError::Throttled { retry_after: Some(d), .. } if d == Duration::from_secs(3600)),
+        "{err}"
+    );
+    assert!(err.is_transient());
+}
+
+#[tokio::test]
+async fn meta_throttle_codes_in_a_400_are_retried() {
+    let fake = fake().await;
+    let d = destination(&fake, TOKEN, 4);
+    let aud = d.find_or_create_audience("a", "").await.expect("audience");
+    fake.faults().throttle_next(2);
+    let out = d
+        .add_members(&aud, &prepared(d.as_ref(), 0..5))
+        .await
+        .expect("add after 80003");
+    assert_eq!(out.accepted, 5);
+    fake.set_throttle_code(613);
+    fake.faults().throttle_next(1);
+    d.remove_members(&aud, &prepared(d.as_ref(), 0..5))
+        .await
+        .expect("remove after 613");
+    assert_eq!(d.http_stats().expect("stats").throttled, 3);
+    assert!(fake.members(&aud.remote_id).is_empty());
+
+    fake.set_throttle_code(80003);
+    fake.faults().throttle_next(10);
+    let err = d
+        .add_members(&aud, &prepared(d.as_ref(), 0..5))
+        .await
+        .expect_err("exhausted");
+    assert!(
+        matches!(err, ConnectorError::Throttled { attempts: 4, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("80003"), "{err}");
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_then_reported() {
+    let fake = fake().await;
+    let d = destination(&fake, TOKEN, 3);
+    let aud = d.find_or_create_audience("a", "").await.expect("audience");
+    fake.faults().server_error_next(1);
+    let out = d
+        .add_members(&aud, &prepared(d.as_ref(), 0..3))
+        .await
+        .expect("500 then ok");
+    assert_eq!(out.accepted, 3);
+    fake.faults().server_error_next(5);
+    let err = d
+        .add_members(&aud, &prepared(d.as_ref(), 3..6))
+        .await
+        .expect_err("500s");
+    assert!(
+        matches!(err, ConnectorError::Api { status: 500, .. }),
+        "{err}"
+    );
+    assert!(err.is_transient());
+    fake.faults().server_error_next(0);
+}
+
+#[tokio::test]
+async fn partial_rejection_is_surfaced_per_member() {
+    let fake = fake().await;
+    let d = destination(&fake, TOKEN, 3);
+    let aud = d.find_or_create_audience("a", "").await.expect("audience");
+    fake.reject_emails([email_hash(3), email_hash(7)]);
+    let out = d
+        .add_members(&aud, &prepared(d.as_ref(), 0..10))
+        .await
+        .expect("add");
+    assert_eq!(out.accepted, 8);
+    let mut ids: Vec<&str> = out
+        .rejected
+        .iter()
+        .map(|r| r.customer_id.as_str())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["c3", "c7"]);
+    assert!(
+        out.rejected[0].reason.contains("Invalid EMAIL"),
+        "{:?}",
+        out.rejected
+    );
+    assert!(!fake.members(&aud.remote_id).contains(&email_hash(3)));
+
+    // A corrupted ledger payload is rejected locally, not sent.
+    let bad = PreparedMember::new("cx", json!({"NOT_META": "x"}));
+    let out = d.add_members(&aud, &[bad]).await.expect("local rejection");
+    assert_eq!((out.accepted, out.rejected.len()), (0, 1));
+}
+
+#[tokio::test]
+async fn bad_token_is_a_clear_error_without_the_token() {
+    let fake = fake().await;
+    let wrong = "EAAG-wrong-token-SECRET-987";
+    let d = destination(&fake, wrong, 3);
+    let err = d
+        .find_or_create_audience("a", "")
+        .await
+        .expect_err("bad token");
+    let msg = err.to_string();
+    assert!(matches!(err, ConnectorError::Auth { .. }), "{msg}");
+    assert!(
+        msg.contains("190") && msg.contains("Invalid OAuth access token"),
+        "{msg}"
+    );
+    assert!(!msg.contains(wrong), "token leaked: {msg}");
+    assert!(!format!("{err:?}").contains(wrong), "token leaked in Debug");
+    assert_eq!(
+        fake.requests().count("GET", "/customaudiences"),
+        1,
+        "no retry on a bad token"
+    );
+}
+
+#[tokio::test]
+async fn usersreplace_takes_over_an_adopted_audience() {
+    let fake = fake().await;
+    let ids = fake.seed_audiences(["old list"]);
+    fake.seed_members(&ids[0], ["stale-member".to_string()]);
+    let d = destination(&fake, TOKEN, 3);
+    assert!(d.supports_replace_all());
+    let aud = d
+        .find_or_create_audience("old list", "")
+        .await
+        .expect("adopt");
+    assert!(aud.adopted);
+    let members = prepared(d.as_ref(), 0..12_000);
+    let mut session = ReplaceSession::new(12_000);
+    let out = d
+        .replace_all(&aud, &mut session, &members[..5_000], false)
+        .await
+        .expect("first");
+    assert_eq!(out.accepted, 5_000);
+    assert_eq!(session.next_batch_seq, 2);
+    // Still old contents until the last batch lands.
+    assert!(fake.members(&aud.remote_id).contains("stale-member"));
+    // /users is refused while the replace runs (retried, then reported).
+    let err = d
+        .add_members(&aud, &members[..1])
+        .await
+        .expect_err("replace in progress");
+    assert!(err.to_string().contains("1870145"), "{err}");
+    let out = d
+        .replace_all(&aud, &mut session, &members[5_000..], true)
+        .await
+        .expect("last");
+    assert_eq!(out.accepted, 7_000);
+    assert_eq!(
+        session.next_batch_seq, 3,
+        "7,000 more rows went as one request"
+    );
+    let expected: BTreeSet<String> = (0..12_000).map(email_hash).collect();
+    assert_eq!(fake.members(&aud.remote_id), expected);
+
+    // A session that does not start at 1 is refused by Meta (2650/1870147).
+    let mut broken = ReplaceSession {
+        next_batch_seq: 2,
+        ..ReplaceSession::new(1)
+    };
+    let err = d
+        .replace_all(&aud, &mut broken, &members[..1], true)
+        .await
+        .expect_err("seq");
+    assert!(err.to_string().contains("1870147"), "{err}");
+}

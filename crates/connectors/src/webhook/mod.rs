@@ -16,13 +16,15 @@ mod tests;
 use crate::error::{ConfigError, ConnectorError};
 use crate::http::{DefaultPolicy, HttpKit, HttpSettings, HttpStatsSnapshot, RetrySettings};
 use crate::model::{
-    canonical_json, AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, PreparedMember, Rejection,
-    SyncContext,
+    canonical_json, AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, PreparedMember,
+    Rejection, SyncContext,
 };
 use crate::secret::{Secret, SecretRef, SecretResolver};
 use crate::traits::AudienceDestination;
 use async_trait::async_trait;
-use campaignd_core::identifiers::{google_phone_input, normalize_email, normalize_phone, sha256_hex};
+use campaignd_core::identifiers::{
+    google_phone_input, normalize_email, normalize_phone, sha256_hex,
+};
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -90,19 +92,27 @@ pub struct WebhookDestination {
 /// HMAC-SHA256 of `body` under `secret`, as the `X-Campaignd-Signature` value (`sha256=<hex>`).
 pub fn signature(secret: &[u8], body: &[u8]) -> String {
     // HMAC accepts keys of any length, so this cannot fail.
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret)
+        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
     mac.update(body);
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
 /// The idempotency key of a batch: SHA-256 of audience, action and the canonical member list.
 pub fn idempotency_key(audience: &str, action: &str, members: &[Value]) -> String {
-    sha256_hex(&format!("{audience}\n{action}\n{}", canonical_json(&Value::Array(members.to_vec()))))
+    sha256_hex(&format!(
+        "{audience}\n{action}\n{}",
+        canonical_json(&Value::Array(members.to_vec()))
+    ))
 }
 
 impl WebhookDestination {
     /// Builds the destination from its config, resolving the secret.
-    pub fn from_config(name: &str, config: WebhookConfig, secrets: &SecretResolver) -> Result<Self, ConfigError> {
+    pub fn from_config(
+        name: &str,
+        config: WebhookConfig,
+        secrets: &SecretResolver,
+    ) -> Result<Self, ConfigError> {
         let invalid = |key: &str, message: String| ConfigError::Invalid {
             destination: name.to_string(),
             key: key.into(),
@@ -116,11 +126,13 @@ impl WebhookDestination {
         if batch_size == 0 {
             return Err(invalid("batch_size", "must be at least 1".into()));
         }
-        let secret = secrets.resolve(&config.secret).map_err(|e| ConfigError::Secret {
-            destination: name.to_string(),
-            key: "secret".into(),
-            message: e.to_string(),
-        })?;
+        let secret = secrets
+            .resolve(&config.secret)
+            .map_err(|e| ConfigError::Secret {
+                destination: name.to_string(),
+                key: "secret".into(),
+                message: e.to_string(),
+            })?;
         let settings = HttpSettings::from_config(
             config.connect_timeout_ms,
             config.request_timeout_ms,
@@ -175,22 +187,32 @@ impl WebhookDestination {
                 "run_id": run_id,
                 "batch_seq": seq,
             }))
-            .map_err(|e| ConnectorError::Invalid { destination: self.name.clone(), message: e.to_string() })?;
+            .map_err(|e| ConnectorError::Invalid {
+                destination: self.name.clone(),
+                message: e.to_string(),
+            })?;
             let sig = signature(self.secret.expose().as_bytes(), &body);
             let url = self.url.clone();
             let result = self
                 .kit
-                .send_with_retry(&format!("{action} members"), &DefaultPolicy, None, |c, _| {
-                    c.post(&url)
-                        .header(reqwest::header::CONTENT_TYPE, "application/json")
-                        .header(SIGNATURE_HEADER, &sig)
-                        .header(IDEMPOTENCY_HEADER, &key)
-                        .body(body.clone())
-                })
+                .send_with_retry(
+                    &format!("{action} members"),
+                    &DefaultPolicy,
+                    None,
+                    |c, _| {
+                        c.post(&url)
+                            .header(reqwest::header::CONTENT_TYPE, "application/json")
+                            .header(SIGNATURE_HEADER, &sig)
+                            .header(IDEMPOTENCY_HEADER, &key)
+                            .body(body.clone())
+                    },
+                )
                 .await;
             match result {
                 Ok(_) => total.accepted += chunk.len(),
-                Err(ConnectorError::Api { status, message, .. }) if (400..500).contains(&status) && status != 403 => {
+                Err(ConnectorError::Api {
+                    status, message, ..
+                }) if (400..500).contains(&status) && status != 403 => {
                     tracing::warn!(destination = %self.name, status, "receiver rejected the batch");
                     total.rejected.extend(chunk.iter().map(|m| Rejection {
                         customer_id: m.customer_id.clone(),
@@ -227,7 +249,11 @@ impl AudienceDestination for WebhookDestination {
     }
 
     fn prepare(&self, contact: &Contact) -> Option<PreparedMember> {
-        let email = contact.email.as_deref().and_then(normalize_email).map(|e| sha256_hex(&e));
+        let email = contact
+            .email
+            .as_deref()
+            .and_then(normalize_email)
+            .map(|e| sha256_hex(&e));
         let phone = contact
             .phone
             .as_deref()
@@ -243,7 +269,10 @@ impl AudienceDestination for WebhookDestination {
         if let Some(p) = phone {
             payload.insert("phone_sha256".into(), Value::String(p));
         }
-        Some(PreparedMember::new(contact.customer_id.clone(), Value::Object(payload)))
+        Some(PreparedMember::new(
+            contact.customer_id.clone(),
+            Value::Object(payload),
+        ))
     }
 
     async fn begin_sync(&self, ctx: &SyncContext) -> Result<(), ConnectorError> {
@@ -256,11 +285,21 @@ impl AudienceDestination for WebhookDestination {
     }
 
     /// A webhook has no remote audience objects: the audience is its name.
-    async fn find_or_create_audience(&self, name: &str, _description: &str) -> Result<AudienceRef, ConnectorError> {
+    async fn find_or_create_audience(
+        &self,
+        name: &str,
+        _description: &str,
+    ) -> Result<AudienceRef, ConnectorError> {
         if name.trim().is_empty() {
-            return Err(ConnectorError::Invalid { destination: self.name.clone(), message: "empty audience name".into() });
+            return Err(ConnectorError::Invalid {
+                destination: self.name.clone(),
+                message: "empty audience name".into(),
+            });
         }
-        Ok(AudienceRef { remote_id: name.to_string(), adopted: false })
+        Ok(AudienceRef {
+            remote_id: name.to_string(),
+            adopted: false,
+        })
     }
 
     async fn add_members(

@@ -1,0 +1,33 @@
+//! `[destinations.NAME]` keys for `kind = "sandbox"`.
+
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// Directory the sandbox keeps its audiences in when `path` is not given (relative to the working
+/// directory).
+pub const DEFAULT_PATH: &str = "sandbox";
+/// Members per add/remove call the engine plans with when `batch_size` is not given.
+pub const DEFAULT_BATCH_SIZE: usize = 1000;
+
+/// Sandbox destination config. Unknown keys are rejected so typos surface at startup.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxConfig {
+    /// Directory holding one JSON file per audience (created if missing).
+    #[serde(default = "default_path")]
+    pub path: PathBuf,
+    /// Simulated minimum audience size: segments under it are reported, not pushed (default 0).
+    #[serde(default)]
+    pub min_audience_size: usize,
+    /// Most members per add/remove call (default 1000, at least 1).
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+}
+
+fn default_path() -> PathBuf {
+    PathBuf::from(DEFAULT_PATH)
+}
+
+fn default_batch_size() -> usize {
+    DEFAULT_BATCH_SIZE
+}

@@ -1,0 +1,107 @@
+//! Pure mapping of a contact to a sandbox member, the way a hashed customer-file platform (Meta) wants it:
+//! `{"email_sha256", "phone_sha256"}` with only the known values, each SHA-256 hex of the normalised
+//! identifier (email trimmed and lower-cased; phone E.164 digits without `+`).
+
+use crate::model::{Contact, PreparedMember};
+use campaignd_core::identifiers::{meta_phone_input, normalize_email, normalize_phone, sha256_hex};
+use serde_json::{Map, Value};
+
+/// Maps a contact; `None` when it has neither a valid email nor a valid phone.
+pub fn prepare(contact: &Contact) -> Option<PreparedMember> {
+    let email = contact
+        .email
+        .as_deref()
+        .and_then(normalize_email)
+        .map(|e| sha256_hex(&e));
+    let phone = contact
+        .phone
+        .as_deref()
+        .and_then(|p| normalize_phone(p, contact.country.as_deref()))
+        .map(|e164| sha256_hex(&meta_phone_input(&e164)));
+    if email.is_none() && phone.is_none() {
+        return None;
+    }
+    let mut payload = Map::new();
+    if let Some(e) = email {
+        payload.insert("email_sha256".into(), Value::String(e));
+    }
+    if let Some(p) = phone {
+        payload.insert("phone_sha256".into(), Value::String(p));
+    }
+    Some(PreparedMember::new(
+        contact.customer_id.clone(),
+        Value::Object(payload),
+    ))
+}
+
+fn is_hash(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The key a stored payload is kept under: the email hash, else `phone:<hash>`. `None` when the payload
+/// is not a sandbox payload (a corrupted ledger entry), which the destination reports as a rejection.
+pub fn member_key(payload: &Value) -> Option<String> {
+    let map = payload.as_object()?;
+    if map
+        .keys()
+        .any(|k| k != "email_sha256" && k != "phone_sha256")
+    {
+        return None;
+    }
+    let field = |k: &str| match map.get(k) {
+        None => Some(None),
+        Some(Value::String(s)) if is_hash(s) => Some(Some(s.clone())),
+        Some(_) => None,
+    };
+    match (field("email_sha256")?, field("phone_sha256")?) {
+        (Some(e), _) => Some(e),
+        (None, Some(p)) => Some(format!("phone:{p}")),
+        (None, None) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sandbox_mapping_hashes_normalised_identifiers() {
+        let c = Contact {
+            customer_id: "c1".into(),
+            email: Some(" Test@Example.com ".into()),
+            phone: Some("(555) 987-6543".into()),
+            country: Some("US".into()),
+            ..Contact::default()
+        };
+        let m = prepare(&c).expect("usable");
+        assert_eq!(
+            m.payload["email_sha256"],
+            "973dfe463ec85785f5f95af5ba3906eedb2d931c24e69824a89ea65dba4e813b"
+        );
+        assert_eq!(m.payload["phone_sha256"], sha256_hex("15559876543"));
+        assert_eq!(
+            member_key(&m.payload).as_deref(),
+            Some("973dfe463ec85785f5f95af5ba3906eedb2d931c24e69824a89ea65dba4e813b")
+        );
+
+        let phone_only = Contact {
+            email: Some("not an email".into()),
+            ..c.clone()
+        };
+        let m = prepare(&phone_only).expect("phone is enough");
+        assert_eq!(
+            member_key(&m.payload),
+            Some(format!("phone:{}", sha256_hex("15559876543")))
+        );
+
+        assert!(prepare(&Contact {
+            customer_id: "c2".into(),
+            ..Contact::default()
+        })
+        .is_none());
+        assert!(member_key(&serde_json::json!({"email_sha256": "x"})).is_none());
+        assert!(member_key(&serde_json::json!({"EMAIL": sha256_hex("a")})).is_none());
+    }
+}

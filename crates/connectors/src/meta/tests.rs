@@ -322,3 +322,35 @@ async fn usersreplace_takes_over_an_adopted_audience() {
         .expect_err("seq");
     assert!(err.to_string().contains("1870147"), "{err}");
 }
+
+#[tokio::test]
+async fn slow_platform_times_out_as_transient() {
+    let fake = fake().await;
+    let secrets = SecretResolver::from_map(HashMap::from([(
+        "META_TOKEN".to_string(),
+        TOKEN.to_string(),
+    )]));
+    let section = json!({
+        "kind": "meta",
+        "base_url": fake.base_url(),
+        "ad_account_id": "1234",
+        "access_token": {"env": "META_TOKEN"},
+        "request_timeout_ms": 100,
+        "retry": {"max_attempts": 2, "initial_backoff_ms": 5, "max_backoff_ms": 10},
+    });
+    let d = build_destination("fb", &section, &secrets).expect("meta destination");
+    fake.faults().set_delay(Duration::from_millis(400));
+    let err = d
+        .find_or_create_audience("a", "")
+        .await
+        .expect_err("timeout");
+    assert!(
+        matches!(err, ConnectorError::Transport { attempts: 2, .. }),
+        "{err}"
+    );
+    assert!(err.is_transient());
+    fake.faults().set_delay(Duration::ZERO);
+    d.find_or_create_audience("a", "")
+        .await
+        .expect("fast again");
+}

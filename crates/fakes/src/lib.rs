@@ -9,11 +9,13 @@
 //! `throttle` responder in that platform's error shape, started through `FakeServer::start`.
 
 pub mod google_ads;
+pub mod mailchimp;
 pub mod meta;
 pub mod skeleton;
 pub mod webhook;
 
 pub use google_ads::FakeGoogleAds;
+pub use mailchimp::FakeMailchimp;
 pub use meta::FakeMeta;
 pub use skeleton::{FakeServer, Faults, RecordedRequest, RequestLog};
 pub use webhook::FakeWebhook;

@@ -1,0 +1,569 @@
+//! The Mailchimp destination: static-segment lookup/creation and batched add/remove over the HTTP kit,
+//! under a connection cap.
+
+use super::config::{data_center, default_base_url, MailchimpConfig, MAX_CONNECTIONS};
+use super::mapping;
+use crate::error::{ConfigError, ConnectorError};
+use crate::http::{
+    body_excerpt, default_classify, HttpKit, HttpStatsSnapshot, ResponsePolicy, Verdict,
+};
+use crate::model::{
+    AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, PreparedMember, Rejection,
+};
+use crate::secret::{Secret, SecretResolver};
+use crate::traits::AudienceDestination;
+use async_trait::async_trait;
+use reqwest::header::HeaderMap;
+use reqwest::StatusCode;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use tokio::sync::Semaphore;
+
+/// Mailchimp accepts at most this many members per batch subscribe and per segment add/remove list.
+pub const MAX_MEMBERS: usize = 500;
+/// Segments requested per page (Mailchimp's maximum `count`).
+const PAGE_COUNT: usize = 1000;
+/// Basic-auth user name; Mailchimp ignores it.
+const BASIC_USER: &str = "campaignd";
+
+/// A configured Mailchimp list.
+#[derive(Debug)]
+pub struct MailchimpDestination {
+    name: String,
+    base_url: String,
+    list_id: String,
+    api_key: Secret,
+    kit: HttpKit,
+    policy: MailchimpPolicy,
+    connections: Semaphore,
+    rps: f64,
+}
+
+/// Reads Mailchimp's problem documents (`{"title", "status", "detail", "errors"}`): 401 is an auth
+/// failure, a bare 429 and a 403 "Too Many Requests" are throttling (no `Retry-After`, so the kit's
+/// backoff applies), 5xx is retried, the rest fail with Mailchimp's title and detail.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MailchimpPolicy;
+
+#[derive(Debug, Deserialize)]
+struct Problem {
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    detail: String,
+    #[serde(default)]
+    errors: Vec<FieldError>,
+}
+
+#[derive(Debug, Deserialize)]
+struct FieldError {
+    #[serde(default)]
+    field: String,
+    #[serde(default)]
+    message: String,
+}
+
+fn problem_reason(body: &[u8]) -> Option<String> {
+    let p: Problem = serde_json::from_slice(body).ok()?;
+    if p.title.is_empty() && p.detail.is_empty() {
+        return None;
+    }
+    let mut reason = format!("{}: {}", p.title, p.detail);
+    for e in &p.errors {
+        reason.push_str(&format!("; {}: {}", e.field, e.message));
+    }
+    Some(reason)
+}
+
+impl ResponsePolicy for MailchimpPolicy {
+    fn classify(&self, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Verdict {
+        if status.is_success() {
+            return Verdict::Success;
+        }
+        let reason = problem_reason(body).unwrap_or_else(|| body_excerpt(body));
+        let lowered = reason.to_lowercase();
+        let throttle_text = lowered.contains("too many") || lowered.contains("simultaneous");
+        if status == StatusCode::TOO_MANY_REQUESTS
+            || (status == StatusCode::FORBIDDEN && throttle_text)
+        {
+            return Verdict::Retry {
+                after: crate::http::retry_after(headers),
+                throttled: true,
+                reason,
+            };
+        }
+        match default_classify(status, headers, body) {
+            Verdict::Unauthorized { .. } => Verdict::Unauthorized { reason },
+            Verdict::Retry {
+                after, throttled, ..
+            } => Verdict::Retry {
+                after,
+                throttled,
+                reason,
+            },
+            Verdict::Fail { code, .. } => Verdict::Fail { code, reason },
+            Verdict::Success => Verdict::Success,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct SegmentPage {
+    #[serde(default)]
+    segments: Vec<SegmentEntry>,
+    #[serde(default)]
+    total_items: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SegmentEntry {
+    id: u64,
+    #[serde(default)]
+    name: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct BatchSubscribeReply {
+    #[serde(default)]
+    errors: Vec<SubscribeError>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SubscribeError {
+    #[serde(default)]
+    email_address: String,
+    #[serde(default)]
+    error: String,
+    #[serde(default)]
+    error_code: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SegmentReply {
+    #[serde(default)]
+    errors: Vec<SegmentError>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SegmentError {
+    #[serde(default)]
+    email_addresses: Vec<String>,
+    #[serde(default)]
+    error: String,
+}
+
+/// Whether a batch-subscribe error only says the person is already on the list.
+fn is_already_member(e: &SubscribeError) -> bool {
+    e.error_code.as_deref() == Some("ERROR_CONTACT_EXISTS")
+        || e.error.to_lowercase().contains("already a list member")
+}
+
+/// Whether a segment-removal error only says the address is not (or no longer) on the list, i.e. it is
+/// already absent from the segment.
+fn is_already_absent(error: &str) -> bool {
+    let e = error.to_lowercase();
+    (e.contains("not") && (e.contains("member") || e.contains("found") || e.contains("exist")))
+        || e.contains("no longer")
+}
+
+/// One chunk's members grouped by email (several customers can share one).
+struct Chunk<'a> {
+    emails: Vec<String>,
+    owners: HashMap<String, Vec<&'a PreparedMember>>,
+}
+
+impl MailchimpDestination {
+    /// Builds the destination from its config, resolving the key and deriving the base URL from the
+    /// key's data centre when `base_url` is not given.
+    pub fn from_config(
+        name: &str,
+        config: MailchimpConfig,
+        secrets: &SecretResolver,
+    ) -> Result<Self, ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            destination: name.to_string(),
+            key: key.to_string(),
+            message,
+        };
+        let list_id = config.list_id.trim().to_string();
+        if list_id.is_empty() || !list_id.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(invalid(
+                "list_id",
+                "expected the list's alphanumeric id (Audience settings → Audience ID)".into(),
+            ));
+        }
+        let api_key = secrets
+            .resolve(&config.api_key)
+            .map_err(|e| ConfigError::Secret {
+                destination: name.to_string(),
+                key: "api_key".into(),
+                message: e.to_string(),
+            })?;
+        let base_url = match &config.base_url {
+            Some(url) => {
+                let parsed = url::Url::parse(url).map_err(|e| invalid("base_url", format!("not a URL: {e}")))?;
+                if !matches!(parsed.scheme(), "http" | "https") {
+                    return Err(invalid("base_url", "expected an http(s) URL".into()));
+                }
+                url.trim_end_matches('/').to_string()
+            }
+            None => match data_center(api_key.expose()) {
+                Some(dc) => default_base_url(&dc),
+                None => {
+                    return Err(invalid(
+                        "api_key",
+                        "cannot derive the data centre: the key has no `-<dc>` suffix (e.g. `-us21`); set base_url".into(),
+                    ))
+                }
+            },
+        };
+        let max_connections = config.max_connections.unwrap_or(MAX_CONNECTIONS);
+        if !(1..=MAX_CONNECTIONS).contains(&max_connections) {
+            return Err(invalid(
+                "max_connections",
+                format!("must be between 1 and {MAX_CONNECTIONS}"),
+            ));
+        }
+        let settings = config.http_settings();
+        let kit = HttpKit::new(name, &settings, &[&api_key])
+            .map_err(|e| invalid(".", format!("cannot build HTTP client: {e}")))?;
+        Ok(MailchimpDestination {
+            name: name.to_string(),
+            base_url,
+            list_id,
+            api_key,
+            kit,
+            policy: MailchimpPolicy,
+            connections: Semaphore::new(max_connections),
+            rps: settings.requests_per_second.unwrap_or(10.0),
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/{}", self.base_url, path)
+    }
+
+    fn parse<T: for<'de> Deserialize<'de>>(
+        &self,
+        operation: &str,
+        body: &[u8],
+    ) -> Result<T, ConnectorError> {
+        serde_json::from_slice(body).map_err(|e| ConnectorError::InvalidResponse {
+            destination: self.name.clone(),
+            operation: operation.into(),
+            message: format!("{e}: {}", self.kit.redactor().redact(&body_excerpt(body))),
+        })
+    }
+
+    /// Sends a request under the connection cap.
+    async fn send(
+        &self,
+        operation: &str,
+        method: reqwest::Method,
+        url: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<Vec<u8>, ConnectorError> {
+        let _permit = self
+            .connections
+            .acquire()
+            .await
+            .map_err(|_| ConnectorError::Invalid {
+                destination: self.name.clone(),
+                message: "connection pool closed".into(),
+            })?;
+        let reply = self
+            .kit
+            .send_with_retry(operation, &self.policy, None, |c, _| {
+                let mut req = c
+                    .request(method.clone(), url)
+                    .basic_auth(BASIC_USER, Some(self.api_key.expose()))
+                    .query(query);
+                if let Some(b) = body {
+                    req = req.json(b);
+                }
+                req
+            })
+            .await?;
+        Ok(reply.body)
+    }
+
+    async fn find_segment(&self, name: &str) -> Result<Option<String>, ConnectorError> {
+        let url = self.url(&format!("lists/{}/segments", self.list_id));
+        let mut offset = 0usize;
+        loop {
+            let query = [
+                ("type", "static".to_string()),
+                ("count", PAGE_COUNT.to_string()),
+                ("offset", offset.to_string()),
+                (
+                    "fields",
+                    "segments.id,segments.name,total_items".to_string(),
+                ),
+            ];
+            let body = self
+                .send("list segments", reqwest::Method::GET, &url, &query, None)
+                .await?;
+            let page: SegmentPage = self.parse("list segments", &body)?;
+            if let Some(s) = page.segments.iter().find(|s| s.name == name) {
+                return Ok(Some(s.id.to_string()));
+            }
+            offset += page.segments.len();
+            let total = page.total_items.unwrap_or(0);
+            if page.segments.is_empty() || offset >= total {
+                return Ok(None);
+            }
+        }
+    }
+
+    async fn create_segment(&self, name: &str) -> Result<String, ConnectorError> {
+        let url = self.url(&format!("lists/{}/segments", self.list_id));
+        let body = json!({"name": name, "static_segment": []});
+        let reply = self
+            .send(
+                "create segment",
+                reqwest::Method::POST,
+                &url,
+                &[],
+                Some(&body),
+            )
+            .await?;
+        let created: SegmentEntry = self.parse("create segment", &reply)?;
+        Ok(created.id.to_string())
+    }
+
+    fn segment_url(&self, audience: &AudienceRef) -> Result<String, ConnectorError> {
+        let id = audience.remote_id.trim();
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_digit()) {
+            return Err(ConnectorError::Invalid {
+                destination: self.name.clone(),
+                message: format!("`{}` is not a Mailchimp segment id", audience.remote_id),
+            });
+        }
+        Ok(self.url(&format!("lists/{}/segments/{id}", self.list_id)))
+    }
+
+    /// Splits members into a chunk of distinct emails, rejecting payloads without one.
+    fn group<'a>(&self, members: &'a [PreparedMember], outcome: &mut BatchOutcome) -> Chunk<'a> {
+        let mut chunk = Chunk {
+            emails: Vec::new(),
+            owners: HashMap::new(),
+        };
+        for m in members {
+            match mapping::email_of(&m.payload) {
+                Some(e) => {
+                    let owners = chunk.owners.entry(e.clone()).or_default();
+                    if owners.is_empty() {
+                        chunk.emails.push(e);
+                    }
+                    owners.push(m);
+                }
+                None => outcome.rejected.push(Rejection {
+                    customer_id: m.customer_id.clone(),
+                    reason: "stored payload has no valid email".into(),
+                }),
+            }
+        }
+        chunk
+    }
+
+    fn reject(chunk: &Chunk<'_>, email: &str, reason: &str, outcome: &mut BatchOutcome) -> bool {
+        let Some(owners) = chunk.owners.get(&email.trim().to_lowercase()) else {
+            return false;
+        };
+        for m in owners {
+            if !outcome
+                .rejected
+                .iter()
+                .any(|r| r.customer_id == m.customer_id)
+            {
+                outcome.rejected.push(Rejection {
+                    customer_id: m.customer_id.clone(),
+                    reason: reason.to_string(),
+                });
+            }
+        }
+        true
+    }
+
+    async fn add_chunk(
+        &self,
+        segment_url: &str,
+        members: &[PreparedMember],
+    ) -> Result<BatchOutcome, ConnectorError> {
+        let mut outcome = BatchOutcome::default();
+        let chunk = self.group(members, &mut outcome);
+        if !chunk.emails.is_empty() {
+            let list_url = self.url(&format!("lists/{}", self.list_id));
+            let subscribe: Vec<Value> = chunk
+                .emails
+                .iter()
+                .map(|e| json!({"email_address": e, "status": "subscribed"}))
+                .collect();
+            let body = json!({"members": subscribe, "update_existing": false});
+            let reply = self
+                .send(
+                    "subscribe members",
+                    reqwest::Method::POST,
+                    &list_url,
+                    &[],
+                    Some(&body),
+                )
+                .await?;
+            let parsed: BatchSubscribeReply = self.parse("subscribe members", &reply)?;
+            let mut refused = std::collections::HashSet::new();
+            for e in parsed.errors.iter().filter(|e| !is_already_member(e)) {
+                let reason = format!("not added to the list: {}", e.error);
+                if Self::reject(&chunk, &e.email_address, &reason, &mut outcome) {
+                    refused.insert(e.email_address.trim().to_lowercase());
+                } else {
+                    tracing::warn!(destination = %self.name, error = %e.error, "Mailchimp reported an error for an address we did not send");
+                }
+            }
+            let to_add: Vec<&String> = chunk
+                .emails
+                .iter()
+                .filter(|e| !refused.contains(*e))
+                .collect();
+            if !to_add.is_empty() {
+                let body = json!({"members_to_add": to_add});
+                let reply = self
+                    .send(
+                        "add to segment",
+                        reqwest::Method::POST,
+                        segment_url,
+                        &[],
+                        Some(&body),
+                    )
+                    .await?;
+                let parsed: SegmentReply = self.parse("add to segment", &reply)?;
+                for e in &parsed.errors {
+                    let reason = format!("not added to the segment: {}", e.error);
+                    for email in &e.email_addresses {
+                        Self::reject(&chunk, email, &reason, &mut outcome);
+                    }
+                }
+            }
+        }
+        outcome.accepted = members.len() - outcome.rejected.len();
+        Ok(outcome)
+    }
+
+    async fn remove_chunk(
+        &self,
+        segment_url: &str,
+        members: &[PreparedMember],
+    ) -> Result<BatchOutcome, ConnectorError> {
+        let mut outcome = BatchOutcome::default();
+        let chunk = self.group(members, &mut outcome);
+        if !chunk.emails.is_empty() {
+            let body = json!({"members_to_remove": chunk.emails});
+            let reply = self
+                .send(
+                    "remove from segment",
+                    reqwest::Method::POST,
+                    segment_url,
+                    &[],
+                    Some(&body),
+                )
+                .await?;
+            let parsed: SegmentReply = self.parse("remove from segment", &reply)?;
+            for e in parsed
+                .errors
+                .iter()
+                .filter(|e| !is_already_absent(&e.error))
+            {
+                let reason = format!("not removed from the segment: {}", e.error);
+                for email in &e.email_addresses {
+                    Self::reject(&chunk, email, &reason, &mut outcome);
+                }
+            }
+        }
+        outcome.accepted = members.len() - outcome.rejected.len();
+        Ok(outcome)
+    }
+}
+
+#[async_trait]
+impl AudienceDestination for MailchimpDestination {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &'static str {
+        "mailchimp"
+    }
+
+    fn limits(&self) -> DestinationLimits {
+        DestinationLimits {
+            max_batch: MAX_MEMBERS,
+            min_audience_size: 0,
+            requests_per_second: self.rps,
+        }
+    }
+
+    fn channel(&self) -> Channel {
+        Channel::Email
+    }
+
+    fn prepare(&self, contact: &Contact) -> Option<PreparedMember> {
+        mapping::prepare(contact)
+    }
+
+    async fn find_or_create_audience(
+        &self,
+        name: &str,
+        _description: &str,
+    ) -> Result<AudienceRef, ConnectorError> {
+        if name.trim().is_empty() {
+            return Err(ConnectorError::Invalid {
+                destination: self.name.clone(),
+                message: "empty audience name".into(),
+            });
+        }
+        if let Some(id) = self.find_segment(name).await? {
+            tracing::info!(destination = %self.name, audience = name, remote_id = %id, "adopting existing static segment");
+            return Ok(AudienceRef {
+                remote_id: id,
+                adopted: true,
+            });
+        }
+        let id = self.create_segment(name).await?;
+        tracing::info!(destination = %self.name, audience = name, remote_id = %id, "created static segment");
+        Ok(AudienceRef {
+            remote_id: id,
+            adopted: false,
+        })
+    }
+
+    async fn add_members(
+        &self,
+        audience: &AudienceRef,
+        members: &[PreparedMember],
+    ) -> Result<BatchOutcome, ConnectorError> {
+        let url = self.segment_url(audience)?;
+        let mut total = BatchOutcome::default();
+        for chunk in members.chunks(MAX_MEMBERS) {
+            total.merge(self.add_chunk(&url, chunk).await?);
+        }
+        Ok(total)
+    }
+
+    async fn remove_members(
+        &self,
+        audience: &AudienceRef,
+        members: &[PreparedMember],
+    ) -> Result<BatchOutcome, ConnectorError> {
+        let url = self.segment_url(audience)?;
+        let mut total = BatchOutcome::default();
+        for chunk in members.chunks(MAX_MEMBERS) {
+            total.merge(self.remove_chunk(&url, chunk).await?);
+        }
+        Ok(total)
+    }
+
+    fn http_stats(&self) -> Option<HttpStatsSnapshot> {
+        Some(self.kit.stats())
+    }
+}

@@ -1,0 +1,40 @@
+//! Mailchimp audiences as **static segments** of one Mailchimp audience list, over the Marketing API.
+//!
+//! Coded against **Mailchimp Marketing API 3.0** (`https://{dc}.api.mailchimp.com/3.0`; the default
+//! `base_url` is derived from the API key's `-{dc}` suffix), per the reference pages "Lists/Audiences:
+//! Batch subscribe or unsubscribe", "List segments" and "Batch add or remove members from static segment".
+//!
+//! - auth: HTTP Basic with any user name and the API key as password;
+//! - audiences: a segment maps to a static segment on the configured list, found by paging
+//!   `GET /lists/{list_id}/segments?type=static&count=1000&offset=N` by exact name (adopted), else created
+//!   with `POST /lists/{list_id}/segments {"name", "static_segment": []}` (segment ids are integers);
+//! - add: only list members can be in a segment, so each chunk of ≤ 500 first goes through batch
+//!   subscribe `POST /lists/{list_id} {"members": [{"email_address", "status": "subscribed"}],
+//!   "update_existing": false}`. `status` is required there (the API has no `status_if_new` on the batch
+//!   endpoint), and `update_existing = false` is what keeps an existing member's status untouched, so
+//!   someone who unsubscribed in Mailchimp is never re-subscribed by a sync; such members come back as
+//!   `ERROR_CONTACT_EXISTS` entries, which mean "already on the list" and are fine. Every other `errors`
+//!   entry of the 200 reply is a [`crate::Rejection`] and that email is not sent on. Then
+//!   `POST /lists/{list_id}/segments/{id} {"members_to_add": [...]}` (≤ 500); its `errors` entries
+//!   (`{"email_addresses", "error"}`) are rejections too;
+//! - remove: `{"members_to_remove": [...]}` (≤ 500); an error saying the address is not a list member
+//!   means it is already absent and counts as done, other errors are rejections;
+//! - payload: `{"email": normalised plain email, "subscriber_hash": md5 of it}` (Mailchimp takes emails
+//!   unhashed; the MD5 member id is the path key of `/lists/{id}/members/{hash}`, kept for lookups);
+//! - limits: 10 simultaneous connections per user, past which Mailchimp answers a bare 429 (sometimes a
+//!   403) with no `Retry-After`. The destination holds a semaphore of `max_connections` (default and
+//!   maximum 10) around every request and the [`MailchimpPolicy`] treats both replies as throttling, so
+//!   the HTTP kit backs off exponentially with jitter.
+//!
+//! Channel: email (`consent_email`). No minimum audience size.
+
+mod client;
+mod config;
+mod mapping;
+
+#[cfg(test)]
+mod tests;
+
+pub use client::{MailchimpDestination, MailchimpPolicy, MAX_MEMBERS};
+pub use config::{data_center, default_base_url, MailchimpConfig, API_VERSION, MAX_CONNECTIONS};
+pub use mapping::{email_of, prepare};

@@ -1,0 +1,330 @@
+//! Mailchimp connector tests against the stateful fake over loopback HTTP.
+
+use super::data_center;
+use crate::model::{AudienceRef, Contact, PreparedMember};
+use crate::{build_destination, AudienceDestination, Channel, ConnectorError, SecretResolver};
+use campaignd_fakes::FakeMailchimp;
+use serde_json::json;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+const KEY: &str = "0123456789abcdef0123456789abcdef-us21";
+const LIST: &str = "a1b2c3d4e5";
+
+fn destination_with(
+    fake: &FakeMailchimp,
+    key: &str,
+    extra: serde_json::Value,
+) -> Arc<dyn AudienceDestination> {
+    let secrets =
+        SecretResolver::from_map(HashMap::from([("MC_KEY".to_string(), key.to_string())]));
+    let mut section = json!({
+        "kind": "mailchimp",
+        "base_url": fake.base_url(),
+        "list_id": LIST,
+        "api_key": {"env": "MC_KEY"},
+        "request_timeout_ms": 5_000,
+        "requests_per_second": 1000.0,
+        "retry": {"max_attempts": 4, "initial_backoff_ms": 5, "max_backoff_ms": 20, "max_retry_after_secs": 3},
+    });
+    if let (Some(s), Some(e)) = (section.as_object_mut(), extra.as_object()) {
+        s.extend(e.clone());
+    }
+    build_destination("mc", &section, &secrets).expect("mailchimp destination")
+}
+
+fn destination(fake: &FakeMailchimp) -> Arc<dyn AudienceDestination> {
+    destination_with(fake, KEY, json!({}))
+}
+
+async fn fake() -> FakeMailchimp {
+    FakeMailchimp::start(KEY, LIST)
+        .await
+        .expect("fake mailchimp")
+}
+
+fn contact(i: usize) -> Contact {
+    Contact {
+        customer_id: format!("c{i}"),
+        email: Some(format!(" Person{i}@Example.com")),
+        ..Contact::default()
+    }
+}
+
+fn email(i: usize) -> String {
+    format!("person{i}@example.com")
+}
+
+fn prepared(d: &dyn AudienceDestination, range: std::ops::Range<usize>) -> Vec<PreparedMember> {
+    range
+        .map(|i| d.prepare(&contact(i)).expect("usable"))
+        .collect()
+}
+
+#[tokio::test]
+async fn mailchimp_find_or_create_pages_and_adopts() {
+    let fake = fake().await;
+    fake.set_page_cap(10);
+    let ids = fake.seed_segments((0..35).map(|i| format!("existing {i}")), "static");
+    fake.seed_segments(["saved one"], "saved");
+    let d = destination(&fake);
+    assert_eq!(d.channel(), Channel::Email);
+    assert_eq!(d.limits().max_batch, 500);
+
+    let adopted = d
+        .find_or_create_audience("existing 33", "")
+        .await
+        .expect("adopt");
+    assert_eq!(
+        adopted,
+        AudienceRef {
+            remote_id: ids[33].to_string(),
+            adopted: true
+        }
+    );
+    // 35 static segments at 10 per page: offsets 0, 10, 20, 30.
+    assert_eq!(fake.requests().count("GET", "/segments"), 4);
+
+    // A saved (dynamic) segment cannot take members: it is not adopted, a static one is created.
+    let created = d
+        .find_or_create_audience("saved one", "")
+        .await
+        .expect("create");
+    assert!(!created.adopted);
+    let again = d
+        .find_or_create_audience("saved one", "")
+        .await
+        .expect("adopt own");
+    assert_eq!(again.remote_id, created.remote_id);
+    assert!(again.adopted);
+    let statics = fake
+        .segments()
+        .iter()
+        .filter(|s| s.kind == "static")
+        .count();
+    assert_eq!(statics, 36);
+}
+
+#[tokio::test]
+async fn mailchimp_add_and_remove_converge_in_batches_of_500() {
+    let fake = fake().await;
+    // Someone who unsubscribed in Mailchimp stays unsubscribed: the sync never re-subscribes.
+    fake.seed_list_members([email(5)], "unsubscribed");
+    let d = destination(&fake);
+    let aud = d
+        .find_or_create_audience("vip", "")
+        .await
+        .expect("audience");
+    let all = prepared(d.as_ref(), 0..1_200);
+    let out = d.add_members(&aud, &all).await.expect("add");
+    assert_eq!(out.accepted, 1_200);
+    assert!(out.rejected.is_empty(), "{:?}", out.rejected);
+    assert_eq!(fake.max_batch_seen(), 500);
+    assert_eq!(fake.requests().count("POST", &format!("/lists/{LIST}")), 3);
+    assert_eq!(
+        fake.list_members().get(&email(5)).map(String::as_str),
+        Some("unsubscribed")
+    );
+    assert_eq!(
+        fake.list_members().get(&email(6)).map(String::as_str),
+        Some("subscribed")
+    );
+
+    // Re-adding is harmless.
+    let out = d.add_members(&aud, &all[..10]).await.expect("re-add");
+    assert_eq!(out.accepted, 10);
+
+    let out = d.remove_members(&aud, &all[..700]).await.expect("remove");
+    assert_eq!(out.accepted, 700);
+    let expected: BTreeSet<String> = (700..1_200).map(email).collect();
+    assert_eq!(fake.segment_members(&aud.remote_id), expected);
+    // Removing people already gone (or never on the list) is not an error.
+    let strangers: Vec<PreparedMember> = (5_000..5_003)
+        .map(|i| d.prepare(&contact(i)).expect("usable"))
+        .collect();
+    let out = d
+        .remove_members(&aud, &strangers)
+        .await
+        .expect("remove strangers");
+    assert_eq!((out.accepted, out.rejected.len()), (3, 0));
+}
+
+#[tokio::test]
+async fn mailchimp_bare_throttle_is_backed_off_and_retried() {
+    let fake = fake().await;
+    let d = destination(&fake);
+    let aud = d.find_or_create_audience("a", "").await.expect("audience");
+    fake.faults().throttle_next(2);
+    let out = d
+        .add_members(&aud, &prepared(d.as_ref(), 0..5))
+        .await
+        .expect("add after 429s");
+    assert_eq!(out.accepted, 5);
+    let stats = d.http_stats().expect("stats");
+    assert_eq!((stats.throttled, stats.retries), (2, 2));
+
+    fake.throttle_with_403(true);
+    fake.faults().throttle_next(1);
+    d.remove_members(&aud, &prepared(d.as_ref(), 0..5))
+        .await
+        .expect("remove after a 403 throttle");
+    assert_eq!(d.http_stats().expect("stats").throttled, 3);
+    assert!(fake.segment_members(&aud.remote_id).is_empty());
+
+    fake.throttle_with_403(false);
+    fake.faults().throttle_next(10);
+    let err = d
+        .add_members(&aud, &prepared(d.as_ref(), 0..5))
+        .await
+        .expect_err("exhausted");
+    assert!(
+        matches!(
+            err,
+            ConnectorError::Throttled {
+                attempts: 4,
+                retry_after: None,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.is_transient());
+    fake.faults().throttle_next(0);
+
+    // A 429 with Retry-After (not Mailchimp's habit, but possible behind proxies) is honoured too.
+    fake.faults().too_many_requests_next(1, 1);
+    let start = std::time::Instant::now();
+    d.add_members(&aud, &prepared(d.as_ref(), 0..2))
+        .await
+        .expect("after Retry-After");
+    assert!(start.elapsed() >= Duration::from_millis(950));
+
+    fake.faults().server_error_next(1);
+    d.add_members(&aud, &prepared(d.as_ref(), 2..4))
+        .await
+        .expect("500 then ok");
+    assert_eq!(fake.segment_members(&aud.remote_id).len(), 4);
+}
+
+#[tokio::test]
+async fn mailchimp_caps_simultaneous_connections() {
+    let fake = fake().await;
+    let d = destination(&fake);
+    let aud = d.find_or_create_audience("a", "").await.expect("audience");
+    fake.set_latency(Duration::from_millis(40));
+    let mut tasks = Vec::new();
+    for i in 0..30 {
+        let d = d.clone();
+        let aud = aud.clone();
+        let m = d.prepare(&contact(i)).expect("usable");
+        tasks.push(tokio::spawn(async move { d.add_members(&aud, &[m]).await }));
+    }
+    for t in tasks {
+        t.await.expect("join").expect("add");
+    }
+    assert_eq!(
+        fake.connection_limit_hits(),
+        0,
+        "opened more than 10 connections"
+    );
+    assert!(
+        fake.max_concurrent() <= 10 && fake.max_concurrent() > 1,
+        "max concurrent {}",
+        fake.max_concurrent()
+    );
+    assert_eq!(fake.segment_members(&aud.remote_id).len(), 30);
+}
+
+#[tokio::test]
+async fn mailchimp_partial_rejection_is_surfaced_per_member() {
+    let fake = fake().await;
+    let d = destination(&fake);
+    let aud = d.find_or_create_audience("a", "").await.expect("audience");
+    fake.reject_emails([email(3), email(7)]);
+    let out = d
+        .add_members(&aud, &prepared(d.as_ref(), 0..10))
+        .await
+        .expect("add");
+    assert_eq!(out.accepted, 8);
+    let mut ids: Vec<&str> = out
+        .rejected
+        .iter()
+        .map(|r| r.customer_id.as_str())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["c3", "c7"]);
+    assert!(
+        out.rejected[0].reason.contains("looks fake or invalid"),
+        "{:?}",
+        out.rejected
+    );
+    let members = fake.segment_members(&aud.remote_id);
+    assert_eq!(members.len(), 8);
+    assert!(!members.contains(&email(3)));
+
+    // A corrupted ledger payload is rejected locally, not sent.
+    let bad = PreparedMember::new("cx", json!({"EMAIL": "x"}));
+    let out = d.add_members(&aud, &[bad]).await.expect("local rejection");
+    assert_eq!((out.accepted, out.rejected.len()), (0, 1));
+}
+
+#[tokio::test]
+async fn mailchimp_wrong_key_is_a_clear_error_without_the_key() {
+    let fake = fake().await;
+    let wrong = "ffffffffffffffffffffffffSECRET99-us21";
+    let d = destination_with(&fake, wrong, json!({}));
+    let err = d
+        .find_or_create_audience("a", "")
+        .await
+        .expect_err("bad key");
+    let msg = err.to_string();
+    assert!(matches!(err, ConnectorError::Auth { .. }), "{msg}");
+    assert!(msg.contains("API Key Invalid"), "{msg}");
+    assert!(
+        !msg.contains(wrong) && !format!("{err:?}").contains(wrong),
+        "key leaked: {msg}"
+    );
+    assert_eq!(
+        fake.requests().count("GET", "/segments"),
+        1,
+        "no retry on a bad key"
+    );
+}
+
+#[test]
+fn mailchimp_config_derives_the_data_centre_and_names_bad_keys() {
+    assert_eq!(data_center("abc123-us21").as_deref(), Some("us21"));
+    assert_eq!(data_center("abc123"), None);
+    assert_eq!(
+        super::default_base_url("us21"),
+        "https://us21.api.mailchimp.com/3.0"
+    );
+    let secrets = SecretResolver::from_map(HashMap::from([
+        ("GOOD".to_string(), "abc123-us21".to_string()),
+        ("NODC".to_string(), "abcdef0123456789secret".to_string()),
+    ]));
+    let section =
+        |key: &str| json!({"kind": "mailchimp", "list_id": LIST, "api_key": {"env": key}});
+    assert!(build_destination("mc", &section("GOOD"), &secrets).is_ok());
+    let err = build_destination("mc", &section("NODC"), &secrets)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("api_key") && err.contains("base_url"), "{err}");
+    assert!(!err.contains("abcdef0123456789secret"), "{err}");
+    let mut bad = section("GOOD");
+    bad["max_connections"] = json!(11);
+    let err = build_destination("mc", &bad, &secrets)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("max_connections"), "{err}");
+    let mut typo = section("GOOD");
+    typo["list"] = json!("x");
+    let err = build_destination("mc", &typo, &secrets)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("list"), "{err}");
+}

@@ -469,3 +469,36 @@ mod tests {
         assert!(COUNTRY_CODES.len() >= 60);
     }
 }
+
+/// The stored form of a suppression, so the sync can match it with an index lookup: emails trimmed and
+/// lower-cased, phones reduced to their digits (the form `sync` compares customers' phones in), ids
+/// trimmed; the kind lower-cased.
+pub fn suppression_key(kind: &str, identifier: &str) -> (String, String) {
+    let kind = kind.trim().to_ascii_lowercase();
+    let identifier = match kind.as_str() {
+        "email" => identifier.trim().to_lowercase(),
+        "phone" => identifier.chars().filter(char::is_ascii_digit).collect(),
+        _ => identifier.trim().to_string(),
+    };
+    (kind, identifier)
+}
+
+#[cfg(test)]
+mod suppression_tests {
+    use super::suppression_key;
+
+    #[test]
+    fn suppression_keys_are_normalised() {
+        let cases = [
+            (("email", "  USER5@Example.com "), ("email", "user5@example.com")),
+            (("Phone", "+1 (555) 987-6543"), ("phone", "15559876543")),
+            (("customer_id", " c0009 "), ("customer_id", "c0009")),
+        ];
+        for ((kind, id), (want_kind, want_id)) in cases {
+            assert_eq!(
+                suppression_key(kind, id),
+                (want_kind.to_string(), want_id.to_string())
+            );
+        }
+    }
+}

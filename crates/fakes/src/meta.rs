@@ -60,6 +60,9 @@ struct Inner {
     rejected_emails: HashSet<String>,
     max_rows_seen: usize,
     users_calls: usize,
+    /// Every value ever sent to the platform in an add or replace (not removals): what a privacy test
+    /// checks nobody without consent appears in.
+    added_values: BTreeSet<String>,
 }
 
 struct MetaState {
@@ -296,9 +299,19 @@ impl FakeMeta {
             .unwrap_or_default()
     }
 
+    /// Every identifier value ever received in an add or replace call (removals excluded).
+    pub fn added_values(&self) -> BTreeSet<String> {
+        self.state.lock().added_values.clone()
+    }
+
     /// Rows whose EMAIL hash is in `hashes` are reported as invalid entries (and not stored).
     pub fn reject_emails<I: IntoIterator<Item = String>>(&self, hashes: I) {
         self.state.lock().rejected_emails.extend(hashes);
+    }
+
+    /// Stops rejecting rows: the platform accepts every valid row again.
+    pub fn accept_all_emails(&self) {
+        self.state.lock().rejected_emails.clear();
     }
 
     /// The largest row count seen in one `/users` or `/usersreplace` call.
@@ -613,6 +626,13 @@ fn users(st: &MetaState, req: &Req, op: Op) -> Response {
         return st.missing_object(&req.id, &req.method);
     };
     inner.max_rows_seen = inner.max_rows_seen.max(rows.len());
+    if !matches!(op, Op::Remove) {
+        for r in &rows {
+            inner
+                .added_values
+                .extend(r.iter().filter(|c| !c.is_empty()).cloned());
+        }
+    }
 
     let mut samples = Map::new();
     let mut keys = Vec::new();

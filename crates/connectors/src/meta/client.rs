@@ -38,6 +38,7 @@ pub struct MetaDestination {
     kit: HttpKit,
     policy: MetaPolicy,
     rps: f64,
+    batch: usize,
 }
 
 /// Reads Meta's JSON error envelope: throttling and transient codes are retried, 190/102 are auth
@@ -229,6 +230,7 @@ impl MetaDestination {
             kit,
             policy: MetaPolicy,
             rps: settings.requests_per_second.unwrap_or(10.0),
+            batch: config.batch_size.unwrap_or(MAX_ROWS).clamp(1, MAX_ROWS),
         })
     }
 
@@ -431,7 +433,7 @@ impl MetaDestination {
         members: &[PreparedMember],
     ) -> Result<BatchOutcome, ConnectorError> {
         let mut total = BatchOutcome::default();
-        for chunk in members.chunks(MAX_ROWS) {
+        for chunk in members.chunks(self.batch) {
             total.merge(self.send_chunk(op, audience, chunk, None).await?);
         }
         Ok(total)
@@ -486,7 +488,7 @@ impl AudienceDestination for MetaDestination {
 
     fn limits(&self) -> DestinationLimits {
         DestinationLimits {
-            max_batch: MAX_ROWS,
+            max_batch: self.batch,
             min_audience_size: MIN_AUDIENCE,
             requests_per_second: self.rps,
         }
@@ -559,7 +561,7 @@ impl AudienceDestination for MetaDestination {
                 message: "usersreplace needs at least one row per batch".into(),
             });
         }
-        let chunks: Vec<&[PreparedMember]> = members.chunks(MAX_ROWS).collect();
+        let chunks: Vec<&[PreparedMember]> = members.chunks(self.batch).collect();
         let mut total = BatchOutcome::default();
         for (i, chunk) in chunks.iter().enumerate() {
             let last = last_batch && i + 1 == chunks.len();

@@ -30,6 +30,10 @@ pub struct MetaConfig {
     /// Request pacing (default 10/s, well under Meta's mutation QPS limits).
     #[serde(default)]
     pub requests_per_second: Option<f64>,
+    /// Rows per `/users` call (default and maximum 10,000): smaller batches make each acknowledged step
+    /// of a large sync smaller.
+    #[serde(default)]
+    pub batch_size: Option<usize>,
 }
 
 fn default_base_url() -> String {

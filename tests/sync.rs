@@ -1,0 +1,260 @@
+//! End-to-end audience sync through the real binary against a stateful fake Meta over loopback HTTP:
+//! first sync, data changes (joins, leaves, suppressions, withdrawn consent), dry runs, faults, a
+//! crash with `kill -9` mid-sync, and consent/suppression asserted on the fake's side.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use campaignd_core::identifiers::{normalize_email, sha256_hex};
+use campaignd_fakes::FakeMeta;
+use common::{blocking, Env};
+use predicates::prelude::*;
+
+const TOKEN: &str = "meta-test-token-123";
+const N: usize = 400;
+
+/// Customer i: consent_ads unless i % 10 == 0; country US for i odd, else CA; malformed email when
+/// i % 25 == 0; messy case and whitespace on some emails (normalisation must fix them).
+fn email(i: usize) -> String {
+    if i % 25 == 0 {
+        format!("broken-{i}")
+    } else if i % 7 == 0 {
+        format!("  User{i}@Example.COM ")
+    } else {
+        format!("user{i}@example.com")
+    }
+}
+
+fn customers_csv(us_from: usize) -> String {
+    let mut s = String::from("id,email,country,consent_ads,consent_email,created_at\n");
+    for i in 1..=N {
+        let country = if i % 2 == 1 || i >= us_from { "US" } else { "CA" };
+        let consent = if i % 10 == 0 { "false" } else { "true" };
+        s.push_str(&format!(
+            "c{i:04},\"{}\",{country},{consent},true,2024-01-01T00:00:00Z\n",
+            email(i)
+        ));
+    }
+    s
+}
+
+fn orders_csv() -> String {
+    let mut s = String::from("id,customer_id,placed_at,total\n");
+    for i in 1..=N {
+        s.push_str(&format!("o{i:04},c{i:04},2024-03-01T00:00:00Z,10\n"));
+    }
+    s
+}
+
+fn config(base_url: &str, extra: &str) -> String {
+    format!(
+        r#"
+[store]
+url = "sqlite://{{DIR}}/shop.db"
+
+[[segment]]
+name = "us_buyers"
+rule = 'orders.count() >= 1 and customer.country == "US"'
+
+[destinations.meta_ads]
+kind = "meta"
+base_url = "{base_url}"
+ad_account_id = "act_1234567890"
+access_token = {{ env = "META_ACCESS_TOKEN" }}
+{extra}
+
+[[sync]]
+segment = "us_buyers"
+destination = "meta_ads"
+mode = "mirror"
+audience_name = "US buyers"
+"#
+    )
+}
+
+/// The email hashes the audience must hold: US buyers with consent, a valid email, not suppressed.
+fn expected(us_from: usize, suppressed: &BTreeSet<usize>, consent_withdrawn: &BTreeSet<usize>) -> BTreeSet<String> {
+    (1..=N)
+        .filter(|i| i % 2 == 1 || *i >= us_from)
+        .filter(|i| i % 10 != 0 && !consent_withdrawn.contains(i))
+        .filter(|i| !suppressed.contains(i))
+        .filter_map(|i| normalize_email(&email(i)))
+        .map(|e| sha256_hex(&e))
+        .collect()
+}
+
+/// Every email hash that must never reach the platform.
+fn forbidden(suppressed: &BTreeSet<usize>) -> Vec<String> {
+    (1..=N)
+        .filter(|i| i % 10 == 0 || suppressed.contains(i))
+        .filter_map(|i| normalize_email(&email(i)))
+        .map(|e| sha256_hex(&e))
+        .collect()
+}
+
+/// Asserts two member sets are equal, printing only the differences.
+fn assert_same(actual: &BTreeSet<String>, expected: &BTreeSet<String>, what: &str) {
+    let missing: Vec<_> = expected.difference(actual).take(5).collect();
+    let extra: Vec<_> = actual.difference(expected).take(5).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{what}: platform has {} members, expected {}; missing {missing:?}, extra {extra:?}",
+        actual.len(),
+        expected.len()
+    );
+}
+
+fn run_ok(env: &Arc<Env>, args: &'static [&'static str]) -> impl FnOnce() -> String + Send + 'static {
+    let env = env.clone();
+    move || {
+        let out = env.cmd().env("META_ACCESS_TOKEN", TOKEN).args(args).assert().success();
+        String::from_utf8_lossy(&out.get_output().stdout).to_string()
+    }
+}
+
+async fn setup(fake: &FakeMeta, extra: &str) -> Arc<Env> {
+    let env = Arc::new(Env::new(&config(fake.base_url(), extra)));
+    env.write("customers.csv", &customers_csv(N + 1));
+    env.write("orders.csv", &orders_csv());
+    blocking(run_ok(&env, &["import", "customers", "customers.csv"])).await;
+    blocking(run_ok(&env, &["import", "orders", "orders.csv"])).await;
+    blocking(run_ok(&env, &["segments", "recompute", "--as-of", "2024-06-01T00:00:00Z"])).await;
+    env
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn meta_audience_follows_the_segment() {
+    let fake = FakeMeta::start(TOKEN, "act_1234567890").await.unwrap();
+    // An account with many audiences: find-or-create must page through them.
+    fake.seed_audiences((0..60).map(|i| format!("Existing audience {i}")));
+    let env = setup(&fake, "").await;
+
+    // Dry run: prints the plan, sends nothing, creates nothing.
+    let before = fake.requests().all().len();
+    let plan = blocking(run_ok(&env, &["sync", "--dry-run"])).await;
+    assert!(plan.contains("dry run: nothing sent"), "{plan}");
+    assert_eq!(fake.requests().all().len(), before, "a dry run must not call the platform");
+    assert!(fake.audience_id("US buyers").is_none());
+
+    // First sync creates the audience and sends everyone eligible.
+    let out = blocking(run_ok(&env, &["sync"])).await;
+    assert!(out.contains("done"), "{out}");
+    let id = fake.audience_id("US buyers").expect("audience created");
+    let none = BTreeSet::new();
+    assert_same(&fake.members(&id), &expected(N + 1, &none, &none), "audience");
+
+    // Nothing changed: nothing is sent.
+    let users_calls = fake.users_calls();
+    blocking(run_ok(&env, &["sync"])).await;
+    assert_eq!(fake.users_calls(), users_calls, "an unchanged segment sends no batch");
+
+    // Data changes: even customers from 300 on move to the US (join), a suppression arrives, and
+    // customer 3 withdraws consent.
+    env.write("customers.csv", &customers_csv(300).replace("c0003,\"user3@example.com\",US,true", "c0003,\"user3@example.com\",US,false"));
+    env.write("suppressions.csv", "identifier_kind,identifier,reason\nemail,  USER5@example.com,opt-out\ncustomer_id,c0009,erasure\n");
+    blocking(run_ok(&env, &["import", "customers", "customers.csv"])).await;
+    blocking(run_ok(&env, &["import", "suppressions", "suppressions.csv"])).await;
+    blocking(run_ok(&env, &["segments", "recompute", "--as-of", "2024-06-02T00:00:00Z"])).await;
+    let plan = blocking(run_ok(&env, &["sync", "--dry-run"])).await;
+    assert!(plan.lines().any(|l| l.starts_with("us_buyers")), "{plan}");
+    blocking(run_ok(&env, &["sync"])).await;
+    let suppressed: BTreeSet<usize> = [5, 9].into();
+    let withdrawn: BTreeSet<usize> = [3].into();
+    assert_same(&fake.members(&id), &expected(300, &suppressed, &withdrawn), "audience");
+
+    // Nobody without consent ever reached the platform, and the suppressed were only ever sent while
+    // they were still allowed (before their suppression arrived); no raw value left either.
+    let sent = fake.added_values();
+    for hash in forbidden(&BTreeSet::new()) {
+        assert!(!sent.contains(&hash), "{hash} (no consent) reached the fake");
+    }
+    assert!(sent.iter().all(|v| v.len() == 64 && v.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())),
+        "only lowercase SHA-256 hex may leave");
+
+    // The run log is honest.
+    let runs = blocking(run_ok(&env, &["runs", "--json"])).await;
+    let runs: serde_json::Value = serde_json::from_str(&runs).unwrap();
+    let last_sync = runs.as_array().unwrap().iter().find(|r| r["job"] == "sync").unwrap();
+    assert_eq!(last_sync["outcome"], "success");
+    assert!(last_sync["counts"]["removed"].as_i64().unwrap() >= 3, "{last_sync}");
+    assert!(last_sync["counts"]["skipped"]["no_identifier"].as_i64().unwrap() > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suppressed_before_first_sync_never_leave() {
+    let fake = FakeMeta::start(TOKEN, "act_1234567890").await.unwrap();
+    let env = setup(&fake, "").await;
+    env.write("suppressions.jsonl", "{\"identifier_kind\":\"email\",\"identifier\":\"user1@example.com\"}\n{\"identifier_kind\":\"customer_id\",\"identifier\":\"c0003\"}\n");
+    blocking(run_ok(&env, &["import", "suppressions", "suppressions.jsonl"])).await;
+    blocking(run_ok(&env, &["sync"])).await;
+    let suppressed: BTreeSet<usize> = [1, 3].into();
+    let id = fake.audience_id("US buyers").unwrap();
+    assert_same(&fake.members(&id), &expected(N + 1, &suppressed, &BTreeSet::new()), "audience");
+    let sent = fake.added_values();
+    for hash in forbidden(&suppressed) {
+        assert!(!sent.contains(&hash), "{hash} reached the fake");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_and_server_errors_are_retried() {
+    let fake = FakeMeta::start(TOKEN, "act_1234567890").await.unwrap();
+    let env = setup(&fake, "retry = { max_attempts = 6, initial_backoff_ms = 10, max_backoff_ms = 50 }").await;
+    fake.faults().throttle_next(2);
+    fake.faults().server_error_next(1);
+    fake.faults().too_many_requests_next(1, 1);
+    blocking(run_ok(&env, &["sync"])).await;
+    let id = fake.audience_id("US buyers").unwrap();
+    let none = BTreeSet::new();
+    assert_same(&fake.members(&id), &expected(N + 1, &none, &none), "audience");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_rows_are_recorded_and_retried_next_run() {
+    let fake = FakeMeta::start(TOKEN, "act_1234567890").await.unwrap();
+    let env = setup(&fake, "").await;
+    let victim = sha256_hex("user1@example.com");
+    fake.reject_emails([victim.clone()]);
+    blocking(run_ok(&env, &["sync"])).await;
+    let id = fake.audience_id("US buyers").unwrap();
+    assert!(!fake.members(&id).contains(&victim));
+    let runs = blocking(run_ok(&env, &["runs", "--json"])).await;
+    assert!(runs.contains("\"rejected\": 1"), "{runs}");
+    // The platform accepts it now: the next run retries the rejected row only.
+    fake.accept_all_emails();
+    let out = blocking(run_ok(&env, &["sync"])).await;
+    assert!(fake.members(&id).contains(&victim), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_token_fails_the_sync_without_leaking_it() {
+    let fake = FakeMeta::start(TOKEN, "act_1234567890").await.unwrap();
+    let env = setup(&fake, "").await;
+    let env2 = env.clone();
+    let out = blocking(move || {
+        env2.cmd().env("META_ACCESS_TOKEN", "wrong-secret-token-xyz").arg("sync").assert().code(1)
+            .stdout(predicate::str::contains("FAILED"))
+            .get_output()
+            .clone()
+    })
+    .await;
+    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!all.contains("wrong-secret-token-xyz"), "the token leaked: {all}");
+    let runs = blocking(run_ok(&env, &["runs", "--json"])).await;
+    assert!(runs.contains("\"outcome\": \"failed\""));
+    assert!(!runs.contains("wrong-secret-token-xyz"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adopted_audience_is_replaced_on_first_mirror_sync() {
+    let fake = FakeMeta::start(TOKEN, "act_1234567890").await.unwrap();
+    let ids = fake.seed_audiences(["US buyers"]);
+    fake.seed_members(&ids[0], ["stranger-hash-not-in-segment".to_string()]);
+    let env = setup(&fake, "").await;
+    blocking(run_ok(&env, &["sync"])).await;
+    let none = BTreeSet::new();
+    assert_same(&fake.members(&ids[0]), &expected(N + 1, &none, &none), "audience");
+    assert!(fake.requests().count("POST", "/usersreplace") >= 1);
+}

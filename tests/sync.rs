@@ -48,11 +48,11 @@ fn orders_csv() -> String {
     s
 }
 
-fn config(base_url: &str, extra: &str) -> String {
+fn config(store_url: &str, base_url: &str, extra: &str) -> String {
     format!(
         r#"
 [store]
-url = "sqlite://{{DIR}}/shop.db"
+url = "{store_url}"
 
 [[segment]]
 name = "us_buyers"
@@ -115,7 +115,11 @@ fn run_ok(env: &Arc<Env>, args: &'static [&'static str]) -> impl FnOnce() -> Str
 }
 
 async fn setup(fake: &FakeMeta, extra: &str) -> Arc<Env> {
-    let env = Arc::new(Env::new(&config(fake.base_url(), extra)));
+    setup_on("sqlite://{DIR}/shop.db", fake, extra).await
+}
+
+async fn setup_on(store_url: &str, fake: &FakeMeta, extra: &str) -> Arc<Env> {
+    let env = Arc::new(Env::new(&config(store_url, fake.base_url(), extra)));
     env.write("customers.csv", &customers_csv(N + 1));
     env.write("orders.csv", &orders_csv());
     blocking(run_ok(&env, &["import", "customers", "customers.csv"])).await;
@@ -125,11 +129,24 @@ async fn setup(fake: &FakeMeta, extra: &str) -> Arc<Env> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn meta_audience_follows_the_segment() {
+async fn meta_audience_follows_the_segment_sqlite() {
+    audience_follows_the_segment("sqlite://{DIR}/shop.db").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn meta_audience_follows_the_segment_postgres() {
+    let Some(url) = campaignd_store::testkit::fresh_pg_database().await.unwrap() else {
+        eprintln!("CAMPAIGND_TEST_PG_URL not set: skipping");
+        return;
+    };
+    audience_follows_the_segment(&url).await;
+}
+
+async fn audience_follows_the_segment(store_url: &str) {
     let fake = FakeMeta::start(TOKEN, "act_1234567890").await.unwrap();
     // An account with many audiences: find-or-create must page through them.
     fake.seed_audiences((0..60).map(|i| format!("Existing audience {i}")));
-    let env = setup(&fake, "").await;
+    let env = setup_on(store_url, &fake, "").await;
 
     // Dry run: prints the plan, sends nothing, creates nothing.
     let before = fake.requests().all().len();
@@ -257,4 +274,47 @@ async fn adopted_audience_is_replaced_on_first_mirror_sync() {
     let none = BTreeSet::new();
     assert_same(&fake.members(&ids[0]), &expected(N + 1, &none, &none), "audience");
     assert!(fake.requests().count("POST", "/usersreplace") >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_mid_sync_resumes_without_loss_or_more_than_one_batch_resent() {
+    let fake = FakeMeta::start(TOKEN, "act_1234567890").await.unwrap();
+    let env = setup(&fake, "batch_size = 20").await;
+    let none = BTreeSet::new();
+    let want = expected(N + 1, &none, &none);
+    fake.faults().set_delay(std::time::Duration::from_millis(250));
+    let mut child = env
+        .std_cmd()
+        .env("META_ACCESS_TOKEN", TOKEN)
+        .arg("sync")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until a few batches were acknowledged, then kill -9 in the middle of the run.
+    let started = std::time::Instant::now();
+    while fake.users_calls() < 4 && started.elapsed() < std::time::Duration::from_secs(60) {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let id = fake.audience_id("US buyers").unwrap();
+    let partial = fake.members(&id).len();
+    assert!(partial > 0 && partial < want.len(), "killed too early or too late: {partial} of {}", want.len());
+
+    fake.faults().set_delay(std::time::Duration::ZERO);
+    blocking(run_ok(&env, &["sync"])).await;
+    assert_same(&fake.members(&id), &want, "audience after resume");
+    let sent = fake.added_rows();
+    assert!(
+        sent <= want.len() + 20,
+        "{sent} rows sent for {} members: more than one batch was resent",
+        want.len()
+    );
+    // A killed run stays visible as never finished; the resumed one succeeded.
+    let runs = blocking(run_ok(&env, &["runs", "--json"])).await;
+    let runs: serde_json::Value = serde_json::from_str(&runs).unwrap();
+    let syncs: Vec<_> = runs.as_array().unwrap().iter().filter(|r| r["job"] == "sync").collect();
+    assert_eq!(syncs[0]["outcome"], "success");
+    assert_eq!(syncs[1]["outcome"], "running");
 }

@@ -63,6 +63,8 @@ struct Inner {
     /// Every value ever sent to the platform in an add or replace (not removals): what a privacy test
     /// checks nobody without consent appears in.
     added_values: BTreeSet<String>,
+    /// Rows received in add or replace calls, duplicates included (a resent batch counts twice).
+    added_rows: usize,
 }
 
 struct MetaState {
@@ -307,6 +309,11 @@ impl FakeMeta {
     /// Rows whose EMAIL hash is in `hashes` are reported as invalid entries (and not stored).
     pub fn reject_emails<I: IntoIterator<Item = String>>(&self, hashes: I) {
         self.state.lock().rejected_emails.extend(hashes);
+    }
+
+    /// Rows received in add or replace calls, counting a resent batch twice.
+    pub fn added_rows(&self) -> usize {
+        self.state.lock().added_rows
     }
 
     /// Stops rejecting rows: the platform accepts every valid row again.
@@ -627,6 +634,7 @@ fn users(st: &MetaState, req: &Req, op: Op) -> Response {
     };
     inner.max_rows_seen = inner.max_rows_seen.max(rows.len());
     if !matches!(op, Op::Remove) {
+        inner.added_rows += rows.len();
         for r in &rows {
             inner
                 .added_values

@@ -13,6 +13,9 @@
 //!
 //! Members are keyed by the email hash, or `PHONE:<hash>` for phone-only people, as in the Meta fake.
 
+// Handlers return the platform's error reply as `Err(Response)`; boxing it would only add noise here.
+#![allow(clippy::result_large_err)]
+
 use crate::skeleton::{FakeServer, Faults, RequestLog};
 use axum::body::Bytes;
 use axum::extract::State;
@@ -40,7 +43,9 @@ pub const MAX_DM_MEMBERS: usize = 10_000;
 
 /// Whether `s` is a SHA-256 hash as the ad platforms want it: 64 lowercase hex digits.
 pub fn is_sha256_hex(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Standard base64 (with padding), for HTTP Basic client authentication.
@@ -48,7 +53,11 @@ pub fn base64_encode(input: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
     for chunk in input.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -76,7 +85,9 @@ pub struct OAuthIssuer {
 
 impl std::fmt::Debug for OAuthIssuer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OAuthIssuer").field("prefix", &self.prefix).finish_non_exhaustive()
+        f.debug_struct("OAuthIssuer")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
     }
 }
 
@@ -144,29 +155,58 @@ impl OAuthIssuer {
     /// Handles a token request (`application/x-www-form-urlencoded`, RFC 6749 §6).
     pub fn token_endpoint(&self, headers: &HeaderMap, body: &[u8]) -> Response {
         let oauth_error = |status: StatusCode, error: &str, description: &str| {
-            (status, Json(json!({"error": error, "error_description": description}))).into_response()
+            (
+                status,
+                Json(json!({"error": error, "error_description": description})),
+            )
+                .into_response()
         };
         let form: HashMap<String, String> = match serde_urlencoded::from_bytes(body) {
             Ok(f) => f,
-            Err(_) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "body must be form-encoded"),
+            Err(_) => {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "body must be form-encoded",
+                )
+            }
         };
-        let basic = format!("Basic {}", base64_encode(format!("{}:{}", self.client_id, self.client_secret).as_bytes()));
-        let header_ok = headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(basic.as_str());
-        let form_ok = form.get("client_id") == Some(&self.client_id) && form.get("client_secret") == Some(&self.client_secret);
+        let basic = format!(
+            "Basic {}",
+            base64_encode(format!("{}:{}", self.client_id, self.client_secret).as_bytes())
+        );
+        let header_ok =
+            headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(basic.as_str());
+        let form_ok = form.get("client_id") == Some(&self.client_id)
+            && form.get("client_secret") == Some(&self.client_secret);
         if !header_ok && !form_ok {
-            return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "The OAuth client was not found.");
+            return oauth_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "The OAuth client was not found.",
+            );
         }
         if form.get("grant_type").map(String::as_str) != Some("refresh_token") {
-            return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "Invalid grant_type");
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "Invalid grant_type",
+            );
         }
         if form.get("refresh_token") != Some(&self.refresh_token) {
-            return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "Token has been expired or revoked.");
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_grant",
+                "Token has been expired or revoked.",
+            );
         }
         let n = self.issued.fetch_add(1, Ordering::SeqCst) + 1;
         let token = format!("{}{n:04}-{:x}", self.prefix, n * 7919 + 17);
         let ttl = self.ttl_secs.load(Ordering::SeqCst);
-        self.tokens().insert(token.clone(), Instant::now() + Duration::from_secs(ttl));
-        Json(json!({"access_token": token, "expires_in": ttl, "token_type": "Bearer"})).into_response()
+        self.tokens()
+            .insert(token.clone(), Instant::now() + Duration::from_secs(ttl));
+        Json(json!({"access_token": token, "expires_in": ttl, "token_type": "Bearer"}))
+            .into_response()
     }
 }
 
@@ -220,7 +260,12 @@ struct GoogleState {
     inner: Mutex<Inner>,
 }
 
-fn google_error(status: StatusCode, grpc_status: &str, message: &str, errors: Vec<Value>) -> Response {
+fn google_error(
+    status: StatusCode,
+    grpc_status: &str,
+    message: &str,
+    errors: Vec<Value>,
+) -> Response {
     let mut details = Vec::new();
     if !errors.is_empty() {
         details.push(json!({
@@ -279,19 +324,29 @@ impl GoogleState {
 
     fn check_ads_headers(&self, headers: &HeaderMap, cid: &str) -> Result<(), Response> {
         self.check_bearer(headers)?;
-        let dev = headers.get("developer-token").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        let dev = headers
+            .get("developer-token")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
         if dev != self.developer_token {
             return Err(google_error(
                 StatusCode::UNAUTHORIZED,
                 "UNAUTHENTICATED",
                 "The developer token is not valid.",
-                vec![json!({"errorCode": {"authenticationError": "DEVELOPER_TOKEN_INVALID"}, "message": "The developer token is not valid."})],
+                vec![
+                    json!({"errorCode": {"authenticationError": "DEVELOPER_TOKEN_INVALID"}, "message": "The developer token is not valid."}),
+                ],
             ));
         }
-        let login = headers.get("login-customer-id").and_then(|v| v.to_str().ok());
+        let login = headers
+            .get("login-customer-id")
+            .and_then(|v| v.to_str().ok());
         if let Some(l) = login {
             if l.is_empty() || !l.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(bad_request("login-customer-id must be digits only, without dashes", json!({"requestError": "INVALID_CUSTOMER_ID"})));
+                return Err(bad_request(
+                    "login-customer-id must be digits only, without dashes",
+                    json!({"requestError": "INVALID_CUSTOMER_ID"}),
+                ));
             }
         }
         if let Some(expected) = &self.login_customer_id {
@@ -300,7 +355,9 @@ impl GoogleState {
                     StatusCode::FORBIDDEN,
                     "PERMISSION_DENIED",
                     "User doesn't have permission to access customer.",
-                    vec![json!({"errorCode": {"authorizationError": "USER_PERMISSION_DENIED"}, "message": "Set login-customer-id to the manager account."})],
+                    vec![
+                        json!({"errorCode": {"authorizationError": "USER_PERMISSION_DENIED"}, "message": "Set login-customer-id to the manager account."}),
+                    ],
                 ));
             }
         }
@@ -309,7 +366,9 @@ impl GoogleState {
                 StatusCode::FORBIDDEN,
                 "PERMISSION_DENIED",
                 "The caller does not have permission",
-                vec![json!({"errorCode": {"authorizationError": "USER_PERMISSION_DENIED"}, "message": format!("no access to customer {cid}")})],
+                vec![
+                    json!({"errorCode": {"authorizationError": "USER_PERMISSION_DENIED"}, "message": format!("no access to customer {cid}")}),
+                ],
             ));
         }
         Ok(())
@@ -324,7 +383,9 @@ pub struct FakeGoogleAds {
 
 impl std::fmt::Debug for FakeGoogleAds {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FakeGoogleAds").field("base_url", &self.server.base_url()).finish_non_exhaustive()
+        f.debug_struct("FakeGoogleAds")
+            .field("base_url", &self.server.base_url())
+            .finish_non_exhaustive()
     }
 }
 
@@ -352,14 +413,23 @@ impl FakeGoogleAds {
             developer_token: config.developer_token,
             customer_id: config.customer_id,
             login_customer_id: config.login_customer_id,
-            oauth: OAuthIssuer::new(&config.client_id, &config.client_secret, &config.refresh_token, "ya29.fake-"),
+            oauth: OAuthIssuer::new(
+                &config.client_id,
+                &config.client_secret,
+                &config.refresh_token,
+                "ya29.fake-",
+            ),
             allowlisted: AtomicBool::new(true),
             retry_delay_secs: AtomicU64::new(1),
-            inner: Mutex::new(Inner { next_id: 9_100_000_001, ..Inner::default() }),
+            inner: Mutex::new(Inner {
+                next_id: 9_100_000_001,
+                ..Inner::default()
+            }),
         });
         let router = Router::new().fallback(dispatch).with_state(state.clone());
         let throttle_state = state.clone();
-        let server = FakeServer::start("", router, Arc::new(move || throttle_state.throttle())).await?;
+        let server =
+            FakeServer::start("", router, Arc::new(move || throttle_state.throttle())).await?;
         Ok(FakeGoogleAds { server, state })
     }
 
@@ -417,7 +487,11 @@ impl FakeGoogleAds {
             .map(|n| {
                 let id = inner.next_id.to_string();
                 inner.next_id += 1;
-                inner.lists.push(FakeUserList { id: id.clone(), name: n.into(), ..FakeUserList::default() });
+                inner.lists.push(FakeUserList {
+                    id: id.clone(),
+                    name: n.into(),
+                    ..FakeUserList::default()
+                });
                 id
             })
             .collect()
@@ -437,12 +511,23 @@ impl FakeGoogleAds {
 
     /// The id of the (first) list with this name.
     pub fn list_id(&self, name: &str) -> Option<String> {
-        self.state.lock().lists.iter().find(|l| l.name == name).map(|l| l.id.clone())
+        self.state
+            .lock()
+            .lists
+            .iter()
+            .find(|l| l.name == name)
+            .map(|l| l.id.clone())
     }
 
     /// Current member keys of a list.
     pub fn members(&self, list_id: &str) -> BTreeSet<String> {
-        self.state.lock().lists.iter().find(|l| l.id == list_id).map(|l| l.members.clone()).unwrap_or_default()
+        self.state
+            .lock()
+            .lists
+            .iter()
+            .find(|l| l.id == list_id)
+            .map(|l| l.members.clone())
+            .unwrap_or_default()
     }
 
     /// People whose email hash is in `hashes` are refused (partial failure / field violation).
@@ -481,7 +566,12 @@ async fn dispatch(
         if body.is_empty() {
             return Ok(json!({}));
         }
-        serde_json::from_slice(&body).map_err(|e| bad_request(&format!("Invalid JSON payload received. {e}"), json!({"requestError": "BAD_REQUEST"})))
+        serde_json::from_slice(&body).map_err(|e| {
+            bad_request(
+                &format!("Invalid JSON payload received. {e}"),
+                json!({"requestError": "BAD_REQUEST"}),
+            )
+        })
     };
     if let Some(rest) = path.strip_prefix(&format!("{ADS_PREFIX}/customers/")) {
         let (cid, tail) = rest.split_once('/').unwrap_or((rest, ""));
@@ -489,7 +579,12 @@ async fn dispatch(
             return r;
         }
         if method != Method::POST {
-            return google_error(StatusCode::NOT_FOUND, "NOT_FOUND", "Method not found.", vec![]);
+            return google_error(
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+                "Method not found.",
+                vec![],
+            );
         }
         let body = match json_body() {
             Ok(b) => b,
@@ -499,10 +594,18 @@ async fn dispatch(
             "googleAds:search" => search(&st, cid, &body),
             "userLists:mutate" => mutate_user_lists(&st, cid, &body),
             "offlineUserDataJobs:create" => create_job(&st, cid, &body),
-            t => match t.strip_prefix("offlineUserDataJobs/").and_then(|r| r.split_once(':')) {
+            t => match t
+                .strip_prefix("offlineUserDataJobs/")
+                .and_then(|r| r.split_once(':'))
+            {
                 Some((id, "addOperations")) => add_operations(&st, id, &body),
                 Some((id, "run")) => run_job(&st, cid, id),
-                _ => google_error(StatusCode::NOT_FOUND, "NOT_FOUND", "Method not found.", vec![]),
+                _ => google_error(
+                    StatusCode::NOT_FOUND,
+                    "NOT_FOUND",
+                    "Method not found.",
+                    vec![],
+                ),
             },
         };
     }
@@ -510,9 +613,17 @@ async fn dispatch(
         if let Err(r) = st.check_bearer(&headers) {
             return r;
         }
-        if let Some(acct) = rest.strip_prefix("/accountTypes/GOOGLE_ADS/accounts/").and_then(|r| r.strip_suffix("/userLists")) {
+        if let Some(acct) = rest
+            .strip_prefix("/accountTypes/GOOGLE_ADS/accounts/")
+            .and_then(|r| r.strip_suffix("/userLists"))
+        {
             if acct != st.customer_id {
-                return google_error(StatusCode::FORBIDDEN, "PERMISSION_DENIED", "The caller does not have permission", vec![]);
+                return google_error(
+                    StatusCode::FORBIDDEN,
+                    "PERMISSION_DENIED",
+                    "The caller does not have permission",
+                    vec![],
+                );
             }
             return if method == Method::GET {
                 dm_list_user_lists(&st, uri.query())
@@ -530,7 +641,12 @@ async fn dispatch(
         return match (method, rest) {
             (Method::POST, "/audienceMembers:ingest") => dm_members(&st, &body, true),
             (Method::POST, "/audienceMembers:remove") => dm_members(&st, &body, false),
-            _ => google_error(StatusCode::NOT_FOUND, "NOT_FOUND", "Method not found.", vec![]),
+            _ => google_error(
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+                "Method not found.",
+                vec![],
+            ),
         };
     }
     google_error(StatusCode::NOT_FOUND, "NOT_FOUND", "Not found.", vec![])
@@ -539,23 +655,40 @@ async fn dispatch(
 fn page_bounds(token: Option<&str>, total: usize) -> Result<(usize, usize), Response> {
     let start = match token {
         None | Some("") => 0,
-        Some(t) => match t.strip_prefix("page-").and_then(|n| n.parse::<usize>().ok()) {
+        Some(t) => match t
+            .strip_prefix("page-")
+            .and_then(|n| n.parse::<usize>().ok())
+        {
             Some(n) if n <= total => n,
-            _ => return Err(bad_request("Page token is invalid.", json!({"requestError": "INVALID_PAGE_TOKEN"}))),
+            _ => {
+                return Err(bad_request(
+                    "Page token is invalid.",
+                    json!({"requestError": "INVALID_PAGE_TOKEN"}),
+                ))
+            }
         },
     };
     Ok((start, (start + PAGE_SIZE).min(total)))
 }
 
 fn search(st: &GoogleState, cid: &str, body: &Value) -> Response {
-    let query = body.get("query").and_then(Value::as_str).unwrap_or_default();
+    let query = body
+        .get("query")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let lower = query.to_lowercase();
     if !lower.starts_with("select ") {
-        return bad_request("Error in query: expected SELECT.", json!({"queryError": "UNEXPECTED_INPUT"}));
+        return bad_request(
+            "Error in query: expected SELECT.",
+            json!({"queryError": "UNEXPECTED_INPUT"}),
+        );
     }
     if lower.contains("from user_list") {
         let inner = st.lock();
-        let (start, end) = match page_bounds(body.get("pageToken").and_then(Value::as_str), inner.lists.len()) {
+        let (start, end) = match page_bounds(
+            body.get("pageToken").and_then(Value::as_str),
+            inner.lists.len(),
+        ) {
             Ok(b) => b,
             Err(r) => return r,
         };
@@ -571,10 +704,16 @@ fn search(st: &GoogleState, cid: &str, body: &Value) -> Response {
     }
     if lower.contains("from offline_user_data_job") {
         let Some(name) = query.split('\'').nth(1) else {
-            return bad_request("Error in query: expected a resource_name condition.", json!({"queryError": "UNEXPECTED_INPUT"}));
+            return bad_request(
+                "Error in query: expected a resource_name condition.",
+                json!({"queryError": "UNEXPECTED_INPUT"}),
+            );
         };
         let Some(id) = name.rsplit('/').next() else {
-            return bad_request("bad resource name", json!({"queryError": "UNEXPECTED_INPUT"}));
+            return bad_request(
+                "bad resource name",
+                json!({"queryError": "UNEXPECTED_INPUT"}),
+            );
         };
         let mut inner = st.lock();
         let Some(job) = inner.jobs.get_mut(id) else {
@@ -608,39 +747,82 @@ fn search(st: &GoogleState, cid: &str, body: &Value) -> Response {
         let reported = inner.jobs.get(id).map(|j| j.status).unwrap_or("PENDING");
         return Json(json!({"results": [{"offlineUserDataJob": {"resourceName": name, "status": reported}}]})).into_response();
     }
-    bad_request("Error in query: unsupported resource.", json!({"queryError": "PROHIBITED_RESOURCE_TYPE_IN_FROM_CLAUSE"}))
+    bad_request(
+        "Error in query: unsupported resource.",
+        json!({"queryError": "PROHIBITED_RESOURCE_TYPE_IN_FROM_CLAUSE"}),
+    )
 }
 
 fn mutate_user_lists(st: &GoogleState, cid: &str, body: &Value) -> Response {
-    let Some(ops) = body.get("operations").and_then(Value::as_array).filter(|o| !o.is_empty()) else {
-        return bad_request("operations are required", json!({"requestError": "REQUIRED_FIELD_MISSING"}));
+    let Some(ops) = body
+        .get("operations")
+        .and_then(Value::as_array)
+        .filter(|o| !o.is_empty())
+    else {
+        return bad_request(
+            "operations are required",
+            json!({"requestError": "REQUIRED_FIELD_MISSING"}),
+        );
     };
     let mut inner = st.lock();
     let mut results = Vec::new();
     for op in ops {
         let Some(create) = op.get("create") else {
-            return bad_request("only create is supported by the fake", json!({"requestError": "UNKNOWN"}));
+            return bad_request(
+                "only create is supported by the fake",
+                json!({"requestError": "UNKNOWN"}),
+            );
         };
-        let name = create.get("name").and_then(Value::as_str).unwrap_or_default().trim().to_string();
+        let name = create
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .trim()
+            .to_string();
         if name.is_empty() {
-            return bad_request("name is required", json!({"userListError": "NAME_REQUIRED"}));
+            return bad_request(
+                "name is required",
+                json!({"userListError": "NAME_REQUIRED"}),
+            );
         }
-        if create.pointer("/crmBasedUserList/uploadKeyType").and_then(Value::as_str) != Some("CONTACT_INFO") {
-            return bad_request("crmBasedUserList.uploadKeyType must be CONTACT_INFO", json!({"userListError": "INVALID_UPLOAD_KEY_TYPE"}));
+        if create
+            .pointer("/crmBasedUserList/uploadKeyType")
+            .and_then(Value::as_str)
+            != Some("CONTACT_INFO")
+        {
+            return bad_request(
+                "crmBasedUserList.uploadKeyType must be CONTACT_INFO",
+                json!({"userListError": "INVALID_UPLOAD_KEY_TYPE"}),
+            );
         }
-        match create.get("membershipLifeSpan").and_then(|v| v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok()))) {
+        match create.get("membershipLifeSpan").and_then(|v| {
+            v.as_i64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        }) {
             Some(n) if (0..=540).contains(&n) || n == 10_000 => {}
-            _ => return bad_request("membershipLifeSpan must be 0..=540 or 10000", json!({"userListError": "INVALID_MEMBERSHIP_LIFE_SPAN"})),
+            _ => {
+                return bad_request(
+                    "membershipLifeSpan must be 0..=540 or 10000",
+                    json!({"userListError": "INVALID_MEMBERSHIP_LIFE_SPAN"}),
+                )
+            }
         }
         if inner.lists.iter().any(|l| l.name == name) {
-            return bad_request("Another user list with the same name already exists.", json!({"userListError": "NAME_ALREADY_USED"}));
+            return bad_request(
+                "Another user list with the same name already exists.",
+                json!({"userListError": "NAME_ALREADY_USED"}),
+            );
         }
         let id = inner.next_id.to_string();
         inner.next_id += 1;
         inner.lists.push(FakeUserList {
             id: id.clone(),
             name,
-            description: create.get("description").and_then(Value::as_str).unwrap_or_default().to_string(),
+            description: create
+                .get("description")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
             ..FakeUserList::default()
         });
         results.push(json!({"resourceName": format!("customers/{cid}/userLists/{id}")}));
@@ -651,7 +833,10 @@ fn mutate_user_lists(st: &GoogleState, cid: &str, body: &Value) -> Response {
 fn create_job(st: &GoogleState, cid: &str, body: &Value) -> Response {
     let job = body.get("job").cloned().unwrap_or_default();
     if job.get("type").and_then(Value::as_str) != Some("CUSTOMER_MATCH_USER_LIST") {
-        return bad_request("job.type must be CUSTOMER_MATCH_USER_LIST", json!({"offlineUserDataJobError": "INVALID_JOB_TYPE"}));
+        return bad_request(
+            "job.type must be CUSTOMER_MATCH_USER_LIST",
+            json!({"offlineUserDataJobError": "INVALID_JOB_TYPE"}),
+        );
     }
     if !st.allowlisted.load(Ordering::SeqCst) {
         return google_error(
@@ -664,46 +849,89 @@ fn create_job(st: &GoogleState, cid: &str, body: &Value) -> Response {
             })],
         );
     }
-    let list = job.pointer("/customerMatchUserListMetadata/userList").and_then(Value::as_str).unwrap_or_default();
+    let list = job
+        .pointer("/customerMatchUserListMetadata/userList")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let prefix = format!("customers/{cid}/userLists/");
     let Some(list_id) = list.strip_prefix(&prefix) else {
-        return bad_request("customerMatchUserListMetadata.userList must be a user list resource name", json!({"offlineUserDataJobError": "INVALID_USER_LIST_ID"}));
+        return bad_request(
+            "customerMatchUserListMetadata.userList must be a user list resource name",
+            json!({"offlineUserDataJobError": "INVALID_USER_LIST_ID"}),
+        );
     };
     for key in ["adUserData", "adPersonalization"] {
-        let v = job.pointer(&format!("/customerMatchUserListMetadata/consent/{key}")).and_then(Value::as_str);
+        let v = job
+            .pointer(&format!("/customerMatchUserListMetadata/consent/{key}"))
+            .and_then(Value::as_str);
         if !matches!(v, Some("GRANTED" | "DENIED")) {
-            return bad_request(&format!("consent.{key} must be GRANTED or DENIED"), json!({"offlineUserDataJobError": "INVALID_CONSENT"}));
+            return bad_request(
+                &format!("consent.{key} must be GRANTED or DENIED"),
+                json!({"offlineUserDataJobError": "INVALID_CONSENT"}),
+            );
         }
     }
     let mut inner = st.lock();
     if !inner.lists.iter().any(|l| l.id == list_id) {
-        return bad_request("The user list does not exist.", json!({"offlineUserDataJobError": "INVALID_USER_LIST_ID"}));
+        return bad_request(
+            "The user list does not exist.",
+            json!({"offlineUserDataJobError": "INVALID_USER_LIST_ID"}),
+        );
     }
-    if inner.jobs.values().any(|j| j.list_id == list_id && j.ran && j.status != "SUCCESS") {
-        return bad_request("Another job is running on this user list.", json!({"offlineUserDataJobError": "CONCURRENT_JOB_ON_SAME_USER_LIST"}));
+    if inner
+        .jobs
+        .values()
+        .any(|j| j.list_id == list_id && j.ran && j.status != "SUCCESS")
+    {
+        return bad_request(
+            "Another job is running on this user list.",
+            json!({"offlineUserDataJobError": "CONCURRENT_JOB_ON_SAME_USER_LIST"}),
+        );
     }
     let id = inner.next_id.to_string();
     inner.next_id += 1;
-    inner.jobs.insert(id.clone(), Job { list_id: list_id.to_string(), ops: Vec::new(), ran: false, polls: 0, status: "PENDING" });
-    Json(json!({"resourceName": format!("customers/{cid}/offlineUserDataJobs/{id}")})).into_response()
+    inner.jobs.insert(
+        id.clone(),
+        Job {
+            list_id: list_id.to_string(),
+            ops: Vec::new(),
+            ran: false,
+            polls: 0,
+            status: "PENDING",
+        },
+    );
+    Json(json!({"resourceName": format!("customers/{cid}/offlineUserDataJobs/{id}")}))
+        .into_response()
 }
 
 /// Validates one `userIdentifiers` list; returns the member key or the reason.
-fn identifiers_key(ids: &[Value], max: usize) -> Result<(Option<String>, Option<String>), (&'static str, String)> {
+/// (email hash, phone hash) of one person, or (reason code, description).
+type IdentifierCheck = Result<(Option<String>, Option<String>), (&'static str, String)>;
+
+fn identifiers_key(ids: &[Value], max: usize) -> IdentifierCheck {
     if ids.is_empty() || ids.len() > max {
-        return Err(("TOO_MANY_USER_IDENTIFIERS", format!("between 1 and {max} identifiers per person")));
+        return Err((
+            "TOO_MANY_USER_IDENTIFIERS",
+            format!("between 1 and {max} identifiers per person"),
+        ));
     }
     let (mut email, mut phone) = (None, None);
     for id in ids {
         let Some(obj) = id.as_object().filter(|o| o.len() == 1) else {
-            return Err(("INVALID_USER_IDENTIFIER", "each identifier sets exactly one field".into()));
+            return Err((
+                "INVALID_USER_IDENTIFIER",
+                "each identifier sets exactly one field".into(),
+            ));
         };
         for (k, v) in obj {
             let s = v.as_str().unwrap_or_default();
             match k.as_str() {
                 "hashedEmail" | "emailAddress" | "hashedPhoneNumber" | "phoneNumber" => {
                     if !is_sha256_hex(s) {
-                        return Err(("INVALID_SHA256_FORMAT", format!("{k} must be a SHA-256 hash as 64 lowercase hex")));
+                        return Err((
+                            "INVALID_SHA256_FORMAT",
+                            format!("{k} must be a SHA-256 hash as 64 lowercase hex"),
+                        ));
                     }
                     if k.contains("mail") || k.contains("Email") {
                         email.get_or_insert_with(|| s.to_string());
@@ -712,7 +940,12 @@ fn identifiers_key(ids: &[Value], max: usize) -> Result<(Option<String>, Option<
                     }
                 }
                 "addressInfo" | "address" => {}
-                other => return Err(("INVALID_USER_IDENTIFIER", format!("unknown identifier {other}"))),
+                other => {
+                    return Err((
+                        "INVALID_USER_IDENTIFIER",
+                        format!("unknown identifier {other}"),
+                    ))
+                }
             }
         }
     }
@@ -724,17 +957,33 @@ fn member_key(email: Option<String>, phone: Option<String>) -> Option<String> {
 }
 
 fn add_operations(st: &GoogleState, job_id: &str, body: &Value) -> Response {
-    let Some(ops) = body.get("operations").and_then(Value::as_array).filter(|o| !o.is_empty()) else {
-        return bad_request("operations are required", json!({"requestError": "REQUIRED_FIELD_MISSING"}));
+    let Some(ops) = body
+        .get("operations")
+        .and_then(Value::as_array)
+        .filter(|o| !o.is_empty())
+    else {
+        return bad_request(
+            "operations are required",
+            json!({"requestError": "REQUIRED_FIELD_MISSING"}),
+        );
     };
-    let partial = body.get("enablePartialFailure").and_then(Value::as_bool).unwrap_or(false);
+    let partial = body
+        .get("enablePartialFailure")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let mut inner = st.lock();
     let rejected = inner.rejected_emails.clone();
     let Some(job) = inner.jobs.get(job_id) else {
-        return bad_request("The job does not exist.", json!({"offlineUserDataJobError": "INVALID_JOB_ID"}));
+        return bad_request(
+            "The job does not exist.",
+            json!({"offlineUserDataJobError": "INVALID_JOB_ID"}),
+        );
     };
     if job.ran {
-        return bad_request("Operations cannot be added to a job that has been run.", json!({"offlineUserDataJobError": "JOB_ALREADY_STARTED"}));
+        return bad_request(
+            "Operations cannot be added to a job that has been run.",
+            json!({"offlineUserDataJobError": "JOB_ALREADY_STARTED"}),
+        );
     }
     let mut job_empty = job.ops.is_empty();
     let mut identifiers = 0usize;
@@ -750,12 +999,18 @@ fn add_operations(st: &GoogleState, job_id: &str, body: &Value) -> Response {
         };
         let obj = op.as_object().cloned().unwrap_or_default();
         if obj.len() != 1 {
-            errors.push(fail("INVALID_OPERATION", "set exactly one of create, remove, removeAll".into()));
+            errors.push(fail(
+                "INVALID_OPERATION",
+                "set exactly one of create, remove, removeAll".into(),
+            ));
             continue;
         }
         if obj.get("removeAll").and_then(Value::as_bool) == Some(true) {
             if !job_empty || i != 0 {
-                errors.push(fail("REMOVE_ALL_MUST_BE_FIRST_OPERATION", "removeAll must be the first operation of the job".into()));
+                errors.push(fail(
+                    "REMOVE_ALL_MUST_BE_FIRST_OPERATION",
+                    "removeAll must be the first operation of the job".into(),
+                ));
             } else {
                 accepted.push(JobOp::RemoveAll);
             }
@@ -765,22 +1020,39 @@ fn add_operations(st: &GoogleState, job_id: &str, body: &Value) -> Response {
             (Some(d), None) => (true, d),
             (None, Some(d)) => (false, d),
             _ => {
-                errors.push(fail("INVALID_OPERATION", "set exactly one of create, remove, removeAll".into()));
+                errors.push(fail(
+                    "INVALID_OPERATION",
+                    "set exactly one of create, remove, removeAll".into(),
+                ));
                 continue;
             }
         };
-        let ids = data.get("userIdentifiers").and_then(Value::as_array).cloned().unwrap_or_default();
+        let ids = data
+            .get("userIdentifiers")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         identifiers += ids.len();
         match identifiers_key(&ids, 20) {
             Err((code, msg)) => errors.push(fail(code, msg)),
             Ok((email, phone)) => {
                 if email.as_ref().is_some_and(|e| rejected.contains(e)) {
-                    errors.push(fail("INVALID_EMAIL_ADDRESS", "The email address is not valid.".into()));
+                    errors.push(fail(
+                        "INVALID_EMAIL_ADDRESS",
+                        "The email address is not valid.".into(),
+                    ));
                     continue;
                 }
                 match member_key(email, phone) {
-                    Some(k) => accepted.push(if is_add { JobOp::Add(k) } else { JobOp::Remove(k) }),
-                    None => errors.push(fail("INVALID_USER_IDENTIFIER", "no matchable identifier".into())),
+                    Some(k) => accepted.push(if is_add {
+                        JobOp::Add(k)
+                    } else {
+                        JobOp::Remove(k)
+                    }),
+                    None => errors.push(fail(
+                        "INVALID_USER_IDENTIFIER",
+                        "no matchable identifier".into(),
+                    )),
                 }
             }
         }
@@ -788,12 +1060,19 @@ fn add_operations(st: &GoogleState, job_id: &str, body: &Value) -> Response {
     }
     if identifiers > MAX_IDENTIFIERS_PER_CALL {
         return bad_request(
-            &format!("{identifiers} identifiers in one request; at most {MAX_IDENTIFIERS_PER_CALL}"),
+            &format!(
+                "{identifiers} identifiers in one request; at most {MAX_IDENTIFIERS_PER_CALL}"
+            ),
             json!({"offlineUserDataJobError": "TOO_MANY_USER_IDENTIFIERS"}),
         );
     }
     if !errors.is_empty() && !partial {
-        return google_error(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", "Request contains an invalid argument.", errors);
+        return google_error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_ARGUMENT",
+            "Request contains an invalid argument.",
+            errors,
+        );
     }
     inner.max_identifiers_seen = inner.max_identifiers_seen.max(identifiers);
     if let Some(job) = inner.jobs.get_mut(job_id) {
@@ -813,10 +1092,16 @@ fn add_operations(st: &GoogleState, job_id: &str, body: &Value) -> Response {
 fn run_job(st: &GoogleState, cid: &str, job_id: &str) -> Response {
     let mut inner = st.lock();
     let Some(job) = inner.jobs.get_mut(job_id) else {
-        return bad_request("The job does not exist.", json!({"offlineUserDataJobError": "INVALID_JOB_ID"}));
+        return bad_request(
+            "The job does not exist.",
+            json!({"offlineUserDataJobError": "INVALID_JOB_ID"}),
+        );
     };
     if job.ran {
-        return bad_request("The job has already been run.", json!({"offlineUserDataJobError": "JOB_ALREADY_STARTED"}));
+        return bad_request(
+            "The job has already been run.",
+            json!({"offlineUserDataJobError": "JOB_ALREADY_STARTED"}),
+        );
     }
     job.ran = true;
     Json(json!({"name": format!("customers/{cid}/operations/{job_id}"), "metadata": {"resourceName": format!("customers/{cid}/offlineUserDataJobs/{job_id}")}}))
@@ -824,9 +1109,14 @@ fn run_job(st: &GoogleState, cid: &str, job_id: &str) -> Response {
 }
 
 fn dm_list_user_lists(st: &GoogleState, query: Option<&str>) -> Response {
-    let params: HashMap<String, String> = query.and_then(|q| serde_urlencoded::from_str(q).ok()).unwrap_or_default();
+    let params: HashMap<String, String> = query
+        .and_then(|q| serde_urlencoded::from_str(q).ok())
+        .unwrap_or_default();
     let inner = st.lock();
-    let (start, end) = match page_bounds(params.get("pageToken").map(String::as_str), inner.lists.len()) {
+    let (start, end) = match page_bounds(
+        params.get("pageToken").map(String::as_str),
+        inner.lists.len(),
+    ) {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -849,24 +1139,46 @@ fn dm_list_user_lists(st: &GoogleState, query: Option<&str>) -> Response {
 }
 
 fn dm_create_user_list(st: &GoogleState, body: &Value) -> Response {
-    let name = body.get("displayName").and_then(Value::as_str).unwrap_or_default().trim().to_string();
+    let name = body
+        .get("displayName")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .trim()
+        .to_string();
     if name.is_empty() {
-        return bad_request("displayName is required", json!({"reason": "REQUIRED_FIELD_MISSING"}));
+        return bad_request(
+            "displayName is required",
+            json!({"reason": "REQUIRED_FIELD_MISSING"}),
+        );
     }
-    let keys = body.pointer("/ingestedUserListInfo/uploadKeyTypes").and_then(Value::as_array);
+    let keys = body
+        .pointer("/ingestedUserListInfo/uploadKeyTypes")
+        .and_then(Value::as_array);
     if !keys.is_some_and(|k| k.iter().any(|v| v == "CONTACT_ID")) {
-        return bad_request("ingestedUserListInfo.uploadKeyTypes must contain CONTACT_ID", json!({"reason": "INVALID_ARGUMENT"}));
+        return bad_request(
+            "ingestedUserListInfo.uploadKeyTypes must contain CONTACT_ID",
+            json!({"reason": "INVALID_ARGUMENT"}),
+        );
     }
     let mut inner = st.lock();
     if inner.lists.iter().any(|l| l.name == name) {
-        return google_error(StatusCode::CONFLICT, "ALREADY_EXISTS", "A user list with this name already exists.", vec![]);
+        return google_error(
+            StatusCode::CONFLICT,
+            "ALREADY_EXISTS",
+            "A user list with this name already exists.",
+            vec![],
+        );
     }
     let id = inner.next_id.to_string();
     inner.next_id += 1;
     inner.lists.push(FakeUserList {
         id: id.clone(),
         name: name.clone(),
-        description: body.get("description").and_then(Value::as_str).unwrap_or_default().to_string(),
+        description: body
+            .get("description")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
         ..FakeUserList::default()
     });
     Json(json!({
@@ -895,52 +1207,122 @@ fn field_violations(violations: Vec<Value>) -> Response {
 
 fn dm_members(st: &GoogleState, body: &Value, ingest: bool) -> Response {
     let bad = |field: &str, reason: &str, description: &str| {
-        field_violations(vec![json!({"field": field, "reason": reason, "description": description})])
+        field_violations(vec![
+            json!({"field": field, "reason": reason, "description": description}),
+        ])
     };
-    let Some(dest) = body.get("destinations").and_then(Value::as_array).filter(|d| d.len() == 1).map(|d| &d[0]) else {
-        return bad("destinations", "INVALID_ARGUMENT", "exactly one destination expected by the fake");
+    let Some(dest) = body
+        .get("destinations")
+        .and_then(Value::as_array)
+        .filter(|d| d.len() == 1)
+        .map(|d| &d[0])
+    else {
+        return bad(
+            "destinations",
+            "INVALID_ARGUMENT",
+            "exactly one destination expected by the fake",
+        );
     };
-    let acct_type = dest.pointer("/operatingAccount/accountType").and_then(Value::as_str);
-    let acct_id = dest.pointer("/operatingAccount/accountId").and_then(Value::as_str);
+    let acct_type = dest
+        .pointer("/operatingAccount/accountType")
+        .and_then(Value::as_str);
+    let acct_id = dest
+        .pointer("/operatingAccount/accountId")
+        .and_then(Value::as_str);
     if acct_type != Some("GOOGLE_ADS") || acct_id != Some(st.customer_id.as_str()) {
-        return bad("destinations[0].operating_account", "INVALID_OPERATING_ACCOUNT", "operatingAccount must be the GOOGLE_ADS customer");
+        return bad(
+            "destinations[0].operating_account",
+            "INVALID_OPERATING_ACCOUNT",
+            "operatingAccount must be the GOOGLE_ADS customer",
+        );
     }
     if let Some(login) = &st.login_customer_id {
-        if dest.pointer("/loginAccount/accountId").and_then(Value::as_str) != Some(login.as_str()) {
-            return google_error(StatusCode::FORBIDDEN, "PERMISSION_DENIED", "loginAccount must be the manager account", vec![]);
+        if dest
+            .pointer("/loginAccount/accountId")
+            .and_then(Value::as_str)
+            != Some(login.as_str())
+        {
+            return google_error(
+                StatusCode::FORBIDDEN,
+                "PERMISSION_DENIED",
+                "loginAccount must be the manager account",
+                vec![],
+            );
         }
     }
     let Some(list_id) = dest.get("productDestinationId").and_then(Value::as_str) else {
-        return bad("destinations[0].product_destination_id", "REQUIRED_FIELD_MISSING", "productDestinationId is required");
+        return bad(
+            "destinations[0].product_destination_id",
+            "REQUIRED_FIELD_MISSING",
+            "productDestinationId is required",
+        );
     };
     if body.get("encoding").and_then(Value::as_str) != Some("HEX") {
-        return bad("encoding", "INVALID_ENCODING", "encoding must be HEX for hex-encoded hashes");
+        return bad(
+            "encoding",
+            "INVALID_ENCODING",
+            "encoding must be HEX for hex-encoded hashes",
+        );
     }
     if ingest {
         for key in ["adUserData", "adPersonalization"] {
-            if body.pointer(&format!("/consent/{key}")).and_then(Value::as_str) != Some("CONSENT_GRANTED") {
-                return bad(&format!("consent.{key}"), "INVALID_CONSENT", "consent must be CONSENT_GRANTED");
+            if body
+                .pointer(&format!("/consent/{key}"))
+                .and_then(Value::as_str)
+                != Some("CONSENT_GRANTED")
+            {
+                return bad(
+                    &format!("consent.{key}"),
+                    "INVALID_CONSENT",
+                    "consent must be CONSENT_GRANTED",
+                );
             }
         }
-        if body.pointer("/termsOfService/customerMatchTermsOfServiceStatus").and_then(Value::as_str) != Some("ACCEPTED") {
-            return bad("terms_of_service", "TERMS_NOT_ACCEPTED", "Customer Match terms of service must be accepted");
+        if body
+            .pointer("/termsOfService/customerMatchTermsOfServiceStatus")
+            .and_then(Value::as_str)
+            != Some("ACCEPTED")
+        {
+            return bad(
+                "terms_of_service",
+                "TERMS_NOT_ACCEPTED",
+                "Customer Match terms of service must be accepted",
+            );
         }
     }
-    let Some(members) = body.get("audienceMembers").and_then(Value::as_array).filter(|m| !m.is_empty()) else {
-        return bad("audience_members", "REQUIRED_FIELD_MISSING", "audienceMembers is required");
+    let Some(members) = body
+        .get("audienceMembers")
+        .and_then(Value::as_array)
+        .filter(|m| !m.is_empty())
+    else {
+        return bad(
+            "audience_members",
+            "REQUIRED_FIELD_MISSING",
+            "audienceMembers is required",
+        );
     };
     if members.len() > MAX_DM_MEMBERS {
-        return bad("audience_members", "TOO_MANY_AUDIENCE_MEMBERS", "at most 10000 audience members per request");
+        return bad(
+            "audience_members",
+            "TOO_MANY_AUDIENCE_MEMBERS",
+            "at most 10000 audience members per request",
+        );
     }
     let mut inner = st.lock();
     let rejected = inner.rejected_emails.clone();
     let mut keys = Vec::new();
     let mut violations = Vec::new();
     for (i, m) in members.iter().enumerate() {
-        let ids = m.pointer("/userData/userIdentifiers").and_then(Value::as_array).cloned().unwrap_or_default();
+        let ids = m
+            .pointer("/userData/userIdentifiers")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         let field = format!("audience_members.audience_members[{i}].user_data.user_identifiers");
         match identifiers_key(&ids, 10) {
-            Err((reason, d)) => violations.push(json!({"field": field, "reason": reason, "description": d})),
+            Err((reason, d)) => {
+                violations.push(json!({"field": field, "reason": reason, "description": d}))
+            }
             Ok((email, phone)) => {
                 if email.as_ref().is_some_and(|e| rejected.contains(e)) {
                     violations.push(json!({"field": field, "reason": "INVALID_EMAIL_ADDRESS", "description": "Email is not valid."}));
@@ -956,7 +1338,11 @@ fn dm_members(st: &GoogleState, body: &Value, ingest: bool) -> Response {
     inner.max_dm_members_seen = inner.max_dm_members_seen.max(members.len());
     let Some(list) = inner.lists.iter_mut().find(|l| l.id == list_id) else {
         drop(inner);
-        return bad("destinations[0].product_destination_id", "INVALID_PRODUCT_DESTINATION_ID", "unknown user list");
+        return bad(
+            "destinations[0].product_destination_id",
+            "INVALID_PRODUCT_DESTINATION_ID",
+            "unknown user list",
+        );
     };
     for k in keys {
         if ingest {

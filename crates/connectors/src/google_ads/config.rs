@@ -1,0 +1,111 @@
+//! `[destinations.NAME]` keys for `kind = "google_ads"`.
+
+use crate::http::{HttpSettings, RetrySettings};
+use crate::secret::SecretRef;
+use serde::Deserialize;
+
+/// Default Google Ads API base URL: the version this connector was written and tested against.
+pub const DEFAULT_ADS_BASE_URL: &str = "https://googleads.googleapis.com/v26";
+/// Default Data Manager API base URL.
+pub const DEFAULT_DATA_MANAGER_BASE_URL: &str = "https://datamanager.googleapis.com/v1";
+/// Google's OAuth2 token endpoint.
+pub const DEFAULT_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
+
+/// Which Google API carries the audience members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GoogleApi {
+    /// Google Ads API Customer Match (`OfflineUserDataJobService`): needs an allowlisted developer token
+    /// since 2026-04-01.
+    #[default]
+    CustomerMatch,
+    /// Data Manager API (`audienceMembers:ingest` / `:remove`): Google's path for new integrations.
+    DataManager,
+}
+
+/// Google Ads destination config. Unknown keys are rejected so typos surface at startup.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GoogleAdsConfig {
+    /// `customer_match` (default) or `data_manager`.
+    #[serde(default)]
+    pub api: GoogleApi,
+    /// API base including the version; defaults to [`DEFAULT_ADS_BASE_URL`] for `customer_match` and
+    /// [`DEFAULT_DATA_MANAGER_BASE_URL`] for `data_manager`. Tests point it at the fake.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// OAuth2 token endpoint (refresh-token grant).
+    #[serde(default = "default_token_url")]
+    pub token_url: String,
+    /// Advertiser customer id (`123-456-7890` or digits).
+    pub customer_id: String,
+    /// Manager account id, sent as `login-customer-id` (Ads API) or `loginAccount` (Data Manager).
+    #[serde(default)]
+    pub login_customer_id: Option<String>,
+    /// Google Ads developer token; required for `customer_match`, unused by `data_manager`.
+    #[serde(default)]
+    pub developer_token: Option<SecretRef>,
+    /// OAuth2 client id.
+    pub client_id: SecretRef,
+    /// OAuth2 client secret.
+    pub client_secret: SecretRef,
+    /// OAuth2 refresh token (scope `adwords` for Customer Match, `datamanager` for Data Manager).
+    pub refresh_token: SecretRef,
+    /// An existing user list to write to instead of finding or creating one by name.
+    #[serde(default)]
+    pub user_list_id: Option<String>,
+    /// Customer Match: time between job status polls (default 10,000 ms).
+    #[serde(default)]
+    pub job_poll_interval_ms: Option<u64>,
+    /// Customer Match: how long to wait for a job before handing the batch back as transient (default
+    /// 3,600 s; jobs can take hours, and resending a batch is harmless).
+    #[serde(default)]
+    pub job_timeout_secs: Option<u64>,
+    /// Connect timeout in milliseconds.
+    #[serde(default)]
+    pub connect_timeout_ms: Option<u64>,
+    /// Whole-request timeout in milliseconds.
+    #[serde(default)]
+    pub request_timeout_ms: Option<u64>,
+    /// Retry budget.
+    #[serde(default)]
+    pub retry: Option<RetrySettings>,
+    /// Request pacing (default 5/s).
+    #[serde(default)]
+    pub requests_per_second: Option<f64>,
+}
+
+fn default_token_url() -> String {
+    DEFAULT_TOKEN_URL.to_string()
+}
+
+/// Strips dashes from a customer id and checks it is all digits.
+pub fn normalize_customer_id(raw: &str) -> Option<String> {
+    let digits: String = raw.trim().chars().filter(|c| *c != '-').collect();
+    (!digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit())).then_some(digits)
+}
+
+impl GoogleAdsConfig {
+    /// The base URL in force for the selected API.
+    pub fn effective_base_url(&self) -> String {
+        let default = match self.api {
+            GoogleApi::CustomerMatch => DEFAULT_ADS_BASE_URL,
+            GoogleApi::DataManager => DEFAULT_DATA_MANAGER_BASE_URL,
+        };
+        self.base_url
+            .as_deref()
+            .unwrap_or(default)
+            .trim_end_matches('/')
+            .to_string()
+    }
+
+    /// HTTP kit settings from the optional keys.
+    pub fn http_settings(&self) -> HttpSettings {
+        HttpSettings::from_config(
+            self.connect_timeout_ms,
+            self.request_timeout_ms,
+            self.retry.clone(),
+            Some(self.requests_per_second.unwrap_or(5.0)),
+        )
+    }
+}

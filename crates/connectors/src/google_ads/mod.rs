@@ -1,0 +1,55 @@
+//! Google Ads custom audiences (Customer Match user lists), over either of Google's two upload APIs,
+//! chosen by `api` in the destination config.
+//!
+//! **`api = "customer_match"`** — Google Ads API **v26** (`https://googleads.googleapis.com/v26`, released
+//! 2026-10-14, sunset planned late 2027), REST with OAuth2 (refresh token → bearer, token endpoint
+//! `https://oauth2.googleapis.com/token`), headers `developer-token` and optional `login-customer-id`:
+//! - lists: `POST /customers/{cid}/googleAds:search` (GAQL over `user_list`, paged by `nextPageToken`),
+//!   created with `POST /customers/{cid}/userLists:mutate` (`crmBasedUserList.uploadKeyType =
+//!   CONTACT_INFO`, `membershipLifeSpan = 10000`, i.e. no expiry);
+//! - members: one `OfflineUserDataJob` per call — `offlineUserDataJobs:create` (`CUSTOMER_MATCH_USER_LIST`,
+//!   consent `adUserData`/`adPersonalization` `GRANTED`: campaignd only sends consenting people), then
+//!   `{job}:addOperations` (`create`/`remove` of `userIdentifiers` `hashedEmail`/`hashedPhoneNumber`,
+//!   ≤ 10,000 people per request, `enablePartialFailure = true`; `partialFailureError` entries become
+//!   rejections by operation index), `{job}:run`, and GAQL polls of `offline_user_data_job.status` every
+//!   `job_poll_interval_ms` until `SUCCESS` or `FAILED`;
+//! - replace-all: the first slice's job starts with `{removeAll: true}`;
+//! - since 2026-04-01 a developer token that is not allowlisted gets
+//!   `CUSTOMER_NOT_ALLOWLISTED_FOR_THIS_FEATURE`: reported as an error telling the user to set
+//!   `api = "data_manager"`.
+//!
+//! **`api = "data_manager"`** — Data Manager API **v1** (`https://datamanager.googleapis.com/v1`, scope
+//! `https://www.googleapis.com/auth/datamanager`), coded from Google's REST reference (`audienceMembers`,
+//! `Destination`, `UserData`, `Consent`, `accountTypes.accounts.userLists`):
+//! - `POST /audienceMembers:ingest` `{destinations: [{operatingAccount: {accountType: GOOGLE_ADS,
+//!   accountId}, loginAccount?, productDestinationId: <user list id>}], audienceMembers: [{userData:
+//!   {userIdentifiers: [{emailAddress}, {phoneNumber}]}}], consent: {adUserData, adPersonalization:
+//!   CONSENT_GRANTED}, encoding: HEX, termsOfService: {customerMatchTermsOfServiceStatus: ACCEPTED}}`,
+//!   ≤ 10,000 members per request; `POST /audienceMembers:remove` the same without consent and terms;
+//! - the list is `user_list_id` when configured, else found by `displayName` in `GET
+//!   /accountTypes/GOOGLE_ADS/accounts/{cid}/userLists` (paged by `pageToken`) or created with `POST` there
+//!   (`ingestedUserListInfo.uploadKeyTypes = [CONTACT_ID]`, membership 540 days, the maximum);
+//! - assumptions: Google validates a request as a whole, so a 400 whose `BadRequest.fieldViolations` name
+//!   `audience_members[i]` turns those members into rejections and the rest is sent once more; processing
+//!   is asynchronous and `requestStatus:retrieve` is not polled (the `requestId` is logged only); no native
+//!   replace-all is used (the engine does a full resync).
+//!
+//! Both: 429 `RESOURCE_EXHAUSTED` waits `quotaErrorDetails.retryDelay` through the kit; a 401 refreshes the
+//! token once. Identifiers: email trimmed and lower-cased, phone E.164 **with** `+`, both SHA-256 hex.
+//! Channel: ads. Minimum audience: 1,000 matched people.
+
+mod client;
+mod config;
+mod mapping;
+
+#[cfg(test)]
+mod tests;
+
+pub use client::{
+    GoogleAdsDestination, GooglePolicy, MAX_MEMBERS_PER_CALL, MIN_AUDIENCE, NOT_ALLOWLISTED_HINT,
+};
+pub use config::{
+    GoogleAdsConfig, GoogleApi, DEFAULT_ADS_BASE_URL, DEFAULT_DATA_MANAGER_BASE_URL,
+    DEFAULT_TOKEN_URL,
+};
+pub use mapping::{identifiers, prepare};

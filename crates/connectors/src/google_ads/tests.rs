@@ -1,0 +1,423 @@
+//! Google Ads connector tests against the stateful fake over loopback HTTP, for both APIs.
+
+use super::NOT_ALLOWLISTED_HINT;
+use crate::model::{AudienceRef, Contact, PreparedMember, ReplaceSession};
+use crate::{build_destination, AudienceDestination, ConnectorError, SecretResolver};
+use campaignd_core::identifiers::sha256_hex;
+use campaignd_fakes::google_ads::GoogleFakeConfig;
+use campaignd_fakes::FakeGoogleAds;
+use serde_json::json;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const DEV_TOKEN: &str = "devtok-SECRET-0123456789";
+const CLIENT_ID: &str = "client-id-123.apps.example";
+const CLIENT_SECRET: &str = "client-SECRET-abcdef";
+const REFRESH: &str = "1//refresh-SECRET-xyz987";
+
+async fn fake(login: Option<&str>) -> FakeGoogleAds {
+    FakeGoogleAds::start(GoogleFakeConfig {
+        developer_token: DEV_TOKEN.into(),
+        customer_id: "1234567890".into(),
+        login_customer_id: login.map(str::to_string),
+        client_id: CLIENT_ID.into(),
+        client_secret: CLIENT_SECRET.into(),
+        refresh_token: REFRESH.into(),
+    })
+    .await
+    .expect("fake google")
+}
+
+fn resolver(refresh: &str) -> SecretResolver {
+    SecretResolver::from_map(HashMap::from([
+        ("G_DEV".to_string(), DEV_TOKEN.to_string()),
+        ("G_ID".to_string(), CLIENT_ID.to_string()),
+        ("G_SECRET".to_string(), CLIENT_SECRET.to_string()),
+        ("G_REFRESH".to_string(), refresh.to_string()),
+    ]))
+}
+
+fn section(fake: &FakeGoogleAds, api: &str, extra: serde_json::Value) -> serde_json::Value {
+    let base = if api == "data_manager" {
+        fake.data_manager_url()
+    } else {
+        fake.base_url()
+    };
+    let mut s = json!({
+        "kind": "google_ads",
+        "api": api,
+        "base_url": base,
+        "token_url": fake.token_url(),
+        "customer_id": "123-456-7890",
+        "developer_token": {"env": "G_DEV"},
+        "client_id": {"env": "G_ID"},
+        "client_secret": {"env": "G_SECRET"},
+        "refresh_token": {"env": "G_REFRESH"},
+        "job_poll_interval_ms": 5,
+        "request_timeout_ms": 5_000,
+        "requests_per_second": 1000.0,
+        "retry": {"max_attempts": 3, "initial_backoff_ms": 5, "max_backoff_ms": 20, "max_retry_after_secs": 3},
+    });
+    if let (Some(obj), Some(more)) = (s.as_object_mut(), extra.as_object()) {
+        obj.extend(more.clone());
+    }
+    s
+}
+
+fn destination(fake: &FakeGoogleAds, api: &str) -> Arc<dyn AudienceDestination> {
+    build_destination("gads", &section(fake, api, json!({})), &resolver(REFRESH))
+        .expect("google destination")
+}
+
+fn contact(i: usize) -> Contact {
+    Contact {
+        customer_id: format!("c{i}"),
+        email: Some(format!(" Person{i}@Example.com")),
+        phone: i
+            .is_multiple_of(2)
+            .then(|| format!("+1 (555) {:03}-{:04}", i / 10_000 % 1000, i % 10_000)),
+        country: Some("US".into()),
+        ..Default::default()
+    }
+}
+
+fn email_hash(i: usize) -> String {
+    sha256_hex(&format!("person{i}@example.com"))
+}
+
+fn prepared(d: &dyn AudienceDestination, range: std::ops::Range<usize>) -> Vec<PreparedMember> {
+    range
+        .map(|i| d.prepare(&contact(i)).expect("usable"))
+        .collect()
+}
+
+#[test]
+fn google_phone_hash_keeps_the_plus() {
+    let c = Contact {
+        customer_id: "p".into(),
+        phone: Some("(555) 987-6543".into()),
+        country: Some("US".into()),
+        ..Default::default()
+    };
+    let m = super::prepare(&c).expect("phone");
+    assert_eq!(m.payload["hashedPhoneNumber"], sha256_hex("+15559876543"));
+}
+
+#[tokio::test]
+async fn customer_match_find_or_create_pages_and_adopts() {
+    let fake = fake(None).await;
+    let ids = fake.seed_lists((0..60).map(|i| format!("existing {i}")));
+    let d = destination(&fake, "customer_match");
+    let adopted = d
+        .find_or_create_audience("existing 57", "x")
+        .await
+        .expect("adopt");
+    assert_eq!(
+        adopted,
+        AudienceRef {
+            remote_id: ids[57].clone(),
+            adopted: true
+        }
+    );
+    // 60 lists at 25 per page: three searches.
+    assert_eq!(fake.requests().count("POST", "/googleAds:search"), 3);
+    let created = d
+        .find_or_create_audience("campaignd: vip", "VIP")
+        .await
+        .expect("create");
+    assert!(!created.adopted);
+    assert_eq!(
+        fake.list_id("campaignd: vip"),
+        Some(created.remote_id.clone())
+    );
+    let again = d
+        .find_or_create_audience("campaignd: vip", "VIP")
+        .await
+        .expect("adopt own");
+    assert_eq!((again.remote_id, again.adopted), (created.remote_id, true));
+    assert_eq!(fake.lists().len(), 61);
+}
+
+#[tokio::test]
+async fn customer_match_add_remove_converge_through_jobs() {
+    let fake = fake(Some("9998887777")).await;
+    let d = build_destination(
+        "gads",
+        &section(
+            &fake,
+            "customer_match",
+            json!({"login_customer_id": "999-888-7777"}),
+        ),
+        &resolver(REFRESH),
+    )
+    .expect("built");
+    let aud = d.find_or_create_audience("a", "").await.expect("list");
+    let all = prepared(d.as_ref(), 0..250);
+    let out = d.add_members(&aud, &all).await.expect("add");
+    assert_eq!((out.accepted, out.rejected.len()), (250, 0));
+    let out = d.remove_members(&aud, &all[..100]).await.expect("remove");
+    assert_eq!(out.accepted, 100);
+    let expected: BTreeSet<String> = (100..250).map(email_hash).collect();
+    assert_eq!(fake.members(&aud.remote_id), expected);
+    assert_eq!(fake.jobs_completed(), 2);
+    // Each job was polled until SUCCESS (PENDING, RUNNING, SUCCESS).
+    assert!(fake.requests().count("POST", "/googleAds:search") >= 6);
+    assert_eq!(d.limits().min_audience_size, 1_000);
+    assert_eq!(d.channel(), crate::Channel::Ads);
+}
+
+#[tokio::test]
+async fn customer_match_splits_operations_at_ten_thousand() {
+    let fake = fake(None).await;
+    let d = destination(&fake, "customer_match");
+    let aud = d.find_or_create_audience("big", "").await.expect("list");
+    let all = prepared(d.as_ref(), 0..10_500);
+    let out = d.add_members(&aud, &all).await.expect("add");
+    assert_eq!(out.accepted, 10_500);
+    assert_eq!(fake.requests().count("POST", ":addOperations"), 2);
+    assert_eq!(fake.requests().count("POST", ":run"), 1);
+    assert!(fake.max_identifiers_per_call() <= 20_000);
+    assert_eq!(fake.members(&aud.remote_id).len(), 10_500);
+}
+
+#[tokio::test]
+async fn resource_exhausted_retry_delay_is_honoured() {
+    let fake = fake(None).await;
+    let d = destination(&fake, "customer_match");
+    let aud = d.find_or_create_audience("a", "").await.expect("list");
+    fake.set_retry_delay_secs(1);
+    fake.faults().throttle_next(1);
+    let start = Instant::now();
+    let out = d
+        .add_members(&aud, &prepared(d.as_ref(), 0..10))
+        .await
+        .expect("add after 429");
+    assert!(
+        start.elapsed() >= Duration::from_millis(950),
+        "waited {:?}",
+        start.elapsed()
+    );
+    assert_eq!(out.accepted, 10);
+    let stats = d.http_stats().expect("stats");
+    assert_eq!(stats.throttled, 1);
+
+    fake.set_retry_delay_secs(3600);
+    fake.faults().throttle_next(1);
+    let err = d
+        .add_members(&aud, &prepared(d.as_ref(), 0..10))
+        .await
+        .expect_err("too long");
+    assert!(
+        matches!(err, ConnectorError::Throttled { retry_after: Some(r), .. } if r == Duration::from_secs(3600)),
+        "{err}"
+    );
+    assert!(err.is_transient());
+}
+
+#[tokio::test]
+async fn expired_token_is_refreshed_once() {
+    let fake = fake(None).await;
+    let d = destination(&fake, "customer_match");
+    let aud = d.find_or_create_audience("a", "").await.expect("list");
+    assert_eq!(fake.oauth().issued(), 1);
+    fake.oauth().expire_all();
+    let out = d
+        .add_members(&aud, &prepared(d.as_ref(), 0..5))
+        .await
+        .expect("add after refresh");
+    assert_eq!(out.accepted, 5);
+    assert_eq!(fake.oauth().issued(), 2);
+    assert_eq!(d.http_stats().expect("stats").token_refreshes, 1);
+}
+
+#[tokio::test]
+async fn partial_failure_becomes_rejections() {
+    let fake = fake(None).await;
+    let d = destination(&fake, "customer_match");
+    let aud = d.find_or_create_audience("a", "").await.expect("list");
+    fake.reject_emails([email_hash(3), email_hash(7)]);
+    let mut members = prepared(d.as_ref(), 0..10);
+    members.push(PreparedMember::new(
+        "corrupt",
+        json!({"hashedEmail": "NOT-A-HASH"}),
+    ));
+    let out = d.add_members(&aud, &members).await.expect("add");
+    assert_eq!(out.accepted, 8);
+    let mut ids: Vec<&str> = out
+        .rejected
+        .iter()
+        .map(|r| r.customer_id.as_str())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["c3", "c7", "corrupt"]);
+    let c3 = out
+        .rejected
+        .iter()
+        .find(|r| r.customer_id == "c3")
+        .expect("c3");
+    assert!(c3.reason.contains("INVALID_EMAIL_ADDRESS"), "{c3:?}");
+    assert!(!fake.members(&aud.remote_id).contains(&email_hash(3)));
+    assert_eq!(fake.members(&aud.remote_id).len(), 8);
+}
+
+#[tokio::test]
+async fn not_allowlisted_tells_the_user_to_switch_api() {
+    let fake = fake(None).await;
+    fake.set_allowlisted(false);
+    let d = destination(&fake, "customer_match");
+    let aud = d.find_or_create_audience("a", "").await.expect("list");
+    let err = d
+        .add_members(&aud, &prepared(d.as_ref(), 0..3))
+        .await
+        .expect_err("not allowlisted");
+    let msg = err.to_string();
+    assert!(msg.contains("api = \"data_manager\""), "{msg}");
+    assert!(
+        msg.contains("CUSTOMER_NOT_ALLOWLISTED_FOR_THIS_FEATURE"),
+        "{msg}"
+    );
+    assert!(NOT_ALLOWLISTED_HINT.contains("data_manager"));
+    assert!(!err.is_transient());
+}
+
+#[tokio::test]
+async fn secrets_never_appear_in_errors() {
+    let fake = fake(None).await;
+    let wrong = "1//refresh-WRONG-SECRET-555";
+    let d = build_destination(
+        "gads",
+        &section(&fake, "customer_match", json!({})),
+        &resolver(wrong),
+    )
+    .expect("built");
+    let err = d
+        .find_or_create_audience("a", "")
+        .await
+        .expect_err("bad refresh token");
+    let text = format!("{err} {err:?}");
+    assert!(matches!(err, ConnectorError::Auth { .. }), "{text}");
+    for secret in [wrong, CLIENT_SECRET, DEV_TOKEN, REFRESH] {
+        assert!(!text.contains(secret), "secret leaked: {text}");
+    }
+    // Missing developer token for Customer Match is a config error naming the key.
+    let mut s = section(&fake, "customer_match", json!({}));
+    s.as_object_mut().map(|o| o.remove("developer_token"));
+    let e = build_destination("gads", &s, &resolver(REFRESH))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(e.contains("developer_token"), "{e}");
+    let e = build_destination(
+        "gads",
+        &section(&fake, "customer_match", json!({"typo": 1})),
+        &resolver(REFRESH),
+    )
+    .err()
+    .map(|e| e.to_string())
+    .unwrap_or_default();
+    assert!(e.contains("typo"), "{e}");
+}
+
+#[tokio::test]
+async fn customer_match_replace_all_takes_over_an_adopted_list() {
+    let fake = fake(None).await;
+    let ids = fake.seed_lists(["old"]);
+    fake.seed_members(&ids[0], ["stale".to_string()]);
+    let d = destination(&fake, "customer_match");
+    assert!(d.supports_replace_all());
+    let aud = d.find_or_create_audience("old", "").await.expect("adopt");
+    assert!(aud.adopted);
+    let members = prepared(d.as_ref(), 0..300);
+    let mut session = ReplaceSession::new(300);
+    d.replace_all(&aud, &mut session, &members[..200], false)
+        .await
+        .expect("first");
+    d.replace_all(&aud, &mut session, &members[200..], true)
+        .await
+        .expect("last");
+    assert_eq!(session.next_batch_seq, 3);
+    let expected: BTreeSet<String> = (0..300).map(email_hash).collect();
+    assert_eq!(fake.members(&aud.remote_id), expected);
+}
+
+#[tokio::test]
+async fn data_manager_find_or_create_add_remove() {
+    let fake = fake(None).await;
+    fake.set_allowlisted(false);
+    let ids = fake.seed_lists((0..30).map(|i| format!("dm {i}")));
+    let d = destination(&fake, "data_manager");
+    assert!(!d.supports_replace_all());
+    let adopted = d.find_or_create_audience("dm 29", "").await.expect("adopt");
+    assert_eq!(
+        adopted,
+        AudienceRef {
+            remote_id: ids[29].clone(),
+            adopted: true
+        }
+    );
+    assert_eq!(fake.requests().count("GET", "/userLists"), 2);
+    let aud = d
+        .find_or_create_audience("dm new", "desc")
+        .await
+        .expect("create");
+    assert!(!aud.adopted);
+    let all = prepared(d.as_ref(), 0..10_200);
+    let out = d.add_members(&aud, &all).await.expect("ingest");
+    assert_eq!(out.accepted, 10_200);
+    assert_eq!(fake.requests().count("POST", "/audienceMembers:ingest"), 2);
+    assert_eq!(fake.max_members_per_request(), 10_000);
+    let out = d.remove_members(&aud, &all[..200]).await.expect("remove");
+    assert_eq!(out.accepted, 200);
+    let expected: BTreeSet<String> = (200..10_200).map(email_hash).collect();
+    assert_eq!(fake.members(&aud.remote_id), expected);
+    // No developer-token header and no Customer Match job on this path.
+    assert_eq!(
+        fake.requests().count("POST", "offlineUserDataJobs:create"),
+        0
+    );
+}
+
+#[tokio::test]
+async fn data_manager_configured_list_rejections_throttle_and_refresh() {
+    let fake = fake(None).await;
+    let ids = fake.seed_lists(["configured"]);
+    let mut s = section(&fake, "data_manager", json!({"user_list_id": ids[0]}));
+    s.as_object_mut().map(|o| o.remove("developer_token"));
+    let d = build_destination("gads", &s, &resolver(REFRESH)).expect("built");
+    let aud = d
+        .find_or_create_audience("ignored", "")
+        .await
+        .expect("configured");
+    assert_eq!(
+        aud,
+        AudienceRef {
+            remote_id: ids[0].clone(),
+            adopted: true
+        }
+    );
+
+    fake.reject_emails([email_hash(4)]);
+    let out = d
+        .add_members(&aud, &prepared(d.as_ref(), 0..10))
+        .await
+        .expect("ingest");
+    assert_eq!(out.accepted, 9);
+    assert_eq!(out.rejected.len(), 1);
+    assert_eq!(out.rejected[0].customer_id, "c4");
+    assert!(
+        out.rejected[0].reason.contains("INVALID_EMAIL_ADDRESS"),
+        "{:?}",
+        out.rejected
+    );
+    assert_eq!(fake.members(&aud.remote_id).len(), 9);
+
+    fake.oauth().expire_all();
+    fake.faults().throttle_next(1);
+    d.remove_members(&aud, &prepared(d.as_ref(), 0..2))
+        .await
+        .expect("remove after refresh");
+    assert_eq!(fake.members(&aud.remote_id).len(), 7);
+    let stats = d.http_stats().expect("stats");
+    assert_eq!((stats.throttled, stats.token_refreshes), (1, 1));
+}

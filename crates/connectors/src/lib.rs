@@ -15,6 +15,7 @@
 
 pub mod error;
 pub mod file;
+pub mod google_ads;
 pub mod http;
 pub mod meta;
 pub mod model;

@@ -4,6 +4,7 @@
 
 use crate::error::ConfigError;
 use crate::file::{FileConfig, FileDestination};
+use crate::google_ads::{GoogleAdsConfig, GoogleAdsDestination};
 use crate::meta::{MetaConfig, MetaDestination};
 use crate::sandbox::{SandboxConfig, SandboxDestination};
 use crate::secret::SecretResolver;
@@ -14,7 +15,7 @@ use std::sync::Arc;
 
 /// Kinds this build can construct. DESIGN §6 also lists google_ads, tiktok, linkedin, mailchimp, klaviyo,
 /// sendgrid and sandbox; they are refused with `UnknownKind` until their modules exist.
-pub const KNOWN_KINDS: &[&str] = &["meta", "webhook", "file", "sandbox"];
+pub const KNOWN_KINDS: &[&str] = &["meta", "webhook", "file", "sandbox", "google_ads"];
 
 /// Builds the destination `name` from its config section (a JSON value, e.g. converted from TOML).
 pub fn build_destination(
@@ -61,6 +62,11 @@ pub fn build_destination(
         "sandbox" => Ok(Arc::new(SandboxDestination::from_config(
             name,
             parse::<SandboxConfig>(name, rest)?,
+        )?)),
+        "google_ads" => Ok(Arc::new(GoogleAdsDestination::from_config(
+            name,
+            parse::<GoogleAdsConfig>(name, rest)?,
+            secrets,
         )?)),
         other => Err(ConfigError::UnknownKind {
             destination: name.to_string(),

@@ -22,6 +22,7 @@ pub mod model;
 pub mod registry;
 pub mod sandbox;
 pub mod secret;
+pub mod tiktok;
 pub mod traits;
 pub mod webhook;
 

@@ -8,6 +8,7 @@ use crate::google_ads::{GoogleAdsConfig, GoogleAdsDestination};
 use crate::meta::{MetaConfig, MetaDestination};
 use crate::sandbox::{SandboxConfig, SandboxDestination};
 use crate::secret::SecretResolver;
+use crate::tiktok::{TikTokConfig, TikTokDestination};
 use crate::traits::AudienceDestination;
 use crate::webhook::{WebhookConfig, WebhookDestination};
 use serde::de::DeserializeOwned;
@@ -15,7 +16,7 @@ use std::sync::Arc;
 
 /// Kinds this build can construct. DESIGN §6 also lists google_ads, tiktok, linkedin, mailchimp, klaviyo,
 /// sendgrid and sandbox; they are refused with `UnknownKind` until their modules exist.
-pub const KNOWN_KINDS: &[&str] = &["meta", "webhook", "file", "sandbox", "google_ads"];
+pub const KNOWN_KINDS: &[&str] = &["meta", "webhook", "file", "sandbox", "google_ads", "tiktok"];
 
 /// Builds the destination `name` from its config section (a JSON value, e.g. converted from TOML).
 pub fn build_destination(
@@ -66,6 +67,11 @@ pub fn build_destination(
         "google_ads" => Ok(Arc::new(GoogleAdsDestination::from_config(
             name,
             parse::<GoogleAdsConfig>(name, rest)?,
+            secrets,
+        )?)),
+        "tiktok" => Ok(Arc::new(TikTokDestination::from_config(
+            name,
+            parse::<TikTokConfig>(name, rest)?,
             secrets,
         )?)),
         other => Err(ConfigError::UnknownKind {

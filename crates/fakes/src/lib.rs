@@ -12,10 +12,12 @@ pub mod google_ads;
 pub mod mailchimp;
 pub mod meta;
 pub mod skeleton;
+pub mod tiktok;
 pub mod webhook;
 
 pub use google_ads::FakeGoogleAds;
 pub use mailchimp::FakeMailchimp;
 pub use meta::FakeMeta;
 pub use skeleton::{FakeServer, Faults, RecordedRequest, RequestLog};
+pub use tiktok::FakeTikTok;
 pub use webhook::FakeWebhook;

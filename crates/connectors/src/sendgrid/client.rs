@@ -1,0 +1,752 @@
+//! The SendGrid destination: list lookup/creation, upserts as polled import jobs, removals by contact id,
+//! paced from SendGrid's rate-limit headers.
+
+use super::config::SendGridConfig;
+use super::mapping;
+use crate::error::{ConfigError, ConnectorError};
+use crate::http::{
+    body_excerpt, default_classify, HttpKit, HttpReply, HttpStatsSnapshot, ResponsePolicy,
+    StaticToken, TokenSource, Verdict,
+};
+use crate::model::{
+    AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, PreparedMember, Rejection,
+};
+use crate::secret::SecretResolver;
+use crate::traits::AudienceDestination;
+use async_trait::async_trait;
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Contacts per upsert job (SendGrid takes up to 30,000 or 6 MB; 10,000 keeps well under both).
+pub const BATCH_SIZE: usize = 10_000;
+/// Emails per contact search.
+const SEARCH_CHUNK: usize = 100;
+/// Contact ids per removal request (they travel in the query string).
+const DELETE_CHUNK: usize = 100;
+/// Lists requested per page.
+const PAGE_SIZE: usize = 1000;
+/// Slack added to `X-RateLimit-Reset` waits: the header has one-second resolution.
+const RESET_MARGIN: Duration = Duration::from_millis(50);
+
+/// A configured SendGrid account.
+#[derive(Debug)]
+pub struct SendGridDestination {
+    name: String,
+    base_url: String,
+    token: StaticToken,
+    kit: HttpKit,
+    policy: SendGridPolicy,
+    pace_until: std::sync::Mutex<Option<SystemTime>>,
+    poll_interval: Duration,
+    poll_timeout: Duration,
+    rps: f64,
+}
+
+/// Reads SendGrid's `{"errors": [{"field", "message"}]}` bodies; a 429 waits until
+/// `X-RateLimit-Reset` (or `Retry-After`), 401 is an auth failure, 5xx is retried.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SendGridPolicy;
+
+#[derive(Debug, Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    errors: Vec<FieldError>,
+}
+
+#[derive(Debug, Deserialize)]
+struct FieldError {
+    #[serde(default)]
+    field: Option<String>,
+    #[serde(default)]
+    message: String,
+}
+
+fn error_reason(body: &[u8]) -> Option<String> {
+    let parsed: ErrorBody = serde_json::from_slice(body).ok()?;
+    let parts: Vec<String> = parsed
+        .errors
+        .iter()
+        .map(|e| match e.field.as_deref().filter(|f| !f.is_empty()) {
+            Some(f) => format!("{f}: {}", e.message),
+            None => e.message.clone(),
+        })
+        .collect();
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
+fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
+    headers.get(name)?.to_str().ok()?.trim().parse().ok()
+}
+
+/// When the current rate-limit window ends, from `X-RateLimit-Reset` (epoch seconds).
+fn reset_at(headers: &HeaderMap) -> Option<SystemTime> {
+    header_u64(headers, "x-ratelimit-reset")
+        .map(|s| UNIX_EPOCH + Duration::from_secs(s) + RESET_MARGIN)
+}
+
+impl ResponsePolicy for SendGridPolicy {
+    fn classify(&self, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Verdict {
+        if status.is_success() {
+            return Verdict::Success;
+        }
+        let reason = error_reason(body).unwrap_or_else(|| body_excerpt(body));
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            let after = reset_at(headers)
+                .map(|t| {
+                    t.duration_since(SystemTime::now())
+                        .unwrap_or(Duration::ZERO)
+                })
+                .or_else(|| crate::http::retry_after(headers));
+            return Verdict::Retry {
+                after,
+                throttled: true,
+                reason,
+            };
+        }
+        match default_classify(status, headers, body) {
+            Verdict::Unauthorized { .. } => Verdict::Unauthorized { reason },
+            Verdict::Retry {
+                after, throttled, ..
+            } => Verdict::Retry {
+                after,
+                throttled,
+                reason,
+            },
+            Verdict::Fail { code, .. } => Verdict::Fail { code, reason },
+            Verdict::Success => Verdict::Success,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ListPage {
+    #[serde(default)]
+    result: Vec<ListEntry>,
+    #[serde(default, rename = "_metadata")]
+    metadata: Option<PageMeta>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ListEntry {
+    id: String,
+    #[serde(default)]
+    name: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct PageMeta {
+    #[serde(default)]
+    next: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct JobCreated {
+    job_id: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct ImportStatus {
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    results: Option<ImportResults>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ImportResults {
+    #[serde(default)]
+    errored_count: Option<f64>,
+    #[serde(default)]
+    errors_url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SearchReply {
+    #[serde(default)]
+    result: HashMap<String, SearchHit>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SearchHit {
+    #[serde(default)]
+    contact: Option<FoundContact>,
+}
+
+#[derive(Debug, Deserialize)]
+struct FoundContact {
+    id: String,
+}
+
+/// Row indices named by `contacts[N]` in a 400's message.
+fn rejected_indices(message: &str) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut rest = message;
+    while let Some(pos) = rest.find("contacts[") {
+        rest = &rest[pos + "contacts[".len()..];
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        if let Ok(n) = digits.parse::<usize>() {
+            if !out.contains(&n) {
+                out.push(n);
+            }
+        }
+    }
+    out
+}
+
+/// Parses the errors file of an import job: a CSV whose email and error columns are found by name.
+fn parse_errors_csv(body: &[u8]) -> Vec<(String, String)> {
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(body);
+    let Ok(headers) = reader.headers().cloned() else {
+        return Vec::new();
+    };
+    let lower: Vec<String> = headers.iter().map(|h| h.trim().to_lowercase()).collect();
+    let Some(email_col) = lower.iter().position(|h| h.contains("email")) else {
+        return Vec::new();
+    };
+    let reason_col = lower
+        .iter()
+        .position(|h| h.contains("error") || h.contains("message") || h.contains("reason"));
+    reader
+        .records()
+        .filter_map(Result::ok)
+        .filter_map(|r| {
+            let email = r.get(email_col)?.trim().to_lowercase();
+            let reason = reason_col
+                .and_then(|c| r.get(c))
+                .unwrap_or("refused by SendGrid")
+                .trim()
+                .to_string();
+            (!email.is_empty()).then_some((email, reason))
+        })
+        .collect()
+}
+
+/// One chunk's members grouped by email (several customers can share one).
+struct Chunk<'a> {
+    emails: Vec<String>,
+    owners: HashMap<String, Vec<&'a PreparedMember>>,
+}
+
+impl Chunk<'_> {
+    fn reject(&self, email: &str, reason: &str, outcome: &mut BatchOutcome) {
+        for m in self
+            .owners
+            .get(&email.trim().to_lowercase())
+            .into_iter()
+            .flatten()
+        {
+            if !outcome
+                .rejected
+                .iter()
+                .any(|r| r.customer_id == m.customer_id)
+            {
+                outcome.rejected.push(Rejection {
+                    customer_id: m.customer_id.clone(),
+                    reason: reason.to_string(),
+                });
+            }
+        }
+    }
+}
+
+fn group<'a>(members: &'a [PreparedMember], outcome: &mut BatchOutcome) -> Chunk<'a> {
+    let mut chunk = Chunk {
+        emails: Vec::new(),
+        owners: HashMap::new(),
+    };
+    for m in members {
+        match mapping::email_of(&m.payload) {
+            Some(e) => {
+                let owners = chunk.owners.entry(e.clone()).or_default();
+                if owners.is_empty() {
+                    chunk.emails.push(e);
+                }
+                owners.push(m);
+            }
+            None => outcome.rejected.push(Rejection {
+                customer_id: m.customer_id.clone(),
+                reason: "stored payload has no valid email".into(),
+            }),
+        }
+    }
+    chunk
+}
+
+impl SendGridDestination {
+    /// Builds the destination from its config, resolving the key.
+    pub fn from_config(
+        name: &str,
+        config: SendGridConfig,
+        secrets: &SecretResolver,
+    ) -> Result<Self, ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            destination: name.to_string(),
+            key: key.to_string(),
+            message,
+        };
+        let parsed = url::Url::parse(&config.base_url)
+            .map_err(|e| invalid("base_url", format!("not a URL: {e}")))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(invalid("base_url", "expected an http(s) URL".into()));
+        }
+        let key = secrets
+            .resolve(&config.api_key)
+            .map_err(|e| ConfigError::Secret {
+                destination: name.to_string(),
+                key: "api_key".into(),
+                message: e.to_string(),
+            })?;
+        let settings = config.http_settings();
+        let kit = HttpKit::new(name, &settings, &[&key])
+            .map_err(|e| invalid(".", format!("cannot build HTTP client: {e}")))?;
+        Ok(SendGridDestination {
+            name: name.to_string(),
+            base_url: config.base_url.trim_end_matches('/').to_string(),
+            token: StaticToken::new(key),
+            kit,
+            policy: SendGridPolicy,
+            pace_until: std::sync::Mutex::new(None),
+            poll_interval: Duration::from_millis(config.poll_interval_ms.unwrap_or(2_000)),
+            poll_timeout: Duration::from_secs(config.poll_timeout_secs.unwrap_or(900)),
+            rps: settings.requests_per_second.unwrap_or(10.0),
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/{}", self.base_url, path)
+    }
+
+    fn parse<T: for<'de> Deserialize<'de>>(
+        &self,
+        operation: &str,
+        body: &[u8],
+    ) -> Result<T, ConnectorError> {
+        serde_json::from_slice(body).map_err(|e| ConnectorError::InvalidResponse {
+            destination: self.name.clone(),
+            operation: operation.into(),
+            message: format!("{e}: {}", self.kit.redactor().redact(&body_excerpt(body))),
+        })
+    }
+
+    /// Waits out an exhausted rate-limit window announced by an earlier reply.
+    async fn pace(&self) {
+        let until = self.pace_until.lock().ok().and_then(|g| *g);
+        if let Some(wait) = until.and_then(|t| t.duration_since(SystemTime::now()).ok()) {
+            tracing::debug!(destination = %self.name, wait_ms = wait.as_millis() as u64, "rate-limit window exhausted, waiting for reset");
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    fn note_rate_headers(&self, headers: &HeaderMap) {
+        if header_u64(headers, "x-ratelimit-remaining") == Some(0) {
+            if let (Some(reset), Ok(mut guard)) = (reset_at(headers), self.pace_until.lock()) {
+                *guard = Some(reset);
+            }
+        }
+    }
+
+    /// Sends one request (with retries) after honouring the rate-limit headers of the previous reply.
+    async fn send(
+        &self,
+        operation: &str,
+        method: Method,
+        url: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+        authenticated: bool,
+    ) -> Result<HttpReply, ConnectorError> {
+        self.pace().await;
+        let auth = authenticated.then_some(&self.token as &dyn TokenSource);
+        let reply = self
+            .kit
+            .send_with_retry(operation, &self.policy, auth, |c, t| {
+                let mut req = c.request(method.clone(), url).query(query);
+                if let Some(t) = t {
+                    req = req.bearer_auth(t.expose());
+                }
+                if let Some(b) = body {
+                    req = req.json(b);
+                }
+                req
+            })
+            .await?;
+        self.note_rate_headers(&reply.headers);
+        Ok(reply)
+    }
+
+    async fn find_list(&self, name: &str) -> Result<Option<String>, ConnectorError> {
+        let url = self.url("marketing/lists");
+        let mut token: Option<String> = None;
+        loop {
+            let mut query = vec![("page_size", PAGE_SIZE.to_string())];
+            if let Some(t) = &token {
+                query.push(("page_token", t.clone()));
+            }
+            let reply = self
+                .send("list lists", Method::GET, &url, &query, None, true)
+                .await?;
+            let page: ListPage = self.parse("list lists", &reply.body)?;
+            if let Some(l) = page.result.iter().find(|l| l.name == name) {
+                return Ok(Some(l.id.clone()));
+            }
+            let next_token = page
+                .metadata
+                .and_then(|m| m.next)
+                .and_then(|n| url::Url::parse(&n).ok())
+                .and_then(|u| {
+                    u.query_pairs()
+                        .find(|(k, _)| k == "page_token")
+                        .map(|(_, v)| v.into_owned())
+                });
+            match next_token {
+                Some(t) if !page.result.is_empty() && Some(&t) != token.as_ref() => token = Some(t),
+                _ => return Ok(None),
+            }
+        }
+    }
+
+    async fn create_list(&self, name: &str) -> Result<String, ConnectorError> {
+        let body = json!({"name": name});
+        let reply = self
+            .send(
+                "create list",
+                Method::POST,
+                &self.url("marketing/lists"),
+                &[],
+                Some(&body),
+                true,
+            )
+            .await?;
+        let created: ListEntry = self.parse("create list", &reply.body)?;
+        Ok(created.id)
+    }
+
+    /// Polls an import job until it finishes; returns (email, reason) of the refused rows, or `None` when
+    /// the job reported errors whose rows could not be read.
+    async fn wait_for_job(
+        &self,
+        job_id: &str,
+    ) -> Result<Option<Vec<(String, String)>>, ConnectorError> {
+        let url = self.url(&format!("marketing/contacts/imports/{job_id}"));
+        let started = tokio::time::Instant::now();
+        let mut polls = 0u32;
+        loop {
+            polls += 1;
+            let reply = self
+                .send("poll import job", Method::GET, &url, &[], None, true)
+                .await?;
+            let status: ImportStatus = self.parse("poll import job", &reply.body)?;
+            match status.status.as_str() {
+                "completed" => return Ok(Some(Vec::new())),
+                "errored" | "failed" => {
+                    let results = status.results.unwrap_or(ImportResults {
+                        errored_count: None,
+                        errors_url: None,
+                    });
+                    let errored = results.errored_count.unwrap_or(0.0) as usize;
+                    let refused = match &results.errors_url {
+                        Some(u) => self.fetch_errors(u).await,
+                        None => Vec::new(),
+                    };
+                    if refused.is_empty() || (errored > 0 && refused.len() < errored) {
+                        tracing::warn!(destination = %self.name, job_id, errored, read = refused.len(), "import job errors could not all be attributed");
+                        return Ok(None);
+                    }
+                    return Ok(Some(refused));
+                }
+                other => {
+                    if started.elapsed() >= self.poll_timeout {
+                        return Err(ConnectorError::Transport {
+                            destination: self.name.clone(),
+                            operation: "poll import job".into(),
+                            attempts: polls,
+                            message: format!(
+                                "import job {job_id} still `{other}` after {}s; the batch will be sent again",
+                                self.poll_timeout.as_secs()
+                            ),
+                        });
+                    }
+                    tokio::time::sleep(self.poll_interval).await;
+                }
+            }
+        }
+    }
+
+    /// Downloads a job's errors file; the key is only sent when the file lives under our API base.
+    async fn fetch_errors(&self, errors_url: &str) -> Vec<(String, String)> {
+        let own = |u: &str| url::Url::parse(u).ok().map(|u| u.origin());
+        let authenticated = own(errors_url).is_some() && own(errors_url) == own(&self.base_url);
+        match self
+            .send(
+                "read import errors",
+                Method::GET,
+                errors_url,
+                &[],
+                None,
+                authenticated,
+            )
+            .await
+        {
+            Ok(reply) => parse_errors_csv(&reply.body),
+            Err(e) => {
+                tracing::warn!(destination = %self.name, error = %e, "cannot read the import job's errors file");
+                Vec::new()
+            }
+        }
+    }
+
+    async fn upsert_chunk(
+        &self,
+        list_id: &str,
+        members: &[PreparedMember],
+    ) -> Result<BatchOutcome, ConnectorError> {
+        let mut outcome = BatchOutcome::default();
+        let chunk = group(members, &mut outcome);
+        let mut emails = chunk.emails.clone();
+        let payload_of = |email: &str| -> Value {
+            let mut obj = chunk
+                .owners
+                .get(email)
+                .and_then(|o| o.first())
+                .and_then(|m| m.payload.as_object())
+                .cloned()
+                .unwrap_or_else(Map::new);
+            obj.insert("email".into(), Value::String(email.to_string()));
+            Value::Object(obj)
+        };
+        let url = self.url("marketing/contacts");
+        let mut job: Option<String> = None;
+        for _ in 0..2 {
+            if emails.is_empty() {
+                break;
+            }
+            let contacts: Vec<Value> = emails.iter().map(|e| payload_of(e)).collect();
+            let body = json!({"list_ids": [list_id], "contacts": contacts});
+            match self
+                .send("upsert contacts", Method::PUT, &url, &[], Some(&body), true)
+                .await
+            {
+                Ok(reply) => {
+                    let created: JobCreated = self.parse("upsert contacts", &reply.body)?;
+                    job = Some(created.job_id);
+                    break;
+                }
+                Err(ConnectorError::Api {
+                    status: 400,
+                    ref message,
+                    ..
+                }) if !rejected_indices(message).is_empty() => {
+                    let bad = rejected_indices(message);
+                    let mut keep = Vec::new();
+                    for (i, e) in emails.into_iter().enumerate() {
+                        if bad.contains(&i) {
+                            chunk.reject(
+                                &e,
+                                &format!("refused by SendGrid: {message}"),
+                                &mut outcome,
+                            );
+                        } else {
+                            keep.push(e);
+                        }
+                    }
+                    emails = keep;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if let Some(job_id) = job {
+            match self.wait_for_job(&job_id).await? {
+                Some(refused) => {
+                    for (email, reason) in refused {
+                        chunk.reject(
+                            &email,
+                            &format!("refused by SendGrid: {reason}"),
+                            &mut outcome,
+                        );
+                    }
+                }
+                None => {
+                    for e in &emails {
+                        chunk.reject(e, "SendGrid import job reported errors that could not be read; resent next run", &mut outcome);
+                    }
+                }
+            }
+        } else {
+            for e in &emails {
+                chunk.reject(e, "SendGrid refused the batch", &mut outcome);
+            }
+        }
+        outcome.accepted = members.len() - outcome.rejected.len();
+        Ok(outcome)
+    }
+
+    async fn remove_chunk(
+        &self,
+        list_id: &str,
+        members: &[PreparedMember],
+    ) -> Result<BatchOutcome, ConnectorError> {
+        let mut outcome = BatchOutcome::default();
+        let chunk = group(members, &mut outcome);
+        let search_url = self.url("marketing/contacts/search/emails");
+        let mut ids: Vec<String> = Vec::new();
+        for emails in chunk.emails.chunks(SEARCH_CHUNK) {
+            let body = json!({"emails": emails});
+            match self
+                .send(
+                    "look up contacts",
+                    Method::POST,
+                    &search_url,
+                    &[],
+                    Some(&body),
+                    true,
+                )
+                .await
+            {
+                Ok(reply) => {
+                    let found: SearchReply = self.parse("look up contacts", &reply.body)?;
+                    ids.extend(
+                        found
+                            .result
+                            .into_values()
+                            .filter_map(|h| h.contact)
+                            .map(|c| c.id),
+                    );
+                }
+                // 404 = none of these emails is a contact: nothing to remove.
+                Err(ConnectorError::Api { status: 404, .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let unique: HashSet<String> = ids.into_iter().collect();
+        let mut ids: Vec<String> = unique.into_iter().collect();
+        ids.sort();
+        let url = self.url(&format!("marketing/lists/{list_id}/contacts"));
+        for batch in ids.chunks(DELETE_CHUNK) {
+            let query = [("contact_ids", batch.join(","))];
+            self.send("remove from list", Method::DELETE, &url, &query, None, true)
+                .await?;
+        }
+        outcome.accepted = members.len() - outcome.rejected.len();
+        Ok(outcome)
+    }
+
+    fn list_id<'a>(&self, audience: &'a AudienceRef) -> Result<&'a str, ConnectorError> {
+        let id = audience.remote_id.trim();
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(ConnectorError::Invalid {
+                destination: self.name.clone(),
+                message: format!("`{}` is not a SendGrid list id", audience.remote_id),
+            });
+        }
+        Ok(id)
+    }
+}
+
+#[async_trait]
+impl AudienceDestination for SendGridDestination {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &'static str {
+        "sendgrid"
+    }
+
+    fn limits(&self) -> DestinationLimits {
+        DestinationLimits {
+            max_batch: BATCH_SIZE,
+            min_audience_size: 0,
+            requests_per_second: self.rps,
+        }
+    }
+
+    fn channel(&self) -> Channel {
+        Channel::Email
+    }
+
+    fn prepare(&self, contact: &Contact) -> Option<PreparedMember> {
+        mapping::prepare(contact)
+    }
+
+    async fn find_or_create_audience(
+        &self,
+        name: &str,
+        _description: &str,
+    ) -> Result<AudienceRef, ConnectorError> {
+        if name.trim().is_empty() {
+            return Err(ConnectorError::Invalid {
+                destination: self.name.clone(),
+                message: "empty audience name".into(),
+            });
+        }
+        if let Some(id) = self.find_list(name).await? {
+            tracing::info!(destination = %self.name, audience = name, remote_id = %id, "adopting existing list");
+            return Ok(AudienceRef {
+                remote_id: id,
+                adopted: true,
+            });
+        }
+        let id = self.create_list(name).await?;
+        tracing::info!(destination = %self.name, audience = name, remote_id = %id, "created list");
+        Ok(AudienceRef {
+            remote_id: id,
+            adopted: false,
+        })
+    }
+
+    async fn add_members(
+        &self,
+        audience: &AudienceRef,
+        members: &[PreparedMember],
+    ) -> Result<BatchOutcome, ConnectorError> {
+        let list_id = self.list_id(audience)?;
+        let mut total = BatchOutcome::default();
+        for chunk in members.chunks(BATCH_SIZE) {
+            total.merge(self.upsert_chunk(list_id, chunk).await?);
+        }
+        Ok(total)
+    }
+
+    async fn remove_members(
+        &self,
+        audience: &AudienceRef,
+        members: &[PreparedMember],
+    ) -> Result<BatchOutcome, ConnectorError> {
+        let list_id = self.list_id(audience)?;
+        let mut total = BatchOutcome::default();
+        for chunk in members.chunks(BATCH_SIZE) {
+            total.merge(self.remove_chunk(list_id, chunk).await?);
+        }
+        Ok(total)
+    }
+
+    fn http_stats(&self) -> Option<HttpStatsSnapshot> {
+        Some(self.kit.stats())
+    }
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    #[test]
+    fn sendgrid_error_parsing_helpers() {
+        assert_eq!(
+            rejected_indices("contacts[3].email: bad; contacts[10].email: bad; contacts[3].x"),
+            vec![3, 10]
+        );
+        let rows = parse_errors_csv(b"Email,Errors\nA@x.com,\"blocked, domain\"\nb@y.com,bad\n");
+        assert_eq!(
+            rows,
+            vec![
+                ("a@x.com".into(), "blocked, domain".into()),
+                ("b@y.com".into(), "bad".into())
+            ]
+        );
+        assert!(parse_errors_csv(b"id,reason\n1,x\n").is_empty());
+    }
+}

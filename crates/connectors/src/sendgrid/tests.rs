@@ -1,0 +1,264 @@
+//! SendGrid connector tests against the stateful fake over loopback HTTP.
+
+use crate::model::{AudienceRef, Contact, PreparedMember};
+use crate::{build_destination, AudienceDestination, Channel, ConnectorError, SecretResolver};
+use campaignd_fakes::FakeSendGrid;
+use serde_json::json;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const KEY: &str = "SG.test-key-0123456789.abcdefghij";
+
+fn destination_with(
+    fake: &FakeSendGrid,
+    key: &str,
+    extra: serde_json::Value,
+) -> Arc<dyn AudienceDestination> {
+    let secrets =
+        SecretResolver::from_map(HashMap::from([("SG_KEY".to_string(), key.to_string())]));
+    let mut section = json!({
+        "kind": "sendgrid",
+        "base_url": fake.base_url(),
+        "api_key": {"env": "SG_KEY"},
+        "poll_interval_ms": 10,
+        "request_timeout_ms": 10_000,
+        "requests_per_second": 1000.0,
+        "retry": {"max_attempts": 4, "initial_backoff_ms": 5, "max_backoff_ms": 20, "max_retry_after_secs": 3},
+    });
+    if let (Some(s), Some(e)) = (section.as_object_mut(), extra.as_object()) {
+        s.extend(e.clone());
+    }
+    build_destination("sg", &section, &secrets).expect("sendgrid destination")
+}
+
+fn destination(fake: &FakeSendGrid) -> Arc<dyn AudienceDestination> {
+    destination_with(fake, KEY, json!({}))
+}
+
+async fn fake() -> FakeSendGrid {
+    FakeSendGrid::start(KEY).await.expect("fake sendgrid")
+}
+
+fn contact(i: usize) -> Contact {
+    Contact {
+        customer_id: format!("c{i}"),
+        email: Some(format!(" Person{i}@Example.com")),
+        first_name: Some(format!("Ann{i}")),
+        ..Contact::default()
+    }
+}
+
+fn email(i: usize) -> String {
+    format!("person{i}@example.com")
+}
+
+fn prepared(d: &dyn AudienceDestination, range: std::ops::Range<usize>) -> Vec<PreparedMember> {
+    range
+        .map(|i| d.prepare(&contact(i)).expect("usable"))
+        .collect()
+}
+
+#[tokio::test]
+async fn sendgrid_find_or_create_pages_and_adopts() {
+    let fake = fake().await;
+    fake.set_page_cap(10);
+    let ids = fake.seed_lists((0..25).map(|i| format!("existing {i}")));
+    let d = destination(&fake);
+    assert_eq!(d.channel(), Channel::Email);
+    assert_eq!(d.limits().max_batch, 10_000);
+    let adopted = d
+        .find_or_create_audience("existing 23", "")
+        .await
+        .expect("adopt");
+    assert_eq!(
+        adopted,
+        AudienceRef {
+            remote_id: ids[23].clone(),
+            adopted: true
+        }
+    );
+    assert_eq!(fake.requests().count("GET", "/marketing/lists"), 3);
+
+    let created = d
+        .find_or_create_audience("campaignd: vip", "")
+        .await
+        .expect("create");
+    assert!(!created.adopted);
+    assert_eq!(
+        fake.list_id("campaignd: vip"),
+        Some(created.remote_id.clone())
+    );
+    let again = d
+        .find_or_create_audience("campaignd: vip", "")
+        .await
+        .expect("adopt own");
+    assert_eq!(
+        (again.remote_id.as_str(), again.adopted),
+        (created.remote_id.as_str(), true)
+    );
+    assert_eq!(fake.list_count(), 26);
+}
+
+#[tokio::test]
+async fn sendgrid_add_and_remove_converge_through_import_jobs() {
+    let fake = fake().await;
+    let d = destination(&fake);
+    let aud = d
+        .find_or_create_audience("vip", "")
+        .await
+        .expect("audience");
+    let all = prepared(d.as_ref(), 0..10_500);
+    let out = d.add_members(&aud, &all).await.expect("add");
+    assert_eq!((out.accepted, out.rejected.len()), (10_500, 0));
+    assert_eq!(
+        fake.requests().count("PUT", "/marketing/contacts"),
+        2,
+        "two upsert jobs"
+    );
+    assert_eq!(fake.max_contacts_seen(), 10_000);
+    // Each job was polled until complete (pending first).
+    assert!(fake.requests().count("GET", "") >= 4);
+    assert_eq!(
+        fake.contact(&email(7))
+            .and_then(|c| c.first_name)
+            .as_deref(),
+        Some("Ann7")
+    );
+
+    let out = d.remove_members(&aud, &all[..4_000]).await.expect("remove");
+    assert_eq!(out.accepted, 4_000);
+    assert_eq!(
+        fake.requests().count("DELETE", "/contacts"),
+        40,
+        "100 contact ids per removal"
+    );
+    let expected: BTreeSet<String> = (4_000..10_500).map(email).collect();
+    assert_eq!(fake.list_members(&aud.remote_id), expected);
+
+    // Removing people who are not contacts at all (search answers 404) is not an error.
+    let strangers: Vec<PreparedMember> = (90_000..90_003)
+        .map(|i| d.prepare(&contact(i)).expect("usable"))
+        .collect();
+    let out = d
+        .remove_members(&aud, &strangers)
+        .await
+        .expect("remove strangers");
+    assert_eq!((out.accepted, out.rejected.len()), (3, 0));
+}
+
+#[tokio::test]
+async fn sendgrid_throttle_waits_for_the_reset_and_paces_from_headers() {
+    let fake = fake().await;
+    let d = destination(&fake);
+    let aud = d.find_or_create_audience("a", "").await.expect("audience");
+    fake.faults().throttle_next(1);
+    let out = d
+        .add_members(&aud, &prepared(d.as_ref(), 0..5))
+        .await
+        .expect("add after 429");
+    assert_eq!(out.accepted, 5);
+    let stats = d.http_stats().expect("stats");
+    assert_eq!((stats.throttled, stats.retries), (1, 1));
+
+    fake.faults().server_error_next(1);
+    d.add_members(&aud, &prepared(d.as_ref(), 5..7))
+        .await
+        .expect("500 then ok");
+    assert_eq!(fake.list_members(&aud.remote_id).len(), 7);
+}
+
+#[tokio::test]
+async fn sendgrid_paces_from_rate_limit_headers() {
+    let fake = fake().await;
+    // With 3 requests a second allowed, the client waits for X-RateLimit-Reset once Remaining hits 0,
+    // so 12 list pages and a create cost no 429 at all.
+    fake.set_rate_limit(3);
+    fake.set_page_cap(1);
+    fake.seed_lists((0..12).map(|i| format!("l{i}")));
+    let d = destination(&fake);
+    let start = Instant::now();
+    let created = d.find_or_create_audience("not there", "").await.expect("paced paging");
+    assert!(!created.adopted);
+    assert_eq!(fake.rate_limited(), 0, "the client ran into the limit instead of pacing");
+    assert!(start.elapsed() >= Duration::from_secs(3), "{:?}", start.elapsed());
+    assert_eq!(d.http_stats().expect("stats").throttled, 0);
+}
+
+#[tokio::test]
+async fn sendgrid_job_errors_become_rejections() {
+    let fake = fake().await;
+    let d = destination(&fake);
+    let aud = d.find_or_create_audience("a", "").await.expect("audience");
+    fake.reject_emails([email(3), email(7)]);
+    let out = d
+        .add_members(&aud, &prepared(d.as_ref(), 0..10))
+        .await
+        .expect("add");
+    assert_eq!(out.accepted, 8);
+    let mut ids: Vec<&str> = out
+        .rejected
+        .iter()
+        .map(|r| r.customer_id.as_str())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["c3", "c7"]);
+    assert!(
+        out.rejected[0].reason.contains("blocked domain"),
+        "{:?}",
+        out.rejected
+    );
+    let members = fake.list_members(&aud.remote_id);
+    assert_eq!(members.len(), 8);
+    assert!(!members.contains(&email(3)));
+
+    // A job where every row failed.
+    let out = d
+        .add_members(&aud, &prepared(d.as_ref(), 3..4))
+        .await
+        .expect("failed job");
+    assert_eq!((out.accepted, out.rejected.len()), (0, 1));
+
+    let bad = PreparedMember::new("cx", json!({"EMAIL": "x"}));
+    let out = d.add_members(&aud, &[bad]).await.expect("local rejection");
+    assert_eq!((out.accepted, out.rejected.len()), (0, 1));
+}
+
+#[tokio::test]
+async fn sendgrid_slow_job_is_handed_back_as_transient() {
+    let fake = fake().await;
+    let d = destination_with(&fake, KEY, json!({"poll_timeout_secs": 0}));
+    let aud = d.find_or_create_audience("a", "").await.expect("audience");
+    let err = d
+        .add_members(&aud, &prepared(d.as_ref(), 0..3))
+        .await
+        .expect_err("job still pending");
+    assert!(matches!(err, ConnectorError::Transport { .. }), "{err}");
+    assert!(
+        err.is_transient() && err.to_string().contains("still"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn sendgrid_wrong_key_is_a_clear_error_without_the_key() {
+    let fake = fake().await;
+    let wrong = "SG.wrong-SECRET-key.zzzzzzzz";
+    let d = destination_with(&fake, wrong, json!({}));
+    let err = d
+        .find_or_create_audience("a", "")
+        .await
+        .expect_err("bad key");
+    let msg = err.to_string();
+    assert!(matches!(err, ConnectorError::Auth { .. }), "{msg}");
+    assert!(msg.contains("authorization required"), "{msg}");
+    assert!(
+        !msg.contains(wrong) && !format!("{err:?}").contains(wrong),
+        "key leaked: {msg}"
+    );
+    assert_eq!(
+        fake.requests().count("GET", "/marketing/lists"),
+        1,
+        "no retry on a bad key"
+    );
+}

@@ -17,6 +17,7 @@ pub mod error;
 pub mod file;
 pub mod google_ads;
 pub mod http;
+pub mod linkedin;
 pub mod meta;
 pub mod model;
 pub mod registry;

@@ -5,6 +5,7 @@
 use crate::error::ConfigError;
 use crate::file::{FileConfig, FileDestination};
 use crate::google_ads::{GoogleAdsConfig, GoogleAdsDestination};
+use crate::linkedin::{LinkedInConfig, LinkedInDestination};
 use crate::meta::{MetaConfig, MetaDestination};
 use crate::sandbox::{SandboxConfig, SandboxDestination};
 use crate::secret::SecretResolver;
@@ -16,7 +17,15 @@ use std::sync::Arc;
 
 /// Kinds this build can construct. DESIGN §6 also lists google_ads, tiktok, linkedin, mailchimp, klaviyo,
 /// sendgrid and sandbox; they are refused with `UnknownKind` until their modules exist.
-pub const KNOWN_KINDS: &[&str] = &["meta", "webhook", "file", "sandbox", "google_ads", "tiktok"];
+pub const KNOWN_KINDS: &[&str] = &[
+    "meta",
+    "webhook",
+    "file",
+    "sandbox",
+    "google_ads",
+    "tiktok",
+    "linkedin",
+];
 
 /// Builds the destination `name` from its config section (a JSON value, e.g. converted from TOML).
 pub fn build_destination(
@@ -72,6 +81,11 @@ pub fn build_destination(
         "tiktok" => Ok(Arc::new(TikTokDestination::from_config(
             name,
             parse::<TikTokConfig>(name, rest)?,
+            secrets,
+        )?)),
+        "linkedin" => Ok(Arc::new(LinkedInDestination::from_config(
+            name,
+            parse::<LinkedInConfig>(name, rest)?,
             secrets,
         )?)),
         other => Err(ConfigError::UnknownKind {

@@ -9,6 +9,7 @@
 //! `throttle` responder in that platform's error shape, started through `FakeServer::start`.
 
 pub mod google_ads;
+pub mod linkedin;
 pub mod mailchimp;
 pub mod meta;
 pub mod skeleton;
@@ -16,6 +17,7 @@ pub mod tiktok;
 pub mod webhook;
 
 pub use google_ads::FakeGoogleAds;
+pub use linkedin::FakeLinkedIn;
 pub use mailchimp::FakeMailchimp;
 pub use meta::FakeMeta;
 pub use skeleton::{FakeServer, Faults, RecordedRequest, RequestLog};

@@ -178,10 +178,21 @@ async fn sendgrid_paces_from_rate_limit_headers() {
     fake.seed_lists((0..12).map(|i| format!("l{i}")));
     let d = destination(&fake);
     let start = Instant::now();
-    let created = d.find_or_create_audience("not there", "").await.expect("paced paging");
+    let created = d
+        .find_or_create_audience("not there", "")
+        .await
+        .expect("paced paging");
     assert!(!created.adopted);
-    assert_eq!(fake.rate_limited(), 0, "the client ran into the limit instead of pacing");
-    assert!(start.elapsed() >= Duration::from_secs(3), "{:?}", start.elapsed());
+    assert_eq!(
+        fake.rate_limited(),
+        0,
+        "the client ran into the limit instead of pacing"
+    );
+    assert!(
+        start.elapsed() >= Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
     assert_eq!(d.http_stats().expect("stats").throttled, 0);
 }
 

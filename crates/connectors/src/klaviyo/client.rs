@@ -1,0 +1,648 @@
+//! The Klaviyo destination: list lookup/creation, adds as polled bulk import jobs with the list attached,
+//! removals through profile lookup and the list's profile relationship.
+
+use super::config::KlaviyoConfig;
+use super::mapping;
+use crate::error::{ConfigError, ConnectorError};
+use crate::http::{
+    body_excerpt, default_classify, HttpKit, HttpStatsSnapshot, ResponsePolicy, Verdict,
+};
+use crate::model::{
+    AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, PreparedMember, Rejection,
+};
+use crate::secret::{Secret, SecretResolver};
+use crate::traits::AudienceDestination;
+use async_trait::async_trait;
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+/// Profiles per bulk import job.
+pub const MAX_IMPORT: usize = 10_000;
+/// Profiles per list-relationship call.
+pub const MAX_RELATIONSHIP: usize = 1_000;
+/// Values per `any(...)` profile filter, and profiles per page.
+const LOOKUP_CHUNK: usize = 100;
+const JSON_API: &str = "application/vnd.api+json";
+
+/// A configured Klaviyo account.
+#[derive(Debug)]
+pub struct KlaviyoDestination {
+    name: String,
+    base_url: String,
+    revision: String,
+    api_key: Secret,
+    kit: HttpKit,
+    policy: KlaviyoPolicy,
+    poll_interval: Duration,
+    poll_timeout: Duration,
+    rps: f64,
+}
+
+/// Reads Klaviyo's JSON:API error documents for messages; status handling is the kit's default (401
+/// auth, 429 with `Retry-After` and 5xx retried).
+#[derive(Debug, Clone, Copy, Default)]
+struct KlaviyoPolicy;
+
+#[derive(Debug, Deserialize)]
+struct ErrorDoc {
+    #[serde(default)]
+    errors: Vec<ApiError>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ApiError {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    detail: String,
+}
+
+impl ResponsePolicy for KlaviyoPolicy {
+    fn classify(&self, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Verdict {
+        let reason = || {
+            serde_json::from_slice::<ErrorDoc>(body)
+                .ok()
+                .filter(|d| !d.errors.is_empty())
+                .map(|d| {
+                    d.errors
+                        .iter()
+                        .map(|e| format!("{} ({}): {}", e.title, e.code, e.detail))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                })
+                .unwrap_or_else(|| body_excerpt(body))
+        };
+        match default_classify(status, headers, body) {
+            Verdict::Success => Verdict::Success,
+            Verdict::Unauthorized { .. } => Verdict::Unauthorized { reason: reason() },
+            Verdict::Retry {
+                after, throttled, ..
+            } => Verdict::Retry {
+                after,
+                throttled,
+                reason: reason(),
+            },
+            Verdict::Fail { code, .. } => Verdict::Fail {
+                code,
+                reason: reason(),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Resource {
+    id: String,
+    #[serde(default)]
+    attributes: Value,
+}
+
+#[derive(Debug, Deserialize)]
+struct Collection {
+    #[serde(default)]
+    data: Vec<Resource>,
+    #[serde(default)]
+    links: Option<Links>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Links {
+    #[serde(default)]
+    next: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Single {
+    data: Resource,
+}
+
+/// The member key: email, else `phone:<E.164>`.
+fn key_of(email: Option<&str>, phone: Option<&str>) -> Option<String> {
+    match (email, phone) {
+        (Some(e), _) => Some(e.to_lowercase()),
+        (None, Some(p)) => Some(format!("phone:{p}")),
+        (None, None) => None,
+    }
+}
+
+/// One chunk's members grouped by key (several customers can share one).
+struct Chunk<'a> {
+    keys: Vec<String>,
+    owners: HashMap<String, Vec<&'a PreparedMember>>,
+}
+
+impl Chunk<'_> {
+    fn reject(&self, key: &str, reason: &str, outcome: &mut BatchOutcome) -> bool {
+        let Some(owners) = self.owners.get(key) else {
+            return false;
+        };
+        for m in owners {
+            if !outcome
+                .rejected
+                .iter()
+                .any(|r| r.customer_id == m.customer_id)
+            {
+                outcome.rejected.push(Rejection {
+                    customer_id: m.customer_id.clone(),
+                    reason: reason.to_string(),
+                });
+            }
+        }
+        true
+    }
+}
+
+fn group<'a>(members: &'a [PreparedMember], outcome: &mut BatchOutcome) -> Chunk<'a> {
+    let mut chunk = Chunk {
+        keys: Vec::new(),
+        owners: HashMap::new(),
+    };
+    for m in members {
+        let key = mapping::identifiers_of(&m.payload)
+            .and_then(|(e, p)| key_of(e.as_deref(), p.as_deref()));
+        match key {
+            Some(k) => {
+                let owners = chunk.owners.entry(k.clone()).or_default();
+                if owners.is_empty() {
+                    chunk.keys.push(k);
+                }
+                owners.push(m);
+            }
+            None => outcome.rejected.push(Rejection {
+                customer_id: m.customer_id.clone(),
+                reason: "stored payload has neither a valid email nor an E.164 phone".into(),
+            }),
+        }
+    }
+    chunk
+}
+
+/// A JSON string literal for a Klaviyo filter value.
+fn filter_literal(v: &str) -> String {
+    Value::String(v.to_string()).to_string()
+}
+
+impl KlaviyoDestination {
+    /// Builds the destination from its config, resolving the key.
+    pub fn from_config(
+        name: &str,
+        config: KlaviyoConfig,
+        secrets: &SecretResolver,
+    ) -> Result<Self, ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            destination: name.to_string(),
+            key: key.to_string(),
+            message,
+        };
+        let parsed = url::Url::parse(&config.base_url)
+            .map_err(|e| invalid("base_url", format!("not a URL: {e}")))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(invalid("base_url", "expected an http(s) URL".into()));
+        }
+        if !config.revision_is_valid() {
+            return Err(invalid("revision", "expected a date, YYYY-MM-DD".into()));
+        }
+        let api_key = secrets
+            .resolve(&config.api_key)
+            .map_err(|e| ConfigError::Secret {
+                destination: name.to_string(),
+                key: "api_key".into(),
+                message: e.to_string(),
+            })?;
+        let settings = config.http_settings();
+        let kit = HttpKit::new(name, &settings, &[&api_key])
+            .map_err(|e| invalid(".", format!("cannot build HTTP client: {e}")))?;
+        Ok(KlaviyoDestination {
+            name: name.to_string(),
+            base_url: config.base_url.trim_end_matches('/').to_string(),
+            revision: config.revision.clone(),
+            api_key,
+            kit,
+            policy: KlaviyoPolicy,
+            poll_interval: Duration::from_millis(config.poll_interval_ms.unwrap_or(2_000)),
+            poll_timeout: Duration::from_secs(config.poll_timeout_secs.unwrap_or(900)),
+            rps: settings.requests_per_second.unwrap_or(10.0),
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/{}", self.base_url, path)
+    }
+
+    fn parse<T: for<'de> Deserialize<'de>>(
+        &self,
+        operation: &str,
+        body: &[u8],
+    ) -> Result<T, ConnectorError> {
+        serde_json::from_slice(body).map_err(|e| ConnectorError::InvalidResponse {
+            destination: self.name.clone(),
+            operation: operation.into(),
+            message: format!("{e}: {}", self.kit.redactor().redact(&body_excerpt(body))),
+        })
+    }
+
+    async fn send(
+        &self,
+        operation: &str,
+        method: Method,
+        url: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<Vec<u8>, ConnectorError> {
+        let reply = self
+            .kit
+            .send_with_retry(operation, &self.policy, None, |c, _| {
+                let mut req = c
+                    .request(method.clone(), url)
+                    .query(query)
+                    .header(
+                        "Authorization",
+                        format!("Klaviyo-API-Key {}", self.api_key.expose()),
+                    )
+                    .header("revision", &self.revision)
+                    .header("accept", JSON_API);
+                if let Some(b) = body {
+                    req = req.header("content-type", JSON_API).body(b.to_string());
+                }
+                req
+            })
+            .await?;
+        Ok(reply.body)
+    }
+
+    /// The `page[cursor]` of a `links.next` URL, re-sent against our own base URL.
+    fn next_cursor(links: Option<Links>) -> Option<String> {
+        let next = url::Url::parse(&links?.next?).ok()?;
+        let cursor = next
+            .query_pairs()
+            .find(|(k, _)| k == "page[cursor]")
+            .map(|(_, v)| v.into_owned());
+        cursor
+    }
+
+    async fn find_list(&self, name: &str) -> Result<Option<String>, ConnectorError> {
+        let url = self.url("lists");
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut query = vec![("fields[list]", "name".to_string())];
+            if let Some(c) = &cursor {
+                query.push(("page[cursor]", c.clone()));
+            }
+            let body = self
+                .send("list lists", Method::GET, &url, &query, None)
+                .await?;
+            let page: Collection = self.parse("list lists", &body)?;
+            if let Some(l) = page
+                .data
+                .iter()
+                .find(|l| l.attributes.get("name").and_then(Value::as_str) == Some(name))
+            {
+                return Ok(Some(l.id.clone()));
+            }
+            match Self::next_cursor(page.links) {
+                Some(c) if !page.data.is_empty() && Some(&c) != cursor.as_ref() => cursor = Some(c),
+                _ => return Ok(None),
+            }
+        }
+    }
+
+    async fn create_list(&self, name: &str) -> Result<String, ConnectorError> {
+        let body = json!({"data": {"type": "list", "attributes": {"name": name}}});
+        let reply = self
+            .send(
+                "create list",
+                Method::POST,
+                &self.url("lists"),
+                &[],
+                Some(&body),
+            )
+            .await?;
+        let created: Single = self.parse("create list", &reply)?;
+        Ok(created.data.id)
+    }
+
+    /// Polls a bulk import job until it completes; returns its `failed_count`.
+    async fn wait_for_job(&self, job_id: &str) -> Result<u64, ConnectorError> {
+        let url = self.url(&format!("profile-bulk-import-jobs/{job_id}"));
+        let started = tokio::time::Instant::now();
+        let mut polls = 0u32;
+        loop {
+            polls += 1;
+            let body = self
+                .send("poll import job", Method::GET, &url, &[], None)
+                .await?;
+            let job: Single = self.parse("poll import job", &body)?;
+            let attrs = &job.data.attributes;
+            let status = attrs
+                .get("status")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            match status {
+                "complete" => {
+                    return Ok(attrs
+                        .get("failed_count")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(0))
+                }
+                "cancelled" => {
+                    return Err(ConnectorError::Api {
+                        destination: self.name.clone(),
+                        operation: "poll import job".into(),
+                        status: 200,
+                        code: None,
+                        message: format!("import job {job_id} was cancelled"),
+                    })
+                }
+                other => {
+                    if started.elapsed() >= self.poll_timeout {
+                        return Err(ConnectorError::Transport {
+                            destination: self.name.clone(),
+                            operation: "poll import job".into(),
+                            attempts: polls,
+                            message: format!(
+                                "import job {job_id} still `{other}` after {}s; the batch will be sent again",
+                                self.poll_timeout.as_secs()
+                            ),
+                        });
+                    }
+                    tokio::time::sleep(self.poll_interval).await;
+                }
+            }
+        }
+    }
+
+    /// Reads a job's import errors: (member key, reason) for every refused row.
+    async fn job_errors(
+        &self,
+        job_id: &str,
+    ) -> Result<Vec<(Option<String>, String)>, ConnectorError> {
+        let url = self.url(&format!("profile-bulk-import-jobs/{job_id}/import-errors"));
+        let mut cursor: Option<String> = None;
+        let mut out = Vec::new();
+        loop {
+            let query: Vec<(&str, String)> =
+                cursor.iter().map(|c| ("page[cursor]", c.clone())).collect();
+            let body = self
+                .send("read import errors", Method::GET, &url, &query, None)
+                .await?;
+            let page: Collection = self.parse("read import errors", &body)?;
+            for e in &page.data {
+                let a = &e.attributes;
+                let payload = a.get("original_payload");
+                let email = payload.and_then(|p| p.get("email")).and_then(Value::as_str);
+                let phone = payload
+                    .and_then(|p| p.get("phone_number"))
+                    .and_then(Value::as_str);
+                let detail = a
+                    .get("detail")
+                    .and_then(Value::as_str)
+                    .or_else(|| a.get("title").and_then(Value::as_str));
+                out.push((
+                    key_of(email, phone),
+                    detail.unwrap_or("refused by Klaviyo").to_string(),
+                ));
+            }
+            match Self::next_cursor(page.links) {
+                Some(c) if !page.data.is_empty() && Some(&c) != cursor.as_ref() => cursor = Some(c),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    async fn import_chunk(
+        &self,
+        list_id: &str,
+        members: &[PreparedMember],
+    ) -> Result<BatchOutcome, ConnectorError> {
+        let mut outcome = BatchOutcome::default();
+        let chunk = group(members, &mut outcome);
+        if !chunk.keys.is_empty() {
+            let profiles: Vec<Value> = chunk
+                .keys
+                .iter()
+                .filter_map(|k| chunk.owners.get(k).and_then(|o| o.first()))
+                .map(|m| json!({"type": "profile", "attributes": m.payload}))
+                .collect();
+            let body = json!({"data": {
+                "type": "profile-bulk-import-job",
+                "attributes": {"profiles": {"data": profiles}},
+                "relationships": {"lists": {"data": [{"type": "list", "id": list_id}]}},
+            }});
+            let reply = self
+                .send(
+                    "import profiles",
+                    Method::POST,
+                    &self.url("profile-bulk-import-jobs"),
+                    &[],
+                    Some(&body),
+                )
+                .await?;
+            let job: Single = self.parse("import profiles", &reply)?;
+            let failed = self.wait_for_job(&job.data.id).await?;
+            if failed > 0 {
+                let errors = self.job_errors(&job.data.id).await?;
+                let mut attributed = 0u64;
+                for (key, reason) in &errors {
+                    let reason = format!("refused by Klaviyo: {reason}");
+                    if key
+                        .as_deref()
+                        .is_some_and(|k| chunk.reject(k, &reason, &mut outcome))
+                    {
+                        attributed += 1;
+                    }
+                }
+                if attributed < failed {
+                    // Unattributable failures: report the whole chunk so the next run resends it (the
+                    // import is an idempotent upsert) rather than marking unknown rows as synced.
+                    tracing::warn!(destination = %self.name, failed, attributed, "import errors could not all be attributed; rejecting the chunk");
+                    for k in &chunk.keys {
+                        chunk.reject(
+                            k,
+                            "Klaviyo import job reported errors that could not be attributed",
+                            &mut outcome,
+                        );
+                    }
+                }
+            }
+        }
+        outcome.accepted = members.len() - outcome.rejected.len();
+        Ok(outcome)
+    }
+
+    /// Looks up profile ids for the chunk's keys (emails and phones separately).
+    async fn profile_ids(&self, chunk: &Chunk<'_>) -> Result<BTreeSet<String>, ConnectorError> {
+        let url = self.url("profiles");
+        let emails: Vec<&str> = chunk
+            .keys
+            .iter()
+            .filter(|k| !k.starts_with("phone:"))
+            .map(String::as_str)
+            .collect();
+        let phones: Vec<&str> = chunk
+            .keys
+            .iter()
+            .filter_map(|k| k.strip_prefix("phone:"))
+            .collect();
+        let mut ids = BTreeSet::new();
+        for (field, values) in [("email", emails), ("phone_number", phones)] {
+            for part in values.chunks(LOOKUP_CHUNK) {
+                let list: Vec<String> = part.iter().map(|v| filter_literal(v)).collect();
+                let filter = format!("any({field},[{}])", list.join(","));
+                let mut cursor: Option<String> = None;
+                loop {
+                    let mut query = vec![
+                        ("filter", filter.clone()),
+                        ("fields[profile]", "email,phone_number".to_string()),
+                        ("page[size]", LOOKUP_CHUNK.to_string()),
+                    ];
+                    if let Some(c) = &cursor {
+                        query.push(("page[cursor]", c.clone()));
+                    }
+                    let body = self
+                        .send("look up profiles", Method::GET, &url, &query, None)
+                        .await?;
+                    let page: Collection = self.parse("look up profiles", &body)?;
+                    ids.extend(page.data.iter().map(|p| p.id.clone()));
+                    match Self::next_cursor(page.links) {
+                        Some(c) if !page.data.is_empty() && Some(&c) != cursor.as_ref() => {
+                            cursor = Some(c)
+                        }
+                        _ => break,
+                    }
+                }
+            }
+        }
+        Ok(ids)
+    }
+
+    async fn remove_chunk(
+        &self,
+        list_id: &str,
+        members: &[PreparedMember],
+    ) -> Result<BatchOutcome, ConnectorError> {
+        let mut outcome = BatchOutcome::default();
+        let chunk = group(members, &mut outcome);
+        let ids: Vec<String> = self.profile_ids(&chunk).await?.into_iter().collect();
+        let url = self.url(&format!("lists/{list_id}/relationships/profiles"));
+        for part in ids.chunks(MAX_RELATIONSHIP) {
+            let data: Vec<Value> = part
+                .iter()
+                .map(|id| json!({"type": "profile", "id": id}))
+                .collect();
+            self.send(
+                "remove from list",
+                Method::DELETE,
+                &url,
+                &[],
+                Some(&json!({"data": data})),
+            )
+            .await?;
+        }
+        outcome.accepted = members.len() - outcome.rejected.len();
+        Ok(outcome)
+    }
+
+    fn list_id<'a>(&self, audience: &'a AudienceRef) -> Result<&'a str, ConnectorError> {
+        let id = audience.remote_id.trim();
+        if id.is_empty()
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(ConnectorError::Invalid {
+                destination: self.name.clone(),
+                message: format!("`{}` is not a Klaviyo list id", audience.remote_id),
+            });
+        }
+        Ok(id)
+    }
+}
+
+#[async_trait]
+impl AudienceDestination for KlaviyoDestination {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &'static str {
+        "klaviyo"
+    }
+
+    fn limits(&self) -> DestinationLimits {
+        DestinationLimits {
+            max_batch: MAX_IMPORT,
+            min_audience_size: 0,
+            requests_per_second: self.rps,
+        }
+    }
+
+    fn channel(&self) -> Channel {
+        Channel::Email
+    }
+
+    fn prepare(&self, contact: &Contact) -> Option<PreparedMember> {
+        mapping::prepare(contact)
+    }
+
+    async fn find_or_create_audience(
+        &self,
+        name: &str,
+        _description: &str,
+    ) -> Result<AudienceRef, ConnectorError> {
+        if name.trim().is_empty() {
+            return Err(ConnectorError::Invalid {
+                destination: self.name.clone(),
+                message: "empty audience name".into(),
+            });
+        }
+        if let Some(id) = self.find_list(name).await? {
+            tracing::info!(destination = %self.name, audience = name, remote_id = %id, "adopting existing list");
+            return Ok(AudienceRef {
+                remote_id: id,
+                adopted: true,
+            });
+        }
+        let id = self.create_list(name).await?;
+        tracing::info!(destination = %self.name, audience = name, remote_id = %id, "created list");
+        Ok(AudienceRef {
+            remote_id: id,
+            adopted: false,
+        })
+    }
+
+    async fn add_members(
+        &self,
+        audience: &AudienceRef,
+        members: &[PreparedMember],
+    ) -> Result<BatchOutcome, ConnectorError> {
+        let list_id = self.list_id(audience)?;
+        let mut total = BatchOutcome::default();
+        for chunk in members.chunks(MAX_IMPORT) {
+            total.merge(self.import_chunk(list_id, chunk).await?);
+        }
+        Ok(total)
+    }
+
+    async fn remove_members(
+        &self,
+        audience: &AudienceRef,
+        members: &[PreparedMember],
+    ) -> Result<BatchOutcome, ConnectorError> {
+        let list_id = self.list_id(audience)?;
+        let mut total = BatchOutcome::default();
+        for chunk in members.chunks(MAX_IMPORT) {
+            total.merge(self.remove_chunk(list_id, chunk).await?);
+        }
+        Ok(total)
+    }
+
+    fn http_stats(&self) -> Option<HttpStatsSnapshot> {
+        Some(self.kit.stats())
+    }
+}

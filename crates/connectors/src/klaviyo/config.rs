@@ -1,0 +1,75 @@
+//! `[destinations.NAME]` keys for `kind = "klaviyo"`.
+
+use crate::http::{HttpSettings, RetrySettings};
+use crate::secret::SecretRef;
+use serde::Deserialize;
+
+/// Default API base URL.
+pub const DEFAULT_BASE_URL: &str = "https://a.klaviyo.com/api";
+/// API revision this connector was written and tested against (the `revision` header).
+pub const DEFAULT_REVISION: &str = "2026-10-15";
+
+/// Klaviyo destination config. Unknown keys are rejected so typos surface at startup.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KlaviyoConfig {
+    /// API base; tests point it at the fake.
+    #[serde(default = "default_base_url")]
+    pub base_url: String,
+    /// Private API key (scopes `lists:write`, `profiles:write`).
+    pub api_key: SecretRef,
+    /// `revision` header, `YYYY-MM-DD` (default [`DEFAULT_REVISION`]).
+    #[serde(default = "default_revision")]
+    pub revision: String,
+    /// Delay between import-job status polls in milliseconds (default 2,000).
+    #[serde(default)]
+    pub poll_interval_ms: Option<u64>,
+    /// How long to wait for one import job before handing the batch back (default 900 s).
+    #[serde(default)]
+    pub poll_timeout_secs: Option<u64>,
+    /// Connect timeout in milliseconds.
+    #[serde(default)]
+    pub connect_timeout_ms: Option<u64>,
+    /// Whole-request timeout in milliseconds.
+    #[serde(default)]
+    pub request_timeout_ms: Option<u64>,
+    /// Retry budget.
+    #[serde(default)]
+    pub retry: Option<RetrySettings>,
+    /// Request pacing (default 10/s, Klaviyo's burst limit for lists and import jobs).
+    #[serde(default)]
+    pub requests_per_second: Option<f64>,
+}
+
+fn default_base_url() -> String {
+    DEFAULT_BASE_URL.to_string()
+}
+
+fn default_revision() -> String {
+    DEFAULT_REVISION.to_string()
+}
+
+impl KlaviyoConfig {
+    /// Whether `revision` looks like `YYYY-MM-DD` (optionally with a `.pre` style suffix).
+    pub fn revision_is_valid(&self) -> bool {
+        let r = self.revision.as_bytes();
+        r.len() >= 10
+            && r[..10].iter().enumerate().all(|(i, b)| {
+                if i == 4 || i == 7 {
+                    *b == b'-'
+                } else {
+                    b.is_ascii_digit()
+                }
+            })
+    }
+
+    /// HTTP kit settings from the optional keys.
+    pub fn http_settings(&self) -> HttpSettings {
+        HttpSettings::from_config(
+            self.connect_timeout_ms,
+            self.request_timeout_ms,
+            self.retry.clone(),
+            Some(self.requests_per_second.unwrap_or(10.0)),
+        )
+    }
+}

@@ -1,0 +1,89 @@
+//! Pure mapping of a contact to a Klaviyo profile: plain normalised email, phone as E.164 with the `+`
+//! (platforms.md, "phone for Klaviyo"), and first/last name as display fields (trimmed, case kept).
+
+use crate::model::{Contact, PreparedMember};
+use campaignd_core::identifiers::{normalize_email, normalize_phone};
+use serde_json::{Map, Value};
+
+/// Maps a contact; `None` when it has neither a valid email nor a valid phone.
+pub fn prepare(contact: &Contact) -> Option<PreparedMember> {
+    let email = contact.email.as_deref().and_then(normalize_email);
+    let phone = contact
+        .phone
+        .as_deref()
+        .and_then(|p| normalize_phone(p, contact.country.as_deref()));
+    if email.is_none() && phone.is_none() {
+        return None;
+    }
+    let mut payload = Map::new();
+    if let Some(e) = email {
+        payload.insert("email".into(), Value::String(e));
+    }
+    if let Some(p) = phone {
+        payload.insert("phone_number".into(), Value::String(p));
+    }
+    for (key, value) in [
+        ("first_name", &contact.first_name),
+        ("last_name", &contact.last_name),
+    ] {
+        if let Some(v) = value.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
+            payload.insert(key.into(), Value::String(v.to_string()));
+        }
+    }
+    Some(PreparedMember::new(
+        contact.customer_id.clone(),
+        Value::Object(payload),
+    ))
+}
+
+/// The (email, phone) of a stored payload; `None` if it has neither (not a Klaviyo payload).
+pub fn identifiers_of(payload: &Value) -> Option<(Option<String>, Option<String>)> {
+    let email = payload
+        .get("email")
+        .and_then(Value::as_str)
+        .and_then(normalize_email);
+    let phone = payload
+        .get("phone_number")
+        .and_then(Value::as_str)
+        .filter(|p| p.starts_with('+') && p.len() > 8 && p[1..].chars().all(|c| c.is_ascii_digit()))
+        .map(str::to_string);
+    (email.is_some() || phone.is_some()).then_some((email, phone))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn klaviyo_mapping_keeps_plain_email_and_e164_phone() {
+        let c = Contact {
+            customer_id: "c1".into(),
+            email: Some(" Ann@Example.COM".into()),
+            phone: Some("(555) 987-6543".into()),
+            country: Some("US".into()),
+            first_name: Some("Ann".into()),
+            ..Contact::default()
+        };
+        let m = prepare(&c).expect("usable");
+        assert_eq!(
+            m.payload,
+            serde_json::json!({"email": "ann@example.com", "phone_number": "+15559876543", "first_name": "Ann"})
+        );
+        assert_eq!(
+            identifiers_of(&m.payload),
+            Some((Some("ann@example.com".into()), Some("+15559876543".into())))
+        );
+        let phone_only = Contact { email: None, ..c };
+        let m = prepare(&phone_only).expect("phone is enough");
+        assert_eq!(
+            identifiers_of(&m.payload),
+            Some((None, Some("+15559876543".into())))
+        );
+        assert!(prepare(&Contact {
+            customer_id: "x".into(),
+            ..Contact::default()
+        })
+        .is_none());
+        assert!(identifiers_of(&serde_json::json!({"EMAIL": "x"})).is_none());
+    }
+}

@@ -1,0 +1,41 @@
+//! Klaviyo lists over the Klaviyo JSON:API (`https://a.klaviyo.com/api`, the default `base_url`), coded
+//! against **revision 2026-10-15** (sent as the `revision` header; configurable), per the reference pages
+//! "Get Lists", "Create List", "Bulk Import Profiles", "Get Bulk Import Profiles Job", "Get Errors for
+//! Bulk Import Profiles Job", "Get Profiles" and "Remove Profiles from List".
+//!
+//! - auth: `Authorization: Klaviyo-API-Key {private key}`;
+//! - audiences: `GET /lists?fields[list]=name` paged by following `links.next` (its `page[cursor]` is
+//!   re-sent against our own base URL), matched by exact name (adopted), else `POST /lists
+//!   {data: {type: "list", attributes: {name}}}`;
+//! - add: adding a profile to a list needs a profile id, and creating profiles one request at a time hits
+//!   every rate limit, so each chunk of ≤ 10,000 goes out as one **bulk profile import job**
+//!   (`POST /profile-bulk-import-jobs`, an upsert by email/phone) **with the list attached** as its
+//!   `lists` relationship: Klaviyo creates or updates the profiles and adds them to the list in the same
+//!   job. This replaces a separate `POST /lists/{id}/relationships/profiles` (which would need the ids
+//!   first). The job is polled (`GET /profile-bulk-import-jobs/{id}`, every `poll_interval_ms`) until
+//!   `complete` (`cancelled` is an error); when `failed_count > 0` the refused rows are read from
+//!   `GET /profile-bulk-import-jobs/{id}/import-errors` (paged) and attributed to members through their
+//!   `original_payload` email/phone, becoming [`crate::Rejection`]s. Adding subscribes nobody: consent
+//!   (`profile-subscription-bulk-create-jobs`) is deliberately not touched;
+//! - remove: profile ids are looked up from the stored payload with `GET /profiles?filter=any(email,
+//!   [...])` (or `any(phone_number, [...])` for phone-only members; ≤ 100 values and `page[size]=100`),
+//!   then `DELETE /lists/{id}/relationships/profiles {data: [{type: "profile", id}]}` (≤ 1,000 per call).
+//!   People without a profile are already absent and count as removed. The ledger payload cannot carry
+//!   the profile id (it is fixed at prepare time, before Klaviyo assigns one), hence the lookup;
+//! - payload: `{email, phone_number (E.164 with `+`), first_name, last_name}`, only known values;
+//! - throttling: 429 with `Retry-After`, honoured by the HTTP kit; 5xx retried;
+//! - job ids are not persisted: a job that outlives `poll_timeout_secs` hands the batch back as a
+//!   transient error and the next run sends it again (the import is an upsert).
+//!
+//! Channel: email (`consent_email`). No minimum audience size.
+
+mod client;
+mod config;
+mod mapping;
+
+#[cfg(test)]
+mod tests;
+
+pub use client::{KlaviyoDestination, MAX_IMPORT, MAX_RELATIONSHIP};
+pub use config::{KlaviyoConfig, DEFAULT_BASE_URL, DEFAULT_REVISION};
+pub use mapping::{identifiers_of, prepare};

@@ -1,0 +1,285 @@
+//! Klaviyo connector tests against the stateful fake over loopback HTTP.
+
+use crate::model::{AudienceRef, Contact, PreparedMember};
+use crate::{build_destination, AudienceDestination, Channel, ConnectorError, SecretResolver};
+use campaignd_fakes::FakeKlaviyo;
+use serde_json::json;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const KEY: &str = "pk_test_0123456789abcdef0123456789";
+
+fn destination_with(
+    fake: &FakeKlaviyo,
+    key: &str,
+    extra: serde_json::Value,
+) -> Arc<dyn AudienceDestination> {
+    let secrets =
+        SecretResolver::from_map(HashMap::from([("KL_KEY".to_string(), key.to_string())]));
+    let mut section = json!({
+        "kind": "klaviyo",
+        "base_url": fake.base_url(),
+        "api_key": {"env": "KL_KEY"},
+        "poll_interval_ms": 10,
+        "request_timeout_ms": 10_000,
+        "requests_per_second": 1000.0,
+        "retry": {"max_attempts": 4, "initial_backoff_ms": 5, "max_backoff_ms": 20, "max_retry_after_secs": 3},
+    });
+    if let (Some(s), Some(e)) = (section.as_object_mut(), extra.as_object()) {
+        s.extend(e.clone());
+    }
+    build_destination("kl", &section, &secrets).expect("klaviyo destination")
+}
+
+fn destination(fake: &FakeKlaviyo) -> Arc<dyn AudienceDestination> {
+    destination_with(fake, KEY, json!({}))
+}
+
+async fn fake() -> FakeKlaviyo {
+    FakeKlaviyo::start(KEY).await.expect("fake klaviyo")
+}
+
+fn phone(i: usize) -> String {
+    format!("+1555{:03}{:04}", i / 10_000 % 1000, i % 10_000)
+}
+
+/// Every 50th contact has only a phone.
+fn contact(i: usize) -> Contact {
+    Contact {
+        customer_id: format!("c{i}"),
+        email: (!i.is_multiple_of(50)).then(|| format!(" Person{i}@Example.com")),
+        phone: Some(format!(
+            "+1 (555) {:03}-{:04}",
+            i / 10_000 % 1000,
+            i % 10_000
+        )),
+        first_name: Some("Ann".into()),
+        country: Some("US".into()),
+        ..Contact::default()
+    }
+}
+
+fn key(i: usize) -> String {
+    if i.is_multiple_of(50) {
+        phone(i)
+    } else {
+        format!("person{i}@example.com")
+    }
+}
+
+fn prepared(d: &dyn AudienceDestination, range: std::ops::Range<usize>) -> Vec<PreparedMember> {
+    range
+        .map(|i| d.prepare(&contact(i)).expect("usable"))
+        .collect()
+}
+
+#[tokio::test]
+async fn klaviyo_find_or_create_pages_and_adopts() {
+    let fake = fake().await;
+    let ids = fake.seed_lists((0..25).map(|i| format!("existing {i}")));
+    let d = destination(&fake);
+    assert_eq!(d.channel(), Channel::Email);
+    assert_eq!(d.limits().max_batch, 10_000);
+    let adopted = d
+        .find_or_create_audience("existing 23", "")
+        .await
+        .expect("adopt");
+    assert_eq!(
+        adopted,
+        AudienceRef {
+            remote_id: ids[23].clone(),
+            adopted: true
+        }
+    );
+    // 25 lists at Klaviyo's 10 per page.
+    assert_eq!(fake.requests().count("GET", "/lists"), 3);
+
+    let created = d
+        .find_or_create_audience("campaignd: vip", "")
+        .await
+        .expect("create");
+    assert!(!created.adopted);
+    assert_eq!(
+        fake.list_id("campaignd: vip"),
+        Some(created.remote_id.clone())
+    );
+    let again = d
+        .find_or_create_audience("campaignd: vip", "")
+        .await
+        .expect("adopt own");
+    assert_eq!(
+        (again.remote_id.as_str(), again.adopted),
+        (created.remote_id.as_str(), true)
+    );
+    assert_eq!(fake.list_count(), 26);
+}
+
+#[tokio::test]
+async fn klaviyo_add_and_remove_converge_in_capped_batches() {
+    let fake = fake().await;
+    let d = destination(&fake);
+    let aud = d
+        .find_or_create_audience("vip", "")
+        .await
+        .expect("audience");
+    let all = prepared(d.as_ref(), 0..10_500);
+    let out = d.add_members(&aud, &all).await.expect("add");
+    assert_eq!(
+        (out.accepted, out.rejected.len()),
+        (10_500, 0),
+        "{:?}",
+        out.rejected.first()
+    );
+    assert_eq!(
+        fake.requests().count("POST", "/profile-bulk-import-jobs"),
+        2,
+        "two import jobs"
+    );
+    assert_eq!(fake.max_import_seen(), 10_000);
+    let all_keys: BTreeSet<String> = (0..10_500).map(key).collect();
+    assert_eq!(fake.list_members(&aud.remote_id), all_keys);
+    let p = fake.profile("person7@example.com").expect("profile");
+    assert_eq!(
+        (p.phone_number.as_deref(), p.first_name.as_deref()),
+        (Some(phone(7).as_str()), Some("Ann"))
+    );
+
+    let out = d.remove_members(&aud, &all[..2_500]).await.expect("remove");
+    assert_eq!(out.accepted, 2_500);
+    assert_eq!(fake.max_relationship_seen(), 1_000);
+    assert_eq!(
+        fake.requests().count("DELETE", "/relationships/profiles"),
+        3
+    );
+    let expected: BTreeSet<String> = (2_500..10_500).map(key).collect();
+    assert_eq!(fake.list_members(&aud.remote_id), expected);
+
+    // People without a profile are already absent.
+    let strangers: Vec<PreparedMember> = (90_001..90_004)
+        .map(|i| d.prepare(&contact(i)).expect("usable"))
+        .collect();
+    let out = d
+        .remove_members(&aud, &strangers)
+        .await
+        .expect("remove strangers");
+    assert_eq!((out.accepted, out.rejected.len()), (3, 0));
+}
+
+#[tokio::test]
+async fn klaviyo_429_retry_after_is_honoured() {
+    let fake = fake().await;
+    let d = destination(&fake);
+    let aud = d.find_or_create_audience("a", "").await.expect("audience");
+    fake.faults().throttle_next(1);
+    let start = Instant::now();
+    let out = d
+        .add_members(&aud, &prepared(d.as_ref(), 1..6))
+        .await
+        .expect("add after 429");
+    assert!(
+        start.elapsed() >= Duration::from_millis(950),
+        "waited {:?}",
+        start.elapsed()
+    );
+    assert_eq!(out.accepted, 5);
+    let stats = d.http_stats().expect("stats");
+    assert_eq!((stats.throttled, stats.retries), (1, 1));
+
+    fake.faults().too_many_requests_next(1, 3600);
+    let err = d
+        .add_members(&aud, &prepared(d.as_ref(), 1..3))
+        .await
+        .expect_err("too long");
+    assert!(
+        matches!(err, ConnectorError::Throttled { .. }) && err.is_transient(),
+        "{err}"
+    );
+
+    fake.faults().server_error_next(1);
+    d.remove_members(&aud, &prepared(d.as_ref(), 1..3))
+        .await
+        .expect("500 then ok");
+    assert_eq!(fake.list_members(&aud.remote_id).len(), 3);
+}
+
+#[tokio::test]
+async fn klaviyo_import_errors_become_rejections() {
+    let fake = fake().await;
+    let d = destination(&fake);
+    let aud = d.find_or_create_audience("a", "").await.expect("audience");
+    fake.reject_emails([key(3), key(7)]);
+    let out = d
+        .add_members(&aud, &prepared(d.as_ref(), 1..11))
+        .await
+        .expect("add");
+    assert_eq!(out.accepted, 8);
+    let mut ids: Vec<&str> = out
+        .rejected
+        .iter()
+        .map(|r| r.customer_id.as_str())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["c3", "c7"]);
+    assert!(
+        out.rejected[0].reason.contains("Invalid email"),
+        "{:?}",
+        out.rejected
+    );
+    let members = fake.list_members(&aud.remote_id);
+    assert_eq!(members.len(), 8);
+    assert!(!members.contains(&key(3)));
+
+    let bad = PreparedMember::new("cx", json!({"EMAIL": "x"}));
+    let out = d.add_members(&aud, &[bad]).await.expect("local rejection");
+    assert_eq!((out.accepted, out.rejected.len()), (0, 1));
+
+    // A job that outlives the poll timeout hands the batch back as transient.
+    let slow = destination_with(&fake, KEY, json!({"poll_timeout_secs": 0}));
+    let err = slow
+        .add_members(&aud, &prepared(d.as_ref(), 20..22))
+        .await
+        .expect_err("still processing");
+    assert!(
+        matches!(err, ConnectorError::Transport { .. }) && err.is_transient(),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn klaviyo_wrong_key_is_a_clear_error_without_the_key() {
+    let fake = fake().await;
+    let wrong = "pk_wrong_SECRET_key_987654321";
+    let d = destination_with(&fake, wrong, json!({}));
+    let err = d
+        .find_or_create_audience("a", "")
+        .await
+        .expect_err("bad key");
+    let msg = err.to_string();
+    assert!(matches!(err, ConnectorError::Auth { .. }), "{msg}");
+    assert!(
+        msg.contains("Incorrect authentication credentials"),
+        "{msg}"
+    );
+    assert!(
+        !msg.contains(wrong) && !format!("{err:?}").contains(wrong),
+        "key leaked: {msg}"
+    );
+    assert_eq!(
+        fake.requests().count("GET", "/lists"),
+        1,
+        "no retry on a bad key"
+    );
+
+    let secrets =
+        SecretResolver::from_map(HashMap::from([("KL_KEY".to_string(), KEY.to_string())]));
+    let e = build_destination(
+        "kl",
+        &json!({"kind": "klaviyo", "api_key": {"env": "KL_KEY"}, "revision": "latest"}),
+        &secrets,
+    )
+    .err()
+    .map(|e| e.to_string())
+    .unwrap_or_default();
+    assert!(e.contains("revision"), "{e}");
+}

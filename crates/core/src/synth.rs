@@ -1008,3 +1008,28 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod speed {
+    use super::*;
+    use chrono::TimeZone;
+
+    /// Generation speed alone, to tell generator cost from store cost in load benchmarks; run with
+    /// `cargo test --release -p campaignd-core synth_speed -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn synth_speed() {
+        let as_of = Utc.with_ymd_and_hms(2025, 3, 1, 12, 0, 0).unwrap();
+        let started = std::time::Instant::now();
+        let mut g = ShopGenerator::new(100_000, 1, as_of);
+        let mut rows = 0;
+        while let Some(c) = g.next_chunk(2000) {
+            rows += c.customers.len() + c.orders.len() + c.events.len();
+        }
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "generated {rows} rows in {secs:.2}s: {:.0} rows/s",
+            rows as f64 / secs
+        );
+    }
+}

@@ -211,7 +211,8 @@ impl Store {
                 )))
             }
         };
-        let handle = File::open(path).map_err(|e| StoreError::Io(format!("cannot read {file}: {e}")))?;
+        let handle =
+            File::open(path).map_err(|e| StoreError::Io(format!("cannot read {file}: {e}")))?;
 
         let (sender, mut batches) = mpsc::channel::<Result<Batch, StoreError>>(2);
         let label = file.clone();
@@ -243,7 +244,7 @@ impl Store {
                 };
                 let rows = check_customers(&mut tx, batch.rows, &mut errors).await?;
                 // Under strict, once a row is bad the rest is only validated: it would be rolled back.
-                if !(opts.strict && !errors.is_empty()) {
+                if !opts.strict || errors.is_empty() {
                     report.imported += rows.upsert(&mut tx).await?;
                 }
                 if opts.strict {
@@ -520,7 +521,9 @@ impl Cells {
     fn text(&mut self, column: &str) -> Result<Option<String>, String> {
         match self.take(column) {
             None => Ok(None),
-            Some(Cell::Text(s)) if s.contains('\0') => Err(format!("{column}: contains a NUL character")),
+            Some(Cell::Text(s)) if s.contains('\0') => {
+                Err(format!("{column}: contains a NUL character"))
+            }
             Some(Cell::Text(s)) => Ok(Some(s)),
             Some(Cell::Json(v)) => Ok(Some(v.to_string())),
         }
@@ -528,7 +531,8 @@ impl Cells {
 
     /// The column as text; a row without it is rejected as `missing COLUMN`.
     fn required(&mut self, column: &str) -> Result<String, String> {
-        self.text(column)?.ok_or_else(|| format!("missing {column}"))
+        self.text(column)?
+            .ok_or_else(|| format!("missing {column}"))
     }
 
     fn time(&mut self, column: &str) -> Result<Option<DateTime<Utc>>, String> {
@@ -667,15 +671,22 @@ fn cell_text(s: &str) -> Option<Cell> {
 }
 
 /// Reads a CSV file: a header naming the kind's columns in any order, then one row per record.
-fn read_csv(kind: ImportKind, file: &str, handle: File, out: &mut BatchSender) -> Result<(), StoreError> {
+fn read_csv(
+    kind: ImportKind,
+    file: &str,
+    handle: File,
+    out: &mut BatchSender,
+) -> Result<(), StoreError> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
-        .from_reader(BufReader::with_capacity(1 << 16, handle));
+        .buffer_capacity(1 << 16)
+        .from_reader(RecordLines::new(handle));
     let headers = reader
         .headers()
         .map_err(|e| StoreError::Io(format!("{file}:1: cannot read the header: {e}")))?
         .clone();
+    reader.get_mut().next_start();
     let columns = kind.columns();
     let mut slots = Vec::with_capacity(headers.len());
     let mut unknown = Vec::new();
@@ -720,7 +731,7 @@ fn read_csv(kind: ImportKind, file: &str, handle: File, out: &mut BatchSender) -
         match reader.read_record(&mut record) {
             Ok(false) => return Ok(()),
             Ok(true) => {
-                let line = record.position().map(|p| p.line()).unwrap_or(0);
+                let line = reader.get_mut().next_start();
                 let cells = if record.len() != slots.len() {
                     Err(format!(
                         "expected {} fields, found {}",
@@ -737,8 +748,8 @@ fn read_csv(kind: ImportKind, file: &str, handle: File, out: &mut BatchSender) -
                 out.row(line, cells);
             }
             Err(e) => match e.kind() {
-                csv::ErrorKind::Utf8 { pos, .. } => {
-                    let line = pos.as_ref().map(|p| p.line()).unwrap_or(0);
+                csv::ErrorKind::Utf8 { .. } => {
+                    let line = reader.get_mut().next_start();
                     out.row(line, Err("not valid UTF-8".into()));
                 }
                 _ => return Err(StoreError::Io(format!("cannot read {file}: {e}"))),
@@ -747,8 +758,79 @@ fn read_csv(kind: ImportKind, file: &str, handle: File, out: &mut BatchSender) -
     }
 }
 
+/// Where the CSV lexer is, mirroring `csv-core`'s record rules (RFC 4180 quoting, `""` escapes, quotes
+/// only special at the start of a field, empty lines skipped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lex {
+    RecordStart,
+    FieldStart,
+    InField,
+    InQuoted,
+    QuoteInQuoted,
+}
+
+/// A reader that passes the CSV bytes through unchanged and notes the physical line each record starts
+/// on. The csv crate's own positions point just after the previous record, which is wrong past empty
+/// lines; error messages must name the line a person sees in an editor.
+struct RecordLines<R> {
+    inner: R,
+    state: Lex,
+    line: u64,
+    starts: std::collections::VecDeque<u64>,
+}
+
+impl<R> RecordLines<R> {
+    fn new(inner: R) -> Self {
+        RecordLines {
+            inner,
+            state: Lex::RecordStart,
+            line: 1,
+            starts: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// The start line of the next record not yet claimed (records are claimed in order as they are read).
+    fn next_start(&mut self) -> u64 {
+        self.starts.pop_front().unwrap_or(self.line)
+    }
+
+    fn scan(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            if self.state == Lex::RecordStart && b != b'\n' && b != b'\r' {
+                self.starts.push_back(self.line);
+                self.state = Lex::FieldStart;
+            }
+            if b == b'\n' {
+                self.line += 1;
+            }
+            self.state = match (self.state, b) {
+                (Lex::InQuoted, b'"') => Lex::QuoteInQuoted,
+                (Lex::InQuoted, _) => Lex::InQuoted,
+                (_, b'\n' | b'\r') => Lex::RecordStart,
+                (Lex::QuoteInQuoted, b'"') => Lex::InQuoted,
+                (Lex::FieldStart, b'"') => Lex::InQuoted,
+                (_, b',') => Lex::FieldStart,
+                _ => Lex::InField,
+            };
+        }
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for RecordLines<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.scan(&buf[..n]);
+        Ok(n)
+    }
+}
+
 /// Reads a JSON Lines file: one object per line, keys among the kind's columns; blank lines are skipped.
-fn read_jsonl(kind: ImportKind, file: &str, handle: File, out: &mut BatchSender) -> Result<(), StoreError> {
+fn read_jsonl(
+    kind: ImportKind,
+    file: &str,
+    handle: File,
+    out: &mut BatchSender,
+) -> Result<(), StoreError> {
     let mut reader = BufReader::with_capacity(1 << 16, handle);
     let mut buf = Vec::new();
     let mut line = 0u64;
@@ -840,8 +922,41 @@ mod tests {
     }
 
     #[test]
+    fn record_lines_match_csv_records_past_blank_lines_quotes_and_crlf() {
+        let text = "h1,h2\r\n\r\na,\"x\ny\"\r\n\n\n5\" tv,\"say \"\"hi\"\"\"\nlast,1";
+        let mut reader = csv::ReaderBuilder::new()
+            .flexible(true)
+            .from_reader(RecordLines::new(text.as_bytes()));
+        reader.headers().unwrap();
+        assert_eq!(reader.get_mut().next_start(), 1);
+        let mut got = Vec::new();
+        let mut record = csv::StringRecord::new();
+        while reader.read_record(&mut record).unwrap() {
+            got.push((
+                reader.get_mut().next_start(),
+                record.get(0).unwrap().to_string(),
+            ));
+        }
+        assert_eq!(
+            got,
+            vec![
+                (3, "a".to_string()),
+                (7, "5\" tv".to_string()),
+                (8, "last".to_string())
+            ]
+        );
+    }
+
+    #[test]
     fn booleans_accept_the_documented_spellings() {
-        for (s, want) in [("TRUE", true), ("yes", true), ("1", true), ("False", false), ("NO", false), ("0", false)] {
+        for (s, want) in [
+            ("TRUE", true),
+            ("yes", true),
+            ("1", true),
+            ("False", false),
+            ("NO", false),
+            ("0", false),
+        ] {
             let mut c = Cells::new(ImportKind::Customers);
             c.cells[11] = cell_text(s);
             assert_eq!(c.boolean("consent_ads").unwrap(), want, "{s}");

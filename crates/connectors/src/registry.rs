@@ -5,10 +5,13 @@
 use crate::error::ConfigError;
 use crate::file::{FileConfig, FileDestination};
 use crate::google_ads::{GoogleAdsConfig, GoogleAdsDestination};
+use crate::klaviyo::{KlaviyoConfig, KlaviyoDestination};
 use crate::linkedin::{LinkedInConfig, LinkedInDestination};
+use crate::mailchimp::{MailchimpConfig, MailchimpDestination};
 use crate::meta::{MetaConfig, MetaDestination};
 use crate::sandbox::{SandboxConfig, SandboxDestination};
 use crate::secret::SecretResolver;
+use crate::sendgrid::{SendGridConfig, SendGridDestination};
 use crate::tiktok::{TikTokConfig, TikTokDestination};
 use crate::traits::AudienceDestination;
 use crate::webhook::{WebhookConfig, WebhookDestination};
@@ -25,6 +28,9 @@ pub const KNOWN_KINDS: &[&str] = &[
     "google_ads",
     "tiktok",
     "linkedin",
+    "mailchimp",
+    "klaviyo",
+    "sendgrid",
 ];
 
 /// Builds the destination `name` from its config section (a JSON value, e.g. converted from TOML).
@@ -68,6 +74,21 @@ pub fn build_destination(
         "file" => Ok(Arc::new(FileDestination::from_config(
             name,
             parse::<FileConfig>(name, rest)?,
+        )?)),
+        "mailchimp" => Ok(Arc::new(MailchimpDestination::from_config(
+            name,
+            parse::<MailchimpConfig>(name, rest)?,
+            secrets,
+        )?)),
+        "sendgrid" => Ok(Arc::new(SendGridDestination::from_config(
+            name,
+            parse::<SendGridConfig>(name, rest)?,
+            secrets,
+        )?)),
+        "klaviyo" => Ok(Arc::new(KlaviyoDestination::from_config(
+            name,
+            parse::<KlaviyoConfig>(name, rest)?,
+            secrets,
         )?)),
         "sandbox" => Ok(Arc::new(SandboxDestination::from_config(
             name,

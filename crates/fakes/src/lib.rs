@@ -9,17 +9,21 @@
 //! `throttle` responder in that platform's error shape, started through `FakeServer::start`.
 
 pub mod google_ads;
+pub mod klaviyo;
 pub mod linkedin;
 pub mod mailchimp;
 pub mod meta;
+pub mod sendgrid;
 pub mod skeleton;
 pub mod tiktok;
 pub mod webhook;
 
 pub use google_ads::FakeGoogleAds;
+pub use klaviyo::FakeKlaviyo;
 pub use linkedin::FakeLinkedIn;
 pub use mailchimp::FakeMailchimp;
 pub use meta::FakeMeta;
+pub use sendgrid::FakeSendGrid;
 pub use skeleton::{FakeServer, Faults, RecordedRequest, RequestLog};
 pub use tiktok::FakeTikTok;
 pub use webhook::FakeWebhook;

@@ -159,3 +159,169 @@ pub async fn recompute(
     }
     Ok(())
 }
+
+/// Peak RSS in MiB of the child processes waited for so far (the sync runs), if known.
+fn children_peak_rss_mib() -> Option<f64> {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage only writes into the struct we pass; RUSAGE_CHILDREN is a valid selector.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr()) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: getrusage returned 0, so the struct is initialised.
+    let usage = unsafe { usage.assume_init() };
+    Some(usage.ru_maxrss as f64 / 1024.0)
+}
+
+fn bench_customers(range: std::ops::Range<usize>, consent: bool) -> Vec<campaignd_core::model::Customer> {
+    range
+        .map(|i| campaignd_core::model::Customer {
+            id: format!("b{i:09}"),
+            email: Some(format!("member{i}@example.com")),
+            phone: Some(format!("+1555{:07}", i % 10_000_000)),
+            first_name: Some("Alex".into()),
+            last_name: Some("Doe".into()),
+            country: Some("US".into()),
+            postal_code: Some("94105".into()),
+            consent_ads: consent,
+            consent_email: consent,
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// Runs `campaignd sync` as a child process (so its memory is measured alone) and times it.
+fn timed_sync(config: &std::path::Path) -> anyhow::Result<f64> {
+    let exe = std::env::current_exe().context("locating the campaignd binary")?;
+    let started = Instant::now();
+    let status = std::process::Command::new(exe)
+        .arg("--config")
+        .arg(config)
+        .arg("sync")
+        .env("CAMPAIGND_BENCH_META_TOKEN", "bench-token")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .context("running campaignd sync")?;
+    anyhow::ensure!(status.success(), "campaignd sync failed: {status}");
+    Ok(started.elapsed().as_secs_f64())
+}
+
+/// `campaignd bench sync`: a first sync of `members` people to a local fake Meta, then an incremental
+/// sync after `churn_pct` percent of them changed; prints identifiers/s, requests, bytes and peak RSS.
+pub async fn sync(members: usize, churn_pct: f64) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("campaignd-bench-sync-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let result = sync_in(&dir, members, churn_pct).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+async fn sync_in(dir: &std::path::Path, members: usize, churn_pct: f64) -> anyhow::Result<()> {
+    let fake = campaignd_fakes::FakeMeta::start("bench-token", "act_1").await?;
+    let db = dir.join("bench.db");
+    let config = dir.join("bench.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[store]
+url = "sqlite://{}"
+
+[[segment]]
+name = "bench_members"
+rule = "customer.consent_ads"
+
+[destinations.fake_meta]
+kind = "meta"
+base_url = "{}"
+ad_account_id = "act_1"
+access_token = {{ env = "CAMPAIGND_BENCH_META_TOKEN" }}
+requests_per_second = 1000
+
+[[sync]]
+segment = "bench_members"
+destination = "fake_meta"
+"#,
+            db.display(),
+            fake.base_url()
+        ),
+    )?;
+    let settings = crate::settings_load::load(&config).map_err(|e| anyhow::anyhow!(e))?;
+    let store = Store::connect(&settings.store.url).await?;
+    store.migrate().await?;
+    let t = Instant::now();
+    for start in (0..members).step_by(10_000) {
+        store
+            .upsert_customers(&bench_customers(start..(start + 10_000).min(members), true))
+            .await?;
+    }
+    campaignd_engine::recompute::recompute(&store, &settings, Utc::now(), None).await?;
+    println!(
+        "bench sync: {members} members, store and segment prepared in {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+    println!();
+    println!(
+        "{:<13} {:>9} {:>9} {:>10} {:>9} {:>11} {:>12}",
+        "run", "changes", "seconds", "ids/s", "requests", "MiB sent", "peak RSS MiB"
+    );
+    let report = |label: &str, changes: usize, secs: f64, reqs: usize, bytes: u64| {
+        println!(
+            "{:<13} {:>9} {:>9.2} {:>10.0} {:>9} {:>11.1} {:>12}",
+            label,
+            changes,
+            secs,
+            changes as f64 / secs.max(1e-9),
+            reqs,
+            bytes as f64 / (1024.0 * 1024.0),
+            children_peak_rss_mib()
+                .map(|m| format!("{m:.0}"))
+                .unwrap_or_else(|| "?".into())
+        );
+    };
+    let secs = timed_sync(&config)?;
+    let log = fake.requests().all();
+    let bytes: u64 = log.iter().map(|r| r.body_bytes).sum();
+    report("first sync", members, secs, log.len(), bytes);
+    let audience = fake
+        .audiences()
+        .into_iter()
+        .next()
+        .context("the fake has no audience after the first sync")?;
+    anyhow::ensure!(
+        fake.members(&audience.id).len() == members,
+        "the fake holds {} members, expected {members}",
+        fake.members(&audience.id).len()
+    );
+
+    // Churn: half of the changed people withdraw consent (leave), as many new people join.
+    let changed = ((members as f64) * churn_pct / 100.0).round() as usize;
+    let leave = changed / 2;
+    let join = changed - leave;
+    store
+        .upsert_customers(&bench_customers(0..leave, false))
+        .await?;
+    store
+        .upsert_customers(&bench_customers(members..members + join, true))
+        .await?;
+    campaignd_engine::recompute::recompute(&store, &settings, Utc::now(), None).await?;
+    store.close().await;
+    let (reqs_before, bytes_before) = (log.len(), bytes);
+    let secs = timed_sync(&config)?;
+    let log = fake.requests().all();
+    let bytes: u64 = log.iter().map(|r| r.body_bytes).sum();
+    report(
+        &format!("{churn_pct}% churn"),
+        changed,
+        secs,
+        log.len() - reqs_before,
+        bytes - bytes_before,
+    );
+    anyhow::ensure!(
+        fake.members(&audience.id).len() == members - leave + join,
+        "after churn the fake holds {} members, expected {}",
+        fake.members(&audience.id).len(),
+        members - leave + join
+    );
+    println!("peak RSS is that of the `campaignd sync` processes alone (the fake runs in this process)");
+    Ok(())
+}

@@ -148,6 +148,15 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 7)]
         seed: u64,
     },
+    /// First sync of a large audience to a local fake Meta, then an incremental sync after churn.
+    Sync {
+        /// Audience size.
+        #[arg(long, default_value_t = 100_000)]
+        members: usize,
+        /// Share of members that change between the two syncs, in percent (half leave, half join).
+        #[arg(long, default_value_t = 1.0)]
+        churn: f64,
+    },
 }
 
 /// Output of `segments members`.

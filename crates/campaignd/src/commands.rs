@@ -98,6 +98,9 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
                 let settings = settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
                 bench::recompute(&settings, customers, store, seed).await.map_err(Failure::job)
             }
+            BenchCommand::Sync { members, churn } => {
+                bench::sync(members, churn).await.map_err(Failure::job)
+            }
         },
     }
 }

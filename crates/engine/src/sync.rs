@@ -333,11 +333,15 @@ impl Job<'_> {
         self.outcome.skipped_suppressed = excl.suppressed;
         self.store.clear_staging(&dest_name, &audience).await?;
         let mut after = String::new();
+        let (mut t_read, mut t_prepare, mut t_write) = (0u128, 0u128, 0u128);
         loop {
+            let t = Instant::now();
             let page = self
                 .store
                 .sync_candidates(&self.cfg.segment, self.consent, &after, STAGE_PAGE)
                 .await?;
+            t_read += t.elapsed().as_micros();
+            let t = Instant::now();
             let Some(last) = page.last() else { break };
             after = last.customer_id.clone();
             let mut staged = Vec::with_capacity(page.len());
@@ -360,17 +364,29 @@ impl Job<'_> {
                     None => self.outcome.skipped_no_identifier += 1,
                 }
             }
+            t_prepare += t.elapsed().as_micros();
+            let t = Instant::now();
             self.store
                 .stage_members(&dest_name, &audience, &staged)
                 .await?;
+            t_write += t.elapsed().as_micros();
         }
+        tracing::debug!(read_ms = t_read / 1000, prepare_ms = t_prepare / 1000, write_ms = t_write / 1000, "staging phases");
         self.store.staged_count(&dest_name, &audience).await
     }
 
     async fn execute(&mut self, opts: &SyncOptions, shutdown: &Shutdown) -> Result<(), String> {
         let mirror = self.cfg.mode == SyncMode::Mirror;
         let (dest_name, audience) = (self.cfg.destination.clone(), self.outcome.audience.clone());
+        let staging_started = Instant::now();
         let eligible = self.stage().await.map_err(|e| e.to_string())?;
+        tracing::info!(
+            destination = %dest_name,
+            audience = %audience,
+            eligible,
+            ms = staging_started.elapsed().as_millis() as u64,
+            "sync plan staged"
+        );
         self.outcome.eligible = eligible;
         let limits = self.dest.limits();
         let recorded = self

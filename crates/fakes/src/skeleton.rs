@@ -63,6 +63,8 @@ pub struct RecordedRequest {
     pub path: String,
     /// Query string, if any.
     pub query: Option<String>,
+    /// Request body size from `Content-Length` (0 when absent), for benchmarks' byte counts.
+    pub body_bytes: u64,
 }
 
 /// Every request received, in order.
@@ -105,6 +107,12 @@ async fn inject_faults(State(st): State<SkeletonState>, req: Request, next: Next
         method: req.method().to_string(),
         path: req.uri().path().to_string(),
         query: req.uri().query().map(str::to_string),
+        body_bytes: req
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
     });
     let delay = st.faults.delay_ms.load(Ordering::SeqCst);
     if delay > 0 {

@@ -116,6 +116,33 @@ fn removal_sql(consent: Consent, count_only: bool) -> String {
 const ADDITIONS_BODY: &str = "FROM sync_staging s WHERE s.destination = $1 AND s.audience_name = $2 AND s.customer_id > $3 \
      AND NOT EXISTS (SELECT 1 FROM sync_ledger l WHERE l.destination = $1 AND l.audience_name = $2 AND l.customer_id = s.customer_id)";
 
+/// Rows per multi-row statement: sqlx-sqlite slows down sharply on long statements, Postgres prefers them.
+fn rows_per_statement(store: &Store) -> usize {
+    match store.pool() {
+        crate::Pool::Sqlite(_) => 32,
+        crate::Pool::Postgres(_) => 1000,
+    }
+}
+
+/// `($1, $2, $3, $4, $5), ($1, $2, $6, $7, $8), ...`: the `shared` leading parameters repeated in every
+/// row, then three fresh ones per row (customer id, fingerprint, payload).
+fn values_rows(rows: usize, shared: usize) -> String {
+    let per_row = 3;
+    let mut sql = String::new();
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for s in 1..=shared {
+            sql.push_str(&format!("${s}, "));
+        }
+        let base = shared + r * per_row;
+        sql.push_str(&format!("${}, ${}, ${})", base + 1, base + 2, base + 3));
+    }
+    sql
+}
+
 fn entries(rows: Vec<(String, String, String)>) -> Vec<LedgerEntry> {
     rows.into_iter()
         .map(|(customer_id, fingerprint, payload)| LedgerEntry {
@@ -233,17 +260,11 @@ impl Store {
         audience_name: &str,
         members: &[LedgerEntry],
     ) -> Result<(), StoreError> {
-        for chunk in members.chunks(1000) {
-            let mut sql = String::from(
-                "INSERT INTO sync_staging (destination, audience_name, customer_id, fingerprint, payload) VALUES ",
+        for chunk in members.chunks(rows_per_statement(self)) {
+            let mut sql = format!(
+                "INSERT INTO sync_staging (destination, audience_name, customer_id, fingerprint, payload) VALUES {}",
+                values_rows(chunk.len(), 2)
             );
-            for i in 0..chunk.len() {
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                let b = i * 3;
-                sql.push_str(&format!("($1, $2, ${}, ${}, ${})", b + 3, b + 4, b + 5));
-            }
             sql.push_str(" ON CONFLICT (destination, audience_name, customer_id) DO UPDATE SET fingerprint = excluded.fingerprint, payload = excluded.payload");
             on_pool!(self, pool => {
                 let mut q = sqlx::query(&sql).bind(destination).bind(audience_name);
@@ -356,22 +377,31 @@ impl Store {
         removed: &[String],
         rejected: &[(String, String, String)],
     ) -> Result<(), StoreError> {
-        const ADD: &str = "INSERT INTO sync_ledger (destination, audience_name, customer_id, fingerprint, payload, synced_at, run_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (destination, audience_name, customer_id) DO UPDATE SET \
+        const ADD_HEAD: &str = "INSERT INTO sync_ledger (destination, audience_name, synced_at, run_id, customer_id, fingerprint, payload) VALUES ";
+        const ADD_TAIL: &str = " ON CONFLICT (destination, audience_name, customer_id) DO UPDATE SET \
              fingerprint = excluded.fingerprint, payload = excluded.payload, synced_at = excluded.synced_at, run_id = excluded.run_id";
-        const REMOVE: &str = "DELETE FROM sync_ledger WHERE destination = $1 AND audience_name = $2 AND customer_id = $3";
+        const REMOVE_HEAD: &str = "DELETE FROM sync_ledger WHERE destination = $1 AND audience_name = $2 AND customer_id IN ";
         const REJECT: &str = "INSERT INTO sync_rejections (run_id, destination, audience_name, customer_id, action, reason, at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)";
+        let chunk_rows = rows_per_statement(self);
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            for m in added {
-                sqlx::query(ADD).bind(destination).bind(audience_name).bind(&m.customer_id)
-                    .bind(&m.fingerprint).bind(&m.payload).bind(now).bind(run_id)
-                    .execute(&mut *tx).await?;
+            for chunk in added.chunks(chunk_rows) {
+                let sql = format!("{ADD_HEAD}{}{ADD_TAIL}", values_rows(chunk.len(), 4));
+                let mut q = sqlx::query(&sql).bind(destination).bind(audience_name).bind(now).bind(run_id);
+                for m in chunk {
+                    q = q.bind(&m.customer_id).bind(&m.fingerprint).bind(&m.payload);
+                }
+                q.execute(&mut *tx).await?;
             }
-            for id in removed {
-                sqlx::query(REMOVE).bind(destination).bind(audience_name).bind(id)
-                    .execute(&mut *tx).await?;
+            for chunk in removed.chunks(chunk_rows) {
+                let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+                let sql = format!("{REMOVE_HEAD}({})", placeholders.join(", "));
+                let mut q = sqlx::query(&sql).bind(destination).bind(audience_name);
+                for id in chunk {
+                    q = q.bind(id);
+                }
+                q.execute(&mut *tx).await?;
             }
             for (id, action, reason) in rejected {
                 sqlx::query(REJECT).bind(run_id).bind(destination).bind(audience_name).bind(id)

@@ -42,7 +42,7 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
             as_of,
         } => {
             let settings = settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
-            demo(settings, customers, seed, &db, as_of.unwrap_or_else(Utc::now)).await
+            demo(settings, &cli.config, customers, seed, &db, as_of.unwrap_or_else(Utc::now)).await
         }
         Command::Segments { command } => {
             let settings = settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
@@ -210,6 +210,7 @@ async fn import(store: &Store, kind: ImportKindArg, file: &Path, strict: bool) -
 
 async fn demo(
     mut settings: Settings,
+    config: &Path,
     customers: usize,
     seed: u64,
     db: &Path,
@@ -249,6 +250,19 @@ async fn demo(
             0.0
         };
         println!("{:<26} {:>8} {:>7.1}%", seg.segment, seg.size, share);
+    }
+    if !settings.syncs.is_empty() {
+        let destinations = build_destinations(&settings, &secrets_for(config))
+            .map_err(Failure::usage)?;
+        let report = run_sync(&store, &settings, &destinations, &SyncOptions::default(), &Shutdown::new())
+            .await
+            .map_err(Failure::job)?;
+        println!();
+        println!("audiences synced:");
+        print_sync_report(&report, false);
+        if report.any_failed() {
+            return Err(Failure::job(anyhow!("one or more syncs failed (see `campaignd runs`)")));
+        }
     }
     println!();
     println!(

@@ -195,11 +195,16 @@ fn demo_prints_segment_sizes() {
     let db = dir.path().join("demo.db");
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     Command::cargo_bin("campaignd").unwrap()
-        .current_dir(&root)
+        .current_dir(dir.path())
+        .arg("--config")
+        .arg(root.join("config/default.toml"))
         .args(["demo", "--customers", "600", "--as-of", "2025-06-01T00:00:00Z", "--db"])
         .arg(&db)
         .assert()
         .success()
         .stdout(predicate::str::is_match(r"cart_abandoners\s+[1-9]\d*\s").unwrap())
-        .stdout(predicate::str::is_match(r"repeat_customers\s+[1-9]\d*\s").unwrap());
+        .stdout(predicate::str::is_match(r"repeat_customers\s+[1-9]\d*\s").unwrap())
+        .stdout(predicate::str::is_match(r"cart_abandoners\s+sandbox\s+\d+\s+\d+").unwrap());
+    assert!(dir.path().join("sandbox").exists(), "the sandbox keeps its audiences on disk");
+    assert!(dir.path().join("exports/repeat_customers").exists(), "the file destination wrote its snapshot");
 }

@@ -13,7 +13,7 @@ use crate::sandbox::{SandboxConfig, SandboxDestination};
 use crate::secret::SecretResolver;
 use crate::sendgrid::{SendGridConfig, SendGridDestination};
 use crate::tiktok::{TikTokConfig, TikTokDestination};
-use crate::traits::AudienceDestination;
+use crate::traits::{AudienceDestination, CreativeSwapper, MetricsSource};
 use crate::webhook::{WebhookConfig, WebhookDestination};
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
@@ -114,6 +114,64 @@ pub fn build_destination(
             kind: other.to_string(),
             known,
         }),
+    }
+}
+
+/// Splits a `[destinations.NAME]` section into its `kind` and the remaining keys, so the capability
+/// builders below share one reading of the section with [`build_destination`].
+fn split_kind(
+    name: &str,
+    section: &serde_json::Value,
+) -> Result<(String, serde_json::Value), ConfigError> {
+    let invalid = |key: &str, message: String| ConfigError::Invalid {
+        destination: name.to_string(),
+        key: key.to_string(),
+        message,
+    };
+    let mut map = section
+        .as_object()
+        .cloned()
+        .ok_or_else(|| invalid(".", "expected a table".into()))?;
+    match map.remove("kind") {
+        None => Err(ConfigError::MissingKind {
+            destination: name.to_string(),
+            known: KNOWN_KINDS.join(", "),
+        }),
+        Some(serde_json::Value::String(k)) => Ok((k, serde_json::Value::Object(map))),
+        Some(_) => Err(invalid("kind", "expected a string".into())),
+    }
+}
+
+/// Builds the creative-swap capability (DESIGN §7) of destination `name`, from the same section as
+/// [`build_destination`]. `Ok(None)` means the platform kind cannot swap creatives, so `rotate` reports
+/// the creative set instead of failing at startup. One arm per platform that implements
+/// [`CreativeSwapper`]; unknown kinds are left to [`build_destination`] to reject.
+pub fn build_creative_swapper(
+    name: &str,
+    section: &serde_json::Value,
+    secrets: &SecretResolver,
+) -> Result<Option<Arc<dyn CreativeSwapper>>, ConfigError> {
+    let _ = secrets;
+    let (kind, rest) = split_kind(name, section)?;
+    let _ = rest;
+    match kind.as_str() {
+        _ => Ok(None),
+    }
+}
+
+/// Builds the daily-metrics capability (DESIGN §8) of destination `name`, from the same section as
+/// [`build_destination`]. `Ok(None)` means the platform reports no performance, so `metrics pull`
+/// skips it. One arm per platform that implements [`MetricsSource`].
+pub fn build_metrics_source(
+    name: &str,
+    section: &serde_json::Value,
+    secrets: &SecretResolver,
+) -> Result<Option<Arc<dyn MetricsSource>>, ConfigError> {
+    let _ = secrets;
+    let (kind, rest) = split_kind(name, section)?;
+    let _ = rest;
+    match kind.as_str() {
+        _ => Ok(None),
     }
 }
 

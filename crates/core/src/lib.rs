@@ -5,6 +5,8 @@
 //! hashing, the synthetic shop generator used by `demo` and benchmarks, and the shared row types.
 
 pub mod identifiers;
+pub mod metrics;
 pub mod model;
+pub mod rotation;
 pub mod rules;
 pub mod synth;

@@ -7,7 +7,9 @@
 
 mod bind;
 mod error;
+pub mod history;
 pub mod import;
+pub mod lease;
 pub mod ledger;
 pub mod load;
 pub mod runs;

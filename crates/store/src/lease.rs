@@ -1,0 +1,244 @@
+//! Leader leases: several `campaignd run` replicas share one database, and for each scheduled job the
+//! replica holding that job's lease runs it. A lease is a row per job with the holder's id and an expiry
+//! in the database's own clock (so replicas' clocks need not agree); it is taken or renewed by one
+//! conditional UPSERT, which the database serialises, so two replicas can never both win. A dead
+//! leader stops renewing and its lease lapses after the configured time; the next replica to tick takes
+//! over.
+//!
+//! Each claim also names the cron slot (`tick`) it is for, and a claim only succeeds for a slot later
+//! than the last one claimed: a replica whose scheduler fires late cannot run a tick a second time.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::bind::on_pool;
+use crate::runs::to_time;
+use crate::{Pool, Store, StoreError};
+
+/// One job's lease, for the admin API.
+#[derive(Debug, Clone, Serialize)]
+pub struct LeaseRecord {
+    /// The scheduled job's name.
+    pub job: String,
+    /// The replica holding (or last holding) it.
+    pub holder: String,
+    /// When it lapses unless renewed.
+    pub expires_at: DateTime<Utc>,
+    /// The cron slot last claimed.
+    pub last_tick: DateTime<Utc>,
+    /// When the current holder first took it.
+    pub acquired_at: DateTime<Utc>,
+}
+
+/// One claimed tick: which replica ran which cron slot of which job.
+#[derive(Debug, Clone, Serialize)]
+pub struct TickRecord {
+    /// The scheduled job's name.
+    pub job: String,
+    /// The cron slot, unix seconds.
+    pub tick: i64,
+    /// The replica that claimed it.
+    pub holder: String,
+    /// When it was claimed.
+    pub claimed_at: DateTime<Utc>,
+}
+
+/// "Now" in unix seconds, evaluated by the database so every replica uses the same clock.
+fn now_sql(pool: &Pool) -> &'static str {
+    match pool {
+        Pool::Sqlite(_) => "CAST(strftime('%s','now') AS INTEGER)",
+        Pool::Postgres(_) => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS BIGINT)",
+    }
+}
+
+impl Store {
+    /// Claims `tick` of `job` for `holder` for `ttl_secs`: succeeds when nobody holds the lease, the
+    /// lease has lapsed, or `holder` already holds it — and `tick` is later than the last tick claimed.
+    /// Returns whether this replica should run the tick. A successful claim is logged in `job_ticks`.
+    pub async fn claim_lease(
+        &self,
+        job: &str,
+        holder: &str,
+        tick: i64,
+        ttl_secs: i64,
+    ) -> Result<bool, StoreError> {
+        let now = now_sql(self.pool());
+        let sql = format!(
+            "INSERT INTO leases (job, holder, expires_at, last_tick, acquired_at) \
+             VALUES ($1, $2, {now} + $3, $4, {now}) \
+             ON CONFLICT (job) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at, \
+             last_tick = excluded.last_tick, \
+             acquired_at = CASE WHEN leases.holder = excluded.holder THEN leases.acquired_at ELSE excluded.acquired_at END \
+             WHERE (leases.holder = excluded.holder OR leases.expires_at <= {now}) \
+             AND leases.last_tick < excluded.last_tick \
+             RETURNING holder"
+        );
+        let log = format!(
+            "INSERT INTO job_ticks (job, tick, holder, claimed_at) VALUES ($1, $2, $3, {now})"
+        );
+        let won = on_pool!(self, pool => {
+            let row: Option<String> = sqlx::query_scalar(&sql)
+                .bind(job)
+                .bind(holder)
+                .bind(ttl_secs)
+                .bind(tick)
+                .fetch_optional(pool)
+                .await?;
+            let won = row.as_deref() == Some(holder);
+            if won {
+                sqlx::query(&log).bind(job).bind(tick).bind(holder).execute(pool).await?;
+            }
+            won
+        });
+        Ok(won)
+    }
+
+    /// Extends `holder`'s lease on `job` by `ttl_secs` from now; false when it is no longer held (it
+    /// lapsed and another replica took it), in which case the job should stop at its next batch.
+    pub async fn renew_lease(
+        &self,
+        job: &str,
+        holder: &str,
+        ttl_secs: i64,
+    ) -> Result<bool, StoreError> {
+        let now = now_sql(self.pool());
+        let sql = format!(
+            "UPDATE leases SET expires_at = {now} + $1 WHERE job = $2 AND holder = $3 AND expires_at > {now}"
+        );
+        let n = on_pool!(self, pool => sqlx::query(&sql)
+            .bind(ttl_secs)
+            .bind(job)
+            .bind(holder)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        Ok(n == 1)
+    }
+
+    /// Lets every lease `holder` holds lapse now, so another replica can take over at its next tick
+    /// instead of waiting for the expiry (a graceful shutdown).
+    pub async fn release_leases(&self, holder: &str) -> Result<u64, StoreError> {
+        const SQL: &str = "UPDATE leases SET expires_at = 0 WHERE holder = $1";
+        let n = on_pool!(self, pool => sqlx::query(SQL)
+            .bind(holder)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        Ok(n)
+    }
+
+    /// Every job's lease, by job name.
+    pub async fn leases(&self) -> Result<Vec<LeaseRecord>, StoreError> {
+        const SQL: &str =
+            "SELECT job, holder, expires_at, last_tick, acquired_at FROM leases ORDER BY job";
+        let rows = on_pool!(self, pool => {
+            sqlx::query(SQL).fetch_all(pool).await?.iter().map(|r| -> Result<LeaseRecord, sqlx::Error> {
+                Ok(LeaseRecord {
+                    job: r.try_get("job")?,
+                    holder: r.try_get("holder")?,
+                    expires_at: to_time(r.try_get("expires_at")?),
+                    last_tick: to_time(r.try_get("last_tick")?),
+                    acquired_at: to_time(r.try_get("acquired_at")?),
+                })
+            }).collect::<Result<Vec<_>, _>>()?
+        });
+        Ok(rows)
+    }
+
+    /// The claimed ticks of `job` (all jobs when `None`), oldest first, at most `limit`.
+    pub async fn claimed_ticks(
+        &self,
+        job: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<TickRecord>, StoreError> {
+        const SQL: &str = "SELECT job, tick, holder, claimed_at FROM job_ticks \
+             WHERE ($1 IS NULL OR job = $1) ORDER BY tick, job LIMIT $2";
+        let rows = on_pool!(self, pool => {
+            sqlx::query(SQL).bind(job).bind(limit).fetch_all(pool).await?.iter().map(|r| -> Result<TickRecord, sqlx::Error> {
+                Ok(TickRecord {
+                    job: r.try_get("job")?,
+                    tick: r.try_get("tick")?,
+                    holder: r.try_get("holder")?,
+                    claimed_at: to_time(r.try_get("claimed_at")?),
+                })
+            }).collect::<Result<Vec<_>, _>>()?
+        });
+        Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testkit::{fresh_pg_store, fresh_sqlite_store};
+    use crate::Store;
+
+    async fn lease_rules(store: &Store) {
+        assert!(store.claim_lease("j", "a", 100, 60).await.unwrap());
+        // Same tick again, by anyone: refused.
+        assert!(!store.claim_lease("j", "a", 100, 60).await.unwrap());
+        assert!(!store.claim_lease("j", "b", 100, 60).await.unwrap());
+        // A later tick: the holder wins, another replica does not while the lease is live.
+        assert!(!store.claim_lease("j", "b", 101, 60).await.unwrap());
+        assert!(store.claim_lease("j", "a", 101, 60).await.unwrap());
+        assert!(store.renew_lease("j", "a", 60).await.unwrap());
+        assert!(!store.renew_lease("j", "b", 60).await.unwrap());
+        // Released (or lapsed): the other replica takes over, and the old holder has lost it.
+        assert_eq!(store.release_leases("a").await.unwrap(), 1);
+        assert!(store.claim_lease("j", "b", 102, 60).await.unwrap());
+        assert!(!store.claim_lease("j", "a", 103, 60).await.unwrap());
+        assert!(!store.renew_lease("j", "a", 60).await.unwrap());
+        // Leases are per job.
+        assert!(store.claim_lease("k", "a", 102, 60).await.unwrap());
+        // A zero ttl lapses at once.
+        assert!(store.claim_lease("z", "a", 1, 0).await.unwrap());
+        assert!(store.claim_lease("z", "b", 2, 0).await.unwrap());
+        let ticks = store.claimed_ticks(Some("j"), 100).await.unwrap();
+        let got: Vec<(i64, &str)> = ticks.iter().map(|t| (t.tick, t.holder.as_str())).collect();
+        assert_eq!(got, vec![(100, "a"), (101, "a"), (102, "b")]);
+        let leases = store.leases().await.unwrap();
+        assert_eq!(leases.len(), 3);
+        assert_eq!(leases[0].holder, "b");
+    }
+
+    #[tokio::test]
+    async fn lease_rules_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        lease_rules(&fresh_sqlite_store(dir.path()).await.unwrap()).await;
+    }
+
+    #[tokio::test]
+    async fn lease_rules_postgres() {
+        let Some(store) = fresh_pg_store().await.unwrap() else {
+            eprintln!("CAMPAIGND_TEST_PG_URL not set: skipping");
+            return;
+        };
+        lease_rules(&store).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_claims_have_one_winner_postgres() {
+        let Some(store) = fresh_pg_store().await.unwrap() else {
+            eprintln!("CAMPAIGND_TEST_PG_URL not set: skipping");
+            return;
+        };
+        for tick in 1..=20 {
+            let mut tasks = Vec::new();
+            for h in 0..6 {
+                let store = store.clone();
+                tasks.push(tokio::spawn(async move {
+                    // ttl 0: the lease is always lapsed, so only the tick condition arbitrates.
+                    store
+                        .claim_lease("race", &format!("h{h}"), tick, 0)
+                        .await
+                        .unwrap()
+                }));
+            }
+            let mut winners = 0;
+            for t in tasks {
+                winners += usize::from(t.await.unwrap());
+            }
+            assert_eq!(winners, 1, "tick {tick}");
+        }
+    }
+}

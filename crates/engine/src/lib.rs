@@ -4,7 +4,9 @@
 //! Each job is a plain async function over a [`campaignd_store::Store`] and the parsed [`Settings`], so
 //! the CLI and the scheduler run exactly the same code.
 
+pub mod lease;
 pub mod recompute;
+pub mod scheduler;
 pub mod settings;
 pub mod shutdown;
 pub mod sync;

@@ -33,10 +33,103 @@ pub struct Settings {
     pub creative_sets: Vec<serde_json::Value>,
     /// `[schedule]` cron overrides for the daemon.
     #[serde(default)]
-    pub schedule: BTreeMap<String, serde_json::Value>,
+    pub schedule: ScheduleSettings,
     /// `[admin]` HTTP server settings for the daemon.
     #[serde(default)]
-    pub admin: BTreeMap<String, serde_json::Value>,
+    pub admin: AdminSettings,
+}
+
+/// `[schedule]`: when the daemon runs each job, and how replicas share the work. Cron strings have six
+/// fields, seconds first (`"0 0 * * * *"` is hourly), evaluated in UTC.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleSettings {
+    /// Recompute every segment, then push every `[[sync]]` without a `schedule` of its own.
+    #[serde(default = "default_recompute_sync")]
+    pub recompute_sync: String,
+    /// Creative rotation.
+    #[serde(default = "default_rotate")]
+    pub rotate: String,
+    /// Pulling performance metrics from the platforms.
+    #[serde(default = "default_metrics_pull")]
+    pub metrics_pull: String,
+    /// Seconds a replica's leadership of a job lasts without renewal: how long a dead leader's jobs
+    /// wait before another replica takes them over.
+    #[serde(default = "default_lease_secs")]
+    pub lease_secs: u64,
+    /// On SIGTERM/SIGINT, how long to wait for the batch in flight before exiting anyway.
+    #[serde(default = "default_shutdown_grace_secs")]
+    pub shutdown_grace_secs: u64,
+    /// Run recompute-then-sync once at start-up instead of waiting for its first tick.
+    #[serde(default = "default_true")]
+    pub run_on_start: bool,
+    /// When the store has no customers at all, generate a synthetic demo shop first (the default
+    /// config's try-it-out mode; leave off for a real shop).
+    #[serde(default)]
+    pub demo_if_empty: bool,
+}
+
+fn default_recompute_sync() -> String {
+    "0 0 * * * *".into()
+}
+fn default_rotate() -> String {
+    "0 0 3 * * *".into()
+}
+fn default_metrics_pull() -> String {
+    "0 30 */6 * * *".into()
+}
+fn default_lease_secs() -> u64 {
+    60
+}
+fn default_shutdown_grace_secs() -> u64 {
+    30
+}
+fn default_true() -> bool {
+    true
+}
+
+impl Default for ScheduleSettings {
+    fn default() -> Self {
+        ScheduleSettings {
+            recompute_sync: default_recompute_sync(),
+            rotate: default_rotate(),
+            metrics_pull: default_metrics_pull(),
+            lease_secs: default_lease_secs(),
+            shutdown_grace_secs: default_shutdown_grace_secs(),
+            run_on_start: true,
+            demo_if_empty: false,
+        }
+    }
+}
+
+/// `[admin]`: the daemon's HTTP server (health, Prometheus metrics, JSON API, report page).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    /// Address to listen on; loopback by default so nothing is exposed without a decision.
+    #[serde(default = "default_admin_bind")]
+    pub bind: String,
+    /// Bearer token required on the API and metrics (`{ env = "VAR" }` or `{ file = "path" }`);
+    /// mandatory when `bind` is not a loopback address.
+    #[serde(default)]
+    pub token: Option<campaignd_connectors::SecretRef>,
+    /// Set to false to run without the HTTP server.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+}
+
+fn default_admin_bind() -> String {
+    "127.0.0.1:9464".into()
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        AdminSettings {
+            bind: default_admin_bind(),
+            token: None,
+            enabled: true,
+        }
+    }
 }
 
 /// `[store]`.

@@ -19,6 +19,12 @@ use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
+/// Ads, creatives and insights (creative rotation and metrics), in their own file.
+#[path = "meta_ads.rs"]
+mod ads;
+
+pub use ads::{FakeAd, FakeInsights, INSIGHTS_PAGE_SIZE};
+
 /// API version prefix the fake serves under.
 pub const VERSION_PREFIX: &str = "/v25.0";
 /// Audiences per list page (small, so tests exercise paging).
@@ -65,6 +71,8 @@ struct Inner {
     added_values: BTreeSet<String>,
     /// Rows received in add or replace calls, duplicates included (a resent batch counts twice).
     added_rows: usize,
+    /// Ads, creatives and insights.
+    ads: ads::AdsInner,
 }
 
 struct MetaState {
@@ -213,6 +221,8 @@ impl FakeMeta {
             .route("/:id/customaudiences", get(dispatch).post(dispatch))
             .route("/:id/users", axum::routing::post(dispatch).delete(dispatch))
             .route("/:id/usersreplace", axum::routing::post(dispatch))
+            .route("/:id", axum::routing::post(ads::update_ad))
+            .route("/:id/insights", get(ads::insights))
             .with_state(state.clone());
         let throttle_state = state.clone();
         let server = FakeServer::start(

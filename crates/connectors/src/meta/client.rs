@@ -21,6 +21,15 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::Duration;
 
+/// Creative swap (`CreativeSwapper`), a child module so it shares this client's kit, token and policy.
+#[path = "creative.rs"]
+mod creative;
+/// Daily insights (`MetricsSource`), a child module for the same reason.
+#[path = "metrics.rs"]
+mod metrics;
+
+pub use metrics::DEFAULT_PURCHASE_ACTION_TYPE;
+
 /// Meta accepts at most this many rows per `/users` or `/usersreplace` call.
 pub const MAX_ROWS: usize = 10_000;
 /// Meta needs about this many matched people before an audience serves.
@@ -39,6 +48,8 @@ pub struct MetaDestination {
     policy: MetaPolicy,
     rps: f64,
     batch: usize,
+    /// `action_type` whose `actions` / `action_values` entries are conversions and revenue.
+    purchase_action_type: String,
 }
 
 /// Reads Meta's JSON error envelope: throttling and transient codes are retried, 190/102 are auth
@@ -231,6 +242,11 @@ impl MetaDestination {
             policy: MetaPolicy,
             rps: settings.requests_per_second.unwrap_or(10.0),
             batch: config.batch_size.unwrap_or(MAX_ROWS).clamp(1, MAX_ROWS),
+            purchase_action_type: config
+                .purchase_action_type
+                .clone()
+                .filter(|t| !t.trim().is_empty())
+                .unwrap_or_else(|| DEFAULT_PURCHASE_ACTION_TYPE.to_string()),
         })
     }
 

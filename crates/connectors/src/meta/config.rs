@@ -34,6 +34,10 @@ pub struct MetaConfig {
     /// of a large sync smaller.
     #[serde(default)]
     pub batch_size: Option<usize>,
+    /// Insights `action_type` counted as conversions and revenue (default
+    /// `offsite_conversion.fb_pixel_purchase`; `purchase` counts purchases across channels).
+    #[serde(default)]
+    pub purchase_action_type: Option<String>,
 }
 
 fn default_base_url() -> String {

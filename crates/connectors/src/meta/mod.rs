@@ -15,6 +15,13 @@
 //!   `X-Business-Use-Case-Usage` `estimated_time_to_regain_access` (minutes) as the wait; code 190 is a
 //!   bad or expired token (static token: no refresh).
 //!
+//! - creative rotation (same API version, "Ad" reference): `POST /{ad_id}` with
+//!   `creative={"creative_id":"..."}` swaps the ad's creative, `status=PAUSED|ACTIVE` pauses or resumes it;
+//! - metrics ("Insights API", same version): `GET /{ad_id}/insights?fields=impressions,clicks,spend,actions,
+//!   action_values&time_increment=1&time_range={"since","until"}`, paged; numbers arrive as strings;
+//!   conversions and revenue are the `actions` / `action_values` of `purchase_action_type` (config, default
+//!   `offsite_conversion.fb_pixel_purchase`, or `purchase`); 80000 (insights throttle) is retried.
+//!
 //! Channel: ads (`consent_ads`). Minimum audience size: 100 (Meta drops matches under ~100).
 
 mod client;
@@ -24,6 +31,9 @@ mod mapping;
 #[cfg(test)]
 mod tests;
 
-pub use client::{MetaDestination, MetaPolicy};
+#[cfg(test)]
+mod rotation_tests;
+
+pub use client::{MetaDestination, MetaPolicy, DEFAULT_PURCHASE_ACTION_TYPE};
 pub use config::{MetaConfig, DEFAULT_BASE_URL};
 pub use mapping::{prepare, row, SCHEMA};

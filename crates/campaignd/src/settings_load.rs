@@ -43,5 +43,8 @@ pub fn load(path: &Path) -> Result<Settings, String> {
     settings
         .validate_syncs()
         .map_err(|e| format!("config {}: {e}", path.display()))?;
+    settings
+        .validate_creative_sets()
+        .map_err(|e| format!("config {}: {e}", path.display()))?;
     Ok(settings)
 }

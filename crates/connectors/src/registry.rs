@@ -153,8 +153,11 @@ pub fn build_creative_swapper(
 ) -> Result<Option<Arc<dyn CreativeSwapper>>, ConfigError> {
     let _ = secrets;
     let (kind, rest) = split_kind(name, section)?;
-    let _ = rest;
     match kind.as_str() {
+        "sandbox" => Ok(Some(Arc::new(SandboxDestination::from_config(
+            name,
+            parse::<SandboxConfig>(name, rest)?,
+        )?))),
         _ => Ok(None),
     }
 }
@@ -169,8 +172,11 @@ pub fn build_metrics_source(
 ) -> Result<Option<Arc<dyn MetricsSource>>, ConfigError> {
     let _ = secrets;
     let (kind, rest) = split_kind(name, section)?;
-    let _ = rest;
     match kind.as_str() {
+        "sandbox" => Ok(Some(Arc::new(SandboxDestination::from_config(
+            name,
+            parse::<SandboxConfig>(name, rest)?,
+        )?))),
         _ => Ok(None),
     }
 }

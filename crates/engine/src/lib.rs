@@ -4,6 +4,7 @@
 //! Each job is a plain async function over a [`campaignd_store::Store`] and the parsed [`Settings`], so
 //! the CLI and the scheduler run exactly the same code.
 
+pub mod creative_sets;
 pub mod lease;
 pub mod recompute;
 pub mod scheduler;

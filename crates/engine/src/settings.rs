@@ -28,9 +28,9 @@ pub struct Settings {
     /// `[[sync]]` entries tying a segment to a destination.
     #[serde(default, rename = "sync")]
     pub syncs: Vec<SyncSettings>,
-    /// `[[creative_set]]` entries (creative rotation).
+    /// `[[creative_set]]` entries (creative rotation), checked by `validate_creative_sets`.
     #[serde(default, rename = "creative_set")]
-    pub creative_sets: Vec<serde_json::Value>,
+    pub creative_sets: Vec<crate::creative_sets::CreativeSetSettings>,
     /// `[schedule]` cron overrides for the daemon.
     #[serde(default)]
     pub schedule: ScheduleSettings,

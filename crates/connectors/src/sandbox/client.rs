@@ -6,6 +6,7 @@ use super::mapping;
 use crate::error::{ConfigError, ConnectorError};
 use crate::model::{
     AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, PreparedMember, Rejection,
+    ReplaceSession,
 };
 use crate::traits::AudienceDestination;
 use async_trait::async_trait;
@@ -39,12 +40,16 @@ pub struct SandboxAudience {
 /// A sandbox directory of simulated audiences.
 #[derive(Debug)]
 pub struct SandboxDestination {
-    name: String,
-    root: PathBuf,
+    pub(super) name: String,
+    pub(super) root: PathBuf,
     min_audience_size: usize,
     batch_size: usize,
+    /// Pinned conversion rates by creative id (`creative_cvr`).
+    pub(super) creative_cvr: BTreeMap<String, f64>,
+    /// Creative ids whose swap is refused (`reject_creatives`).
+    pub(super) reject_creatives: BTreeSet<String>,
     /// Serialises this instance's read-modify-write cycles.
-    lock: Mutex<()>,
+    pub(super) lock: Mutex<()>,
 }
 
 fn audiences_dir(root: &Path) -> PathBuf {
@@ -59,7 +64,7 @@ fn audience_path(root: &Path, id: &str) -> Option<PathBuf> {
     safe.then(|| audiences_dir(root).join(format!("{id}.json")))
 }
 
-fn read_audience(path: &Path) -> std::io::Result<SandboxAudience> {
+pub(super) fn read_audience(path: &Path) -> std::io::Result<SandboxAudience> {
     let bytes = std::fs::read(path)?;
     serde_json::from_slice(&bytes)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
@@ -102,7 +107,7 @@ pub fn audience_members(path: &Path, audience_id: &str) -> std::io::Result<BTree
 }
 
 /// Writes `bytes` to `path` atomically: a temp file in the same directory, fsync, then rename.
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(super) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "no parent"))?;
@@ -132,6 +137,10 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 enum Op {
     Add,
     Remove,
+    /// Replace-all: the first slice of a session sets the members, later slices add.
+    Replace {
+        first: bool,
+    },
 }
 
 impl SandboxDestination {
@@ -144,6 +153,17 @@ impl SandboxDestination {
                 message: "must be at least 1".into(),
             });
         }
+        if let Some((id, rate)) = config
+            .creative_cvr
+            .iter()
+            .find(|(_, r)| !(0.0..=1.0).contains(*r))
+        {
+            return Err(ConfigError::Invalid {
+                destination: name.to_string(),
+                key: format!("creative_cvr.{id}"),
+                message: format!("{rate} is not a rate between 0 and 1"),
+            });
+        }
         std::fs::create_dir_all(audiences_dir(&config.path)).map_err(|e| ConfigError::Invalid {
             destination: name.to_string(),
             key: "path".into(),
@@ -154,6 +174,8 @@ impl SandboxDestination {
             root: config.path,
             min_audience_size: config.min_audience_size,
             batch_size: config.batch_size,
+            creative_cvr: config.creative_cvr,
+            reject_creatives: config.reject_creatives,
             lock: Mutex::new(()),
         })
     }
@@ -163,7 +185,7 @@ impl SandboxDestination {
         &self.root
     }
 
-    fn io(&self, message: String) -> impl FnOnce(std::io::Error) -> ConnectorError + '_ {
+    pub(super) fn io(&self, message: String) -> impl FnOnce(std::io::Error) -> ConnectorError + '_ {
         move |source| ConnectorError::Io {
             destination: self.name.clone(),
             message,
@@ -210,6 +232,11 @@ impl SandboxDestination {
             Err(e) => return Err(self.io(format!("reading {}", path.display()))(e)),
         };
         let mut outcome = BatchOutcome::default();
+        let mut changed = false;
+        if let Op::Replace { first: true } = op {
+            stored.members.clear();
+            changed = true;
+        }
         for m in members {
             let Some(key) = mapping::member_key(&m.payload) else {
                 outcome.rejected.push(Rejection {
@@ -220,7 +247,7 @@ impl SandboxDestination {
                 continue;
             };
             match op {
-                Op::Add => {
+                Op::Add | Op::Replace { .. } => {
                     stored.members.insert(key, m.payload.clone());
                 }
                 Op::Remove => {
@@ -229,7 +256,7 @@ impl SandboxDestination {
             }
             outcome.accepted += 1;
         }
-        if outcome.accepted > 0 {
+        if outcome.accepted > 0 || changed {
             self.write(&stored)?;
         }
         Ok(outcome)
@@ -334,5 +361,32 @@ impl AudienceDestination for SandboxDestination {
         members: &[PreparedMember],
     ) -> Result<BatchOutcome, ConnectorError> {
         self.batched(Op::Remove, audience, members).await
+    }
+
+    /// The sandbox is local, so replacing an adopted audience is native: a re-run demo that adopts an
+    /// existing sandbox audience replaces its members instead of resending into unknown contents.
+    fn supports_replace_all(&self) -> bool {
+        true
+    }
+
+    /// The first slice of a session (`next_batch_seq == 1`) clears the audience, every slice adds; the
+    /// audience equals the union of the slices once the last one is written.
+    async fn replace_all(
+        &self,
+        audience: &AudienceRef,
+        session: &mut ReplaceSession,
+        members: &[PreparedMember],
+        _last_batch: bool,
+    ) -> Result<BatchOutcome, ConnectorError> {
+        let first = session.next_batch_seq <= 1;
+        let _guard = self.lock.lock().await;
+        let out = match tokio::runtime::Handle::current().runtime_flavor() {
+            tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(|| {
+                self.change(Op::Replace { first }, audience, members)
+            })?,
+            _ => self.change(Op::Replace { first }, audience, members)?,
+        };
+        session.next_batch_seq += 1;
+        Ok(out)
     }
 }

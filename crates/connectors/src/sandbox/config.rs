@@ -1,6 +1,7 @@
 //! `[destinations.NAME]` keys for `kind = "sandbox"`.
 
 use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 /// Directory the sandbox keeps its audiences in when `path` is not given (relative to the working
@@ -22,6 +23,15 @@ pub struct SandboxConfig {
     /// Most members per add/remove call (default 1000, at least 1).
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
+    /// Pins the simulated conversion rate (conversions per click) of creatives by id, e.g.
+    /// `creative_cvr = { "900002" = 0.08 }`, so tests and demos know which creative is better. Other
+    /// creatives get a stable rate between 2% and 10% derived from a hash of their id.
+    #[serde(default)]
+    pub creative_cvr: BTreeMap<String, f64>,
+    /// Creative ids the simulated platform refuses to swap in (as if disapproved), to exercise failed
+    /// swaps.
+    #[serde(default)]
+    pub reject_creatives: BTreeSet<String>,
 }
 
 fn default_path() -> PathBuf {

@@ -14,15 +14,17 @@
 //! by name across all files; adds and removes are idempotent. [`audience_members`] and [`audiences`] read
 //! the state back for tests and the demo.
 //!
-//! Metrics hook: simulated delivery metrics come in a later issue. They belong in a `metrics.rs` next to
-//! this file implementing [`crate::MetricsSource`] for [`SandboxDestination`], deriving daily rows from the
-//! audience files read through [`audiences`] (the audience id is the `audience_id` of each row).
+//! Creatives and metrics: [`performance`] implements [`crate::CreativeSwapper`] (the live creative per
+//! object in `{path}/creatives.json`) and [`crate::MetricsSource`] (deterministic simulated daily
+//! delivery, sized by the audience files read through [`audiences`]). Replace-all is native here (it is
+//! local), so an adopted audience is replaced on the first mirror sync.
 //!
 //! Channel: ads (`consent_ads`).
 
 mod client;
 mod config;
 mod mapping;
+mod performance;
 
 #[cfg(test)]
 mod tests;
@@ -32,3 +34,7 @@ pub use client::{
 };
 pub use config::{SandboxConfig, DEFAULT_BATCH_SIZE, DEFAULT_PATH};
 pub use mapping::{member_key, prepare};
+pub use performance::{
+    creatives, with_clock, SandboxCreatives, SandboxObject, SandboxSwap, CREATIVES_FORMAT_VERSION,
+    DEFAULT_REACH,
+};

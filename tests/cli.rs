@@ -33,16 +33,23 @@ sql = "SELECT id AS customer_id FROM customers WHERE NOT EXISTS (SELECT 1 FROM o
 
 fn env_with(store_url: Option<String>, extra: &str) -> Env {
     let dir = tempfile::tempdir().unwrap();
-    let url = store_url.unwrap_or_else(|| format!("sqlite://{}", dir.path().join("shop.db").display()));
+    let url =
+        store_url.unwrap_or_else(|| format!("sqlite://{}", dir.path().join("shop.db").display()));
     let config = dir.path().join("campaignd.toml");
-    std::fs::write(&config, format!("[store]\nurl = \"{url}\"\n{SEGMENTS}{extra}")).unwrap();
+    std::fs::write(
+        &config,
+        format!("[store]\nurl = \"{url}\"\n{SEGMENTS}{extra}"),
+    )
+    .unwrap();
     Env { dir, config }
 }
 
 impl Env {
     fn cmd(&self) -> Command {
         let mut cmd = Command::cargo_bin("campaignd").unwrap();
-        cmd.arg("--config").arg(&self.config).current_dir(self.dir.path());
+        cmd.arg("--config")
+            .arg(&self.config)
+            .current_dir(self.dir.path());
         cmd
     }
 
@@ -66,16 +73,31 @@ const ORDERS: &str = "{\"id\":\"o1\",\"customer_id\":\"c1\",\"placed_at\":\"2024
 {\"id\":\"o5\",\"customer_id\":\"c4\",\"placed_at\":\"2024-02-07T10:00:00Z\",\"total\":500}\n";
 
 fn lines(out: &[u8]) -> Vec<String> {
-    String::from_utf8_lossy(out).lines().map(str::to_string).collect()
+    String::from_utf8_lossy(out)
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 fn full_flow(env: &Env) {
-    env.cmd().arg("migrate").assert().success().stdout(predicate::str::contains("migrations applied"));
+    env.cmd()
+        .arg("migrate")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("migrations applied"));
     let customers = env.write("customers.csv", CUSTOMERS);
     let orders = env.write("orders.jsonl", ORDERS);
-    env.cmd().args(["import", "customers"]).arg(&customers).assert().success()
+    env.cmd()
+        .args(["import", "customers"])
+        .arg(&customers)
+        .assert()
+        .success()
         .stdout(predicate::str::contains("4 rows imported, 0 rejected"));
-    env.cmd().args(["import", "orders"]).arg(&orders).assert().success()
+    env.cmd()
+        .args(["import", "orders"])
+        .arg(&orders)
+        .assert()
+        .success()
         .stdout(predicate::str::contains("5 rows imported"));
     env.cmd()
         .args(["segments", "recompute", "--as-of", "2024-06-01T00:00:00Z"])
@@ -83,7 +105,11 @@ fn full_flow(env: &Env) {
         .success()
         .stdout(predicate::str::contains("run "));
     let members = |name: &str| -> Vec<String> {
-        let out = env.cmd().args(["segments", "members", name]).assert().success();
+        let out = env
+            .cmd()
+            .args(["segments", "members", name])
+            .assert()
+            .success();
         lines(&out.get_output().stdout)
     };
     assert_eq!(members("repeat"), vec!["c1", "c2"]);
@@ -91,24 +117,51 @@ fn full_flow(env: &Env) {
     assert_eq!(members("repeat_small"), vec!["c2"]);
     assert_eq!(members("never_ordered"), vec!["c3"]);
 
-    let csv = env.cmd().args(["segments", "members", "repeat", "--format", "csv"]).assert().success();
+    let csv = env
+        .cmd()
+        .args(["segments", "members", "repeat", "--format", "csv"])
+        .assert()
+        .success();
     let csv = lines(&csv.get_output().stdout);
     assert_eq!(csv[0], "customer_id,email,phone,joined_at");
-    assert!(csv[1].starts_with("c1,ann@example.com,+15551230001,2024-06-01T00:00:00"), "{}", csv[1]);
+    assert!(
+        csv[1].starts_with("c1,ann@example.com,+15551230001,2024-06-01T00:00:00"),
+        "{}",
+        csv[1]
+    );
 
-    env.cmd().args(["segments", "list"]).assert().success()
+    env.cmd()
+        .args(["segments", "list"])
+        .assert()
+        .success()
         .stdout(predicate::str::is_match(r"repeat\s+2\s+2\s+0").unwrap());
-    env.cmd().args(["segments", "show", "big_spenders"]).assert().success()
+    env.cmd()
+        .args(["segments", "show", "big_spenders"])
+        .assert()
+        .success()
         .stdout(predicate::str::contains("orders.sum() >= 100"))
         .stdout(predicate::str::contains("SELECT c.id AS customer_id"))
         .stdout(predicate::str::contains("size:        2"));
 
     // A later recompute after new data records who joined and who left.
-    let more = env.write("orders2.csv", "id,customer_id,placed_at,total\no6,c4,2024-06-10T00:00:00Z,5\n");
-    env.cmd().args(["import", "orders"]).arg(&more).assert().success();
-    env.cmd().args(["segments", "recompute", "--as-of", "2024-07-01T00:00:00Z"]).assert().success()
+    let more = env.write(
+        "orders2.csv",
+        "id,customer_id,placed_at,total\no6,c4,2024-06-10T00:00:00Z,5\n",
+    );
+    env.cmd()
+        .args(["import", "orders"])
+        .arg(&more)
+        .assert()
+        .success();
+    env.cmd()
+        .args(["segments", "recompute", "--as-of", "2024-07-01T00:00:00Z"])
+        .assert()
+        .success()
         .stdout(predicate::str::is_match(r"repeat\s+3\s+1\s+0").unwrap());
-    env.cmd().args(["runs", "--json"]).assert().success()
+    env.cmd()
+        .args(["runs", "--json"])
+        .assert()
+        .success()
         .stdout(predicate::str::contains("\"job\": \"recompute\""));
 }
 
@@ -122,7 +175,10 @@ fn sqlite_end_to_end() {
 #[test]
 fn postgres_end_to_end() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let Some(url) = rt.block_on(campaignd_store::testkit::fresh_pg_database()).unwrap() else {
+    let Some(url) = rt
+        .block_on(campaignd_store::testkit::fresh_pg_database())
+        .unwrap()
+    else {
         eprintln!("CAMPAIGND_TEST_PG_URL not set: skipping");
         return;
     };
@@ -132,29 +188,57 @@ fn postgres_end_to_end() {
 #[test]
 fn bad_rule_exits_2_with_line_and_column() {
     let env = env_with(None, "\n[[segment]]\nname = \"broken\"\nrule = \"orders.count() >= 1 and\\n  orders.sum(7d) foo 3\"\n");
-    env.cmd().args(["segments", "list"]).assert().code(2)
-        .stderr(predicate::str::contains("segment \"broken\" (rule): line 2, column 18"));
+    env.cmd()
+        .args(["segments", "list"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "segment \"broken\" (rule): line 2, column 18",
+        ));
 }
 
 #[test]
 fn type_error_exits_2_before_any_sql() {
-    let env = env_with(None, "\n[[segment]]\nname = \"typed\"\nrule = 'orders.count() == \"three\"'\n");
-    env.cmd().args(["segments", "recompute"]).assert().code(2)
-        .stderr(predicate::str::contains("segment \"typed\" (rule): line 1, column"));
-    assert!(!env.dir.path().join("shop.db").exists(), "nothing may be written for a bad config");
+    let env = env_with(
+        None,
+        "\n[[segment]]\nname = \"typed\"\nrule = 'orders.count() == \"three\"'\n",
+    );
+    env.cmd()
+        .args(["segments", "recompute"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "segment \"typed\" (rule): line 1, column",
+        ));
+    assert!(
+        !env.dir.path().join("shop.db").exists(),
+        "nothing may be written for a bad config"
+    );
 }
 
 #[test]
 fn unknown_config_key_is_named() {
-    let env = env_with(None, "\n[[segment]]\nname = \"typo\"\nrul = \"orders.count() >= 1\"\n");
-    env.cmd().args(["segments", "list"]).assert().code(2)
-        .stderr(predicate::str::contains("segment[4]").and(predicate::str::contains("unknown field `rul`")));
+    let env = env_with(
+        None,
+        "\n[[segment]]\nname = \"typo\"\nrul = \"orders.count() >= 1\"\n",
+    );
+    env.cmd()
+        .args(["segments", "list"])
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("segment[4]")
+                .and(predicate::str::contains("unknown field `rul`")),
+        );
 }
 
 #[test]
 fn dependency_cycle_is_named() {
     let env = env_with(None, "\n[[segment]]\nname = \"a\"\nrule = 'in_segment(\"b\")'\n[[segment]]\nname = \"b\"\nrule = 'in_segment(\"a\")'\n");
-    env.cmd().args(["segments", "list"]).assert().code(2)
+    env.cmd()
+        .args(["segments", "list"])
+        .assert()
+        .code(2)
         .stderr(predicate::str::contains("cycle"));
 }
 
@@ -163,7 +247,10 @@ fn env_var_overrides_store_url() {
     let env = env_with(None, "");
     let other = env.dir.path().join("other.db");
     env.cmd()
-        .env("CAMPAIGND__STORE__URL", format!("sqlite://{}", other.display()))
+        .env(
+            "CAMPAIGND__STORE__URL",
+            format!("sqlite://{}", other.display()),
+        )
         .arg("migrate")
         .assert()
         .success();
@@ -175,17 +262,32 @@ fn env_var_overrides_store_url() {
 fn bad_import_rows_are_reported_and_strict_writes_nothing() {
     let env = env_with(None, "");
     let customers = env.write("customers.csv", CUSTOMERS);
-    env.cmd().args(["import", "customers"]).arg(&customers).assert().success();
+    env.cmd()
+        .args(["import", "customers"])
+        .arg(&customers)
+        .assert()
+        .success();
     let bad = env.write(
         "orders.csv",
         "id,customer_id,placed_at,total\no1,c1,2024-02-01T10:00:00Z,10\no2,c9,2024-02-01T10:00:00Z,10\no3,c1,yesterday,10\n",
     );
-    env.cmd().args(["import", "orders", "--strict"]).arg(&bad).assert().code(1)
+    env.cmd()
+        .args(["import", "orders", "--strict"])
+        .arg(&bad)
+        .assert()
+        .code(1)
         .stderr(predicate::str::contains("orders.csv:3:"))
         .stderr(predicate::str::contains("orders.csv:4:"));
-    env.cmd().args(["segments", "recompute", "--as-of", "2024-06-01T00:00:00Z"]).assert().success()
+    env.cmd()
+        .args(["segments", "recompute", "--as-of", "2024-06-01T00:00:00Z"])
+        .assert()
+        .success()
         .stdout(predicate::str::is_match(r"big_spenders\s+0\s").unwrap());
-    env.cmd().args(["import", "orders"]).arg(&bad).assert().code(1)
+    env.cmd()
+        .args(["import", "orders"])
+        .arg(&bad)
+        .assert()
+        .code(1)
         .stdout(predicate::str::contains("1 rows imported, 2 rejected"));
 }
 
@@ -194,17 +296,90 @@ fn demo_prints_segment_sizes() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("demo.db");
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    Command::cargo_bin("campaignd").unwrap()
+    Command::cargo_bin("campaignd")
+        .unwrap()
         .current_dir(dir.path())
         .arg("--config")
         .arg(root.join("config/default.toml"))
-        .args(["demo", "--customers", "600", "--as-of", "2025-06-01T00:00:00Z", "--db"])
+        .args([
+            "demo",
+            "--customers",
+            "600",
+            "--as-of",
+            "2025-06-01T00:00:00Z",
+            "--db",
+        ])
         .arg(&db)
         .assert()
         .success()
         .stdout(predicate::str::is_match(r"cart_abandoners\s+[1-9]\d*\s").unwrap())
         .stdout(predicate::str::is_match(r"repeat_customers\s+[1-9]\d*\s").unwrap())
         .stdout(predicate::str::is_match(r"cart_abandoners\s+sandbox\s+\d+\s+\d+").unwrap());
-    assert!(dir.path().join("sandbox").exists(), "the sandbox keeps its audiences on disk");
-    assert!(dir.path().join("exports/repeat_customers").exists(), "the file destination wrote its snapshot");
+    assert!(
+        dir.path().join("sandbox").exists(),
+        "the sandbox keeps its audiences on disk"
+    );
+    assert!(
+        dir.path().join("exports/repeat_customers").exists(),
+        "the file destination wrote its snapshot"
+    );
+}
+
+/// Every shipped example config parses, builds its destination and plans a dry run (which contacts no
+/// platform), so the examples can't rot.
+#[test]
+fn every_example_config_is_valid() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let examples = root.join("config/examples");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&examples).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        seen += 1;
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = Command::cargo_bin("campaignd").unwrap();
+        cmd.current_dir(dir.path())
+            .arg("--config")
+            .arg(&path)
+            .args(["sync", "--dry-run"]);
+        for var in [
+            "META_ACCESS_TOKEN",
+            "GOOGLE_ADS_DEVELOPER_TOKEN",
+            "GOOGLE_ADS_CLIENT_ID",
+            "GOOGLE_ADS_CLIENT_SECRET",
+            "GOOGLE_ADS_REFRESH_TOKEN",
+            "TIKTOK_ACCESS_TOKEN",
+            "LINKEDIN_CLIENT_ID",
+            "LINKEDIN_CLIENT_SECRET",
+            "LINKEDIN_REFRESH_TOKEN",
+            "MAILCHIMP_API_KEY",
+            "KLAVIYO_PRIVATE_KEY",
+            "SENDGRID_API_KEY",
+            "CAMPAIGND_WEBHOOK_SECRET",
+        ] {
+            cmd.env(var, "dummy-secret-us21");
+        }
+        cmd.assert()
+            .success()
+            .stdout(predicate::str::contains("cart_abandoners"));
+    }
+    assert_eq!(seen, 10, "one example per destination kind");
+}
+
+#[test]
+fn a_missing_secret_is_a_config_error_naming_it() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = tempfile::tempdir().unwrap();
+    Command::cargo_bin("campaignd")
+        .unwrap()
+        .current_dir(dir.path())
+        .env_remove("META_ACCESS_TOKEN")
+        .arg("--config")
+        .arg(root.join("config/examples/meta.toml"))
+        .args(["sync", "--dry-run"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("META_ACCESS_TOKEN"));
 }

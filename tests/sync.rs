@@ -30,7 +30,11 @@ fn email(i: usize) -> String {
 fn customers_csv(us_from: usize) -> String {
     let mut s = String::from("id,email,country,consent_ads,consent_email,created_at\n");
     for i in 1..=N {
-        let country = if i % 2 == 1 || i >= us_from { "US" } else { "CA" };
+        let country = if i % 2 == 1 || i >= us_from {
+            "US"
+        } else {
+            "CA"
+        };
         let consent = if i % 10 == 0 { "false" } else { "true" };
         s.push_str(&format!(
             "c{i:04},\"{}\",{country},{consent},true,2024-01-01T00:00:00Z\n",
@@ -75,7 +79,11 @@ audience_name = "US buyers"
 }
 
 /// The email hashes the audience must hold: US buyers with consent, a valid email, not suppressed.
-fn expected(us_from: usize, suppressed: &BTreeSet<usize>, consent_withdrawn: &BTreeSet<usize>) -> BTreeSet<String> {
+fn expected(
+    us_from: usize,
+    suppressed: &BTreeSet<usize>,
+    consent_withdrawn: &BTreeSet<usize>,
+) -> BTreeSet<String> {
     (1..=N)
         .filter(|i| i % 2 == 1 || *i >= us_from)
         .filter(|i| i % 10 != 0 && !consent_withdrawn.contains(i))
@@ -106,10 +114,18 @@ fn assert_same(actual: &BTreeSet<String>, expected: &BTreeSet<String>, what: &st
     );
 }
 
-fn run_ok(env: &Arc<Env>, args: &'static [&'static str]) -> impl FnOnce() -> String + Send + 'static {
+fn run_ok(
+    env: &Arc<Env>,
+    args: &'static [&'static str],
+) -> impl FnOnce() -> String + Send + 'static {
     let env = env.clone();
     move || {
-        let out = env.cmd().env("META_ACCESS_TOKEN", TOKEN).args(args).assert().success();
+        let out = env
+            .cmd()
+            .env("META_ACCESS_TOKEN", TOKEN)
+            .args(args)
+            .assert()
+            .success();
         String::from_utf8_lossy(&out.get_output().stdout).to_string()
     }
 }
@@ -124,7 +140,11 @@ async fn setup_on(store_url: &str, fake: &FakeMeta, extra: &str) -> Arc<Env> {
     env.write("orders.csv", &orders_csv());
     blocking(run_ok(&env, &["import", "customers", "customers.csv"])).await;
     blocking(run_ok(&env, &["import", "orders", "orders.csv"])).await;
-    blocking(run_ok(&env, &["segments", "recompute", "--as-of", "2024-06-01T00:00:00Z"])).await;
+    blocking(run_ok(
+        &env,
+        &["segments", "recompute", "--as-of", "2024-06-01T00:00:00Z"],
+    ))
+    .await;
     env
 }
 
@@ -152,7 +172,11 @@ async fn audience_follows_the_segment(store_url: &str) {
     let before = fake.requests().all().len();
     let plan = blocking(run_ok(&env, &["sync", "--dry-run"])).await;
     assert!(plan.contains("dry run: nothing sent"), "{plan}");
-    assert_eq!(fake.requests().all().len(), before, "a dry run must not call the platform");
+    assert_eq!(
+        fake.requests().all().len(),
+        before,
+        "a dry run must not call the platform"
+    );
     assert!(fake.audience_id("US buyers").is_none());
 
     // First sync creates the audience and sends everyone eligible.
@@ -160,43 +184,89 @@ async fn audience_follows_the_segment(store_url: &str) {
     assert!(out.contains("done"), "{out}");
     let id = fake.audience_id("US buyers").expect("audience created");
     let none = BTreeSet::new();
-    assert_same(&fake.members(&id), &expected(N + 1, &none, &none), "audience");
+    assert_same(
+        &fake.members(&id),
+        &expected(N + 1, &none, &none),
+        "audience",
+    );
 
     // Nothing changed: nothing is sent.
     let users_calls = fake.users_calls();
     blocking(run_ok(&env, &["sync"])).await;
-    assert_eq!(fake.users_calls(), users_calls, "an unchanged segment sends no batch");
+    assert_eq!(
+        fake.users_calls(),
+        users_calls,
+        "an unchanged segment sends no batch"
+    );
 
     // Data changes: even customers from 300 on move to the US (join), a suppression arrives, and
     // customer 3 withdraws consent.
-    env.write("customers.csv", &customers_csv(300).replace("c0003,\"user3@example.com\",US,true", "c0003,\"user3@example.com\",US,false"));
+    env.write(
+        "customers.csv",
+        &customers_csv(300).replace(
+            "c0003,\"user3@example.com\",US,true",
+            "c0003,\"user3@example.com\",US,false",
+        ),
+    );
     env.write("suppressions.csv", "identifier_kind,identifier,reason\nemail,  USER5@example.com,opt-out\ncustomer_id,c0009,erasure\n");
     blocking(run_ok(&env, &["import", "customers", "customers.csv"])).await;
-    blocking(run_ok(&env, &["import", "suppressions", "suppressions.csv"])).await;
-    blocking(run_ok(&env, &["segments", "recompute", "--as-of", "2024-06-02T00:00:00Z"])).await;
+    blocking(run_ok(
+        &env,
+        &["import", "suppressions", "suppressions.csv"],
+    ))
+    .await;
+    blocking(run_ok(
+        &env,
+        &["segments", "recompute", "--as-of", "2024-06-02T00:00:00Z"],
+    ))
+    .await;
     let plan = blocking(run_ok(&env, &["sync", "--dry-run"])).await;
     assert!(plan.lines().any(|l| l.starts_with("us_buyers")), "{plan}");
     blocking(run_ok(&env, &["sync"])).await;
     let suppressed: BTreeSet<usize> = [5, 9].into();
     let withdrawn: BTreeSet<usize> = [3].into();
-    assert_same(&fake.members(&id), &expected(300, &suppressed, &withdrawn), "audience");
+    assert_same(
+        &fake.members(&id),
+        &expected(300, &suppressed, &withdrawn),
+        "audience",
+    );
 
     // Nobody without consent ever reached the platform, and the suppressed were only ever sent while
     // they were still allowed (before their suppression arrived); no raw value left either.
     let sent = fake.added_values();
     for hash in forbidden(&BTreeSet::new()) {
-        assert!(!sent.contains(&hash), "{hash} (no consent) reached the fake");
+        assert!(
+            !sent.contains(&hash),
+            "{hash} (no consent) reached the fake"
+        );
     }
-    assert!(sent.iter().all(|v| v.len() == 64 && v.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())),
-        "only lowercase SHA-256 hex may leave");
+    assert!(
+        sent.iter().all(|v| v.len() == 64
+            && v.chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())),
+        "only lowercase SHA-256 hex may leave"
+    );
 
     // The run log is honest.
     let runs = blocking(run_ok(&env, &["runs", "--json"])).await;
     let runs: serde_json::Value = serde_json::from_str(&runs).unwrap();
-    let last_sync = runs.as_array().unwrap().iter().find(|r| r["job"] == "sync").unwrap();
+    let last_sync = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["job"] == "sync")
+        .unwrap();
     assert_eq!(last_sync["outcome"], "success");
-    assert!(last_sync["counts"]["removed"].as_i64().unwrap() >= 3, "{last_sync}");
-    assert!(last_sync["counts"]["skipped"]["no_identifier"].as_i64().unwrap() > 0);
+    assert!(
+        last_sync["counts"]["removed"].as_i64().unwrap() >= 3,
+        "{last_sync}"
+    );
+    assert!(
+        last_sync["counts"]["skipped"]["no_identifier"]
+            .as_i64()
+            .unwrap()
+            > 0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,11 +274,19 @@ async fn suppressed_before_first_sync_never_leave() {
     let fake = FakeMeta::start(TOKEN, "act_1234567890").await.unwrap();
     let env = setup(&fake, "").await;
     env.write("suppressions.jsonl", "{\"identifier_kind\":\"email\",\"identifier\":\"user1@example.com\"}\n{\"identifier_kind\":\"customer_id\",\"identifier\":\"c0003\"}\n");
-    blocking(run_ok(&env, &["import", "suppressions", "suppressions.jsonl"])).await;
+    blocking(run_ok(
+        &env,
+        &["import", "suppressions", "suppressions.jsonl"],
+    ))
+    .await;
     blocking(run_ok(&env, &["sync"])).await;
     let suppressed: BTreeSet<usize> = [1, 3].into();
     let id = fake.audience_id("US buyers").unwrap();
-    assert_same(&fake.members(&id), &expected(N + 1, &suppressed, &BTreeSet::new()), "audience");
+    assert_same(
+        &fake.members(&id),
+        &expected(N + 1, &suppressed, &BTreeSet::new()),
+        "audience",
+    );
     let sent = fake.added_values();
     for hash in forbidden(&suppressed) {
         assert!(!sent.contains(&hash), "{hash} reached the fake");
@@ -218,14 +296,22 @@ async fn suppressed_before_first_sync_never_leave() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttling_and_server_errors_are_retried() {
     let fake = FakeMeta::start(TOKEN, "act_1234567890").await.unwrap();
-    let env = setup(&fake, "retry = { max_attempts = 6, initial_backoff_ms = 10, max_backoff_ms = 50 }").await;
+    let env = setup(
+        &fake,
+        "retry = { max_attempts = 6, initial_backoff_ms = 10, max_backoff_ms = 50 }",
+    )
+    .await;
     fake.faults().throttle_next(2);
     fake.faults().server_error_next(1);
     fake.faults().too_many_requests_next(1, 1);
     blocking(run_ok(&env, &["sync"])).await;
     let id = fake.audience_id("US buyers").unwrap();
     let none = BTreeSet::new();
-    assert_same(&fake.members(&id), &expected(N + 1, &none, &none), "audience");
+    assert_same(
+        &fake.members(&id),
+        &expected(N + 1, &none, &none),
+        "audience",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -251,14 +337,25 @@ async fn bad_token_fails_the_sync_without_leaking_it() {
     let env = setup(&fake, "").await;
     let env2 = env.clone();
     let out = blocking(move || {
-        env2.cmd().env("META_ACCESS_TOKEN", "wrong-secret-token-xyz").arg("sync").assert().code(1)
+        env2.cmd()
+            .env("META_ACCESS_TOKEN", "wrong-secret-token-xyz")
+            .arg("sync")
+            .assert()
+            .code(1)
             .stdout(predicate::str::contains("FAILED"))
             .get_output()
             .clone()
     })
     .await;
-    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(!all.contains("wrong-secret-token-xyz"), "the token leaked: {all}");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !all.contains("wrong-secret-token-xyz"),
+        "the token leaked: {all}"
+    );
     let runs = blocking(run_ok(&env, &["runs", "--json"])).await;
     assert!(runs.contains("\"outcome\": \"failed\""));
     assert!(!runs.contains("wrong-secret-token-xyz"));
@@ -272,7 +369,11 @@ async fn adopted_audience_is_replaced_on_first_mirror_sync() {
     let env = setup(&fake, "").await;
     blocking(run_ok(&env, &["sync"])).await;
     let none = BTreeSet::new();
-    assert_same(&fake.members(&ids[0]), &expected(N + 1, &none, &none), "audience");
+    assert_same(
+        &fake.members(&ids[0]),
+        &expected(N + 1, &none, &none),
+        "audience",
+    );
     assert!(fake.requests().count("POST", "/usersreplace") >= 1);
 }
 
@@ -282,7 +383,8 @@ async fn killed_mid_sync_resumes_without_loss_or_more_than_one_batch_resent() {
     let env = setup(&fake, "batch_size = 20").await;
     let none = BTreeSet::new();
     let want = expected(N + 1, &none, &none);
-    fake.faults().set_delay(std::time::Duration::from_millis(250));
+    fake.faults()
+        .set_delay(std::time::Duration::from_millis(250));
     let mut child = env
         .std_cmd()
         .env("META_ACCESS_TOKEN", TOKEN)
@@ -300,7 +402,11 @@ async fn killed_mid_sync_resumes_without_loss_or_more_than_one_batch_resent() {
     child.wait().unwrap();
     let id = fake.audience_id("US buyers").unwrap();
     let partial = fake.members(&id).len();
-    assert!(partial > 0 && partial < want.len(), "killed too early or too late: {partial} of {}", want.len());
+    assert!(
+        partial > 0 && partial < want.len(),
+        "killed too early or too late: {partial} of {}",
+        want.len()
+    );
 
     fake.faults().set_delay(std::time::Duration::ZERO);
     blocking(run_ok(&env, &["sync"])).await;
@@ -314,7 +420,12 @@ async fn killed_mid_sync_resumes_without_loss_or_more_than_one_batch_resent() {
     // A killed run stays visible as never finished; the resumed one succeeded.
     let runs = blocking(run_ok(&env, &["runs", "--json"])).await;
     let runs: serde_json::Value = serde_json::from_str(&runs).unwrap();
-    let syncs: Vec<_> = runs.as_array().unwrap().iter().filter(|r| r["job"] == "sync").collect();
+    let syncs: Vec<_> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["job"] == "sync")
+        .collect();
     assert_eq!(syncs[0]["outcome"], "success");
     assert_eq!(syncs[1]["outcome"], "running");
 }

@@ -1,5 +1,4 @@
--- Audience sync: remote audiences, the ledger of what each platform holds, the per-run desired state,
--- and rows platforms rejected.
+-- Audience sync: remote audiences, the ledger of what each platform holds, and rows platforms rejected.
 
 CREATE TABLE IF NOT EXISTS destination_audiences (
     destination   TEXT NOT NULL,
@@ -18,15 +17,6 @@ CREATE TABLE IF NOT EXISTS sync_ledger (
     payload       TEXT NOT NULL,
     synced_at     INTEGER NOT NULL,
     run_id        INTEGER NOT NULL,
-    PRIMARY KEY (destination, audience_name, customer_id)
-) WITHOUT ROWID;
-
-CREATE TABLE IF NOT EXISTS sync_staging (
-    destination   TEXT NOT NULL,
-    audience_name TEXT NOT NULL,
-    customer_id   TEXT NOT NULL,
-    fingerprint   TEXT NOT NULL,
-    payload       TEXT NOT NULL,
     PRIMARY KEY (destination, audience_name, customer_id)
 ) WITHOUT ROWID;
 

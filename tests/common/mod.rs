@@ -17,21 +17,29 @@ impl Env {
     pub fn new(body: &str) -> Env {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("campaignd.toml");
-        std::fs::write(&config, body.replace("{DIR}", &dir.path().display().to_string())).unwrap();
+        std::fs::write(
+            &config,
+            body.replace("{DIR}", &dir.path().display().to_string()),
+        )
+        .unwrap();
         Env { dir, config }
     }
 
     /// The binary with `--config` set, run in the workspace.
     pub fn cmd(&self) -> Command {
         let mut cmd = Command::cargo_bin("campaignd").unwrap();
-        cmd.arg("--config").arg(&self.config).current_dir(self.dir.path());
+        cmd.arg("--config")
+            .arg(&self.config)
+            .current_dir(self.dir.path());
         cmd
     }
 
     /// Same as [`Env::cmd`] as a std command (for spawning and killing).
     pub fn std_cmd(&self) -> std::process::Command {
         let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("campaignd"));
-        cmd.arg("--config").arg(&self.config).current_dir(self.dir.path());
+        cmd.arg("--config")
+            .arg(&self.config)
+            .current_dir(self.dir.path());
         cmd
     }
 
@@ -50,5 +58,8 @@ pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static)
 
 /// Stdout as lines.
 pub fn lines(out: &[u8]) -> Vec<String> {
-    String::from_utf8_lossy(out).lines().map(str::to_string).collect()
+    String::from_utf8_lossy(out)
+        .lines()
+        .map(str::to_string)
+        .collect()
 }

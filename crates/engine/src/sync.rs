@@ -27,8 +27,8 @@ use campaignd_store::{Store, StoreError};
 use crate::settings::{Settings, SettingsError, SyncMode, SyncSettings};
 use crate::shutdown::Shutdown;
 
-/// Rows read from the store per page while staging.
-const STAGE_PAGE: i64 = 5_000;
+/// Rows read from the store per page of each merge stream.
+const PAGE: i64 = 5_000;
 
 /// Why the sync job could not run at all (per-sync failures are reported in [`SyncReport`]).
 #[derive(Debug, Error)]
@@ -147,12 +147,18 @@ pub async fn sync(
     let selected: Vec<&SyncSettings> = settings
         .syncs
         .iter()
-        .filter(|s| opts.destination.as_ref().is_none_or(|d| *d == s.destination))
+        .filter(|s| {
+            opts.destination
+                .as_ref()
+                .is_none_or(|d| *d == s.destination)
+        })
         .filter(|s| opts.segment.as_ref().is_none_or(|g| *g == s.segment))
         .collect();
     if selected.is_empty() && (opts.destination.is_some() || opts.segment.is_some()) {
         let what = [
-            opts.destination.as_ref().map(|d| format!("destination \"{d}\"")),
+            opts.destination
+                .as_ref()
+                .map(|d| format!("destination \"{d}\"")),
             opts.segment.as_ref().map(|s| format!("segment \"{s}\"")),
         ]
         .into_iter()
@@ -169,7 +175,7 @@ pub async fn sync(
         let Some(dest) = destinations.get(&cfg.destination) else {
             continue; // validate_syncs guarantees presence
         };
-        let outcome = run_one(store, cfg, dest.as_ref(), opts, shutdown).await?;
+        let outcome = run_one(store, cfg, dest.clone(), opts, shutdown).await?;
         report.syncs.push(outcome);
     }
     Ok(report)
@@ -178,9 +184,10 @@ pub async fn sync(
 struct Job<'a> {
     store: &'a Store,
     cfg: &'a SyncSettings,
-    dest: &'a dyn AudienceDestination,
+    dest: Arc<dyn AudienceDestination>,
     consent: Consent,
     run_id: i64,
+    audience_ref: Option<AudienceRef>,
     outcome: SyncOutcome,
 }
 
@@ -195,20 +202,20 @@ fn to_prepared(entries: &[LedgerEntry]) -> Vec<PreparedMember> {
         .collect()
 }
 
-/// Splits a batch's entries into acknowledged ones and (id, action, reason) rejections.
+/// Splits a batch's customer ids into acknowledged ones and (id, action, reason) rejections.
 fn split_outcome<'e>(
-    entries: &'e [LedgerEntry],
+    ids: impl Iterator<Item = &'e str>,
     outcome: &BatchOutcome,
     action: &str,
-) -> (Vec<&'e LedgerEntry>, Vec<(String, String, String)>) {
+) -> (Vec<String>, Vec<(String, String, String)>) {
     let rejected_ids: HashSet<&str> = outcome
         .rejected
         .iter()
         .map(|r| r.customer_id.as_str())
         .collect();
-    let accepted = entries
-        .iter()
-        .filter(|e| !rejected_ids.contains(e.customer_id.as_str()))
+    let accepted = ids
+        .filter(|id| !rejected_ids.contains(id))
+        .map(str::to_string)
         .collect();
     let rejected = outcome
         .rejected
@@ -221,7 +228,7 @@ fn split_outcome<'e>(
 async fn run_one(
     store: &Store,
     cfg: &SyncSettings,
-    dest: &dyn AudienceDestination,
+    dest: Arc<dyn AudienceDestination>,
     opts: &SyncOptions,
     shutdown: &Shutdown,
 ) -> Result<SyncOutcome, SyncError> {
@@ -242,12 +249,14 @@ async fn run_one(
             )
             .await?
     };
+    let min_audience_size = dest.limits().min_audience_size;
     let mut job = Job {
         store,
         cfg,
         dest,
         consent,
         run_id,
+        audience_ref: None,
         outcome: SyncOutcome {
             segment: cfg.segment.clone(),
             destination: cfg.destination.clone(),
@@ -291,9 +300,7 @@ async fn run_one(
                 Outcome::Success,
                 Some(format!(
                     "segment below {}'s minimum audience size ({} < {}): not pushed",
-                    cfg.destination,
-                    outcome.eligible,
-                    dest.limits().min_audience_size
+                    cfg.destination, outcome.eligible, min_audience_size
                 )),
             ),
             SyncStatus::Interrupted => (
@@ -316,37 +323,43 @@ async fn run_one(
     Ok(outcome)
 }
 
-impl Job<'_> {
-    fn key(&self) -> (&str, &str) {
-        (&self.cfg.destination, &self.outcome.audience)
-    }
+/// One side of the merge: the desired members, prepared by the connector, in bytewise id order.
+struct Desired<'a> {
+    store: &'a Store,
+    dest: Arc<dyn AudienceDestination>,
+    segment: String,
+    consent: Consent,
+    after: String,
+    page: std::vec::IntoIter<PreparedMember>,
+    exhausted: bool,
+    no_identifier: i64,
+}
 
-    /// Stages the desired members; returns how many are eligible.
-    async fn stage(&mut self) -> Result<i64, StoreError> {
-        let (dest_name, audience) = self.key();
-        let (dest_name, audience) = (dest_name.to_string(), audience.to_string());
-        let excl = self
-            .store
-            .sync_exclusions(&self.cfg.segment, self.consent)
-            .await?;
-        self.outcome.skipped_no_consent = excl.no_consent;
-        self.outcome.skipped_suppressed = excl.suppressed;
-        self.store.clear_staging(&dest_name, &audience).await?;
-        let mut after = String::new();
-        let (mut t_read, mut t_prepare, mut t_write) = (0u128, 0u128, 0u128);
+impl Desired<'_> {
+    async fn next(&mut self) -> Result<Option<PreparedMember>, String> {
         loop {
-            let t = Instant::now();
-            let page = self
+            if let Some(m) = self.page.next() {
+                return Ok(Some(m));
+            }
+            if self.exhausted {
+                return Ok(None);
+            }
+            let rows = self
                 .store
-                .sync_candidates(&self.cfg.segment, self.consent, &after, STAGE_PAGE)
-                .await?;
-            t_read += t.elapsed().as_micros();
-            let t = Instant::now();
-            let Some(last) = page.last() else { break };
-            after = last.customer_id.clone();
-            let mut staged = Vec::with_capacity(page.len());
-            for c in page {
-                let contact = Contact {
+                .sync_candidates(&self.segment, self.consent, &self.after, PAGE)
+                .await
+                .map_err(|e| e.to_string())?;
+            match rows.last() {
+                Some(last) => self.after = last.customer_id.clone(),
+                None => {
+                    self.exhausted = true;
+                    continue;
+                }
+            }
+            self.exhausted = (rows.len() as i64) < PAGE;
+            let contacts: Vec<Contact> = rows
+                .into_iter()
+                .map(|c| Contact {
                     customer_id: c.customer_id,
                     email: c.email,
                     phone: c.phone,
@@ -354,66 +367,119 @@ impl Job<'_> {
                     last_name: c.last_name,
                     country: c.country,
                     postal_code: c.postal_code,
-                };
-                match self.dest.prepare(&contact) {
-                    Some(p) => staged.push(LedgerEntry {
-                        customer_id: p.customer_id,
-                        fingerprint: p.fingerprint,
-                        payload: p.payload.to_string(),
-                    }),
-                    None => self.outcome.skipped_no_identifier += 1,
+                })
+                .collect();
+            let (prepared, skipped) = prepare_in_parallel(&self.dest, contacts).await?;
+            self.no_identifier += skipped;
+            self.page = prepared.into_iter();
+        }
+    }
+}
+
+/// Normalises and hashes a page of contacts on the blocking pool, split in two so both cores work.
+async fn prepare_in_parallel(
+    dest: &Arc<dyn AudienceDestination>,
+    mut contacts: Vec<Contact>,
+) -> Result<(Vec<PreparedMember>, i64), String> {
+    let second = contacts.split_off(contacts.len() / 2);
+    let run = |part: Vec<Contact>| {
+        let dest = dest.clone();
+        tokio::task::spawn_blocking(move || {
+            let total = part.len();
+            let prepared: Vec<PreparedMember> =
+                part.iter().filter_map(|c| dest.prepare(c)).collect();
+            let skipped = (total - prepared.len()) as i64;
+            (prepared, skipped)
+        })
+    };
+    let (a, b) = tokio::join!(run(contacts), run(second));
+    let (mut first, skipped_a) = a.map_err(|e| format!("preparing identifiers: {e}"))?;
+    let (rest, skipped_b) = b.map_err(|e| format!("preparing identifiers: {e}"))?;
+    first.extend(rest);
+    Ok((first, skipped_a + skipped_b))
+}
+
+/// The other side of the merge: what the ledger says the platform holds, in the same order.
+struct Held<'a> {
+    store: &'a Store,
+    destination: String,
+    audience: String,
+    after: String,
+    page: std::vec::IntoIter<LedgerEntry>,
+    exhausted: bool,
+}
+
+impl Held<'_> {
+    async fn next(&mut self) -> Result<Option<LedgerEntry>, String> {
+        loop {
+            if let Some(e) = self.page.next() {
+                return Ok(Some(e));
+            }
+            if self.exhausted {
+                return Ok(None);
+            }
+            let rows = self
+                .store
+                .ledger_page(&self.destination, &self.audience, &self.after, PAGE)
+                .await
+                .map_err(|e| e.to_string())?;
+            match rows.last() {
+                Some(last) => self.after = last.customer_id.clone(),
+                None => {
+                    self.exhausted = true;
+                    continue;
                 }
             }
-            t_prepare += t.elapsed().as_micros();
-            let t = Instant::now();
-            self.store
-                .stage_members(&dest_name, &audience, &staged)
-                .await?;
-            t_write += t.elapsed().as_micros();
+            self.exhausted = (rows.len() as i64) < PAGE;
+            self.page = rows.into_iter();
         }
-        tracing::debug!(read_ms = t_read / 1000, prepare_ms = t_prepare / 1000, write_ms = t_write / 1000, "staging phases");
-        self.store.staged_count(&dest_name, &audience).await
     }
+}
 
+/// Changes waiting to be sent: removals always go out before the additions collected with them, so a
+/// member whose identifiers changed is removed (old payload) before being re-added (new payload).
+#[derive(Default)]
+struct Pending {
+    removals: Vec<LedgerEntry>,
+    additions: Vec<PreparedMember>,
+    /// Upsert mode: held members who left the segment; removed only if no longer allowed at all.
+    to_check: Vec<LedgerEntry>,
+}
+
+impl<'a> Job<'a> {
     async fn execute(&mut self, opts: &SyncOptions, shutdown: &Shutdown) -> Result<(), String> {
         let mirror = self.cfg.mode == SyncMode::Mirror;
         let (dest_name, audience) = (self.cfg.destination.clone(), self.outcome.audience.clone());
-        let staging_started = Instant::now();
-        let eligible = self.stage().await.map_err(|e| e.to_string())?;
-        tracing::info!(
-            destination = %dest_name,
-            audience = %audience,
-            eligible,
-            ms = staging_started.elapsed().as_millis() as u64,
-            "sync plan staged"
-        );
+        let excl = self
+            .store
+            .sync_exclusions(&self.cfg.segment, self.consent)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.outcome.skipped_no_consent = excl.no_consent;
+        self.outcome.skipped_suppressed = excl.suppressed;
+        let eligible = self
+            .store
+            .eligible_count(&self.cfg.segment, self.consent)
+            .await
+            .map_err(|e| e.to_string())?;
         self.outcome.eligible = eligible;
         let limits = self.dest.limits();
+        if (eligible as usize) < limits.min_audience_size {
+            self.outcome.status = SyncStatus::BelowMinimum;
+            return Ok(());
+        }
         let recorded = self
             .store
             .audience(&dest_name, &audience)
             .await
             .map_err(|e| e.to_string())?;
-        if (eligible as usize) < limits.min_audience_size {
-            self.outcome.status = SyncStatus::BelowMinimum;
-            return Ok(());
-        }
+        let batch = limits.max_batch.max(1);
         if opts.dry_run {
-            let replace = recorded.as_ref().is_none_or(|r| r.needs_replace) || opts.full;
-            if recorded.is_none() || (replace && mirror) {
-                self.outcome.added = eligible;
-            } else {
-                self.outcome.added = self
-                    .store
-                    .count_pending_additions(&dest_name, &audience)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                self.outcome.removed = self
-                    .store
-                    .count_pending_removals(&dest_name, &audience, self.consent, mirror)
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
+            // An unknown or to-be-replaced audience receives everyone; otherwise the merge's counts.
+            let replace = opts.full || recorded.as_ref().is_none_or(|r| r.needs_replace);
+            let ignore_ledger = recorded.is_none() || (replace && mirror);
+            self.merge(mirror, batch, ignore_ledger, true, shutdown)
+                .await?;
             self.outcome.status = SyncStatus::Planned;
             return Ok(());
         }
@@ -442,6 +508,7 @@ impl Job<'_> {
             remote_id: record.remote_id.clone(),
             adopted: record.needs_replace,
         };
+        self.audience_ref = Some(audience_ref.clone());
         self.dest
             .begin_sync(&SyncContext {
                 run_id: self.run_id.to_string(),
@@ -462,165 +529,283 @@ impl Job<'_> {
         }
         if record.needs_replace && mirror {
             if self.dest.supports_replace_all() {
-                return self.replace_all(&audience_ref, eligible, limits.max_batch).await;
+                return self.replace_all(eligible, batch).await;
             }
             // No native replace: the platform's current members are unknown, so resend everyone.
             self.store
                 .clear_ledger(&dest_name, &audience)
                 .await
                 .map_err(|e| e.to_string())?;
-            record.needs_replace = false;
             self.store
-                .save_audience(&dest_name, &audience, &record, now)
+                .mark_replaced(&dest_name, &audience)
                 .await
                 .map_err(|e| e.to_string())?;
         }
-        self.send_diff(&audience_ref, mirror, limits.max_batch.max(1), shutdown)
-            .await
+        self.merge(mirror, batch, false, false, shutdown).await
     }
 
-    async fn send_diff(
+    fn desired(&self) -> Desired<'a> {
+        Desired {
+            store: self.store,
+            dest: self.dest.clone(),
+            segment: self.cfg.segment.clone(),
+            consent: self.consent,
+            after: String::new(),
+            page: Vec::new().into_iter(),
+            exhausted: false,
+            no_identifier: 0,
+        }
+    }
+
+    /// Merges the desired members with the ledger and sends the differences in platform-sized batches
+    /// (or, for a dry run, only counts them).
+    async fn merge(
         &mut self,
-        audience_ref: &AudienceRef,
         mirror: bool,
         batch: usize,
+        ignore_ledger: bool,
+        dry_run: bool,
         shutdown: &Shutdown,
     ) -> Result<(), String> {
-        let (dest_name, audience) = (self.cfg.destination.clone(), self.outcome.audience.clone());
-        let limit = batch as i64;
-        // Removals first: people who must leave (suppressed, opted out) leave before anyone joins.
-        let mut after = String::new();
+        let store = self.store;
+        let mut desired = self.desired();
+        let mut held = Held {
+            store,
+            destination: self.cfg.destination.clone(),
+            audience: self.outcome.audience.clone(),
+            after: String::new(),
+            page: Vec::new().into_iter(),
+            exhausted: ignore_ledger,
+        };
+        let mut pending = Pending::default();
+        let mut want = desired.next().await?;
+        let mut have = held.next().await?;
         loop {
-            if shutdown.requested() {
-                self.outcome.status = SyncStatus::Interrupted;
-                return Ok(());
+            match (want.take(), have.take()) {
+                (None, None) => break,
+                (Some(w), None) => {
+                    pending.additions.push(w);
+                    want = desired.next().await?;
+                }
+                (None, Some(h)) => {
+                    self.held_but_not_wanted(&mut pending, h, mirror);
+                    have = held.next().await?;
+                }
+                (Some(w), Some(h)) => match w.customer_id.as_str().cmp(h.customer_id.as_str()) {
+                    std::cmp::Ordering::Less => {
+                        pending.additions.push(w);
+                        want = desired.next().await?;
+                        have = Some(h);
+                    }
+                    std::cmp::Ordering::Greater => {
+                        self.held_but_not_wanted(&mut pending, h, mirror);
+                        have = held.next().await?;
+                        want = Some(w);
+                    }
+                    std::cmp::Ordering::Equal => {
+                        if w.fingerprint != h.fingerprint {
+                            pending.removals.push(h);
+                            pending.additions.push(w);
+                        }
+                        want = desired.next().await?;
+                        have = held.next().await?;
+                    }
+                },
             }
-            let page = self
-                .store
-                .pending_removals(&dest_name, &audience, self.consent, mirror, &after, limit)
-                .await
-                .map_err(|e| e.to_string())?;
-            let Some(last) = page.last() else { break };
-            after = last.customer_id.clone();
-            let result = self
-                .dest
-                .remove_members(audience_ref, &to_prepared(&page))
-                .await
-                .map_err(|e| e.to_string())?;
-            self.outcome.batches += 1;
-            let (accepted, rejected) = split_outcome(&page, &result, "remove");
-            let removed: Vec<String> = accepted.iter().map(|e| e.customer_id.clone()).collect();
-            self.store
-                .acknowledge_batch(
-                    &dest_name,
-                    &audience,
-                    self.run_id,
-                    Utc::now().timestamp(),
-                    &[],
-                    &removed,
-                    &rejected,
-                )
-                .await
-                .map_err(|e| e.to_string())?;
-            self.outcome.removed += removed.len() as i64;
-            self.outcome.rejected += rejected.len() as i64;
+            if pending.additions.len() >= batch
+                || pending.removals.len() >= batch
+                || pending.to_check.len() >= batch
+            {
+                if !dry_run && shutdown.requested() {
+                    self.outcome.status = SyncStatus::Interrupted;
+                    return Ok(());
+                }
+                self.flush(&mut pending, batch, dry_run, false).await?;
+            }
         }
-        let mut after = String::new();
-        loop {
-            if shutdown.requested() {
-                self.outcome.status = SyncStatus::Interrupted;
-                return Ok(());
-            }
-            let page = self
+        self.flush(&mut pending, batch, dry_run, true).await?;
+        self.outcome.skipped_no_identifier = desired.no_identifier;
+        Ok(())
+    }
+
+    fn held_but_not_wanted(&self, pending: &mut Pending, held: LedgerEntry, mirror: bool) {
+        if mirror {
+            pending.removals.push(held);
+        } else {
+            pending.to_check.push(held);
+        }
+    }
+
+    /// Sends what is pending: removals first, then additions, each in platform-sized batches, the
+    /// ledger advancing after every acknowledged batch. Unless `all`, a partial batch stays pending.
+    async fn flush(
+        &mut self,
+        pending: &mut Pending,
+        batch: usize,
+        dry_run: bool,
+        all: bool,
+    ) -> Result<(), String> {
+        if !pending.to_check.is_empty() {
+            let ids: Vec<String> = pending
+                .to_check
+                .iter()
+                .map(|e| e.customer_id.clone())
+                .collect();
+            let allowed = self
                 .store
-                .pending_additions(&dest_name, &audience, &after, limit)
+                .still_eligible(self.consent, &ids)
                 .await
                 .map_err(|e| e.to_string())?;
-            let Some(last) = page.last() else { break };
-            after = last.customer_id.clone();
-            let result = self
-                .dest
-                .add_members(audience_ref, &to_prepared(&page))
-                .await
-                .map_err(|e| e.to_string())?;
-            self.outcome.batches += 1;
-            let (accepted, rejected) = split_outcome(&page, &result, "add");
-            let added: Vec<LedgerEntry> = accepted.into_iter().cloned().collect();
-            self.store
-                .acknowledge_batch(
-                    &dest_name,
-                    &audience,
-                    self.run_id,
-                    Utc::now().timestamp(),
-                    &added,
-                    &[],
-                    &rejected,
-                )
-                .await
-                .map_err(|e| e.to_string())?;
-            self.outcome.added += added.len() as i64;
-            self.outcome.rejected += rejected.len() as i64;
+            pending.removals.extend(
+                pending
+                    .to_check
+                    .drain(..)
+                    .filter(|e| !allowed.contains(&e.customer_id)),
+            );
+        }
+        // Removals go out in full before any addition collected alongside them.
+        while !pending.removals.is_empty()
+            && (all || pending.removals.len() >= batch || !pending.additions.is_empty())
+        {
+            let n = pending.removals.len().min(batch);
+            let chunk: Vec<LedgerEntry> = pending.removals.drain(..n).collect();
+            self.send_removals(&chunk, dry_run).await?;
+        }
+        while pending.additions.len() >= batch || (all && !pending.additions.is_empty()) {
+            let n = pending.additions.len().min(batch);
+            let chunk: Vec<PreparedMember> = pending.additions.drain(..n).collect();
+            self.send_additions(&chunk, dry_run).await?;
         }
         Ok(())
     }
 
-    /// Replaces the audience's whole contents with the staged members (adopted audiences, `--full`).
-    async fn replace_all(
-        &mut self,
-        audience_ref: &AudienceRef,
-        eligible: i64,
-        batch: usize,
-    ) -> Result<(), String> {
-        let (dest_name, audience) = (self.cfg.destination.clone(), self.outcome.audience.clone());
-        let mut session = ReplaceSession::new(eligible as u64);
-        let mut after = String::new();
-        let mut sent = 0i64;
-        let mut rejected_ids = Vec::new();
-        let mut rejections = Vec::new();
-        loop {
-            let page = self
-                .store
-                .staged_page(&dest_name, &audience, &after, batch.max(1) as i64)
-                .await
-                .map_err(|e| e.to_string())?;
-            let Some(last) = page.last() else { break };
-            after = last.customer_id.clone();
-            sent += page.len() as i64;
-            let last_batch = sent >= eligible;
-            let result = self
-                .dest
-                .replace_all(audience_ref, &mut session, &to_prepared(&page), last_batch)
-                .await
-                .map_err(|e| e.to_string())?;
-            self.outcome.batches += 1;
-            let (_, rejected) = split_outcome(&page, &result, "replace");
-            rejected_ids.extend(rejected.iter().map(|r| r.0.clone()));
-            rejections.extend(rejected);
+    fn audience_ref(&self) -> Result<&AudienceRef, String> {
+        self.audience_ref
+            .as_ref()
+            .ok_or_else(|| "internal error: no audience before sending".to_string())
+    }
+
+    async fn send_removals(&mut self, chunk: &[LedgerEntry], dry_run: bool) -> Result<(), String> {
+        if dry_run {
+            self.outcome.removed += chunk.len() as i64;
+            return Ok(());
         }
+        let result = self
+            .dest
+            .remove_members(self.audience_ref()?, &to_prepared(chunk))
+            .await
+            .map_err(|e| e.to_string())?;
+        self.outcome.batches += 1;
+        let (accepted, rejected) = split_outcome(
+            chunk.iter().map(|e| e.customer_id.as_str()),
+            &result,
+            "remove",
+        );
         self.store
             .acknowledge_batch(
-                &dest_name,
-                &audience,
+                &self.cfg.destination,
+                &self.outcome.audience,
                 self.run_id,
                 Utc::now().timestamp(),
                 &[],
-                &[],
-                &rejections,
+                &accepted,
+                &rejected,
             )
             .await
             .map_err(|e| e.to_string())?;
+        self.outcome.removed += accepted.len() as i64;
+        self.outcome.rejected += rejected.len() as i64;
+        Ok(())
+    }
+
+    async fn send_additions(
+        &mut self,
+        chunk: &[PreparedMember],
+        dry_run: bool,
+    ) -> Result<(), String> {
+        if dry_run {
+            self.outcome.added += chunk.len() as i64;
+            return Ok(());
+        }
+        let result = self
+            .dest
+            .add_members(self.audience_ref()?, chunk)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.outcome.batches += 1;
+        self.acknowledge_additions(chunk, &result, "add").await
+    }
+
+    /// Records acknowledged additions in the ledger and rejected ones in the rejection log.
+    async fn acknowledge_additions(
+        &mut self,
+        chunk: &[PreparedMember],
+        result: &BatchOutcome,
+        action: &str,
+    ) -> Result<(), String> {
+        let (accepted, rejected) =
+            split_outcome(chunk.iter().map(|m| m.customer_id.as_str()), result, action);
+        let accepted: HashSet<String> = accepted.into_iter().collect();
+        let added: Vec<LedgerEntry> = chunk
+            .iter()
+            .filter(|m| accepted.contains(&m.customer_id))
+            .map(|m| LedgerEntry {
+                customer_id: m.customer_id.clone(),
+                fingerprint: m.fingerprint.clone(),
+                payload: m.payload.to_string(),
+            })
+            .collect();
         self.store
-            .ledger_from_staging(
-                &dest_name,
-                &audience,
+            .acknowledge_batch(
+                &self.cfg.destination,
+                &self.outcome.audience,
                 self.run_id,
                 Utc::now().timestamp(),
-                &rejected_ids,
+                &added,
+                &[],
+                &rejected,
             )
             .await
             .map_err(|e| e.to_string())?;
-        self.outcome.added = sent - rejected_ids.len() as i64;
-        self.outcome.rejected = rejected_ids.len() as i64;
+        self.outcome.added += added.len() as i64;
+        self.outcome.rejected += rejected.len() as i64;
+        Ok(())
+    }
+
+    /// Replaces the audience's whole contents with the desired members (adopted audiences, `--full`);
+    /// the ledger is rebuilt from the acknowledged slices. A crash part-way leaves the audience flagged,
+    /// so the next run starts the replace again.
+    async fn replace_all(&mut self, eligible: i64, batch: usize) -> Result<(), String> {
+        let (dest_name, audience) = (self.cfg.destination.clone(), self.outcome.audience.clone());
+        self.store
+            .clear_ledger(&dest_name, &audience)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut session = ReplaceSession::new(eligible as u64);
+        let mut desired = self.desired();
+        let mut slice: Vec<PreparedMember> = Vec::with_capacity(batch);
+        let mut next = desired.next().await?;
+        while let Some(member) = next {
+            slice.push(member);
+            next = desired.next().await?;
+            if slice.len() == batch || next.is_none() {
+                let last_batch = next.is_none();
+                let result = self
+                    .dest
+                    .replace_all(self.audience_ref()?, &mut session, &slice, last_batch)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                self.outcome.batches += 1;
+                self.acknowledge_additions(&slice, &result, "replace")
+                    .await?;
+                slice.clear();
+            }
+        }
+        self.outcome.skipped_no_identifier = desired.no_identifier;
+        self.store
+            .mark_replaced(&dest_name, &audience)
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(())
     }
 }

@@ -1,9 +1,10 @@
 //! The sync ledger: which customers (and exactly which identifier payloads) each destination audience
-//! holds, advanced only per acknowledged batch, plus the desired state of the current run.
+//! holds, advanced only per acknowledged batch.
 //!
-//! The engine stages the desired members of a sync here, then every diff — who to add, who to remove,
-//! whose identifiers changed — is one keyset-paged query in the database, so memory stays flat in the
-//! audience size and a crashed run resumes from the ledger without resending acknowledged batches.
+//! The engine reads the segment's eligible members and the ledger as two keyset-paged streams in the
+//! same customer-id order (bytewise: `COLLATE "C"` on Postgres, SQLite's default BINARY) and merges
+//! them, so memory stays flat in the audience size, nothing is written for unchanged members, and a
+//! crashed run resumes from the ledger without resending acknowledged batches.
 
 use sqlx::Row;
 
@@ -98,23 +99,13 @@ fn eligible_sql(consent: Consent) -> String {
     )
 }
 
-fn removal_sql(consent: Consent, count_only: bool) -> String {
-    let body = format!(
-        "FROM sync_ledger l WHERE l.destination = $1 AND l.audience_name = $2 AND l.customer_id > $3 AND (\
-           (NOT EXISTS (SELECT 1 FROM sync_staging s WHERE s.destination = $1 AND s.audience_name = $2 AND s.customer_id = l.customer_id) \
-             AND ($4 OR NOT EXISTS (SELECT 1 FROM customers c WHERE c.id = l.customer_id AND {}))) \
-           OR EXISTS (SELECT 1 FROM sync_staging s WHERE s.destination = $1 AND s.audience_name = $2 AND s.customer_id = l.customer_id AND s.fingerprint <> l.fingerprint))",
-        eligible_sql(consent)
-    );
-    if count_only {
-        format!("SELECT COUNT(*) {body}")
-    } else {
-        format!("SELECT l.customer_id, l.fingerprint, l.payload {body} ORDER BY l.customer_id LIMIT $5")
+/// The ordering both merge streams share: bytewise, so Rust's `str` ordering agrees with the database.
+fn bytewise(store: &Store) -> &'static str {
+    match store.pool() {
+        crate::Pool::Sqlite(_) => "",
+        crate::Pool::Postgres(_) => " COLLATE \"C\"",
     }
 }
-
-const ADDITIONS_BODY: &str = "FROM sync_staging s WHERE s.destination = $1 AND s.audience_name = $2 AND s.customer_id > $3 \
-     AND NOT EXISTS (SELECT 1 FROM sync_ledger l WHERE l.destination = $1 AND l.audience_name = $2 AND l.customer_id = s.customer_id)";
 
 /// Rows per multi-row statement: sqlx-sqlite slows down sharply on long statements, Postgres prefers them.
 fn rows_per_statement(store: &Store) -> usize {
@@ -208,7 +199,8 @@ impl Store {
         })
     }
 
-    /// The next page (by customer id) of segment members who may be sent to a `consent` channel.
+    /// The next page (bytewise customer-id order) of segment members who may be sent to a `consent`
+    /// channel.
     pub async fn sync_candidates(
         &self,
         segment: &str,
@@ -216,10 +208,11 @@ impl Store {
         after: &str,
         limit: i64,
     ) -> Result<Vec<Candidate>, StoreError> {
+        let c = bytewise(self);
         let sql = format!(
             "SELECT c.id, c.email, c.phone, c.first_name, c.last_name, c.country, c.postal_code \
              FROM segment_memberships m JOIN customers c ON c.id = m.customer_id \
-             WHERE m.segment = $1 AND m.customer_id > $2 AND {} ORDER BY m.customer_id LIMIT $3",
+             WHERE m.segment = $1 AND m.customer_id{c} > $2 AND {} ORDER BY m.customer_id{c} LIMIT $3",
             eligible_sql(consent)
         );
         let rows = on_pool!(self, pool => {
@@ -241,126 +234,62 @@ impl Store {
         Ok(rows)
     }
 
-    /// Empties the desired state of one audience before a run stages it anew.
-    pub async fn clear_staging(
-        &self,
-        destination: &str,
-        audience_name: &str,
-    ) -> Result<(), StoreError> {
-        const SQL: &str = "DELETE FROM sync_staging WHERE destination = $1 AND audience_name = $2";
-        on_pool!(self, pool => sqlx::query(SQL).bind(destination).bind(audience_name)
-            .execute(pool).await.map(|_| ())?);
-        Ok(())
+    /// Segment members allowed on a `consent` channel (consent given, not suppressed).
+    pub async fn eligible_count(&self, segment: &str, consent: Consent) -> Result<i64, StoreError> {
+        let sql = format!(
+            "SELECT COUNT(*) FROM segment_memberships m JOIN customers c ON c.id = m.customer_id \
+             WHERE m.segment = $1 AND {}",
+            eligible_sql(consent)
+        );
+        let n: i64 =
+            on_pool!(self, pool => sqlx::query_scalar(&sql).bind(segment).fetch_one(pool).await?);
+        Ok(n)
     }
 
-    /// Adds prepared members to the desired state of one audience.
-    pub async fn stage_members(
+    /// Which of `ids` may still be sent to a `consent` channel (exist, consent given, not suppressed):
+    /// an upsert sync keeps them, and removes the rest.
+    pub async fn still_eligible(
         &self,
-        destination: &str,
-        audience_name: &str,
-        members: &[LedgerEntry],
-    ) -> Result<(), StoreError> {
-        for chunk in members.chunks(rows_per_statement(self)) {
-            let mut sql = format!(
-                "INSERT INTO sync_staging (destination, audience_name, customer_id, fingerprint, payload) VALUES {}",
-                values_rows(chunk.len(), 2)
+        consent: Consent,
+        ids: &[String],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let mut out = std::collections::HashSet::new();
+        for chunk in ids.chunks(500) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT c.id FROM customers c WHERE c.id IN ({}) AND {}",
+                placeholders.join(", "),
+                eligible_sql(consent)
             );
-            sql.push_str(" ON CONFLICT (destination, audience_name, customer_id) DO UPDATE SET fingerprint = excluded.fingerprint, payload = excluded.payload");
-            on_pool!(self, pool => {
-                let mut q = sqlx::query(&sql).bind(destination).bind(audience_name);
-                for m in chunk {
-                    q = q.bind(&m.customer_id).bind(&m.fingerprint).bind(&m.payload);
+            let found: Vec<String> = on_pool!(self, pool => {
+                let mut q = sqlx::query_scalar(&sql);
+                for id in chunk {
+                    q = q.bind(id);
                 }
-                q.execute(pool).await.map(|_| ())?
+                q.fetch_all(pool).await?
             });
+            out.extend(found);
         }
-        Ok(())
+        Ok(out)
     }
 
-    /// Desired members of the audience.
-    pub async fn staged_count(
-        &self,
-        destination: &str,
-        audience_name: &str,
-    ) -> Result<i64, StoreError> {
-        const SQL: &str =
-            "SELECT COUNT(*) FROM sync_staging WHERE destination = $1 AND audience_name = $2";
-        let n: i64 = on_pool!(self, pool => sqlx::query_scalar(SQL).bind(destination).bind(audience_name)
-            .fetch_one(pool).await?);
-        Ok(n)
-    }
-
-    /// The next page of staged members, in customer id order (for replace-all).
-    pub async fn staged_page(
+    /// The next page (bytewise customer-id order) of what the audience holds.
+    pub async fn ledger_page(
         &self,
         destination: &str,
         audience_name: &str,
         after: &str,
         limit: i64,
     ) -> Result<Vec<LedgerEntry>, StoreError> {
-        const SQL: &str = "SELECT customer_id, fingerprint, payload FROM sync_staging \
-             WHERE destination = $1 AND audience_name = $2 AND customer_id > $3 ORDER BY customer_id LIMIT $4";
-        let rows: Vec<(String, String, String)> = on_pool!(self, pool => sqlx::query_as(SQL)
-            .bind(destination).bind(audience_name).bind(after).bind(limit).fetch_all(pool).await?);
-        Ok(entries(rows))
-    }
-
-    /// The next page of ledger members to remove: gone from the segment (mirror), no longer allowed
-    /// (both modes: consent withdrawn, suppressed, erased), or sent with identifiers that changed.
-    pub async fn pending_removals(
-        &self,
-        destination: &str,
-        audience_name: &str,
-        consent: Consent,
-        mirror: bool,
-        after: &str,
-        limit: i64,
-    ) -> Result<Vec<LedgerEntry>, StoreError> {
-        let sql = removal_sql(consent, false);
-        let rows: Vec<(String, String, String)> = on_pool!(self, pool => sqlx::query_as(&sql)
-            .bind(destination).bind(audience_name).bind(after).bind(mirror).bind(limit)
-            .fetch_all(pool).await?);
-        Ok(entries(rows))
-    }
-
-    /// How many members [`Store::pending_removals`] would yield in all.
-    pub async fn count_pending_removals(
-        &self,
-        destination: &str,
-        audience_name: &str,
-        consent: Consent,
-        mirror: bool,
-    ) -> Result<i64, StoreError> {
-        let sql = removal_sql(consent, true);
-        let n: i64 = on_pool!(self, pool => sqlx::query_scalar(&sql)
-            .bind(destination).bind(audience_name).bind("").bind(mirror).fetch_one(pool).await?);
-        Ok(n)
-    }
-
-    /// The next page of staged members the audience does not hold yet.
-    pub async fn pending_additions(
-        &self,
-        destination: &str,
-        audience_name: &str,
-        after: &str,
-        limit: i64,
-    ) -> Result<Vec<LedgerEntry>, StoreError> {
-        let sql = format!("SELECT s.customer_id, s.fingerprint, s.payload {ADDITIONS_BODY} ORDER BY s.customer_id LIMIT $4");
+        let c = bytewise(self);
+        let sql = format!(
+            "SELECT customer_id, fingerprint, payload FROM sync_ledger \
+             WHERE destination = $1 AND audience_name = $2 AND customer_id{c} > $3 \
+             ORDER BY customer_id{c} LIMIT $4"
+        );
         let rows: Vec<(String, String, String)> = on_pool!(self, pool => sqlx::query_as(&sql)
             .bind(destination).bind(audience_name).bind(after).bind(limit).fetch_all(pool).await?);
         Ok(entries(rows))
-    }
-
-    /// How many members [`Store::pending_additions`] would yield in all.
-    pub async fn count_pending_additions(
-        &self,
-        destination: &str,
-        audience_name: &str,
-    ) -> Result<i64, StoreError> {
-        let sql = format!("SELECT COUNT(*) {ADDITIONS_BODY}");
-        let n: i64 = on_pool!(self, pool => sqlx::query_scalar(&sql)
-            .bind(destination).bind(audience_name).bind("").fetch_one(pool).await?);
-        Ok(n)
     }
 
     /// Advances the ledger for one acknowledged batch, in one transaction: accepted additions are
@@ -413,31 +342,15 @@ impl Store {
         Ok(())
     }
 
-    /// Makes the ledger equal to the staged state after a successful replace-all, minus rejected rows.
-    pub async fn ledger_from_staging(
+    /// Marks an adopted audience as replaced: from now on only differences are sent.
+    pub async fn mark_replaced(
         &self,
         destination: &str,
         audience_name: &str,
-        run_id: i64,
-        now: i64,
-        rejected: &[String],
     ) -> Result<(), StoreError> {
-        const CLEAR: &str = "DELETE FROM sync_ledger WHERE destination = $1 AND audience_name = $2";
-        const COPY: &str = "INSERT INTO sync_ledger (destination, audience_name, customer_id, fingerprint, payload, synced_at, run_id) \
-             SELECT destination, audience_name, customer_id, fingerprint, payload, $3, $4 FROM sync_staging \
-             WHERE destination = $1 AND audience_name = $2";
-        const DROP_REJECTED: &str = "DELETE FROM sync_ledger WHERE destination = $1 AND audience_name = $2 AND customer_id = $3";
-        const UNFLAG: &str = "UPDATE destination_audiences SET needs_replace = 0 WHERE destination = $1 AND audience_name = $2";
-        on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            sqlx::query(CLEAR).bind(destination).bind(audience_name).execute(&mut *tx).await?;
-            sqlx::query(COPY).bind(destination).bind(audience_name).bind(now).bind(run_id).execute(&mut *tx).await?;
-            for id in rejected {
-                sqlx::query(DROP_REJECTED).bind(destination).bind(audience_name).bind(id).execute(&mut *tx).await?;
-            }
-            sqlx::query(UNFLAG).bind(destination).bind(audience_name).execute(&mut *tx).await?;
-            tx.commit().await?
-        });
+        const SQL: &str = "UPDATE destination_audiences SET needs_replace = 0 WHERE destination = $1 AND audience_name = $2";
+        on_pool!(self, pool => sqlx::query(SQL).bind(destination).bind(audience_name)
+            .execute(pool).await.map(|_| ())?);
         Ok(())
     }
 

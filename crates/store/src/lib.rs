@@ -6,12 +6,14 @@
 //! `campaignd-core` supplies the SQL that decides who is in a segment.
 
 mod bind;
+pub mod creatives;
 mod error;
 pub mod history;
 pub mod import;
 pub mod lease;
 pub mod ledger;
 pub mod load;
+pub mod metrics;
 pub mod runs;
 pub mod segments;
 pub mod testkit;

@@ -28,6 +28,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+/// Ad groups, ads and metrics (creative rotation and metrics), in their own file.
+#[path = "google_ads_ads.rs"]
+mod ads;
+
+pub use ads::{FakeAdStats, STREAM_BATCH};
+
 /// Google Ads API version prefix the fake serves.
 pub const ADS_PREFIX: &str = "/v26";
 /// Data Manager API version prefix the fake serves.
@@ -248,6 +254,8 @@ struct Inner {
     max_identifiers_seen: usize,
     max_dm_members_seen: usize,
     jobs_run: usize,
+    /// Ad groups, ads and their metrics.
+    ads: ads::AdsInner,
 }
 
 struct GoogleState {
@@ -592,6 +600,9 @@ async fn dispatch(
         };
         return match tail {
             "googleAds:search" => search(&st, cid, &body),
+            "googleAds:searchStream" => ads::search_stream(&st, &body),
+            "adGroupAds:mutate" => ads::mutate(&st, cid, &body, true),
+            "adGroups:mutate" => ads::mutate(&st, cid, &body, false),
             "userLists:mutate" => mutate_user_lists(&st, cid, &body),
             "offlineUserDataJobs:create" => create_job(&st, cid, &body),
             t => match t
@@ -746,6 +757,9 @@ fn search(st: &GoogleState, cid: &str, body: &Value) -> Response {
         }
         let reported = inner.jobs.get(id).map(|j| j.status).unwrap_or("PENDING");
         return Json(json!({"results": [{"offlineUserDataJob": {"resourceName": name, "status": reported}}]})).into_response();
+    }
+    if lower.contains("from ad_group_ad") {
+        return ads::search(st, cid, query);
     }
     bad_request(
         "Error in query: unsupported resource.",

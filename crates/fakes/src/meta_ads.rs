@@ -172,12 +172,14 @@ pub(super) async fn update_ad(
     let status = match params.get("status").and_then(Value::as_str) {
         None => None,
         Some(s @ ("ACTIVE" | "PAUSED")) => Some(s.to_string()),
-        Some(other) => return invalid_param(
-            &st,
-            &format!(
+        Some(other) => {
+            return invalid_param(
+                &st,
+                &format!(
                 "Param status must be one of {{ACTIVE, PAUSED, DELETED, ARCHIVED}}, got {other}"
             ),
-        ),
+            )
+        }
     };
     if creative.is_none() && status.is_none() {
         return invalid_param(&st, "Nothing to update");

@@ -21,6 +21,13 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
+/// Creative rotation (`CreativeSwapper`): a child module so it shares this client's kit, token and policy.
+#[path = "creative.rs"]
+mod creative;
+/// Daily metrics by GAQL (`MetricsSource`), a child module for the same reason.
+#[path = "metrics.rs"]
+mod metrics;
+
 /// People per `addOperations` call and per Data Manager request (Google advises ~10,000 operations per
 /// `addOperations`; Data Manager takes at most 10,000 audience members per request).
 pub const MAX_MEMBERS_PER_CALL: usize = 10_000;
@@ -237,6 +244,8 @@ pub struct GoogleAdsDestination {
     poll_interval: Duration,
     job_timeout: Duration,
     rps: f64,
+    /// Google Ads API base for creative rotation and metrics (the Data Manager API has neither).
+    ads_base_url: String,
 }
 
 impl std::fmt::Debug for GoogleAdsDestination {
@@ -397,6 +406,7 @@ impl GoogleAdsDestination {
             poll_interval: Duration::from_millis(config.job_poll_interval_ms.unwrap_or(10_000)),
             job_timeout: Duration::from_secs(config.job_timeout_secs.unwrap_or(3_600)),
             rps: settings.requests_per_second.unwrap_or(5.0),
+            ads_base_url: config.effective_ads_base_url(),
         })
     }
 

@@ -73,6 +73,10 @@ pub struct GoogleAdsConfig {
     /// Request pacing (default 5/s).
     #[serde(default)]
     pub requests_per_second: Option<f64>,
+    /// Google Ads API base for creative rotation and metrics when `api = "data_manager"` (default
+    /// [`DEFAULT_ADS_BASE_URL`]; with `customer_match` they use `base_url`). Needs `developer_token`.
+    #[serde(default)]
+    pub ads_base_url: Option<String>,
 }
 
 fn default_token_url() -> String {
@@ -97,6 +101,15 @@ impl GoogleAdsConfig {
             .unwrap_or(default)
             .trim_end_matches('/')
             .to_string()
+    }
+
+    /// The Google Ads API base that creative rotation and metrics use.
+    pub fn effective_ads_base_url(&self) -> String {
+        match (self.api, &self.ads_base_url) {
+            (_, Some(u)) => u.trim_end_matches('/').to_string(),
+            (GoogleApi::CustomerMatch, None) => self.effective_base_url(),
+            (GoogleApi::DataManager, None) => DEFAULT_ADS_BASE_URL.to_string(),
+        }
     }
 
     /// HTTP kit settings from the optional keys.

@@ -34,6 +34,14 @@
 //!   is asynchronous and `requestStatus:retrieve` is not polled (the `requestId` is logged only); no native
 //!   replace-all is used (the engine does a full resync).
 //!
+//! **Creative rotation and metrics** always use the Google Ads API v26 (`ads_base_url`, defaulting to
+//! `base_url` for `customer_match` and to [`DEFAULT_ADS_BASE_URL`] for `data_manager`; `developer_token`
+//! required): the rotated object is an ad group and a creative is an ad id in it — a swap lists the group's
+//! ads (`googleAds:search` over `ad_group_ad`) and sends one atomic `adGroupAds:mutate` enabling the new ad
+//! and pausing the others (`updateMask: status`); metrics are one `googleAds:searchStream` GAQL query over
+//! `ad_group_ad` (`segments.date`, `ad_group_ad.ad.id`, impressions, clicks, conversions, `cost_micros` →
+//! major units, `conversions_value`) for the requested ad groups and date range.
+//!
 //! Both: 429 `RESOURCE_EXHAUSTED` waits `quotaErrorDetails.retryDelay` through the kit; a 401 refreshes the
 //! token once. Identifiers: email trimmed and lower-cased, phone E.164 **with** `+`, both SHA-256 hex.
 //! Channel: ads. Minimum audience: 1,000 matched people.
@@ -44,6 +52,9 @@ mod mapping;
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod rotation_tests;
 
 pub use client::{
     GoogleAdsDestination, GooglePolicy, MAX_MEMBERS_PER_CALL, MIN_AUDIENCE, NOT_ALLOWLISTED_HINT,

@@ -151,12 +151,21 @@ pub fn build_creative_swapper(
     section: &serde_json::Value,
     secrets: &SecretResolver,
 ) -> Result<Option<Arc<dyn CreativeSwapper>>, ConfigError> {
-    let _ = secrets;
     let (kind, rest) = split_kind(name, section)?;
     match kind.as_str() {
         "sandbox" => Ok(Some(Arc::new(SandboxDestination::from_config(
             name,
             parse::<SandboxConfig>(name, rest)?,
+        )?))),
+        "meta" => Ok(Some(Arc::new(MetaDestination::from_config(
+            name,
+            parse::<MetaConfig>(name, rest)?,
+            secrets,
+        )?))),
+        "google_ads" => Ok(Some(Arc::new(GoogleAdsDestination::from_config(
+            name,
+            parse::<GoogleAdsConfig>(name, rest)?,
+            secrets,
         )?))),
         _ => Ok(None),
     }
@@ -170,12 +179,21 @@ pub fn build_metrics_source(
     section: &serde_json::Value,
     secrets: &SecretResolver,
 ) -> Result<Option<Arc<dyn MetricsSource>>, ConfigError> {
-    let _ = secrets;
     let (kind, rest) = split_kind(name, section)?;
     match kind.as_str() {
         "sandbox" => Ok(Some(Arc::new(SandboxDestination::from_config(
             name,
             parse::<SandboxConfig>(name, rest)?,
+        )?))),
+        "meta" => Ok(Some(Arc::new(MetaDestination::from_config(
+            name,
+            parse::<MetaConfig>(name, rest)?,
+            secrets,
+        )?))),
+        "google_ads" => Ok(Some(Arc::new(GoogleAdsDestination::from_config(
+            name,
+            parse::<GoogleAdsConfig>(name, rest)?,
+            secrets,
         )?))),
         _ => Ok(None),
     }
@@ -235,6 +253,38 @@ mod tests {
         assert_eq!(d.name(), "fb");
         assert_eq!(d.limits().max_batch, 10_000);
         assert_eq!(d.channel(), crate::Channel::Ads);
+    }
+
+    #[test]
+    fn capability_builders_cover_the_ad_and_email_platforms() {
+        use serde_json::json;
+        let secrets = SecretResolver::from_map(HashMap::from([
+            ("T".to_string(), "tok-secret-value".to_string()),
+            ("MC".to_string(), "key-secret-us21".to_string()),
+        ]));
+        let t = json!({"env": "T"});
+        let sections = [
+            json!({"kind": "meta", "ad_account_id": "1", "access_token": t}),
+            json!({"kind": "google_ads", "customer_id": "1", "developer_token": t, "client_id": t,
+                   "client_secret": t, "refresh_token": t}),
+        ];
+        for section in sections {
+            let kind = section["kind"].clone();
+            let swapper = build_creative_swapper("d", &section, &secrets).expect("config");
+            assert_eq!(swapper.expect("swapper").name(), "d", "{kind}");
+            let metrics = build_metrics_source("d", &section, &secrets).expect("config");
+            assert_eq!(metrics.expect("metrics").name(), "d", "{kind}");
+        }
+        let webhook = json!({"kind": "webhook", "url": "https://x.example/h", "secret": t});
+        assert!(build_creative_swapper("d", &webhook, &secrets)
+            .expect("config")
+            .is_none());
+        let bad =
+            json!({"kind": "meta", "ad_account_id": "1", "access_token": t, "purchase_action": 1});
+        let e = build_metrics_source("d", &bad, &secrets)
+            .err()
+            .expect("unknown key");
+        assert!(e.to_string().contains("purchase_action"), "{e}");
     }
 
     fn err(section: serde_json::Value) -> String {

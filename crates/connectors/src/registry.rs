@@ -167,6 +167,11 @@ pub fn build_creative_swapper(
             parse::<GoogleAdsConfig>(name, rest)?,
             secrets,
         )?))),
+        "mailchimp" => Ok(Some(Arc::new(MailchimpDestination::from_config(
+            name,
+            parse::<MailchimpConfig>(name, rest)?,
+            secrets,
+        )?))),
         _ => Ok(None),
     }
 }
@@ -193,6 +198,11 @@ pub fn build_metrics_source(
         "google_ads" => Ok(Some(Arc::new(GoogleAdsDestination::from_config(
             name,
             parse::<GoogleAdsConfig>(name, rest)?,
+            secrets,
+        )?))),
+        "mailchimp" => Ok(Some(Arc::new(MailchimpDestination::from_config(
+            name,
+            parse::<MailchimpConfig>(name, rest)?,
             secrets,
         )?))),
         _ => Ok(None),
@@ -267,6 +277,7 @@ mod tests {
             json!({"kind": "meta", "ad_account_id": "1", "access_token": t}),
             json!({"kind": "google_ads", "customer_id": "1", "developer_token": t, "client_id": t,
                    "client_secret": t, "refresh_token": t}),
+            json!({"kind": "mailchimp", "list_id": "abc", "api_key": {"env": "MC"}}),
         ];
         for section in sections {
             let kind = section["kind"].clone();

@@ -26,6 +26,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+/// Campaigns, templates and reports (creative rotation and metrics), in their own file.
+#[path = "mailchimp_campaigns.rs"]
+mod campaigns;
+
+pub use campaigns::{FakeCampaign, FakeReport};
+
 /// API version prefix the fake serves under.
 pub const VERSION_PREFIX: &str = "/3.0";
 /// Members per batch subscribe and per segment add/remove list.
@@ -55,6 +61,8 @@ struct Inner {
     rejected: HashSet<String>,
     max_batch_seen: usize,
     page_cap: usize,
+    /// Campaigns, templates and reports.
+    campaigns: campaigns::CampaignsInner,
 }
 
 struct McState {
@@ -228,6 +236,11 @@ impl FakeMailchimp {
                 "/lists/:list_id/segments/:segment_id",
                 post(segment_members),
             )
+            .route(
+                "/campaigns/:id/content",
+                axum::routing::put(campaigns::set_content),
+            )
+            .route("/reports/:id", get(campaigns::report))
             .layer(middleware::from_fn_with_state(
                 state.clone(),
                 connection_limit,

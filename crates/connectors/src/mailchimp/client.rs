@@ -20,6 +20,13 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use tokio::sync::Semaphore;
 
+/// Template swap (`CreativeSwapper`), a child module so it shares this client's kit, key and connection cap.
+#[path = "creative.rs"]
+mod creative;
+/// Campaign reports (`MetricsSource`), a child module for the same reason.
+#[path = "metrics.rs"]
+mod metrics;
+
 /// Mailchimp accepts at most this many members per batch subscribe and per segment add/remove list.
 pub const MAX_MEMBERS: usize = 500;
 /// Segments requested per page (Mailchimp's maximum `count`).

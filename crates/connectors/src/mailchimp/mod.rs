@@ -26,6 +26,12 @@
 //!   maximum 10) around every request and the [`MailchimpPolicy`] treats both replies as throttling, so
 //!   the HTTP kit backs off exponentially with jitter.
 //!
+//! - creative rotation (same API 3.0, "Campaign content: set"): the object is a campaign, a creative a
+//!   template id; `PUT /campaigns/{id}/content` `{"template": {"id": N}}`. No pause/resume;
+//! - metrics ("Reports: get campaign report"): `GET /reports/{campaign_id}`: `emails_sent` → impressions
+//!   (delivered), `clicks.clicks_total` → clicks, `ecommerce.total_orders` → conversions,
+//!   `ecommerce.total_revenue` → revenue; one row per campaign, dated on its `send_time`.
+//!
 //! Channel: email (`consent_email`). No minimum audience size.
 
 mod client;
@@ -34,6 +40,9 @@ mod mapping;
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod rotation_tests;
 
 pub use client::{MailchimpDestination, MailchimpPolicy, MAX_MEMBERS};
 pub use config::{data_center, default_base_url, MailchimpConfig, API_VERSION, MAX_CONNECTIONS};

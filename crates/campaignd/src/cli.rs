@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::settings_load::DEFAULT_CONFIG;
@@ -83,6 +83,37 @@ pub enum Command {
         #[arg(long)]
         full: bool,
     },
+    /// Advance every [[creative_set]] whose period is over (the first rotate makes the first variant live).
+    Rotate {
+        /// Pin "now" (RFC 3339) so runs are reproducible.
+        #[arg(long, value_parser = parse_time)]
+        as_of: Option<DateTime<Utc>>,
+        /// Print what would change; swap and record nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Performance metrics from the platforms.
+    Metrics {
+        /// Which metrics command.
+        #[command(subcommand)]
+        command: MetricsCommand,
+    },
+    /// Impressions, clicks, conversions, spend, revenue, CTR, CVR, CPA and ROAS by segment, channel,
+    /// creative and period.
+    Report {
+        /// First day: a date (2025-06-01) or a window ending at --until (30d, 4w).
+        #[arg(long, default_value = "30d")]
+        since: String,
+        /// Last day (default: today, UTC).
+        #[arg(long)]
+        until: Option<NaiveDate>,
+        /// Dimensions, comma-separated: segment, channel, creative, week, day.
+        #[arg(long, default_value = campaignd_engine::report::DEFAULT_DIMENSIONS)]
+        by: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: ReportFormat,
+    },
     /// Recent job runs with outcome and counts.
     Runs {
         /// How many runs to show.
@@ -157,6 +188,31 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 1.0)]
         churn: f64,
     },
+}
+
+/// `metrics ...`.
+#[derive(Debug, Subcommand)]
+pub enum MetricsCommand {
+    /// Pull daily metrics from every destination that reports them (re-pulling a day replaces it).
+    Pull {
+        /// First day (default: 6 days before --until).
+        #[arg(long)]
+        since: Option<NaiveDate>,
+        /// Last day (default: today, UTC).
+        #[arg(long)]
+        until: Option<NaiveDate>,
+    },
+}
+
+/// Output of `report`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ReportFormat {
+    /// Aligned columns for people.
+    Table,
+    /// CSV with a header row; empty ratios are empty fields.
+    Csv,
+    /// A JSON array of flat rows; empty ratios are null.
+    Json,
 }
 
 /// Output of `segments members`.

@@ -63,6 +63,25 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
             };
             sync(&settings, &cli.config, &opts).await
         }
+        Command::Rotate { as_of, dry_run } => {
+            let settings = settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
+            crate::reporting::rotate(&settings, &cli.config, as_of.unwrap_or_else(Utc::now), dry_run).await
+        }
+        Command::Metrics {
+            command: crate::cli::MetricsCommand::Pull { since, until },
+        } => {
+            let settings = settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
+            crate::reporting::metrics_pull(&settings, &cli.config, since, until).await
+        }
+        Command::Report {
+            since,
+            until,
+            by,
+            format,
+        } => {
+            let settings = settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
+            crate::reporting::report(&settings, &since, until, &by, format).await
+        }
         Command::Runs { limit, json } => {
             let settings = settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
             let store = open_store(&settings).await?;
@@ -264,6 +283,7 @@ async fn demo(
             return Err(Failure::job(anyhow!("one or more syncs failed (see `campaignd runs`)")));
         }
     }
+    crate::reporting::demo_performance(&store, &settings, config, as_of, 10).await?;
     println!();
     println!(
         "explore it: campaignd --config {} segments list   (with CAMPAIGND__STORE__URL=sqlite://{})",

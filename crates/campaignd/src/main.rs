@@ -6,6 +6,7 @@
 mod bench;
 mod cli;
 mod commands;
+mod reporting;
 mod settings_load;
 
 use std::process::ExitCode;

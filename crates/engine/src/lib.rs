@@ -6,7 +6,10 @@
 
 pub mod creative_sets;
 pub mod lease;
+pub mod metrics_pull;
 pub mod recompute;
+pub mod report;
+pub mod rotate;
 pub mod scheduler;
 pub mod settings;
 pub mod shutdown;

@@ -7,8 +7,8 @@
 //! simulated clock ([`with_clock`], which `rotate --as-of` sets) or the wall clock, so simulated weeks
 //! attribute the right creative to each day.
 //!
-//! Metrics are deterministic (a hash of object, creative and day, no RNG state) and believable: about 1.2
-//! to 1.8 impressions per audience member per day (an object whose id equals a sandbox audience's id or
+//! Metrics are deterministic (a hash of object, creative and day, no RNG state) and believable: 4 to 6
+//! impressions per audience member per day (frequency of a retargeting ad) (an object whose id equals a sandbox audience's id or
 //! name delivers to that audience; any other object to 2,000 simulated people), a per-creative CTR of
 //! 1-3%, a per-creative CVR of 2-10% (or the pinned `creative_cvr`), CPM 6-12 and an order value of
 //! 40-120 per conversion. A day is attributed to the creative live at 12:00 UTC that day; an object that
@@ -189,7 +189,7 @@ impl SandboxDestination {
         let c = creative.as_deref().unwrap_or(object_id);
         let d = day.to_string();
         let people = reach.map(|(_, n)| n).unwrap_or(DEFAULT_REACH).max(1) as f64;
-        let impressions = (people * (1.2 + 0.6 * unit(&["imp", object_id, &d]))).round() as u64;
+        let impressions = (people * (4.0 + 2.0 * unit(&["imp", object_id, &d]))).round() as u64;
         let ctr =
             (0.01 + 0.02 * unit(&["ctr", c])) * (0.85 + 0.3 * unit(&["ctr", object_id, c, &d]));
         let clicks = stochastic_round(impressions as f64 * ctr, &["clk", object_id, c, &d]);

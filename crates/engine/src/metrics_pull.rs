@@ -1,0 +1,334 @@
+//! The metrics pull job (DESIGN §8): ask every destination that reports performance for daily figures
+//! of the platform objects campaignd knows belong to a segment — the objects of `[[creative_set]]`s and
+//! the `ad_ids` / `campaign_ids` of `[[sync]]`s — attribute each day to that segment and to the creative
+//! the rotation history says was live (at 12:00 UTC that day), and store them. Each destination's days
+//! are replaced in one transaction, so a re-pull never double counts and a failed pull changes nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+use serde_json::json;
+use thiserror::Error;
+
+use campaignd_connectors::registry::build_metrics_source;
+use campaignd_connectors::{MetricsRow, MetricsSource, SecretResolver};
+use campaignd_core::metrics::Totals;
+use campaignd_store::creatives::RotationRecord;
+use campaignd_store::metrics::{day_secs, DailyMetric};
+use campaignd_store::runs::Outcome;
+use campaignd_store::{Store, StoreError};
+
+use crate::creative_sets::CreativeSetError;
+use crate::settings::{Settings, SettingsError};
+
+/// Why the pull could not run at all (per-destination failures are in [`PullReport`]).
+#[derive(Debug, Error)]
+pub enum PullError {
+    /// A `[[creative_set]]` is invalid.
+    #[error(transparent)]
+    CreativeSets(#[from] CreativeSetError),
+    /// A `[[sync]]` is invalid.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    /// A destination section is invalid.
+    #[error(transparent)]
+    Destination(#[from] campaignd_connectors::ConfigError),
+    /// `--since` is after `--until`.
+    #[error("--since {since} is after --until {until}")]
+    BadRange {
+        /// First day asked for.
+        since: NaiveDate,
+        /// Last day asked for.
+        until: NaiveDate,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Which days to pull.
+#[derive(Debug, Clone)]
+pub struct PullOptions {
+    /// First day (inclusive).
+    pub since: NaiveDate,
+    /// Last day (inclusive).
+    pub until: NaiveDate,
+    /// "Now" for the run log and for simulated platforms (the sandbox reports nothing after it).
+    pub as_of: DateTime<Utc>,
+}
+
+/// How one destination's pull ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "status", content = "detail")]
+pub enum PullStatus {
+    /// Rows were fetched and stored.
+    Done,
+    /// No creative set or sync names an object on this destination.
+    NothingToPull,
+    /// The platform or the store failed; the stored days are unchanged.
+    Failed(String),
+}
+
+/// One destination's pull.
+#[derive(Debug, Clone, Serialize)]
+pub struct PullOutcome {
+    /// Destination name.
+    pub destination: String,
+    /// Platform objects asked for.
+    pub objects: usize,
+    /// Daily rows the platform returned.
+    pub rows_received: usize,
+    /// Rows the platform returned for objects it was not asked for (not stored).
+    pub rows_unattributed: usize,
+    /// (day, segment, creative) rows stored.
+    pub rows_stored: u64,
+    /// How it ended.
+    pub status: PullStatus,
+}
+
+/// Everything the job did.
+#[derive(Debug, Clone, Serialize)]
+pub struct PullReport {
+    /// The `metrics` run recorded.
+    pub run_id: i64,
+    /// One entry per destination that reports metrics.
+    pub destinations: Vec<PullOutcome>,
+}
+
+impl PullReport {
+    /// True when any destination failed (the CLI exits 1).
+    pub fn any_failed(&self) -> bool {
+        self.destinations
+            .iter()
+            .any(|d| matches!(d.status, PullStatus::Failed(_)))
+    }
+}
+
+/// Builds the metrics capability of every configured destination that has one.
+pub fn build_metrics_sources(
+    settings: &Settings,
+    secrets: &SecretResolver,
+) -> Result<BTreeMap<String, Arc<dyn MetricsSource>>, PullError> {
+    let mut out = BTreeMap::new();
+    for (name, section) in &settings.destinations {
+        if let Some(s) = build_metrics_source(name, section, secrets)? {
+            out.insert(name.clone(), s);
+        }
+    }
+    Ok(out)
+}
+
+/// The platform objects on `destination` whose performance belongs to a segment: creative sets first,
+/// then `[[sync]]` `ad_ids` / `campaign_ids`. An object claimed twice stays with its first segment.
+pub fn objects_for(settings: &Settings, destination: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for set in settings
+        .creative_sets
+        .iter()
+        .filter(|s| s.destination == destination)
+    {
+        out.entry(set.object_id().to_string())
+            .or_insert_with(|| set.segment.clone());
+    }
+    for sync in settings
+        .syncs
+        .iter()
+        .filter(|s| s.destination == destination)
+    {
+        for id in sync.ad_ids.iter().chain(&sync.campaign_ids) {
+            out.entry(id.clone())
+                .or_insert_with(|| sync.segment.clone());
+        }
+    }
+    out
+}
+
+/// Pulls `since..=until` from every destination in `sources`, recording one `metrics` run.
+pub async fn pull(
+    store: &Store,
+    settings: &Settings,
+    sources: &BTreeMap<String, Arc<dyn MetricsSource>>,
+    opts: &PullOptions,
+) -> Result<PullReport, PullError> {
+    settings.validate_creative_sets()?;
+    settings.validate_syncs()?;
+    if opts.since > opts.until {
+        return Err(PullError::BadRange {
+            since: opts.since,
+            until: opts.until,
+        });
+    }
+    let run_id = store.start_run("metrics", None, opts.as_of).await?;
+    let mut destinations = Vec::new();
+    for (name, source) in sources {
+        let objects = objects_for(settings, name);
+        let mut outcome = PullOutcome {
+            destination: name.clone(),
+            objects: objects.len(),
+            rows_received: 0,
+            rows_unattributed: 0,
+            rows_stored: 0,
+            status: PullStatus::Done,
+        };
+        if objects.is_empty() {
+            outcome.status = PullStatus::NothingToPull;
+            destinations.push(outcome);
+            continue;
+        }
+        if let Err(e) = pull_one(
+            store,
+            name,
+            source.as_ref(),
+            &objects,
+            opts,
+            run_id,
+            &mut outcome,
+        )
+        .await
+        {
+            tracing::warn!(destination = %name, error = %e, "metrics pull failed; stored days unchanged");
+            outcome.status = PullStatus::Failed(e);
+        }
+        destinations.push(outcome);
+    }
+    let report = PullReport {
+        run_id,
+        destinations,
+    };
+    let failed: Vec<String> = report
+        .destinations
+        .iter()
+        .filter_map(|d| match &d.status {
+            PullStatus::Failed(e) => Some(format!("{}: {e}", d.destination)),
+            _ => None,
+        })
+        .collect();
+    let done = report
+        .destinations
+        .iter()
+        .filter(|d| d.status == PullStatus::Done)
+        .count();
+    let counts = json!({
+        "since": opts.since.to_string(),
+        "until": opts.until.to_string(),
+        "destinations": report.destinations.len(),
+        "failed": failed.len(),
+        "rows_received": report.destinations.iter().map(|d| d.rows_received).sum::<usize>(),
+        "rows_stored": report.destinations.iter().map(|d| d.rows_stored).sum::<u64>(),
+    });
+    let outcome = match (failed.len(), done) {
+        (0, _) => Outcome::Success,
+        (_, 0) => Outcome::Failed,
+        _ => Outcome::Partial,
+    };
+    let error = (!failed.is_empty()).then(|| failed.join("; "));
+    store
+        .finish_run(run_id, outcome, &counts, error.as_deref())
+        .await?;
+    Ok(report)
+}
+
+/// Which requested object a platform row belongs to: its `ad_id` (connectors put the requested object
+/// id there, campaign and ad group ids included), else its creative or audience id, else the only object
+/// asked for.
+fn object_of<'a>(row: &MetricsRow, objects: &'a BTreeMap<String, String>) -> Option<&'a String> {
+    [&row.ad_id, &row.creative_id, &row.audience_id]
+        .into_iter()
+        .flatten()
+        .find_map(|id| objects.get_key_value(id).map(|(k, _)| k))
+        .or_else(|| {
+            (objects.len() == 1 && row.ad_id.is_none())
+                .then(|| objects.keys().next())
+                .flatten()
+        })
+}
+
+/// The variant live on `object` at 12:00 UTC of `day`, from the rotation history.
+fn live_variant<'h>(
+    history: &'h [RotationRecord],
+    object: &str,
+    day: NaiveDate,
+) -> Option<&'h str> {
+    let noon = day_secs(day) + 12 * 3_600;
+    history
+        .iter()
+        .rev()
+        .find(|r| r.object_id == object && r.covers(noon))
+        .map(|r| r.variant_id.as_str())
+}
+
+async fn pull_one(
+    store: &Store,
+    destination: &str,
+    source: &dyn MetricsSource,
+    objects: &BTreeMap<String, String>,
+    opts: &PullOptions,
+    run_id: i64,
+    outcome: &mut PullOutcome,
+) -> Result<(), String> {
+    let ids: Vec<String> = objects.keys().cloned().collect();
+    let rows = campaignd_connectors::sandbox::with_clock(
+        opts.as_of.timestamp(),
+        source.daily_metrics(&ids, opts.since, opts.until),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    outcome.rows_received = rows.len();
+    let history = store
+        .rotations_between(
+            destination,
+            day_secs(opts.since),
+            day_secs(opts.until) + 86_400,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut metrics = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if row.date < opts.since || row.date > opts.until {
+            continue;
+        }
+        let Some(object) = object_of(row, objects) else {
+            outcome.rows_unattributed += 1;
+            continue;
+        };
+        let creative = live_variant(&history, object, row.date)
+            .map(str::to_string)
+            .or_else(|| row.creative_id.clone())
+            .unwrap_or_default();
+        metrics.push(DailyMetric {
+            day: row.date,
+            destination: destination.to_string(),
+            segment: objects[object].clone(),
+            creative,
+            totals: Totals {
+                impressions: i64::try_from(row.impressions).unwrap_or(i64::MAX),
+                clicks: i64::try_from(row.clicks).unwrap_or(i64::MAX),
+                conversions: row.conversions,
+                spend: row.spend,
+                revenue: row.revenue,
+            },
+            currency: row.currency.clone(),
+        });
+    }
+    let segments: Vec<String> = objects
+        .values()
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    outcome.rows_stored = store
+        .replace_metrics(
+            destination,
+            &segments,
+            opts.since,
+            opts.until,
+            &metrics,
+            Some(run_id),
+            opts.as_of,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}

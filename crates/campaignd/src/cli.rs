@@ -83,6 +83,9 @@ pub enum Command {
         #[arg(long)]
         full: bool,
     },
+    /// Run the daemon: scheduled recompute/sync (and rotate, metrics pull), leader leases across
+    /// replicas, the admin HTTP server and report page; stops cleanly on SIGTERM/SIGINT.
+    Run,
     /// Advance every [[creative_set]] whose period is over (the first rotate makes the first variant live).
     Rotate {
         /// Pin "now" (RFC 3339) so runs are reproducible.

@@ -3,9 +3,11 @@
 //! This is the only place `anyhow` is used; everything below returns typed errors. Exit codes follow
 //! DESIGN §3: 0 success, 1 a job failed (partly or whole), 2 bad usage or configuration.
 
+mod admin;
 mod bench;
 mod cli;
 mod commands;
+mod daemon;
 mod reporting;
 mod settings_load;
 
@@ -43,7 +45,14 @@ impl Failure {
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("CAMPAIGND_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| {
+            // The daemon logs what it does; one-shot commands only warn.
+            let level = match args.command {
+                cli::Command::Run => "info",
+                _ => "warn",
+            };
+            tracing_subscriber::EnvFilter::new(level)
+        });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

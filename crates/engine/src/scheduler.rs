@@ -24,12 +24,14 @@ use serde_json::json;
 use thiserror::Error;
 use tokio_cron_scheduler::{Job, JobScheduler};
 
-use campaignd_connectors::AudienceDestination;
+use campaignd_connectors::{AudienceDestination, CreativeSwapper, MetricsSource};
 use campaignd_store::runs::Outcome;
 use campaignd_store::Store;
 
 use crate::lease::Leases;
+use crate::metrics_pull::{pull, PullError, PullOptions};
 use crate::recompute::{recompute, RecomputeError};
+use crate::rotate::{rotate, RotateError, RotateOptions};
 use crate::settings::{Settings, SyncSettings};
 use crate::shutdown::Shutdown;
 use crate::sync::{sync, SyncError, SyncOptions, SyncStatus};
@@ -68,7 +70,15 @@ pub enum JobKind {
     },
     /// Recompute one `[[sync]]`'s segment, then push it (a `[[sync]]` with its own `schedule`).
     Sync(SyncSettings),
+    /// Rotate every `[[creative_set]]` that is due.
+    Rotate,
+    /// Pull the last [`METRICS_PULL_DAYS`] days of performance from every metrics source (platforms
+    /// restate recent days, so each pull replaces them).
+    MetricsPull,
 }
+
+/// Days of metrics each scheduled pull fetches, ending today (UTC).
+pub const METRICS_PULL_DAYS: i64 = 7;
 
 /// One job of the daemon: a name (also its lease's name), a cron and what it does.
 #[derive(Debug, Clone)]
@@ -111,6 +121,18 @@ pub fn plan_jobs(settings: &Settings) -> Result<Vec<JobPlan>, SchedulerError> {
                 .collect(),
         },
     }];
+    if !settings.creative_sets.is_empty() {
+        plans.push(JobPlan {
+            name: "rotate".into(),
+            cron: sched.rotate.clone(),
+            kind: JobKind::Rotate,
+        });
+    }
+    plans.push(JobPlan {
+        name: "metrics_pull".into(),
+        cron: sched.metrics_pull.clone(),
+        kind: JobKind::MetricsPull,
+    });
     for (i, s) in settings.syncs.iter().enumerate() {
         if let Some(cron) = &s.schedule {
             parse_cron(&format!("[[sync]] #{} schedule", i + 1), cron)?;
@@ -224,6 +246,10 @@ pub struct SchedulerContext {
     pub settings: Arc<Settings>,
     /// The built destinations.
     pub destinations: Arc<Destinations>,
+    /// Creative swappers by destination (rotate).
+    pub swappers: Arc<BTreeMap<String, Arc<dyn CreativeSwapper>>>,
+    /// Metrics sources by destination (metrics pull).
+    pub metrics_sources: Arc<BTreeMap<String, Arc<dyn MetricsSource>>>,
     /// This replica's leases.
     pub leases: Leases,
     /// The process-wide stop request.
@@ -259,6 +285,25 @@ pub struct JobInfo {
     pub cron: String,
     /// When it fires next.
     pub next: Option<DateTime<Utc>>,
+}
+
+/// The scheduled jobs, shareable with the admin server while the scheduler runs.
+#[derive(Clone)]
+pub struct JobTable(Arc<Vec<Arc<Entry>>>);
+
+impl JobTable {
+    /// Every job with its cron and next fire time.
+    pub fn list(&self) -> Vec<JobInfo> {
+        let now = Utc::now();
+        self.0
+            .iter()
+            .map(|e| JobInfo {
+                name: e.plan.name.clone(),
+                cron: e.plan.cron.clone(),
+                next: e.cron.find_next_occurrence(&now, false).ok(),
+            })
+            .collect()
+    }
 }
 
 /// The running scheduler.
@@ -343,17 +388,14 @@ impl Scheduler {
         self.inner.stats.clone()
     }
 
+    /// A cloneable view of the jobs, for the admin API.
+    pub fn job_table(&self) -> JobTable {
+        JobTable(Arc::new(self.entries.clone()))
+    }
+
     /// The jobs with their next fire time.
     pub fn jobs(&self) -> Vec<JobInfo> {
-        let now = Utc::now();
-        self.entries
-            .iter()
-            .map(|e| JobInfo {
-                name: e.plan.name.clone(),
-                cron: e.plan.cron.clone(),
-                next: e.cron.find_next_occurrence(&now, false).ok(),
-            })
-            .collect()
+        self.job_table().list()
     }
 
     /// Stops scheduling, asks the jobs in flight to stop at their next batch boundary, and waits up to
@@ -466,6 +508,8 @@ async fn run_job(inner: &Inner, plan: &JobPlan, stop: &Shutdown) -> Result<bool,
     let (only, syncs) = match &plan.kind {
         JobKind::RecomputeSync { syncs } => (None, syncs.clone()),
         JobKind::Sync(s) => (Some(s.segment.clone()), vec![s.clone()]),
+        JobKind::Rotate => return run_rotate(ctx).await,
+        JobKind::MetricsPull => return run_metrics_pull(ctx).await,
     };
     let mut failure = None;
     {
@@ -542,6 +586,49 @@ async fn run_job(inner: &Inner, plan: &JobPlan, stop: &Shutdown) -> Result<bool,
     }
 }
 
+async fn run_rotate(ctx: &SchedulerContext) -> Result<bool, Failure> {
+    let opts = RotateOptions {
+        as_of: Utc::now(),
+        dry_run: false,
+    };
+    match rotate(&ctx.store, &ctx.settings, &ctx.swappers, &opts).await {
+        Ok(report) if report.any_failed() => Err(Failure {
+            message: "rotate: one or more creative sets failed (see the run's counts)".into(),
+            recorded: true,
+            run_job: "rotate",
+        }),
+        Ok(_) => Ok(true),
+        Err(e) => Err(Failure {
+            recorded: matches!(e, RotateError::Store(_)),
+            message: format!("rotate: {e}"),
+            run_job: "rotate",
+        }),
+    }
+}
+
+async fn run_metrics_pull(ctx: &SchedulerContext) -> Result<bool, Failure> {
+    let now = Utc::now();
+    let until = now.date_naive();
+    let opts = PullOptions {
+        since: until - chrono::Duration::days(METRICS_PULL_DAYS - 1),
+        until,
+        as_of: now,
+    };
+    match pull(&ctx.store, &ctx.settings, &ctx.metrics_sources, &opts).await {
+        Ok(report) if report.any_failed() => Err(Failure {
+            message: "metrics pull: one or more destinations failed (see the run's counts)".into(),
+            recorded: true,
+            run_job: "metrics",
+        }),
+        Ok(_) => Ok(true),
+        Err(e) => Err(Failure {
+            recorded: matches!(e, PullError::Store(_)),
+            message: format!("metrics pull: {e}"),
+            run_job: "metrics",
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -578,12 +665,12 @@ mod tests {
             "#,
         );
         let plans = plan_jobs(&settings).unwrap();
-        assert_eq!(plans.len(), 2);
+        let names: Vec<&str> = plans.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["recompute_sync", "metrics_pull", "sync:x:fast"]);
         match &plans[0].kind {
             JobKind::RecomputeSync { syncs } => assert_eq!(syncs.len(), 1),
             other => panic!("{other:?}"),
         }
-        assert_eq!(plans[1].name, "sync:x:fast");
     }
 
     #[test]

@@ -181,8 +181,16 @@ pub struct ReportRow {
 }
 
 impl ReportRow {
-    /// A row from summed figures, computing the ratios.
+    /// A row from summed figures, computing the ratios. Money is rounded to cents and conversions to
+    /// 1e-6 first: sums of many floating-point cents carry noise in the last bits (and in a different
+    /// order on each backend), which must not leak into reports or make two pulls look different.
     pub fn new(keys: BTreeMap<String, String>, t: &Totals) -> Self {
+        let t = Totals {
+            conversions: (t.conversions * 1e6).round() / 1e6,
+            spend: (t.spend * 100.0).round() / 100.0,
+            revenue: (t.revenue * 100.0).round() / 100.0,
+            ..*t
+        };
         ReportRow {
             keys,
             impressions: t.impressions,

@@ -325,6 +325,9 @@ async fn rejected_rows_are_recorded_and_retried_next_run() {
     assert!(!fake.members(&id).contains(&victim));
     let runs = blocking(run_ok(&env, &["runs", "--json"])).await;
     assert!(runs.contains("\"rejected\": 1"), "{runs}");
+    // `runs` shows which row was rejected and the platform's reason.
+    let table = blocking(run_ok(&env, &["runs"])).await;
+    assert!(table.contains("rejected add of c0001: "), "{table}");
     // The platform accepts it now: the next run retries the rejected row only.
     fake.accept_all_emails();
     let out = blocking(run_ok(&env, &["sync"])).await;

@@ -104,6 +104,15 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
                         r.outcome,
                         detail
                     );
+                    if r.counts.get("rejected").and_then(|v| v.as_i64()).unwrap_or(0) > 0 {
+                        let rejections = store.run_rejections(r.id).await.map_err(Failure::job)?;
+                        for (customer, action, reason) in rejections.iter().take(5) {
+                            println!("{:>8}rejected {action} of {customer}: {reason}", "");
+                        }
+                        if rejections.len() > 5 {
+                            println!("{:>8}... and {} more rejections", "", rejections.len() - 5);
+                        }
+                    }
                 }
             }
             Ok(())

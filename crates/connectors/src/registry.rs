@@ -172,6 +172,11 @@ pub fn build_creative_swapper(
             parse::<MailchimpConfig>(name, rest)?,
             secrets,
         )?))),
+        "tiktok" => Ok(Some(Arc::new(TikTokDestination::from_config(
+            name,
+            parse::<TikTokConfig>(name, rest)?,
+            secrets,
+        )?))),
         _ => Ok(None),
     }
 }
@@ -203,6 +208,11 @@ pub fn build_metrics_source(
         "mailchimp" => Ok(Some(Arc::new(MailchimpDestination::from_config(
             name,
             parse::<MailchimpConfig>(name, rest)?,
+            secrets,
+        )?))),
+        "tiktok" => Ok(Some(Arc::new(TikTokDestination::from_config(
+            name,
+            parse::<TikTokConfig>(name, rest)?,
             secrets,
         )?))),
         _ => Ok(None),
@@ -278,6 +288,7 @@ mod tests {
             json!({"kind": "google_ads", "customer_id": "1", "developer_token": t, "client_id": t,
                    "client_secret": t, "refresh_token": t}),
             json!({"kind": "mailchimp", "list_id": "abc", "api_key": {"env": "MC"}}),
+            json!({"kind": "tiktok", "advertiser_id": "7", "access_token": t}),
         ];
         for section in sections {
             let kind = section["kind"].clone();

@@ -22,6 +22,12 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+/// Ads, ad groups and reports (creative rotation and metrics), in their own file.
+#[path = "tiktok_ads.rs"]
+mod ads;
+
+pub use ads::FakeAdDay;
+
 /// API version prefix the fake serves under.
 pub const VERSION_PREFIX: &str = "/open_api/v1.3";
 /// Largest `page_size` the list honours.
@@ -60,6 +66,8 @@ struct Inner {
     next_id: u64,
     uploads: usize,
     max_lines_per_file: usize,
+    /// Ads, ad groups and their daily stats.
+    ads: ads::AdsInner,
 }
 
 struct TikTokState {
@@ -303,6 +311,12 @@ async fn dispatch(
             Ok(b) => update(&st, &b),
             Err(r) => r,
         },
+        (Method::GET, "/ad/get/") => ads::list_ads(&st, &headers, uri.query()),
+        (Method::POST, "/ad/status/update/") => match json_body(&st, &headers, &body) {
+            Ok(b) => ads::update_status(&st, &b),
+            Err(r) => r,
+        },
+        (Method::GET, "/report/integrated/get/") => ads::report(&st, &headers, uri.query()),
         _ => st.error(40404, "Not found"),
     }
 }

@@ -22,6 +22,13 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+/// Ad enable/disable (`CreativeSwapper`), a child module so it shares this client's kit and token.
+#[path = "creative.rs"]
+mod creative;
+/// Integrated reports (`MetricsSource`), a child module for the same reason.
+#[path = "metrics.rs"]
+mod metrics;
+
 /// Hashed ids per uploaded file by default (TikTok caps customer files by size; 50,000 lines ≈ 3.2 MB).
 pub const DEFAULT_BATCH: usize = 50_000;
 /// TikTok needs about this many matched users before a custom audience is usable.

@@ -19,6 +19,12 @@
 //! - no per-member rejections come back (files are matched asynchronously); payloads that are not a
 //!   64-hex email hash are rejected locally.
 //!
+//! - creative rotation (same v1.3): the object is an ad group, a creative an ad in it; `GET /ad/get/`
+//!   lists the group's ads, `POST /ad/status/update/` `ENABLE`s the new one, then `DISABLE`s the others;
+//! - metrics: `GET /report/integrated/get/` (`BASIC`, `AUCTION_AD`, dimensions `ad_id` + `stat_time_day`,
+//!   filtered by `adgroup_ids`, paged `page`/`page_size` ≤ 1000, ≤ 30 days per request), string numbers;
+//!   revenue from `total_purchase_value` (check).
+//!
 //! Batch: 50,000 lines per file by default (`batch_size`; TikTok limits customer files by size — check).
 //! Channel: ads. Minimum audience: about 1,000 matched users (check).
 
@@ -28,6 +34,9 @@ mod mapping;
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod rotation_tests;
 
 pub use client::{TikTokDestination, TikTokPolicy, DEFAULT_BATCH, MIN_AUDIENCE, PENDING_PREFIX};
 pub use config::{TikTokConfig, DEFAULT_BASE_URL};

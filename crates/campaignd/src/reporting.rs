@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context};
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 
 use campaignd_engine::metrics_pull::{
     build_metrics_sources, pull, PullError, PullOptions, PullReport, PullStatus,
@@ -363,7 +363,10 @@ pub async fn demo_performance(
     let secrets = secrets_for(config);
     let swappers = build_swappers(settings, &secrets).map_err(rotate_failure)?;
     let sources = build_metrics_sources(settings, &secrets).map_err(pull_failure)?;
+    // Weeks start on Mondays so the simulated weeks line up with the report's `week`.
     let start_day = (as_of - Duration::weeks(weeks)).date_naive();
+    let start_day =
+        start_day - Duration::days(i64::from(start_day.weekday().num_days_from_monday()));
     let start = start_day
         .and_hms_opt(0, 0, 0)
         .map(|t| t.and_utc())

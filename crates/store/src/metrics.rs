@@ -291,6 +291,7 @@ mod tests {
     use super::*;
     use crate::testkit;
 
+    #[allow(clippy::too_many_arguments)]
     fn m(
         day: &str,
         dest: &str,

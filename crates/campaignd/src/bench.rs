@@ -7,7 +7,6 @@ use std::time::Instant;
 
 use anyhow::Context;
 use chrono::Utc;
-use futures::TryStreamExt;
 
 use campaignd_core::rules::{compile_segment, parse_rule, templates, SqlParam};
 use campaignd_engine::Settings;
@@ -22,12 +21,14 @@ pub fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-/// Streams the compiled query's rows through sqlx and counts them: the floor campaignd is compared to.
+/// Runs the compiled query through sqlx with nothing of campaignd around it — `SELECT COUNT(*)` over it,
+/// so the database does all the work of the segment and only one number crosses the driver: the floor
+/// campaignd's recompute is compared to.
 async fn raw_sql_count(store: &Store, sql: &str, params: &[SqlParam]) -> anyhow::Result<u64> {
-    let mut n = 0u64;
-    match store.pool() {
+    let counted = format!("SELECT COUNT(*) FROM ({sql}) raw");
+    let n: i64 = match store.pool() {
         Pool::Sqlite(pool) => {
-            let mut q = sqlx::query(sql);
+            let mut q = sqlx::query_scalar(&counted);
             for p in params {
                 q = match p {
                     SqlParam::Int(v) => q.bind(*v),
@@ -37,13 +38,10 @@ async fn raw_sql_count(store: &Store, sql: &str, params: &[SqlParam]) -> anyhow:
                     SqlParam::Timestamp(v) => q.bind(v.timestamp()),
                 };
             }
-            let mut rows = q.fetch(pool);
-            while rows.try_next().await?.is_some() {
-                n += 1;
-            }
+            q.fetch_one(pool).await?
         }
         Pool::Postgres(pool) => {
-            let mut q = sqlx::query(sql);
+            let mut q = sqlx::query_scalar(&counted);
             for p in params {
                 q = match p {
                     SqlParam::Int(v) => q.bind(*v),
@@ -53,13 +51,10 @@ async fn raw_sql_count(store: &Store, sql: &str, params: &[SqlParam]) -> anyhow:
                     SqlParam::Timestamp(v) => q.bind(*v),
                 };
             }
-            let mut rows = q.fetch(pool);
-            while rows.try_next().await?.is_some() {
-                n += 1;
-            }
+            q.fetch_one(pool).await?
         }
-    }
-    Ok(n)
+    };
+    Ok(n as u64)
 }
 
 /// Runs the recompute benchmark and prints its table.

@@ -313,3 +313,147 @@ impl MetricsSource for SandboxDestination {
         Ok(rows)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{AudienceRef, PreparedMember, ReplaceSession};
+    use crate::sandbox::SandboxConfig;
+    use crate::traits::AudienceDestination;
+    use serde_json::json;
+
+    fn sandbox(dir: &Path, extra: serde_json::Value) -> SandboxDestination {
+        let mut cfg = json!({ "path": dir });
+        if let (Some(c), Some(e)) = (cfg.as_object_mut(), extra.as_object()) {
+            c.extend(e.clone());
+        }
+        let cfg: SandboxConfig = serde_json::from_value(cfg).expect("config");
+        SandboxDestination::from_config("sbx", cfg).expect("sandbox")
+    }
+
+    fn day(s: &str) -> NaiveDate {
+        s.parse().expect("date")
+    }
+
+    fn ts(s: &str) -> i64 {
+        DateTime::parse_from_rfc3339(s).expect("time").timestamp()
+    }
+
+    #[tokio::test]
+    async fn swaps_are_stamped_with_the_simulated_clock_and_attribute_days() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = sandbox(dir.path(), json!({ "creative_cvr": { "c2": 0.5 } }));
+        with_clock(ts("2025-03-03T00:00:00Z"), s.swap_creative("ad1", "c1"))
+            .await
+            .expect("swap");
+        with_clock(ts("2025-03-05T00:00:00Z"), s.swap_creative("ad1", "c2"))
+            .await
+            .expect("swap");
+        let state = creatives(dir.path()).expect("state");
+        assert_eq!(state.objects["ad1"].creative_id, "c2");
+        assert_eq!(state.objects["ad1"].swaps.len(), 2);
+        let ids = vec!["ad1".to_string(), "other".to_string()];
+        let rows = with_clock(
+            ts("2025-03-10T00:00:00Z"),
+            s.daily_metrics(&ids, day("2025-03-01"), day("2025-03-31")),
+        )
+        .await
+        .expect("metrics");
+        let ad1: Vec<&MetricsRow> = rows
+            .iter()
+            .filter(|r| r.ad_id.as_deref() == Some("ad1"))
+            .collect();
+        // Nothing before the first swap, nothing after the clock's day.
+        assert_eq!(ad1.first().map(|r| r.date), Some(day("2025-03-03")));
+        assert_eq!(ad1.last().map(|r| r.date), Some(day("2025-03-10")));
+        let creative_of = |d: &str| {
+            ad1.iter()
+                .find(|r| r.date == day(d))
+                .and_then(|r| r.creative_id.clone())
+        };
+        assert_eq!(creative_of("2025-03-04").as_deref(), Some("c1"));
+        assert_eq!(creative_of("2025-03-05").as_deref(), Some("c2"));
+        // Never-swapped objects deliver every day without a creative.
+        assert_eq!(
+            rows.iter()
+                .filter(|r| r.ad_id.as_deref() == Some("other"))
+                .count(),
+            10
+        );
+        for r in &rows {
+            let ctr = r.clicks as f64 / r.impressions as f64;
+            assert!(r.impressions >= 8_000 && r.impressions <= 12_000, "{r:?}");
+            assert!((0.005..=0.04).contains(&ctr), "{r:?}");
+            assert!(r.conversions <= r.clicks as f64 && r.spend > 0.0, "{r:?}");
+        }
+        // Pinned CVR: c2 converts about half of its clicks.
+        let (clicks, conv) = ad1
+            .iter()
+            .filter(|r| r.creative_id.as_deref() == Some("c2"))
+            .fold((0.0, 0.0), |(c, v), r| {
+                (c + r.clicks as f64, v + r.conversions)
+            });
+        assert!((conv / clicks - 0.5).abs() < 0.1, "{conv}/{clicks}");
+        // Deterministic: the same pull gives the same rows.
+        let again = with_clock(
+            ts("2025-03-10T00:00:00Z"),
+            s.daily_metrics(&ids, day("2025-03-01"), day("2025-03-31")),
+        )
+        .await
+        .expect("metrics");
+        assert_eq!(rows, again);
+    }
+
+    #[tokio::test]
+    async fn rejected_creatives_change_nothing_and_bad_rates_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = sandbox(dir.path(), json!({ "reject_creatives": ["bad"] }));
+        s.swap_creative("ad1", "good").await.expect("swap");
+        let err = s.swap_creative("ad1", "bad").await.expect_err("refused");
+        assert!(err.to_string().contains("disapproved"), "{err}");
+        assert_eq!(
+            creatives(dir.path()).expect("state").objects["ad1"].creative_id,
+            "good"
+        );
+        s.set_active("ad1", false).await.expect("pause");
+        assert!(!creatives(dir.path()).expect("state").objects["ad1"].active);
+        let cfg: SandboxConfig =
+            serde_json::from_value(json!({ "path": dir.path(), "creative_cvr": { "x": 1.5 } }))
+                .expect("config");
+        let e = SandboxDestination::from_config("sbx", cfg).expect_err("rate");
+        assert!(e.to_string().contains("creative_cvr.x"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn replace_all_replaces_an_adopted_audience() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = sandbox(dir.path(), json!({}));
+        assert!(s.supports_replace_all());
+        let aud: AudienceRef = s
+            .find_or_create_audience("VIP", "")
+            .await
+            .expect("audience");
+        let member = |i: usize| PreparedMember {
+            customer_id: format!("c{i}"),
+            payload: json!({ "email_sha256": format!("{i:064x}") }),
+            fingerprint: format!("f{i}"),
+        };
+        let old: Vec<PreparedMember> = (0..5).map(member).collect();
+        s.add_members(&aud, &old).await.expect("add");
+        let mut session = ReplaceSession::new(4);
+        let first: Vec<PreparedMember> = (3..5).map(member).collect();
+        let second: Vec<PreparedMember> = (5..7).map(member).collect();
+        s.replace_all(&aud, &mut session, &first, false)
+            .await
+            .expect("slice 1");
+        s.replace_all(&aud, &mut session, &second, true)
+            .await
+            .expect("slice 2");
+        assert_eq!(session.next_batch_seq, 3);
+        let members =
+            crate::sandbox::audience_members(dir.path(), &aud.remote_id).expect("members");
+        let want: std::collections::BTreeSet<String> =
+            (3..7).map(|i| format!("{i:064x}")).collect();
+        assert_eq!(members, want);
+    }
+}

@@ -457,11 +457,7 @@ impl<'a> Job<'a> {
             .map_err(|e| e.to_string())?;
         self.outcome.skipped_no_consent = excl.no_consent;
         self.outcome.skipped_suppressed = excl.suppressed;
-        let eligible = self
-            .store
-            .eligible_count(&self.cfg.segment, self.consent)
-            .await
-            .map_err(|e| e.to_string())?;
+        let eligible = excl.members - excl.no_consent - excl.suppressed;
         self.outcome.eligible = eligible;
         let limits = self.dest.limits();
         if (eligible as usize) < limits.min_audience_size {

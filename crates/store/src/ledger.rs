@@ -68,9 +68,11 @@ pub struct LedgerEntry {
     pub payload: String,
 }
 
-/// Why members of a segment were not sent.
+/// Who in a segment may be sent, and why the others may not.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Exclusions {
+    /// Members of the segment (with a customer row).
+    pub members: i64,
     /// Members without the channel's consent.
     pub no_consent: i64,
     /// Members with consent but on the suppression list.
@@ -178,22 +180,23 @@ impl Store {
         Ok(())
     }
 
-    /// Counts segment members left out for missing consent or suppression.
+    /// Counts a segment's members and those left out for missing consent or suppression, in one pass.
     pub async fn sync_exclusions(
         &self,
         segment: &str,
         consent: Consent,
     ) -> Result<Exclusions, StoreError> {
         let sql = format!(
-            "SELECT COALESCE(SUM(CASE WHEN c.{col} = TRUE THEN 0 ELSE 1 END), 0), \
+            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN c.{col} = TRUE THEN 0 ELSE 1 END), 0), \
                     COALESCE(SUM(CASE WHEN c.{col} = TRUE AND {sup} THEN 1 ELSE 0 END), 0) \
              FROM segment_memberships m JOIN customers c ON c.id = m.customer_id WHERE m.segment = $1",
             col = consent.column(),
             sup = suppressed_sql()
         );
-        let (no_consent, suppressed): (i64, i64) = on_pool!(self, pool => sqlx::query_as(&sql)
+        let (members, no_consent, suppressed): (i64, i64, i64) = on_pool!(self, pool => sqlx::query_as(&sql)
             .bind(segment).fetch_one(pool).await?);
         Ok(Exclusions {
+            members,
             no_consent,
             suppressed,
         })
@@ -232,18 +235,6 @@ impl Store {
                 .collect::<Result<Vec<_>, _>>()?
         });
         Ok(rows)
-    }
-
-    /// Segment members allowed on a `consent` channel (consent given, not suppressed).
-    pub async fn eligible_count(&self, segment: &str, consent: Consent) -> Result<i64, StoreError> {
-        let sql = format!(
-            "SELECT COUNT(*) FROM segment_memberships m JOIN customers c ON c.id = m.customer_id \
-             WHERE m.segment = $1 AND {}",
-            eligible_sql(consent)
-        );
-        let n: i64 =
-            on_pool!(self, pool => sqlx::query_scalar(&sql).bind(segment).fetch_one(pool).await?);
-        Ok(n)
     }
 
     /// Which of `ids` may still be sent to a `consent` channel (exist, consent given, not suppressed):

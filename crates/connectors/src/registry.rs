@@ -177,6 +177,11 @@ pub fn build_creative_swapper(
             parse::<TikTokConfig>(name, rest)?,
             secrets,
         )?))),
+        "linkedin" => Ok(Some(Arc::new(LinkedInDestination::from_config(
+            name,
+            parse::<LinkedInConfig>(name, rest)?,
+            secrets,
+        )?))),
         _ => Ok(None),
     }
 }
@@ -213,6 +218,11 @@ pub fn build_metrics_source(
         "tiktok" => Ok(Some(Arc::new(TikTokDestination::from_config(
             name,
             parse::<TikTokConfig>(name, rest)?,
+            secrets,
+        )?))),
+        "linkedin" => Ok(Some(Arc::new(LinkedInDestination::from_config(
+            name,
+            parse::<LinkedInConfig>(name, rest)?,
             secrets,
         )?))),
         _ => Ok(None),
@@ -289,6 +299,8 @@ mod tests {
                    "client_secret": t, "refresh_token": t}),
             json!({"kind": "mailchimp", "list_id": "abc", "api_key": {"env": "MC"}}),
             json!({"kind": "tiktok", "advertiser_id": "7", "access_token": t}),
+            json!({"kind": "linkedin", "ad_account_id": "5", "client_id": t, "client_secret": t,
+                   "refresh_token": t}),
         ];
         for section in sections {
             let kind = section["kind"].clone();

@@ -19,6 +19,12 @@ use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+/// Campaign creatives and ad analytics (creative rotation and metrics), in their own file.
+#[path = "linkedin_ads.rs"]
+mod ads;
+
+pub use ads::FakeCreativeDay;
+
 /// Prefix of the versioned REST API.
 pub const REST_PREFIX: &str = "/rest";
 /// Path of the token endpoint.
@@ -45,6 +51,8 @@ struct Inner {
     next_id: u64,
     rejected: HashSet<String>,
     max_batch_seen: usize,
+    /// Campaign creatives and their analytics.
+    ads: ads::AdsInner,
 }
 
 struct LinkedInState {
@@ -261,6 +269,9 @@ async fn dispatch(
             )
         })
     };
+    if let Some(r) = ads::dispatch(&st, &method, rest, uri.query(), &headers, &body) {
+        return r;
+    }
     match (method, rest) {
         (Method::GET, "/dmpSegments") => find(&st, uri.query()),
         (Method::POST, "/dmpSegments") => match json_body() {

@@ -17,6 +17,13 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::time::Duration;
 
+/// Creative status updates (`CreativeSwapper`), a child module so it shares this client's kit and token.
+#[path = "creative.rs"]
+mod creative;
+/// Ad analytics (`MetricsSource`), a child module for the same reason.
+#[path = "metrics.rs"]
+mod metrics;
+
 /// Elements per `/users` batch (LinkedIn's documented streaming batch size — check).
 pub const MAX_BATCH: usize = 5_000;
 /// LinkedIn campaigns need at least this many matched members.

@@ -16,6 +16,13 @@
 //! - throttling: a bare 429 (600 requests/min per member on `/users`), retried with backoff by the kit;
 //! - no native replace-all (the engine does a full resync of adopted segments).
 //!
+//! - creative rotation (same version, "Ad Creatives"): the object is a campaign, a creative one of its
+//!   creatives; `GET /adAccounts/{id}/creatives?q=criteria&campaigns=List(...)`, then Rest.li
+//!   `PARTIAL_UPDATE`s of `intendedStatus` (`ACTIVE` for the new creative, then `PAUSED` for the others);
+//! - metrics ("Ads Reporting"): `GET /adAnalytics?q=analytics&pivot=CREATIVE&timeGranularity=DAILY
+//!   &dateRange=...&campaigns=List(...)&fields=...` (scope `r_ads_reporting`, no pagination), one row per
+//!   creative and day; revenue from `conversionValueInLocalCurrency`.
+//!
 //! Batch: 5,000 elements (the size LinkedIn cites for streaming batches — check). Channel: ads. Minimum
 //! audience: 300 matched members. `sourcePlatform` defaults to `LIST_UPLOAD` (check: LinkedIn assigns
 //! partner values; configurable as `source_platform`).
@@ -26,6 +33,9 @@ mod mapping;
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod rotation_tests;
 
 pub use client::{LinkedInDestination, MAX_BATCH, MIN_AUDIENCE};
 pub use config::{LinkedInConfig, DEFAULT_BASE_URL, DEFAULT_TOKEN_URL, DEFAULT_VERSION};

@@ -697,6 +697,7 @@ destination = "sandbox"
         "/api/segments",
         "/api/status",
         "/api/creatives",
+        "/api/report?since=30d&by=segment,channel",
     ] {
         let (status, _) = get(&format!("{base}{path}"), None).await;
         assert_eq!(status, 401, "{path} without a token");
@@ -738,6 +739,8 @@ destination = "sandbox"
     ] {
         assert!(run.get(key).is_some(), "run lacks {key}: {run}");
     }
+    let report = json("/api/report?since=30d&by=segment,channel").await;
+    assert!(report.is_array(), "{report}");
     let segments = json("/api/segments?since=30d").await;
     let seg = &segments["segments"][0];
     assert_eq!(seg["name"], "buyers");
@@ -752,7 +755,13 @@ destination = "sandbox"
         .contains(&format!(":{}:", daemon.pid())));
     assert_eq!(status["jobs"][0]["name"], "recompute_sync");
     assert!(status["jobs"][0]["next"].is_string());
-    assert_eq!(status["leases"][0]["job"], "recompute_sync");
+    let leases = status["leases"].as_array().unwrap();
+    assert!(
+        leases
+            .iter()
+            .any(|l| l["job"] == "recompute_sync" && l["holder"] == status["holder"]),
+        "{leases:?}"
+    );
     assert_eq!(status["destinations"][0]["name"], "sandbox");
     let (_, bad) = get(&format!("{base}/api/segments?since=yesterday"), Some(token)).await;
     assert!(bad.contains("since"), "{bad}");

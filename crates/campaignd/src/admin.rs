@@ -366,6 +366,13 @@ async fn api_status(State(state): State<AdminState>) -> Response {
     .into_response()
 }
 
+/// One per-destination HTTP counter family: name, help, and how to read it from the snapshot.
+type HttpFamily = (
+    &'static str,
+    &'static str,
+    fn(&campaignd_connectors::http::HttpStatsSnapshot) -> u64,
+);
+
 /// Escapes a Prometheus label value.
 fn label(v: &str) -> String {
     v.replace('\\', "\\\\")
@@ -534,11 +541,7 @@ async fn metrics(State(state): State<AdminState>) -> Response {
         .iter()
         .filter_map(|(n, d)| d.http_stats().map(|s| (label(n), s)))
         .collect();
-    let http_families: [(
-        &str,
-        &str,
-        fn(&campaignd_connectors::http::HttpStatsSnapshot) -> u64,
-    ); 5] = [
+    let http_families: [HttpFamily; 5] = [
         (
             "campaignd_destination_requests_total",
             "HTTP requests sent to the platform (every attempt).",

@@ -63,6 +63,10 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
             };
             sync(&settings, &cli.config, &opts).await
         }
+        Command::Run => {
+            let settings = settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
+            crate::daemon::run(settings, &cli.config).await
+        }
         Command::Rotate { as_of, dry_run } => {
             let settings = settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
             crate::reporting::rotate(&settings, &cli.config, as_of.unwrap_or_else(Utc::now), dry_run).await

@@ -56,7 +56,9 @@ fn main() -> ExitCode {
         });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colour codes only on a terminal, so log files and collectors get plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match args.log_format {
         cli::LogFormat::Json => builder.json().init(),
         cli::LogFormat::Human => builder.init(),

@@ -366,15 +366,17 @@ impl Scheduler {
         }
         sched.start().await.map_err(cron_err)?;
         if run_on_start {
-            if let Some(first) = entries
+            // Recompute-then-sync first, then a metrics pull, so a fresh start has data to show.
+            let first: Vec<Arc<Entry>> = ["recompute_sync", "metrics_pull"]
                 .iter()
-                .find(|e| matches!(e.plan.kind, JobKind::RecomputeSync { .. }))
-            {
-                let (inner, entry) = (inner.clone(), first.clone());
-                tokio::spawn(async move {
-                    tick(inner, entry, Utc::now().timestamp()).await;
-                });
-            }
+                .filter_map(|n| entries.iter().find(|e| e.plan.name == *n).cloned())
+                .collect();
+            let inner = inner.clone();
+            tokio::spawn(async move {
+                for entry in first {
+                    tick(inner.clone(), entry, Utc::now().timestamp()).await;
+                }
+            });
         }
         Ok(Scheduler {
             inner,

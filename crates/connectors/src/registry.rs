@@ -182,6 +182,11 @@ pub fn build_creative_swapper(
             parse::<LinkedInConfig>(name, rest)?,
             secrets,
         )?))),
+        "klaviyo" => Ok(Some(Arc::new(KlaviyoDestination::from_config(
+            name,
+            parse::<KlaviyoConfig>(name, rest)?,
+            secrets,
+        )?))),
         _ => Ok(None),
     }
 }
@@ -223,6 +228,11 @@ pub fn build_metrics_source(
         "linkedin" => Ok(Some(Arc::new(LinkedInDestination::from_config(
             name,
             parse::<LinkedInConfig>(name, rest)?,
+            secrets,
+        )?))),
+        "klaviyo" => Ok(Some(Arc::new(KlaviyoDestination::from_config(
+            name,
+            parse::<KlaviyoConfig>(name, rest)?,
             secrets,
         )?))),
         _ => Ok(None),
@@ -301,6 +311,7 @@ mod tests {
             json!({"kind": "tiktok", "advertiser_id": "7", "access_token": t}),
             json!({"kind": "linkedin", "ad_account_id": "5", "client_id": t, "client_secret": t,
                    "refresh_token": t}),
+            json!({"kind": "klaviyo", "api_key": t, "conversion_metric_id": "VevE7N"}),
         ];
         for section in sections {
             let kind = section["kind"].clone();

@@ -22,6 +22,12 @@ use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
+/// Campaigns, templates and values reports (creative rotation and metrics), in their own file.
+#[path = "klaviyo_campaigns.rs"]
+mod campaigns;
+
+pub use campaigns::{FakeCampaignStats, FakeKlaviyoCampaign};
+
 /// Base path the fake serves under (Klaviyo's `/api`).
 pub const PREFIX: &str = "/api";
 /// Profiles per bulk import job.
@@ -63,6 +69,8 @@ struct Inner {
     rejected: HashSet<String>,
     max_import_seen: usize,
     max_relationship_seen: usize,
+    /// Campaigns, templates and report totals.
+    campaigns: campaigns::CampaignsInner,
 }
 
 struct KlState {
@@ -171,6 +179,16 @@ impl FakeKlaviyo {
                 get(job_errors),
             )
             .route("/profiles", get(get_profiles))
+            .route("/campaigns/:id", get(campaigns::get_campaign))
+            .route(
+                "/campaigns/:id/campaign-messages",
+                get(campaigns::campaign_messages),
+            )
+            .route(
+                "/campaign-message-assign-template",
+                post(campaigns::assign_template),
+            )
+            .route("/campaign-values-reports", post(campaigns::values_report))
             .with_state(state.clone());
         let throttle_state = state.clone();
         let server =

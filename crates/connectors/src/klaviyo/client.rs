@@ -20,6 +20,13 @@ use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
+/// Template assignment (`CreativeSwapper`), a child module so it shares this client's kit and key.
+#[path = "creative.rs"]
+mod creative;
+/// Campaign values reports (`MetricsSource`), a child module for the same reason.
+#[path = "metrics.rs"]
+mod metrics;
+
 /// Profiles per bulk import job.
 pub const MAX_IMPORT: usize = 10_000;
 /// Profiles per list-relationship call.
@@ -40,6 +47,8 @@ pub struct KlaviyoDestination {
     poll_interval: Duration,
     poll_timeout: Duration,
     rps: f64,
+    /// The account's conversion metric (e.g. Placed Order) for campaign reports.
+    conversion_metric_id: Option<String>,
 }
 
 /// Reads Klaviyo's JSON:API error documents for messages; status handling is the kit's default (401
@@ -228,6 +237,7 @@ impl KlaviyoDestination {
             poll_interval: Duration::from_millis(config.poll_interval_ms.unwrap_or(2_000)),
             poll_timeout: Duration::from_secs(config.poll_timeout_secs.unwrap_or(900)),
             rps: settings.requests_per_second.unwrap_or(10.0),
+            conversion_metric_id: config.conversion_metric_id.clone(),
         })
     }
 

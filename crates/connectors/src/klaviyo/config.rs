@@ -39,6 +39,10 @@ pub struct KlaviyoConfig {
     /// Request pacing (default 10/s, Klaviyo's burst limit for lists and import jobs).
     #[serde(default)]
     pub requests_per_second: Option<f64>,
+    /// Metric id campaign reports count conversions and conversion value by (the account's "Placed
+    /// Order" metric); required for metrics.
+    #[serde(default)]
+    pub conversion_metric_id: Option<String>,
 }
 
 fn default_base_url() -> String {

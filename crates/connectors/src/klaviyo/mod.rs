@@ -27,6 +27,13 @@
 //! - job ids are not persisted: a job that outlives `poll_timeout_secs` hands the batch back as a
 //!   transient error and the next run sends it again (the import is an upsert).
 //!
+//! - creative rotation (same revision): the object is a campaign, a creative a template id; the
+//!   campaign's messages (`GET /campaigns/{id}/campaign-messages`) each get the template through
+//!   `POST /campaign-message-assign-template`. No pause/resume;
+//! - metrics: `POST /campaign-values-reports` (statistics `delivered, opens, clicks, conversions,
+//!   conversion_value`, custom timeframe, `conversion_metric_id` from config, campaign-id filter; 225
+//!   calls/day), one row per campaign dated on its `send_time` (`GET /campaigns/{id}`).
+//!
 //! Channel: email (`consent_email`). No minimum audience size.
 
 mod client;
@@ -35,6 +42,9 @@ mod mapping;
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod rotation_tests;
 
 pub use client::{KlaviyoDestination, MAX_IMPORT, MAX_RELATIONSHIP};
 pub use config::{KlaviyoConfig, DEFAULT_BASE_URL, DEFAULT_REVISION};

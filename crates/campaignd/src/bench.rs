@@ -69,7 +69,11 @@ pub async fn recompute(
     let store = Store::connect(&url).await?;
     store.migrate().await?;
     let as_of = campaignd_core::rules::compile::whole_seconds(Utc::now());
-    println!("bench recompute: {customers} customers on {:?} ({})", store.dialect(), campaignd_store::redact_url(&url));
+    println!(
+        "bench recompute: {customers} customers on {:?} ({})",
+        store.dialect(),
+        campaignd_store::redact_url(&url)
+    );
     let load = store
         .load_synthetic(customers as u64, seed, as_of)
         .await
@@ -141,7 +145,11 @@ pub async fn recompute(
         total_first,
         total_rerun,
         total_raw,
-        if total_raw > 0.0 { total_rerun / total_raw } else { 0.0 }
+        if total_raw > 0.0 {
+            total_rerun / total_raw
+        } else {
+            0.0
+        }
     );
     if let Some(rss) = peak_rss_mib() {
         println!("peak RSS: {rss:.0} MiB");
@@ -168,7 +176,10 @@ fn children_peak_rss_mib() -> Option<f64> {
     Some(usage.ru_maxrss as f64 / 1024.0)
 }
 
-fn bench_customers(range: std::ops::Range<usize>, consent: bool) -> Vec<campaignd_core::model::Customer> {
+fn bench_customers(
+    range: std::ops::Range<usize>,
+    consent: bool,
+) -> Vec<campaignd_core::model::Customer> {
     range
         .map(|i| campaignd_core::model::Customer {
             id: format!("b{i:09}"),
@@ -317,6 +328,8 @@ destination = "fake_meta"
         fake.members(&audience.id).len(),
         members - leave + join
     );
-    println!("peak RSS is that of the `campaignd sync` processes alone (the fake runs in this process)");
+    println!(
+        "peak RSS is that of the `campaignd sync` processes alone (the fake runs in this process)"
+    );
     Ok(())
 }

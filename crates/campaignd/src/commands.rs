@@ -6,9 +6,9 @@ use std::path::Path;
 use anyhow::{anyhow, Context};
 use chrono::Utc;
 
+use campaignd_connectors::SecretResolver;
 use campaignd_core::rules::templates;
 use campaignd_engine::recompute::{recompute, RecomputeError};
-use campaignd_connectors::SecretResolver;
 use campaignd_engine::shutdown::Shutdown;
 use campaignd_engine::sync::{
     build_destinations, sync as run_sync, SyncError, SyncOptions, SyncReport, SyncStatus,
@@ -24,14 +24,19 @@ use crate::{bench, settings_load, Failure};
 pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Migrate => {
-            let settings = settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
+            let settings =
+                settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
             let store = open_store(&settings).await?;
-            println!("migrations applied to {}", campaignd_store::redact_url(&settings.store.url));
+            println!(
+                "migrations applied to {}",
+                campaignd_store::redact_url(&settings.store.url)
+            );
             store.close().await;
             Ok(())
         }
         Command::Import { kind, file, strict } => {
-            let settings = settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
+            let settings =
+                settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
             let store = open_store(&settings).await?;
             import(&store, kind, &file, strict).await
         }
@@ -41,11 +46,21 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
             db,
             as_of,
         } => {
-            let settings = settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
-            demo(settings, &cli.config, customers, seed, &db, as_of.unwrap_or_else(Utc::now)).await
+            let settings =
+                settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
+            demo(
+                settings,
+                &cli.config,
+                customers,
+                seed,
+                &db,
+                as_of.unwrap_or_else(Utc::now),
+            )
+            .await
         }
         Command::Segments { command } => {
-            let settings = settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
+            let settings =
+                settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
             segments(&settings, command).await
         }
         Command::Sync {
@@ -54,7 +69,8 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
             dry_run,
             full,
         } => {
-            let settings = settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
+            let settings =
+                settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
             let opts = SyncOptions {
                 destination,
                 segment,
@@ -64,17 +80,26 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
             sync(&settings, &cli.config, &opts).await
         }
         Command::Run => {
-            let settings = settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
+            let settings =
+                settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
             crate::daemon::run(settings, &cli.config).await
         }
         Command::Rotate { as_of, dry_run } => {
-            let settings = settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
-            crate::reporting::rotate(&settings, &cli.config, as_of.unwrap_or_else(Utc::now), dry_run).await
+            let settings =
+                settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
+            crate::reporting::rotate(
+                &settings,
+                &cli.config,
+                as_of.unwrap_or_else(Utc::now),
+                dry_run,
+            )
+            .await
         }
         Command::Metrics {
             command: crate::cli::MetricsCommand::Pull { since, until },
         } => {
-            let settings = settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
+            let settings =
+                settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
             crate::reporting::metrics_pull(&settings, &cli.config, since, until).await
         }
         Command::Report {
@@ -83,17 +108,25 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
             by,
             format,
         } => {
-            let settings = settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
+            let settings =
+                settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
             crate::reporting::report(&settings, &since, until, &by, format).await
         }
         Command::Runs { limit, json } => {
-            let settings = settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
+            let settings =
+                settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
             let store = open_store(&settings).await?;
             let runs = store.recent_runs(limit, None).await.map_err(Failure::job)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&runs).map_err(Failure::job)?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&runs).map_err(Failure::job)?
+                );
             } else {
-                println!("{:>6}  {:<10} {:<22} {:<20} {:<8} counts / error", "id", "job", "target", "started", "outcome");
+                println!(
+                    "{:>6}  {:<10} {:<22} {:<20} {:<8} counts / error",
+                    "id", "job", "target", "started", "outcome"
+                );
                 for r in runs {
                     let detail = match &r.error {
                         Some(e) => format!("{} {}", r.counts, e),
@@ -108,7 +141,12 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
                         r.outcome,
                         detail
                     );
-                    if r.counts.get("rejected").and_then(|v| v.as_i64()).unwrap_or(0) > 0 {
+                    if r.counts
+                        .get("rejected")
+                        .and_then(|v| v.as_i64())
+                        .unwrap_or(0)
+                        > 0
+                    {
                         let rejections = store.run_rejections(r.id).await.map_err(Failure::job)?;
                         for (customer, action, reason) in rejections.iter().take(5) {
                             println!("{:>8}rejected {action} of {customer}: {reason}", "");
@@ -127,8 +165,11 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
                 store,
                 seed,
             } => {
-                let settings = settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
-                bench::recompute(&settings, customers, store, seed).await.map_err(Failure::job)
+                let settings =
+                    settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
+                bench::recompute(&settings, customers, store, seed)
+                    .await
+                    .map_err(Failure::job)
             }
             BenchCommand::Sync { members, churn } => {
                 bench::sync(members, churn).await.map_err(Failure::job)
@@ -161,17 +202,31 @@ async fn sync(settings: &Settings, config: &Path, opts: &SyncOptions) -> Result<
     print_sync_report(&report, opts.dry_run);
     store.close().await;
     if report.any_failed() {
-        return Err(Failure::job(anyhow!("one or more syncs failed (see `campaignd runs`)")));
+        return Err(Failure::job(anyhow!(
+            "one or more syncs failed (see `campaignd runs`)"
+        )));
     }
     Ok(())
 }
 
 /// Prints one line per sync: the plan for a dry run, what was acknowledged otherwise.
 pub fn print_sync_report(report: &SyncReport, dry_run: bool) {
-    let (a, r) = if dry_run { ("to add", "to remove") } else { ("added", "removed") };
+    let (a, r) = if dry_run {
+        ("to add", "to remove")
+    } else {
+        ("added", "removed")
+    };
     println!(
         "{:<22} {:<16} {:>8} {:>8} {:>9} {:>8} {:>10} {:>10} {:>13}  status",
-        "segment", "destination", "eligible", a, r, "rejected", "no_consent", "suppressed", "no_identifier"
+        "segment",
+        "destination",
+        "eligible",
+        a,
+        r,
+        "rejected",
+        "no_consent",
+        "suppressed",
+        "no_identifier"
     );
     for s in &report.syncs {
         let status = match &s.status {
@@ -206,7 +261,12 @@ pub async fn open_store(settings: &Settings) -> Result<Store, Failure> {
     Ok(store)
 }
 
-async fn import(store: &Store, kind: ImportKindArg, file: &Path, strict: bool) -> Result<(), Failure> {
+async fn import(
+    store: &Store,
+    kind: ImportKindArg,
+    file: &Path,
+    strict: bool,
+) -> Result<(), Failure> {
     let kind = match kind {
         ImportKindArg::Customers => ImportKind::Customers,
         ImportKindArg::Orders => ImportKind::Orders,
@@ -258,7 +318,10 @@ async fn demo(
     }
     settings.store.url = format!("sqlite://{}", db.display());
     let store = open_store(&settings).await?;
-    println!("generating a synthetic shop of {customers} customers (seed {seed}) into {}", db.display());
+    println!(
+        "generating a synthetic shop of {customers} customers (seed {seed}) into {}",
+        db.display()
+    );
     let load = store
         .load_synthetic(customers as u64, seed, as_of)
         .await
@@ -284,16 +347,24 @@ async fn demo(
         println!("{:<26} {:>8} {:>7.1}%", seg.segment, seg.size, share);
     }
     if !settings.syncs.is_empty() {
-        let destinations = build_destinations(&settings, &secrets_for(config))
-            .map_err(Failure::usage)?;
-        let report = run_sync(&store, &settings, &destinations, &SyncOptions::default(), &Shutdown::new())
-            .await
-            .map_err(Failure::job)?;
+        let destinations =
+            build_destinations(&settings, &secrets_for(config)).map_err(Failure::usage)?;
+        let report = run_sync(
+            &store,
+            &settings,
+            &destinations,
+            &SyncOptions::default(),
+            &Shutdown::new(),
+        )
+        .await
+        .map_err(Failure::job)?;
         println!();
         println!("audiences synced:");
         print_sync_report(&report, false);
         if report.any_failed() {
-            return Err(Failure::job(anyhow!("one or more syncs failed (see `campaignd runs`)")));
+            return Err(Failure::job(anyhow!(
+                "one or more syncs failed (see `campaignd runs`)"
+            )));
         }
     }
     crate::reporting::demo_performance(&store, &settings, config, as_of, 10).await?;
@@ -320,9 +391,15 @@ async fn segments(settings: &Settings, command: SegmentsCommand) -> Result<(), F
             for t in templates::list() {
                 println!("{:<22} {}", t.name, t.description);
                 for p in t.params {
-                    println!("    {:<12} default {:<8} {}", p.name, p.default, p.description);
+                    println!(
+                        "    {:<12} default {:<8} {}",
+                        p.name, p.default, p.description
+                    );
                 }
-                println!("    rule: {}", t.body.split_whitespace().collect::<Vec<_>>().join(" "));
+                println!(
+                    "    rule: {}",
+                    t.body.split_whitespace().collect::<Vec<_>>().join(" ")
+                );
             }
             Ok(())
         }
@@ -330,15 +407,20 @@ async fn segments(settings: &Settings, command: SegmentsCommand) -> Result<(), F
             let store = open_store(settings).await?;
             let defs = settings.segment_defs().map_err(Failure::usage)?;
             let summaries = store.segment_summaries().await.map_err(Failure::job)?;
-            println!("{:<26} {:>8} {:>7} {:>7}  {:<20} description", "segment", "size", "joined", "left", "computed");
+            println!(
+                "{:<26} {:>8} {:>7} {:>7}  {:<20} description",
+                "segment", "size", "joined", "left", "computed"
+            );
             for def in defs {
                 let s = summaries.iter().find(|s| s.name == def.name);
                 println!(
                     "{:<26} {:>8} {:>7} {:>7}  {:<20} {}",
                     def.name,
                     s.map(|s| s.size.to_string()).unwrap_or_else(|| "-".into()),
-                    s.map(|s| s.last_joined.to_string()).unwrap_or_else(|| "-".into()),
-                    s.map(|s| s.last_left.to_string()).unwrap_or_else(|| "-".into()),
+                    s.map(|s| s.last_joined.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    s.map(|s| s.last_left.to_string())
+                        .unwrap_or_else(|| "-".into()),
                     s.and_then(|s| s.computed_at)
                         .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
                         .unwrap_or_else(|| "never".into()),
@@ -349,10 +431,9 @@ async fn segments(settings: &Settings, command: SegmentsCommand) -> Result<(), F
         }
         SegmentsCommand::Show { name } => {
             let defs = settings.segment_defs().map_err(Failure::usage)?;
-            let def = defs
-                .iter()
-                .find(|d| d.name == name)
-                .ok_or_else(|| Failure::usage(anyhow!("no segment named \"{name}\" in the configuration")))?;
+            let def = defs.iter().find(|d| d.name == name).ok_or_else(|| {
+                Failure::usage(anyhow!("no segment named \"{name}\" in the configuration"))
+            })?;
             let store = open_store(settings).await?;
             let plan = campaignd_engine::recompute::plan_for(def, &store, Utc::now());
             let summaries = store.segment_summaries().await.map_err(Failure::job)?;
@@ -371,23 +452,39 @@ async fn segments(settings: &Settings, command: SegmentsCommand) -> Result<(), F
             match s {
                 Some(s) => {
                     println!("size:        {}", s.size);
-                    println!("last run:    {} joined, {} left", s.last_joined, s.last_left);
+                    println!(
+                        "last run:    {} joined, {} left",
+                        s.last_joined, s.last_left
+                    );
                     if let Some(t) = s.computed_at {
                         println!("computed:    {}", t.to_rfc3339());
                     }
                 }
-                None => println!("size:        not computed yet (run `campaignd segments recompute`)"),
+                None => {
+                    println!("size:        not computed yet (run `campaignd segments recompute`)")
+                }
             }
             Ok(())
         }
         SegmentsCommand::Recompute { as_of, segment } => {
             let store = open_store(settings).await?;
-            let report = recompute(&store, settings, as_of.unwrap_or_else(Utc::now), segment.as_deref())
-                .await
-                .map_err(recompute_failure)?;
-            println!("{:<26} {:>8} {:>7} {:>7}", "segment", "size", "joined", "left");
+            let report = recompute(
+                &store,
+                settings,
+                as_of.unwrap_or_else(Utc::now),
+                segment.as_deref(),
+            )
+            .await
+            .map_err(recompute_failure)?;
+            println!(
+                "{:<26} {:>8} {:>7} {:>7}",
+                "segment", "size", "joined", "left"
+            );
             for s in &report.segments {
-                println!("{:<26} {:>8} {:>7} {:>7}", s.segment, s.size, s.joined, s.left);
+                println!(
+                    "{:<26} {:>8} {:>7} {:>7}",
+                    s.segment, s.size, s.joined, s.left
+                );
             }
             println!("run {} recorded", report.run_id);
             Ok(())
@@ -395,7 +492,9 @@ async fn segments(settings: &Settings, command: SegmentsCommand) -> Result<(), F
         SegmentsCommand::Members { name, format } => {
             let defs = settings.segment_defs().map_err(Failure::usage)?;
             if !defs.iter().any(|d| d.name == name) {
-                return Err(Failure::usage(anyhow!("no segment named \"{name}\" in the configuration")));
+                return Err(Failure::usage(anyhow!(
+                    "no segment named \"{name}\" in the configuration"
+                )));
             }
             let store = open_store(settings).await?;
             let members = store.segment_members(&name).await.map_err(Failure::job)?;
@@ -404,11 +503,15 @@ async fn segments(settings: &Settings, command: SegmentsCommand) -> Result<(), F
             match format {
                 MembersFormat::Lines => {
                     for m in members {
-                        writeln!(out, "{}", m.customer_id).context("writing to stdout").map_err(Failure::job)?;
+                        writeln!(out, "{}", m.customer_id)
+                            .context("writing to stdout")
+                            .map_err(Failure::job)?;
                     }
                 }
                 MembersFormat::Csv => {
-                    writeln!(out, "customer_id,email,phone,joined_at").context("writing to stdout").map_err(Failure::job)?;
+                    writeln!(out, "customer_id,email,phone,joined_at")
+                        .context("writing to stdout")
+                        .map_err(Failure::job)?;
                     for m in members {
                         writeln!(
                             out,
@@ -423,7 +526,9 @@ async fn segments(settings: &Settings, command: SegmentsCommand) -> Result<(), F
                     }
                 }
             }
-            out.flush().context("writing to stdout").map_err(Failure::job)?;
+            out.flush()
+                .context("writing to stdout")
+                .map_err(Failure::job)?;
             Ok(())
         }
     }

@@ -44,8 +44,8 @@ impl Failure {
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CAMPAIGND_LOG")
-        .unwrap_or_else(|_| {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("CAMPAIGND_LOG").unwrap_or_else(|_| {
             // The daemon logs what it does; one-shot commands only warn. Segment queries over a whole
             // shop legitimately take seconds: sqlx's slow-statement warnings would only be noise.
             let level = match args.command {

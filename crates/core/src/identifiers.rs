@@ -490,7 +490,10 @@ mod suppression_tests {
     #[test]
     fn suppression_keys_are_normalised() {
         let cases = [
-            (("email", "  USER5@Example.com "), ("email", "user5@example.com")),
+            (
+                ("email", "  USER5@Example.com "),
+                ("email", "user5@example.com"),
+            ),
             (("Phone", "+1 (555) 987-6543"), ("phone", "15559876543")),
             (("customer_id", " c0009 "), ("customer_id", "c0009")),
         ];

@@ -60,7 +60,8 @@ pub struct ScheduleSettings {
     /// On SIGTERM/SIGINT, how long to wait for the batch in flight before exiting anyway.
     #[serde(default = "default_shutdown_grace_secs")]
     pub shutdown_grace_secs: u64,
-    /// Run recompute-then-sync once at start-up instead of waiting for its first tick.
+    /// Run recompute-then-sync, then a metrics pull, once at start-up instead of waiting for their
+    /// first ticks.
     #[serde(default = "default_true")]
     pub run_on_start: bool,
     /// When the store has no customers at all, generate a synthetic demo shop first (the default
@@ -306,7 +307,10 @@ impl Settings {
                 message,
             };
             if !self.segments.iter().any(|s| s.name == sync.segment) {
-                return Err(err("segment", format!("no segment named \"{}\"", sync.segment)));
+                return Err(err(
+                    "segment",
+                    format!("no segment named \"{}\"", sync.segment),
+                ));
             }
             if !self.destinations.contains_key(&sync.destination) {
                 return Err(err(
@@ -349,10 +353,14 @@ impl Settings {
             if !seen.insert(seg.name.clone()) {
                 return Err(err("name", "defined more than once".into()));
             }
-            let given = [seg.rule.is_some(), seg.sql.is_some(), seg.template.is_some()]
-                .iter()
-                .filter(|b| **b)
-                .count();
+            let given = [
+                seg.rule.is_some(),
+                seg.sql.is_some(),
+                seg.template.is_some(),
+            ]
+            .iter()
+            .filter(|b| **b)
+            .count();
             if given != 1 {
                 return Err(err(
                     "rule",
@@ -360,7 +368,10 @@ impl Settings {
                 ));
             }
             if !seg.params.is_empty() && seg.template.is_none() {
-                return Err(err("params", "`params` only applies to a `template`".into()));
+                return Err(err(
+                    "params",
+                    "`params` only applies to a `template`".into(),
+                ));
             }
             let (source_text, source) = if let Some(rule) = &seg.rule {
                 let expr = rules::parse_rule(rule).map_err(|e| err("rule", e.to_string()))?;

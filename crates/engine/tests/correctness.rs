@@ -57,16 +57,48 @@ fn settings() -> Settings {
         .insert("window".into(), serde_json::json!("3d"));
     segments.push(cart_short);
     let hand_written = [
-        segment("na_ads", r#"customer.country in ("US", "CA") and customer.consent_ads"#, &[]),
-        segment("big_avg", "orders.avg() > 150 or orders.sum(90d) >= 400", &[]),
-        segment("recent_signups", "customer.created_at >= 60d ago and not customer.consent_email", &[]),
-        segment("first_order_old", "orders.first_at() < 2024-09-01T00:00:00Z and orders.count(30d) >= 1", &[]),
-        segment("browsers", r#"events.count("product_view", 14d) >= 2 and events.last_at("visit") >= 7d ago"#, &[]),
+        segment(
+            "na_ads",
+            r#"customer.country in ("US", "CA") and customer.consent_ads"#,
+            &[],
+        ),
+        segment(
+            "big_avg",
+            "orders.avg() > 150 or orders.sum(90d) >= 400",
+            &[],
+        ),
+        segment(
+            "recent_signups",
+            "customer.created_at >= 60d ago and not customer.consent_email",
+            &[],
+        ),
+        segment(
+            "first_order_old",
+            "orders.first_at() < 2024-09-01T00:00:00Z and orders.count(30d) >= 1",
+            &[],
+        ),
+        segment(
+            "browsers",
+            r#"events.count("product_view", 14d) >= 2 and events.last_at("visit") >= 7d ago"#,
+            &[],
+        ),
         segment("no_visit_ever", r#"not (events.count("visit") >= 1)"#, &[]),
-        segment("vip_active", r#"in_segment("high_value") and not in_segment("lapsed")"#, &[]),
-        segment("repeat_not_vip", "orders.count() >= 2", &["high_value", "discount_hunter"]),
+        segment(
+            "vip_active",
+            r#"in_segment("high_value") and not in_segment("lapsed")"#,
+            &[],
+        ),
+        segment(
+            "repeat_not_vip",
+            "orders.count() >= 2",
+            &["high_value", "discount_hunter"],
+        ),
         segment("rfm_mid", "rfm.m == 3 or (rfm.r <= 2 and rfm.f >= 3)", &[]),
-        segment("shipping_share", "orders.free_shipping_share(365d) > 0.3 and orders.discount_share() != 1", &[]),
+        segment(
+            "shipping_share",
+            "orders.free_shipping_share(365d) > 0.3 and orders.discount_share() != 1",
+            &[],
+        ),
     ];
     segments.extend(hand_written);
     Settings {

@@ -143,7 +143,10 @@ mod tests {
     #[test]
     fn redacts_password_only() {
         let cases = [
-            ("postgres://u:secret@h:5432/db", "postgres://u:***@h:5432/db"),
+            (
+                "postgres://u:secret@h:5432/db",
+                "postgres://u:***@h:5432/db",
+            ),
             ("postgres://u@h/db", "postgres://u@h/db"),
             ("sqlite://campaignd.db", "sqlite://campaignd.db"),
         ];

@@ -102,7 +102,8 @@ impl Store {
         limit: i64,
         job: Option<&str>,
     ) -> Result<Vec<RunRecord>, StoreError> {
-        const SQL: &str = "SELECT id, job, target, started_at, finished_at, outcome, counts, error FROM runs \
+        const SQL: &str =
+            "SELECT id, job, target, started_at, finished_at, outcome, counts, error FROM runs \
              WHERE ($1 IS NULL OR job = $1) ORDER BY id DESC LIMIT $2";
         let rows = on_pool!(self, pool => {
             let rows = sqlx::query(SQL).bind(job).bind(limit).fetch_all(pool).await?;

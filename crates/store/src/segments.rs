@@ -107,7 +107,8 @@ const UPSERT_SEGMENT: &str = "INSERT INTO segments (name, description, source, c
      ON CONFLICT (name) DO UPDATE SET description = excluded.description, source = excluded.source, \
      compiled_sql = excluded.compiled_sql, size = excluded.size, last_run_id = excluded.last_run_id, \
      last_joined = excluded.last_joined, last_left = excluded.last_left, computed_at = excluded.computed_at";
-const RECORD_SIZE: &str = "INSERT INTO segment_sizes (segment, run_id, at, size) VALUES ($1, $2, $3, $4) \
+const RECORD_SIZE: &str =
+    "INSERT INTO segment_sizes (segment, run_id, at, size) VALUES ($1, $2, $3, $4) \
      ON CONFLICT (segment, run_id) DO UPDATE SET size = excluded.size, at = excluded.at";
 const STAGE_BATCH: usize = 5_000;
 
@@ -300,7 +301,6 @@ impl Store {
         Ok(rows)
     }
 }
-
 
 #[cfg(test)]
 mod tests {

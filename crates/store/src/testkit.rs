@@ -34,7 +34,9 @@ pub async fn fresh_pg_database() -> Result<Option<String>, StoreError> {
     }
     admin.close().await;
     let url = match base.rfind('/') {
-        Some(slash) if base[..slash].contains("://") && slash > base.find("://").unwrap_or(0) + 2 => {
+        Some(slash)
+            if base[..slash].contains("://") && slash > base.find("://").unwrap_or(0) + 2 =>
+        {
             let rest = &base[slash + 1..];
             let query = rest.find('?').map(|q| &rest[q..]).unwrap_or("");
             format!("{}/{}{}", &base[..slash], name, query)

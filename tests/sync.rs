@@ -18,9 +18,9 @@ const N: usize = 400;
 /// Customer i: consent_ads unless i % 10 == 0; country US for i odd, else CA; malformed email when
 /// i % 25 == 0; messy case and whitespace on some emails (normalisation must fix them).
 fn email(i: usize) -> String {
-    if i % 25 == 0 {
+    if i.is_multiple_of(25) {
         format!("broken-{i}")
-    } else if i % 7 == 0 {
+    } else if i.is_multiple_of(7) {
         format!("  User{i}@Example.COM ")
     } else {
         format!("user{i}@example.com")

@@ -17,9 +17,9 @@ const LIST: &str = "a1b2c3d4";
 const N: usize = 1200;
 
 fn email(i: usize) -> String {
-    if i % 50 == 0 {
+    if i.is_multiple_of(50) {
         format!("not-an-email-{i}")
-    } else if i % 9 == 0 {
+    } else if i.is_multiple_of(9) {
         format!(" Reader{i}@Example.org ")
     } else {
         format!("reader{i}@example.org")

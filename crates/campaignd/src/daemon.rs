@@ -38,7 +38,12 @@ pub async fn run(settings: Settings, config: &Path) -> Result<(), Failure> {
     let swappers = build_swappers(&settings, &secrets).map_err(Failure::usage)?;
     let metrics_sources = build_metrics_sources(&settings, &secrets).map_err(Failure::usage)?;
     let store = open_store(&settings).await?;
-    if settings.schedule.demo_if_empty && store.has_no_customers().await.map_err(Failure::job)? {
+    // Never on Postgres: a shop pointing the default config at its (still empty) production database
+    // must not find synthetic customers in it.
+    if settings.schedule.demo_if_empty
+        && store.dialect() == campaignd_store::Dialect::Sqlite
+        && store.has_no_customers().await.map_err(Failure::job)?
+    {
         seed_demo(&store, &settings).await?;
     }
 

@@ -1,14 +1,17 @@
-//! Creative rotation and metrics pull through the real binary against the stateful fake Meta: the first
-//! `rotate` swaps the ad to the first variant, `metrics pull` reads paged, throttled insights (numbers as
-//! strings, purchases from `actions`), a re-pull of the same days does not double count, and the report
-//! equals sums computed by hand from the seeded days.
+//! Creative rotation and metrics pull through the real binary against stateful fake platforms. Meta: the
+//! first `rotate` swaps the ad to the first variant, `metrics pull` reads paged, throttled insights
+//! (numbers as strings, purchases from `actions`), a re-pull of the same days does not double count, and
+//! the report equals sums computed by hand from the seeded days. Mailchimp: the campaign's template is
+//! swapped, its report becomes one day of delivered/clicks/orders/revenue, and with no spend ROAS is
+//! empty, not 0 or NaN.
 
 mod common;
 
 use std::sync::Arc;
 
+use campaignd_fakes::mailchimp::FakeReport;
 use campaignd_fakes::meta::FakeInsights;
-use campaignd_fakes::FakeMeta;
+use campaignd_fakes::{FakeMailchimp, FakeMeta};
 use common::{blocking, Env};
 
 const TOKEN: &str = "meta-metrics-token";
@@ -155,4 +158,115 @@ async fn meta_rotation_metrics_and_report() {
     assert!((row["ctr"].as_f64().unwrap() - ctr).abs() < 1e-9);
     assert!((row["cvr"].as_f64().unwrap() - conv / clk as f64).abs() < 1e-9);
     assert!((row["roas"].as_f64().unwrap() - rev / spend).abs() < 1e-6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mailchimp_template_rotation_and_campaign_report() {
+    const KEY: &str = "0123456789abcdef-us21";
+    let fake = FakeMailchimp::start(KEY, "a1b2c3d4").await.unwrap();
+    fake.seed_templates([101, 102]);
+    fake.seed_campaign("c0ffee42", "save", None);
+    let env = Arc::new(Env::new(&format!(
+        r#"
+[store]
+url = "sqlite://{{DIR}}/shop.db"
+
+[[segment]]
+name = "lapsed"
+rule = "orders.count() >= 1"
+
+[destinations.newsletter]
+kind = "mailchimp"
+base_url = "{}"
+list_id = "a1b2c3d4"
+api_key = {{ env = "MAILCHIMP_API_KEY" }}
+
+[[creative_set]]
+name = "lapsed-email"
+segment = "lapsed"
+destination = "newsletter"
+campaign_id = "c0ffee42"
+strategy = "round_robin"
+variants = [
+  {{ id = "winback", name = "We miss you", creative_id = "101" }},
+  {{ id = "discount", name = "15% off", creative_id = "102" }},
+]
+"#,
+        fake.base_url()
+    )));
+    let run_mc = |args: Vec<&'static str>| {
+        let env = env.clone();
+        move || {
+            let out = env
+                .cmd()
+                .env("MAILCHIMP_API_KEY", KEY)
+                .args(&args)
+                .assert()
+                .success();
+            String::from_utf8_lossy(&out.get_output().stdout).to_string()
+        }
+    };
+    blocking(run_mc(vec!["rotate", "--as-of", "2025-06-01T00:00:00Z"])).await;
+    assert_eq!(fake.campaign("c0ffee42").unwrap().template_id, Some(101));
+
+    fake.seed_report(
+        "c0ffee42",
+        FakeReport {
+            send_time: "2025-06-03T09:00:00+00:00".into(),
+            emails_sent: 5000,
+            opens_total: 2100,
+            clicks_total: 400,
+            unique_clicks: 310,
+            total_orders: 25,
+            total_revenue: 1875.5,
+        },
+    );
+    let pull = vec![
+        "metrics",
+        "pull",
+        "--since",
+        "2025-06-01",
+        "--until",
+        "2025-06-07",
+    ];
+    blocking(run_mc(pull.clone())).await;
+    blocking(run_mc(pull)).await;
+    let json = blocking(run_mc(vec![
+        "report",
+        "--since",
+        "2025-06-01",
+        "--until",
+        "2025-06-07",
+        "--by",
+        "segment,channel,creative",
+        "--format",
+        "json",
+    ]))
+    .await;
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+    let row = rows
+        .iter()
+        .find(|r| r["channel"] == "newsletter")
+        .unwrap_or_else(|| panic!("no newsletter row in {json}"));
+    assert_eq!(row["segment"], "lapsed");
+    assert_eq!(row["creative"], "winback");
+    assert_eq!(
+        row["impressions"].as_f64().unwrap(),
+        5000.0,
+        "email impressions are deliveries"
+    );
+    assert_eq!(row["clicks"].as_f64().unwrap(), 400.0);
+    assert_eq!(row["conversions"].as_f64().unwrap(), 25.0);
+    assert!((row["revenue"].as_f64().unwrap() - 1875.5).abs() < 1e-6);
+    assert!((row["ctr"].as_f64().unwrap() - 400.0 / 5000.0).abs() < 1e-9);
+    assert!((row["cvr"].as_f64().unwrap() - 25.0 / 400.0).abs() < 1e-9);
+    assert_eq!(
+        row["cpa"].as_f64(),
+        Some(0.0),
+        "spend 0 over 25 conversions is a CPA of 0: {row}"
+    );
+    assert!(
+        row["roas"].is_null(),
+        "no spend: ROAS has a zero denominator and is empty, not 0 or NaN: {row}"
+    );
 }

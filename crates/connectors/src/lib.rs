@@ -35,6 +35,9 @@ pub use model::{
     AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, MetricsRow, PreparedMember,
     Rejection, ReplaceSession, SyncContext,
 };
-pub use registry::{build_destination, build_destination_toml, KNOWN_KINDS};
+pub use registry::{
+    build_creative_swapper, build_destination, build_metrics_source, build_platform, Platform,
+    KNOWN_KINDS,
+};
 pub use secret::{Secret, SecretRef, SecretResolver};
 pub use traits::{AudienceDestination, CreativeSwapper, MetricsSource};

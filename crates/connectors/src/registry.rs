@@ -18,8 +18,7 @@ use crate::webhook::{WebhookConfig, WebhookDestination};
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
 
-/// Kinds this build can construct. DESIGN §6 also lists google_ads, tiktok, linkedin, mailchimp, klaviyo,
-/// sendgrid and sandbox; they are refused with `UnknownKind` until their modules exist.
+/// Every `kind` this build can construct.
 pub const KNOWN_KINDS: &[&str] = &[
     "meta",
     "webhook",
@@ -33,92 +32,141 @@ pub const KNOWN_KINDS: &[&str] = &[
     "sendgrid",
 ];
 
-/// Builds the destination `name` from its config section (a JSON value, e.g. converted from TOML).
+/// One configured destination with each capability its platform has. Built once per section, so a sync,
+/// a creative swap and a metrics pull to the same destination share one HTTP client, rate limiter and
+/// token.
+#[derive(Clone)]
+pub struct Platform {
+    /// Audience sync (every kind).
+    pub destination: Arc<dyn AudienceDestination>,
+    /// Creative swap (DESIGN §7), where the platform has it; `rotate` reports sets on other kinds.
+    pub swapper: Option<Arc<dyn CreativeSwapper>>,
+    /// Daily metrics (DESIGN §8), where the platform reports them; `metrics pull` skips other kinds.
+    pub metrics: Option<Arc<dyn MetricsSource>>,
+}
+
+impl Platform {
+    /// A platform with every capability.
+    fn full<T>(platform: T) -> Platform
+    where
+        T: AudienceDestination + CreativeSwapper + MetricsSource + 'static,
+    {
+        let platform = Arc::new(platform);
+        Platform {
+            destination: platform.clone(),
+            swapper: Some(platform.clone()),
+            metrics: Some(platform),
+        }
+    }
+
+    /// A platform that only holds audiences.
+    fn audience_only<T: AudienceDestination + 'static>(platform: T) -> Platform {
+        Platform {
+            destination: Arc::new(platform),
+            swapper: None,
+            metrics: None,
+        }
+    }
+}
+
+/// Builds destination `name` from its `[destinations.NAME]` section (a JSON value, e.g. converted from
+/// TOML): `kind` picks the platform, the rest is deserialised into its `Config` (unknown keys rejected),
+/// secrets are resolved. Errors name the destination and the offending key. One arm per platform.
+pub fn build_platform(
+    name: &str,
+    section: &serde_json::Value,
+    secrets: &SecretResolver,
+) -> Result<Platform, ConfigError> {
+    let (kind, rest) = split_kind(name, section)?;
+    Ok(match kind.as_str() {
+        "meta" => Platform::full(MetaDestination::from_config(
+            name,
+            parse::<MetaConfig>(name, rest)?,
+            secrets,
+        )?),
+        "google_ads" => Platform::full(GoogleAdsDestination::from_config(
+            name,
+            parse::<GoogleAdsConfig>(name, rest)?,
+            secrets,
+        )?),
+        "tiktok" => Platform::full(TikTokDestination::from_config(
+            name,
+            parse::<TikTokConfig>(name, rest)?,
+            secrets,
+        )?),
+        "linkedin" => Platform::full(LinkedInDestination::from_config(
+            name,
+            parse::<LinkedInConfig>(name, rest)?,
+            secrets,
+        )?),
+        "mailchimp" => Platform::full(MailchimpDestination::from_config(
+            name,
+            parse::<MailchimpConfig>(name, rest)?,
+            secrets,
+        )?),
+        "klaviyo" => Platform::full(KlaviyoDestination::from_config(
+            name,
+            parse::<KlaviyoConfig>(name, rest)?,
+            secrets,
+        )?),
+        "sandbox" => Platform::full(SandboxDestination::from_config(
+            name,
+            parse::<SandboxConfig>(name, rest)?,
+        )?),
+        "sendgrid" => Platform::audience_only(SendGridDestination::from_config(
+            name,
+            parse::<SendGridConfig>(name, rest)?,
+            secrets,
+        )?),
+        "webhook" => Platform::audience_only(WebhookDestination::from_config(
+            name,
+            parse::<WebhookConfig>(name, rest)?,
+            secrets,
+        )?),
+        "file" => Platform::audience_only(FileDestination::from_config(
+            name,
+            parse::<FileConfig>(name, rest)?,
+        )?),
+        other => {
+            return Err(ConfigError::UnknownKind {
+                destination: name.to_string(),
+                kind: other.to_string(),
+                known: KNOWN_KINDS.join(", "),
+            })
+        }
+    })
+}
+
+/// The audience-sync capability of destination `name` (see [`build_platform`]).
 pub fn build_destination(
     name: &str,
     section: &serde_json::Value,
     secrets: &SecretResolver,
 ) -> Result<Arc<dyn AudienceDestination>, ConfigError> {
-    let known = KNOWN_KINDS.join(", ");
-    let invalid = |key: &str, message: String| ConfigError::Invalid {
-        destination: name.to_string(),
-        key: key.to_string(),
-        message,
-    };
-    let mut map = section
-        .as_object()
-        .cloned()
-        .ok_or_else(|| invalid(".", "expected a table".into()))?;
-    let kind = match map.remove("kind") {
-        None => {
-            return Err(ConfigError::MissingKind {
-                destination: name.to_string(),
-                known,
-            })
-        }
-        Some(serde_json::Value::String(k)) => k,
-        Some(_) => return Err(invalid("kind", "expected a string".into())),
-    };
-    let rest = serde_json::Value::Object(map);
-    match kind.as_str() {
-        "meta" => Ok(Arc::new(MetaDestination::from_config(
-            name,
-            parse::<MetaConfig>(name, rest)?,
-            secrets,
-        )?)),
-        "webhook" => Ok(Arc::new(WebhookDestination::from_config(
-            name,
-            parse::<WebhookConfig>(name, rest)?,
-            secrets,
-        )?)),
-        "file" => Ok(Arc::new(FileDestination::from_config(
-            name,
-            parse::<FileConfig>(name, rest)?,
-        )?)),
-        "mailchimp" => Ok(Arc::new(MailchimpDestination::from_config(
-            name,
-            parse::<MailchimpConfig>(name, rest)?,
-            secrets,
-        )?)),
-        "sendgrid" => Ok(Arc::new(SendGridDestination::from_config(
-            name,
-            parse::<SendGridConfig>(name, rest)?,
-            secrets,
-        )?)),
-        "klaviyo" => Ok(Arc::new(KlaviyoDestination::from_config(
-            name,
-            parse::<KlaviyoConfig>(name, rest)?,
-            secrets,
-        )?)),
-        "sandbox" => Ok(Arc::new(SandboxDestination::from_config(
-            name,
-            parse::<SandboxConfig>(name, rest)?,
-        )?)),
-        "google_ads" => Ok(Arc::new(GoogleAdsDestination::from_config(
-            name,
-            parse::<GoogleAdsConfig>(name, rest)?,
-            secrets,
-        )?)),
-        "tiktok" => Ok(Arc::new(TikTokDestination::from_config(
-            name,
-            parse::<TikTokConfig>(name, rest)?,
-            secrets,
-        )?)),
-        "linkedin" => Ok(Arc::new(LinkedInDestination::from_config(
-            name,
-            parse::<LinkedInConfig>(name, rest)?,
-            secrets,
-        )?)),
-        other => Err(ConfigError::UnknownKind {
-            destination: name.to_string(),
-            kind: other.to_string(),
-            known,
-        }),
-    }
+    Ok(build_platform(name, section, secrets)?.destination)
 }
 
-/// Splits a `[destinations.NAME]` section into its `kind` and the remaining keys, so the capability
-/// builders below share one reading of the section with [`build_destination`].
+/// The creative-swap capability of destination `name`; `Ok(None)` when its platform cannot swap
+/// creatives, so `rotate` reports the creative set instead of failing at startup.
+pub fn build_creative_swapper(
+    name: &str,
+    section: &serde_json::Value,
+    secrets: &SecretResolver,
+) -> Result<Option<Arc<dyn CreativeSwapper>>, ConfigError> {
+    Ok(build_platform(name, section, secrets)?.swapper)
+}
+
+/// The daily-metrics capability of destination `name`; `Ok(None)` when its platform reports no
+/// performance, so `metrics pull` skips it.
+pub fn build_metrics_source(
+    name: &str,
+    section: &serde_json::Value,
+    secrets: &SecretResolver,
+) -> Result<Option<Arc<dyn MetricsSource>>, ConfigError> {
+    Ok(build_platform(name, section, secrets)?.metrics)
+}
+
+/// Splits a `[destinations.NAME]` section into its `kind` and the remaining keys.
 fn split_kind(
     name: &str,
     section: &serde_json::Value,
@@ -140,117 +188,6 @@ fn split_kind(
         Some(serde_json::Value::String(k)) => Ok((k, serde_json::Value::Object(map))),
         Some(_) => Err(invalid("kind", "expected a string".into())),
     }
-}
-
-/// Builds the creative-swap capability (DESIGN §7) of destination `name`, from the same section as
-/// [`build_destination`]. `Ok(None)` means the platform kind cannot swap creatives, so `rotate` reports
-/// the creative set instead of failing at startup. One arm per platform that implements
-/// [`CreativeSwapper`]; unknown kinds are left to [`build_destination`] to reject.
-pub fn build_creative_swapper(
-    name: &str,
-    section: &serde_json::Value,
-    secrets: &SecretResolver,
-) -> Result<Option<Arc<dyn CreativeSwapper>>, ConfigError> {
-    let (kind, rest) = split_kind(name, section)?;
-    match kind.as_str() {
-        "sandbox" => Ok(Some(Arc::new(SandboxDestination::from_config(
-            name,
-            parse::<SandboxConfig>(name, rest)?,
-        )?))),
-        "meta" => Ok(Some(Arc::new(MetaDestination::from_config(
-            name,
-            parse::<MetaConfig>(name, rest)?,
-            secrets,
-        )?))),
-        "google_ads" => Ok(Some(Arc::new(GoogleAdsDestination::from_config(
-            name,
-            parse::<GoogleAdsConfig>(name, rest)?,
-            secrets,
-        )?))),
-        "mailchimp" => Ok(Some(Arc::new(MailchimpDestination::from_config(
-            name,
-            parse::<MailchimpConfig>(name, rest)?,
-            secrets,
-        )?))),
-        "tiktok" => Ok(Some(Arc::new(TikTokDestination::from_config(
-            name,
-            parse::<TikTokConfig>(name, rest)?,
-            secrets,
-        )?))),
-        "linkedin" => Ok(Some(Arc::new(LinkedInDestination::from_config(
-            name,
-            parse::<LinkedInConfig>(name, rest)?,
-            secrets,
-        )?))),
-        "klaviyo" => Ok(Some(Arc::new(KlaviyoDestination::from_config(
-            name,
-            parse::<KlaviyoConfig>(name, rest)?,
-            secrets,
-        )?))),
-        _ => Ok(None),
-    }
-}
-
-/// Builds the daily-metrics capability (DESIGN §8) of destination `name`, from the same section as
-/// [`build_destination`]. `Ok(None)` means the platform reports no performance, so `metrics pull`
-/// skips it. One arm per platform that implements [`MetricsSource`].
-pub fn build_metrics_source(
-    name: &str,
-    section: &serde_json::Value,
-    secrets: &SecretResolver,
-) -> Result<Option<Arc<dyn MetricsSource>>, ConfigError> {
-    let (kind, rest) = split_kind(name, section)?;
-    match kind.as_str() {
-        "sandbox" => Ok(Some(Arc::new(SandboxDestination::from_config(
-            name,
-            parse::<SandboxConfig>(name, rest)?,
-        )?))),
-        "meta" => Ok(Some(Arc::new(MetaDestination::from_config(
-            name,
-            parse::<MetaConfig>(name, rest)?,
-            secrets,
-        )?))),
-        "google_ads" => Ok(Some(Arc::new(GoogleAdsDestination::from_config(
-            name,
-            parse::<GoogleAdsConfig>(name, rest)?,
-            secrets,
-        )?))),
-        "mailchimp" => Ok(Some(Arc::new(MailchimpDestination::from_config(
-            name,
-            parse::<MailchimpConfig>(name, rest)?,
-            secrets,
-        )?))),
-        "tiktok" => Ok(Some(Arc::new(TikTokDestination::from_config(
-            name,
-            parse::<TikTokConfig>(name, rest)?,
-            secrets,
-        )?))),
-        "linkedin" => Ok(Some(Arc::new(LinkedInDestination::from_config(
-            name,
-            parse::<LinkedInConfig>(name, rest)?,
-            secrets,
-        )?))),
-        "klaviyo" => Ok(Some(Arc::new(KlaviyoDestination::from_config(
-            name,
-            parse::<KlaviyoConfig>(name, rest)?,
-            secrets,
-        )?))),
-        _ => Ok(None),
-    }
-}
-
-/// [`build_destination`] for a TOML section as the daemon's config loader holds it.
-pub fn build_destination_toml(
-    name: &str,
-    section: &toml::Value,
-    secrets: &SecretResolver,
-) -> Result<Arc<dyn AudienceDestination>, ConfigError> {
-    let json = serde_json::to_value(section).map_err(|e| ConfigError::Invalid {
-        destination: name.to_string(),
-        key: ".".into(),
-        message: e.to_string(),
-    })?;
-    build_destination(name, &json, secrets)
 }
 
 /// Deserialises a platform config, reporting the dotted path of the failing key.
@@ -288,7 +225,8 @@ mod tests {
             "#,
         )
         .expect("toml");
-        let d = build_destination_toml("fb", &section, &resolver()).expect("built");
+        let section = serde_json::to_value(section).expect("toml as json");
+        let d = build_destination("fb", &section, &resolver()).expect("built");
         assert_eq!(d.kind(), "meta");
         assert_eq!(d.name(), "fb");
         assert_eq!(d.limits().max_batch, 10_000);

@@ -89,6 +89,7 @@ pub async fn recompute(
     if let Pool::Sqlite(pool) = store.pool() {
         sqlx::query("ANALYZE").execute(pool).await?;
     }
+    store.checkpoint().await?;
     if let Pool::Postgres(pool) = store.pool() {
         sqlx::query("ANALYZE").execute(pool).await?;
     }

@@ -108,6 +108,17 @@ impl Store {
         &self.pool
     }
 
+    /// Folds SQLite's write-ahead log back into the database file after a bulk write, so the next reads
+    /// don't wade through a large WAL and no later commit pays for the whole checkpoint. No-op on Postgres.
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        if let Pool::Sqlite(p) = &self.pool {
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(p)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Closes every connection, flushing SQLite's WAL.
     pub async fn close(&self) {
         match &self.pool {

@@ -565,6 +565,7 @@ impl Store {
             }
         }
         written?;
+        self.checkpoint().await?;
         report.elapsed = started.elapsed();
         tracing::info!(
             customers = report.customers,

@@ -11,12 +11,10 @@ use anyhow::anyhow;
 use chrono::{Duration as ChronoDuration, Utc};
 
 use campaignd_engine::lease::Leases;
-use campaignd_engine::metrics_pull::build_metrics_sources;
+use campaignd_engine::platforms::{build_platforms, Platforms};
 use campaignd_engine::recompute::recompute;
-use campaignd_engine::rotate::build_swappers;
 use campaignd_engine::scheduler::{plan_jobs, Scheduler, SchedulerContext};
 use campaignd_engine::shutdown::Shutdown;
-use campaignd_engine::sync::build_destinations;
 use campaignd_engine::Settings;
 use campaignd_store::Store;
 
@@ -34,9 +32,12 @@ pub async fn run(settings: Settings, config: &Path) -> Result<(), Failure> {
     let plans = plan_jobs(&settings).map_err(Failure::usage)?;
     let secrets = secrets_for(config);
     let admin_cfg = admin::prepare(&settings.admin, &secrets).map_err(Failure::usage)?;
-    let destinations = build_destinations(&settings, &secrets).map_err(Failure::usage)?;
-    let swappers = build_swappers(&settings, &secrets).map_err(Failure::usage)?;
-    let metrics_sources = build_metrics_sources(&settings, &secrets).map_err(Failure::usage)?;
+    // One instance per destination: jobs hitting the same platform share its client and rate limit.
+    let Platforms {
+        destinations,
+        swappers,
+        metrics: metrics_sources,
+    } = build_platforms(&settings, &secrets).map_err(Failure::usage)?;
     let store = open_store(&settings).await?;
     // Never on Postgres: a shop pointing the default config at its (still empty) production database
     // must not find synthetic customers in it.

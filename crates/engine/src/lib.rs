@@ -7,6 +7,7 @@
 pub mod creative_sets;
 pub mod lease;
 pub mod metrics_pull;
+pub mod platforms;
 pub mod recompute;
 pub mod report;
 pub mod rotate;

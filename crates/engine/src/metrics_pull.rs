@@ -12,7 +12,6 @@ use serde::Serialize;
 use serde_json::json;
 use thiserror::Error;
 
-use campaignd_connectors::registry::build_metrics_source;
 use campaignd_connectors::{MetricsRow, MetricsSource, SecretResolver};
 use campaignd_core::metrics::Totals;
 use campaignd_store::creatives::RotationRecord;
@@ -111,13 +110,7 @@ pub fn build_metrics_sources(
     settings: &Settings,
     secrets: &SecretResolver,
 ) -> Result<BTreeMap<String, Arc<dyn MetricsSource>>, PullError> {
-    let mut out = BTreeMap::new();
-    for (name, section) in &settings.destinations {
-        if let Some(s) = build_metrics_source(name, section, secrets)? {
-            out.insert(name.clone(), s);
-        }
-    }
-    Ok(out)
+    Ok(crate::platforms::build_platforms(settings, secrets)?.metrics)
 }
 
 /// The platform objects on `destination` whose performance belongs to a segment: creative sets first,

@@ -15,7 +15,6 @@ use serde::Serialize;
 use serde_json::json;
 use thiserror::Error;
 
-use campaignd_connectors::registry::build_creative_swapper;
 use campaignd_connectors::{CreativeSwapper, SecretResolver};
 use campaignd_core::metrics::Totals;
 use campaignd_core::rotation::{self, VariantState};
@@ -118,18 +117,7 @@ pub fn build_swappers(
     settings: &Settings,
     secrets: &SecretResolver,
 ) -> Result<BTreeMap<String, Arc<dyn CreativeSwapper>>, RotateError> {
-    let mut out = BTreeMap::new();
-    for set in &settings.creative_sets {
-        if out.contains_key(&set.destination) {
-            continue;
-        }
-        if let Some(section) = settings.destinations.get(&set.destination) {
-            if let Some(s) = build_creative_swapper(&set.destination, section, secrets)? {
-                out.insert(set.destination.clone(), s);
-            }
-        }
-    }
-    Ok(out)
+    Ok(crate::platforms::build_platforms(settings, secrets)?.swappers)
 }
 
 /// Runs one rotation pass over every creative set, recording one `rotate` run (unless dry).

@@ -17,8 +17,8 @@ use serde_json::json;
 use thiserror::Error;
 
 use campaignd_connectors::{
-    build_destination, AudienceDestination, AudienceRef, BatchOutcome, Channel, Contact,
-    PreparedMember, ReplaceSession, SecretResolver, SyncContext,
+    AudienceDestination, AudienceRef, BatchOutcome, Channel, Contact, PreparedMember,
+    ReplaceSession, SecretResolver, SyncContext,
 };
 use campaignd_store::ledger::{AudienceRecord, Consent, LedgerEntry};
 use campaignd_store::runs::Outcome;
@@ -123,16 +123,12 @@ impl SyncReport {
     }
 }
 
-/// Builds every configured destination once (errors name the destination and key).
+/// Builds every configured destination (errors name the destination and key).
 pub fn build_destinations(
     settings: &Settings,
     secrets: &SecretResolver,
 ) -> Result<BTreeMap<String, Arc<dyn AudienceDestination>>, SyncError> {
-    let mut out = BTreeMap::new();
-    for (name, section) in &settings.destinations {
-        out.insert(name.clone(), build_destination(name, section, secrets)?);
-    }
-    Ok(out)
+    Ok(crate::platforms::build_platforms(settings, secrets)?.destinations)
 }
 
 /// Runs every matching `[[sync]]`; one failing sync does not stop the others.

@@ -13,6 +13,7 @@
 //! arm to [`registry::build_destination`], and add a stateful fake to `campaignd-fakes` on its shared
 //! skeleton so the tests run over loopback HTTP.
 
+mod common;
 pub mod error;
 pub mod file;
 pub mod google_ads;

@@ -3,6 +3,7 @@
 
 use super::config::{normalize_customer_id, GoogleAdsConfig, GoogleApi};
 use super::mapping;
+use crate::common;
 use crate::error::{ConfigError, ConnectorError};
 use crate::http::{
     body_excerpt, default_classify, HttpKit, HttpReply, HttpStatsSnapshot, OAuth2RefreshToken,
@@ -947,9 +948,12 @@ impl GoogleAdsDestination {
                 total.merge(self.cm_job(op, &audience.remote_id, members, false).await?);
             }
             GoogleApi::DataManager => {
-                for chunk in members.chunks(MAX_MEMBERS_PER_CALL) {
-                    total.merge(self.dm_chunk(op, &audience.remote_id, chunk).await?);
-                }
+                total.merge(
+                    common::in_chunks(members, MAX_MEMBERS_PER_CALL, |chunk| {
+                        self.dm_chunk(op, &audience.remote_id, chunk)
+                    })
+                    .await?,
+                );
             }
         }
         Ok(total)
@@ -994,32 +998,19 @@ impl AudienceDestination for GoogleAdsDestination {
                 adopted: true,
             });
         }
-        if name.trim().is_empty() {
-            return Err(ConnectorError::Invalid {
-                destination: self.name.clone(),
-                message: "empty audience name".into(),
-            });
-        }
-        let found = match self.api {
-            GoogleApi::CustomerMatch => self.cm_find_list(name).await?,
-            GoogleApi::DataManager => self.dm_find_list(name).await?,
+        let find = async {
+            match self.api {
+                GoogleApi::CustomerMatch => self.cm_find_list(name).await,
+                GoogleApi::DataManager => self.dm_find_list(name).await,
+            }
         };
-        if let Some(id) = found {
-            tracing::info!(destination = %self.name, audience = name, remote_id = %id, "adopting existing user list");
-            return Ok(AudienceRef {
-                remote_id: id,
-                adopted: true,
-            });
-        }
-        let id = match self.api {
-            GoogleApi::CustomerMatch => self.cm_create_list(name, description).await?,
-            GoogleApi::DataManager => self.dm_create_list(name, description).await?,
+        let create = async {
+            match self.api {
+                GoogleApi::CustomerMatch => self.cm_create_list(name, description).await,
+                GoogleApi::DataManager => self.dm_create_list(name, description).await,
+            }
         };
-        tracing::info!(destination = %self.name, audience = name, remote_id = %id, "created user list");
-        Ok(AudienceRef {
-            remote_id: id,
-            adopted: false,
-        })
+        common::find_or_create(&self.name, name, "user list", find, create).await
     }
 
     async fn add_members(

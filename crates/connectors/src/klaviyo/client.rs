@@ -3,6 +3,7 @@
 
 use super::config::KlaviyoConfig;
 use super::mapping;
+use crate::common;
 use crate::error::{ConfigError, ConnectorError};
 use crate::http::{
     body_excerpt, default_classify, HttpKit, HttpStatsSnapshot, ResponsePolicy, Verdict,
@@ -605,25 +606,14 @@ impl AudienceDestination for KlaviyoDestination {
         name: &str,
         _description: &str,
     ) -> Result<AudienceRef, ConnectorError> {
-        if name.trim().is_empty() {
-            return Err(ConnectorError::Invalid {
-                destination: self.name.clone(),
-                message: "empty audience name".into(),
-            });
-        }
-        if let Some(id) = self.find_list(name).await? {
-            tracing::info!(destination = %self.name, audience = name, remote_id = %id, "adopting existing list");
-            return Ok(AudienceRef {
-                remote_id: id,
-                adopted: true,
-            });
-        }
-        let id = self.create_list(name).await?;
-        tracing::info!(destination = %self.name, audience = name, remote_id = %id, "created list");
-        Ok(AudienceRef {
-            remote_id: id,
-            adopted: false,
-        })
+        common::find_or_create(
+            &self.name,
+            name,
+            "list",
+            self.find_list(name),
+            self.create_list(name),
+        )
+        .await
     }
 
     async fn add_members(
@@ -632,11 +622,10 @@ impl AudienceDestination for KlaviyoDestination {
         members: &[PreparedMember],
     ) -> Result<BatchOutcome, ConnectorError> {
         let list_id = self.list_id(audience)?;
-        let mut total = BatchOutcome::default();
-        for chunk in members.chunks(MAX_IMPORT) {
-            total.merge(self.import_chunk(list_id, chunk).await?);
-        }
-        Ok(total)
+        common::in_chunks(members, MAX_IMPORT, |chunk| {
+            self.import_chunk(list_id, chunk)
+        })
+        .await
     }
 
     async fn remove_members(
@@ -645,11 +634,10 @@ impl AudienceDestination for KlaviyoDestination {
         members: &[PreparedMember],
     ) -> Result<BatchOutcome, ConnectorError> {
         let list_id = self.list_id(audience)?;
-        let mut total = BatchOutcome::default();
-        for chunk in members.chunks(MAX_IMPORT) {
-            total.merge(self.remove_chunk(list_id, chunk).await?);
-        }
-        Ok(total)
+        common::in_chunks(members, MAX_IMPORT, |chunk| {
+            self.remove_chunk(list_id, chunk)
+        })
+        .await
     }
 
     fn http_stats(&self) -> Option<HttpStatsSnapshot> {

@@ -2,6 +2,7 @@
 
 use super::config::LinkedInConfig;
 use super::mapping;
+use crate::common;
 use crate::error::{ConfigError, ConnectorError};
 use crate::http::{
     body_excerpt, DefaultPolicy, HttpKit, HttpReply, HttpStatsSnapshot, OAuth2RefreshToken,
@@ -398,25 +399,14 @@ impl AudienceDestination for LinkedInDestination {
         name: &str,
         _description: &str,
     ) -> Result<AudienceRef, ConnectorError> {
-        if name.trim().is_empty() {
-            return Err(ConnectorError::Invalid {
-                destination: self.name.clone(),
-                message: "empty audience name".into(),
-            });
-        }
-        if let Some(id) = self.find_segment(name).await? {
-            tracing::info!(destination = %self.name, audience = name, remote_id = %id, "adopting existing DMP segment");
-            return Ok(AudienceRef {
-                remote_id: id,
-                adopted: true,
-            });
-        }
-        let id = self.create_segment(name).await?;
-        tracing::info!(destination = %self.name, audience = name, remote_id = %id, "created DMP segment");
-        Ok(AudienceRef {
-            remote_id: id,
-            adopted: false,
-        })
+        common::find_or_create(
+            &self.name,
+            name,
+            "DMP segment",
+            self.find_segment(name),
+            self.create_segment(name),
+        )
+        .await
     }
 
     async fn add_members(

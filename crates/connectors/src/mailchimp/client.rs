@@ -3,6 +3,7 @@
 
 use super::config::{data_center, default_base_url, MailchimpConfig, MAX_CONNECTIONS};
 use super::mapping;
+use crate::common;
 use crate::error::{ConfigError, ConnectorError};
 use crate::http::{
     body_excerpt, default_classify, HttpKit, HttpStatsSnapshot, ResponsePolicy, Verdict,
@@ -523,25 +524,14 @@ impl AudienceDestination for MailchimpDestination {
         name: &str,
         _description: &str,
     ) -> Result<AudienceRef, ConnectorError> {
-        if name.trim().is_empty() {
-            return Err(ConnectorError::Invalid {
-                destination: self.name.clone(),
-                message: "empty audience name".into(),
-            });
-        }
-        if let Some(id) = self.find_segment(name).await? {
-            tracing::info!(destination = %self.name, audience = name, remote_id = %id, "adopting existing static segment");
-            return Ok(AudienceRef {
-                remote_id: id,
-                adopted: true,
-            });
-        }
-        let id = self.create_segment(name).await?;
-        tracing::info!(destination = %self.name, audience = name, remote_id = %id, "created static segment");
-        Ok(AudienceRef {
-            remote_id: id,
-            adopted: false,
-        })
+        common::find_or_create(
+            &self.name,
+            name,
+            "static segment",
+            self.find_segment(name),
+            self.create_segment(name),
+        )
+        .await
     }
 
     async fn add_members(
@@ -550,11 +540,7 @@ impl AudienceDestination for MailchimpDestination {
         members: &[PreparedMember],
     ) -> Result<BatchOutcome, ConnectorError> {
         let url = self.segment_url(audience)?;
-        let mut total = BatchOutcome::default();
-        for chunk in members.chunks(MAX_MEMBERS) {
-            total.merge(self.add_chunk(&url, chunk).await?);
-        }
-        Ok(total)
+        common::in_chunks(members, MAX_MEMBERS, |chunk| self.add_chunk(&url, chunk)).await
     }
 
     async fn remove_members(
@@ -563,11 +549,7 @@ impl AudienceDestination for MailchimpDestination {
         members: &[PreparedMember],
     ) -> Result<BatchOutcome, ConnectorError> {
         let url = self.segment_url(audience)?;
-        let mut total = BatchOutcome::default();
-        for chunk in members.chunks(MAX_MEMBERS) {
-            total.merge(self.remove_chunk(&url, chunk).await?);
-        }
-        Ok(total)
+        common::in_chunks(members, MAX_MEMBERS, |chunk| self.remove_chunk(&url, chunk)).await
     }
 
     fn http_stats(&self) -> Option<HttpStatsSnapshot> {

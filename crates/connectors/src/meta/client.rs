@@ -2,6 +2,7 @@
 
 use super::config::MetaConfig;
 use super::mapping;
+use crate::common;
 use crate::error::{ConfigError, ConnectorError};
 use crate::http::{
     body_excerpt, default_classify, HttpKit, HttpStatsSnapshot, ResponsePolicy, StaticToken,
@@ -448,11 +449,10 @@ impl MetaDestination {
         audience: &AudienceRef,
         members: &[PreparedMember],
     ) -> Result<BatchOutcome, ConnectorError> {
-        let mut total = BatchOutcome::default();
-        for chunk in members.chunks(self.batch) {
-            total.merge(self.send_chunk(op, audience, chunk, None).await?);
-        }
-        Ok(total)
+        common::in_chunks(members, self.batch, |chunk| {
+            self.send_chunk(op, audience, chunk, None)
+        })
+        .await
     }
 }
 
@@ -523,25 +523,14 @@ impl AudienceDestination for MetaDestination {
         name: &str,
         description: &str,
     ) -> Result<AudienceRef, ConnectorError> {
-        if name.trim().is_empty() {
-            return Err(ConnectorError::Invalid {
-                destination: self.name.clone(),
-                message: "empty audience name".into(),
-            });
-        }
-        if let Some(id) = self.find_audience(name).await? {
-            tracing::info!(destination = %self.name, audience = name, remote_id = %id, "adopting existing audience");
-            return Ok(AudienceRef {
-                remote_id: id,
-                adopted: true,
-            });
-        }
-        let id = self.create_audience(name, description).await?;
-        tracing::info!(destination = %self.name, audience = name, remote_id = %id, "created audience");
-        Ok(AudienceRef {
-            remote_id: id,
-            adopted: false,
-        })
+        common::find_or_create(
+            &self.name,
+            name,
+            "audience",
+            self.find_audience(name),
+            self.create_audience(name, description),
+        )
+        .await
     }
 
     async fn add_members(

@@ -3,6 +3,7 @@
 
 use super::config::SandboxConfig;
 use super::mapping;
+use crate::common;
 use crate::error::{ConfigError, ConnectorError};
 use crate::model::{
     AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, PreparedMember, Rejection,
@@ -316,12 +317,7 @@ impl AudienceDestination for SandboxDestination {
         name: &str,
         description: &str,
     ) -> Result<AudienceRef, ConnectorError> {
-        if name.trim().is_empty() {
-            return Err(ConnectorError::Invalid {
-                destination: self.name.clone(),
-                message: "empty audience name".into(),
-            });
-        }
+        common::require_audience_name(&self.name, name)?;
         let _guard = self.lock.lock().await;
         let existing =
             audiences(&self.root).map_err(self.io(format!("listing {}", self.root.display())))?;

@@ -3,6 +3,7 @@
 
 use super::config::SendGridConfig;
 use super::mapping;
+use crate::common;
 use crate::error::{ConfigError, ConnectorError};
 use crate::http::{
     body_excerpt, default_classify, HttpKit, HttpReply, HttpStatsSnapshot, ResponsePolicy,
@@ -677,25 +678,14 @@ impl AudienceDestination for SendGridDestination {
         name: &str,
         _description: &str,
     ) -> Result<AudienceRef, ConnectorError> {
-        if name.trim().is_empty() {
-            return Err(ConnectorError::Invalid {
-                destination: self.name.clone(),
-                message: "empty audience name".into(),
-            });
-        }
-        if let Some(id) = self.find_list(name).await? {
-            tracing::info!(destination = %self.name, audience = name, remote_id = %id, "adopting existing list");
-            return Ok(AudienceRef {
-                remote_id: id,
-                adopted: true,
-            });
-        }
-        let id = self.create_list(name).await?;
-        tracing::info!(destination = %self.name, audience = name, remote_id = %id, "created list");
-        Ok(AudienceRef {
-            remote_id: id,
-            adopted: false,
-        })
+        common::find_or_create(
+            &self.name,
+            name,
+            "list",
+            self.find_list(name),
+            self.create_list(name),
+        )
+        .await
     }
 
     async fn add_members(
@@ -704,11 +694,10 @@ impl AudienceDestination for SendGridDestination {
         members: &[PreparedMember],
     ) -> Result<BatchOutcome, ConnectorError> {
         let list_id = self.list_id(audience)?;
-        let mut total = BatchOutcome::default();
-        for chunk in members.chunks(BATCH_SIZE) {
-            total.merge(self.upsert_chunk(list_id, chunk).await?);
-        }
-        Ok(total)
+        common::in_chunks(members, BATCH_SIZE, |chunk| {
+            self.upsert_chunk(list_id, chunk)
+        })
+        .await
     }
 
     async fn remove_members(
@@ -717,11 +706,10 @@ impl AudienceDestination for SendGridDestination {
         members: &[PreparedMember],
     ) -> Result<BatchOutcome, ConnectorError> {
         let list_id = self.list_id(audience)?;
-        let mut total = BatchOutcome::default();
-        for chunk in members.chunks(BATCH_SIZE) {
-            total.merge(self.remove_chunk(list_id, chunk).await?);
-        }
-        Ok(total)
+        common::in_chunks(members, BATCH_SIZE, |chunk| {
+            self.remove_chunk(list_id, chunk)
+        })
+        .await
     }
 
     fn http_stats(&self) -> Option<HttpStatsSnapshot> {

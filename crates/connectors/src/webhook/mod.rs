@@ -13,6 +13,7 @@
 #[cfg(test)]
 mod tests;
 
+use crate::common;
 use crate::error::{ConfigError, ConnectorError};
 use crate::http::{DefaultPolicy, HttpKit, HttpSettings, HttpStatsSnapshot, RetrySettings};
 use crate::model::{
@@ -290,12 +291,7 @@ impl AudienceDestination for WebhookDestination {
         name: &str,
         _description: &str,
     ) -> Result<AudienceRef, ConnectorError> {
-        if name.trim().is_empty() {
-            return Err(ConnectorError::Invalid {
-                destination: self.name.clone(),
-                message: "empty audience name".into(),
-            });
-        }
+        common::require_audience_name(&self.name, name)?;
         Ok(AudienceRef {
             remote_id: name.to_string(),
             adopted: false,

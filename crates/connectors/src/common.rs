@@ -1,0 +1,66 @@
+//! Small helpers shared by the platform clients, so each platform states only what differs.
+
+use std::future::Future;
+
+use crate::error::ConnectorError;
+use crate::model::{AudienceRef, BatchOutcome, PreparedMember};
+
+/// Refuses a blank audience name before any request is made: platforms would either reject it with a
+/// less helpful error or, worse, create an unnamed audience.
+pub(crate) fn require_audience_name(destination: &str, name: &str) -> Result<(), ConnectorError> {
+    if name.trim().is_empty() {
+        return Err(ConnectorError::Invalid {
+            destination: destination.to_string(),
+            message: "empty audience name".into(),
+        });
+    }
+    Ok(())
+}
+
+/// The common `find_or_create_audience` flow: reject a blank name, adopt an audience that already has
+/// this name (so reruns never create duplicates), else create one. `what` names the remote object in
+/// logs ("list", "DMP segment", ...). `create` is only polled when nothing was found.
+pub(crate) async fn find_or_create<F, C>(
+    destination: &str,
+    name: &str,
+    what: &str,
+    find: F,
+    create: C,
+) -> Result<AudienceRef, ConnectorError>
+where
+    F: Future<Output = Result<Option<String>, ConnectorError>>,
+    C: Future<Output = Result<String, ConnectorError>>,
+{
+    require_audience_name(destination, name)?;
+    if let Some(id) = find.await? {
+        tracing::info!(destination = %destination, audience = name, remote_id = %id, "adopting existing {what}");
+        return Ok(AudienceRef {
+            remote_id: id,
+            adopted: true,
+        });
+    }
+    let id = create.await?;
+    tracing::info!(destination = %destination, audience = name, remote_id = %id, "created {what}");
+    Ok(AudienceRef {
+        remote_id: id,
+        adopted: false,
+    })
+}
+
+/// Sends `members` in slices of at most `cap` (the platform's per-request limit), one after another,
+/// and sums their outcomes. Stops at the first error so a failed run is resent whole.
+pub(crate) async fn in_chunks<'a, F, Fut>(
+    members: &'a [PreparedMember],
+    cap: usize,
+    mut send: F,
+) -> Result<BatchOutcome, ConnectorError>
+where
+    F: FnMut(&'a [PreparedMember]) -> Fut,
+    Fut: Future<Output = Result<BatchOutcome, ConnectorError>>,
+{
+    let mut total = BatchOutcome::default();
+    for chunk in members.chunks(cap) {
+        total.merge(send(chunk).await?);
+    }
+    Ok(total)
+}

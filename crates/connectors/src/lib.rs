@@ -31,6 +31,9 @@ pub mod tiktok;
 pub mod traits;
 pub mod webhook;
 
+#[cfg(test)]
+pub(crate) mod test_support;
+
 pub use error::{ConfigError, ConnectorError};
 pub use model::{
     AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, MetricsRow, PreparedMember,

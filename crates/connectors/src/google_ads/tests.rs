@@ -2,12 +2,13 @@
 
 use super::NOT_ALLOWLISTED_HINT;
 use crate::model::{AudienceRef, Contact, PreparedMember, ReplaceSession};
+use crate::test_support::{email_contact, email_hash, extend_section, prepare_all, secrets};
 use crate::{build_destination, AudienceDestination, ConnectorError, SecretResolver};
 use campaignd_core::identifiers::sha256_hex;
 use campaignd_fakes::google_ads::GoogleFakeConfig;
 use campaignd_fakes::FakeGoogleAds;
 use serde_json::json;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,12 +31,12 @@ async fn fake(login: Option<&str>) -> FakeGoogleAds {
 }
 
 fn resolver(refresh: &str) -> SecretResolver {
-    SecretResolver::from_map(HashMap::from([
-        ("G_DEV".to_string(), DEV_TOKEN.to_string()),
-        ("G_ID".to_string(), CLIENT_ID.to_string()),
-        ("G_SECRET".to_string(), CLIENT_SECRET.to_string()),
-        ("G_REFRESH".to_string(), refresh.to_string()),
-    ]))
+    secrets(&[
+        ("G_DEV", DEV_TOKEN),
+        ("G_ID", CLIENT_ID),
+        ("G_SECRET", CLIENT_SECRET),
+        ("G_REFRESH", refresh),
+    ])
 }
 
 fn section(fake: &FakeGoogleAds, api: &str, extra: serde_json::Value) -> serde_json::Value {
@@ -59,9 +60,7 @@ fn section(fake: &FakeGoogleAds, api: &str, extra: serde_json::Value) -> serde_j
         "requests_per_second": 1000.0,
         "retry": {"max_attempts": 3, "initial_backoff_ms": 5, "max_backoff_ms": 20, "max_retry_after_secs": 3},
     });
-    if let (Some(obj), Some(more)) = (s.as_object_mut(), extra.as_object()) {
-        obj.extend(more.clone());
-    }
+    extend_section(&mut s, &extra);
     s
 }
 
@@ -72,24 +71,12 @@ fn destination(fake: &FakeGoogleAds, api: &str) -> Arc<dyn AudienceDestination> 
 
 fn contact(i: usize) -> Contact {
     Contact {
-        customer_id: format!("c{i}"),
-        email: Some(format!(" Person{i}@Example.com")),
         phone: i
             .is_multiple_of(2)
             .then(|| format!("+1 (555) {:03}-{:04}", i / 10_000 % 1000, i % 10_000)),
         country: Some("US".into()),
-        ..Default::default()
+        ..email_contact(i)
     }
-}
-
-fn email_hash(i: usize) -> String {
-    sha256_hex(&format!("person{i}@example.com"))
-}
-
-fn prepared(d: &dyn AudienceDestination, range: std::ops::Range<usize>) -> Vec<PreparedMember> {
-    range
-        .map(|i| d.prepare(&contact(i)).expect("usable"))
-        .collect()
 }
 
 #[test]
@@ -153,7 +140,7 @@ async fn customer_match_add_remove_converge_through_jobs() {
     )
     .expect("built");
     let aud = d.find_or_create_audience("a", "").await.expect("list");
-    let all = prepared(d.as_ref(), 0..250);
+    let all = prepare_all(d.as_ref(), 0..250, contact);
     let out = d.add_members(&aud, &all).await.expect("add");
     assert_eq!((out.accepted, out.rejected.len()), (250, 0));
     let out = d.remove_members(&aud, &all[..100]).await.expect("remove");
@@ -172,7 +159,7 @@ async fn customer_match_splits_operations_at_ten_thousand() {
     let fake = fake(None).await;
     let d = destination(&fake, "customer_match");
     let aud = d.find_or_create_audience("big", "").await.expect("list");
-    let all = prepared(d.as_ref(), 0..10_500);
+    let all = prepare_all(d.as_ref(), 0..10_500, contact);
     let out = d.add_members(&aud, &all).await.expect("add");
     assert_eq!(out.accepted, 10_500);
     assert_eq!(fake.requests().count("POST", ":addOperations"), 2);
@@ -190,7 +177,7 @@ async fn resource_exhausted_retry_delay_is_honoured() {
     fake.faults().throttle_next(1);
     let start = Instant::now();
     let out = d
-        .add_members(&aud, &prepared(d.as_ref(), 0..10))
+        .add_members(&aud, &prepare_all(d.as_ref(), 0..10, contact))
         .await
         .expect("add after 429");
     assert!(
@@ -205,7 +192,7 @@ async fn resource_exhausted_retry_delay_is_honoured() {
     fake.set_retry_delay_secs(3600);
     fake.faults().throttle_next(1);
     let err = d
-        .add_members(&aud, &prepared(d.as_ref(), 0..10))
+        .add_members(&aud, &prepare_all(d.as_ref(), 0..10, contact))
         .await
         .expect_err("too long");
     assert!(
@@ -223,7 +210,7 @@ async fn expired_token_is_refreshed_once() {
     assert_eq!(fake.oauth().issued(), 1);
     fake.oauth().expire_all();
     let out = d
-        .add_members(&aud, &prepared(d.as_ref(), 0..5))
+        .add_members(&aud, &prepare_all(d.as_ref(), 0..5, contact))
         .await
         .expect("add after refresh");
     assert_eq!(out.accepted, 5);
@@ -237,7 +224,7 @@ async fn partial_failure_becomes_rejections() {
     let d = destination(&fake, "customer_match");
     let aud = d.find_or_create_audience("a", "").await.expect("list");
     fake.reject_emails([email_hash(3), email_hash(7)]);
-    let mut members = prepared(d.as_ref(), 0..10);
+    let mut members = prepare_all(d.as_ref(), 0..10, contact);
     members.push(PreparedMember::new(
         "corrupt",
         json!({"hashedEmail": "NOT-A-HASH"}),
@@ -268,7 +255,7 @@ async fn not_allowlisted_tells_the_user_to_switch_api() {
     let d = destination(&fake, "customer_match");
     let aud = d.find_or_create_audience("a", "").await.expect("list");
     let err = d
-        .add_members(&aud, &prepared(d.as_ref(), 0..3))
+        .add_members(&aud, &prepare_all(d.as_ref(), 0..3, contact))
         .await
         .expect_err("not allowlisted");
     let msg = err.to_string();
@@ -328,7 +315,7 @@ async fn customer_match_replace_all_takes_over_an_adopted_list() {
     assert!(d.supports_replace_all());
     let aud = d.find_or_create_audience("old", "").await.expect("adopt");
     assert!(aud.adopted);
-    let members = prepared(d.as_ref(), 0..300);
+    let members = prepare_all(d.as_ref(), 0..300, contact);
     let mut session = ReplaceSession::new(300);
     d.replace_all(&aud, &mut session, &members[..200], false)
         .await
@@ -362,7 +349,7 @@ async fn data_manager_find_or_create_add_remove() {
         .await
         .expect("create");
     assert!(!aud.adopted);
-    let all = prepared(d.as_ref(), 0..10_200);
+    let all = prepare_all(d.as_ref(), 0..10_200, contact);
     let out = d.add_members(&aud, &all).await.expect("ingest");
     assert_eq!(out.accepted, 10_200);
     assert_eq!(fake.requests().count("POST", "/audienceMembers:ingest"), 2);
@@ -399,7 +386,7 @@ async fn data_manager_configured_list_rejections_throttle_and_refresh() {
 
     fake.reject_emails([email_hash(4)]);
     let out = d
-        .add_members(&aud, &prepared(d.as_ref(), 0..10))
+        .add_members(&aud, &prepare_all(d.as_ref(), 0..10, contact))
         .await
         .expect("ingest");
     assert_eq!(out.accepted, 9);
@@ -414,7 +401,7 @@ async fn data_manager_configured_list_rejections_throttle_and_refresh() {
 
     fake.oauth().expire_all();
     fake.faults().throttle_next(1);
-    d.remove_members(&aud, &prepared(d.as_ref(), 0..2))
+    d.remove_members(&aud, &prepare_all(d.as_ref(), 0..2, contact))
         .await
         .expect("remove after refresh");
     assert_eq!(fake.members(&aud.remote_id).len(), 7);

@@ -1,10 +1,11 @@
 //! Klaviyo connector tests against the stateful fake over loopback HTTP.
 
 use crate::model::{AudienceRef, Contact, PreparedMember};
-use crate::{build_destination, AudienceDestination, Channel, ConnectorError, SecretResolver};
+use crate::test_support::{email, extend_section, prepare_all, secrets};
+use crate::{build_destination, AudienceDestination, Channel, ConnectorError};
 use campaignd_fakes::FakeKlaviyo;
 use serde_json::json;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,8 +16,7 @@ fn destination_with(
     key: &str,
     extra: serde_json::Value,
 ) -> Arc<dyn AudienceDestination> {
-    let secrets =
-        SecretResolver::from_map(HashMap::from([("KL_KEY".to_string(), key.to_string())]));
+    let secrets = secrets(&[("KL_KEY", key)]);
     let mut section = json!({
         "kind": "klaviyo",
         "base_url": fake.base_url(),
@@ -26,9 +26,7 @@ fn destination_with(
         "requests_per_second": 1000.0,
         "retry": {"max_attempts": 4, "initial_backoff_ms": 5, "max_backoff_ms": 20, "max_retry_after_secs": 3},
     });
-    if let (Some(s), Some(e)) = (section.as_object_mut(), extra.as_object()) {
-        s.extend(e.clone());
-    }
+    extend_section(&mut section, &extra);
     build_destination("kl", &section, &secrets).expect("klaviyo destination")
 }
 
@@ -64,14 +62,8 @@ fn key(i: usize) -> String {
     if i.is_multiple_of(50) {
         phone(i)
     } else {
-        format!("person{i}@example.com")
+        email(i)
     }
-}
-
-fn prepared(d: &dyn AudienceDestination, range: std::ops::Range<usize>) -> Vec<PreparedMember> {
-    range
-        .map(|i| d.prepare(&contact(i)).expect("usable"))
-        .collect()
 }
 
 #[tokio::test]
@@ -123,7 +115,7 @@ async fn klaviyo_add_and_remove_converge_in_capped_batches() {
         .find_or_create_audience("vip", "")
         .await
         .expect("audience");
-    let all = prepared(d.as_ref(), 0..10_500);
+    let all = prepare_all(d.as_ref(), 0..10_500, contact);
     let out = d.add_members(&aud, &all).await.expect("add");
     assert_eq!(
         (out.accepted, out.rejected.len()),
@@ -174,7 +166,7 @@ async fn klaviyo_429_retry_after_is_honoured() {
     fake.faults().throttle_next(1);
     let start = Instant::now();
     let out = d
-        .add_members(&aud, &prepared(d.as_ref(), 1..6))
+        .add_members(&aud, &prepare_all(d.as_ref(), 1..6, contact))
         .await
         .expect("add after 429");
     assert!(
@@ -188,7 +180,7 @@ async fn klaviyo_429_retry_after_is_honoured() {
 
     fake.faults().too_many_requests_next(1, 3600);
     let err = d
-        .add_members(&aud, &prepared(d.as_ref(), 1..3))
+        .add_members(&aud, &prepare_all(d.as_ref(), 1..3, contact))
         .await
         .expect_err("too long");
     assert!(
@@ -197,7 +189,7 @@ async fn klaviyo_429_retry_after_is_honoured() {
     );
 
     fake.faults().server_error_next(1);
-    d.remove_members(&aud, &prepared(d.as_ref(), 1..3))
+    d.remove_members(&aud, &prepare_all(d.as_ref(), 1..3, contact))
         .await
         .expect("500 then ok");
     assert_eq!(fake.list_members(&aud.remote_id).len(), 3);
@@ -210,7 +202,7 @@ async fn klaviyo_import_errors_become_rejections() {
     let aud = d.find_or_create_audience("a", "").await.expect("audience");
     fake.reject_emails([key(3), key(7)]);
     let out = d
-        .add_members(&aud, &prepared(d.as_ref(), 1..11))
+        .add_members(&aud, &prepare_all(d.as_ref(), 1..11, contact))
         .await
         .expect("add");
     assert_eq!(out.accepted, 8);
@@ -237,7 +229,7 @@ async fn klaviyo_import_errors_become_rejections() {
     // A job that outlives the poll timeout hands the batch back as transient.
     let slow = destination_with(&fake, KEY, json!({"poll_timeout_secs": 0}));
     let err = slow
-        .add_members(&aud, &prepared(d.as_ref(), 20..22))
+        .add_members(&aud, &prepare_all(d.as_ref(), 20..22, contact))
         .await
         .expect_err("still processing");
     assert!(
@@ -271,8 +263,7 @@ async fn klaviyo_wrong_key_is_a_clear_error_without_the_key() {
         "no retry on a bad key"
     );
 
-    let secrets =
-        SecretResolver::from_map(HashMap::from([("KL_KEY".to_string(), KEY.to_string())]));
+    let secrets = secrets(&[("KL_KEY", KEY)]);
     let e = build_destination(
         "kl",
         &json!({"kind": "klaviyo", "api_key": {"env": "KL_KEY"}, "revision": "latest"}),

@@ -1,8 +1,8 @@
 //! LinkedIn connector tests against the stateful fake over loopback HTTP.
 
-use crate::model::{AudienceRef, Contact, PreparedMember};
+use crate::model::{AudienceRef, PreparedMember};
+use crate::test_support::{email_contact, email_hash, extend_section, prepare_all, secrets};
 use crate::{build_destination, AudienceDestination, ConnectorError, SecretResolver};
-use campaignd_core::identifiers::sha256_hex;
 use campaignd_fakes::FakeLinkedIn;
 use serde_json::json;
 use std::collections::{BTreeSet, HashMap};
@@ -23,11 +23,11 @@ fn destination(
     refresh: &str,
     extra: serde_json::Value,
 ) -> Arc<dyn AudienceDestination> {
-    let secrets = SecretResolver::from_map(HashMap::from([
-        ("LI_ID".to_string(), CLIENT_ID.to_string()),
-        ("LI_SECRET".to_string(), CLIENT_SECRET.to_string()),
-        ("LI_REFRESH".to_string(), refresh.to_string()),
-    ]));
+    let secrets = secrets(&[
+        ("LI_ID", CLIENT_ID),
+        ("LI_SECRET", CLIENT_SECRET),
+        ("LI_REFRESH", refresh),
+    ]);
     let mut section = json!({
         "kind": "linkedin",
         "base_url": fake.base_url(),
@@ -41,28 +41,8 @@ fn destination(
         "requests_per_second": 1000.0,
         "retry": {"max_attempts": 3, "initial_backoff_ms": 5, "max_backoff_ms": 20, "max_retry_after_secs": 3},
     });
-    if let (Some(obj), Some(more)) = (section.as_object_mut(), extra.as_object()) {
-        obj.extend(more.clone());
-    }
+    extend_section(&mut section, &extra);
     build_destination("li", &section, &secrets).expect("linkedin destination")
-}
-
-fn contact(i: usize) -> Contact {
-    Contact {
-        customer_id: format!("c{i}"),
-        email: Some(format!(" Person{i}@Example.com")),
-        ..Default::default()
-    }
-}
-
-fn email_hash(i: usize) -> String {
-    sha256_hex(&format!("person{i}@example.com"))
-}
-
-fn prepared(d: &dyn AudienceDestination, range: std::ops::Range<usize>) -> Vec<PreparedMember> {
-    range
-        .map(|i| d.prepare(&contact(i)).expect("usable"))
-        .collect()
 }
 
 #[tokio::test]
@@ -106,7 +86,7 @@ async fn add_remove_converge_in_batches_of_five_thousand() {
     assert_eq!(d.limits().max_batch, 5_000);
     assert_eq!(d.limits().min_audience_size, 300);
     let aud = d.find_or_create_audience("a", "").await.expect("segment");
-    let all = prepared(d.as_ref(), 0..5_300);
+    let all = prepare_all(d.as_ref(), 0..5_300, email_contact);
     let out = d.add_members(&aud, &all).await.expect("add");
     assert_eq!((out.accepted, out.rejected.len()), (5_300, 0));
     assert_eq!(fake.requests().count("POST", "/users"), 2);
@@ -124,7 +104,7 @@ async fn bare_429_backs_off_and_retries() {
     let aud = d.find_or_create_audience("a", "").await.expect("segment");
     fake.faults().throttle_next(2);
     let out = d
-        .add_members(&aud, &prepared(d.as_ref(), 0..10))
+        .add_members(&aud, &prepare_all(d.as_ref(), 0..10, email_contact))
         .await
         .expect("add after 429s");
     assert_eq!(out.accepted, 10);
@@ -132,7 +112,7 @@ async fn bare_429_backs_off_and_retries() {
     assert_eq!((stats.throttled, stats.retries), (2, 2));
     fake.faults().throttle_next(5);
     let err = d
-        .add_members(&aud, &prepared(d.as_ref(), 0..10))
+        .add_members(&aud, &prepare_all(d.as_ref(), 0..10, email_contact))
         .await
         .expect_err("exhausted");
     assert!(
@@ -155,7 +135,7 @@ async fn expired_token_is_refreshed_once() {
     let aud = d.find_or_create_audience("a", "").await.expect("segment");
     fake.oauth().expire_all();
     let out = d
-        .add_members(&aud, &prepared(d.as_ref(), 0..4))
+        .add_members(&aud, &prepare_all(d.as_ref(), 0..4, email_contact))
         .await
         .expect("add after refresh");
     assert_eq!(out.accepted, 4);
@@ -169,7 +149,7 @@ async fn per_element_failures_become_rejections() {
     let d = destination(&fake, REFRESH, json!({}));
     let aud = d.find_or_create_audience("a", "").await.expect("segment");
     fake.reject_emails([email_hash(2), email_hash(5)]);
-    let mut members = prepared(d.as_ref(), 0..8);
+    let mut members = prepare_all(d.as_ref(), 0..8, email_contact);
     members.push(PreparedMember::new("corrupt", json!({"EMAIL": "x"})));
     let out = d.add_members(&aud, &members).await.expect("add");
     assert_eq!(out.accepted, 6);

@@ -1,11 +1,12 @@
 //! Mailchimp connector tests against the stateful fake over loopback HTTP.
 
 use super::data_center;
-use crate::model::{AudienceRef, Contact, PreparedMember};
-use crate::{build_destination, AudienceDestination, Channel, ConnectorError, SecretResolver};
+use crate::model::{AudienceRef, PreparedMember};
+use crate::test_support::{email, email_contact, extend_section, prepare_all, secrets};
+use crate::{build_destination, AudienceDestination, Channel, ConnectorError};
 use campaignd_fakes::FakeMailchimp;
 use serde_json::json;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,8 +18,7 @@ fn destination_with(
     key: &str,
     extra: serde_json::Value,
 ) -> Arc<dyn AudienceDestination> {
-    let secrets =
-        SecretResolver::from_map(HashMap::from([("MC_KEY".to_string(), key.to_string())]));
+    let secrets = secrets(&[("MC_KEY", key)]);
     let mut section = json!({
         "kind": "mailchimp",
         "base_url": fake.base_url(),
@@ -28,9 +28,7 @@ fn destination_with(
         "requests_per_second": 1000.0,
         "retry": {"max_attempts": 4, "initial_backoff_ms": 5, "max_backoff_ms": 20, "max_retry_after_secs": 3},
     });
-    if let (Some(s), Some(e)) = (section.as_object_mut(), extra.as_object()) {
-        s.extend(e.clone());
-    }
+    extend_section(&mut section, &extra);
     build_destination("mc", &section, &secrets).expect("mailchimp destination")
 }
 
@@ -42,24 +40,6 @@ async fn fake() -> FakeMailchimp {
     FakeMailchimp::start(KEY, LIST)
         .await
         .expect("fake mailchimp")
-}
-
-fn contact(i: usize) -> Contact {
-    Contact {
-        customer_id: format!("c{i}"),
-        email: Some(format!(" Person{i}@Example.com")),
-        ..Contact::default()
-    }
-}
-
-fn email(i: usize) -> String {
-    format!("person{i}@example.com")
-}
-
-fn prepared(d: &dyn AudienceDestination, range: std::ops::Range<usize>) -> Vec<PreparedMember> {
-    range
-        .map(|i| d.prepare(&contact(i)).expect("usable"))
-        .collect()
 }
 
 #[tokio::test]
@@ -116,7 +96,7 @@ async fn mailchimp_add_and_remove_converge_in_batches_of_500() {
         .find_or_create_audience("vip", "")
         .await
         .expect("audience");
-    let all = prepared(d.as_ref(), 0..1_200);
+    let all = prepare_all(d.as_ref(), 0..1_200, email_contact);
     let out = d.add_members(&aud, &all).await.expect("add");
     assert_eq!(out.accepted, 1_200);
     assert!(out.rejected.is_empty(), "{:?}", out.rejected);
@@ -141,7 +121,7 @@ async fn mailchimp_add_and_remove_converge_in_batches_of_500() {
     assert_eq!(fake.segment_members(&aud.remote_id), expected);
     // Removing people already gone (or never on the list) is not an error.
     let strangers: Vec<PreparedMember> = (5_000..5_003)
-        .map(|i| d.prepare(&contact(i)).expect("usable"))
+        .map(|i| d.prepare(&email_contact(i)).expect("usable"))
         .collect();
     let out = d
         .remove_members(&aud, &strangers)
@@ -157,7 +137,7 @@ async fn mailchimp_bare_throttle_is_backed_off_and_retried() {
     let aud = d.find_or_create_audience("a", "").await.expect("audience");
     fake.faults().throttle_next(2);
     let out = d
-        .add_members(&aud, &prepared(d.as_ref(), 0..5))
+        .add_members(&aud, &prepare_all(d.as_ref(), 0..5, email_contact))
         .await
         .expect("add after 429s");
     assert_eq!(out.accepted, 5);
@@ -166,7 +146,7 @@ async fn mailchimp_bare_throttle_is_backed_off_and_retried() {
 
     fake.throttle_with_403(true);
     fake.faults().throttle_next(1);
-    d.remove_members(&aud, &prepared(d.as_ref(), 0..5))
+    d.remove_members(&aud, &prepare_all(d.as_ref(), 0..5, email_contact))
         .await
         .expect("remove after a 403 throttle");
     assert_eq!(d.http_stats().expect("stats").throttled, 3);
@@ -175,7 +155,7 @@ async fn mailchimp_bare_throttle_is_backed_off_and_retried() {
     fake.throttle_with_403(false);
     fake.faults().throttle_next(10);
     let err = d
-        .add_members(&aud, &prepared(d.as_ref(), 0..5))
+        .add_members(&aud, &prepare_all(d.as_ref(), 0..5, email_contact))
         .await
         .expect_err("exhausted");
     assert!(
@@ -195,13 +175,13 @@ async fn mailchimp_bare_throttle_is_backed_off_and_retried() {
     // A 429 with Retry-After (not Mailchimp's habit, but possible behind proxies) is honoured too.
     fake.faults().too_many_requests_next(1, 1);
     let start = std::time::Instant::now();
-    d.add_members(&aud, &prepared(d.as_ref(), 0..2))
+    d.add_members(&aud, &prepare_all(d.as_ref(), 0..2, email_contact))
         .await
         .expect("after Retry-After");
     assert!(start.elapsed() >= Duration::from_millis(950));
 
     fake.faults().server_error_next(1);
-    d.add_members(&aud, &prepared(d.as_ref(), 2..4))
+    d.add_members(&aud, &prepare_all(d.as_ref(), 2..4, email_contact))
         .await
         .expect("500 then ok");
     assert_eq!(fake.segment_members(&aud.remote_id).len(), 4);
@@ -217,7 +197,7 @@ async fn mailchimp_caps_simultaneous_connections() {
     for i in 0..30 {
         let d = d.clone();
         let aud = aud.clone();
-        let m = d.prepare(&contact(i)).expect("usable");
+        let m = d.prepare(&email_contact(i)).expect("usable");
         tasks.push(tokio::spawn(async move { d.add_members(&aud, &[m]).await }));
     }
     for t in tasks {
@@ -243,7 +223,7 @@ async fn mailchimp_partial_rejection_is_surfaced_per_member() {
     let aud = d.find_or_create_audience("a", "").await.expect("audience");
     fake.reject_emails([email(3), email(7)]);
     let out = d
-        .add_members(&aud, &prepared(d.as_ref(), 0..10))
+        .add_members(&aud, &prepare_all(d.as_ref(), 0..10, email_contact))
         .await
         .expect("add");
     assert_eq!(out.accepted, 8);
@@ -300,10 +280,7 @@ fn mailchimp_config_derives_the_data_centre_and_names_bad_keys() {
         super::default_base_url("us21"),
         "https://us21.api.mailchimp.com/3.0"
     );
-    let secrets = SecretResolver::from_map(HashMap::from([
-        ("GOOD".to_string(), "abc123-us21".to_string()),
-        ("NODC".to_string(), "abcdef0123456789secret".to_string()),
-    ]));
+    let secrets = secrets(&[("GOOD", "abc123-us21"), ("NODC", "abcdef0123456789secret")]);
     let section =
         |key: &str| json!({"kind": "mailchimp", "list_id": LIST, "api_key": {"env": key}});
     assert!(build_destination("mc", &section("GOOD"), &secrets).is_ok());

@@ -1,21 +1,18 @@
 //! Meta connector tests against the stateful fake over loopback HTTP.
 
 use crate::model::{AudienceRef, Contact, PreparedMember, ReplaceSession};
-use crate::{build_destination, AudienceDestination, ConnectorError, SecretResolver};
-use campaignd_core::identifiers::sha256_hex;
+use crate::test_support::{email_contact, email_hash, prepare_all, secrets};
+use crate::{build_destination, AudienceDestination, ConnectorError};
 use campaignd_fakes::FakeMeta;
 use serde_json::json;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "EAAG-test-token-0123456789";
 
 fn destination(fake: &FakeMeta, token: &str, max_attempts: u32) -> Arc<dyn AudienceDestination> {
-    let secrets = SecretResolver::from_map(HashMap::from([(
-        "META_TOKEN".to_string(),
-        token.to_string(),
-    )]));
+    let secrets = secrets(&[("META_TOKEN", token)]);
     let section = json!({
         "kind": "meta",
         "base_url": fake.base_url(),
@@ -34,26 +31,14 @@ async fn fake() -> FakeMeta {
 
 fn contact(i: usize) -> Contact {
     Contact {
-        customer_id: format!("c{i}"),
-        email: Some(format!(" Person{i}@Example.com")),
         phone: i
             .is_multiple_of(2)
             .then(|| format!("+1 (555) {:03}-{:04}", i / 10_000 % 1000, i % 10_000)),
         first_name: Some("Ann".into()),
-        last_name: None,
         country: Some("US".into()),
         postal_code: Some("94025".into()),
+        ..email_contact(i)
     }
-}
-
-fn email_hash(i: usize) -> String {
-    sha256_hex(&format!("person{i}@example.com"))
-}
-
-fn prepared(d: &dyn AudienceDestination, range: std::ops::Range<usize>) -> Vec<PreparedMember> {
-    range
-        .map(|i| d.prepare(&contact(i)).expect("usable"))
-        .collect()
 }
 
 #[tokio::test]
@@ -100,7 +85,7 @@ async fn add_and_remove_converge_to_expected_set() {
     let fake = fake().await;
     let d = destination(&fake, TOKEN, 3);
     let aud = d.find_or_create_audience("a", "").await.expect("audience");
-    let all = prepared(d.as_ref(), 0..250);
+    let all = prepare_all(d.as_ref(), 0..250, contact);
     let out = d.add_members(&aud, &all).await.expect("add");
     assert_eq!(out.accepted, 250);
     assert!(out.rejected.is_empty());
@@ -119,7 +104,7 @@ async fn large_adds_are_split_at_ten_thousand_rows() {
         .find_or_create_audience("big", "")
         .await
         .expect("audience");
-    let all = prepared(d.as_ref(), 0..10_500);
+    let all = prepare_all(d.as_ref(), 0..10_500, contact);
     let out = d.add_members(&aud, &all).await.expect("add");
     assert_eq!(out.accepted, 10_500);
     assert_eq!(fake.requests().count("POST", "/users"), 2);
@@ -135,7 +120,7 @@ async fn http_429_with_retry_after_is_honoured() {
     fake.faults().too_many_requests_next(1, 1);
     let start = Instant::now();
     let out = d
-        .add_members(&aud, &prepared(d.as_ref(), 0..10))
+        .add_members(&aud, &prepare_all(d.as_ref(), 0..10, contact))
         .await
         .expect("add after 429");
     assert!(
@@ -150,7 +135,7 @@ async fn http_429_with_retry_after_is_honoured() {
     // A Retry-After beyond max_retry_after_secs hands the batch back instead of sleeping.
     fake.faults().too_many_requests_next(1, 3600);
     let err = d
-        .add_members(&aud, &prepared(d.as_ref(), 0..10))
+        .add_members(&aud, &prepare_all(d.as_ref(), 0..10, contact))
         .await
         .expect_err("too long");
     assert!(
@@ -167,13 +152,13 @@ async fn meta_throttle_codes_in_a_400_are_retried() {
     let aud = d.find_or_create_audience("a", "").await.expect("audience");
     fake.faults().throttle_next(2);
     let out = d
-        .add_members(&aud, &prepared(d.as_ref(), 0..5))
+        .add_members(&aud, &prepare_all(d.as_ref(), 0..5, contact))
         .await
         .expect("add after 80003");
     assert_eq!(out.accepted, 5);
     fake.set_throttle_code(613);
     fake.faults().throttle_next(1);
-    d.remove_members(&aud, &prepared(d.as_ref(), 0..5))
+    d.remove_members(&aud, &prepare_all(d.as_ref(), 0..5, contact))
         .await
         .expect("remove after 613");
     assert_eq!(d.http_stats().expect("stats").throttled, 3);
@@ -182,7 +167,7 @@ async fn meta_throttle_codes_in_a_400_are_retried() {
     fake.set_throttle_code(80003);
     fake.faults().throttle_next(10);
     let err = d
-        .add_members(&aud, &prepared(d.as_ref(), 0..5))
+        .add_members(&aud, &prepare_all(d.as_ref(), 0..5, contact))
         .await
         .expect_err("exhausted");
     assert!(
@@ -199,13 +184,13 @@ async fn server_errors_are_retried_then_reported() {
     let aud = d.find_or_create_audience("a", "").await.expect("audience");
     fake.faults().server_error_next(1);
     let out = d
-        .add_members(&aud, &prepared(d.as_ref(), 0..3))
+        .add_members(&aud, &prepare_all(d.as_ref(), 0..3, contact))
         .await
         .expect("500 then ok");
     assert_eq!(out.accepted, 3);
     fake.faults().server_error_next(5);
     let err = d
-        .add_members(&aud, &prepared(d.as_ref(), 3..6))
+        .add_members(&aud, &prepare_all(d.as_ref(), 3..6, contact))
         .await
         .expect_err("500s");
     assert!(
@@ -223,7 +208,7 @@ async fn partial_rejection_is_surfaced_per_member() {
     let aud = d.find_or_create_audience("a", "").await.expect("audience");
     fake.reject_emails([email_hash(3), email_hash(7)]);
     let out = d
-        .add_members(&aud, &prepared(d.as_ref(), 0..10))
+        .add_members(&aud, &prepare_all(d.as_ref(), 0..10, contact))
         .await
         .expect("add");
     assert_eq!(out.accepted, 8);
@@ -283,7 +268,7 @@ async fn usersreplace_takes_over_an_adopted_audience() {
         .await
         .expect("adopt");
     assert!(aud.adopted);
-    let members = prepared(d.as_ref(), 0..12_000);
+    let members = prepare_all(d.as_ref(), 0..12_000, contact);
     let mut session = ReplaceSession::new(12_000);
     let out = d
         .replace_all(&aud, &mut session, &members[..5_000], false)
@@ -326,10 +311,7 @@ async fn usersreplace_takes_over_an_adopted_audience() {
 #[tokio::test]
 async fn slow_platform_times_out_as_transient() {
     let fake = fake().await;
-    let secrets = SecretResolver::from_map(HashMap::from([(
-        "META_TOKEN".to_string(),
-        TOKEN.to_string(),
-    )]));
+    let secrets = secrets(&[("META_TOKEN", TOKEN)]);
     let section = json!({
         "kind": "meta",
         "base_url": fake.base_url(),

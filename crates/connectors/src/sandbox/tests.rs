@@ -2,8 +2,8 @@
 
 use super::{audience_members, audiences};
 use crate::model::{AudienceRef, Contact, PreparedMember};
+use crate::test_support::{email_contact, email_hash, extend_section, prepare_all};
 use crate::{build_destination, AudienceDestination, Channel, SecretResolver};
-use campaignd_core::identifiers::sha256_hex;
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -11,9 +11,7 @@ use std::sync::Arc;
 
 fn destination(dir: &Path, extra: serde_json::Value) -> Arc<dyn AudienceDestination> {
     let mut section = json!({"kind": "sandbox", "path": dir});
-    if let (Some(s), Some(e)) = (section.as_object_mut(), extra.as_object()) {
-        s.extend(e.clone());
-    }
+    extend_section(&mut section, &extra);
     build_destination(
         "demo",
         &section,
@@ -24,23 +22,13 @@ fn destination(dir: &Path, extra: serde_json::Value) -> Arc<dyn AudienceDestinat
 
 fn contact(i: usize) -> Contact {
     Contact {
-        customer_id: format!("c{i}"),
-        email: Some(format!(" Person{i}@Example.com")),
         country: Some("US".into()),
-        ..Contact::default()
+        ..email_contact(i)
     }
 }
 
-fn prepared(d: &dyn AudienceDestination, range: std::ops::Range<usize>) -> Vec<PreparedMember> {
-    range
-        .map(|i| d.prepare(&contact(i)).expect("usable"))
-        .collect()
-}
-
 fn hashes(range: std::ops::Range<usize>) -> BTreeSet<String> {
-    range
-        .map(|i| sha256_hex(&format!("person{i}@example.com")))
-        .collect()
+    range.map(email_hash).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,7 +52,7 @@ async fn sandbox_find_or_create_add_remove_and_persist() {
         }
     );
 
-    let all = prepared(d.as_ref(), 0..250);
+    let all = prepare_all(d.as_ref(), 0..250, contact);
     let out = d.add_members(&aud, &all).await.expect("add");
     assert_eq!((out.accepted, out.rejected.len()), (250, 0));
     // Re-adding is harmless.
@@ -87,7 +75,7 @@ async fn sandbox_find_or_create_add_remove_and_persist() {
         .expect("adopt after restart");
     assert_eq!(adopted.remote_id, aud.remote_id);
     assert!(adopted.adopted);
-    d2.remove_members(&adopted, &prepared(d2.as_ref(), 100..150))
+    d2.remove_members(&adopted, &prepare_all(d2.as_ref(), 100..150, contact))
         .await
         .expect("remove");
     assert_eq!(
@@ -117,7 +105,7 @@ async fn sandbox_rejects_bad_payloads_and_honours_min_size() {
     assert_eq!(d.limits().min_audience_size, 50);
     assert_eq!(d.limits().max_batch, 1000);
     let aud = d.find_or_create_audience("a", "").await.expect("audience");
-    let mut members = prepared(d.as_ref(), 0..3);
+    let mut members = prepare_all(d.as_ref(), 0..3, contact);
     members.push(PreparedMember::new("cx", json!({"EMAIL": "nope"})));
     let out = d.add_members(&aud, &members).await.expect("add");
     assert_eq!(out.accepted, 3);

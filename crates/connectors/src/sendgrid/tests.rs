@@ -1,10 +1,11 @@
 //! SendGrid connector tests against the stateful fake over loopback HTTP.
 
 use crate::model::{AudienceRef, Contact, PreparedMember};
-use crate::{build_destination, AudienceDestination, Channel, ConnectorError, SecretResolver};
+use crate::test_support::{email, email_contact, extend_section, prepare_all, secrets};
+use crate::{build_destination, AudienceDestination, Channel, ConnectorError};
 use campaignd_fakes::FakeSendGrid;
 use serde_json::json;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,8 +16,7 @@ fn destination_with(
     key: &str,
     extra: serde_json::Value,
 ) -> Arc<dyn AudienceDestination> {
-    let secrets =
-        SecretResolver::from_map(HashMap::from([("SG_KEY".to_string(), key.to_string())]));
+    let secrets = secrets(&[("SG_KEY", key)]);
     let mut section = json!({
         "kind": "sendgrid",
         "base_url": fake.base_url(),
@@ -26,9 +26,7 @@ fn destination_with(
         "requests_per_second": 1000.0,
         "retry": {"max_attempts": 4, "initial_backoff_ms": 5, "max_backoff_ms": 20, "max_retry_after_secs": 3},
     });
-    if let (Some(s), Some(e)) = (section.as_object_mut(), extra.as_object()) {
-        s.extend(e.clone());
-    }
+    extend_section(&mut section, &extra);
     build_destination("sg", &section, &secrets).expect("sendgrid destination")
 }
 
@@ -42,21 +40,9 @@ async fn fake() -> FakeSendGrid {
 
 fn contact(i: usize) -> Contact {
     Contact {
-        customer_id: format!("c{i}"),
-        email: Some(format!(" Person{i}@Example.com")),
         first_name: Some(format!("Ann{i}")),
-        ..Contact::default()
+        ..email_contact(i)
     }
-}
-
-fn email(i: usize) -> String {
-    format!("person{i}@example.com")
-}
-
-fn prepared(d: &dyn AudienceDestination, range: std::ops::Range<usize>) -> Vec<PreparedMember> {
-    range
-        .map(|i| d.prepare(&contact(i)).expect("usable"))
-        .collect()
 }
 
 #[tokio::test]
@@ -108,7 +94,7 @@ async fn sendgrid_add_and_remove_converge_through_import_jobs() {
         .find_or_create_audience("vip", "")
         .await
         .expect("audience");
-    let all = prepared(d.as_ref(), 0..10_500);
+    let all = prepare_all(d.as_ref(), 0..10_500, contact);
     let out = d.add_members(&aud, &all).await.expect("add");
     assert_eq!((out.accepted, out.rejected.len()), (10_500, 0));
     assert_eq!(
@@ -154,7 +140,7 @@ async fn sendgrid_throttle_waits_for_the_reset_and_paces_from_headers() {
     let aud = d.find_or_create_audience("a", "").await.expect("audience");
     fake.faults().throttle_next(1);
     let out = d
-        .add_members(&aud, &prepared(d.as_ref(), 0..5))
+        .add_members(&aud, &prepare_all(d.as_ref(), 0..5, contact))
         .await
         .expect("add after 429");
     assert_eq!(out.accepted, 5);
@@ -162,7 +148,7 @@ async fn sendgrid_throttle_waits_for_the_reset_and_paces_from_headers() {
     assert_eq!((stats.throttled, stats.retries), (1, 1));
 
     fake.faults().server_error_next(1);
-    d.add_members(&aud, &prepared(d.as_ref(), 5..7))
+    d.add_members(&aud, &prepare_all(d.as_ref(), 5..7, contact))
         .await
         .expect("500 then ok");
     assert_eq!(fake.list_members(&aud.remote_id).len(), 7);
@@ -203,7 +189,7 @@ async fn sendgrid_job_errors_become_rejections() {
     let aud = d.find_or_create_audience("a", "").await.expect("audience");
     fake.reject_emails([email(3), email(7)]);
     let out = d
-        .add_members(&aud, &prepared(d.as_ref(), 0..10))
+        .add_members(&aud, &prepare_all(d.as_ref(), 0..10, contact))
         .await
         .expect("add");
     assert_eq!(out.accepted, 8);
@@ -225,7 +211,7 @@ async fn sendgrid_job_errors_become_rejections() {
 
     // A job where every row failed.
     let out = d
-        .add_members(&aud, &prepared(d.as_ref(), 3..4))
+        .add_members(&aud, &prepare_all(d.as_ref(), 3..4, contact))
         .await
         .expect("failed job");
     assert_eq!((out.accepted, out.rejected.len()), (0, 1));
@@ -241,7 +227,7 @@ async fn sendgrid_slow_job_is_handed_back_as_transient() {
     let d = destination_with(&fake, KEY, json!({"poll_timeout_secs": 0}));
     let aud = d.find_or_create_audience("a", "").await.expect("audience");
     let err = d
-        .add_members(&aud, &prepared(d.as_ref(), 0..3))
+        .add_members(&aud, &prepare_all(d.as_ref(), 0..3, contact))
         .await
         .expect_err("job still pending");
     assert!(matches!(err, ConnectorError::Transport { .. }), "{err}");

@@ -2,11 +2,11 @@
 
 use super::PENDING_PREFIX;
 use crate::model::{AudienceRef, Contact, PreparedMember, ReplaceSession};
-use crate::{build_destination, AudienceDestination, ConnectorError, SecretResolver};
-use campaignd_core::identifiers::sha256_hex;
+use crate::test_support::{email_hash, prepare_all, secrets};
+use crate::{build_destination, AudienceDestination, ConnectorError};
 use campaignd_fakes::FakeTikTok;
 use serde_json::json;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 const TOKEN: &str = "tt-access-SECRET-0123456789abcdef";
@@ -23,8 +23,7 @@ fn destination(
     batch: usize,
     attempts: u32,
 ) -> Arc<dyn AudienceDestination> {
-    let secrets =
-        SecretResolver::from_map(HashMap::from([("TT_TOKEN".to_string(), token.to_string())]));
+    let secrets = secrets(&[("TT_TOKEN", token)]);
     let section = json!({
         "kind": "tiktok",
         "base_url": fake.base_url(),
@@ -44,16 +43,6 @@ fn contact(i: usize) -> Contact {
         email: Some(format!("Person{i}@Example.com ")),
         ..Default::default()
     }
-}
-
-fn email_hash(i: usize) -> String {
-    sha256_hex(&format!("person{i}@example.com"))
-}
-
-fn prepared(d: &dyn AudienceDestination, range: std::ops::Range<usize>) -> Vec<PreparedMember> {
-    range
-        .map(|i| d.prepare(&contact(i)).expect("usable"))
-        .collect()
 }
 
 #[tokio::test]
@@ -90,14 +79,14 @@ async fn find_pages_and_adopts_and_first_batch_creates() {
     );
     assert!(fake.audience_id("campaignd: vip").is_none());
     let out = d
-        .add_members(&pending, &prepared(d.as_ref(), 0..20))
+        .add_members(&pending, &prepare_all(d.as_ref(), 0..20, contact))
         .await
         .expect("add creates");
     assert_eq!(out.accepted, 20);
     let id = fake.audience_id("campaignd: vip").expect("created");
     assert_eq!(fake.members(&id).len(), 20);
     // The pending reference keeps working for later batches (no second audience).
-    d.add_members(&pending, &prepared(d.as_ref(), 20..30))
+    d.add_members(&pending, &prepare_all(d.as_ref(), 20..30, contact))
         .await
         .expect("append");
     assert_eq!(fake.members(&id).len(), 30);
@@ -123,7 +112,7 @@ async fn add_remove_converge_in_several_files() {
     assert_eq!(d.limits().max_batch, 100);
     assert_eq!(d.limits().min_audience_size, 1_000);
     let aud = d.find_or_create_audience("a", "").await.expect("adopt");
-    let all = prepared(d.as_ref(), 0..250);
+    let all = prepare_all(d.as_ref(), 0..250, contact);
     let out = d.add_members(&aud, &all).await.expect("add");
     assert_eq!(out.accepted, 250);
     assert_eq!(fake.uploads(), 3);
@@ -154,7 +143,7 @@ async fn envelope_throttle_code_is_retried() {
     let aud = d.find_or_create_audience("a", "").await.expect("adopt");
     fake.faults().throttle_next(2);
     let out = d
-        .add_members(&aud, &prepared(d.as_ref(), 0..5))
+        .add_members(&aud, &prepare_all(d.as_ref(), 0..5, contact))
         .await
         .expect("add after 40100");
     assert_eq!(out.accepted, 5);
@@ -163,7 +152,7 @@ async fn envelope_throttle_code_is_retried() {
 
     fake.faults().throttle_next(10);
     let err = d
-        .add_members(&aud, &prepared(d.as_ref(), 0..5))
+        .add_members(&aud, &prepare_all(d.as_ref(), 0..5, contact))
         .await
         .expect_err("exhausted");
     assert!(
@@ -173,7 +162,7 @@ async fn envelope_throttle_code_is_retried() {
     assert!(err.to_string().contains("40100"), "{err}");
     fake.faults().throttle_next(0);
     fake.faults().server_error_next(1);
-    d.add_members(&aud, &prepared(d.as_ref(), 5..6))
+    d.add_members(&aud, &prepare_all(d.as_ref(), 5..6, contact))
         .await
         .expect("5xx then ok");
 }
@@ -209,7 +198,7 @@ async fn replace_takes_over_an_adopted_audience_and_bad_payloads_are_rejected() 
     assert!(d.supports_replace_all());
     let aud = d.find_or_create_audience("old", "").await.expect("adopt");
     assert!(aud.adopted);
-    let members = prepared(d.as_ref(), 0..250);
+    let members = prepare_all(d.as_ref(), 0..250, contact);
     let mut session = ReplaceSession::new(250);
     d.replace_all(&aud, &mut session, &members[..150], false)
         .await

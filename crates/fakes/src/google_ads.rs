@@ -16,7 +16,7 @@
 // Handlers return the platform's error reply as `Err(Response)`; boxing it would only add noise here.
 #![allow(clippy::result_large_err)]
 
-use crate::skeleton::{FakeServer, Faults, RequestLog};
+use crate::skeleton::{credentials, FakeServer, Faults, RequestLog};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
@@ -146,11 +146,7 @@ impl OAuthIssuer {
 
     /// Checks `Authorization: Bearer <token>`.
     pub fn check_bearer(&self, headers: &HeaderMap) -> Result<(), TokenProblem> {
-        let token = headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or(TokenProblem::Missing)?;
+        let token = credentials(headers, "Bearer ").ok_or(TokenProblem::Missing)?;
         match self.tokens().get(token) {
             None => Err(TokenProblem::Invalid),
             Some(exp) if Instant::now() >= *exp => Err(TokenProblem::Expired),

@@ -11,7 +11,7 @@
 //! `complete` from the second on, and profiles and list memberships change only then; refused rows are
 //! listed as import errors carrying their `original_payload`. Throttling is a 429 with `Retry-After`.
 
-use crate::skeleton::{FakeServer, Faults, RequestLog};
+use crate::skeleton::{credentials, FakeServer, Faults, RequestLog};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -116,10 +116,7 @@ impl KlState {
     }
 
     fn check(&self, headers: &HeaderMap) -> Option<Response> {
-        let given = headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Klaviyo-API-Key "));
+        let given = credentials(headers, "Klaviyo-API-Key ");
         if given != Some(self.api_key.as_str()) {
             return Some(error(
                 StatusCode::UNAUTHORIZED,

@@ -12,7 +12,7 @@
 //! `Retry-After`, as does every [`Faults::throttle_next`] reply (or a 403, see
 //! [`FakeMailchimp::throttle_with_403`]).
 
-use crate::skeleton::{FakeServer, Faults, RequestLog};
+use crate::skeleton::{credentials, FakeServer, Faults, RequestLog};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -114,10 +114,7 @@ impl McState {
 
     /// `None` when the Basic credentials carry the right key; the 401 reply otherwise.
     fn auth_error(&self, headers: &HeaderMap) -> Option<Response> {
-        let ok = headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Basic "))
+        let ok = credentials(headers, "Basic ")
             .and_then(|b| base64_decode(b.trim()))
             .and_then(|raw| String::from_utf8(raw).ok())
             .and_then(|pair| pair.split_once(':').map(|(_, key)| key == self.api_key))

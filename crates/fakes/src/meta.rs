@@ -7,7 +7,7 @@
 //! Deliberately hostile: a bad token's error message echoes the token it received, so tests prove the
 //! connector redacts it.
 
-use crate::skeleton::{request_params, FakeServer, Faults, RequestLog};
+use crate::skeleton::{credentials, request_params, FakeServer, Faults, RequestLog};
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, Method, StatusCode};
@@ -136,13 +136,8 @@ impl MetaState {
         headers: &HeaderMap,
         params: &Map<String, Value>,
     ) -> Result<(), Box<Response>> {
-        let bearer = headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("OAuth "))
-            })
+        let bearer = credentials(headers, "Bearer ")
+            .or_else(|| credentials(headers, "OAuth "))
             .map(str::to_string);
         let param = params
             .get("access_token")

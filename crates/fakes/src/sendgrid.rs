@@ -13,7 +13,7 @@
 //! memberships change only then. Every reply carries `X-RateLimit-Limit/Remaining/Reset` (epoch seconds);
 //! with [`FakeSendGrid::set_rate_limit`] a per-second budget is enforced with 429s.
 
-use crate::skeleton::{FakeServer, Faults, RequestLog};
+use crate::skeleton::{credentials, FakeServer, Faults, RequestLog};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -110,10 +110,7 @@ impl SgState {
     }
 
     fn auth_error(&self, headers: &HeaderMap) -> Option<Response> {
-        let given = headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
+        let given = credentials(headers, "Bearer ");
         (given != Some(self.api_key.as_str()))
             .then(|| errors(StatusCode::UNAUTHORIZED, None, "authorization required"))
     }

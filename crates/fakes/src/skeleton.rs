@@ -259,3 +259,13 @@ pub fn request_params(
     }
     Ok(out)
 }
+
+/// The credentials after `prefix` (scheme and its space, e.g. `"Bearer "`) in the `Authorization`
+/// header, or `None` when the header is missing, not text, or uses another scheme — every platform
+/// fake then answers with its own error shape.
+pub(crate) fn credentials<'a>(headers: &'a axum::http::HeaderMap, prefix: &str) -> Option<&'a str> {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix(prefix))
+}

@@ -37,6 +37,9 @@ pub(super) fn digits(s: &str) -> bool {
     !s.is_empty() && s.chars().all(|c| c.is_ascii_digit())
 }
 
+/// Ad ids `POST /ad/status/update/` takes in one call.
+const MAX_STATUS_IDS: usize = 20;
+
 impl TikTokDestination {
     pub(super) fn invalid(&self, message: String) -> ConnectorError {
         ConnectorError::Invalid {
@@ -102,17 +105,17 @@ impl TikTokDestination {
         }
     }
 
+    /// Enables or disables ads, at most [`MAX_STATUS_IDS`] per call as TikTok requires.
     async fn set_status(&self, ad_ids: &[String], enable: bool) -> Result<(), ConnectorError> {
-        if ad_ids.is_empty() {
-            return Ok(());
+        for chunk in ad_ids.chunks(MAX_STATUS_IDS) {
+            let body = json!({
+                "advertiser_id": self.advertiser_id,
+                "ad_ids": chunk,
+                "operation_status": if enable { "ENABLE" } else { "DISABLE" },
+            });
+            self.post_json("update ad status", "ad/status/update/", &body)
+                .await?;
         }
-        let body = json!({
-            "advertiser_id": self.advertiser_id,
-            "ad_ids": ad_ids,
-            "operation_status": if enable { "ENABLE" } else { "DISABLE" },
-        });
-        self.post_json("update ad status", "ad/status/update/", &body)
-            .await?;
         Ok(())
     }
 }

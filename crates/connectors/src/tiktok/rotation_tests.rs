@@ -48,6 +48,23 @@ async fn swap_enables_the_new_ad_and_disables_the_others() {
 }
 
 #[tokio::test]
+async fn swap_in_a_large_ad_group_disables_in_batches_of_twenty() {
+    let fake = FakeTikTok::start(TOKEN, ADV).await.expect("fake");
+    let ids: Vec<String> = (0..45).map(|i| format!("{}", 2800 + i)).collect();
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    fake.seed_ad_group("1750", &refs);
+    let s: Arc<dyn CreativeSwapper> = build(&fake, TOKEN);
+
+    s.swap_creative("1750", "2844")
+        .await
+        .expect("swap past TikTok's 20-id cap");
+    assert_eq!(fake.ad_status("2844").as_deref(), Some("ENABLE"));
+    for id in ids.iter().filter(|id| id.as_str() != "2844") {
+        assert_eq!(fake.ad_status(id).as_deref(), Some("DISABLE"), "ad {id}");
+    }
+}
+
+#[tokio::test]
 async fn a_refused_swap_is_an_error_without_the_token() {
     let fake = FakeTikTok::start(TOKEN, ADV).await.expect("fake");
     fake.seed_ad_group("1700", &["1801", "1802"]);

@@ -8,8 +8,7 @@ use std::time::Instant;
 use anyhow::Context;
 use chrono::Utc;
 
-use campaignd_core::rules::{compile_segment, parse_rule, templates, SqlParam};
-use campaignd_engine::Settings;
+use campaignd_core::rules::{compile_segment, parse_rule, templates};
 use campaignd_store::segments::{SegmentPlan, SegmentQuery};
 use campaignd_store::{Pool, Store};
 
@@ -21,45 +20,8 @@ pub fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-/// Runs the compiled query through sqlx with nothing of campaignd around it — `SELECT COUNT(*)` over it,
-/// so the database does all the work of the segment and only one number crosses the driver: the floor
-/// campaignd's recompute is compared to.
-async fn raw_sql_count(store: &Store, sql: &str, params: &[SqlParam]) -> anyhow::Result<u64> {
-    let counted = format!("SELECT COUNT(*) FROM ({sql}) raw");
-    let n: i64 = match store.pool() {
-        Pool::Sqlite(pool) => {
-            let mut q = sqlx::query_scalar(&counted);
-            for p in params {
-                q = match p {
-                    SqlParam::Int(v) => q.bind(*v),
-                    SqlParam::Float(v) => q.bind(*v),
-                    SqlParam::Text(v) => q.bind(v.clone()),
-                    SqlParam::Bool(v) => q.bind(*v),
-                    SqlParam::Timestamp(v) => q.bind(v.timestamp()),
-                };
-            }
-            q.fetch_one(pool).await?
-        }
-        Pool::Postgres(pool) => {
-            let mut q = sqlx::query_scalar(&counted);
-            for p in params {
-                q = match p {
-                    SqlParam::Int(v) => q.bind(*v),
-                    SqlParam::Float(v) => q.bind(*v),
-                    SqlParam::Text(v) => q.bind(v.clone()),
-                    SqlParam::Bool(v) => q.bind(*v),
-                    SqlParam::Timestamp(v) => q.bind(*v),
-                };
-            }
-            q.fetch_one(pool).await?
-        }
-    };
-    Ok(n as u64)
-}
-
 /// Runs the recompute benchmark and prints its table.
 pub async fn recompute(
-    _settings: &Settings,
     customers: usize,
     store_url: Option<String>,
     seed: u64,
@@ -118,7 +80,9 @@ pub async fn recompute(
         store.recompute_segment(&plan, run_id, as_of).await?;
         let rerun_s = t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let raw_rows = raw_sql_count(&store, &compiled.sql, &compiled.params).await?;
+        // The same compiled SQL with nothing of campaignd around it: `SELECT COUNT(*)` over it, so the
+        // database does all of the segment's work and one number crosses the driver.
+        let raw_rows = store.count_matches(&compiled).await? as u64;
         let raw_s = t.elapsed().as_secs_f64();
         anyhow::ensure!(
             raw_rows == first.size as u64,

@@ -165,9 +165,8 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
                 store,
                 seed,
             } => {
-                let settings =
-                    settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
-                bench::recompute(&settings, customers, store, seed)
+                settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
+                bench::recompute(customers, store, seed)
                     .await
                     .map_err(Failure::job)
             }

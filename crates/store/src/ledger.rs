@@ -357,18 +357,6 @@ impl Store {
         Ok(())
     }
 
-    /// Customer ids the ledger says an audience holds, in order (for tests and `sync` reports).
-    pub async fn ledger_members(
-        &self,
-        destination: &str,
-        audience_name: &str,
-    ) -> Result<Vec<String>, StoreError> {
-        const SQL: &str = "SELECT customer_id FROM sync_ledger WHERE destination = $1 AND audience_name = $2 ORDER BY customer_id";
-        let ids: Vec<String> = on_pool!(self, pool => sqlx::query_scalar(SQL)
-            .bind(destination).bind(audience_name).fetch_all(pool).await?);
-        Ok(ids)
-    }
-
     /// Rejections recorded by a run: (customer id, action, reason).
     pub async fn run_rejections(
         &self,

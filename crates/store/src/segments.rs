@@ -263,6 +263,16 @@ impl Store {
         })
     }
 
+    /// How many rows a compiled segment query returns, counted in the database (`SELECT COUNT(*)` over
+    /// it): the raw-SQL baseline benchmarks compare a recompute with.
+    pub async fn count_matches(&self, query: &CompiledQuery) -> Result<i64, StoreError> {
+        let sql = format!("SELECT COUNT(*) FROM ({}) counted", query.sql);
+        let n: i64 = on_pool!(self, pool => {
+            sqlx::query(&sql).bind_params(&query.params).fetch_one(pool).await?.try_get(0)?
+        });
+        Ok(n)
+    }
+
     /// Every recomputed segment, by name.
     pub async fn segment_summaries(&self) -> Result<Vec<SegmentSummary>, StoreError> {
         const SQL: &str = "SELECT name, description, source, compiled_sql, size, last_joined, last_left, computed_at \

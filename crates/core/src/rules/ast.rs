@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, Months, SecondsFormat, Utc};
 
 /// A 1-based line and column (in characters) in the rule source, for error messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -76,16 +76,21 @@ pub enum DurationUnit {
     Days,
     /// `w`
     Weeks,
+    /// `y`: calendar years (`30y ago` is the same date and time 30 years earlier; from 29 February
+    /// it lands on 28 February), so `customer.birth_date <= 30y ago` means `customer.age >= 30`.
+    Years,
 }
 
 impl DurationUnit {
-    /// Seconds in one unit.
+    /// Seconds in one unit; for years the nominal 365 days, used only to bound a duration's length
+    /// (windows and `ago` subtract calendar years, see [`Duration::before`]).
     pub fn seconds(self) -> i64 {
         match self {
             DurationUnit::Minutes => 60,
             DurationUnit::Hours => 3_600,
             DurationUnit::Days => 86_400,
             DurationUnit::Weeks => 7 * 86_400,
+            DurationUnit::Years => 365 * 86_400,
         }
     }
 
@@ -96,6 +101,7 @@ impl DurationUnit {
             DurationUnit::Hours => 'h',
             DurationUnit::Days => 'd',
             DurationUnit::Weeks => 'w',
+            DurationUnit::Years => 'y',
         }
     }
 }
@@ -110,16 +116,24 @@ pub struct Duration {
 }
 
 impl Duration {
-    /// Length in seconds: windows and `ago` are computed at second resolution (SQLite stores seconds).
+    /// Length in seconds (years counted as 365 days): windows and `ago` are computed at second
+    /// resolution (SQLite stores seconds).
     pub fn seconds(self) -> i64 {
         self.amount.saturating_mul(self.unit.seconds())
     }
 
     /// `as_of - self`, saturating at the earliest representable instant instead of panicking.
+    ///
+    /// Years are calendar years (same month, day and time of day; 29 February → 28 February), so
+    /// SQL and the reference evaluator, which both take this bound from here, agree on them.
     pub fn before(self, as_of: DateTime<Utc>) -> DateTime<Utc> {
-        as_of
-            .checked_sub_signed(chrono::Duration::seconds(self.seconds()))
-            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+        let earlier = match self.unit {
+            DurationUnit::Years => u32::try_from(self.amount.saturating_mul(12))
+                .ok()
+                .and_then(|months| as_of.checked_sub_months(Months::new(months))),
+            _ => as_of.checked_sub_signed(chrono::Duration::seconds(self.seconds())),
+        };
+        earlier.unwrap_or(DateTime::<Utc>::MIN_UTC)
     }
 }
 
@@ -161,14 +175,66 @@ impl Literal {
     }
 }
 
+/// Writes `s` as a double-quoted rule string using only the escapes the lexer reads (`\"`, `\\`,
+/// `\n`, `\t`, `\r`, `\u{..}` for other control characters), so it lexes back to exactly `s`.
+/// Rust's `{:?}` would not: it writes escapes such as `\u{301}` for combining marks and `\0`.
+pub fn write_quoted(f: &mut impl fmt::Write, s: &str) -> fmt::Result {
+    f.write_char('"')?;
+    for c in s.chars() {
+        match c {
+            '"' => f.write_str("\\\"")?,
+            '\\' => f.write_str("\\\\")?,
+            '\n' => f.write_str("\\n")?,
+            '\t' => f.write_str("\\t")?,
+            '\r' => f.write_str("\\r")?,
+            c if c.is_control() => write!(f, "\\u{{{:x}}}", c as u32)?,
+            c => f.write_char(c)?,
+        }
+    }
+    f.write_char('"')
+}
+
+/// A decimal in plain notation that lexes back as the same `f64`: Rust's `Display` gives the
+/// shortest digits that round-trip without an exponent (`{:?}` would write `1e16`, which the
+/// language has no syntax for), and a `.0` is added to integral values so they stay decimals.
+fn write_float(f: &mut fmt::Formatter<'_>, v: f64) -> fmt::Result {
+    let text = v.to_string();
+    f.write_str(&text)?;
+    if text.contains('.') || !v.is_finite() {
+        Ok(())
+    } else {
+        f.write_str(".0")
+    }
+}
+
+/// An instant as an RFC 3339 literal the lexer reads back: `Z` when its UTC year has four digits;
+/// otherwise (a literal like `9999-12-31T23:00:00-05:00` is in year 10000 in UTC) with the
+/// largest offset RFC 3339 allows, which brings every instant the lexer accepts back into years
+/// 0000..=9999.
+fn write_timestamp(f: &mut fmt::Formatter<'_>, t: DateTime<Utc>) -> fmt::Result {
+    const MAX_OFFSET: i32 = 23 * 3_600 + 59 * 60;
+    let offset = match t.year() {
+        y if y > 9999 => FixedOffset::west_opt(MAX_OFFSET),
+        y if y < 0 => FixedOffset::east_opt(MAX_OFFSET),
+        _ => None,
+    };
+    match offset {
+        Some(o) => f.write_str(
+            &t.with_timezone(&o)
+                .to_rfc3339_opts(SecondsFormat::AutoSi, false),
+        ),
+        None => f.write_str(&t.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
+    }
+}
+
 impl fmt::Display for Literal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Literal::Int(v) => write!(f, "{v}"),
-            Literal::Float(v) => write!(f, "{v:?}"),
-            Literal::Str(s) => write!(f, "{s:?}"),
+            Literal::Float(v) => write_float(f, *v),
+            Literal::Str(s) => write_quoted(f, s),
             Literal::Bool(b) => write!(f, "{b}"),
-            Literal::Timestamp(t) => f.write_str(&t.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
+            Literal::Timestamp(t) => write_timestamp(f, *t),
             Literal::Duration(d) => write!(f, "{d}"),
             Literal::Ago(d) => write!(f, "{d} ago"),
         }
@@ -198,6 +264,9 @@ pub enum CustomerAttr {
     Gender,
     /// `customer.birth_date`, a timestamp at midnight UTC of the date.
     BirthDate,
+    /// `customer.age`: whole years from `birth_date` to the UTC date of "now" (`as_of`); missing
+    /// without a birth date. Not a column: computed per dialect from `birth_date`.
+    Age,
     /// `customer.created_at`
     CreatedAt,
     /// `customer.consent_ads`, usable bare as a condition.
@@ -208,7 +277,7 @@ pub enum CustomerAttr {
 
 impl CustomerAttr {
     /// Every attribute, in the order error messages list them.
-    pub const ALL: [CustomerAttr; 13] = [
+    pub const ALL: [CustomerAttr; 14] = [
         CustomerAttr::Id,
         CustomerAttr::Email,
         CustomerAttr::Phone,
@@ -219,12 +288,14 @@ impl CustomerAttr {
         CustomerAttr::PostalCode,
         CustomerAttr::Gender,
         CustomerAttr::BirthDate,
+        CustomerAttr::Age,
         CustomerAttr::CreatedAt,
         CustomerAttr::ConsentAds,
         CustomerAttr::ConsentEmail,
     ];
 
-    /// The attribute's name in rules, which is also its column name.
+    /// The attribute's name in rules, which is also its column name (except for the computed
+    /// `age`).
     pub fn name(self) -> &'static str {
         match self {
             CustomerAttr::Id => "id",
@@ -237,6 +308,7 @@ impl CustomerAttr {
             CustomerAttr::PostalCode => "postal_code",
             CustomerAttr::Gender => "gender",
             CustomerAttr::BirthDate => "birth_date",
+            CustomerAttr::Age => "age",
             CustomerAttr::CreatedAt => "created_at",
             CustomerAttr::ConsentAds => "consent_ads",
             CustomerAttr::ConsentEmail => "consent_email",
@@ -253,6 +325,7 @@ impl CustomerAttr {
         match self {
             CustomerAttr::BirthDate | CustomerAttr::CreatedAt => Type::Timestamp,
             CustomerAttr::ConsentAds | CustomerAttr::ConsentEmail => Type::Bool,
+            CustomerAttr::Age => Type::Number,
             _ => Type::String,
         }
     }
@@ -428,7 +501,9 @@ impl fmt::Display for Term {
                 write!(f, "events.{}(", func.name())?;
                 let mut args = Vec::new();
                 if let Some(k) = kind {
-                    args.push(format!("{k:?}"));
+                    let mut quoted = String::new();
+                    write_quoted(&mut quoted, k)?;
+                    args.push(quoted);
                 }
                 if let Some(w) = window {
                     args.push(w.to_string());
@@ -436,7 +511,11 @@ impl fmt::Display for Term {
                 write!(f, "{})", args.join(", "))
             }
             Term::Rfm(s) => write!(f, "rfm.{}", s.name()),
-            Term::InSegment(name) => write!(f, "in_segment({name:?})"),
+            Term::InSegment(name) => {
+                f.write_str("in_segment(")?;
+                write_quoted(f, name)?;
+                f.write_str(")")
+            }
         }
     }
 }
@@ -514,10 +593,12 @@ pub struct Expr {
 /// The kinds of rule nodes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ExprKind {
-    /// `lhs and rhs`
-    And(Box<Expr>, Box<Expr>),
-    /// `lhs or rhs`
-    Or(Box<Expr>, Box<Expr>),
+    /// `a and b and ...`: two or more operands, flat. A chain of any length is one node, so the
+    /// tree's depth is bounded by the nesting of parentheses and `not` (which the parser limits),
+    /// never by the number of terms; no operand is itself an `And` (the parser splices groups in).
+    And(Vec<Expr>),
+    /// `a or b or ...`: two or more operands, flat, none itself an `Or` (see [`ExprKind::And`]).
+    Or(Vec<Expr>),
     /// `not operand`
     Not(Box<Expr>),
     /// `lhs op rhs`; `op_pos` is where the operator is, for type errors.
@@ -596,9 +677,10 @@ impl Expr {
     pub fn walk(&self, f: &mut dyn FnMut(&Expr)) {
         f(self);
         match &self.kind {
-            ExprKind::And(a, b) | ExprKind::Or(a, b) => {
-                a.walk(f);
-                b.walk(f);
+            ExprKind::And(parts) | ExprKind::Or(parts) => {
+                for p in parts {
+                    p.walk(f);
+                }
             }
             ExprKind::Not(a) => a.walk(f),
             ExprKind::Compare { lhs, rhs, .. } => {
@@ -613,6 +695,76 @@ impl Expr {
             }
             ExprKind::Literal(_) | ExprKind::Term(_) => {}
         }
+    }
+
+    /// Whether two trees are the same rule, ignoring where their nodes were written: what "the
+    /// canonical form parses back to the same rule" means (the fuzz target and property tests).
+    pub fn same_rule(&self, other: &Expr) -> bool {
+        use ExprKind::*;
+        let all_same = |a: &[Expr], b: &[Expr]| {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.same_rule(y))
+        };
+        match (&self.kind, &other.kind) {
+            (And(a), And(b)) | (Or(a), Or(b)) => all_same(a, b),
+            (Not(a), Not(b)) => a.same_rule(b),
+            (
+                Compare {
+                    op: o1,
+                    lhs: l1,
+                    rhs: r1,
+                    ..
+                },
+                Compare {
+                    op: o2,
+                    lhs: l2,
+                    rhs: r2,
+                    ..
+                },
+            ) => o1 == o2 && l1.same_rule(l2) && r1.same_rule(r2),
+            (
+                In {
+                    negated: n1,
+                    lhs: l1,
+                    items: i1,
+                    ..
+                },
+                In {
+                    negated: n2,
+                    lhs: l2,
+                    items: i2,
+                    ..
+                },
+            ) => n1 == n2 && l1.same_rule(l2) && all_same(i1, i2),
+            (Literal(a), Literal(b)) => a == b,
+            (Term(a), Term(b)) => a == b,
+            _ => false,
+        }
+    }
+
+    /// How deeply nested the tree is (a leaf is 1). Bounded by the parser's limits; the type
+    /// checker re-checks it so a hand-built tree cannot take a recursive pass past them.
+    pub fn depth(&self) -> usize {
+        let mut deepest = 0;
+        let mut stack = vec![(self, 1usize)];
+        while let Some((e, d)) = stack.pop() {
+            deepest = deepest.max(d);
+            match &e.kind {
+                ExprKind::And(parts) | ExprKind::Or(parts) => {
+                    stack.extend(parts.iter().map(|p| (p, d + 1)))
+                }
+                ExprKind::Not(a) => stack.push((a, d + 1)),
+                ExprKind::Compare { lhs, rhs, .. } => {
+                    stack.push((lhs, d + 1));
+                    stack.push((rhs, d + 1));
+                }
+                ExprKind::In { lhs, items, .. } => {
+                    stack.push((lhs, d + 1));
+                    stack.extend(items.iter().map(|p| (p, d + 1)));
+                }
+                ExprKind::Literal(_) | ExprKind::Term(_) => {}
+            }
+        }
+        deepest
     }
 
     fn precedence(&self) -> u8 {
@@ -639,15 +791,19 @@ impl Expr {
 impl fmt::Display for Expr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
-            ExprKind::Or(a, b) => {
-                self.fmt_child(a, 1, f)?;
-                f.write_str(" or ")?;
-                self.fmt_child(b, 2, f)
-            }
-            ExprKind::And(a, b) => {
-                self.fmt_child(a, 2, f)?;
-                f.write_str(" and ")?;
-                self.fmt_child(b, 3, f)
+            // An operand of the same kind is parenthesised, so the flat shape prints back as is.
+            ExprKind::Or(parts) | ExprKind::And(parts) => {
+                let (word, min) = match self.kind {
+                    ExprKind::Or(_) => (" or ", 2),
+                    _ => (" and ", 3),
+                };
+                for (i, p) in parts.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(word)?;
+                    }
+                    self.fmt_child(p, min, f)?;
+                }
+                Ok(())
             }
             ExprKind::Not(a) => {
                 f.write_str("not ")?;

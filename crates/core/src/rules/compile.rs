@@ -13,7 +13,7 @@
 //! * sums are rounded to cents; averages are computed on exact cents and rounded half away from
 //!   zero, so SQLite (REAL), Postgres (NUMERIC) and Rust (f64) agree to the last bit.
 
-use chrono::{DateTime, Timelike, Utc};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 
 use super::ast::{CustomerAttr, EventFn, Expr, ExprKind, Literal, OrderFn, Term, Type};
 
@@ -93,6 +93,29 @@ pub fn compile_segment(
     }
 }
 
+/// Longest run of operands joined flat, as written (`a AND b AND c AND d`).
+const FLAT_JUNCTION: usize = 4;
+
+/// Joins `parts` with `word` (` AND ` / ` OR `) as a balanced tree of parenthesised halves once
+/// there are more than [`FLAT_JUNCTION`] of them.
+///
+/// SQLite parses `a AND b AND c ...` into a left-deep binary tree and refuses expressions deeper
+/// than 1000 (`SQLITE_MAX_EXPR_DEPTH`, "Expression tree is too large"), so a flat chain of 1000
+/// conditions fails; halves keep the depth at about log2 of the number of operands (14 for
+/// 10,000). Postgres flattens the left side of each `AND` into one list, which balancing keeps
+/// shallow too, well inside its `max_stack_depth`.
+fn balanced(parts: &[String], word: &str) -> String {
+    if parts.len() <= FLAT_JUNCTION {
+        return parts.join(word);
+    }
+    let (left, right) = parts.split_at(parts.len() / 2);
+    format!(
+        "({}){word}({})",
+        balanced(left, word),
+        balanced(right, word)
+    )
+}
+
 struct Compiler {
     dialect: Dialect,
     as_of: DateTime<Utc>,
@@ -137,12 +160,11 @@ impl Compiler {
     /// SQL for a boolean node, never NULL.
     fn condition(&mut self, e: &Expr) -> String {
         match &e.kind {
-            ExprKind::And(a, b) | ExprKind::Or(a, b) => {
+            ExprKind::And(parts) | ExprKind::Or(parts) => {
                 let is_and = matches!(e.kind, ExprKind::And(..));
-                let word = if is_and { "AND" } else { "OR" };
-                let l = self.junct_child(a, is_and);
-                let r = self.junct_child(b, is_and);
-                format!("{l} {word} {r}")
+                let word = if is_and { " AND " } else { " OR " };
+                let sql: Vec<String> = parts.iter().map(|p| self.junct_child(p)).collect();
+                balanced(&sql, word)
             }
             ExprKind::Not(a) => {
                 let inner = self.condition(a);
@@ -182,14 +204,11 @@ impl Compiler {
         }
     }
 
-    fn junct_child(&mut self, child: &Expr, parent_is_and: bool) -> String {
+    /// An operand of `AND`/`OR`: a nested junction is parenthesised (also one of the same kind,
+    /// which only a hand-built tree has, so it stays a single balanced operand).
+    fn junct_child(&mut self, child: &Expr) -> String {
         let s = self.condition(child);
-        let needs_parens = match child.kind {
-            ExprKind::Or(..) => parent_is_and,
-            ExprKind::And(..) => !parent_is_and,
-            _ => false,
-        };
-        if needs_parens {
+        if matches!(child.kind, ExprKind::Or(..) | ExprKind::And(..)) {
             format!("({s})")
         } else {
             s
@@ -230,6 +249,7 @@ impl Compiler {
                     "(CAST(c.birth_date AS TIMESTAMP) AT TIME ZONE 'UTC')".to_string()
                 }
             },
+            Term::Customer(CustomerAttr::Age) => self.age(),
             Term::Customer(a) => format!("c.{}", a.name()),
             Term::Rfm(s) => format!("rfm.{}", s.name()),
             Term::InSegment(name) => self.in_segment(name),
@@ -263,6 +283,27 @@ impl Compiler {
                 format!("(SELECT {select} FROM events e WHERE {filter})")
             }
         }
+    }
+
+    /// `customer.age`: the year of `as_of` minus the birth year, minus one if the birthday (as
+    /// month * 100 + day) is still to come in `as_of`'s year; NULL without a birth date. Integer
+    /// arithmetic on both dialects (no `AGE()` interval or locale-dependent text), so it equals
+    /// [`super::eval`]'s count of whole years exactly, 29 February included.
+    fn age(&mut self) -> String {
+        let year = self.param(SqlParam::Int(i64::from(self.as_of.year())));
+        let today = i64::from(self.as_of.month() * 100 + self.as_of.day());
+        let today = self.param(SqlParam::Int(today));
+        let (birth_year, birthday) = match self.dialect {
+            Dialect::Sqlite => (
+                "CAST(strftime('%Y', c.birth_date) AS INTEGER)",
+                "CAST(strftime('%m%d', c.birth_date) AS INTEGER)",
+            ),
+            Dialect::Postgres => (
+                "CAST(EXTRACT(YEAR FROM c.birth_date) AS INTEGER)",
+                "CAST(EXTRACT(MONTH FROM c.birth_date) * 100 + EXTRACT(DAY FROM c.birth_date) AS INTEGER)",
+            ),
+        };
+        format!("({year} - {birth_year} - (CASE WHEN {today} < {birthday} THEN 1 ELSE 0 END))")
     }
 
     fn order_select(&self, func: OrderFn) -> String {

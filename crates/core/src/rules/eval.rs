@@ -10,7 +10,7 @@
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 
 use super::ast::{CustomerAttr, EventFn, Expr, ExprKind, Literal, OrderFn, RfmScore, Term};
 use super::compile::whole_seconds;
@@ -180,8 +180,8 @@ struct Ctx<'a> {
 impl<'a> Ctx<'a> {
     fn condition(&self, e: &'a Expr, c: &'a Customer) -> bool {
         match &e.kind {
-            ExprKind::And(a, b) => self.condition(a, c) && self.condition(b, c),
-            ExprKind::Or(a, b) => self.condition(a, c) || self.condition(b, c),
+            ExprKind::And(parts) => parts.iter().all(|p| self.condition(p, c)),
+            ExprKind::Or(parts) => parts.iter().any(|p| self.condition(p, c)),
             ExprKind::Not(a) => !self.condition(a, c),
             ExprKind::Compare { op, lhs, rhs, .. } => {
                 let (l, r) = (self.value(lhs, c), self.value(rhs, c));
@@ -228,7 +228,7 @@ impl<'a> Ctx<'a> {
 
     fn term(&self, t: &'a Term, c: &'a Customer) -> Val<'a> {
         match t {
-            Term::Customer(a) => customer_attr(*a, c),
+            Term::Customer(a) => customer_attr(*a, c, self.as_of.date_naive()),
             Term::Rfm(s) => {
                 let slot = match s {
                     RfmScore::R => 0,
@@ -277,7 +277,8 @@ impl<'a> Ctx<'a> {
     }
 }
 
-fn customer_attr(a: CustomerAttr, c: &Customer) -> Val<'_> {
+/// An attribute's value; `today` is the UTC date of `as_of`, for `age`.
+fn customer_attr(a: CustomerAttr, c: &Customer, today: NaiveDate) -> Val<'_> {
     fn s(v: &Option<String>) -> Option<&str> {
         v.as_deref()
     }
@@ -291,6 +292,11 @@ fn customer_attr(a: CustomerAttr, c: &Customer) -> Val<'_> {
         CustomerAttr::City => s(&c.city),
         CustomerAttr::PostalCode => s(&c.postal_code),
         CustomerAttr::Gender => s(&c.gender),
+        CustomerAttr::Age => {
+            return c
+                .birth_date
+                .map_or(Val::Null, |b| Val::Num(age_on(b, today) as f64))
+        }
         CustomerAttr::BirthDate => {
             return c
                 .birth_date
@@ -302,6 +308,18 @@ fn customer_attr(a: CustomerAttr, c: &Customer) -> Val<'_> {
         CustomerAttr::ConsentEmail => return Val::Bool(c.consent_email),
     };
     text.map_or(Val::Null, Val::Str)
+}
+
+/// Whole years from `birth` to `today`: the difference of the years, minus one while the birthday
+/// (month, day) is still to come (someone born on 29 February turns a year older on 1 March in
+/// other years). Negative for birth dates after `today`.
+pub fn age_on(birth: NaiveDate, today: NaiveDate) -> i64 {
+    let years = i64::from(today.year()) - i64::from(birth.year());
+    if (today.month(), today.day()) < (birth.month(), birth.day()) {
+        years - 1
+    } else {
+        years
+    }
 }
 
 fn order_agg<'a>(func: OrderFn, os: &[&Order]) -> Val<'a> {

@@ -247,11 +247,12 @@ impl Lexer {
                 "h" => DurationUnit::Hours,
                 "d" => DurationUnit::Days,
                 "w" => DurationUnit::Weeks,
+                "y" => DurationUnit::Years,
                 _ => {
                     return Err(RuleError::at(
                         pos,
                         format!(
-                            "invalid duration \"{whole}\" (expected a whole number followed by m, h, d or w, e.g. 30d)"
+                            "invalid duration \"{whole}\" (expected a whole number followed by m, h, d, w or y, e.g. 30d)"
                         ),
                     ))
                 }
@@ -277,10 +278,15 @@ impl Lexer {
             return Ok(TokenKind::Duration(d));
         }
         if is_float {
-            digits
-                .parse::<f64>()
-                .map(TokenKind::Float)
-                .map_err(|_| RuleError::at(pos, format!("invalid number \"{digits}\"")))
+            // Digits beyond f64's range would parse as infinity, which no literal can express.
+            match digits.parse::<f64>() {
+                Ok(v) if v.is_finite() => Ok(TokenKind::Float(v)),
+                Ok(_) => Err(RuleError::at(
+                    pos,
+                    format!("number \"{digits}\" is too large"),
+                )),
+                Err(_) => Err(RuleError::at(pos, format!("invalid number \"{digits}\""))),
+            }
         } else {
             digits
                 .parse::<i64>()
@@ -333,12 +339,18 @@ impl Lexer {
                         Some(c @ ('"' | '\'' | '\\')) => value.push(c),
                         Some('n') => value.push('\n'),
                         Some('t') => value.push('\t'),
+                        Some('r') => value.push('\r'),
+                        Some('u') => {
+                            self.bump();
+                            value.push(self.unicode_escape(esc_pos)?);
+                            continue;
+                        }
                         None | Some('\n') => return Err(RuleError::at(pos, "unterminated string")),
                         Some(c) => {
                             return Err(RuleError::at(
                                 esc_pos,
                                 format!(
-                                    "invalid escape \"\\{c}\" in string (expected \\\", \\', \\\\, \\n or \\t)"
+                                    "invalid escape \"\\{c}\" in string (expected \\\", \\', \\\\, \\n, \\t, \\r or \\u{{...}})"
                                 ),
                             ))
                         }
@@ -351,6 +363,34 @@ impl Lexer {
                 }
             }
         }
+    }
+
+    /// The rest of a `\u{HEX}` escape after the `u` (1 to 6 hex digits naming a Unicode scalar
+    /// value): how the canonical form writes control characters.
+    fn unicode_escape(&mut self, esc_pos: Pos) -> Result<char, RuleError> {
+        let invalid = || {
+            RuleError::at(
+                esc_pos,
+                "invalid escape \"\\u\" in string (expected \\u{...} with 1 to 6 hex digits of a Unicode character, e.g. \\u{7f})",
+            )
+        };
+        if self.peek() != Some('{') {
+            return Err(invalid());
+        }
+        self.bump();
+        let mut hex = String::new();
+        while let Some(c) = self.peek().filter(char::is_ascii_hexdigit) {
+            hex.push(c);
+            self.bump();
+        }
+        if self.peek() != Some('}') || hex.is_empty() || hex.len() > 6 {
+            return Err(invalid());
+        }
+        self.bump();
+        u32::from_str_radix(&hex, 16)
+            .ok()
+            .and_then(char::from_u32)
+            .ok_or_else(invalid)
     }
 
     fn punct(&mut self, pos: Pos) -> Result<TokenKind, RuleError> {

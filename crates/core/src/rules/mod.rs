@@ -14,6 +14,7 @@ pub mod compile;
 pub mod deps;
 pub mod error;
 pub mod eval;
+pub mod invariants;
 pub mod lexer;
 pub mod parser;
 pub mod templates;
@@ -32,6 +33,7 @@ pub use compile::{compile_segment, CompiledQuery, Dialect, SqlParam};
 pub use deps::{order_segments, CycleError, DependencyError};
 pub use error::RuleError;
 pub use eval::{evaluate, Dataset, Memberships};
+pub use parser::{MAX_DEPTH, MAX_NODES};
 pub use templates::{Template, TemplateError, TemplateParam};
 
 /// A parsed and type-checked rule: the only way to get one is [`parse_rule`], so holding a `Rule`
@@ -43,6 +45,10 @@ pub struct Rule {
 }
 
 /// Parses and type-checks rule text. Errors carry line and column and say what was expected.
+///
+/// A rule is at most [`MAX_NODES`] nodes and [`MAX_DEPTH`] levels of parentheses and `not`, so
+/// every later pass over it (type check, SQL, evaluation, printing) is bounded and its SQL stays
+/// within SQLite's and Postgres' limits.
 pub fn parse_rule(src: &str) -> Result<Rule, RuleError> {
     let expr = parser::parse(src)?;
     typecheck::check(&expr)?;
@@ -91,7 +97,8 @@ impl Rule {
     }
 }
 
-/// The canonical form of the rule (no comments, minimal parentheses).
+/// The canonical form of the rule (no comments, minimal parentheses), as `segments show` prints it:
+/// it parses back to the same rule ([`Expr::same_rule`]).
 impl fmt::Display for Rule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.expr)

@@ -26,8 +26,15 @@ use super::ast::{
 use super::error::RuleError;
 use super::lexer::{tokenize, Token, TokenKind};
 
-/// Deepest nesting of parentheses / `not` accepted, so hostile input cannot overflow the stack.
-const MAX_DEPTH: usize = 64;
+/// Deepest nesting of parentheses / `not` accepted. Together with flat `and`/`or` chains this
+/// bounds the tree's depth, so every recursive pass (type check, SQL, evaluator, printing, drop)
+/// stays far from the stack's end, and the SQL stays under SQLite's expression depth of 1000.
+pub const MAX_DEPTH: usize = 64;
+
+/// Most nodes (conditions, operators, values, list items) a rule may have. A compiled node binds at
+/// most two parameters, so the query stays under SQLite's 32,766 bound parameters; rules this big
+/// are better split into segments combined with `in_segment`.
+pub const MAX_NODES: usize = 10_000;
 
 /// Parses rule text into an (unchecked) expression tree; [`super::parse_rule`] also type-checks.
 pub fn parse(src: &str) -> Result<Expr, RuleError> {
@@ -36,6 +43,7 @@ pub fn parse(src: &str) -> Result<Expr, RuleError> {
         tokens,
         i: 0,
         depth: 0,
+        nodes: 0,
     };
     if p.peek().kind == TokenKind::Eof {
         return Err(RuleError::at(
@@ -61,6 +69,8 @@ struct Parser {
     tokens: Vec<Token>,
     i: usize,
     depth: usize,
+    /// Nodes built so far, against [`MAX_NODES`].
+    nodes: usize,
 }
 
 fn cmp_op(kind: &TokenKind) -> Option<CmpOp> {
@@ -129,24 +139,60 @@ impl Parser {
         Ok(())
     }
 
-    fn or(&mut self) -> Result<Expr, RuleError> {
-        let mut lhs = self.and()?;
-        while self.eat(&TokenKind::Or) {
-            let rhs = self.and()?;
-            let pos = lhs.pos;
-            lhs = Expr::new(ExprKind::Or(Box::new(lhs), Box::new(rhs)), pos);
+    /// Builds a node, counting it against [`MAX_NODES`]; `pos` is where the error points.
+    fn node(&mut self, kind: ExprKind, pos: Pos) -> Result<Expr, RuleError> {
+        self.nodes += 1;
+        if self.nodes > MAX_NODES {
+            return Err(RuleError::at(
+                pos,
+                format!(
+                    "rule is too large (more than {MAX_NODES} conditions, operators and values; split it into segments combined with in_segment)"
+                ),
+            ));
         }
-        Ok(lhs)
+        Ok(Expr::new(kind, pos))
     }
 
-    fn and(&mut self) -> Result<Expr, RuleError> {
-        let mut lhs = self.unary()?;
-        while self.eat(&TokenKind::And) {
-            let rhs = self.unary()?;
-            let pos = lhs.pos;
-            lhs = Expr::new(ExprKind::And(Box::new(lhs), Box::new(rhs)), pos);
+    fn or(&mut self) -> Result<Expr, RuleError> {
+        self.chain(TokenKind::Or)
+    }
+
+    /// `operand (word operand)*` as one flat node: a parenthesised operand of the same kind is
+    /// spliced in (`(a or b) or c` is `a or b or c`), so chains never nest.
+    fn chain(&mut self, word: TokenKind) -> Result<Expr, RuleError> {
+        let is_or = word == TokenKind::Or;
+        let first = self.chain_operand(is_or)?;
+        if self.peek().kind != word {
+            return Ok(first);
         }
-        Ok(lhs)
+        let pos = first.pos;
+        let mut parts = Vec::new();
+        let mut next = first;
+        loop {
+            match next.kind {
+                ExprKind::Or(inner) if is_or => parts.extend(inner),
+                ExprKind::And(inner) if !is_or => parts.extend(inner),
+                kind => parts.push(Expr::new(kind, next.pos)),
+            }
+            if !self.eat(&word) {
+                break;
+            }
+            next = self.chain_operand(is_or)?;
+        }
+        let kind = if is_or {
+            ExprKind::Or(parts)
+        } else {
+            ExprKind::And(parts)
+        };
+        self.node(kind, pos)
+    }
+
+    fn chain_operand(&mut self, is_or: bool) -> Result<Expr, RuleError> {
+        if is_or {
+            self.chain(TokenKind::And)
+        } else {
+            self.unary()
+        }
     }
 
     fn unary(&mut self) -> Result<Expr, RuleError> {
@@ -155,7 +201,7 @@ impl Parser {
             self.enter(t.pos)?;
             let operand = self.unary()?;
             self.depth -= 1;
-            return Ok(Expr::new(ExprKind::Not(Box::new(operand)), t.pos));
+            return self.node(ExprKind::Not(Box::new(operand)), t.pos);
         }
         self.compare()
     }
@@ -167,7 +213,7 @@ impl Parser {
         if let Some(op) = cmp_op(&t.kind) {
             self.next();
             let rhs = self.operand()?;
-            return Ok(Expr::new(
+            return self.node(
                 ExprKind::Compare {
                     op,
                     op_pos: t.pos,
@@ -175,7 +221,7 @@ impl Parser {
                     rhs: Box::new(rhs),
                 },
                 pos,
-            ));
+            );
         }
         let negated = t.kind == TokenKind::Not && *self.peek_kind_at(1) == TokenKind::In;
         if t.kind == TokenKind::In || negated {
@@ -184,7 +230,7 @@ impl Parser {
                 self.next();
             }
             let items = self.in_list()?;
-            return Ok(Expr::new(
+            return self.node(
                 ExprKind::In {
                     negated,
                     op_pos: t.pos,
@@ -192,7 +238,7 @@ impl Parser {
                     items,
                 },
                 pos,
-            ));
+            );
         }
         match lhs.ty() {
             // A value closing a group, as in `(orders.count()) >= 1`: the caller continues.
@@ -264,7 +310,7 @@ impl Parser {
                         ))
                     }
                 };
-                return Ok(Some(Expr::new(ExprKind::Literal(lit), t.pos)));
+                return self.node(ExprKind::Literal(lit), t.pos).map(Some);
             }
             TokenKind::Duration(d) => {
                 let d = *d;
@@ -274,12 +320,12 @@ impl Parser {
                 } else {
                     Literal::Duration(d)
                 };
-                return Ok(Some(Expr::new(ExprKind::Literal(lit), t.pos)));
+                return self.node(ExprKind::Literal(lit), t.pos).map(Some);
             }
             _ => return Ok(None),
         };
         self.next();
-        Ok(Some(Expr::new(ExprKind::Literal(lit), t.pos)))
+        self.node(ExprKind::Literal(lit), t.pos).map(Some)
     }
 
     fn operand(&mut self) -> Result<Expr, RuleError> {
@@ -300,7 +346,7 @@ impl Parser {
         if let TokenKind::Ident(name) = &t.kind {
             self.next();
             let term = self.term(name, &t)?;
-            return Ok(Expr::new(ExprKind::Term(term), t.pos));
+            return self.node(ExprKind::Term(term), t.pos);
         }
         Err(RuleError::at(
             t.pos,
@@ -584,8 +630,11 @@ mod tests {
     fn and_binds_tighter_than_or_and_records_positions() {
         let e = parse("in_segment(\"a\") or\n  in_segment(\"b\") and in_segment(\"c\")")
             .expect("parse");
-        let ExprKind::Or(lhs, rhs) = &e.kind else {
+        let ExprKind::Or(parts) = &e.kind else {
             panic!("expected or at the top: {e:?}");
+        };
+        let [lhs, rhs] = parts.as_slice() else {
+            panic!("expected two operands: {parts:?}");
         };
         assert_eq!(lhs.pos, Pos::new(1, 1));
         assert!(matches!(rhs.kind, ExprKind::And(..)));
@@ -618,7 +667,7 @@ mod tests {
             ("orders.count()", 1, 15, "expected a comparison operator after orders.count(), found end of input"),
             ("orders.cnt() > 1", 1, 8, "unknown function orders.cnt (expected one of count, sum, avg, last_at, first_at, discount_share, free_shipping_share)"),
             ("events.sum() > 1", 1, 8, "unknown function events.sum (expected one of count, last_at)"),
-            ("customer.colour == \"red\"", 1, 10, "unknown customer attribute \"colour\" (expected one of id, email, phone, first_name, last_name, country, city, postal_code, gender, birth_date, created_at, consent_ads, consent_email)"),
+            ("customer.colour == \"red\"", 1, 10, "unknown customer attribute \"colour\" (expected one of id, email, phone, first_name, last_name, country, city, postal_code, gender, birth_date, age, created_at, consent_ads, consent_email)"),
             ("customer.country == \"US", 1, 21, "unterminated string"),
             ("customer.country == \"US\n  and true", 1, 21, "unterminated string"),
             ("rfm.x >= 4", 1, 5, "unknown RFM score rfm.x (expected r, f or m)"),
@@ -630,7 +679,7 @@ mod tests {
             ("events.count(\"visit\" 7d) > 1", 1, 22, "expected \",\" or \")\" after the event kind of events.count, found \"7d\""),
             ("events.count(3) > 1", 1, 14, "expected an event kind string or a window duration as the argument of events.count, found \"3\""),
             ("events.last_at(7d) > 1d ago", 1, 16, "expected an event kind string as the argument of events.last_at, found \"7d\""),
-            ("orders.count(7x) > 1", 1, 14, "invalid duration \"7x\" (expected a whole number followed by m, h, d or w, e.g. 30d)"),
+            ("orders.count(7x) > 1", 1, 14, "invalid duration \"7x\" (expected a whole number followed by m, h, d, w or y, e.g. 30d)"),
             ("orders.count(1.5d) > 1", 1, 14, "invalid duration \"1.5d\" (durations take a whole number, e.g. 36h)"),
             ("customer.created_at > 2025-13-01T00:00:00Z", 1, 23, "invalid timestamp \"2025-13-01T00:00:00Z\" (expected RFC 3339 like 2025-01-01T00:00:00Z, or a date like 2025-01-01)"),
             ("orders.count() = 1", 1, 16, "unexpected \"=\" (did you mean \"==\"?)"),
@@ -646,13 +695,13 @@ mod tests {
             ("in_segment(vip)", 1, 12, "expected a segment name in quotes as the argument of in_segment, found \"vip\""),
             ("in_segment(\"\")", 1, 12, "segment name must not be empty"),
             ("orders.count() >= 1\nand orders.sum(30d) >= 100\nand orders.last_at() < 30 ago", 3, 27, "expected \"and\", \"or\" or end of input, found \"ago\""),
-            ("# vip buyers\norders.sum(365d) >= 1000\n   or customer.tier == \"gold\"", 3, 16, "unknown customer attribute \"tier\" (expected one of id, email, phone, first_name, last_name, country, city, postal_code, gender, birth_date, created_at, consent_ads, consent_email)"),
+            ("# vip buyers\norders.sum(365d) >= 1000\n   or customer.tier == \"gold\"", 3, 16, "unknown customer attribute \"tier\" (expected one of id, email, phone, first_name, last_name, country, city, postal_code, gender, birth_date, age, created_at, consent_ads, consent_email)"),
             ("orders.count() >= 1 and\n  7d", 2, 5, "expected \"ago\" or a comparison operator after 7d, found end of input"),
-            ("rfm.r >= - 4x", 1, 12, "invalid duration \"4x\" (expected a whole number followed by m, h, d or w, e.g. 30d)"),
+            ("rfm.r >= - 4x", 1, 12, "invalid duration \"4x\" (expected a whole number followed by m, h, d, w or y, e.g. 30d)"),
             ("rfm.r >= -rfm.f", 1, 11, "expected a number after \"-\", found \"rfm\""),
             ("orders.count() > 99999999999999999999", 1, 18, "number \"99999999999999999999\" is too large"),
             ("orders.count(99999999w) > 1", 1, 14, "duration \"99999999w\" is too long (at most 100000d)"),
-            ("customer.email == \"a\\qb\"", 1, 21, "invalid escape \"\\q\" in string (expected \\\", \\', \\\\, \\n or \\t)"),
+            ("customer.email == \"a\\qb\"", 1, 21, "invalid escape \"\\q\" in string (expected \\\", \\', \\\\, \\n, \\t, \\r or \\u{...})"),
             ("customer.", 1, 10, "expected a customer attribute after \"customer.\", found end of input"),
         ];
         for (src, line, column, message) in cases {

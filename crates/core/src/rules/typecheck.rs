@@ -6,15 +6,38 @@
 
 use super::ast::{Expr, ExprKind, Literal, Type};
 use super::error::RuleError;
+use super::parser::MAX_DEPTH;
+
+/// Deepest tree the passes accept: what the parser can build from [`MAX_DEPTH`] levels of
+/// parentheses and `not` (each level adds at most an `or`, an `and`, a `not`, a comparison and a
+/// group), with room to spare. The parser never exceeds it; a hand-built tree that does is refused
+/// here instead of overflowing the stack of a recursive pass.
+pub const MAX_TREE_DEPTH: usize = 5 * MAX_DEPTH + 8;
 
 /// Checks a whole rule: all operators well-typed and the rule itself a condition.
 pub fn check(expr: &Expr) -> Result<(), RuleError> {
+    if expr.depth() > MAX_TREE_DEPTH {
+        return Err(RuleError::at(
+            expr.pos,
+            format!("rule is nested too deeply (at most {MAX_DEPTH} levels)"),
+        ));
+    }
     check_node(expr)?;
     require_bool(expr, "as the rule")
 }
 
+/// Longest rendering of an expression quoted in an error message: a whole 10,000-term chain
+/// would drown the message.
+const MAX_QUOTE: usize = 80;
+
 fn found(e: &Expr) -> String {
-    format!("{} ({e})", e.ty().describe())
+    let text = e.to_string();
+    if text.chars().count() <= MAX_QUOTE {
+        format!("{} ({text})", e.ty().describe())
+    } else {
+        let head: String = text.chars().take(MAX_QUOTE - 3).collect();
+        format!("{} ({head}...)", e.ty().describe())
+    }
 }
 
 fn require_bool(e: &Expr, place: &str) -> Result<(), RuleError> {
@@ -47,16 +70,18 @@ fn duration_misuse(dur: &Expr, other: Type) -> RuleError {
 
 fn check_node(e: &Expr) -> Result<(), RuleError> {
     match &e.kind {
-        ExprKind::And(a, b) | ExprKind::Or(a, b) => {
+        ExprKind::And(parts) | ExprKind::Or(parts) => {
             let op = if matches!(e.kind, ExprKind::And(..)) {
                 "and"
             } else {
                 "or"
             };
-            check_node(a)?;
-            check_node(b)?;
-            require_bool(a, &format!("on the left of \"{op}\""))?;
-            require_bool(b, &format!("on the right of \"{op}\""))
+            for (i, p) in parts.iter().enumerate() {
+                check_node(p)?;
+                let side = if i == 0 { "left" } else { "right" };
+                require_bool(p, &format!("on the {side} of \"{op}\""))?;
+            }
+            Ok(())
         }
         ExprKind::Not(a) => {
             check_node(a)?;
@@ -190,7 +215,7 @@ mod tests {
         );
         let yes = Expr::new(ExprKind::Literal(Literal::Bool(true)), Pos::new(1, 1));
         let and = Expr::new(
-            ExprKind::And(Box::new(yes.clone()), Box::new(count.clone())),
+            ExprKind::And(vec![yes.clone(), count.clone()]),
             Pos::new(1, 1),
         );
         let err = super::check(&and).expect_err("and on a number");

@@ -457,6 +457,18 @@ mod tests {
             vec![ts("2025-06-01T00:00:00Z"), ts("1990-01-01T00:00:00Z")],
         ),
         (
+            "customer.age >= 30 and customer.age <= 50",
+            "COALESCE(((? - CAST(strftime('%Y', c.birth_date) AS INTEGER) - (CASE WHEN ? < CAST(strftime('%m%d', c.birth_date) AS INTEGER) THEN 1 ELSE 0 END)) >= ?), FALSE) AND COALESCE(((? - CAST(strftime('%Y', c.birth_date) AS INTEGER) - (CASE WHEN ? < CAST(strftime('%m%d', c.birth_date) AS INTEGER) THEN 1 ELSE 0 END)) <= ?), FALSE)",
+            "COALESCE((($2 - CAST(EXTRACT(YEAR FROM c.birth_date) AS INTEGER) - (CASE WHEN $3 < CAST(EXTRACT(MONTH FROM c.birth_date) * 100 + EXTRACT(DAY FROM c.birth_date) AS INTEGER) THEN 1 ELSE 0 END)) >= $4), FALSE) AND COALESCE((($5 - CAST(EXTRACT(YEAR FROM c.birth_date) AS INTEGER) - (CASE WHEN $6 < CAST(EXTRACT(MONTH FROM c.birth_date) * 100 + EXTRACT(DAY FROM c.birth_date) AS INTEGER) THEN 1 ELSE 0 END)) <= $7), FALSE)",
+            vec![ts("2025-06-01T00:00:00Z"), Int(2025), Int(601), Int(30), Int(2025), Int(601), Int(50)],
+        ),
+        (
+            "customer.created_at < 2y ago or orders.count(1y) > 0",
+            "COALESCE((c.created_at < ?), FALSE) OR COALESCE(((SELECT COUNT(*) FROM orders o WHERE o.customer_id = c.id AND o.placed_at > ? AND o.placed_at <= ?) > ?), FALSE)",
+            "COALESCE((c.created_at < $2), FALSE) OR COALESCE(((SELECT COUNT(*) FROM orders o WHERE o.customer_id = c.id AND o.placed_at > $3 AND o.placed_at <= $4) > $5), FALSE)",
+            vec![ts("2025-06-01T00:00:00Z"), ts("2023-06-01T00:00:00Z"), ts("2024-06-01T00:00:00Z"), ts("2025-06-01T00:00:00Z"), Int(0)],
+        ),
+        (
             "customer.created_at >= 2024-01-01T12:30:00+02:00",
             "COALESCE((c.created_at >= ?), FALSE)",
             "COALESCE((c.created_at >= $2), FALSE)",
@@ -506,6 +518,42 @@ mod tests {
             assert_eq!(q.sql, format!("{PG_HEAD}{pg})"), "postgres: {src}");
             assert_eq!(q.params, params, "postgres params: {src}");
         }
+    }
+
+    /// Long chains become balanced halves so SQLite's expression tree stays shallow; short ones
+    /// stay as written.
+    #[test]
+    fn long_chains_compile_to_balanced_halves() {
+        let src = (1..=9)
+            .map(|i| format!("in_segment(\"s{i}\")"))
+            .collect::<Vec<_>>()
+            .join(" or ");
+        let q = parse_rule(&src)
+            .expect("rule")
+            .compile(&[], Dialect::Sqlite, as_of());
+        let seg = "EXISTS (SELECT 1 FROM segment_memberships sm WHERE sm.segment = ? AND sm.customer_id = c.id)";
+        let four = [seg; 4].join(" OR ");
+        let five = format!("({seg} OR {seg}) OR ({})", [seg; 3].join(" OR "));
+        assert_eq!(q.sql, format!("{SQLITE_HEAD}({four}) OR ({five}))"));
+        assert_eq!(q.params.len(), 10);
+        assert_eq!(
+            balanced(&["a".to_string(), "b".to_string()], " AND "),
+            "a AND b"
+        );
+        // 10,000 operands: 12 levels of parenthesised halves.
+        let parts: Vec<String> = (0..10_000).map(|i| i.to_string()).collect();
+        let sql = balanced(&parts, " AND ");
+        let mut depth: i32 = 0;
+        let mut deepest = 0;
+        for c in sql.chars() {
+            match c {
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                _ => {}
+            }
+            deepest = deepest.max(depth);
+        }
+        assert_eq!(deepest, 12);
     }
 
     #[test]

@@ -519,9 +519,70 @@ mod tests {
             ("rfm.r == 2 and rfm.f == 1 and rfm.m == 2", &[], &["b"]),
             ("rfm.r == 1 and rfm.f == 2 and rfm.m == 1", &[], &["a"]),
             ("not rfm.r >= 1", &[], &["d", "e"]),
+            ("customer.age == 35", &[], &["e"]),
+            ("customer.age >= 30 and customer.age <= 50", &[], &["e"]),
+            ("customer.age in (34, 35.0)", &[], &["e"]),
+            ("not customer.age >= 0", &[], &["a", "b", "d"]),
+            ("customer.birth_date <= 35y ago", &[], &["e"]),
+            ("customer.birth_date <= 36y ago", &[], &[]),
+            ("orders.count(1y) == 2", &[], &["a"]),
+            ("customer.created_at < 1y ago", &[], &["a", "b", "e"]),
         ];
         for (src, excludes, expected) in cases {
             assert_eq!(shop.members(src, excludes), *expected, "{src}");
+        }
+    }
+
+    /// (birth date, today, age): whole years, 29 February turning a year older on 1 March.
+    #[test]
+    fn age_counts_whole_years() {
+        let day = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("date");
+        let cases = [
+            ("1990-05-17", "2025-05-16", 34),
+            ("1990-05-17", "2025-05-17", 35),
+            ("2000-02-29", "2030-02-28", 29),
+            ("2000-02-29", "2030-03-01", 30),
+            ("2000-02-29", "2004-02-29", 4),
+            ("2000-12-31", "2001-01-01", 0),
+            ("2026-01-01", "2025-06-01", -1),
+        ];
+        for (birth, today, age) in cases {
+            assert_eq!(age_on(day(birth), day(today)), age, "{birth} {today}");
+        }
+    }
+
+    /// `Ny ago` is the same date and time N calendar years earlier, so `birth_date <= Ny ago`
+    /// agrees with `age >= N`.
+    #[test]
+    fn years_are_calendar_years() {
+        use crate::rules::ast::{Duration, DurationUnit};
+        let at = |s: &str| {
+            DateTime::parse_from_rfc3339(s)
+                .expect("instant")
+                .with_timezone(&Utc)
+        };
+        let years = |amount| Duration {
+            amount,
+            unit: DurationUnit::Years,
+        };
+        let cases = [
+            ("2024-02-29T10:00:00Z", 1, "2023-02-28T10:00:00Z"),
+            ("2024-02-29T10:00:00Z", 4, "2020-02-29T10:00:00Z"),
+            ("2025-06-01T12:00:00Z", 30, "1995-06-01T12:00:00Z"),
+            ("2025-06-01T12:00:00Z", 0, "2025-06-01T12:00:00Z"),
+        ];
+        for (now, n, then) in cases {
+            assert_eq!(years(n).before(at(now)), at(then), "{now} - {n}y");
+        }
+        let now = at("2030-02-28T23:00:00Z");
+        for birth in ["2000-02-28", "2000-02-29", "2000-03-01", "1999-12-31"] {
+            let b = NaiveDate::parse_from_str(birth, "%Y-%m-%d").expect("date");
+            let midnight = b.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
+            assert_eq!(
+                midnight <= years(30).before(now),
+                age_on(b, now.date_naive()) >= 30,
+                "{birth}"
+            );
         }
     }
 

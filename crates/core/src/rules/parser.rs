@@ -718,6 +718,148 @@ mod tests {
         }
     }
 
+    /// Rules whose canonical form did not parse back to the same rule before the printer wrote
+    /// only what the lexer reads: (source, canonical form).
+    #[test]
+    fn canonical_form_round_trips_the_known_failures() {
+        let cases = [
+            // Floats ≥ 1e16 printed as `1e16` (no exponent syntax), integral ones as `2`.
+            ("rfm.m > 10000000000000000.0", "rfm.m > 10000000000000000.0"),
+            ("rfm.m > 12345678901234567890.5", "rfm.m > 12345678901234567000.0"),
+            ("rfm.m in (2.0, -0.5, 0.000001)", "rfm.m in (2.0, -0.5, 0.000001)"),
+            // Rust's `{:?}` escapes combining marks and NUL as `\u{301}` / `\0`.
+            ("customer.city == \"Mont-Ste-Anne\u{301}\"", "customer.city == \"Mont-Ste-Anne\u{301}\""),
+            ("customer.city == \"a\u{0}b\u{1b}c\"", "customer.city == \"a\\u{0}b\\u{1b}c\""),
+            ("customer.city == 'it\\'s \\\"x\\\"\\r\\n\\t\\\\'", "customer.city == \"it's \\\"x\\\"\\r\\n\\t\\\\\""),
+            ("events.count(\"\u{7f}\u{301}\") > 1", "events.count(\"\\u{7f}\u{301}\") > 1"),
+            ("in_segment(\"a\\u{2028}b\")", "in_segment(\"a\u{2028}b\")"),
+            // Instants after 9999 or before 0000 in UTC, written with an offset.
+            ("customer.created_at < 9999-12-31T23:30:00-05:00", "customer.created_at < 9999-12-31T04:31:00-23:59"),
+            ("customer.created_at > 0000-01-01T00:00:00+01:00", "customer.created_at > 0000-01-01T22:59:00+23:59"),
+            ("customer.created_at > 9999-12-31T23:59:59.5Z", "customer.created_at > 9999-12-31T23:59:59.500Z"),
+            ("customer.created_at > 2016-12-31T23:59:60Z", "customer.created_at > 2016-12-31T23:59:60Z"),
+            ("orders.count(30y) >= 1 and customer.birth_date <= 18y ago", "orders.count(30y) >= 1 and customer.birth_date <= 18y ago"),
+            ("(in_segment(\"a\") and in_segment(\"b\")) and (in_segment(\"c\") or in_segment(\"d\") or (in_segment(\"e\")))", "in_segment(\"a\") and in_segment(\"b\") and (in_segment(\"c\") or in_segment(\"d\") or in_segment(\"e\"))"),
+        ];
+        for (src, canonical) in cases {
+            let rule = parse_rule(src).unwrap_or_else(|e| panic!("{src}: {e}"));
+            assert_eq!(rule.to_string(), canonical, "{src}");
+            let again = parse_rule(canonical).unwrap_or_else(|e| panic!("{canonical}: {e}"));
+            assert!(again.expr().same_rule(rule.expr()), "{src}: {again:?}");
+            assert_eq!(again.to_string(), canonical);
+            assert_eq!(
+                crate::rules::invariants::check(src).map(|r| r.is_some()),
+                Ok(true)
+            );
+        }
+    }
+
+    #[test]
+    fn lexer_refuses_infinite_decimals_and_bad_unicode_escapes() {
+        let huge = format!("rfm.m > {}.5", "9".repeat(400));
+        let err = parse_rule(&huge).expect_err("infinite");
+        assert_eq!((err.line, err.column), (1, 9));
+        assert!(err.message.contains("is too large"), "{err}");
+        for bad in [
+            "\"\\u{}\"",
+            "\"\\u{110000}\"",
+            "\"\\u{d800}\"",
+            "\"\\u{1234567}\"",
+            "\"\\u12\"",
+            "\"\\u{12\"",
+        ] {
+            let err = parse_rule(&format!("customer.city == {bad}")).expect_err(bad);
+            assert_eq!((err.line, err.column), (1, 19), "{bad}");
+            assert!(
+                err.message.starts_with("invalid escape \"\\u\""),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    /// `a and b and c`, however long, is one node: the tree is as deep as its nesting, not its
+    /// length, and a parenthesised chain of the same kind is spliced in.
+    #[test]
+    fn chains_are_flat() {
+        let src = vec!["customer.consent_ads"; 5000].join(" and ");
+        let e = parse(&src).expect("parse");
+        let ExprKind::And(parts) = &e.kind else {
+            panic!("and");
+        };
+        assert_eq!(parts.len(), 5000);
+        assert_eq!(e.depth(), 2);
+        let e = parse("(rfm.r > 1 or rfm.f > 1) or ((rfm.m > 1 or rfm.m < 0))").expect("parse");
+        let ExprKind::Or(parts) = &e.kind else {
+            panic!("or");
+        };
+        assert_eq!(parts.len(), 4);
+    }
+
+    /// The size and depth limits: the largest accepted rule passes, one more node or level is a
+    /// positioned error, and the 25,000-term chain that used to overflow the stack is refused.
+    #[test]
+    fn size_and_depth_are_bounded_with_a_position() {
+        // 3,333 comparisons of 3 nodes each plus the chain: 10,000 nodes.
+        let term = "rfm.r >= 1";
+        let max = vec![term; 3333].join(" and ");
+        let rule = parse_rule(&max).expect("largest rule");
+        assert_eq!(
+            crate::rules::invariants::count_nodes(rule.expr()),
+            MAX_NODES
+        );
+        // One more comparison is too many: the error points at the value that crosses the limit.
+        let over = format!("{}\nand\n rfm.r >= 1", vec![term; 3333].join(" and "));
+        let err = parse_rule(&over).expect_err("too large");
+        assert_eq!((err.line, err.column), (3, 11), "{err}");
+        assert_eq!(
+            err.message,
+            "rule is too large (more than 10000 conditions, operators and values; split it into segments combined with in_segment)"
+        );
+        let huge = vec![term; 25_000].join("\nor ");
+        let err = parse_rule(&huge).expect_err("25,000 terms");
+        assert!(err.message.starts_with("rule is too large"), "{err}");
+        assert_eq!(err.line, 3334);
+
+        let deepest = format!("{}true{}", "(".repeat(MAX_DEPTH), ")".repeat(MAX_DEPTH));
+        parse_rule(&deepest).expect("deepest rule");
+        let nots = format!("{}customer.consent_ads", "not ".repeat(MAX_DEPTH));
+        parse_rule(&nots).expect("deepest not");
+        let err = parse_rule(&format!("not {nots}")).expect_err("too deep");
+        assert_eq!((err.line, err.column), (1, 4 * MAX_DEPTH as u32 + 1));
+        assert_eq!(err.message, "rule is nested too deeply (at most 64 levels)");
+        let err = parse_rule(&format!("(({deepest}))")).expect_err("too deep");
+        assert_eq!((err.line, err.column), (1, 1 + MAX_DEPTH as u32));
+    }
+
+    /// A worst case for every recursive pass: the deepest nesting the parser accepts, with wide
+    /// chains at every level, comparisons of conditions and `not`s. Parse, check, print, re-parse,
+    /// compile, evaluate and drop all run on a thread with a 512 KiB stack in a debug build (a
+    /// tokio worker has 2 MiB, the main thread 8 MiB).
+    #[test]
+    fn every_pass_fits_a_small_stack_at_the_limits() {
+        let mut src = String::from("customer.consent_ads");
+        // Even levels nest twice (`not` and a parenthesis), odd ones once: 63 levels in all.
+        for level in 0..42 {
+            let chain = vec!["rfm.r >= 1"; 40].join(" or ");
+            src = if level % 2 == 0 {
+                format!("not ({src} and {chain}) == true")
+            } else {
+                format!("({chain} or {src}) != false")
+            };
+        }
+        let handle = std::thread::Builder::new()
+            .stack_size(512 * 1024)
+            .spawn(move || {
+                let rule = parse_rule(&src).unwrap_or_else(|e| panic!("{e}"));
+                assert!(rule.expr().depth() > 120, "{}", rule.expr().depth());
+                let err = parse_rule(&format!("(({src}))")).expect_err("one level too deep");
+                assert!(err.message.contains("nested too deeply"), "{err}");
+                crate::rules::invariants::check(&src).map(|r| r.is_some())
+            })
+            .expect("spawn");
+        assert_eq!(handle.join().expect("no overflow"), Ok(true));
+    }
+
     #[test]
     fn deep_nesting_is_an_error_not_a_crash() {
         let src = format!("{}true{}", "(".repeat(500), ")".repeat(500));

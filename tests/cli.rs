@@ -216,6 +216,104 @@ fn type_error_exits_2_before_any_sql() {
     );
 }
 
+/// A segment whose rule is `rule` (a TOML literal string, so no escaping).
+fn rule_segment(name: &str, rule: &str) -> String {
+    format!("\n[[segment]]\nname = \"{name}\"\nrule = '''\n{rule}'''\n")
+}
+
+/// Rules beyond the size or depth limit are refused at their line and column with exit 2 by
+/// every command (they used to overflow the stack and abort with 134), and nothing is written.
+#[test]
+fn oversized_and_overnested_rules_exit_2_with_line_and_column() {
+    let chain = vec!["orders.count() >= 1"; 25_000].join("\n  and ");
+    let huge = env_with(None, &rule_segment("huge", &chain));
+    for command in [
+        &["segments", "list"][..],
+        &["segments", "recompute"],
+        &["run"],
+    ] {
+        huge.cmd()
+            .args(command)
+            .timeout(std::time::Duration::from_secs(60))
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(
+                "segment \"huge\" (rule): line 3334, column 25: rule is too large (more than 10000",
+            ));
+    }
+    let deep = format!("{}true{}", "(".repeat(30_000), ")".repeat(30_000));
+    let deep = env_with(
+        None,
+        &rule_segment("deep", &format!("rfm.r >= 1 and\n  {deep}")),
+    );
+    deep.cmd()
+        .args(["segments", "recompute"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+        "segment \"deep\" (rule): line 2, column 67: rule is nested too deeply (at most 64 levels)",
+    ));
+    for env in [huge, deep] {
+        assert!(!env.dir.path().join("shop.db").exists());
+    }
+}
+
+/// A 1,000-term chain passed validation and then failed on SQLite with "Expression tree is too
+/// large"; it now recomputes.
+#[test]
+fn a_thousand_term_rule_recomputes_on_sqlite() {
+    let mut terms: Vec<String> = (0..999)
+        .map(|i| format!("customer.country == \"X{i}\""))
+        .collect();
+    terms.push("customer.country == \"CA\"".into());
+    let env = env_with(None, &rule_segment("wide", &terms.join("\n  or ")));
+    let customers = env.write("customers.csv", CUSTOMERS);
+    env.cmd()
+        .args(["import", "customers"])
+        .arg(&customers)
+        .assert()
+        .success();
+    env.cmd()
+        .args(["segments", "recompute", "--as-of", "2024-06-01T00:00:00Z"])
+        .assert()
+        .success()
+        .stdout(predicate::str::is_match(r"wide\s+1\s+1\s+0").unwrap());
+    let out = env
+        .cmd()
+        .args(["segments", "members", "wide"])
+        .assert()
+        .success();
+    assert_eq!(lines(&out.get_output().stdout), vec!["c4"]);
+}
+
+/// `segments show` prints the canonical form, and that text, configured as the rule, is the same
+/// rule: it shows the same canonical form again.
+#[test]
+fn segments_show_canonical_form_parses_back_to_the_same_rule() {
+    // A combining accent as is, a tab and an escape character as rule escapes (TOML literal
+    // strings take no control characters), an instant in year 10000 in UTC, a float of 1e16.
+    let rule = "# aged 30 to 50, or big spenders\ncustomer.age >= 30 and (customer.age <= 50)\n  or orders.sum(1y) > 10000000000000000.0\n  or customer.city == 'Montre\u{301}al\\t\\u{1b}'\n  or customer.created_at < 9999-12-31T23:30:00-05:00";
+    let canonical = "canonical:   customer.age >= 30 and customer.age <= 50 or orders.sum(1y) > 10000000000000000.0 or customer.city == \"Montre\u{301}al\\t\\u{1b}\" or customer.created_at < 9999-12-31T04:31:00-23:59";
+    let show = |env: &Env| -> String {
+        let out = env
+            .cmd()
+            .args(["segments", "show", "aged"])
+            .assert()
+            .success();
+        let out = lines(&out.get_output().stdout);
+        out.into_iter()
+            .find(|l| l.starts_with("canonical:"))
+            .expect("a canonical line")
+    };
+    let first = show(&env_with(None, &rule_segment("aged", rule)));
+    assert_eq!(first, canonical);
+    let again = env_with(
+        None,
+        &rule_segment("aged", first.trim_start_matches("canonical:").trim()),
+    );
+    assert_eq!(show(&again), canonical);
+}
+
 #[test]
 fn unknown_config_key_is_named() {
     let env = env_with(

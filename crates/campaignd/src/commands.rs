@@ -440,6 +440,11 @@ async fn segments(settings: &Settings, command: SegmentsCommand) -> Result<(), F
             println!("name:        {}", def.name);
             println!("description: {}", def.description.as_deref().unwrap_or(""));
             println!("definition:  {}", def.source_text.trim());
+            // The rule as parsed (no comments, minimal parentheses): pasting it back as `rule`
+            // gives the same rule.
+            if let campaignd_engine::settings::SegmentSource::Rule(rule) = &def.source {
+                println!("canonical:   {rule}");
+            }
             if !def.exclude.is_empty() {
                 println!("exclude:     {}", def.exclude.join(", "));
             }

@@ -95,6 +95,21 @@ fn settings() -> Settings {
         ),
         segment("rfm_mid", "rfm.m == 3 or (rfm.r <= 2 and rfm.f >= 3)", &[]),
         segment(
+            "aged_30_50",
+            "customer.age >= 30 and customer.age <= 50",
+            &[],
+        ),
+        segment(
+            "over_41_by_date",
+            "customer.birth_date <= 40y ago and not customer.age in (40, 41)",
+            &[],
+        ),
+        segment(
+            "young_buyers",
+            "customer.age < 30 and orders.count(1y) >= 1 or customer.created_at >= 1y ago and customer.age > 65",
+            &[],
+        ),
+        segment(
             "shipping_share",
             "orders.free_shipping_share(365d) > 0.3 and orders.discount_share() != 1",
             &[],
@@ -189,6 +204,11 @@ async fn run_backend(store: Store, backend: &str) {
     // An earlier `as_of` must hide later rows; the recompute's diff path (joined/left) runs too.
     check_agreement(&store, &shop, as_of() - Duration::days(45), backend).await;
     check_agreement(&store, &shop, as_of(), backend).await;
+    // 28 February of a year without 29 February: birthdays on the 29th have not come yet.
+    let feb_28 = DateTime::parse_from_rfc3339("2025-02-28T12:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    check_agreement(&store, &shop, feb_28, backend).await;
 }
 
 #[tokio::test]

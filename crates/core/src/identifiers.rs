@@ -89,10 +89,7 @@ pub fn normalize_phone(raw: &str, default_country: Option<&str>) -> Option<Strin
     if !phonenumber::is_valid(&number) {
         return None;
     }
-    let e164 = number
-        .format()
-        .mode(phonenumber::Mode::E164)
-        .to_string();
+    let e164 = number.format().mode(phonenumber::Mode::E164).to_string();
     (e164.starts_with('+') && e164.len() > 2).then_some(e164)
 }
 
@@ -337,7 +334,8 @@ pub fn normalize_given_name_google(raw: &str) -> Option<String> {
 
 /// The family-name suffixes Google's `formatFamilyName` removes.
 const FAMILY_SUFFIXES: &[&str] = &[
-    "jr.", "sr.", "2nd", "3rd", "ii", "iii", "iv", "v", "vi", "cpa", "dc", "dds", "vm", "jd", "md", "phd",
+    "jr.", "sr.", "2nd", "3rd", "ii", "iii", "iv", "v", "vi", "cpa", "dc", "dds", "vm", "jd", "md",
+    "phd",
 ];
 
 /// Normalises a family name Google's way (`formatFamilyName`): trim, lower-case, and trailing suffixes

@@ -47,7 +47,10 @@ fn identifiers_google_email_table() {
         // GOOGLE testFormatEmailAddress_validInputs
         ("QuinnY@example.com", Some("quinny@example.com")),
         ("QuinnY@EXAMPLE.com", Some("quinny@example.com")),
-        ("user.name+NYC@Example.com", Some("user.name+nyc@example.com")),
+        (
+            "user.name+NYC@Example.com",
+            Some("user.name+nyc@example.com"),
+        ),
         // GOOGLE testFormatEmailAddress_gmailVariations
         (
             "jefferson.Loves.hiking@gmail.com",
@@ -106,7 +109,11 @@ fn identifiers_phone_table() {
         ("98765 43212", Some("IN"), Some("+919876543212")),
         // National numbers take the customer's country; trunk prefixes go.
         ("020 7946 0958", Some("GB"), Some("+442079460958")),
-        ("020 7946 0958", Some("United Kingdom"), Some("+442079460958")),
+        (
+            "020 7946 0958",
+            Some("United Kingdom"),
+            Some("+442079460958"),
+        ),
         ("020 7946 0958", Some("UK"), Some("+442079460958")),
         ("(650) 253-0000", Some("US"), Some("+16502530000")),
         ("650.253.0000", Some("us"), Some("+16502530000")),
@@ -261,9 +268,16 @@ fn identifiers_meta_names_places_table() {
         ("\tJOHN\n", Some("john")),
     ];
     for (raw, want) in names {
-        assert_eq!(normalize_name_meta(raw).as_deref(), *want, "meta name {raw:?}");
+        assert_eq!(
+            normalize_name_meta(raw).as_deref(),
+            *want,
+            "meta name {raw:?}"
+        );
     }
-    assert_eq!(sha256_hex("maryann"), sha256_hex(&normalize_name_meta("Mary Ann").expect("name")));
+    assert_eq!(
+        sha256_hex("maryann"),
+        sha256_hex(&normalize_name_meta("Mary Ann").expect("name"))
+    );
     assert_eq!(
         sha256_hex(&normalize_name_meta("García Márquez").expect("name")),
         "b58c578405e0cba820c23585208b3d18c30bd7abbf7c5550ddb69b80e84309ce"

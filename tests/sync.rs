@@ -267,6 +267,23 @@ async fn audience_follows_the_segment(store_url: &str) {
             .unwrap()
             > 0
     );
+    // Identifier counts for match rates: kinds of the members, and the reasons summing to the total.
+    let counts = &last_sync["counts"];
+    let n = |v: &serde_json::Value| v.as_i64().unwrap_or_else(|| panic!("count in {counts}"));
+    let reasons = &counts["no_identifier_reasons"];
+    assert_eq!(
+        n(&reasons["invalid_phone"]) + n(&reasons["invalid_email"]) + n(&reasons["none"]),
+        n(&counts["skipped"]["no_identifier"]),
+        "{counts}"
+    );
+    assert!(n(&counts["identifiers"]["email"]) > 0, "{counts}");
+    n(&counts["identifiers"]["phone"]);
+    n(&counts["identifiers"]["address"]);
+    let table = blocking(run_ok(&env, &["runs"])).await;
+    assert!(
+        table.contains("identifiers: email ") && table.contains("no identifier: invalid_phone "),
+        "{table}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -136,7 +136,7 @@ fn bench_customers(
         .map(|i| campaignd_core::model::Customer {
             id: format!("b{i:09}"),
             email: Some(format!("member{i}@example.com")),
-            phone: Some(format!("+1555{:07}", i % 10_000_000)),
+            phone: Some(format!("+1650{}", 2_000_000 + i % 8_000_000)),
             first_name: Some("Alex".into()),
             last_name: Some("Doe".into()),
             country: Some("US".into()),

@@ -3,7 +3,10 @@
 use std::future::Future;
 
 use crate::error::ConnectorError;
-use crate::model::{AudienceRef, BatchOutcome, PreparedMember};
+use crate::model::{
+    AudienceRef, BatchOutcome, Contact, IdentifierKinds, NoIdentifier, PreparedMember,
+};
+use campaignd_core::identifiers::{normalize_email, normalize_phone};
 
 /// Refuses a blank audience name before any request is made: platforms would either reject it with a
 /// less helpful error or, worse, create an unnamed audience.
@@ -63,4 +66,46 @@ where
         total.merge(send(chunk).await?);
     }
     Ok(total)
+}
+
+/// The normalised email (trim, lower-case) and E.164 phone (the customer's country as default region) of a
+/// contact, for platforms that take either; `Err` with the reason when neither is usable, so every such
+/// connector counts "no identifier" the same way.
+pub(crate) fn email_and_phone(
+    contact: &Contact,
+) -> Result<(Option<String>, Option<String>), NoIdentifier> {
+    let email = contact.email.as_deref().and_then(normalize_email);
+    let phone = contact
+        .phone
+        .as_deref()
+        .and_then(|p| normalize_phone(p, contact.country.as_deref()));
+    if email.is_none() && phone.is_none() {
+        return Err(contact.no_identifier(true));
+    }
+    Ok((email, phone))
+}
+
+/// The normalised email of a contact, for email-only platforms; `Err` with the reason without one.
+pub(crate) fn email_only(contact: &Contact) -> Result<String, NoIdentifier> {
+    contact
+        .email
+        .as_deref()
+        .and_then(normalize_email)
+        .ok_or_else(|| contact.no_identifier(false))
+}
+
+/// The identifier kinds of an email-only platform's member.
+pub(crate) const EMAIL_ONLY: IdentifierKinds = IdentifierKinds {
+    email: true,
+    phone: false,
+    address: false,
+};
+
+/// The identifier kinds of a member carrying this email and phone (no address).
+pub(crate) fn kinds_of(email: &Option<String>, phone: &Option<String>) -> IdentifierKinds {
+    IdentifierKinds {
+        email: email.is_some(),
+        phone: phone.is_some(),
+        address: false,
+    }
 }

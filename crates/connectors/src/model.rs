@@ -28,6 +28,54 @@ pub struct Contact {
     pub country: Option<String>,
     /// Raw postal code.
     pub postal_code: Option<String>,
+    /// Raw city (Meta `CT`).
+    pub city: Option<String>,
+    /// Raw state, province or region (Meta `ST`).
+    pub region: Option<String>,
+    /// Raw gender as the shop stored it (Meta `GEN` takes `m`/`f`).
+    pub gender: Option<String>,
+    /// Birth date (Meta `DOBY`/`DOBM`/`DOBD`).
+    pub birth_date: Option<NaiveDate>,
+}
+
+impl Contact {
+    /// Why this contact yields no member for a platform: an email or phone that was given but is invalid
+    /// (the email first, as the primary key), or nothing usable at all. `uses_phone` is false for
+    /// email-only platforms, whose members' phones do not matter.
+    pub fn no_identifier(&self, uses_phone: bool) -> NoIdentifier {
+        let given = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
+        if given(&self.email) {
+            NoIdentifier::InvalidEmail
+        } else if uses_phone && given(&self.phone) {
+            NoIdentifier::InvalidPhone
+        } else {
+            NoIdentifier::None
+        }
+    }
+}
+
+/// Why a contact was not sent: the per-sync `no_identifier_reasons` counts, so a shop can see whether it
+/// lacks identifiers or stores them wrongly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoIdentifier {
+    /// A phone was given but libphonenumber found it invalid, and no other identifier was usable.
+    InvalidPhone,
+    /// An email was given but is not a valid address, and no other identifier was usable.
+    InvalidEmail,
+    /// Neither an email nor (where the platform takes one) a phone was given.
+    None,
+}
+
+/// Which identifier kinds one prepared member carries, counted per sync for match rates by identifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct IdentifierKinds {
+    /// A normalised email was sent (hashed or plain).
+    pub email: bool,
+    /// A normalised phone was sent.
+    pub phone: bool,
+    /// Name and postal code (Meta) or Google's full address info were sent.
+    pub address: bool,
 }
 
 impl From<&campaignd_core::model::Customer> for Contact {
@@ -41,6 +89,10 @@ impl From<&campaignd_core::model::Customer> for Contact {
             last_name: c.last_name.clone(),
             country: c.country.clone(),
             postal_code: c.postal_code.clone(),
+            city: c.city.clone(),
+            region: c.region.clone(),
+            gender: c.gender.clone(),
+            birth_date: c.birth_date,
         }
     }
 }
@@ -55,6 +107,10 @@ pub struct PreparedMember {
     pub payload: serde_json::Value,
     /// SHA-256 hex of the canonical (sorted-key, compact) JSON of `payload`.
     pub fingerprint: String,
+    /// Which identifier kinds `prepare` put in the payload, for the sync's counts. Not stored in the
+    /// ledger: members rebuilt from it carry none.
+    #[serde(skip)]
+    pub kinds: IdentifierKinds,
 }
 
 impl PreparedMember {
@@ -65,7 +121,14 @@ impl PreparedMember {
             customer_id: customer_id.into(),
             payload,
             fingerprint,
+            kinds: IdentifierKinds::default(),
         }
+    }
+
+    /// Records which identifier kinds the payload carries (see [`IdentifierKinds`]).
+    pub fn with_kinds(mut self, kinds: IdentifierKinds) -> Self {
+        self.kinds = kinds;
+        self
     }
 }
 

@@ -3,8 +3,8 @@
 use crate::error::ConnectorError;
 use crate::http::HttpStatsSnapshot;
 use crate::model::{
-    AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, MetricsRow, PreparedMember,
-    ReplaceSession, SyncContext,
+    AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, MetricsRow, NoIdentifier,
+    PreparedMember, ReplaceSession, SyncContext,
 };
 use async_trait::async_trait;
 use chrono::NaiveDate;
@@ -26,9 +26,9 @@ pub trait AudienceDestination: Send + Sync {
     /// Ads or email: decides which consent flag the engine enforces before anything leaves.
     fn channel(&self) -> Channel;
 
-    /// Pure mapping: normalise and hash the contact as this platform wants. `None` = no usable identifier
-    /// (counted as `no_identifier`, not sent).
-    fn prepare(&self, contact: &Contact) -> Option<PreparedMember>;
+    /// Pure mapping: normalise and hash the contact as this platform wants, noting which identifier kinds
+    /// it used. `Err` = no usable identifier, with the reason (counted under `no_identifier`, not sent).
+    fn prepare(&self, contact: &Contact) -> Result<PreparedMember, NoIdentifier>;
 
     /// Optional: tells the connector which run and segment the coming batches belong to. The default does
     /// nothing; connectors must work without it.

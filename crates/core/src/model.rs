@@ -15,6 +15,8 @@ pub struct Customer {
     /// ISO-3166 alpha-2, upper-case.
     pub country: Option<String>,
     pub city: Option<String>,
+    /// State, province or region as the shop typed it (Meta's `ST` match key).
+    pub region: Option<String>,
     pub postal_code: Option<String>,
     pub birth_date: Option<NaiveDate>,
     pub gender: Option<String>,

@@ -292,6 +292,7 @@ impl ShopGenerator {
             last_name: Some(last.to_string()),
             country: Some(country.code.to_string()),
             city: Some(city.to_string()),
+            region: region_of(country.code, city).map(str::to_string),
             postal_code: Some(postal_code),
             birth_date,
             gender: gender.map(str::to_string),
@@ -456,6 +457,25 @@ fn group(digits: &str) -> String {
         out.push(c);
     }
     out
+}
+
+/// The state or province of a generated US or Canadian city, as shops store it (two-letter code); other
+/// countries' shops rarely fill it, so they get none.
+fn region_of(country: &str, city: &str) -> Option<&'static str> {
+    Some(match (country, city) {
+        ("US", "New York") => "NY",
+        ("US", "Los Angeles") => "CA",
+        ("US", "Chicago") => "IL",
+        ("US", "Houston") | ("US", "Austin") => "TX",
+        ("US", "Seattle") => "WA",
+        ("US", "Denver") => "CO",
+        ("US", "Boston") => "MA",
+        ("CA", "Toronto") | ("CA", "Ottawa") => "ON",
+        ("CA", "Montréal") => "QC",
+        ("CA", "Vancouver") => "BC",
+        ("CA", "Calgary") => "AB",
+        _ => return None,
+    })
 }
 
 /// A city of the country and a postal code in that country's format.

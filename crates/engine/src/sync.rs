@@ -17,7 +17,7 @@ use serde_json::json;
 use thiserror::Error;
 
 use campaignd_connectors::{
-    AudienceDestination, AudienceRef, BatchOutcome, Channel, Contact, PreparedMember,
+    AudienceDestination, AudienceRef, BatchOutcome, Channel, Contact, NoIdentifier, PreparedMember,
     ReplaceSession, SecretResolver, SyncContext,
 };
 use campaignd_store::ledger::{AudienceRecord, Consent, LedgerEntry};
@@ -101,6 +101,10 @@ pub struct SyncOutcome {
     pub skipped_suppressed: i64,
     /// Members with no usable identifier for this platform.
     pub skipped_no_identifier: i64,
+    /// How many members carried each identifier kind.
+    pub identifiers: IdentifierCounts,
+    /// Why the `skipped_no_identifier` members had none.
+    pub no_identifier_reasons: NoIdentifierReasons,
     /// Requests (batches) sent.
     pub batches: i64,
     /// How it ended.
@@ -194,6 +198,7 @@ fn to_prepared(entries: &[LedgerEntry]) -> Vec<PreparedMember> {
             customer_id: e.customer_id.clone(),
             payload: serde_json::from_str(&e.payload).unwrap_or(serde_json::Value::Null),
             fingerprint: e.fingerprint.clone(),
+            kinds: Default::default(),
         })
         .collect()
 }
@@ -265,6 +270,8 @@ async fn run_one(
             skipped_no_consent: 0,
             skipped_suppressed: 0,
             skipped_no_identifier: 0,
+            identifiers: IdentifierCounts::default(),
+            no_identifier_reasons: NoIdentifierReasons::default(),
             batches: 0,
             status: SyncStatus::Done,
         },
@@ -286,6 +293,8 @@ async fn run_one(
                 "suppressed": outcome.skipped_suppressed,
                 "no_identifier": outcome.skipped_no_identifier,
             },
+            "identifiers": outcome.identifiers,
+            "no_identifier_reasons": outcome.no_identifier_reasons,
             "batches": outcome.batches,
             "status": outcome.status,
             "duration_ms": started.elapsed().as_millis() as u64,
@@ -329,6 +338,7 @@ struct Desired<'a> {
     page: std::vec::IntoIter<PreparedMember>,
     exhausted: bool,
     no_identifier: i64,
+    tally: IdentifierTally,
 }
 
 impl Desired<'_> {
@@ -363,12 +373,74 @@ impl Desired<'_> {
                     last_name: c.last_name,
                     country: c.country,
                     postal_code: c.postal_code,
+                    city: c.city,
+                    region: c.region,
+                    gender: c.gender,
+                    birth_date: c.birth_date,
                 })
                 .collect();
-            let (prepared, skipped) = prepare_in_parallel(&self.dest, contacts).await?;
-            self.no_identifier += skipped;
+            let (prepared, tally) = prepare_in_parallel(&self.dest, contacts).await?;
+            self.no_identifier +=
+                tally.reasons.invalid_phone + tally.reasons.invalid_email + tally.reasons.none;
+            self.tally.add(&tally);
             self.page = prepared.into_iter();
         }
+    }
+}
+
+/// How many of a sync's members carried each identifier kind: the basis of match rates by identifier
+/// (recorded as `identifiers` in the run's counts).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct IdentifierCounts {
+    /// Members sent with an email.
+    pub email: i64,
+    /// Members sent with a phone.
+    pub phone: i64,
+    /// Members sent with name + postal code (Meta) or Google's address info.
+    pub address: i64,
+}
+
+/// Why members had no usable identifier (recorded as `no_identifier_reasons`; they sum to
+/// `skipped.no_identifier`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct NoIdentifierReasons {
+    /// A phone was given but is invalid, and nothing else was usable.
+    pub invalid_phone: i64,
+    /// An email was given but is invalid, and nothing else was usable.
+    pub invalid_email: i64,
+    /// No email or phone at all.
+    pub none: i64,
+}
+
+/// The identifier counts of the members a sync prepared, by kind and by reason for none.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct IdentifierTally {
+    kinds: IdentifierCounts,
+    reasons: NoIdentifierReasons,
+}
+
+impl IdentifierTally {
+    fn member(&mut self, m: &PreparedMember) {
+        self.kinds.email += i64::from(m.kinds.email);
+        self.kinds.phone += i64::from(m.kinds.phone);
+        self.kinds.address += i64::from(m.kinds.address);
+    }
+
+    fn skipped(&mut self, why: NoIdentifier) {
+        match why {
+            NoIdentifier::InvalidPhone => self.reasons.invalid_phone += 1,
+            NoIdentifier::InvalidEmail => self.reasons.invalid_email += 1,
+            NoIdentifier::None => self.reasons.none += 1,
+        }
+    }
+
+    fn add(&mut self, other: &IdentifierTally) {
+        self.kinds.email += other.kinds.email;
+        self.kinds.phone += other.kinds.phone;
+        self.kinds.address += other.kinds.address;
+        self.reasons.invalid_phone += other.reasons.invalid_phone;
+        self.reasons.invalid_email += other.reasons.invalid_email;
+        self.reasons.none += other.reasons.none;
     }
 }
 
@@ -376,23 +448,31 @@ impl Desired<'_> {
 async fn prepare_in_parallel(
     dest: &Arc<dyn AudienceDestination>,
     mut contacts: Vec<Contact>,
-) -> Result<(Vec<PreparedMember>, i64), String> {
+) -> Result<(Vec<PreparedMember>, IdentifierTally), String> {
     let second = contacts.split_off(contacts.len() / 2);
     let run = |part: Vec<Contact>| {
         let dest = dest.clone();
         tokio::task::spawn_blocking(move || {
-            let total = part.len();
-            let prepared: Vec<PreparedMember> =
-                part.iter().filter_map(|c| dest.prepare(c)).collect();
-            let skipped = (total - prepared.len()) as i64;
-            (prepared, skipped)
+            let mut tally = IdentifierTally::default();
+            let mut prepared = Vec::with_capacity(part.len());
+            for c in &part {
+                match dest.prepare(c) {
+                    Ok(m) => {
+                        tally.member(&m);
+                        prepared.push(m);
+                    }
+                    Err(why) => tally.skipped(why),
+                }
+            }
+            (prepared, tally)
         })
     };
     let (a, b) = tokio::join!(run(contacts), run(second));
-    let (mut first, skipped_a) = a.map_err(|e| format!("preparing identifiers: {e}"))?;
-    let (rest, skipped_b) = b.map_err(|e| format!("preparing identifiers: {e}"))?;
+    let (mut first, mut tally) = a.map_err(|e| format!("preparing identifiers: {e}"))?;
+    let (rest, tally_b) = b.map_err(|e| format!("preparing identifiers: {e}"))?;
     first.extend(rest);
-    Ok((first, skipped_a + skipped_b))
+    tally.add(&tally_b);
+    Ok((first, tally))
 }
 
 /// The other side of the merge: what the ledger says the platform holds, in the same order.
@@ -546,6 +626,7 @@ impl<'a> Job<'a> {
             page: Vec::new().into_iter(),
             exhausted: false,
             no_identifier: 0,
+            tally: IdentifierTally::default(),
         }
     }
 
@@ -617,6 +698,8 @@ impl<'a> Job<'a> {
         }
         self.flush(&mut pending, batch, dry_run, true).await?;
         self.outcome.skipped_no_identifier = desired.no_identifier;
+        self.outcome.identifiers = desired.tally.kinds;
+        self.outcome.no_identifier_reasons = desired.tally.reasons;
         Ok(())
     }
 
@@ -794,6 +877,8 @@ impl<'a> Job<'a> {
             }
         }
         self.outcome.skipped_no_identifier = desired.no_identifier;
+        self.outcome.identifiers = desired.tally.kinds;
+        self.outcome.no_identifier_reasons = desired.tally.reasons;
         self.store
             .mark_replaced(&dest_name, &audience)
             .await

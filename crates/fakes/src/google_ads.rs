@@ -949,7 +949,7 @@ fn identifiers_key(ids: &[Value], max: usize) -> IdentifierCheck {
                         phone.get_or_insert_with(|| s.to_string());
                     }
                 }
-                "addressInfo" | "address" => {}
+                "addressInfo" | "address" => check_address(k, v)?,
                 other => {
                     return Err((
                         "INVALID_USER_IDENTIFIER",
@@ -960,6 +960,44 @@ fn identifiers_key(ids: &[Value], max: usize) -> IdentifierCheck {
         }
     }
     Ok((email, phone))
+}
+
+/// Checks an address identifier as the protos define it: Google Ads `OfflineUserAddressInfo`
+/// (`hashedFirstName`, `hashedLastName` SHA-256; `countryCode`, `postalCode` unhashed) or Data Manager
+/// `AddressInfo` (`givenName`, `familyName` hashed; `regionCode`, `postalCode` unhashed). All four are
+/// required; the country must be two upper-case letters and the postal code must not be a hash.
+fn check_address(key: &str, v: &Value) -> Result<(), (&'static str, String)> {
+    let (first, last, country) = if key == "addressInfo" {
+        ("hashedFirstName", "hashedLastName", "countryCode")
+    } else {
+        ("givenName", "familyName", "regionCode")
+    };
+    let bad = |what: String| Err(("INVALID_ADDRESS_INFO", format!("{key}: {what}")));
+    let Some(obj) = v.as_object() else {
+        return bad("must be an object".into());
+    };
+    for k in obj.keys() {
+        if ![first, last, country, "postalCode"].contains(&k.as_str()) {
+            return bad(format!("unknown field {k}"));
+        }
+    }
+    let text = |k: &str| obj.get(k).and_then(Value::as_str).unwrap_or_default();
+    for k in [first, last] {
+        if !is_sha256_hex(text(k)) {
+            return bad(format!("{k} must be a SHA-256 hash as 64 lowercase hex"));
+        }
+    }
+    let c = text(country);
+    if c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
+        return bad(format!(
+            "{country} must be an ISO 3166-1 alpha-2 code, got {c:?}"
+        ));
+    }
+    let postal = text("postalCode");
+    if postal.trim().is_empty() || is_sha256_hex(postal) {
+        return bad("postalCode is required and is sent unhashed".into());
+    }
+    Ok(())
 }
 
 fn member_key(email: Option<String>, phone: Option<String>) -> Option<String> {

@@ -519,6 +519,39 @@ enum Op {
     Replace,
 }
 
+/// The hashes of every normalised value of Meta's closed-domain keys (COUNTRY lower-case ISO alpha-2,
+/// GEN `m`/`f`, DOBY 1900-2100, DOBM `01`-`12`, DOBD `01`-`31`): a hash outside them is a wrongly
+/// normalised value (`uk`, `female`, `1`) that could never match, and this fake refuses it.
+fn closed_domain(key: &str) -> Option<&'static std::collections::HashSet<String>> {
+    use std::collections::HashSet;
+    use std::sync::OnceLock;
+    fn hashes(values: impl IntoIterator<Item = String>) -> HashSet<String> {
+        values
+            .into_iter()
+            .map(|v| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(v.as_bytes())))
+            .collect()
+    }
+    static COUNTRY: OnceLock<HashSet<String>> = OnceLock::new();
+    static GEN: OnceLock<HashSet<String>> = OnceLock::new();
+    static DOBY: OnceLock<HashSet<String>> = OnceLock::new();
+    static DOBM: OnceLock<HashSet<String>> = OnceLock::new();
+    static DOBD: OnceLock<HashSet<String>> = OnceLock::new();
+    Some(match key {
+        "COUNTRY" => COUNTRY.get_or_init(|| {
+            hashes(
+                celes::Country::get_countries()
+                    .iter()
+                    .map(|c| c.alpha2.to_ascii_lowercase()),
+            )
+        }),
+        "GEN" => GEN.get_or_init(|| hashes(["m".to_string(), "f".to_string()])),
+        "DOBY" => DOBY.get_or_init(|| hashes((1900..=2100).map(|y| format!("{y:04}")))),
+        "DOBM" => DOBM.get_or_init(|| hashes((1..=12).map(|m| format!("{m:02}")))),
+        "DOBD" => DOBD.get_or_init(|| hashes((1..=31).map(|d| format!("{d:02}")))),
+        _ => return None,
+    })
+}
+
 fn is_hash(s: &str) -> bool {
     s.len() == 64
         && s.bytes()
@@ -614,6 +647,14 @@ fn users(st: &MetaState, req: &Req, op: Op) -> Response {
                 return bad(format!(
                     "row {i}: {k} must be a SHA-256 hash (64 lowercase hex) or empty"
                 ));
+            }
+            if let Some(domain) = closed_domain(k) {
+                if !v.is_empty() && !domain.contains(v.as_str()) {
+                    return bad(format!(
+                        "row {i}: {k} is not the hash of a normalised {k} value (Meta's key table: \
+                         COUNTRY lower-case ISO alpha-2, GEN m/f, DOBY YYYY, DOBM MM, DOBD DD)"
+                    ));
+                }
             }
         }
         rows.push(cells);

@@ -55,6 +55,7 @@ impl ImportKind {
                 "last_name",
                 "country",
                 "city",
+                "region",
                 "postal_code",
                 "birth_date",
                 "gender",
@@ -575,14 +576,29 @@ fn parse_customer(mut c: Cells) -> Result<Customer, String> {
                 .map_err(|_| format!("birth_date: not a date (YYYY-MM-DD): {s:?}"))?,
         ),
     };
+    // Stored as upper-case ISO alpha-2 whatever spelling the shop used; a value naming no country is a bad
+    // row rather than a silently lost country (and with it the phone's default region).
+    let country = match c.text("country")? {
+        None => None,
+        Some(s) => Some(
+            campaignd_core::identifiers::country_alpha2(&s)
+                .ok_or_else(|| {
+                    format!(
+                        "country: not a country (ISO 3166 alpha-2/alpha-3 code or English name): {s:?}"
+                    )
+                })?
+                .to_string(),
+        ),
+    };
     Ok(Customer {
         id,
         email: c.text("email")?,
         phone: c.text("phone")?,
         first_name: c.text("first_name")?,
         last_name: c.text("last_name")?,
-        country: c.text("country")?.map(|s| s.to_uppercase()),
+        country,
         city: c.text("city")?,
+        region: c.text("region")?,
         postal_code: c.text("postal_code")?,
         birth_date,
         gender: c.text("gender")?,

@@ -6,6 +6,7 @@
 //! them, so memory stays flat in the audience size, nothing is written for unchanged members, and a
 //! crashed run resumes from the ledger without resending acknowledged batches.
 
+use chrono::NaiveDate;
 use sqlx::Row;
 
 use crate::bind::on_pool;
@@ -55,6 +56,14 @@ pub struct Candidate {
     pub country: Option<String>,
     /// Postal code.
     pub postal_code: Option<String>,
+    /// City.
+    pub city: Option<String>,
+    /// State, province or region.
+    pub region: Option<String>,
+    /// Gender as stored.
+    pub gender: Option<String>,
+    /// Birth date.
+    pub birth_date: Option<NaiveDate>,
 }
 
 /// One member as a platform holds it: what was (or will be) sent, and its fingerprint.
@@ -213,7 +222,8 @@ impl Store {
     ) -> Result<Vec<Candidate>, StoreError> {
         let c = bytewise(self);
         let sql = format!(
-            "SELECT c.id, c.email, c.phone, c.first_name, c.last_name, c.country, c.postal_code \
+            "SELECT c.id, c.email, c.phone, c.first_name, c.last_name, c.country, c.postal_code, \
+             c.city, c.region, c.gender, c.birth_date \
              FROM segment_memberships m JOIN customers c ON c.id = m.customer_id \
              WHERE m.segment = $1 AND m.customer_id{c} > $2 AND {} ORDER BY m.customer_id{c} LIMIT $3",
             eligible_sql(consent)
@@ -230,6 +240,10 @@ impl Store {
                         last_name: r.try_get(4)?,
                         country: r.try_get(5)?,
                         postal_code: r.try_get(6)?,
+                        city: r.try_get(7)?,
+                        region: r.try_get(8)?,
+                        gender: r.try_get(9)?,
+                        birth_date: r.try_get(10)?,
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?

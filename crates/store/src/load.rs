@@ -167,6 +167,7 @@ const CUSTOMERS: Table = Table {
         "last_name",
         "country",
         "city",
+        "region",
         "postal_code",
         "birth_date",
         "gender",
@@ -177,8 +178,8 @@ const CUSTOMERS: Table = Table {
     key: "id",
     set: "email = excluded.email, phone = excluded.phone, first_name = excluded.first_name, \
           last_name = excluded.last_name, country = excluded.country, city = excluded.city, \
-          postal_code = excluded.postal_code, birth_date = excluded.birth_date, gender = excluded.gender, \
-          created_at = excluded.created_at, consent_ads = excluded.consent_ads, \
+          region = excluded.region, postal_code = excluded.postal_code, birth_date = excluded.birth_date, \
+          gender = excluded.gender,           created_at = excluded.created_at, consent_ads = excluded.consent_ads, \
           consent_email = excluded.consent_email",
 };
 
@@ -299,6 +300,7 @@ impl<'c> LoadTx<'c> {
                 text(&c.last_name),
                 text(&c.country),
                 text(&c.city),
+                text(&c.region),
                 text(&c.postal_code),
                 Val::Date(c.birth_date),
                 text(&c.gender),

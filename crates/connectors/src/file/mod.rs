@@ -16,9 +16,7 @@ use crate::model::{
 };
 use crate::traits::AudienceDestination;
 use async_trait::async_trait;
-use campaignd_core::identifiers::{
-    google_phone_input, normalize_email, normalize_phone, sha256_hex,
-};
+use campaignd_core::identifiers::{google_phone_input, sha256_hex};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
@@ -358,15 +356,9 @@ impl AudienceDestination for FileDestination {
         self.channel
     }
 
-    fn prepare(&self, contact: &Contact) -> Option<PreparedMember> {
-        let email = contact.email.as_deref().and_then(normalize_email);
-        let phone = contact
-            .phone
-            .as_deref()
-            .and_then(|p| normalize_phone(p, contact.country.as_deref()));
-        if email.is_none() && phone.is_none() {
-            return None;
-        }
+    fn prepare(&self, contact: &Contact) -> Result<PreparedMember, crate::model::NoIdentifier> {
+        let (email, phone) = crate::common::email_and_phone(contact)?;
+        let kinds = crate::common::kinds_of(&email, &phone);
         let mut payload = Map::new();
         if let Some(e) = &email {
             payload.insert("email_sha256".into(), Value::String(sha256_hex(e)));
@@ -385,10 +377,10 @@ impl AudienceDestination for FileDestination {
                 payload.insert("phone".into(), Value::String(p));
             }
         }
-        Some(PreparedMember::new(
-            contact.customer_id.clone(),
-            Value::Object(payload),
-        ))
+        Ok(
+            PreparedMember::new(contact.customer_id.clone(), Value::Object(payload))
+                .with_kinds(kinds),
+        )
     }
 
     async fn begin_sync(&self, ctx: &SyncContext) -> Result<(), ConnectorError> {

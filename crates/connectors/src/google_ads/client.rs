@@ -566,14 +566,13 @@ impl GoogleAdsDestination {
             ops.push((None, json!({"removeAll": true})));
         }
         for (i, m) in members.iter().enumerate() {
-            let Some(ids) = mapping::identifiers(&m.payload) else {
+            let Some(identifiers) = mapping::cm_identifiers(&m.payload) else {
                 outcome.rejected.push(Rejection {
                     customer_id: m.customer_id.clone(),
                     reason: "stored payload is not a Google user identifier set".into(),
                 });
                 continue;
             };
-            let identifiers: Vec<Value> = ids.into_iter().map(|(k, v)| json!({ k: v })).collect();
             let data = json!({ "userIdentifiers": identifiers });
             ops.push((
                 Some(i),
@@ -852,18 +851,8 @@ impl GoogleAdsDestination {
         let mut outcome = BatchOutcome::default();
         let mut pending: Vec<(&PreparedMember, Value)> = Vec::with_capacity(chunk.len());
         for m in chunk {
-            match mapping::identifiers(&m.payload) {
-                Some(ids) => {
-                    let identifiers: Vec<Value> = ids
-                        .into_iter()
-                        .map(|(k, v)| {
-                            if k == mapping::EMAIL {
-                                json!({ "emailAddress": v })
-                            } else {
-                                json!({ "phoneNumber": v })
-                            }
-                        })
-                        .collect();
+            match mapping::dm_identifiers(&m.payload) {
+                Some(identifiers) => {
                     pending.push((m, json!({"userData": {"userIdentifiers": identifiers}})));
                 }
                 None => outcome.rejected.push(Rejection {
@@ -982,7 +971,7 @@ impl AudienceDestination for GoogleAdsDestination {
         Channel::Ads
     }
 
-    fn prepare(&self, contact: &Contact) -> Option<PreparedMember> {
+    fn prepare(&self, contact: &Contact) -> Result<PreparedMember, crate::model::NoIdentifier> {
         mapping::prepare(contact)
     }
 

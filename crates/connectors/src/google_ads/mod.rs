@@ -63,4 +63,4 @@ pub use config::{
     GoogleAdsConfig, GoogleApi, DEFAULT_ADS_BASE_URL, DEFAULT_DATA_MANAGER_BASE_URL,
     DEFAULT_TOKEN_URL,
 };
-pub use mapping::{identifiers, prepare};
+pub use mapping::{cm_identifiers, dm_identifiers, prepare};

@@ -73,7 +73,7 @@ fn contact(i: usize) -> Contact {
     Contact {
         phone: i
             .is_multiple_of(2)
-            .then(|| format!("+1 (555) {:03}-{:04}", i / 10_000 % 1000, i % 10_000)),
+            .then(|| format!("+1 (650) {:03}-{:04}", 200 + i / 10_000 % 800, i % 10_000)),
         country: Some("US".into()),
         ..email_contact(i)
     }
@@ -83,12 +83,12 @@ fn contact(i: usize) -> Contact {
 fn google_phone_hash_keeps_the_plus() {
     let c = Contact {
         customer_id: "p".into(),
-        phone: Some("(555) 987-6543".into()),
+        phone: Some("(650) 253-0000".into()),
         country: Some("US".into()),
         ..Default::default()
     };
     let m = super::prepare(&c).expect("phone");
-    assert_eq!(m.payload["hashedPhoneNumber"], sha256_hex("+15559876543"));
+    assert_eq!(m.payload["hashedPhoneNumber"], sha256_hex("+16502530000"));
 }
 
 #[tokio::test]
@@ -407,4 +407,40 @@ async fn data_manager_configured_list_rejections_throttle_and_refresh() {
     assert_eq!(fake.members(&aud.remote_id).len(), 7);
     let stats = d.http_stats().expect("stats");
     assert_eq!((stats.throttled, stats.token_refreshes), (1, 1));
+}
+
+#[tokio::test]
+async fn address_info_and_gmail_rule_pass_both_apis_and_malformed_addresses_never_leave() {
+    for api in ["customer_match", "data_manager"] {
+        let fake = fake(None).await;
+        let d = destination(&fake, api);
+        let aud = d.find_or_create_audience("addr", "").await.expect("list");
+        let c = Contact {
+            customer_id: "c1".into(),
+            email: Some("Jane.Doe+shop@GoogleMail.com".into()),
+            first_name: Some("Mrs. Jane".into()),
+            last_name: Some("Doe, Jr.".into()),
+            country: Some("United Kingdom".into()),
+            postal_code: Some(" SW1A 1AA ".into()),
+            ..Contact::default()
+        };
+        let m = d.prepare(&c).expect("usable");
+        assert!(m.kinds.address, "{api}");
+        let out = d.add_members(&aud, &[m]).await.expect("add");
+        assert_eq!((out.accepted, out.rejected.len()), (1, 0), "{api}");
+        assert_eq!(
+            fake.members(&aud.remote_id),
+            BTreeSet::from([sha256_hex("janedoe@googlemail.com")]),
+            "{api}"
+        );
+        // An address with an unhashed name or a lower-case country is refused before it is sent.
+        let bad = PreparedMember::new(
+            "c2",
+            json!({"hashedEmail": email_hash(2), "addressInfo": {
+                "hashedFirstName": "jane", "hashedLastName": sha256_hex("doe"),
+                "countryCode": "gb", "postalCode": "SW1A 1AA"}}),
+        );
+        let out = d.add_members(&aud, &[bad]).await.expect("add");
+        assert_eq!((out.accepted, out.rejected.len()), (0, 1), "{api}");
+    }
 }

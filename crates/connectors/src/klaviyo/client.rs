@@ -597,7 +597,7 @@ impl AudienceDestination for KlaviyoDestination {
         Channel::Email
     }
 
-    fn prepare(&self, contact: &Contact) -> Option<PreparedMember> {
+    fn prepare(&self, contact: &Contact) -> Result<PreparedMember, crate::model::NoIdentifier> {
         mapping::prepare(contact)
     }
 

@@ -1,20 +1,14 @@
 //! Pure mapping of a contact to a Klaviyo profile: plain normalised email, phone as E.164 with the `+`
 //! (platforms.md, "phone for Klaviyo"), and first/last name as display fields (trimmed, case kept).
 
-use crate::model::{Contact, PreparedMember};
-use campaignd_core::identifiers::{normalize_email, normalize_phone};
+use crate::model::{Contact, NoIdentifier, PreparedMember};
+use campaignd_core::identifiers::normalize_email;
 use serde_json::{Map, Value};
 
-/// Maps a contact; `None` when it has neither a valid email nor a valid phone.
-pub fn prepare(contact: &Contact) -> Option<PreparedMember> {
-    let email = contact.email.as_deref().and_then(normalize_email);
-    let phone = contact
-        .phone
-        .as_deref()
-        .and_then(|p| normalize_phone(p, contact.country.as_deref()));
-    if email.is_none() && phone.is_none() {
-        return None;
-    }
+/// Maps a contact; `Err` (with the reason) when it has neither a valid email nor a valid phone.
+pub fn prepare(contact: &Contact) -> Result<PreparedMember, NoIdentifier> {
+    let (email, phone) = crate::common::email_and_phone(contact)?;
+    let kinds = crate::common::kinds_of(&email, &phone);
     let mut payload = Map::new();
     if let Some(e) = email {
         payload.insert("email".into(), Value::String(e));
@@ -30,10 +24,7 @@ pub fn prepare(contact: &Contact) -> Option<PreparedMember> {
             payload.insert(key.into(), Value::String(v.to_string()));
         }
     }
-    Some(PreparedMember::new(
-        contact.customer_id.clone(),
-        Value::Object(payload),
-    ))
+    Ok(PreparedMember::new(contact.customer_id.clone(), Value::Object(payload)).with_kinds(kinds))
 }
 
 /// The (email, phone) of a stored payload; `None` if it has neither (not a Klaviyo payload).
@@ -59,7 +50,7 @@ mod tests {
         let c = Contact {
             customer_id: "c1".into(),
             email: Some(" Ann@Example.COM".into()),
-            phone: Some("(555) 987-6543".into()),
+            phone: Some("(650) 253-0000".into()),
             country: Some("US".into()),
             first_name: Some("Ann".into()),
             ..Contact::default()
@@ -67,23 +58,23 @@ mod tests {
         let m = prepare(&c).expect("usable");
         assert_eq!(
             m.payload,
-            serde_json::json!({"email": "ann@example.com", "phone_number": "+15559876543", "first_name": "Ann"})
+            serde_json::json!({"email": "ann@example.com", "phone_number": "+16502530000", "first_name": "Ann"})
         );
         assert_eq!(
             identifiers_of(&m.payload),
-            Some((Some("ann@example.com".into()), Some("+15559876543".into())))
+            Some((Some("ann@example.com".into()), Some("+16502530000".into())))
         );
         let phone_only = Contact { email: None, ..c };
         let m = prepare(&phone_only).expect("phone is enough");
         assert_eq!(
             identifiers_of(&m.payload),
-            Some((None, Some("+15559876543".into())))
+            Some((None, Some("+16502530000".into())))
         );
         assert!(prepare(&Contact {
             customer_id: "x".into(),
             ..Contact::default()
         })
-        .is_none());
+        .is_err());
         assert!(identifiers_of(&serde_json::json!({"EMAIL": "x"})).is_none());
     }
 }

@@ -39,7 +39,7 @@ async fn fake() -> FakeKlaviyo {
 }
 
 fn phone(i: usize) -> String {
-    format!("+1555{:03}{:04}", i / 10_000 % 1000, i % 10_000)
+    format!("+1650{:03}{:04}", 200 + i / 10_000 % 800, i % 10_000)
 }
 
 /// Every 50th contact has only a phone.
@@ -48,8 +48,8 @@ fn contact(i: usize) -> Contact {
         customer_id: format!("c{i}"),
         email: (!i.is_multiple_of(50)).then(|| format!(" Person{i}@Example.com")),
         phone: Some(format!(
-            "+1 (555) {:03}-{:04}",
-            i / 10_000 % 1000,
+            "+1 (650) {:03}-{:04}",
+            200 + i / 10_000 % 800,
             i % 10_000
         )),
         first_name: Some("Ann".into()),

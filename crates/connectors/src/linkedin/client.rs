@@ -390,7 +390,7 @@ impl AudienceDestination for LinkedInDestination {
         Channel::Ads
     }
 
-    fn prepare(&self, contact: &Contact) -> Option<PreparedMember> {
+    fn prepare(&self, contact: &Contact) -> Result<PreparedMember, crate::model::NoIdentifier> {
         mapping::prepare(contact)
     }
 

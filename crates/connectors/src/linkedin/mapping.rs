@@ -1,20 +1,22 @@
 //! Pure mapping of a contact to LinkedIn's user id: the normalised email (trim, lower-case), SHA-256 as
 //! 64 lowercase hex, sent as `{idType: "SHA256_EMAIL", idValue}`. Contacts without an email are skipped.
 
-use crate::model::{Contact, PreparedMember};
-use campaignd_core::identifiers::{normalize_email, sha256_hex};
+use crate::common::EMAIL_ONLY;
+use crate::model::{Contact, NoIdentifier, PreparedMember};
+use campaignd_core::identifiers::sha256_hex;
 use serde_json::{json, Value};
 
 /// Payload key (and LinkedIn `idType`) of the hashed email.
 pub const SHA256_EMAIL: &str = "SHA256_EMAIL";
 
-/// Maps a contact; `None` without a valid email.
-pub fn prepare(contact: &Contact) -> Option<PreparedMember> {
-    let email = contact.email.as_deref().and_then(normalize_email)?;
-    Some(PreparedMember::new(
+/// Maps a contact; `Err` (with the reason) without a valid email.
+pub fn prepare(contact: &Contact) -> Result<PreparedMember, NoIdentifier> {
+    let email = crate::common::email_only(contact)?;
+    Ok(PreparedMember::new(
         contact.customer_id.clone(),
         json!({ SHA256_EMAIL: sha256_hex(&email) }),
-    ))
+    )
+    .with_kinds(EMAIL_ONLY))
 }
 
 /// The `userIds` of a stored payload; `None` if it is not a LinkedIn payload (a corrupted ledger entry).
@@ -50,7 +52,7 @@ mod tests {
             customer_id: "x".into(),
             ..Default::default()
         })
-        .is_none());
+        .is_err());
         assert!(user_ids(&json!({SHA256_EMAIL: "abc"})).is_none());
     }
 }

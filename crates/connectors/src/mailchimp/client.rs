@@ -515,7 +515,7 @@ impl AudienceDestination for MailchimpDestination {
         Channel::Email
     }
 
-    fn prepare(&self, contact: &Contact) -> Option<PreparedMember> {
+    fn prepare(&self, contact: &Contact) -> Result<PreparedMember, crate::model::NoIdentifier> {
         mapping::prepare(contact)
     }
 

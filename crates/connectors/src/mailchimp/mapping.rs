@@ -1,18 +1,20 @@
 //! Pure mapping of a contact to a Mailchimp member: the normalised plain email (Mailchimp takes emails
 //! unhashed) and its MD5 member id (platforms.md, "Mailchimp member id").
 
-use crate::model::{Contact, PreparedMember};
+use crate::common::EMAIL_ONLY;
+use crate::model::{Contact, NoIdentifier, PreparedMember};
 use campaignd_core::identifiers::{mailchimp_member_id, normalize_email};
 use serde_json::{json, Value};
 
-/// Maps a contact; `None` without a valid email (Mailchimp lists are email lists).
-pub fn prepare(contact: &Contact) -> Option<PreparedMember> {
-    let email = contact.email.as_deref().and_then(normalize_email)?;
+/// Maps a contact; `Err` (with the reason) without a valid email (Mailchimp lists are email lists).
+pub fn prepare(contact: &Contact) -> Result<PreparedMember, NoIdentifier> {
+    let email = crate::common::email_only(contact)?;
     let hash = mailchimp_member_id(&email);
-    Some(PreparedMember::new(
+    Ok(PreparedMember::new(
         contact.customer_id.clone(),
         json!({"email": email, "subscriber_hash": hash}),
-    ))
+    )
+    .with_kinds(EMAIL_ONLY))
 }
 
 /// The email of a stored payload; `None` if the payload is not a Mailchimp payload (a corrupted ledger
@@ -46,7 +48,7 @@ mod tests {
             phone: Some("+15551234567".into()),
             ..Contact::default()
         };
-        assert!(prepare(&phone_only).is_none());
+        assert_eq!(prepare(&phone_only), Err(NoIdentifier::None));
         assert!(email_of(&json!({"EMAIL": "x"})).is_none());
     }
 }

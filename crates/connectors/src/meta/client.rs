@@ -514,7 +514,7 @@ impl AudienceDestination for MetaDestination {
         Channel::Ads
     }
 
-    fn prepare(&self, contact: &Contact) -> Option<PreparedMember> {
+    fn prepare(&self, contact: &Contact) -> Result<PreparedMember, crate::model::NoIdentifier> {
         mapping::prepare(contact)
     }
 

@@ -33,7 +33,7 @@ fn contact(i: usize) -> Contact {
     Contact {
         phone: i
             .is_multiple_of(2)
-            .then(|| format!("+1 (555) {:03}-{:04}", i / 10_000 % 1000, i % 10_000)),
+            .then(|| format!("+1 (650) {:03}-{:04}", 200 + i / 10_000 % 800, i % 10_000)),
         first_name: Some("Ann".into()),
         country: Some("US".into()),
         postal_code: Some("94025".into()),
@@ -335,4 +335,47 @@ async fn slow_platform_times_out_as_transient() {
     d.find_or_create_audience("a", "")
         .await
         .expect("fast again");
+}
+
+#[tokio::test]
+async fn fake_refuses_wrongly_normalised_closed_keys_and_accepts_the_new_mapping() {
+    use campaignd_core::identifiers::sha256_hex;
+    let fake = fake().await;
+    let d = destination(&fake, TOKEN, 1);
+    let aud = d
+        .find_or_create_audience("keys", "")
+        .await
+        .expect("audience");
+    // What the old mapping sent for a customer typed with country "UK": sha256("uk") is no ISO code.
+    let old = PreparedMember::new(
+        "c-old",
+        json!({"EMAIL": email_hash(1), "COUNTRY": sha256_hex("uk")}),
+    );
+    let res = d.add_members(&aud, &[old]).await;
+    let text = format!("{res:?}");
+    assert!(text.contains("COUNTRY"), "{text}");
+    assert!(fake.members(&aud.remote_id).is_empty());
+    // A gender sent as typed ("female") is refused too.
+    let gen = PreparedMember::new(
+        "c-gen",
+        json!({"EMAIL": email_hash(2), "GEN": sha256_hex("female")}),
+    );
+    let text = format!("{:?}", d.add_members(&aud, &[gen]).await);
+    assert!(text.contains("GEN"), "{text}");
+
+    let c = Contact {
+        country: Some("UK".into()),
+        phone: Some("020 7946 0958".into()),
+        city: Some("London".into()),
+        gender: Some("female".into()),
+        birth_date: chrono::NaiveDate::from_ymd_opt(1985, 7, 4),
+        ..contact(3)
+    };
+    let m = d.prepare(&c).expect("usable");
+    let out = d.add_members(&aud, &[m]).await.expect("add");
+    assert_eq!(out.accepted, 1);
+    assert_eq!(
+        fake.members(&aud.remote_id),
+        BTreeSet::from([email_hash(3)])
+    );
 }

@@ -308,7 +308,7 @@ impl AudienceDestination for SandboxDestination {
         Channel::Ads
     }
 
-    fn prepare(&self, contact: &Contact) -> Option<PreparedMember> {
+    fn prepare(&self, contact: &Contact) -> Result<PreparedMember, crate::model::NoIdentifier> {
         mapping::prepare(contact)
     }
 

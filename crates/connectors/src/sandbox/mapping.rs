@@ -2,36 +2,25 @@
 //! `{"email_sha256", "phone_sha256"}` with only the known values, each SHA-256 hex of the normalised
 //! identifier (email trimmed and lower-cased; phone E.164 digits without `+`).
 
-use crate::model::{Contact, PreparedMember};
-use campaignd_core::identifiers::{meta_phone_input, normalize_email, normalize_phone, sha256_hex};
+use crate::model::{Contact, NoIdentifier, PreparedMember};
+use campaignd_core::identifiers::{meta_phone_input, sha256_hex};
 use serde_json::{Map, Value};
 
-/// Maps a contact; `None` when it has neither a valid email nor a valid phone.
-pub fn prepare(contact: &Contact) -> Option<PreparedMember> {
-    let email = contact
-        .email
-        .as_deref()
-        .and_then(normalize_email)
-        .map(|e| sha256_hex(&e));
-    let phone = contact
-        .phone
-        .as_deref()
-        .and_then(|p| normalize_phone(p, contact.country.as_deref()))
-        .map(|e164| sha256_hex(&meta_phone_input(&e164)));
-    if email.is_none() && phone.is_none() {
-        return None;
-    }
+/// Maps a contact; `Err` (with the reason) when it has neither a valid email nor a valid phone.
+pub fn prepare(contact: &Contact) -> Result<PreparedMember, NoIdentifier> {
+    let (email, phone) = crate::common::email_and_phone(contact)?;
+    let kinds = crate::common::kinds_of(&email, &phone);
     let mut payload = Map::new();
     if let Some(e) = email {
-        payload.insert("email_sha256".into(), Value::String(e));
+        payload.insert("email_sha256".into(), Value::String(sha256_hex(&e)));
     }
     if let Some(p) = phone {
-        payload.insert("phone_sha256".into(), Value::String(p));
+        payload.insert(
+            "phone_sha256".into(),
+            Value::String(sha256_hex(&meta_phone_input(&p))),
+        );
     }
-    Some(PreparedMember::new(
-        contact.customer_id.clone(),
-        Value::Object(payload),
-    ))
+    Ok(PreparedMember::new(contact.customer_id.clone(), Value::Object(payload)).with_kinds(kinds))
 }
 
 fn is_hash(s: &str) -> bool {
@@ -71,7 +60,7 @@ mod tests {
         let c = Contact {
             customer_id: "c1".into(),
             email: Some(" Test@Example.com ".into()),
-            phone: Some("(555) 987-6543".into()),
+            phone: Some("(650) 253-0000".into()),
             country: Some("US".into()),
             ..Contact::default()
         };
@@ -80,7 +69,7 @@ mod tests {
             m.payload["email_sha256"],
             "973dfe463ec85785f5f95af5ba3906eedb2d931c24e69824a89ea65dba4e813b"
         );
-        assert_eq!(m.payload["phone_sha256"], sha256_hex("15559876543"));
+        assert_eq!(m.payload["phone_sha256"], sha256_hex("16502530000"));
         assert_eq!(
             member_key(&m.payload).as_deref(),
             Some("973dfe463ec85785f5f95af5ba3906eedb2d931c24e69824a89ea65dba4e813b")
@@ -93,14 +82,14 @@ mod tests {
         let m = prepare(&phone_only).expect("phone is enough");
         assert_eq!(
             member_key(&m.payload),
-            Some(format!("phone:{}", sha256_hex("15559876543")))
+            Some(format!("phone:{}", sha256_hex("16502530000")))
         );
 
         assert!(prepare(&Contact {
             customer_id: "c2".into(),
             ..Contact::default()
         })
-        .is_none());
+        .is_err());
         assert!(member_key(&serde_json::json!({"email_sha256": "x"})).is_none());
         assert!(member_key(&serde_json::json!({"EMAIL": sha256_hex("a")})).is_none());
     }

@@ -437,6 +437,7 @@ mod tests {
             customer_id: format!("c{i}"),
             payload: json!({ "email_sha256": format!("{i:064x}") }),
             fingerprint: format!("f{i}"),
+            kinds: Default::default(),
         };
         let old: Vec<PreparedMember> = (0..5).map(member).collect();
         s.add_members(&aud, &old).await.expect("add");

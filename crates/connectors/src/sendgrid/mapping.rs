@@ -2,13 +2,14 @@
 //! unhashed and matches contacts on them) plus first and last name as display fields (trimmed, case
 //! kept: they appear in greetings, they are not match keys).
 
-use crate::model::{Contact, PreparedMember};
+use crate::common::EMAIL_ONLY;
+use crate::model::{Contact, NoIdentifier, PreparedMember};
 use campaignd_core::identifiers::normalize_email;
 use serde_json::{Map, Value};
 
-/// Maps a contact; `None` without a valid email.
-pub fn prepare(contact: &Contact) -> Option<PreparedMember> {
-    let email = contact.email.as_deref().and_then(normalize_email)?;
+/// Maps a contact; `Err` (with the reason) without a valid email.
+pub fn prepare(contact: &Contact) -> Result<PreparedMember, NoIdentifier> {
+    let email = crate::common::email_only(contact)?;
     let mut payload = Map::new();
     payload.insert("email".into(), Value::String(email));
     for (key, value) in [
@@ -19,10 +20,10 @@ pub fn prepare(contact: &Contact) -> Option<PreparedMember> {
             payload.insert(key.into(), Value::String(v.to_string()));
         }
     }
-    Some(PreparedMember::new(
-        contact.customer_id.clone(),
-        Value::Object(payload),
-    ))
+    Ok(
+        PreparedMember::new(contact.customer_id.clone(), Value::Object(payload))
+            .with_kinds(EMAIL_ONLY),
+    )
 }
 
 /// The email of a stored payload; `None` if the payload is not a SendGrid payload.
@@ -54,6 +55,6 @@ mod tests {
             phone: Some("+15551234567".into()),
             ..Contact::default()
         })
-        .is_none());
+        .is_err());
     }
 }

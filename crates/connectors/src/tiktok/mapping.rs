@@ -2,8 +2,9 @@
 //! SHA-256 as 64 lowercase hex, uploaded with `calculate_type = EMAIL_SHA256`. TikTok takes one id type
 //! per audience, so phones are not sent (an audience is email-only).
 
-use crate::model::{Contact, PreparedMember};
-use campaignd_core::identifiers::{normalize_email, sha256_hex};
+use crate::common::EMAIL_ONLY;
+use crate::model::{Contact, NoIdentifier, PreparedMember};
+use campaignd_core::identifiers::sha256_hex;
 use serde_json::{json, Value};
 
 /// Payload key of the hashed email.
@@ -11,13 +12,14 @@ pub const EMAIL_SHA256: &str = "email_sha256";
 /// The `calculate_type` of every file and audience this connector makes.
 pub const CALCULATE_TYPE: &str = "EMAIL_SHA256";
 
-/// Maps a contact; `None` without a valid email.
-pub fn prepare(contact: &Contact) -> Option<PreparedMember> {
-    let email = contact.email.as_deref().and_then(normalize_email)?;
-    Some(PreparedMember::new(
+/// Maps a contact; `Err` (with the reason) without a valid email.
+pub fn prepare(contact: &Contact) -> Result<PreparedMember, NoIdentifier> {
+    let email = crate::common::email_only(contact)?;
+    Ok(PreparedMember::new(
         contact.customer_id.clone(),
         json!({ EMAIL_SHA256: sha256_hex(&email) }),
-    ))
+    )
+    .with_kinds(EMAIL_ONLY))
 }
 
 /// The hash line of a stored payload; `None` if it is not a TikTok payload (a corrupted ledger entry).
@@ -51,7 +53,7 @@ mod tests {
             phone: Some("+15551234567".into()),
             ..Default::default()
         };
-        assert!(prepare(&phone_only).is_none());
+        assert_eq!(prepare(&phone_only), Err(NoIdentifier::None));
         assert!(line(&json!({EMAIL_SHA256: "XYZ"})).is_none());
     }
 }

@@ -23,9 +23,7 @@ use crate::model::{
 use crate::secret::{Secret, SecretRef, SecretResolver};
 use crate::traits::AudienceDestination;
 use async_trait::async_trait;
-use campaignd_core::identifiers::{
-    google_phone_input, normalize_email, normalize_phone, sha256_hex,
-};
+use campaignd_core::identifiers::{google_phone_input, sha256_hex};
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -249,31 +247,23 @@ impl AudienceDestination for WebhookDestination {
         self.channel
     }
 
-    fn prepare(&self, contact: &Contact) -> Option<PreparedMember> {
-        let email = contact
-            .email
-            .as_deref()
-            .and_then(normalize_email)
-            .map(|e| sha256_hex(&e));
-        let phone = contact
-            .phone
-            .as_deref()
-            .and_then(|p| normalize_phone(p, contact.country.as_deref()))
-            .map(|e| sha256_hex(&google_phone_input(&e)));
-        if email.is_none() && phone.is_none() {
-            return None;
-        }
+    fn prepare(&self, contact: &Contact) -> Result<PreparedMember, crate::model::NoIdentifier> {
+        let (email, phone) = crate::common::email_and_phone(contact)?;
+        let kinds = crate::common::kinds_of(&email, &phone);
         let mut payload = Map::new();
         if let Some(e) = email {
-            payload.insert("email_sha256".into(), Value::String(e));
+            payload.insert("email_sha256".into(), Value::String(sha256_hex(&e)));
         }
         if let Some(p) = phone {
-            payload.insert("phone_sha256".into(), Value::String(p));
+            payload.insert(
+                "phone_sha256".into(),
+                Value::String(sha256_hex(&google_phone_input(&p))),
+            );
         }
-        Some(PreparedMember::new(
-            contact.customer_id.clone(),
-            Value::Object(payload),
-        ))
+        Ok(
+            PreparedMember::new(contact.customer_id.clone(), Value::Object(payload))
+                .with_kinds(kinds),
+        )
     }
 
     async fn begin_sync(&self, ctx: &SyncContext) -> Result<(), ConnectorError> {

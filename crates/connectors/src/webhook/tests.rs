@@ -29,7 +29,7 @@ fn contact(i: usize) -> Contact {
     Contact {
         customer_id: format!("c{i}"),
         email: Some(format!("p{i}@example.com")),
-        phone: Some("+1 555 987 6543".into()),
+        phone: Some("+1 650 253 0000".into()),
         ..Contact::default()
     }
 }

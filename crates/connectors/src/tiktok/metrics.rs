@@ -1,11 +1,12 @@
 //! Daily metrics for TikTok (DESIGN §8) from the synchronous integrated report,
 //! `GET /report/integrated/get/` with `report_type=BASIC`, `data_level=AUCTION_AD`,
 //! `dimensions=["ad_id","stat_time_day"]`, `metrics=["impressions","clicks","conversion","spend",
-//! "total_purchase_value"]`, `start_date`/`end_date`, `filtering=[{"field_name":"adgroup_ids",
+//! "total_complete_payment_rate","total_purchase_value"]`, `start_date`/`end_date`, `filtering=[{"field_name":"adgroup_ids",
 //! "filter_type":"IN","filter_value":"[...]"}]` (≤ 100 ids per request), paged by `page` / `page_size`
 //! (≤ 1000) until `page_info.total_page`. TikTok caps a daily breakdown at 30 days per request, so longer
 //! ranges are split. Metric values arrive as strings; `stat_time_day` as `YYYY-MM-DD 00:00:00`.
-//! Revenue is `total_purchase_value` (check: the value metric depends on the advertiser's pixel events).
+//! Revenue is web Complete Payment value (`total_complete_payment_rate`) plus in-app Purchase value
+//! (`total_purchase_value`): see the module doc of `tiktok` for the SDK source of these names.
 //!
 //! A child of `client` so it shares the destination's kit, token and envelope policy.
 
@@ -26,13 +27,18 @@ const MAX_DAYS_PER_REPORT: i64 = 30;
 /// Most ids in one `filtering` entry.
 const MAX_FILTER_IDS: usize = 100;
 /// Metrics requested.
-const METRICS: [&str; 5] = [
+const METRICS: [&str; 6] = [
     "impressions",
     "clicks",
     "conversion",
     "spend",
-    "total_purchase_value",
+    WEB_PURCHASE_VALUE,
+    APP_PURCHASE_VALUE,
 ];
+/// Web "Complete Payment" (pixel) value: TikTok names it `total_complete_payment_rate`.
+const WEB_PURCHASE_VALUE: &str = "total_complete_payment_rate";
+/// In-app "Purchase" event value.
+const APP_PURCHASE_VALUE: &str = "total_purchase_value";
 
 #[derive(Debug, Deserialize)]
 struct Report {
@@ -89,7 +95,7 @@ fn row(r: &ReportRow) -> Result<MetricsRow, String> {
         clicks: count(&r.metrics, "clicks")?,
         conversions: number(&r.metrics, "conversion")?,
         spend: number(&r.metrics, "spend")?,
-        revenue: number(&r.metrics, "total_purchase_value")?,
+        revenue: number(&r.metrics, WEB_PURCHASE_VALUE)? + number(&r.metrics, APP_PURCHASE_VALUE)?,
         currency: None,
     })
 }

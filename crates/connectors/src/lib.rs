@@ -36,7 +36,7 @@ pub(crate) mod test_support;
 
 pub use error::{ConfigError, ConnectorError};
 pub use model::{
-    AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, MetricsRow, PreparedMember,
+    AudienceRef, AudienceSize, BatchOutcome, Channel, Contact, DestinationLimits, MetricsRow, PreparedMember,
     Rejection, ReplaceSession, SyncContext,
 };
 pub use registry::{

@@ -48,6 +48,9 @@ pub const TOKEN_PATH: &str = "/token";
 pub const PAGE_SIZE: usize = 25;
 /// Identifiers per `addOperations` call.
 pub const MAX_IDENTIFIERS_PER_CALL: usize = 100_000;
+/// The match rate the fake reports for a list with members (it matches every valid hash it is sent, but
+/// Google reports a rate, so the fake reports a fixed, recognisable one).
+pub const MATCH_RATE_PERCENT: i64 = 63;
 /// Members per Data Manager request.
 pub const MAX_DM_MEMBERS: usize = 10_000;
 
@@ -672,6 +675,20 @@ async fn dispatch(
         if let Err(r) = st.check_bearer(&headers) {
             return r;
         }
+        if let Some((acct, list_id)) = rest
+            .strip_prefix("/accountTypes/GOOGLE_ADS/accounts/")
+            .and_then(|r| r.split_once("/userLists/"))
+        {
+            if acct != st.customer_id || method != Method::GET {
+                return google_error(
+                    StatusCode::FORBIDDEN,
+                    "PERMISSION_DENIED",
+                    "The caller does not have permission",
+                    vec![],
+                );
+            }
+            return dm_get_user_list(&st, list_id);
+        }
         if let Some(acct) = rest
             .strip_prefix("/accountTypes/GOOGLE_ADS/accounts/")
             .and_then(|r| r.strip_suffix("/userLists"))
@@ -757,9 +774,28 @@ fn search(st: &GoogleState, cid: &str, body: &Value) -> Response {
             Ok(b) => b,
             Err(r) => return r,
         };
+        // `WHERE user_list.id = N` narrows to one list; size fields come back only when selected.
+        let only = lower
+            .split("user_list.id = ")
+            .nth(1)
+            .map(|r| r.chars().take_while(char::is_ascii_digit).collect::<String>());
+        let sizes = lower.contains("user_list.size_for_search");
         let results: Vec<Value> = inner.lists[start..end]
             .iter()
-            .map(|l| json!({"userList": {"resourceName": format!("customers/{cid}/userLists/{}", l.id), "id": l.id, "name": l.name}}))
+            .filter(|l| only.as_ref().is_none_or(|id| &l.id == id))
+            .map(|l| {
+                let mut list = json!({"resourceName": format!("customers/{cid}/userLists/{}", l.id), "id": l.id, "name": l.name});
+                if sizes {
+                    // int64 fields are JSON strings in proto3 JSON.
+                    let n = l.members.len().to_string();
+                    list["sizeForSearch"] = json!(n);
+                    list["sizeForDisplay"] = json!(n);
+                    if !l.members.is_empty() {
+                        list["matchRatePercentage"] = json!(MATCH_RATE_PERCENT);
+                    }
+                }
+                json!({ "userList": list })
+            })
             .collect();
         let mut reply = json!({"results": results, "fieldMask": "userList.resourceName,userList.id,userList.name"});
         if end < inner.lists.len() {
@@ -1211,6 +1247,34 @@ fn dm_list_user_lists(st: &GoogleState, query: Option<&str>) -> Response {
         reply["nextPageToken"] = json!(format!("page-{end}"));
     }
     Json(reply).into_response()
+}
+
+/// `GET .../userLists/{id}`: the list with `sizeInfo` (int64 counts as strings) and the contact-id match
+/// rate, as `google/ads/datamanager/v1/user_list.proto` describes them.
+fn dm_get_user_list(st: &GoogleState, id: &str) -> Response {
+    let inner = st.lock();
+    let Some(l) = inner.lists.iter().find(|l| l.id == id) else {
+        return google_error(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "Requested entity was not found.",
+            vec![],
+        );
+    };
+    let n = l.members.len().to_string();
+    let mut contact = json!({"dataSourceType": "DATA_SOURCE_TYPE_FIRST_PARTY"});
+    if !l.members.is_empty() {
+        contact["matchRatePercentage"] = json!(MATCH_RATE_PERCENT);
+    }
+    Json(json!({
+        "name": format!("accountTypes/GOOGLE_ADS/accounts/{}/userLists/{}", st.customer_id, l.id),
+        "id": l.id,
+        "displayName": l.name,
+        "description": l.description,
+        "sizeInfo": {"searchNetworkMembersCount": n, "displayNetworkMembersCount": n},
+        "ingestedUserListInfo": {"uploadKeyTypes": ["CONTACT_ID"], "contactIdInfo": contact},
+    }))
+    .into_response()
 }
 
 fn dm_create_user_list(st: &GoogleState, body: &Value) -> Response {

@@ -6,6 +6,7 @@
 //! `campaignd-core` supplies the SQL that decides who is in a segment.
 
 mod bind;
+pub mod audience_sizes;
 pub mod creatives;
 mod error;
 pub mod history;

@@ -22,7 +22,7 @@
 use super::{MetaDestination, Paging};
 use crate::error::ConnectorError;
 use crate::http::TokenSource;
-use crate::model::MetricsRow;
+use crate::model::{AudienceSize, MetricsRow};
 use crate::traits::MetricsSource;
 use async_trait::async_trait;
 use chrono::NaiveDate;
@@ -65,6 +65,29 @@ struct InsightsRow {
     action_values: Vec<ActionStat>,
     #[serde(default)]
     account_currency: Option<String>,
+}
+
+/// The custom audience node with its approximate size (`CustomAudience.json`: both bounds `int`).
+#[derive(Debug, Deserialize)]
+struct AudienceNode {
+    #[serde(default)]
+    approximate_count_lower_bound: Option<i64>,
+    #[serde(default)]
+    approximate_count_upper_bound: Option<i64>,
+}
+
+/// Meta's size band; a negative bound (Meta's "not available") is unknown, not a size.
+fn size_of(node: &AudienceNode) -> Option<AudienceSize> {
+    let known = |v: Option<i64>| v.and_then(|n| u64::try_from(n).ok());
+    let (lower, upper) = (
+        known(node.approximate_count_lower_bound),
+        known(node.approximate_count_upper_bound),
+    );
+    (lower.is_some() || upper.is_some()).then_some(AudienceSize {
+        lower,
+        upper,
+        match_rate_percent: None,
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -261,6 +284,36 @@ impl MetricsSource for MetaDestination {
             out.extend(self.ad_insights(ad_id, since, until).await?);
         }
         Ok(out)
+    }
+
+    /// `GET /{audience_id}?fields=approximate_count_lower_bound,approximate_count_upper_bound`.
+    async fn audience_size(&self, remote_id: &str) -> Result<Option<AudienceSize>, ConnectorError> {
+        const OP: &str = "audience size";
+        if remote_id.is_empty() || !remote_id.chars().all(|c| c.is_ascii_digit()) {
+            return Err(ConnectorError::Invalid {
+                destination: self.name.clone(),
+                message: format!("audience id `{remote_id}` is not a numeric Graph id"),
+            });
+        }
+        let url = self.url(remote_id);
+        let reply = self
+            .kit
+            .send_with_retry(
+                OP,
+                &self.policy,
+                Some(&self.token as &dyn TokenSource),
+                |c, t| {
+                    c.get(&url)
+                        .query(&[(
+                            "fields",
+                            "approximate_count_lower_bound,approximate_count_upper_bound",
+                        )])
+                        .bearer_auth(t.map(|s| s.expose()).unwrap_or_default())
+                },
+            )
+            .await?;
+        let node: AudienceNode = self.parse(OP, &reply.body)?;
+        Ok(size_of(&node))
     }
 }
 

@@ -13,7 +13,7 @@
 use super::creative::digits;
 use super::{PageInfo, TikTokDestination};
 use crate::error::ConnectorError;
-use crate::model::MetricsRow;
+use crate::model::{AudienceSize, MetricsRow};
 use crate::traits::MetricsSource;
 use async_trait::async_trait;
 use chrono::{Duration, NaiveDate};
@@ -46,6 +46,24 @@ struct Report {
     list: Vec<ReportRow>,
     #[serde(default)]
     page_info: Option<PageInfo>,
+}
+
+/// `GET /dmp/custom_audience/get/` data (`dmp_custom_audience_get.yml` response rule).
+#[derive(Debug, Deserialize)]
+struct AudienceDetailsList {
+    #[serde(default)]
+    list: Vec<AudienceDetailsEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+struct AudienceDetailsEntry {
+    audience_details: AudienceDetails,
+}
+
+#[derive(Debug, Deserialize)]
+struct AudienceDetails {
+    #[serde(default)]
+    cover_num: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -177,5 +195,42 @@ impl MetricsSource for TikTokDestination {
             }
         }
         Ok(out)
+    }
+
+    /// `GET /dmp/custom_audience/get/?custom_audience_ids=["id"]` → `audience_details.cover_num`. An
+    /// audience still `pending:` (never created, TikTok creates from the first file) has no size.
+    async fn audience_size(&self, remote_id: &str) -> Result<Option<AudienceSize>, ConnectorError> {
+        const OP: &str = "audience size";
+        if remote_id.starts_with(super::PENDING_PREFIX) {
+            return Ok(None);
+        }
+        if !digits(remote_id) {
+            return Err(self.invalid(format!("audience id `{remote_id}` is not numeric")));
+        }
+        let query = [
+            ("advertiser_id", self.advertiser_id.clone()),
+            ("custom_audience_ids", json!([remote_id]).to_string()),
+        ];
+        let data: AudienceDetailsList = self
+            .get_data(OP, "dmp/custom_audience/get/", &query)
+            .await?;
+        let Some(entry) = data.list.first() else {
+            return Ok(None);
+        };
+        let n = match entry.audience_details.cover_num.as_ref() {
+            None | Some(Value::Null) => return Ok(None),
+            Some(v) => text(Some(v))
+                .and_then(|s| s.parse::<u64>().ok())
+                .ok_or_else(|| ConnectorError::InvalidResponse {
+                    destination: self.name.clone(),
+                    operation: OP.into(),
+                    message: format!("cover_num {v} is not a count"),
+                })?,
+        };
+        Ok(Some(AudienceSize {
+            lower: Some(n),
+            upper: Some(n),
+            match_rate_percent: None,
+        }))
     }
 }

@@ -312,6 +312,11 @@ audience_name = "Buyers"
     env.write("orders.csv", &orders);
     blocking(run(&env, vec!["import", "customers", "customers.csv"])).await;
     blocking(run(&env, vec!["import", "orders", "orders.csv"])).await;
+    blocking(run(
+        &env,
+        vec!["segments", "recompute", "--as-of", "2024-06-01T00:00:00Z"],
+    ))
+    .await;
     blocking(run(&env, vec!["sync"])).await;
     let id = fake.audience_id("Buyers").expect("audience created");
     assert_eq!(fake.members(&id).len(), 150);

@@ -266,11 +266,15 @@ async fn api_segments(State(state): State<AdminState>, Query(q): Query<SegmentsQ
         Ok(h) => h,
         Err(e) => return server_error(e),
     };
-    let matches =
-        match campaignd_engine::match_rates::audience_matches(&state.store, &state.settings).await {
-            Ok(m) => m,
-            Err(e) => return server_error(e),
-        };
+    let matches = match campaignd_engine::match_rates::audience_matches(
+        &state.store,
+        &state.settings,
+    )
+    .await
+    {
+        Ok(m) => m,
+        Err(e) => return server_error(e),
+    };
     let segments: Vec<_> = summaries
         .iter()
         .map(|s| {

@@ -402,7 +402,9 @@ async fn print_matches(settings: &Settings, store: &campaignd_store::Store) -> R
     for m in matches {
         let size = match &m.platform_size {
             None => "-".to_string(),
-            Some(p) if p.lower == p.upper => p.lower.map(|n| n.to_string()).unwrap_or_else(|| "-".into()),
+            Some(p) if p.lower == p.upper => {
+                p.lower.map(|n| n.to_string()).unwrap_or_else(|| "-".into())
+            }
             Some(p) => format!(
                 "{}-{}",
                 p.lower.map(|n| n.to_string()).unwrap_or_else(|| "?".into()),

@@ -3,9 +3,8 @@
 use crate::error::ConnectorError;
 use crate::http::HttpStatsSnapshot;
 use crate::model::{
-    AudienceSize,
-    AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, MetricsRow, PreparedMember,
-    ReplaceSession, SyncContext,
+    AudienceRef, AudienceSize, BatchOutcome, Channel, Contact, DestinationLimits, MetricsRow,
+    PreparedMember, ReplaceSession, SyncContext,
 };
 use async_trait::async_trait;
 use chrono::NaiveDate;

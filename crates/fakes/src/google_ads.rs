@@ -209,7 +209,8 @@ impl OAuthIssuer {
                 }
             }
         }
-        if !(form_ok || header_ok && !self.form_only) {
+        let authenticated = form_ok || (header_ok && !self.form_only);
+        if !authenticated {
             return oauth_error(
                 StatusCode::UNAUTHORIZED,
                 "invalid_client",
@@ -775,10 +776,11 @@ fn search(st: &GoogleState, cid: &str, body: &Value) -> Response {
             Err(r) => return r,
         };
         // `WHERE user_list.id = N` narrows to one list; size fields come back only when selected.
-        let only = lower
-            .split("user_list.id = ")
-            .nth(1)
-            .map(|r| r.chars().take_while(char::is_ascii_digit).collect::<String>());
+        let only = lower.split("user_list.id = ").nth(1).map(|r| {
+            r.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+        });
         let sizes = lower.contains("user_list.size_for_search");
         let results: Vec<Value> = inner.lists[start..end]
             .iter()

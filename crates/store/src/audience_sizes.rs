@@ -145,14 +145,31 @@ mod tests {
     #[tokio::test]
     async fn latest_size_per_audience_and_same_day_replaces() {
         let dir = tempfile::tempdir().expect("dir");
-        let store = crate::testkit::fresh_sqlite_store(dir.path()).await.expect("store");
-        store.record_audience_size(&record(1, Some(100))).await.expect("day 1");
-        store.record_audience_size(&record(3, Some(200))).await.expect("day 3");
-        store.record_audience_size(&record(3, Some(300))).await.expect("day 3 again");
-        store.record_audience_size(&record(2, None)).await.expect("day 2");
+        let store = crate::testkit::fresh_sqlite_store(dir.path())
+            .await
+            .expect("store");
+        store
+            .record_audience_size(&record(1, Some(100)))
+            .await
+            .expect("day 1");
+        store
+            .record_audience_size(&record(3, Some(200)))
+            .await
+            .expect("day 3");
+        store
+            .record_audience_size(&record(3, Some(300)))
+            .await
+            .expect("day 3 again");
+        store
+            .record_audience_size(&record(2, None))
+            .await
+            .expect("day 2");
         let latest = store.latest_audience_sizes().await.expect("read");
         assert_eq!(latest.len(), 1);
         let r = &latest[&("meta".to_string(), "Buyers".to_string())];
-        assert_eq!((r.day.to_string().as_str(), r.lower, r.upper), ("2026-11-03", Some(300), Some(400)));
+        assert_eq!(
+            (r.day.to_string().as_str(), r.lower, r.upper),
+            ("2026-11-03", Some(300), Some(400))
+        );
     }
 }

@@ -5,8 +5,8 @@
 //! store owns migrations, import, segment materialisation and the run log; the rule compiler in
 //! `campaignd-core` supplies the SQL that decides who is in a segment.
 
-mod bind;
 pub mod audience_sizes;
+mod bind;
 pub mod creatives;
 mod error;
 pub mod history;

@@ -23,13 +23,13 @@
 
 use super::creative::int_field;
 use super::GoogleAdsDestination;
-use crate::google_ads::GoogleApi;
-use reqwest::Method;
 use crate::error::ConnectorError;
+use crate::google_ads::GoogleApi;
 use crate::model::{AudienceSize, MetricsRow};
 use crate::traits::MetricsSource;
 use async_trait::async_trait;
 use chrono::NaiveDate;
+use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -110,11 +110,13 @@ fn list_size(
         some => Some(num(some, "matchRatePercentage")?),
     };
     let matched = search.max(display);
-    Ok((matched.is_some() || rate.is_some()).then_some(AudienceSize {
-        lower: matched,
-        upper: matched,
-        match_rate_percent: rate,
-    }))
+    Ok(
+        (matched.is_some() || rate.is_some()).then_some(AudienceSize {
+            lower: matched,
+            upper: matched,
+            match_rate_percent: rate,
+        }),
+    )
 }
 
 #[async_trait]
@@ -177,7 +179,13 @@ impl MetricsSource for GoogleAdsDestination {
                 );
                 let path = format!("customers/{}/googleAds:search", self.customer_id);
                 let reply = self
-                    .send(OP, Method::POST, &path, &[], Some(&json!({ "query": query })))
+                    .send(
+                        OP,
+                        Method::POST,
+                        &path,
+                        &[],
+                        Some(&json!({ "query": query })),
+                    )
                     .await?;
                 let page: Value = self.parse(OP, &reply.body)?;
                 let Some(list) = page.pointer("/results/0/userList") else {

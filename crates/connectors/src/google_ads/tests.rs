@@ -434,7 +434,10 @@ async fn raw_ads_post(fake: &FakeGoogleAds, path: &str, body: serde_json::Value)
         .send()
         .await
         .expect("sent");
-    (resp.status().as_u16(), resp.text().await.unwrap_or_default())
+    (
+        resp.status().as_u16(),
+        resp.text().await.unwrap_or_default(),
+    )
 }
 
 /// `user_list.proto` (googleapis v25): `membership_life_span` "must be between 0 and 540 inclusive". The
@@ -470,7 +473,10 @@ async fn user_list_create_follows_the_proto() {
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("Invalid value at 'job.type'"), "{body}");
     let d = destination(&fake, "customer_match");
-    let aud = d.find_or_create_audience("new list", "").await.expect("created");
+    let aud = d
+        .find_or_create_audience("new list", "")
+        .await
+        .expect("created");
     assert_eq!(fake.list_id("new list"), Some(aud.remote_id));
 }
 
@@ -482,7 +488,10 @@ fn data_manager_is_the_default_api() {
         "refresh_token": {"env": "C"}}))
     .expect("config");
     assert_eq!(cfg.api, super::GoogleApi::DataManager);
-    assert_eq!(cfg.effective_base_url(), super::DEFAULT_DATA_MANAGER_BASE_URL);
+    assert_eq!(
+        cfg.effective_base_url(),
+        super::DEFAULT_DATA_MANAGER_BASE_URL
+    );
 }
 
 /// The platform-reported size of a list, through each API: the fake's members as both network sizes

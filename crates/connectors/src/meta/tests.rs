@@ -358,7 +358,10 @@ async fn audience_size_is_the_approximate_count_band() {
         .expect("size")
         .expect("reported");
     let (lower, upper) = campaignd_fakes::meta::approximate_bounds(250);
-    assert_eq!((size.lower, size.upper), (Some(lower as u64), Some(upper as u64)));
+    assert_eq!(
+        (size.lower, size.upper),
+        (Some(lower as u64), Some(upper as u64))
+    );
     assert_eq!((lower, upper), (200, 300));
     assert!(m.audience_size("999999").await.is_err(), "unknown audience");
 }

@@ -225,7 +225,10 @@ async fn replace_takes_over_an_adopted_audience_and_bad_payloads_are_rejected() 
 async fn update_sends_only_declared_fields_and_size_is_cover_num() {
     let fake = fake().await;
     let d = destination(&fake, TOKEN, 50_000, 3);
-    let aud = d.find_or_create_audience("sized", "").await.expect("pending");
+    let aud = d
+        .find_or_create_audience("sized", "")
+        .await
+        .expect("pending");
     d.add_members(&aud, &prepare_all(d.as_ref(), 0..30, contact))
         .await
         .expect("create");
@@ -240,8 +243,10 @@ async fn update_sends_only_declared_fields_and_size_is_cover_num() {
     let old = reqwest::Client::new()
         .post(format!("{}/dmp/custom_audience/update/", fake.base_url()))
         .header("Access-Token", TOKEN)
-        .json(&json!({"advertiser_id": "7000000001", "custom_audience_id": id,
-            "action": "APPEND", "file_paths": ["x"], "calculate_type": "EMAIL_SHA256"}))
+        .json(
+            &json!({"advertiser_id": "7000000001", "custom_audience_id": id,
+            "action": "APPEND", "file_paths": ["x"], "calculate_type": "EMAIL_SHA256"}),
+        )
         .send()
         .await
         .expect("sent")
@@ -249,7 +254,13 @@ async fn update_sends_only_declared_fields_and_size_is_cover_num() {
         .await
         .expect("json");
     assert_eq!(old["code"], 40002, "{old}");
-    assert!(old["message"].as_str().unwrap_or_default().contains("calculate_type"), "{old}");
+    assert!(
+        old["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("calculate_type"),
+        "{old}"
+    );
     let section = json!({"kind": "tiktok", "base_url": fake.base_url(), "advertiser_id": "7000000001",
         "access_token": {"env": "TT_TOKEN"}});
     let m = crate::build_metrics_source("tt", &section, &secrets(&[("TT_TOKEN", TOKEN)]))
@@ -257,5 +268,8 @@ async fn update_sends_only_declared_fields_and_size_is_cover_num() {
         .expect("metrics source");
     let size = m.audience_size(&id).await.expect("size").expect("reported");
     assert_eq!((size.lower, size.upper), (Some(45), Some(45)));
-    assert_eq!(m.audience_size(&aud.remote_id).await.expect("pending"), None);
+    assert_eq!(
+        m.audience_size(&aud.remote_id).await.expect("pending"),
+        None
+    );
 }

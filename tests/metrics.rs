@@ -270,3 +270,90 @@ variants = [
         "no spend: ROAS has a zero denominator and is empty, not 0 or NaN: {row}"
     );
 }
+
+/// Match rates end to end: `sync` sends 150 buyers to Meta, `metrics pull` reads the audience's
+/// approximate size back (the fake's band around what it holds: 100–200) and stores it, and
+/// `segments list` shows members sent next to the platform's matched size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn meta_audience_size_is_pulled_and_listed() {
+    let fake = FakeMeta::start(TOKEN, "act_1234567890").await.unwrap();
+    let env = Arc::new(Env::new(&format!(
+        r#"
+[store]
+url = "sqlite://{{DIR}}/shop.db"
+
+[[segment]]
+name = "buyers"
+rule = "orders.count() >= 1"
+
+[destinations.meta_ads]
+kind = "meta"
+base_url = "{}"
+ad_account_id = "act_1234567890"
+access_token = {{ env = "META_ACCESS_TOKEN" }}
+
+[[sync]]
+segment = "buyers"
+destination = "meta_ads"
+mode = "mirror"
+audience_name = "Buyers"
+"#,
+        fake.base_url()
+    )));
+    let mut customers = String::from("id,email,country,consent_ads,consent_email,created_at\n");
+    let mut orders = String::from("id,customer_id,placed_at,total\n");
+    for i in 1..=150 {
+        customers.push_str(&format!(
+            "c{i:04},buyer{i}@example.com,US,true,true,2024-01-01T00:00:00Z\n"
+        ));
+        orders.push_str(&format!("o{i:04},c{i:04},2024-03-01T00:00:00Z,10\n"));
+    }
+    env.write("customers.csv", &customers);
+    env.write("orders.csv", &orders);
+    blocking(run(&env, vec!["import", "customers", "customers.csv"])).await;
+    blocking(run(&env, vec!["import", "orders", "orders.csv"])).await;
+    blocking(run(
+        &env,
+        vec!["segments", "recompute", "--as-of", "2024-06-01T00:00:00Z"],
+    ))
+    .await;
+    blocking(run(&env, vec!["sync"])).await;
+    let id = fake.audience_id("Buyers").expect("audience created");
+    assert_eq!(fake.members(&id).len(), 150);
+
+    let before = blocking(run(&env, vec!["segments", "list"])).await;
+    let line = before
+        .lines()
+        .find(|l| l.starts_with("buyers -> meta_ads (Buyers)"))
+        .unwrap_or_else(|| panic!("no match line in {before}"));
+    assert_eq!(
+        line.split_whitespace().nth(4),
+        Some("150"),
+        "members sent: {line}"
+    );
+    assert_eq!(
+        line.split_whitespace().nth(5),
+        Some("-"),
+        "no size before a pull: {line}"
+    );
+
+    blocking(run(
+        &env,
+        vec![
+            "metrics",
+            "pull",
+            "--since",
+            "2025-06-01",
+            "--until",
+            "2025-06-01",
+        ],
+    ))
+    .await;
+    let after = blocking(run(&env, vec!["segments", "list"])).await;
+    let line = after
+        .lines()
+        .find(|l| l.starts_with("buyers -> meta_ads (Buyers)"))
+        .unwrap_or_else(|| panic!("no match line in {after}"));
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(cols[4..7], ["150", "100-200", "66.7%"], "{line}");
+}

@@ -201,6 +201,21 @@ function drawAudiences(runs) {
       { text: r.outcome, cls: "outcome-" + r.outcome }]));
 }
 
+function drawMatches(data) {
+  const known = v => v === null || v === undefined ? "–" : fmt(v);
+  const band = p => !p ? "not reported" : (p.lower === p.upper ? known(p.lower) : `${known(p.lower)}–${known(p.upper)}`);
+  const ids = m => m.identifiers ? ["email", "phone", "address"].map(k => `${k} ${known(m.identifiers[k])}`).join(", ") : "unknown";
+  const rows = [];
+  for (const s of data.segments) for (const m of s.audiences || [])
+    rows.push([`${m.segment} → ${m.destination}`, m.audience, m.members_sent, ids(m), band(m.platform_size),
+      m.matched_percent === null || m.matched_percent === undefined ? "–" : m.matched_percent.toFixed(1) + "%",
+      m.platform_size ? m.platform_size.day : ""]);
+  table(document.getElementById("matches"),
+    [{ label: "segment → destination" }, { label: "audience" }, { label: "members sent", num: true },
+     { label: "identifiers (latest sync)" }, { label: "platform matched", num: true }, { label: "match", num: true },
+     { label: "pulled" }], rows);
+}
+
 function drawCreatives(data) {
   table(document.getElementById("creatives"),
     [{ label: "set" }, { label: "segment" }, { label: "destination" }, { label: "live variant" }, { label: "since (UTC)" }],
@@ -213,6 +228,7 @@ async function load() {
   try {
     const [segments, runs, st] = await Promise.all([api("/api/segments?since=30d"), api("/api/runs?limit=200"), api("/api/status")]);
     drawSizes(segments);
+    drawMatches(segments);
     drawRuns(runs.runs);
     drawAudiences(runs.runs);
     status.textContent = `replica ${st.holder} · ${st.jobs.map(j => j.name + " next " + (j.next || "–").slice(11, 19)).join(" · ")}`;

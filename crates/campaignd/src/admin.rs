@@ -266,6 +266,15 @@ async fn api_segments(State(state): State<AdminState>, Query(q): Query<SegmentsQ
         Ok(h) => h,
         Err(e) => return server_error(e),
     };
+    let matches = match campaignd_engine::match_rates::audience_matches(
+        &state.store,
+        &state.settings,
+    )
+    .await
+    {
+        Ok(m) => m,
+        Err(e) => return server_error(e),
+    };
     let segments: Vec<_> = summaries
         .iter()
         .map(|s| {
@@ -274,6 +283,8 @@ async fn api_segments(State(state): State<AdminState>, Query(q): Query<SegmentsQ
                 .filter(|p| p.segment == s.name)
                 .map(|p| json!({ "at": p.at, "size": p.size, "run_id": p.run_id }))
                 .collect();
+            // Per destination: members sent, identifier coverage of the latest sync, platform size.
+            let audiences: Vec<_> = matches.iter().filter(|m| m.segment == s.name).collect();
             json!({
                 "name": s.name,
                 "description": s.description,
@@ -282,6 +293,7 @@ async fn api_segments(State(state): State<AdminState>, Query(q): Query<SegmentsQ
                 "last_left": s.last_left,
                 "computed_at": s.computed_at,
                 "history": points,
+                "audiences": audiences,
             })
         })
         .collect();

@@ -406,6 +406,58 @@ fn recompute_failure(e: RecomputeError) -> Failure {
     }
 }
 
+/// The match figures of every `[[sync]]` under the segment table: members sent (held on the audience),
+/// the latest sync's identifier coverage and the platform-reported matched size from `metrics pull`.
+async fn print_matches(settings: &Settings, store: &campaignd_store::Store) -> Result<(), Failure> {
+    let matches = campaignd_engine::match_rates::audience_matches(store, settings)
+        .await
+        .map_err(Failure::job)?;
+    if matches.is_empty() {
+        return Ok(());
+    }
+    let known = |v: Option<u64>| v.map(|n| n.to_string()).unwrap_or_else(|| "?".into());
+    println!();
+    println!(
+        "{:<40} {:>8} {:>17} {:>7}  identifiers (latest sync)",
+        "segment -> destination (audience)", "sent", "platform matched", "match"
+    );
+    for m in matches {
+        let size = match &m.platform_size {
+            None => "-".to_string(),
+            Some(p) if p.lower == p.upper => {
+                p.lower.map(|n| n.to_string()).unwrap_or_else(|| "-".into())
+            }
+            Some(p) => format!(
+                "{}-{}",
+                p.lower.map(|n| n.to_string()).unwrap_or_else(|| "?".into()),
+                p.upper.map(|n| n.to_string()).unwrap_or_else(|| "?".into())
+            ),
+        };
+        let ids = m
+            .identifiers
+            .as_ref()
+            .map(|ids| {
+                campaignd_engine::match_rates::IDENTIFIER_KINDS
+                    .iter()
+                    .map(|k| format!("{k} {}", known(ids.get(*k).copied().flatten())))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_else(|| "unknown".into());
+        println!(
+            "{:<40} {:>8} {:>17} {:>7}  {}",
+            format!("{} -> {} ({})", m.segment, m.destination, m.audience),
+            m.members_sent,
+            size,
+            m.matched_percent
+                .map(|p| format!("{p:.1}%"))
+                .unwrap_or_else(|| "-".into()),
+            ids
+        );
+    }
+    Ok(())
+}
+
 async fn segments(settings: &Settings, command: SegmentsCommand) -> Result<(), Failure> {
     match command {
         SegmentsCommand::List { templates: true } => {
@@ -448,6 +500,7 @@ async fn segments(settings: &Settings, command: SegmentsCommand) -> Result<(), F
                     def.description.as_deref().unwrap_or("")
                 );
             }
+            print_matches(settings, &store).await?;
             Ok(())
         }
         SegmentsCommand::Show { name } => {

@@ -36,8 +36,8 @@ pub(crate) mod test_support;
 
 pub use error::{ConfigError, ConnectorError};
 pub use model::{
-    AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, IdentifierKinds, MetricsRow,
-    NoIdentifier, PreparedMember, Rejection, ReplaceSession, SyncContext,
+    AudienceRef, AudienceSize, BatchOutcome, Channel, Contact, DestinationLimits, IdentifierKinds,
+    MetricsRow, NoIdentifier, PreparedMember, Rejection, ReplaceSession, SyncContext,
 };
 pub use registry::{
     build_creative_swapper, build_destination, build_metrics_source, build_platform, Platform,

@@ -172,6 +172,19 @@ fn write_canonical(value: &serde_json::Value, out: &mut String) {
     }
 }
 
+/// The platform's own count of the people it matched in one audience, read back with the metrics job so
+/// users can compare it with the members campaignd sent (match rates).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct AudienceSize {
+    /// Matched people, lower bound (Meta `approximate_count_lower_bound`); platforms that report one
+    /// number put it in both bounds.
+    pub lower: Option<u64>,
+    /// Matched people, upper bound (Meta `approximate_count_upper_bound`).
+    pub upper: Option<u64>,
+    /// The match rate the platform itself reports, in percent (Google `matchRatePercentage`).
+    pub match_rate_percent: Option<f64>,
+}
+
 /// A platform audience campaignd writes to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AudienceRef {

@@ -3,7 +3,8 @@
 use crate::error::ConnectorError;
 use crate::http::HttpStatsSnapshot;
 use crate::model::{
-    AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, MetricsRow, NoIdentifier,
+    AudienceRef, AudienceSize, BatchOutcome, Channel, Contact, DestinationLimits, MetricsRow,
+    NoIdentifier,
     PreparedMember, ReplaceSession, SyncContext,
 };
 use async_trait::async_trait;
@@ -123,4 +124,12 @@ pub trait MetricsSource: Send + Sync {
         since: NaiveDate,
         until: NaiveDate,
     ) -> Result<Vec<MetricsRow>, ConnectorError>;
+
+    /// The platform-reported matched size of the audience whose remote id a sync recorded, for the
+    /// platforms that report one (Meta, Google, TikTok); `Ok(None)` where the platform reports none or
+    /// the audience does not exist there yet.
+    async fn audience_size(&self, remote_id: &str) -> Result<Option<AudienceSize>, ConnectorError> {
+        let _ = remote_id;
+        Ok(None)
+    }
 }

@@ -6,6 +6,7 @@
 
 pub mod creative_sets;
 pub mod lease;
+pub mod match_rates;
 pub mod metrics_pull;
 pub mod platforms;
 pub mod recompute;

@@ -3,6 +3,11 @@
 //! the `ad_ids` / `campaign_ids` of `[[sync]]`s — attribute each day to that segment and to the creative
 //! the rotation history says was live (at 12:00 UTC that day), and store them. Each destination's days
 //! are replaced in one transaction, so a re-pull never double counts and a failed pull changes nothing.
+//!
+//! The same job reads back, for every `[[sync]]` whose audience exists on a destination that reports
+//! one (Meta, Google, TikTok: [`MetricsSource::audience_size`]), the platform's matched size of that
+//! audience and stores it for the day (`audience_sizes`), so match rates can be shown next to the members
+//! campaignd sent. A size that cannot be read is a warning on that destination, not a failed pull.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -14,6 +19,7 @@ use thiserror::Error;
 
 use campaignd_connectors::{MetricsRow, MetricsSource, SecretResolver};
 use campaignd_core::metrics::Totals;
+use campaignd_store::audience_sizes::AudienceSizeRecord;
 use campaignd_store::creatives::RotationRecord;
 use campaignd_store::metrics::{day_secs, DailyMetric};
 use campaignd_store::runs::Outcome;
@@ -83,6 +89,10 @@ pub struct PullOutcome {
     pub rows_unattributed: usize,
     /// (day, segment, creative) rows stored.
     pub rows_stored: u64,
+    /// Platform-reported audience sizes stored (one per synced audience the platform reports on).
+    pub audience_sizes: usize,
+    /// Audiences whose size could not be read, with the reason (the metrics themselves are unaffected).
+    pub audience_size_errors: Vec<String>,
     /// How it ended.
     pub status: PullStatus,
 }
@@ -163,8 +173,20 @@ pub async fn pull(
             rows_received: 0,
             rows_unattributed: 0,
             rows_stored: 0,
+            audience_sizes: 0,
+            audience_size_errors: Vec::new(),
             status: PullStatus::Done,
         };
+        pull_sizes(
+            store,
+            settings,
+            name,
+            source.as_ref(),
+            opts,
+            run_id,
+            &mut outcome,
+        )
+        .await?;
         if objects.is_empty() {
             outcome.status = PullStatus::NothingToPull;
             destinations.push(outcome);
@@ -198,6 +220,15 @@ pub async fn pull(
             _ => None,
         })
         .collect();
+    let size_errors: Vec<String> = report
+        .destinations
+        .iter()
+        .flat_map(|d| {
+            d.audience_size_errors
+                .iter()
+                .map(move |e| format!("{}: audience size: {e}", d.destination))
+        })
+        .collect();
     let done = report
         .destinations
         .iter()
@@ -210,17 +241,76 @@ pub async fn pull(
         "failed": failed.len(),
         "rows_received": report.destinations.iter().map(|d| d.rows_received).sum::<usize>(),
         "rows_stored": report.destinations.iter().map(|d| d.rows_stored).sum::<u64>(),
+        "audience_sizes": report.destinations.iter().map(|d| d.audience_sizes).sum::<usize>(),
+        "audience_size_errors": size_errors.len(),
     });
-    let outcome = match (failed.len(), done) {
-        (0, _) => Outcome::Success,
-        (_, 0) => Outcome::Failed,
+    let outcome = match (failed.len(), done, size_errors.len()) {
+        (0, _, 0) => Outcome::Success,
+        (0, _, _) => Outcome::Partial,
+        (_, 0, _) => Outcome::Failed,
         _ => Outcome::Partial,
     };
-    let error = (!failed.is_empty()).then(|| failed.join("; "));
+    let problems: Vec<String> = failed.iter().chain(&size_errors).cloned().collect();
+    let error = (!problems.is_empty()).then(|| problems.join("; "));
     store
         .finish_run(run_id, outcome, &counts, error.as_deref())
         .await?;
     Ok(report)
+}
+
+/// Reads and stores the platform-reported size of every synced audience on `destination` that campaignd
+/// has created or adopted there. Platform errors become `audience_size_errors`; store errors end the job.
+async fn pull_sizes(
+    store: &Store,
+    settings: &Settings,
+    destination: &str,
+    source: &dyn MetricsSource,
+    opts: &PullOptions,
+    run_id: i64,
+    outcome: &mut PullOutcome,
+) -> Result<(), PullError> {
+    let mut seen = BTreeSet::new();
+    for sync in settings
+        .syncs
+        .iter()
+        .filter(|s| s.destination == destination)
+    {
+        let audience = sync.audience().to_string();
+        if !seen.insert(audience.clone()) {
+            continue;
+        }
+        let Some(record) = store.audience(destination, &audience).await? else {
+            continue;
+        };
+        match source.audience_size(&record.remote_id).await {
+            Ok(None) => {}
+            Ok(Some(size)) => {
+                let as_i64 = |v: Option<u64>| v.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+                store
+                    .record_audience_size(&AudienceSizeRecord {
+                        day: opts.as_of.date_naive(),
+                        destination: destination.to_string(),
+                        audience_name: audience.clone(),
+                        segment: sync.segment.clone(),
+                        remote_id: record.remote_id.clone(),
+                        lower: as_i64(size.lower),
+                        upper: as_i64(size.upper),
+                        match_rate_percent: size.match_rate_percent,
+                        pulled_at: opts.as_of,
+                        run_id: Some(run_id),
+                    })
+                    .await?;
+                outcome.audience_sizes += 1;
+            }
+            Err(e) => {
+                tracing::warn!(destination, audience = %audience, error = %e, "audience size not read");
+                outcome
+                    .audience_size_errors
+                    .push(format!("{audience}: {e}"));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Which requested object a platform row belongs to: its `ad_id` (connectors put the requested object

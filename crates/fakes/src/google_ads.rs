@@ -34,6 +34,10 @@ mod ads;
 
 pub use ads::{FakeAdStats, STREAM_BATCH};
 
+/// Request shapes from googleapis protos, in their own file.
+#[path = "google_ads_spec.rs"]
+mod spec;
+
 /// Google Ads API version prefix the fake serves.
 pub const ADS_PREFIX: &str = "/v26";
 /// Data Manager API version prefix the fake serves.
@@ -44,6 +48,9 @@ pub const TOKEN_PATH: &str = "/token";
 pub const PAGE_SIZE: usize = 25;
 /// Identifiers per `addOperations` call.
 pub const MAX_IDENTIFIERS_PER_CALL: usize = 100_000;
+/// The match rate the fake reports for a list with members (it matches every valid hash it is sent, but
+/// Google reports a rate, so the fake reports a fixed, recognisable one).
+pub const MATCH_RATE_PERCENT: i64 = 63;
 /// Members per Data Manager request.
 pub const MAX_DM_MEMBERS: usize = 10_000;
 
@@ -84,6 +91,7 @@ pub struct OAuthIssuer {
     client_secret: String,
     refresh_token: String,
     prefix: String,
+    form_only: bool,
     ttl_secs: AtomicU64,
     issued: AtomicUsize,
     tokens: Mutex<HashMap<String, Instant>>,
@@ -116,10 +124,19 @@ impl OAuthIssuer {
             client_secret: client_secret.to_string(),
             refresh_token: refresh_token.to_string(),
             prefix: prefix.to_string(),
+            form_only: false,
             ttl_secs: AtomicU64::new(3600),
             issued: AtomicUsize::new(0),
             tokens: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Accepts client credentials only as `client_id` / `client_secret` form fields, as LinkedIn's token
+    /// endpoint does: a request carrying them only in an HTTP Basic header is refused with
+    /// `invalid_request` (Microsoft Learn, "Refresh Tokens with OAuth 2.0", LinkedIn authentication docs).
+    pub fn require_form_credentials(mut self) -> Self {
+        self.form_only = true;
+        self
     }
 
     fn tokens(&self) -> MutexGuard<'_, HashMap<String, Instant>> {
@@ -181,7 +198,19 @@ impl OAuthIssuer {
             headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(basic.as_str());
         let form_ok = form.get("client_id") == Some(&self.client_id)
             && form.get("client_secret") == Some(&self.client_secret);
-        if !header_ok && !form_ok {
+        if self.form_only {
+            for field in ["client_id", "client_secret"] {
+                if !form.contains_key(field) {
+                    return oauth_error(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_request",
+                        &format!("A required parameter \"{field}\" is missing"),
+                    );
+                }
+            }
+        }
+        let authenticated = form_ok || (header_ok && !self.form_only);
+        if !authenticated {
             return oauth_error(
                 StatusCode::UNAUTHORIZED,
                 "invalid_client",
@@ -280,6 +309,28 @@ fn google_error(
     }
     (status, Json(json!({"error": {"code": status.as_u16(), "message": message, "status": grpc_status, "details": details}})))
         .into_response()
+}
+
+/// Refuses a body that does not fit its proto message the way Google's JSON front end does: 400
+/// `INVALID_ARGUMENT` with `Invalid JSON payload received. Unknown name ...` and a `BadRequest` field
+/// violation naming the place.
+fn check_shape(body: &Value, shape: &crate::schema::Shape) -> Result<(), Response> {
+    crate::schema::check(body, shape).map_err(|v| {
+        let message = format!("Invalid JSON payload received. {v}");
+        let field = match &v {
+            crate::schema::Violation::UnknownField { path, .. } => path.clone(),
+            crate::schema::Violation::Invalid { path, .. } => path.clone(),
+        };
+        (
+            StatusCode::BAD_REQUEST,
+            Json(
+                json!({"error": {"code": 400, "message": message, "status": "INVALID_ARGUMENT",
+                "details": [{"@type": "type.googleapis.com/google.rpc.BadRequest",
+                    "fieldViolations": [{"field": field, "description": message}]}]}}),
+            ),
+        )
+            .into_response()
+    })
 }
 
 fn bad_request(message: &str, code: Value) -> Response {
@@ -599,13 +650,18 @@ async fn dispatch(
             "googleAds:searchStream" => ads::search_stream(&st, &body),
             "adGroupAds:mutate" => ads::mutate(&st, cid, &body, true),
             "adGroups:mutate" => ads::mutate(&st, cid, &body, false),
-            "userLists:mutate" => mutate_user_lists(&st, cid, &body),
-            "offlineUserDataJobs:create" => create_job(&st, cid, &body),
+            "userLists:mutate" => check_shape(&body, &spec::MUTATE_USER_LISTS)
+                .map_or_else(|r| r, |()| mutate_user_lists(&st, cid, &body)),
+            "offlineUserDataJobs:create" => check_shape(&body, &spec::CREATE_OFFLINE_USER_DATA_JOB)
+                .map_or_else(|r| r, |()| create_job(&st, cid, &body)),
             t => match t
                 .strip_prefix("offlineUserDataJobs/")
                 .and_then(|r| r.split_once(':'))
             {
-                Some((id, "addOperations")) => add_operations(&st, id, &body),
+                Some((id, "addOperations")) => {
+                    check_shape(&body, &spec::ADD_OFFLINE_USER_DATA_JOB_OPERATIONS)
+                        .map_or_else(|r| r, |()| add_operations(&st, id, &body))
+                }
                 Some((id, "run")) => run_job(&st, cid, id),
                 _ => google_error(
                     StatusCode::NOT_FOUND,
@@ -619,6 +675,20 @@ async fn dispatch(
     if let Some(rest) = path.strip_prefix(DATA_MANAGER_PREFIX) {
         if let Err(r) = st.check_bearer(&headers) {
             return r;
+        }
+        if let Some((acct, list_id)) = rest
+            .strip_prefix("/accountTypes/GOOGLE_ADS/accounts/")
+            .and_then(|r| r.split_once("/userLists/"))
+        {
+            if acct != st.customer_id || method != Method::GET {
+                return google_error(
+                    StatusCode::FORBIDDEN,
+                    "PERMISSION_DENIED",
+                    "The caller does not have permission",
+                    vec![],
+                );
+            }
+            return dm_get_user_list(&st, list_id);
         }
         if let Some(acct) = rest
             .strip_prefix("/accountTypes/GOOGLE_ADS/accounts/")
@@ -635,7 +705,7 @@ async fn dispatch(
             return if method == Method::GET {
                 dm_list_user_lists(&st, uri.query())
             } else {
-                match json_body() {
+                match json_body().and_then(|b| check_shape(&b, &spec::DM_USER_LIST).map(|()| b)) {
                     Ok(b) => dm_create_user_list(&st, &b),
                     Err(r) => r,
                 }
@@ -646,8 +716,14 @@ async fn dispatch(
             Err(r) => return r,
         };
         return match (method, rest) {
-            (Method::POST, "/audienceMembers:ingest") => dm_members(&st, &body, true),
-            (Method::POST, "/audienceMembers:remove") => dm_members(&st, &body, false),
+            (Method::POST, "/audienceMembers:ingest") => {
+                check_shape(&body, &spec::INGEST_AUDIENCE_MEMBERS)
+                    .map_or_else(|r| r, |()| dm_members(&st, &body, true))
+            }
+            (Method::POST, "/audienceMembers:remove") => {
+                check_shape(&body, &spec::REMOVE_AUDIENCE_MEMBERS)
+                    .map_or_else(|r| r, |()| dm_members(&st, &body, false))
+            }
             _ => google_error(
                 StatusCode::NOT_FOUND,
                 "NOT_FOUND",
@@ -699,9 +775,29 @@ fn search(st: &GoogleState, cid: &str, body: &Value) -> Response {
             Ok(b) => b,
             Err(r) => return r,
         };
+        // `WHERE user_list.id = N` narrows to one list; size fields come back only when selected.
+        let only = lower.split("user_list.id = ").nth(1).map(|r| {
+            r.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+        });
+        let sizes = lower.contains("user_list.size_for_search");
         let results: Vec<Value> = inner.lists[start..end]
             .iter()
-            .map(|l| json!({"userList": {"resourceName": format!("customers/{cid}/userLists/{}", l.id), "id": l.id, "name": l.name}}))
+            .filter(|l| only.as_ref().is_none_or(|id| &l.id == id))
+            .map(|l| {
+                let mut list = json!({"resourceName": format!("customers/{cid}/userLists/{}", l.id), "id": l.id, "name": l.name});
+                if sizes {
+                    // int64 fields are JSON strings in proto3 JSON.
+                    let n = l.members.len().to_string();
+                    list["sizeForSearch"] = json!(n);
+                    list["sizeForDisplay"] = json!(n);
+                    if !l.members.is_empty() {
+                        list["matchRatePercentage"] = json!(MATCH_RATE_PERCENT);
+                    }
+                }
+                json!({ "userList": list })
+            })
             .collect();
         let mut reply = json!({"results": results, "fieldMask": "userList.resourceName,userList.id,userList.name"});
         if end < inner.lists.len() {
@@ -809,11 +905,18 @@ fn mutate_user_lists(st: &GoogleState, cid: &str, body: &Value) -> Response {
             v.as_i64()
                 .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
         }) {
-            Some(n) if (0..=540).contains(&n) || n == 10_000 => {}
-            _ => {
+            // user_list.proto (v25): "This field must be between 0 and 540 inclusive."
+            Some(n) if (0..=540).contains(&n) => {}
+            Some(_) => {
                 return bad_request(
-                    "membershipLifeSpan must be 0..=540 or 10000",
-                    json!({"userListError": "INVALID_MEMBERSHIP_LIFE_SPAN"}),
+                    "The value is too high: membership_life_span must be between 0 and 540.",
+                    json!({"rangeError": "TOO_HIGH"}),
+                )
+            }
+            None => {
+                return bad_request(
+                    "membership_life_span is required.",
+                    json!({"fieldError": "REQUIRED"}),
                 )
             }
         }
@@ -1184,6 +1287,34 @@ fn dm_list_user_lists(st: &GoogleState, query: Option<&str>) -> Response {
         reply["nextPageToken"] = json!(format!("page-{end}"));
     }
     Json(reply).into_response()
+}
+
+/// `GET .../userLists/{id}`: the list with `sizeInfo` (int64 counts as strings) and the contact-id match
+/// rate, as `google/ads/datamanager/v1/user_list.proto` describes them.
+fn dm_get_user_list(st: &GoogleState, id: &str) -> Response {
+    let inner = st.lock();
+    let Some(l) = inner.lists.iter().find(|l| l.id == id) else {
+        return google_error(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "Requested entity was not found.",
+            vec![],
+        );
+    };
+    let n = l.members.len().to_string();
+    let mut contact = json!({"dataSourceType": "DATA_SOURCE_TYPE_FIRST_PARTY"});
+    if !l.members.is_empty() {
+        contact["matchRatePercentage"] = json!(MATCH_RATE_PERCENT);
+    }
+    Json(json!({
+        "name": format!("accountTypes/GOOGLE_ADS/accounts/{}/userLists/{}", st.customer_id, l.id),
+        "id": l.id,
+        "displayName": l.name,
+        "description": l.description,
+        "sizeInfo": {"searchNetworkMembersCount": n, "displayNetworkMembersCount": n},
+        "ingestedUserListInfo": {"uploadKeyTypes": ["CONTACT_ID"], "contactIdInfo": contact},
+    }))
+    .into_response()
 }
 
 fn dm_create_user_list(st: &GoogleState, body: &Value) -> Response {

@@ -13,6 +13,7 @@ pub mod klaviyo;
 pub mod linkedin;
 pub mod mailchimp;
 pub mod meta;
+pub mod schema;
 pub mod sendgrid;
 pub mod skeleton;
 pub mod tiktok;

@@ -1,5 +1,6 @@
 //! A stateful fake of the LinkedIn Marketing API's DMP segments (versioned `/rest` API), strict where
-//! the real API is strict: an OAuth2 bearer token from its own token endpoint (short-lived, 401
+//! the real API is strict: an OAuth2 bearer token from its own token endpoint (client credentials only as
+//! form fields, a Basic-only refresh is `invalid_request`; short-lived tokens, 401
 //! `EXPIRED_ACCESS_TOKEN` once expired), `LinkedIn-Version: YYYYMM`, `X-Restli-Protocol-Version: 2.0.0`,
 //! `X-RestLi-Method: BATCH_CREATE` on `/users`, ≤ 5,000 elements per batch, `SHA256_EMAIL` values 64
 //! lowercase hex, per-element statuses in the reply, a `start`/`count` paged finder by account, and a
@@ -147,7 +148,8 @@ impl FakeLinkedIn {
     ) -> std::io::Result<FakeLinkedIn> {
         let state = Arc::new(LinkedInState {
             account: format!("urn:li:sponsoredAccount:{account_id}"),
-            oauth: OAuthIssuer::new(client_id, client_secret, refresh_token, "AQV-fake-"),
+            oauth: OAuthIssuer::new(client_id, client_secret, refresh_token, "AQV-fake-")
+                .require_form_credentials(),
             inner: Mutex::new(Inner {
                 next_id: 41_000_001,
                 ..Inner::default()

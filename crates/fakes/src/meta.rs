@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 #[path = "meta_ads.rs"]
 mod ads;
 
-pub use ads::{FakeAd, FakeInsights, INSIGHTS_PAGE_SIZE};
+pub use ads::{approximate_bounds, FakeAd, FakeInsights, INSIGHTS_PAGE_SIZE};
 
 /// API version prefix the fake serves under.
 pub const VERSION_PREFIX: &str = "/v25.0";
@@ -216,7 +216,7 @@ impl FakeMeta {
             .route("/:id/customaudiences", get(dispatch).post(dispatch))
             .route("/:id/users", axum::routing::post(dispatch).delete(dispatch))
             .route("/:id/usersreplace", axum::routing::post(dispatch))
-            .route("/:id", axum::routing::post(ads::update_ad))
+            .route("/:id", get(ads::audience_node).post(ads::update_ad))
             .route("/:id/insights", get(ads::insights))
             .with_state(state.clone());
         let throttle_state = state.clone();

@@ -18,6 +18,10 @@ use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+#[path = "meta_insights_fields.rs"]
+mod insights_fields;
+use insights_fields::{ADS_INSIGHTS_FIELDS, CUSTOM_AUDIENCE_FIELDS};
+
 /// Insights rows per page at most (small, so tests exercise paging).
 pub const INSIGHTS_PAGE_SIZE: usize = 3;
 
@@ -55,6 +59,8 @@ pub(super) struct AdsInner {
     /// (ad id, YYYY-MM-DD) → that day's numbers.
     insights: BTreeMap<(String, String), FakeInsights>,
     insights_calls: usize,
+    /// The ad account's currency (`account_currency`), `USD` unless a test sets another.
+    currency: Option<String>,
 }
 
 impl FakeMeta {
@@ -85,6 +91,11 @@ impl FakeMeta {
     /// The ad's current state.
     pub fn ad(&self, ad_id: &str) -> Option<FakeAd> {
         self.state.lock().ads.ads.get(ad_id).cloned()
+    }
+
+    /// Sets the ad account's currency (ISO 4217) served as `account_currency`.
+    pub fn set_account_currency(&self, currency: &str) {
+        self.state.lock().ads.currency = Some(currency.to_string());
     }
 
     /// Sets one day (`YYYY-MM-DD`) of an ad's insights.
@@ -130,6 +141,67 @@ fn invalid_param(st: &MetaState, message: &str) -> Response {
         &format!("(#100) {message}"),
         false,
     )
+}
+
+/// Meta's approximate size band of `n` matched people: `(lower, upper)` rounded to the hundred below and
+/// above. The real bands are coarser and Meta's own; the fake only has to be a band around the truth.
+pub fn approximate_bounds(n: usize) -> (usize, usize) {
+    let lower = n - n % 100;
+    (lower, if n % 100 == 0 { n } else { lower + 100 })
+}
+
+/// `GET /{custom_audience_id}?fields=...`: the audience node, with only the fields asked for (a field the
+/// `CustomAudience` spec does not have is refused); `approximate_count_lower_bound` /
+/// `approximate_count_upper_bound` from [`approximate_bounds`] of its members.
+pub(super) async fn audience_node(
+    State(st): State<Arc<MetaState>>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let params = match parse_req(&st, query.as_deref(), &headers, &[]) {
+        Ok(p) => p,
+        Err(r) => return *r,
+    };
+    let fields: Vec<&str> = params
+        .get("fields")
+        .and_then(Value::as_str)
+        .unwrap_or("id")
+        .split(',')
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+        .collect();
+    if let Some(bad) = fields.iter().find(|f| !CUSTOM_AUDIENCE_FIELDS.contains(f)) {
+        return st.error(
+            StatusCode::BAD_REQUEST,
+            100,
+            None,
+            &format!(
+                "(#100) Tried accessing nonexisting field ({bad}) on node type (CustomAudience)"
+            ),
+            false,
+        );
+    }
+    let inner = st.lock();
+    let Some(a) = inner.audiences.iter().find(|a| a.id == id) else {
+        drop(inner);
+        return st.missing_object(&id, &Method::GET);
+    };
+    let (lower, upper) = approximate_bounds(a.members.len());
+    let mut o = Map::new();
+    o.insert("id".into(), json!(a.id));
+    for f in fields {
+        let v = match f {
+            "name" => json!(a.name),
+            "description" => json!(a.description),
+            "approximate_count_lower_bound" => json!(lower),
+            "approximate_count_upper_bound" => json!(upper),
+            "subtype" => json!("CUSTOM"),
+            _ => continue,
+        };
+        o.insert(f.to_string(), v);
+    }
+    Json(Value::Object(o)).into_response()
 }
 
 /// `POST /{ad_id}`: `creative={"creative_id"}` and/or `status`.
@@ -242,7 +314,19 @@ pub(super) async fn insights(
         Err(r) => return *r,
     };
     let get = |k: &str| params.get(k).and_then(Value::as_str);
-    let fields: Vec<&str> = get("fields").unwrap_or_default().split(',').collect();
+    let fields: Vec<&str> = get("fields")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+        .collect();
+    // The Graph API refuses a field the AdsInsights node does not have.
+    if let Some(bad) = fields.iter().find(|f| !ADS_INSIGHTS_FIELDS.contains(f)) {
+        return invalid_param(
+            &st,
+            &format!("{bad} is not valid for fields param. please check https://developers.facebook.com/docs/marketing-api/insights/parameters/ for all valid values"),
+        );
+    }
     let Some(range) = get("time_range").and_then(|r| serde_json::from_str::<Value>(r).ok()) else {
         return invalid_param(&st, "time_range must be a JSON object {since, until}");
     };
@@ -274,6 +358,7 @@ pub(super) async fn insights(
         return st.missing_object(&id, &Method::GET);
     }
     inner.ads.insights_calls += 1;
+    let currency = inner.ads.currency.clone().unwrap_or_else(|| "USD".into());
     let days: Vec<(String, FakeInsights)> = inner
         .ads
         .insights
@@ -304,6 +389,10 @@ pub(super) async fn insights(
             let mut o = Map::new();
             o.insert("date_start".into(), json!(from));
             o.insert("date_stop".into(), json!(to));
+            // Like the Graph API, only the fields asked for come back.
+            if fields.contains(&"account_currency") {
+                o.insert("account_currency".into(), json!(currency));
+            }
             if fields.contains(&"impressions") {
                 o.insert("impressions".into(), json!(v.impressions.to_string()));
             }

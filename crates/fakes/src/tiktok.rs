@@ -4,12 +4,22 @@
 //! the file, one 64-lowercase-hex hash per line for `*_SHA256` calculate types, audience names ≤ 128
 //! characters, `calculate_type` consistent between creation and updates, and a paged audience list.
 //!
+//! Request bodies are checked against the OpenAPI files of tiktok/tiktok-business-api-sdk at commit
+//! `f809c396520df2d7b201a9ccc5378d822b728ed3` (2026-02-28): `yml_files/dmp_custom_audience_create.yml`
+//! (required `advertiser_id`, `custom_audience_name`, `calculate_type`, `file_paths`),
+//! `dmp_custom_audience_update.yml` (required `advertiser_id`, `custom_audience_id`; **no
+//! `calculate_type`**), `dmp_custom_audience_file_upload.yml` (required `advertiser_id`, `file`,
+//! `file_signature`, `calculate_type`), `dmp_custom_audience_get.yml` (`data.list[].audience_details.
+//! cover_num`, the audience size) and the SDK model `AdStatusUpdateBody`: a field the spec does not declare
+//! is refused with code 40002, like a wrong enum value.
+//!
 //! Files are processed at once (the real API does it asynchronously); members are the hashes.
 
 // Handlers return the platform's error reply as `Err(Response)`; boxing it would only add noise here.
 #![allow(clippy::result_large_err)]
 
 use crate::google_ads::is_sha256_hex;
+use crate::schema::{field, Shape};
 use crate::skeleton::{FakeServer, Faults, RequestLog};
 use axum::body::Bytes;
 use axum::extract::State;
@@ -37,13 +47,17 @@ pub const THROTTLE_CODE: i64 = 40100;
 /// Envelope code for a bad or revoked access token.
 pub const AUTH_CODE: i64 = 40105;
 
+/// `calculate_type` values (the enum keys of `dmp_custom_audience_create.yml`).
 const CALCULATE_TYPES: &[&str] = &[
     "EMAIL_SHA256",
-    "PHONE_SHA256",
-    "IDFA_SHA256",
+    "FIRST_MD5",
+    "FIRST_SHA256",
+    "GAID_MD5",
     "GAID_SHA256",
     "IDFA_MD5",
-    "GAID_MD5",
+    "IDFA_SHA256",
+    "MULTIPLE_TYPES",
+    "PHONE_SHA256",
 ];
 
 /// One custom audience in the fake.
@@ -303,22 +317,85 @@ async fn dispatch(
     match (method, path.as_str()) {
         (Method::POST, "/dmp/custom_audience/file/upload/") => upload(&st, &headers, &body),
         (Method::GET, "/dmp/custom_audience/list/") => list(&st, &headers, uri.query()),
-        (Method::POST, "/dmp/custom_audience/create/") => match json_body(&st, &headers, &body) {
-            Ok(b) => create(&st, &b),
-            Err(r) => r,
-        },
-        (Method::POST, "/dmp/custom_audience/update/") => match json_body(&st, &headers, &body) {
-            Ok(b) => update(&st, &b),
-            Err(r) => r,
-        },
+        (Method::POST, "/dmp/custom_audience/create/") => {
+            match json_body(&st, &headers, &body)
+                .and_then(|b| check_shape(&st, &b, &CREATE_BODY).map(|()| b))
+            {
+                Ok(b) => create(&st, &b),
+                Err(r) => r,
+            }
+        }
+        (Method::POST, "/dmp/custom_audience/update/") => {
+            match json_body(&st, &headers, &body)
+                .and_then(|b| check_shape(&st, &b, &UPDATE_BODY).map(|()| b))
+            {
+                Ok(b) => update(&st, &b),
+                Err(r) => r,
+            }
+        }
+        (Method::GET, "/dmp/custom_audience/get/") => get_audiences(&st, &headers, uri.query()),
         (Method::GET, "/ad/get/") => ads::list_ads(&st, &headers, uri.query()),
-        (Method::POST, "/ad/status/update/") => match json_body(&st, &headers, &body) {
-            Ok(b) => ads::update_status(&st, &b),
-            Err(r) => r,
-        },
+        (Method::POST, "/ad/status/update/") => {
+            match json_body(&st, &headers, &body)
+                .and_then(|b| check_shape(&st, &b, &AD_STATUS_BODY).map(|()| b))
+            {
+                Ok(b) => ads::update_status(&st, &b),
+                Err(r) => r,
+            }
+        }
         (Method::GET, "/report/integrated/get/") => ads::report(&st, &headers, uri.query()),
         _ => st.error(40404, "Not found"),
     }
+}
+
+const STR: Shape = Shape::Str;
+const CALCULATE_TYPE: Shape = Shape::Enum(CALCULATE_TYPES);
+/// `POST /dmp/custom_audience/create/` body (`dmp_custom_audience_create.yml`).
+const CREATE_BODY: Shape = Shape::Object(&[
+    field("advertiser_id", &STR),
+    field("audience_enhancement", &Shape::Bool),
+    field("audience_sub_type", &STR),
+    field("calculate_type", &CALCULATE_TYPE),
+    field("custom_audience_name", &STR),
+    field("file_paths", &Shape::Array(&STR)),
+    field("retention_in_days", &Shape::Int),
+]);
+/// `POST /dmp/custom_audience/update/` body (`dmp_custom_audience_update.yml`): no `calculate_type`.
+const UPDATE_BODY: Shape = Shape::Object(&[
+    field("action", &Shape::Enum(&["REPLACE", "APPEND", "REMOVE"])),
+    field("advertiser_id", &STR),
+    field("audience_enhancement", &Shape::Bool),
+    field("audience_sub_type", &STR),
+    field(
+        "context_info",
+        &Shape::Object(&[field("core_user_id", &Shape::Int)]),
+    ),
+    field("custom_audience_id", &STR),
+    field("custom_audience_name", &STR),
+    field("file_paths", &Shape::Array(&STR)),
+]);
+/// `POST /ad/status/update/` body (SDK model `AdStatusUpdateBody`).
+const AD_STATUS_BODY: Shape = Shape::Object(&[
+    field("aco_ad_ids", &Shape::Array(&STR)),
+    field("ad_ids", &Shape::Array(&STR)),
+    field("advertiser_id", &STR),
+    field(
+        "operation_status",
+        &Shape::Enum(&["DELETE", "DISABLE", "ENABLE"]),
+    ),
+]);
+/// Multipart fields of `POST /dmp/custom_audience/file/upload/` (`dmp_custom_audience_file_upload.yml`).
+const UPLOAD_FIELDS: &[&str] = &[
+    "advertiser_id",
+    "calculate_type",
+    "file",
+    "file_signature",
+    "name",
+];
+
+/// TikTok's answer to a body that does not fit the endpoint's OpenAPI schema: code 40002.
+fn check_shape(st: &TikTokState, body: &Value, shape: &Shape) -> Result<(), Response> {
+    crate::schema::check(body, shape).map_err(|v| st.error(40002, &v.to_string()))
 }
 
 fn json_body(st: &TikTokState, headers: &HeaderMap, body: &[u8]) -> Result<Value, Response> {
@@ -346,6 +423,15 @@ fn upload(st: &TikTokState, headers: &HeaderMap, body: &[u8]) -> Response {
     let Some(fields) = parse_multipart(ct, body) else {
         return st.error(40002, "malformed multipart body");
     };
+    if let Some((unknown, _)) = fields
+        .iter()
+        .find(|(k, _)| !UPLOAD_FIELDS.contains(&k.as_str()))
+    {
+        return st.error(
+            40002,
+            &format!("Unknown name \"{unknown}\": Cannot find field."),
+        );
+    }
     let field = |n: &str| fields.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
     let text = |n: &str| field(n).map(|v| String::from_utf8_lossy(&v).to_string());
     if let Err(r) = st.check(headers, text("advertiser_id").as_deref()) {
@@ -388,6 +474,48 @@ fn upload(st: &TikTokState, headers: &HeaderMap, body: &[u8]) -> Response {
     inner.files.insert(path.clone(), (calc, lines));
     drop(inner);
     st.ok(json!({"file_path": path, "size": file.len()}))
+}
+
+/// `GET /dmp/custom_audience/get/?advertiser_id&custom_audience_ids=[...]` (≤ 100 ids): each audience's
+/// details with `cover_num`, the matched size (here: the members the fake holds).
+fn get_audiences(st: &TikTokState, headers: &HeaderMap, query: Option<&str>) -> Response {
+    let params: HashMap<String, String> = query
+        .and_then(|q| serde_urlencoded::from_str(q).ok())
+        .unwrap_or_default();
+    if let Err(r) = st.check(headers, params.get("advertiser_id").map(String::as_str)) {
+        return r;
+    }
+    if let Some(unknown) = params
+        .keys()
+        .find(|k| !["advertiser_id", "custom_audience_ids", "history_size"].contains(&k.as_str()))
+    {
+        return st.error(
+            40002,
+            &format!("Unknown name \"{unknown}\": Cannot find field."),
+        );
+    }
+    let Some(ids) = params
+        .get("custom_audience_ids")
+        .and_then(|v| serde_json::from_str::<Vec<String>>(v).ok())
+        .filter(|ids| !ids.is_empty() && ids.len() <= 100)
+    else {
+        return st.error(
+            40002,
+            "custom_audience_ids: Must be a list of 1 to 100 audience ids.",
+        );
+    };
+    let inner = st.lock();
+    let mut list = Vec::new();
+    for id in &ids {
+        let Some(a) = inner.audiences.iter().find(|a| &a.id == id) else {
+            return st.error(40002, &format!("custom_audience_id {id} does not exist"));
+        };
+        list.push(json!({"audience_details": {
+            "audience_id": a.id, "name": a.name, "calculate_type": a.calculate_type,
+            "cover_num": a.members.len(), "is_valid": a.members.len() >= 1000, "is_creator": true,
+            "type": "Customer File"}, "audience_history": []}));
+    }
+    st.ok(json!({ "list": list }))
 }
 
 fn list(st: &TikTokState, headers: &HeaderMap, query: Option<&str>) -> Response {
@@ -506,14 +634,6 @@ fn update(st: &TikTokState, body: &Value) -> Response {
         return st.error(40002, &format!("custom_audience_id {id} does not exist"));
     };
     let calc = inner.audiences[pos].calculate_type.clone();
-    if let Some(given) = body.get("calculate_type").and_then(Value::as_str) {
-        if given != calc {
-            return st.error(
-                40002,
-                "calculate_type differs from the one the audience was created with",
-            );
-        }
-    }
     let lines = match take_files(st, &mut inner, body, &calc) {
         Ok(l) => l,
         Err(r) => return r,

@@ -25,8 +25,12 @@ pub struct FakeAdDay {
     pub conversion: u64,
     /// Spend in account currency.
     pub spend: f64,
-    /// Purchase value.
+    /// In-app purchase value (`total_purchase_value`, the App event "Purchase").
     pub total_purchase_value: f64,
+    /// Web "Complete Payment" value (`total_complete_payment_rate`, despite its name).
+    pub total_complete_payment_rate: f64,
+    /// Web "Complete Payment" events (`complete_payment`).
+    pub complete_payment: u64,
 }
 
 #[derive(Debug, Default)]
@@ -182,6 +186,20 @@ pub(super) fn update_status(st: &TikTokState, body: &Value) -> Response {
     st.ok(json!({"ad_ids": ids, "status": status}))
 }
 
+/// The report metrics the fake computes; any other name is refused (TikTok refuses names it does not know).
+/// Names and meanings from the SDK's metric enum (`yml_files/smart_plus_material_report_breakdown.yml`):
+/// `complete_payment` = web Complete Payment events, `total_complete_payment_rate` = their total value,
+/// `total_purchase_value` = the App "Purchase" event's value.
+const REPORT_METRICS: &[&str] = &[
+    "impressions",
+    "clicks",
+    "conversion",
+    "spend",
+    "total_purchase_value",
+    "total_complete_payment_rate",
+    "complete_payment",
+];
+
 fn money(v: f64) -> String {
     format!("{v:.2}")
 }
@@ -218,6 +236,12 @@ pub(super) fn report(
             Some(m) => m,
             None => return st.error(40002, "metrics: Not a valid list."),
         };
+    if let Some(bad) = metrics
+        .iter()
+        .find(|m| !REPORT_METRICS.contains(&m.as_str()))
+    {
+        return st.error(40002, &format!("metrics: Invalid metric {bad}."));
+    }
     let (Some(start), Some(end)) = (p.get("start_date"), p.get("end_date")) else {
         return st.error(40002, "start_date and end_date are required.");
     };
@@ -270,7 +294,9 @@ pub(super) fn report(
                     "conversion" => v.conversion.to_string(),
                     "spend" => money(v.spend),
                     "total_purchase_value" => money(v.total_purchase_value),
-                    _ => "0".to_string(),
+                    "total_complete_payment_rate" => money(v.total_complete_payment_rate),
+                    "complete_payment" => v.complete_payment.to_string(),
+                    _ => continue,
                 };
                 m.insert(name.clone(), json!(value));
             }

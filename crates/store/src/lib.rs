@@ -5,6 +5,7 @@
 //! store owns migrations, import, segment materialisation and the run log; the rule compiler in
 //! `campaignd-core` supplies the SQL that decides who is in a segment.
 
+pub mod audience_sizes;
 mod bind;
 pub mod creatives;
 mod error;

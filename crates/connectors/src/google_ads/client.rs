@@ -40,6 +40,9 @@ pub const NOT_ALLOWLISTED: &str = "CUSTOMER_NOT_ALLOWLISTED_FOR_THIS_FEATURE";
 pub const NOT_ALLOWLISTED_HINT: &str = "this developer token is not allowlisted for Customer Match uploads \
 (CUSTOMER_NOT_ALLOWLISTED_FOR_THIS_FEATURE); set `api = \"data_manager\"` in this destination to upload \
 through Google's Data Manager API instead";
+/// Customer Match `membershipLifeSpan` in days: 540, the maximum (`user_list.proto`: "must be between 0
+/// and 540 inclusive"; the old "10000 = no expiry" is refused).
+const CM_MEMBERSHIP_LIFE_SPAN_DAYS: i64 = 540;
 /// Data Manager user list membership: 540 days, the Customer Match maximum.
 const DM_MEMBERSHIP_DURATION: &str = "46656000s";
 
@@ -536,7 +539,7 @@ impl GoogleAdsDestination {
             "name": name,
             "description": description,
             "crmBasedUserList": {"uploadKeyType": "CONTACT_INFO"},
-            "membershipLifeSpan": 10000,
+            "membershipLifeSpan": CM_MEMBERSHIP_LIFE_SPAN_DAYS,
         }}]});
         let reply = self
             .send("create user list", Method::POST, &path, &[], Some(&body))

@@ -16,10 +16,11 @@ pub const DEFAULT_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
 #[serde(rename_all = "snake_case")]
 pub enum GoogleApi {
     /// Google Ads API Customer Match (`OfflineUserDataJobService`): needs an allowlisted developer token
-    /// since 2026-04-01.
-    #[default]
+    /// since 2026-04-01 (Google refuses new Customer Match adopters), so only for accounts that have it.
     CustomerMatch,
-    /// Data Manager API (`audienceMembers:ingest` / `:remove`): Google's path for new integrations.
+    /// Data Manager API (`audienceMembers:ingest` / `:remove`): Google's path for new integrations, hence
+    /// the default.
+    #[default]
     DataManager,
 }
 
@@ -27,7 +28,7 @@ pub enum GoogleApi {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GoogleAdsConfig {
-    /// `customer_match` (default) or `data_manager`.
+    /// `data_manager` (default) or `customer_match` (allowlisted developer tokens only).
     #[serde(default)]
     pub api: GoogleApi,
     /// API base including the version; defaults to [`DEFAULT_ADS_BASE_URL`] for `customer_match` and

@@ -7,15 +7,29 @@
 //! doubles as numbers. Cost is in micros of the account currency, converted to major units. The row's ad
 //! id is also its creative id (the rotated creative is an ad).
 //!
+//! Audience size (`audience_size`), on the audience API the destination uploads through:
+//! - `customer_match`: `googleAds:search` of `SELECT user_list.size_for_search, user_list.size_for_display,
+//!   user_list.match_rate_percentage FROM user_list WHERE user_list.id = {id}` (`UserList` fields of
+//!   `google/ads/googleads/v25/resources/user_list.proto`: both sizes `int64`, JSON strings;
+//!   `match_rate_percentage` `int32`);
+//! - `data_manager`: `GET /accountTypes/GOOGLE_ADS/accounts/{cid}/userLists/{id}`, `sizeInfo.
+//!   {searchNetworkMembersCount, displayNetworkMembersCount}` and `ingestedUserListInfo.contactIdInfo.
+//!   matchRatePercentage` (`google/ads/datamanager/v1/user_list.proto`).
+//!
+//! The matched size reported is the larger of the search and display network sizes (Google reports a
+//! list's size per network; the larger is the most people the list reaches anywhere).
+//!
 //! A child of `client` so it shares the destination's kit, OAuth token and Google error policy.
 
 use super::creative::int_field;
 use super::GoogleAdsDestination;
 use crate::error::ConnectorError;
-use crate::model::MetricsRow;
+use crate::google_ads::GoogleApi;
+use crate::model::{AudienceSize, MetricsRow};
 use crate::traits::MetricsSource;
 use async_trait::async_trait;
 use chrono::NaiveDate;
+use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -75,6 +89,36 @@ fn row(r: &Value) -> Result<MetricsRow, String> {
     })
 }
 
+/// Optional count: a missing field is unknown (`None`), a present one must be a count.
+fn opt_count(v: Option<&Value>, field: &str) -> Result<Option<u64>, String> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        some => count(some, field).map(Some),
+    }
+}
+
+/// The size of one user list from its two network sizes and match rate (either API's JSON).
+fn list_size(
+    search: Option<&Value>,
+    display: Option<&Value>,
+    rate: Option<&Value>,
+) -> Result<Option<AudienceSize>, String> {
+    let search = opt_count(search, "search network size")?;
+    let display = opt_count(display, "display network size")?;
+    let rate = match rate {
+        None | Some(Value::Null) => None,
+        some => Some(num(some, "matchRatePercentage")?),
+    };
+    let matched = search.max(display);
+    Ok(
+        (matched.is_some() || rate.is_some()).then_some(AudienceSize {
+            lower: matched,
+            upper: matched,
+            match_rate_percent: rate,
+        }),
+    )
+}
+
 #[async_trait]
 impl MetricsSource for GoogleAdsDestination {
     fn name(&self) -> &str {
@@ -119,5 +163,54 @@ impl MetricsSource for GoogleAdsDestination {
             .flat_map(|b| b.results.iter())
             .map(|r| row(r).map_err(|m| self.invalid_response(OP, m)))
             .collect()
+    }
+
+    /// The user list's size and match rate, from whichever audience API this destination uses.
+    async fn audience_size(&self, remote_id: &str) -> Result<Option<AudienceSize>, ConnectorError> {
+        const OP: &str = "user list size";
+        if remote_id.is_empty() || !remote_id.chars().all(|c| c.is_ascii_digit()) {
+            return Err(self.invalid(format!("user list id `{remote_id}` is not numeric")));
+        }
+        let size = match self.api {
+            GoogleApi::CustomerMatch => {
+                let query = format!(
+                    "SELECT user_list.id, user_list.size_for_search, user_list.size_for_display, \
+                     user_list.match_rate_percentage FROM user_list WHERE user_list.id = {remote_id}"
+                );
+                let path = format!("customers/{}/googleAds:search", self.customer_id);
+                let reply = self
+                    .send(
+                        OP,
+                        Method::POST,
+                        &path,
+                        &[],
+                        Some(&json!({ "query": query })),
+                    )
+                    .await?;
+                let page: Value = self.parse(OP, &reply.body)?;
+                let Some(list) = page.pointer("/results/0/userList") else {
+                    return Ok(None);
+                };
+                list_size(
+                    list.get("sizeForSearch"),
+                    list.get("sizeForDisplay"),
+                    list.get("matchRatePercentage"),
+                )
+            }
+            GoogleApi::DataManager => {
+                let path = format!(
+                    "accountTypes/GOOGLE_ADS/accounts/{}/userLists/{remote_id}",
+                    self.customer_id
+                );
+                let reply = self.send(OP, Method::GET, &path, &[], None).await?;
+                let list: Value = self.parse(OP, &reply.body)?;
+                list_size(
+                    list.pointer("/sizeInfo/searchNetworkMembersCount"),
+                    list.pointer("/sizeInfo/displayNetworkMembersCount"),
+                    list.pointer("/ingestedUserListInfo/contactIdInfo/matchRatePercentage"),
+                )
+            }
+        };
+        size.map_err(|m| self.invalid_response(OP, m))
     }
 }

@@ -1,12 +1,26 @@
 //! Google Ads custom audiences (Customer Match user lists), over either of Google's two upload APIs,
 //! chosen by `api` in the destination config.
 //!
+//! **`api = "data_manager"` is the default**: since 2026-04-01 the Google Ads API refuses new Customer Match
+//! adopters and Google sends new integrations to the Data Manager API; `customer_match` stays for
+//! developer tokens that are allowlisted.
+//!
+//! Request bodies checked against googleapis/googleapis at `f8291d2b` (2026-08-22):
+//! `google/ads/googleads/v25/...` (`MutateUserListsRequest`, `UserList`, `CrmBasedUserListInfo`,
+//! `CreateOfflineUserDataJobRequest`, `CustomerMatchUserListMetadata`, `AddOfflineUserDataJobOperationsRequest`,
+//! `OfflineUserDataJobOperation`, `UserData`, `UserIdentifier`, `Consent`; v25 is the newest Ads version in
+//! that snapshot, v26 is what the URL pins) and `google/ads/datamanager/v1/...` (`IngestAudienceMembersRequest`,
+//! `RemoveAudienceMembersRequest`, `AudienceMember`, `UserData`, `UserIdentifier`, `Destination`,
+//! `ProductAccount`, `Consent`, `TermsOfService`, `UserList`, `IngestedUserListInfo`): proto3 JSON names
+//! (lowerCamelCase), enums by name. The fake refuses unknown fields and wrong types the same way.
+//!
 //! **`api = "customer_match"`** — Google Ads API **v26** (`https://googleads.googleapis.com/v26`, released
 //! 2026-10-14, sunset planned late 2027), REST with OAuth2 (refresh token → bearer, token endpoint
 //! `https://oauth2.googleapis.com/token`), headers `developer-token` and optional `login-customer-id`:
 //! - lists: `POST /customers/{cid}/googleAds:search` (GAQL over `user_list`, paged by `nextPageToken`),
 //!   created with `POST /customers/{cid}/userLists:mutate` (`crmBasedUserList.uploadKeyType =
-//!   CONTACT_INFO`, `membershipLifeSpan = 10000`, i.e. no expiry);
+//!   CONTACT_INFO`, `membershipLifeSpan = 540`, the maximum: the proto allows 0..540 and Google refuses
+//!   the old `10000` "no expiry");
 //! - members: one `OfflineUserDataJob` per call — `offlineUserDataJobs:create` (`CUSTOMER_MATCH_USER_LIST`,
 //!   consent `adUserData`/`adPersonalization` `GRANTED`: campaignd only sends consenting people), then
 //!   `{job}:addOperations` (`create`/`remove` of `userIdentifiers` `hashedEmail`/`hashedPhoneNumber`,

@@ -34,7 +34,9 @@ fn build(fake: &FakeGoogleAds, dev_token: &str, extra: Value) -> Arc<GoogleAdsDe
         ("G_SECRET".to_string(), CLIENT_SECRET.to_string()),
         ("G_REFRESH".to_string(), REFRESH.to_string()),
     ]));
+    // Explicit since data_manager became the default; the data_manager case below overrides it.
     let mut s = json!({
+        "api": "customer_match",
         "base_url": fake.base_url(),
         "token_url": fake.token_url(),
         "customer_id": "123-456-7890",

@@ -444,3 +444,119 @@ async fn address_info_and_gmail_rule_pass_both_apis_and_malformed_addresses_neve
         assert_eq!((out.accepted, out.rejected.len()), (0, 1), "{api}");
     }
 }
+
+/// Posts a raw JSON body to the fake's Ads API with valid credentials (what an old or wrong client sent).
+async fn raw_ads_post(fake: &FakeGoogleAds, path: &str, body: serde_json::Value) -> (u16, String) {
+    let http = reqwest::Client::new();
+    let token: serde_json::Value = http
+        .post(fake.token_url())
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", REFRESH),
+            ("client_id", CLIENT_ID),
+            ("client_secret", CLIENT_SECRET),
+        ])
+        .send()
+        .await
+        .expect("token")
+        .json()
+        .await
+        .expect("token json");
+    let resp = http
+        .post(format!("{}/customers/1234567890/{path}", fake.base_url()))
+        .bearer_auth(token["access_token"].as_str().unwrap_or_default())
+        .header("developer-token", DEV_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .expect("sent");
+    (
+        resp.status().as_u16(),
+        resp.text().await.unwrap_or_default(),
+    )
+}
+
+/// `user_list.proto` (googleapis v25): `membership_life_span` "must be between 0 and 540 inclusive". The
+/// old `10000` ("no expiry") is refused, an unknown field is refused as Google's JSON front end does, and
+/// the connector's own create (540 days) is accepted.
+#[tokio::test]
+async fn user_list_create_follows_the_proto() {
+    let fake = fake(None).await;
+    let create = |span: serde_json::Value| {
+        json!({"operations": [{"create": {"name": "old", "crmBasedUserList": {"uploadKeyType": "CONTACT_INFO"},
+            "membershipLifeSpan": span}}]})
+    };
+    let (status, body) = raw_ads_post(&fake, "userLists:mutate", create(json!(10000))).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("TOO_HIGH"), "{body}");
+    let (status, body) = raw_ads_post(
+        &fake,
+        "userLists:mutate",
+        json!({"operations": [{"create": {"name": "x", "membership_life_span_days": 30}}]}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("Unknown name \\\"membership_life_span_days\\\" at 'operations[0].create'"),
+        "{body}"
+    );
+    let (status, body) = raw_ads_post(
+        &fake,
+        "offlineUserDataJobs:create",
+        json!({"job": {"type": "CUSTOMER_MATCH", "customerMatchUserListMetadata": {"userList": "x"}}}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("Invalid value at 'job.type'"), "{body}");
+    let d = destination(&fake, "customer_match");
+    let aud = d
+        .find_or_create_audience("new list", "")
+        .await
+        .expect("created");
+    assert_eq!(fake.list_id("new list"), Some(aud.remote_id));
+}
+
+/// Data Manager is the default `api` (Google refuses new Customer Match adopters since 2026-04-01).
+#[test]
+fn data_manager_is_the_default_api() {
+    let cfg: super::GoogleAdsConfig = serde_json::from_value(json!({
+        "customer_id": "1", "client_id": {"env": "A"}, "client_secret": {"env": "B"},
+        "refresh_token": {"env": "C"}}))
+    .expect("config");
+    assert_eq!(cfg.api, super::GoogleApi::DataManager);
+    assert_eq!(
+        cfg.effective_base_url(),
+        super::DEFAULT_DATA_MANAGER_BASE_URL
+    );
+}
+
+/// The platform-reported size of a list, through each API: the fake's members as both network sizes
+/// and its fixed match rate.
+#[tokio::test]
+async fn audience_size_through_both_apis() {
+    for api in ["customer_match", "data_manager"] {
+        let fake = fake(None).await;
+        let s = section(&fake, api, json!({"ads_base_url": fake.base_url()}));
+        let d = build_destination("gads", &s, &resolver(REFRESH)).expect("built");
+        let m = crate::build_metrics_source("gads", &s, &resolver(REFRESH))
+            .expect("config")
+            .expect("metrics source");
+        let aud = d.find_or_create_audience("sized", "").await.expect("list");
+        let before = m.audience_size(&aud.remote_id).await.expect("size");
+        assert_eq!(before.and_then(|s| s.match_rate_percent), None, "{api}");
+        d.add_members(&aud, &prepare_all(d.as_ref(), 0..40, contact))
+            .await
+            .expect("add");
+        let size = m
+            .audience_size(&aud.remote_id)
+            .await
+            .expect("size")
+            .expect("reported");
+        assert_eq!((size.lower, size.upper), (Some(40), Some(40)), "{api}");
+        assert_eq!(
+            size.match_rate_percent,
+            Some(campaignd_fakes::google_ads::MATCH_RATE_PERCENT as f64),
+            "{api}"
+        );
+    }
+}

@@ -6,7 +6,7 @@ use crate::error::ConnectorError;
 use crate::secret::Secret;
 use async_trait::async_trait;
 use oauth2::basic::BasicClient;
-use oauth2::{AuthUrl, ClientId, ClientSecret, RefreshToken, TokenResponse, TokenUrl};
+use oauth2::{AuthType, AuthUrl, ClientId, ClientSecret, RefreshToken, TokenResponse, TokenUrl};
 use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
@@ -98,6 +98,14 @@ impl OAuth2RefreshToken {
             refresh_token: Mutex::new(refresh_token),
             current: Mutex::new(None),
         })
+    }
+
+    /// Sends `client_id` and `client_secret` as form fields of the token request instead of an HTTP Basic
+    /// header (RFC 6749 §2.3.1 allows both). LinkedIn's token endpoint requires the form fields and answers
+    /// a Basic-only refresh with `invalid_request`.
+    pub fn with_credentials_in_body(mut self) -> Self {
+        self.client = self.client.set_auth_type(AuthType::RequestBody);
+        self
     }
 
     async fn fetch(&self) -> Result<Secret, ConnectorError> {

@@ -2,6 +2,10 @@
 //! against **revision 2026-10-15** (sent as the `revision` header; configurable), per the reference pages
 //! "Get Lists", "Create List", "Bulk Import Profiles", "Get Bulk Import Profiles Job", "Get Errors for
 //! Bulk Import Profiles Job", "Get Profiles" and "Remove Profiles from List".
+//! The bulk import body (`data.type = profile-bulk-import-job`, `attributes.profiles.data[]` of `{type:
+//! profile, attributes: {email, phone_number, first_name, last_name}}`, `relationships.lists.data[]` of
+//! `{type: list, id}`) and `POST /lists` were checked against klaviyo/openapi `openapi/stable.json` at
+//! commit `f0a30ba` (2026-07-23, spec revision 2026-07-15, the newest published there): no mismatch.
 //!
 //! - auth: `Authorization: Klaviyo-API-Key {private key}`;
 //! - audiences: `GET /lists?fields[list]=name` paged by following `links.next` (its `page[cursor]` is

@@ -158,7 +158,8 @@ impl LinkedInDestination {
             Some(client_secret),
             refresh_token,
         )
-        .map_err(|e| invalid("token_url", e.to_string()))?;
+        .map_err(|e| invalid("token_url", e.to_string()))?
+        .with_credentials_in_body();
         Ok(LinkedInDestination {
             name: name.to_string(),
             base_url: config.base_url.trim_end_matches('/').to_string(),

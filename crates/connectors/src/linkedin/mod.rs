@@ -5,7 +5,10 @@
 //! version after about a year) and `X-Restli-Protocol-Version: 2.0.0`, per the "DMP Segments" and
 //! "DMP Segment Users" pages of LinkedIn's Marketing API documentation:
 //! - auth: OAuth2 refresh token → bearer (token endpoint `https://www.linkedin.com/oauth/v2/accessToken`,
-//!   scope `rw_dmp_segments`); a 401 refreshes once;
+//!   scope `rw_dmp_segments`); the refresh is a form POST of `grant_type=refresh_token`, `refresh_token`,
+//!   `client_id` and `client_secret` — all in the body, as Microsoft Learn's "Refresh Tokens with OAuth 2.0"
+//!   page (learn.microsoft.com/linkedin/shared/authentication/programmatic-refresh-tokens) specifies; an
+//!   HTTP Basic header alone is answered `invalid_request`. A 401 refreshes once;
 //! - segments: `GET /dmpSegments?q=account&account=urn:li:sponsoredAccount:{id}&start&count` paged by
 //!   `start`/`count` against `paging.total`; created with `POST /dmpSegments` `{name, account, type: USER,
 //!   sourcePlatform, destinations: [{destination: LINKEDIN}]}` → id in `x-restli-id`, then a 5 s wait

@@ -192,3 +192,43 @@ async fn secrets_never_appear_in_errors_and_config_is_checked() {
         .unwrap_or_default();
     assert!(e.contains("linkedin_version"), "{e}");
 }
+
+/// LinkedIn takes the client credentials only as form fields of the refresh (Microsoft Learn,
+/// "Refresh Tokens with OAuth 2.0"): the Basic-only refresh this connector used to send is refused with
+/// `invalid_request`, the connector's own refresh (credentials in the body) gets a token.
+#[tokio::test]
+async fn refresh_sends_client_credentials_in_the_form_body() {
+    use crate::http::{OAuth2RefreshToken, TokenSource};
+    use crate::Secret;
+    let fake = fake().await;
+    let basic_only = OAuth2RefreshToken::new(
+        "li",
+        reqwest::Client::new(),
+        &fake.token_url(),
+        CLIENT_ID,
+        Some(Secret::new(CLIENT_SECRET.to_string())),
+        Secret::new(REFRESH.to_string()),
+    )
+    .expect("token source");
+    let err = basic_only
+        .access_token()
+        .await
+        .expect_err("basic-only refused");
+    assert!(err.to_string().contains("invalid_request"), "{err}");
+    let in_body = OAuth2RefreshToken::new(
+        "li",
+        reqwest::Client::new(),
+        &fake.token_url(),
+        CLIENT_ID,
+        Some(Secret::new(CLIENT_SECRET.to_string())),
+        Secret::new(REFRESH.to_string()),
+    )
+    .expect("token source")
+    .with_credentials_in_body();
+    in_body.access_token().await.expect("form refresh accepted");
+    let d = destination(&fake, REFRESH, json!({}));
+    d.find_or_create_audience("a", "")
+        .await
+        .expect("connector refreshes with the form");
+    assert_eq!(fake.oauth().issued(), 2);
+}

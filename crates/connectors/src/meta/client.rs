@@ -29,7 +29,7 @@ mod creative;
 #[path = "metrics.rs"]
 mod metrics;
 
-pub use metrics::DEFAULT_PURCHASE_ACTION_TYPE;
+pub use metrics::DEFAULT_PURCHASE_ACTION_TYPES;
 
 /// Meta accepts at most this many rows per `/users` or `/usersreplace` call.
 pub const MAX_ROWS: usize = 10_000;
@@ -49,8 +49,9 @@ pub struct MetaDestination {
     policy: MetaPolicy,
     rps: f64,
     batch: usize,
-    /// `action_type` whose `actions` / `action_values` entries are conversions and revenue.
-    purchase_action_type: String,
+    /// `action_type`s whose `actions` / `action_values` entries are conversions and revenue: the first
+    /// present in a row counts (the configured one alone, or [`DEFAULT_PURCHASE_ACTION_TYPES`]).
+    purchase_action_types: Vec<String>,
 }
 
 /// Reads Meta's JSON error envelope: throttling and transient codes are retried, 190/102 are auth
@@ -243,11 +244,15 @@ impl MetaDestination {
             policy: MetaPolicy,
             rps: settings.requests_per_second.unwrap_or(10.0),
             batch: config.batch_size.unwrap_or(MAX_ROWS).clamp(1, MAX_ROWS),
-            purchase_action_type: config
+            purchase_action_types: match config
                 .purchase_action_type
-                .clone()
-                .filter(|t| !t.trim().is_empty())
-                .unwrap_or_else(|| DEFAULT_PURCHASE_ACTION_TYPE.to_string()),
+                .as_deref()
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+            {
+                Some(t) => vec![t.to_string()],
+                None => DEFAULT_PURCHASE_ACTION_TYPES.map(String::from).to_vec(),
+            },
         })
     }
 

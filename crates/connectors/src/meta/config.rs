@@ -34,8 +34,8 @@ pub struct MetaConfig {
     /// of a large sync smaller.
     #[serde(default)]
     pub batch_size: Option<usize>,
-    /// Insights `action_type` counted as conversions and revenue (default
-    /// `offsite_conversion.fb_pixel_purchase`; `purchase` counts purchases across channels).
+    /// Insights `action_type` counted as conversions and revenue. Unset: the first present of
+    /// `omni_purchase` (Ads Manager's "Purchases"), `purchase`, `offsite_conversion.fb_pixel_purchase`.
     #[serde(default)]
     pub purchase_action_type: Option<String>,
 }

@@ -18,9 +18,20 @@
 //! - creative rotation (same API version, "Ad" reference): `POST /{ad_id}` with
 //!   `creative={"creative_id":"..."}` swaps the ad's creative, `status=PAUSED|ACTIVE` pauses or resumes it;
 //! - metrics ("Insights API", same version): `GET /{ad_id}/insights?fields=impressions,clicks,spend,actions,
-//!   action_values&time_increment=1&time_range={"since","until"}`, paged; numbers arrive as strings;
-//!   conversions and revenue are the `actions` / `action_values` of `purchase_action_type` (config, default
-//!   `offsite_conversion.fb_pixel_purchase`, or `purchase`); 80000 (insights throttle) is retried.
+//!   action_values,account_currency&time_increment=1&time_range={"since","until"}`, paged; numbers arrive
+//!   as strings; conversions and revenue are the `actions` / `action_values` of `purchase_action_type`
+//!   (config), or else the first present of `omni_purchase`, `purchase`,
+//!   `offsite_conversion.fb_pixel_purchase`; 80000 (insights throttle) is retried;
+//! - audience size: `GET /{audience_id}?fields=approximate_count_lower_bound,approximate_count_upper_bound`
+//!   (`AudienceSizeSource`).
+//!
+//! Requests checked against facebook/facebook-business-sdk-codegen `api_specs/specs` at commit
+//! `ad2b0b6fdfbe4d73ed0754cb4562ef20b72b40d4` (2026-04-15): `AdAccount.json` (`POST customaudiences`:
+//! `name`, `subtype`, `description`, `customer_file_source`; `GET customaudiences`: `fields`),
+//! `CustomAudience.json` (`POST`/`DELETE users`: `payload`, `session`; `POST usersreplace`: `payload` and
+//! `session` required; fields `approximate_count_lower_bound` / `_upper_bound`), `Ad.json` (`#update`:
+//! `creative`, `status`; `GET insights` params) and `AdsInsights.json` (fields). The fake refuses insights
+//! and audience fields those specs do not declare.
 //!
 //! Channel: ads (`consent_ads`). Minimum audience size: 100 (Meta drops matches under ~100).
 
@@ -34,6 +45,6 @@ mod tests;
 #[cfg(test)]
 mod rotation_tests;
 
-pub use client::{MetaDestination, MetaPolicy, DEFAULT_PURCHASE_ACTION_TYPE};
+pub use client::{MetaDestination, MetaPolicy, DEFAULT_PURCHASE_ACTION_TYPES};
 pub use config::{MetaConfig, DEFAULT_BASE_URL};
 pub use mapping::{prepare, row, SCHEMA};

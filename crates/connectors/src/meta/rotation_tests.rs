@@ -172,6 +172,7 @@ async fn insights_are_paged_throttled_and_parsed_from_strings() {
     );
     fake.set_throttle_code(80000);
     fake.faults().throttle_next(2);
+    fake.set_account_currency("EUR");
 
     let m = metrics(&fake, json!({}));
     let ids = vec!["120200000000001".to_string(), "120200000000002".to_string()];
@@ -188,8 +189,12 @@ async fn insights_are_paged_throttled_and_parsed_from_strings() {
         assert_eq!(r.impressions, 1000 * d as u64);
         assert_eq!(r.clicks, 10 * d as u64);
         assert!((r.spend - 12.5 * d).abs() < 1e-9, "{r:?}");
-        assert!((r.conversions - d).abs() < 1e-9, "{r:?}");
-        assert!((r.revenue - 40.25 * d).abs() < 1e-9, "{r:?}");
+        // Default action types: no `omni_purchase` in these rows, so `purchase` (the first present)
+        // counts — not the pixel type the connector used to default to.
+        assert!((r.conversions - 2.0 * d).abs() < 1e-9, "{r:?}");
+        assert!((r.revenue - 80.5 * d).abs() < 1e-9, "{r:?}");
+        // Requested in `fields`, so the fake (like the Graph API) returns it.
+        assert_eq!(r.currency.as_deref(), Some("EUR"), "{r:?}");
     }
     let total_spend: f64 = rows.iter().map(|r| r.spend).sum();
     assert!((total_spend - 2.0 * 12.5 * 28.0).abs() < 1e-9);
@@ -204,6 +209,74 @@ async fn insights_are_paged_throttled_and_parsed_from_strings() {
     assert_eq!(rows[0].date, day(2));
     assert!((rows[0].conversions - 4.0).abs() < 1e-9);
     assert!((rows[0].revenue - 161.0).abs() < 1e-9);
+
+    // The pixel type configured: only it counts.
+    let m = metrics(
+        &fake,
+        json!({"purchase_action_type": "offsite_conversion.fb_pixel_purchase"}),
+    );
+    let rows = m
+        .daily_metrics(&ids[..1], day(2), day(2))
+        .await
+        .expect("metrics");
+    assert!((rows[0].conversions - 2.0).abs() < 1e-9);
+    assert!((rows[0].revenue - 80.5).abs() < 1e-9);
+}
+
+/// `omni_purchase` (Ads Manager's "Purchases") wins over the other types when present, and a day with
+/// clicks but no purchase type still comes back (counted 0, with a warning logged).
+#[tokio::test]
+async fn omni_purchase_is_the_default_and_unknown_fields_are_refused() {
+    let fake = FakeMeta::start(TOKEN, "1234").await.expect("fake");
+    fake.seed_ad("120200000000001", "900001");
+    fake.seed_insights(
+        "120200000000001",
+        "2026-11-01",
+        FakeInsights {
+            clicks: 30,
+            actions: vec![("omni_purchase".into(), 3.0), ("purchase".into(), 3.0)],
+            action_values: vec![("omni_purchase".into(), 99.0), ("purchase".into(), 99.0)],
+            ..FakeInsights::default()
+        },
+    );
+    fake.seed_insights(
+        "120200000000001",
+        "2026-11-02",
+        FakeInsights {
+            clicks: 12,
+            actions: vec![("link_click".into(), 12.0)],
+            ..FakeInsights::default()
+        },
+    );
+    let rows = metrics(&fake, json!({}))
+        .daily_metrics(&["120200000000001".to_string()], day(1), day(2))
+        .await
+        .expect("metrics");
+    assert_eq!(rows.len(), 2);
+    assert!((rows[0].conversions - 3.0).abs() < 1e-9);
+    assert!((rows[0].revenue - 99.0).abs() < 1e-9);
+    assert_eq!(rows[0].currency.as_deref(), Some("USD"));
+    assert_eq!((rows[1].clicks, rows[1].conversions), (12, 0.0));
+    // A field AdsInsights does not have is refused, as the Graph API does (#100).
+    let resp = reqwest::Client::new()
+        .get(format!("{}/120200000000001/insights", fake.base_url()))
+        .query(&[
+            ("fields", "impressions,purchase_value"),
+            (
+                "time_range",
+                r#"{"since":"2026-11-01","until":"2026-11-02"}"#,
+            ),
+            ("access_token", TOKEN),
+        ])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(resp.status().as_u16(), 400);
+    let body = resp.text().await.expect("body");
+    assert!(
+        body.contains("purchase_value is not valid for fields param"),
+        "{body}"
+    );
 }
 
 #[tokio::test]

@@ -379,3 +379,32 @@ async fn fake_refuses_wrongly_normalised_closed_keys_and_accepts_the_new_mapping
         BTreeSet::from([email_hash(3)])
     );
 }
+
+/// The custom audience's approximate size (`CustomAudience.json`: `approximate_count_lower_bound` /
+/// `_upper_bound`), read through the metrics capability.
+#[tokio::test]
+async fn audience_size_is_the_approximate_count_band() {
+    let fake = fake().await;
+    let d = destination(&fake, TOKEN, 3);
+    let aud = d.find_or_create_audience("a", "").await.expect("audience");
+    d.add_members(&aud, &prepare_all(d.as_ref(), 0..250, contact))
+        .await
+        .expect("add");
+    let section = json!({"kind": "meta", "base_url": fake.base_url(), "ad_account_id": "act_1234",
+        "access_token": {"env": "META_TOKEN"}});
+    let m = crate::build_metrics_source("fb", &section, &secrets(&[("META_TOKEN", TOKEN)]))
+        .expect("config")
+        .expect("metrics source");
+    let size = m
+        .audience_size(&aud.remote_id)
+        .await
+        .expect("size")
+        .expect("reported");
+    let (lower, upper) = campaignd_fakes::meta::approximate_bounds(250);
+    assert_eq!(
+        (size.lower, size.upper),
+        (Some(lower as u64), Some(upper as u64))
+    );
+    assert_eq!((lower, upper), (200, 300));
+    assert!(m.audience_size("999999").await.is_err(), "unknown audience");
+}

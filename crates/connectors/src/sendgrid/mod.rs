@@ -1,6 +1,13 @@
 //! SendGrid Marketing Campaigns contact lists over the Twilio SendGrid **v3** API
 //! (`https://api.sendgrid.com/v3`, the default `base_url`), per the reference pages "Lists", "Add or
 //! Update a Contact", "Import Contacts Status", "Get Contacts by Emails" and "Remove Contacts from a List".
+//! Every request checked against twilio/sendgrid-oai at commit `dbe0e0d` (2026-01-22),
+//! `spec/json/tsg_mc_lists_v3.json` (`GET /v3/marketing/lists` `page_size`/`page_token`, `POST` `{name}`
+//! required, `DELETE /v3/marketing/lists/{id}/contacts` `contact_ids` required) and
+//! `spec/json/tsg_mc_contacts_v3.json` (`PUT /v3/marketing/contacts` `{list_ids, contacts}` with `contacts`
+//! required and `email`/`first_name`/`last_name` declared contact fields; `POST
+//! /v3/marketing/contacts/search/emails` `{emails}` required; `GET /v3/marketing/contacts/imports/{id}`):
+//! no mismatch found.
 //!
 //! - auth: `Authorization: Bearer {api key}`;
 //! - audiences: `GET /marketing/lists?page_size=1000`, following `_metadata.next` (its `page_token` is

@@ -397,7 +397,6 @@ impl TikTokDestination {
                         "custom_audience_id": existing,
                         "action": action.as_str(),
                         "file_paths": [path],
-                        "calculate_type": mapping::CALCULATE_TYPE,
                     });
                     self.post_json("update audience", "dmp/custom_audience/update/", &body)
                         .await?;

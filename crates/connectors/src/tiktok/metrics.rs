@@ -1,18 +1,19 @@
 //! Daily metrics for TikTok (DESIGN §8) from the synchronous integrated report,
 //! `GET /report/integrated/get/` with `report_type=BASIC`, `data_level=AUCTION_AD`,
 //! `dimensions=["ad_id","stat_time_day"]`, `metrics=["impressions","clicks","conversion","spend",
-//! "total_purchase_value"]`, `start_date`/`end_date`, `filtering=[{"field_name":"adgroup_ids",
+//! "total_complete_payment_rate","total_purchase_value"]`, `start_date`/`end_date`, `filtering=[{"field_name":"adgroup_ids",
 //! "filter_type":"IN","filter_value":"[...]"}]` (≤ 100 ids per request), paged by `page` / `page_size`
 //! (≤ 1000) until `page_info.total_page`. TikTok caps a daily breakdown at 30 days per request, so longer
 //! ranges are split. Metric values arrive as strings; `stat_time_day` as `YYYY-MM-DD 00:00:00`.
-//! Revenue is `total_purchase_value` (check: the value metric depends on the advertiser's pixel events).
+//! Revenue is web Complete Payment value (`total_complete_payment_rate`) plus in-app Purchase value
+//! (`total_purchase_value`): see the module doc of `tiktok` for the SDK source of these names.
 //!
 //! A child of `client` so it shares the destination's kit, token and envelope policy.
 
 use super::creative::digits;
 use super::{PageInfo, TikTokDestination};
 use crate::error::ConnectorError;
-use crate::model::MetricsRow;
+use crate::model::{AudienceSize, MetricsRow};
 use crate::traits::MetricsSource;
 use async_trait::async_trait;
 use chrono::{Duration, NaiveDate};
@@ -26,13 +27,18 @@ const MAX_DAYS_PER_REPORT: i64 = 30;
 /// Most ids in one `filtering` entry.
 const MAX_FILTER_IDS: usize = 100;
 /// Metrics requested.
-const METRICS: [&str; 5] = [
+const METRICS: [&str; 6] = [
     "impressions",
     "clicks",
     "conversion",
     "spend",
-    "total_purchase_value",
+    WEB_PURCHASE_VALUE,
+    APP_PURCHASE_VALUE,
 ];
+/// Web "Complete Payment" (pixel) value: TikTok names it `total_complete_payment_rate`.
+const WEB_PURCHASE_VALUE: &str = "total_complete_payment_rate";
+/// In-app "Purchase" event value.
+const APP_PURCHASE_VALUE: &str = "total_purchase_value";
 
 #[derive(Debug, Deserialize)]
 struct Report {
@@ -40,6 +46,24 @@ struct Report {
     list: Vec<ReportRow>,
     #[serde(default)]
     page_info: Option<PageInfo>,
+}
+
+/// `GET /dmp/custom_audience/get/` data (`dmp_custom_audience_get.yml` response rule).
+#[derive(Debug, Deserialize)]
+struct AudienceDetailsList {
+    #[serde(default)]
+    list: Vec<AudienceDetailsEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+struct AudienceDetailsEntry {
+    audience_details: AudienceDetails,
+}
+
+#[derive(Debug, Deserialize)]
+struct AudienceDetails {
+    #[serde(default)]
+    cover_num: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -89,7 +113,7 @@ fn row(r: &ReportRow) -> Result<MetricsRow, String> {
         clicks: count(&r.metrics, "clicks")?,
         conversions: number(&r.metrics, "conversion")?,
         spend: number(&r.metrics, "spend")?,
-        revenue: number(&r.metrics, "total_purchase_value")?,
+        revenue: number(&r.metrics, WEB_PURCHASE_VALUE)? + number(&r.metrics, APP_PURCHASE_VALUE)?,
         currency: None,
     })
 }
@@ -171,5 +195,42 @@ impl MetricsSource for TikTokDestination {
             }
         }
         Ok(out)
+    }
+
+    /// `GET /dmp/custom_audience/get/?custom_audience_ids=["id"]` → `audience_details.cover_num`. An
+    /// audience still `pending:` (never created, TikTok creates from the first file) has no size.
+    async fn audience_size(&self, remote_id: &str) -> Result<Option<AudienceSize>, ConnectorError> {
+        const OP: &str = "audience size";
+        if remote_id.starts_with(super::PENDING_PREFIX) {
+            return Ok(None);
+        }
+        if !digits(remote_id) {
+            return Err(self.invalid(format!("audience id `{remote_id}` is not numeric")));
+        }
+        let query = [
+            ("advertiser_id", self.advertiser_id.clone()),
+            ("custom_audience_ids", json!([remote_id]).to_string()),
+        ];
+        let data: AudienceDetailsList = self
+            .get_data(OP, "dmp/custom_audience/get/", &query)
+            .await?;
+        let Some(entry) = data.list.first() else {
+            return Ok(None);
+        };
+        let n = match entry.audience_details.cover_num.as_ref() {
+            None | Some(Value::Null) => return Ok(None),
+            Some(v) => text(Some(v))
+                .and_then(|s| s.parse::<u64>().ok())
+                .ok_or_else(|| ConnectorError::InvalidResponse {
+                    destination: self.name.clone(),
+                    operation: OP.into(),
+                    message: format!("cover_num {v} is not a count"),
+                })?,
+        };
+        Ok(Some(AudienceSize {
+            lower: Some(n),
+            upper: Some(n),
+            match_rate_percent: None,
+        }))
     }
 }

@@ -116,6 +116,9 @@ async fn report_pages_splits_long_ranges_and_parses_strings() {
                 conversion: n % 3,
                 spend: 2.5 * n as f64,
                 total_purchase_value: 10.75 * (n % 3) as f64,
+                // Web Complete Payment value: revenue is web + app purchase value.
+                total_complete_payment_rate: 4.5 * (n % 2) as f64,
+                ..FakeAdDay::default()
             };
             fake.seed_ad_day(ad, &date.format("%Y-%m-%d").to_string(), d.clone());
             if ad != "1901" {
@@ -146,7 +149,7 @@ async fn report_pages_splits_long_ranges_and_parses_strings() {
         assert_eq!(r.clicks, d.clicks);
         assert!((r.conversions - d.conversion as f64).abs() < 1e-9);
         assert!((r.spend - d.spend).abs() < 1e-9);
-        assert!((r.revenue - d.total_purchase_value).abs() < 1e-9);
+        assert!((r.revenue - d.total_purchase_value - d.total_complete_payment_rate).abs() < 1e-9);
     }
 
     // Throttled (code 40100) past the budget: transient.

@@ -217,3 +217,59 @@ async fn replace_takes_over_an_adopted_audience_and_bad_payloads_are_rejected() 
     assert_eq!((out.accepted, out.rejected.len()), (1, 1));
     assert_eq!(out.rejected[0].customer_id, "cx");
 }
+
+/// `dmp_custom_audience_update.yml` declares no `calculate_type`: the body the connector used to send is
+/// refused by the fake (as undeclared), the connector's own update is accepted, and the audience size is
+/// `cover_num` from `custom_audience/get`.
+#[tokio::test]
+async fn update_sends_only_declared_fields_and_size_is_cover_num() {
+    let fake = fake().await;
+    let d = destination(&fake, TOKEN, 50_000, 3);
+    let aud = d
+        .find_or_create_audience("sized", "")
+        .await
+        .expect("pending");
+    d.add_members(&aud, &prepare_all(d.as_ref(), 0..30, contact))
+        .await
+        .expect("create");
+    let id = fake.audience_id("sized").expect("created");
+    let real = AudienceRef {
+        remote_id: id.clone(),
+        adopted: false,
+    };
+    d.add_members(&real, &prepare_all(d.as_ref(), 30..45, contact))
+        .await
+        .expect("update without calculate_type");
+    let old = reqwest::Client::new()
+        .post(format!("{}/dmp/custom_audience/update/", fake.base_url()))
+        .header("Access-Token", TOKEN)
+        .json(
+            &json!({"advertiser_id": "7000000001", "custom_audience_id": id,
+            "action": "APPEND", "file_paths": ["x"], "calculate_type": "EMAIL_SHA256"}),
+        )
+        .send()
+        .await
+        .expect("sent")
+        .json::<serde_json::Value>()
+        .await
+        .expect("json");
+    assert_eq!(old["code"], 40002, "{old}");
+    assert!(
+        old["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("calculate_type"),
+        "{old}"
+    );
+    let section = json!({"kind": "tiktok", "base_url": fake.base_url(), "advertiser_id": "7000000001",
+        "access_token": {"env": "TT_TOKEN"}});
+    let m = crate::build_metrics_source("tt", &section, &secrets(&[("TT_TOKEN", TOKEN)]))
+        .expect("config")
+        .expect("metrics source");
+    let size = m.audience_size(&id).await.expect("size").expect("reported");
+    assert_eq!((size.lower, size.upper), (Some(45), Some(45)));
+    assert_eq!(
+        m.audience_size(&aud.remote_id).await.expect("pending"),
+        None
+    );
+}

@@ -102,6 +102,49 @@ pub enum ConnectorError {
         /// Redacted description (URL stripped).
         message: String,
     },
+    /// The platform answered with a redirect (3xx). campaignd follows none: a redirect may name another
+    /// host, which would receive the batch (hashed identifiers, for some platforms plain emails) and our
+    /// credentials. Not retried; the base URL or the platform needs fixing.
+    #[error("{destination}: {operation}: HTTP {status} redirect to {location} refused (campaignd follows no redirects; check base_url)")]
+    Redirected {
+        /// Destination name.
+        destination: String,
+        /// What we were doing.
+        operation: String,
+        /// HTTP status (301, 302, 303, 307, 308, ...).
+        status: u16,
+        /// Where the redirect pointed: scheme, host, port and path only (its query may carry secrets),
+        /// or `(no Location)`.
+        location: String,
+    },
+    /// The call's total time budget (`retry.max_total_ms`, attempts and waits included) ran out, e.g. on
+    /// a platform that accepts connections but never answers.
+    #[error("{destination}: {operation}: no answer within the {budget_ms} ms budget of this call (retry.max_total_ms) after {attempts} attempt(s): {message}")]
+    OutOfTime {
+        /// Destination name.
+        destination: String,
+        /// What we were doing.
+        operation: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The budget that ran out, in milliseconds.
+        budget_ms: u64,
+        /// The last attempt's failure, redacted.
+        message: String,
+    },
+    /// A reply body longer than the kit accepts: read up to the limit, then dropped instead of filling
+    /// memory. Not retried.
+    #[error(
+        "{destination}: {operation}: reply body exceeds the {limit_bytes}-byte limit; refused"
+    )]
+    ReplyTooLarge {
+        /// Destination name.
+        destination: String,
+        /// What we were doing.
+        operation: String,
+        /// The limit, in bytes.
+        limit_bytes: u64,
+    },
     /// A 2xx whose body is not what the platform documents.
     #[error("{destination}: {operation}: unexpected response: {message}")]
     InvalidResponse {
@@ -146,9 +189,115 @@ impl ConnectorError {
     /// batch pending and retries on the next run instead of recording a hard failure.
     pub fn is_transient(&self) -> bool {
         match self {
-            ConnectorError::Throttled { .. } | ConnectorError::Transport { .. } => true,
+            ConnectorError::Throttled { .. }
+            | ConnectorError::Transport { .. }
+            | ConnectorError::OutOfTime { .. } => true,
             ConnectorError::Api { status, .. } => *status >= 500,
             _ => false,
+        }
+    }
+
+    /// The same error with every message passed through `redact`, for errors made outside the kit's own
+    /// redaction (a token source's, a connector's own message) before they leave a destination.
+    pub fn redacted(self, redact: impl Fn(&str) -> String) -> Self {
+        use ConnectorError as E;
+        match self {
+            E::Auth {
+                destination,
+                operation,
+                message,
+            } => E::Auth {
+                destination,
+                operation,
+                message: redact(&message),
+            },
+            E::Api {
+                destination,
+                operation,
+                status,
+                code,
+                message,
+            } => E::Api {
+                destination,
+                operation,
+                status,
+                code,
+                message: redact(&message),
+            },
+            E::Throttled {
+                destination,
+                operation,
+                attempts,
+                retry_after,
+                message,
+            } => E::Throttled {
+                destination,
+                operation,
+                attempts,
+                retry_after,
+                message: redact(&message),
+            },
+            E::Transport {
+                destination,
+                operation,
+                attempts,
+                message,
+            } => E::Transport {
+                destination,
+                operation,
+                attempts,
+                message: redact(&message),
+            },
+            E::Redirected {
+                destination,
+                operation,
+                status,
+                location,
+            } => E::Redirected {
+                destination,
+                operation,
+                status,
+                location: redact(&location),
+            },
+            E::OutOfTime {
+                destination,
+                operation,
+                attempts,
+                budget_ms,
+                message,
+            } => E::OutOfTime {
+                destination,
+                operation,
+                attempts,
+                budget_ms,
+                message: redact(&message),
+            },
+            E::InvalidResponse {
+                destination,
+                operation,
+                message,
+            } => E::InvalidResponse {
+                destination,
+                operation,
+                message: redact(&message),
+            },
+            E::Invalid {
+                destination,
+                message,
+            } => E::Invalid {
+                destination,
+                message: redact(&message),
+            },
+            E::Io {
+                destination,
+                message,
+                source,
+            } => E::Io {
+                destination,
+                message: redact(&message),
+                source,
+            },
+            other @ (E::ReplyTooLarge { .. } | E::Unsupported { .. }) => other,
         }
     }
 }

@@ -190,12 +190,23 @@ impl OAuthIssuer {
                 )
             }
         };
+        // RFC 6749 §2.3.1: the client id and secret are form-URL-encoded before the Basic encoding
+        // (the oauth2 crate does so); a client that skips it is accepted for ids/secrets without
+        // special characters, where both are the same.
+        let enc =
+            |s: &str| serde_urlencoded::to_string([("", s)]).unwrap_or_default()[1..].to_string();
         let basic = format!(
+            "Basic {}",
+            base64_encode(
+                format!("{}:{}", enc(&self.client_id), enc(&self.client_secret)).as_bytes()
+            )
+        );
+        let plain = format!(
             "Basic {}",
             base64_encode(format!("{}:{}", self.client_id, self.client_secret).as_bytes())
         );
-        let header_ok =
-            headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(basic.as_str());
+        let sent = headers.get("authorization").and_then(|v| v.to_str().ok());
+        let header_ok = sent == Some(basic.as_str()) || sent == Some(plain.as_str());
         let form_ok = form.get("client_id") == Some(&self.client_id)
             && form.get("client_secret") == Some(&self.client_secret);
         if self.form_only {

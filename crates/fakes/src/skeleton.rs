@@ -6,13 +6,14 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use futures::StreamExt;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
 /// Fault-injection knobs shared by all fakes. Each counter applies to the next N requests (any route),
-/// checked in this order: 429, 500, platform throttle.
+/// checked in this order after the delay: redirect, echo, endless body, 429, 500, platform throttle.
 #[derive(Debug, Default)]
 pub struct Faults {
     http_429: AtomicU32,
@@ -20,6 +21,11 @@ pub struct Faults {
     http_500: AtomicU32,
     throttle: AtomicU32,
     delay_ms: AtomicU64,
+    redirect: AtomicU32,
+    redirect_to: Mutex<Option<(u16, String)>>,
+    echo: AtomicU32,
+    echo_status: AtomicU32,
+    endless: AtomicU32,
 }
 
 impl Faults {
@@ -45,6 +51,30 @@ impl Faults {
     pub fn set_delay(&self, delay: Duration) {
         self.delay_ms
             .store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// Answers the next `n` requests with redirect `status` (301, 302, 303, 307, 308) to `location`, as a
+    /// compromised or misconfigured platform front might; a client must not follow it.
+    pub fn redirect_next(&self, n: u32, status: u16, location: &str) {
+        if let Ok(mut r) = self.redirect_to.lock() {
+            *r = Some((status, location.to_string()));
+        }
+        self.redirect.store(n, Ordering::SeqCst);
+    }
+
+    /// Answers the next `n` requests with HTTP `status` and a JSON error body that echoes the whole
+    /// request back — request line with query, every header (`authorization` first), body — as a hostile
+    /// or debugging server might: a secret the client sent comes back raw, URL-encoded, base64'd in a
+    /// Basic credential, and JSON-escaped. The same text sits in `error_description` (RFC 6749 §5.2, so
+    /// an OAuth2 client reads it from a token endpoint), `message` and `detail`.
+    pub fn echo_next(&self, n: u32, status: u16) {
+        self.echo_status.store(u32::from(status), Ordering::SeqCst);
+        self.echo.store(n, Ordering::SeqCst);
+    }
+
+    /// Answers the next `n` requests with `200 OK` and a JSON body that never ends.
+    pub fn endless_body_next(&self, n: u32) {
+        self.endless.store(n, Ordering::SeqCst);
     }
 
     fn take(counter: &AtomicU32) -> bool {
@@ -118,6 +148,34 @@ async fn inject_faults(State(st): State<SkeletonState>, req: Request, next: Next
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
+    if Faults::take(&st.faults.redirect) {
+        let target = st.faults.redirect_to.lock().ok().and_then(|r| r.clone());
+        if let Some((status, location)) = target {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::TEMPORARY_REDIRECT);
+            return (status, [(axum::http::header::LOCATION, location)], "moved").into_response();
+        }
+    }
+    if Faults::take(&st.faults.echo) {
+        let status = u16::try_from(st.faults.echo_status.load(Ordering::SeqCst))
+            .ok()
+            .and_then(|s| StatusCode::from_u16(s).ok())
+            .unwrap_or(StatusCode::BAD_REQUEST);
+        return echo(status, req).await;
+    }
+    if Faults::take(&st.faults.endless) {
+        let chunk = axum::body::Bytes::from_static(&[b' '; 64 * 1024]);
+        let stream = futures::stream::once(async {
+            Ok::<_, std::io::Error>(axum::body::Bytes::from_static(b"{\"data\": \""))
+        })
+        .chain(futures::stream::repeat_with(move || {
+            Ok::<_, std::io::Error>(chunk.clone())
+        }));
+        return Response::builder()
+            .status(StatusCode::OK)
+            .header(axum::http::header::CONTENT_TYPE, "application/json")
+            .body(Body::from_stream(stream))
+            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+    }
     if Faults::take(&st.faults.http_429) {
         let mut resp = (StatusCode::TOO_MANY_REQUESTS, "Too Many Requests").into_response();
         let secs = st
@@ -140,6 +198,28 @@ async fn inject_faults(State(st): State<SkeletonState>, req: Request, next: Next
         return (st.throttle)();
     }
     next.run(req).await
+}
+
+/// The reply of [`Faults::echo_next`].
+async fn echo(status: StatusCode, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let body = axum::body::to_bytes(body, 64 * 1024 * 1024)
+        .await
+        .unwrap_or_default();
+    let mut text = format!("{} {}\n", parts.method, parts.uri);
+    let mut headers: Vec<_> = parts.headers.iter().collect();
+    headers.sort_by_key(|(k, _)| k.as_str() != "authorization");
+    for (k, v) in headers {
+        text.push_str(&format!("{k}: {}\n", String::from_utf8_lossy(v.as_bytes())));
+    }
+    text.push_str(&String::from_utf8_lossy(&body));
+    let reply = serde_json::json!({
+        "error": "invalid_request",
+        "error_description": text,
+        "message": text,
+        "detail": text,
+    });
+    (status, axum::Json(reply)).into_response()
 }
 
 /// A running fake; shuts down when dropped.
@@ -198,6 +278,14 @@ impl FakeServer {
             log,
             shutdown: Some(tx),
         })
+    }
+
+    /// A server with no platform behind it (every route 404s): the other host of a redirect test, or a
+    /// bare echoing, hung or endless server through [`FakeServer::faults`].
+    pub async fn bare() -> std::io::Result<FakeServer> {
+        let throttle: ThrottleResponder =
+            Arc::new(|| StatusCode::TOO_MANY_REQUESTS.into_response());
+        FakeServer::start("", Router::new(), throttle).await
     }
 
     /// Base URL to put in the connector's `base_url`.

@@ -5,6 +5,14 @@
 //! A client calls [`HttpKit::send_with_retry`] with a closure that builds the request (called again for
 //! every attempt, with the current token) and a [`ResponsePolicy`] that classifies replies; platforms whose
 //! throttling lives in the body (Meta) override the policy.
+//!
+//! Bounds toward a platform that misbehaves (issue 12): the client follows **no redirects** (a 3xx is a
+//! [`ConnectorError::Redirected`], never retried, so a batch and its credentials cannot be re-sent to a host
+//! the platform names); one call — every attempt, backoff and Retry-After wait — ends within
+//! `retry.max_total_ms` (default 5 minutes) with [`ConnectorError::OutOfTime`]; a reply body is read as a
+//! stream up to [`MAX_REPLY_BYTES`] and anything longer is a [`ConnectorError::ReplyTooLarge`]. Errors of a
+//! token source and the `Authorization: Basic` credentials the kit sends are redacted like every other
+//! secret ([`Redactor`]).
 
 mod limiter;
 mod redact;
@@ -14,7 +22,7 @@ mod token;
 mod tests;
 
 pub use limiter::RateLimiter;
-pub use redact::Redactor;
+pub use redact::{derived_forms, Redactor};
 pub use token::{OAuth2RefreshToken, StaticToken, TokenSource};
 
 use crate::error::ConnectorError;
@@ -26,6 +34,15 @@ use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::time::Instant;
+
+/// Default ceiling on one reply body: Meta insights pages and Google search streams are a few MB; an
+/// endless or runaway body stops here instead of exhausting memory.
+pub const MAX_REPLY_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Default total time of one call across attempts and waits (`retry.max_total_ms`): the per-request timeout
+/// (120 s) times 5 attempts would otherwise hold a sync for about 10 minutes on a hung platform.
+pub const DEFAULT_MAX_TOTAL_MS: u64 = 300_000;
 
 /// Retry budget and backoff shape, configurable per destination (`retry = { ... }`) so tests can use
 /// millisecond backoffs.
@@ -41,6 +58,9 @@ pub struct RetrySettings {
     /// Longest platform-requested wait (Retry-After, usage headers) we sit through; beyond it the batch is
     /// handed back to the engine as throttled.
     pub max_retry_after_secs: u64,
+    /// Total time one call may take, every attempt, backoff and Retry-After wait included; when it runs
+    /// out the call fails with [`ConnectorError::OutOfTime`] (transient: the batch stays pending).
+    pub max_total_ms: u64,
 }
 
 impl Default for RetrySettings {
@@ -50,6 +70,7 @@ impl Default for RetrySettings {
             initial_backoff_ms: 500,
             max_backoff_ms: 30_000,
             max_retry_after_secs: 600,
+            max_total_ms: DEFAULT_MAX_TOTAL_MS,
         }
     }
 }
@@ -65,6 +86,8 @@ pub struct HttpSettings {
     pub retry: RetrySettings,
     /// Pacing; `None` = unlimited.
     pub requests_per_second: Option<f64>,
+    /// Longest reply body read, in bytes ([`MAX_REPLY_BYTES`] unless a test lowers it).
+    pub max_reply_bytes: u64,
 }
 
 impl HttpSettings {
@@ -81,15 +104,19 @@ impl HttpSettings {
             request_timeout: Duration::from_millis(request_timeout_ms.unwrap_or(120_000)),
             retry: retry.unwrap_or_default(),
             requests_per_second,
+            max_reply_bytes: MAX_REPLY_BYTES,
         }
     }
 }
 
-/// Builds the one reqwest client configuration campaignd uses (rustls, timeouts, user agent).
+/// Builds the one reqwest client configuration campaignd uses (rustls, timeouts, user agent, no
+/// redirects: reqwest would otherwise re-send a 307's POST body to any host, or turn a 302 into a GET
+/// whose 200 looks like success).
 pub fn build_client(settings: &HttpSettings) -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
         .connect_timeout(settings.connect_timeout)
         .timeout(settings.request_timeout)
+        .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("campaignd/", env!("CARGO_PKG_VERSION")))
         .build()
 }
@@ -252,6 +279,7 @@ pub struct HttpKit {
     limiter: Arc<RateLimiter>,
     stats: Arc<HttpStats>,
     redactor: Redactor,
+    max_reply_bytes: u64,
 }
 
 impl HttpKit {
@@ -276,6 +304,7 @@ impl HttpKit {
             limiter: Arc::new(RateLimiter::new(settings.requests_per_second)),
             stats,
             redactor,
+            max_reply_bytes: settings.max_reply_bytes,
         })
     }
 
@@ -331,44 +360,51 @@ impl HttpKit {
     where
         F: Fn(&reqwest::Client, Option<&Secret>) -> reqwest::RequestBuilder + Send + Sync,
     {
+        let budget_ms = self.retry.max_total_ms.max(1);
+        let deadline = Instant::now() + Duration::from_millis(budget_ms);
+        let out_of_time = |attempts: u32, last: &str| ConnectorError::OutOfTime {
+            destination: self.destination.clone(),
+            operation: operation.to_string(),
+            attempts,
+            budget_ms,
+            message: if last.is_empty() {
+                "the platform did not answer in time".to_string()
+            } else {
+                last.to_string()
+            },
+        };
         let mut attempt: u32 = 0;
         let mut refreshed = false;
+        let mut last = String::new();
         loop {
             attempt += 1;
-            if self.limiter.acquire().await {
-                HttpStats::bump(&self.stats.rate_limited_waits);
-            }
-            let token = match auth {
-                Some(source) => {
-                    let t = source.access_token().await?;
-                    self.redactor.add(&t);
-                    Some(t)
-                }
-                None => None,
-            };
-            HttpStats::bump(&self.stats.requests);
-            let sent = build(&self.client, token.as_ref()).send().await;
-            let outcome = match sent {
-                Ok(resp) => {
-                    let status = resp.status();
-                    let headers = resp.headers().clone();
-                    match resp.bytes().await {
-                        Ok(body) => Ok((status, headers, body.to_vec())),
-                        Err(e) => Err(e),
-                    }
-                }
-                Err(e) => Err(e),
+            let left = deadline.saturating_duration_since(Instant::now());
+            let exchange = tokio::time::timeout(left, self.exchange(auth, &build)).await;
+            let outcome = match exchange {
+                Err(_elapsed) => return Err(out_of_time(attempt, &last)),
+                Ok(outcome) => outcome?,
             };
             let (status, headers, body) = match outcome {
-                Ok(parts) => parts,
-                Err(e) => {
+                Exchange::Reply(parts) => parts,
+                Exchange::TooLarge => {
+                    return Err(ConnectorError::ReplyTooLarge {
+                        destination: self.destination.clone(),
+                        operation: operation.to_string(),
+                        limit_bytes: self.max_reply_bytes,
+                    })
+                }
+                Exchange::Failed(e) => {
                     let transient =
                         e.is_timeout() || e.is_connect() || e.is_request() || e.is_body();
                     let message = self.redactor.redact(&error_chain(e.without_url()));
                     if transient && attempt < self.retry.max_attempts {
                         let delay = self.backoff(attempt);
+                        if Instant::now() + delay >= deadline {
+                            return Err(out_of_time(attempt, &message));
+                        }
                         HttpStats::bump(&self.stats.retries);
                         tracing::warn!(destination = %self.destination, operation, attempt, delay_ms = delay.as_millis() as u64, error = %message, "transport error, retrying");
+                        last = message;
                         tokio::time::sleep(delay).await;
                         continue;
                     }
@@ -380,6 +416,14 @@ impl HttpKit {
                     });
                 }
             };
+            if status.is_redirection() {
+                return Err(ConnectorError::Redirected {
+                    destination: self.destination.clone(),
+                    operation: operation.to_string(),
+                    status: status.as_u16(),
+                    location: self.redactor.redact(&redirect_target(&headers)),
+                });
+            }
             match policy.classify(status, &headers, &body) {
                 Verdict::Success => {
                     return Ok(HttpReply {
@@ -392,7 +436,7 @@ impl HttpKit {
                     let reason = self.redactor.redact(&reason);
                     if !refreshed {
                         if let Some(source) = auth {
-                            if source.refresh().await? {
+                            if source.refresh().await.map_err(|e| self.redact_error(e))? {
                                 refreshed = true;
                                 attempt -= 1;
                                 HttpStats::bump(&self.stats.token_refreshes);
@@ -425,8 +469,10 @@ impl HttpKit {
                     if throttled {
                         HttpStats::bump(&self.stats.throttled);
                     }
-                    let too_long = after
-                        .is_some_and(|a| a > Duration::from_secs(self.retry.max_retry_after_secs));
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    let too_long = after.is_some_and(|a| {
+                        a > Duration::from_secs(self.retry.max_retry_after_secs) || a >= left
+                    });
                     if attempt >= self.retry.max_attempts || too_long {
                         return Err(if throttled || too_long {
                             ConnectorError::Throttled {
@@ -447,12 +493,72 @@ impl HttpKit {
                         });
                     }
                     let delay = after.unwrap_or_else(|| self.backoff(attempt));
+                    if delay >= left {
+                        return Err(out_of_time(attempt, &reason));
+                    }
                     HttpStats::bump(&self.stats.retries);
                     tracing::warn!(destination = %self.destination, operation, attempt, status = status.as_u16(), delay_ms = delay.as_millis() as u64, reason = %reason, "transient reply, retrying");
+                    last = reason;
                     tokio::time::sleep(delay).await;
                 }
             }
         }
+    }
+
+    /// One attempt: pacing, the current token, the request, and the reply read up to the body limit.
+    /// `Err` only for a token source's failure (redacted); transport trouble is an [`Exchange::Failed`]
+    /// for the retry loop to judge.
+    async fn exchange<F>(
+        &self,
+        auth: Option<&dyn TokenSource>,
+        build: &F,
+    ) -> Result<Exchange, ConnectorError>
+    where
+        F: Fn(&reqwest::Client, Option<&Secret>) -> reqwest::RequestBuilder + Send + Sync,
+    {
+        if self.limiter.acquire().await {
+            HttpStats::bump(&self.stats.rate_limited_waits);
+        }
+        let token = match auth {
+            Some(source) => {
+                let t = source
+                    .access_token()
+                    .await
+                    .map_err(|e| self.redact_error(e))?;
+                self.redactor.add(&t);
+                Some(t)
+            }
+            None => None,
+        };
+        HttpStats::bump(&self.stats.requests);
+        let request = match build(&self.client, token.as_ref()).build() {
+            Ok(r) => r,
+            Err(e) => return Ok(Exchange::Failed(e)),
+        };
+        if let Some(credential) = request
+            .headers()
+            .get(reqwest::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Basic "))
+        {
+            self.redactor.add_basic_credential(credential);
+        }
+        let resp = match self.client.execute(request).await {
+            Ok(r) => r,
+            Err(e) => return Ok(Exchange::Failed(e)),
+        };
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        Ok(match read_limited(resp, self.max_reply_bytes).await {
+            Ok(body) => Exchange::Reply((status, headers, body)),
+            Err(BodyError::TooLarge) => Exchange::TooLarge,
+            Err(BodyError::Transport(e)) => Exchange::Failed(e),
+        })
+    }
+
+    /// A token source's (or connector's own) error with the destination's secrets masked.
+    pub fn redact_error(&self, e: ConnectorError) -> ConnectorError {
+        e.redacted(|m| self.redactor.redact(m))
     }
 
     /// Exponential backoff with "equal jitter": half fixed, half random, capped.
@@ -477,4 +583,68 @@ fn error_chain(e: reqwest::Error) -> String {
         source = s.source();
     }
     out
+}
+
+/// What one attempt produced.
+enum Exchange {
+    /// A reply, read whole within the limit.
+    Reply((StatusCode, HeaderMap, Vec<u8>)),
+    /// The reply body was longer than the limit.
+    TooLarge,
+    /// A transport error (connect, timeout, body cut short).
+    Failed(reqwest::Error),
+}
+
+/// Why a body could not be read.
+#[derive(Debug)]
+pub(crate) enum BodyError {
+    /// Longer than the limit (by `Content-Length` or by what arrived).
+    TooLarge,
+    /// The connection failed while reading.
+    Transport(reqwest::Error),
+}
+
+/// Reads a reply body chunk by chunk, refusing it as soon as it exceeds `limit` bytes, so an endless or
+/// huge reply costs at most `limit` bytes of memory.
+pub(crate) async fn read_limited(
+    mut resp: reqwest::Response,
+    limit: u64,
+) -> Result<Vec<u8>, BodyError> {
+    if resp.content_length().is_some_and(|n| n > limit) {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(BodyError::Transport)? {
+        if body.len() as u64 + chunk.len() as u64 > limit {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Where a redirect pointed, for the error: scheme, host, port and path of `Location`, never its query
+/// or fragment (a redirect URL may carry a token).
+fn redirect_target(headers: &HeaderMap) -> String {
+    let Some(location) = headers
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return "(no Location)".to_string();
+    };
+    match url::Url::parse(location) {
+        Ok(mut u) => {
+            u.set_query(None);
+            u.set_fragment(None);
+            let _ = u.set_password(None);
+            let _ = u.set_username("");
+            u.to_string()
+        }
+        // A relative Location: its path only.
+        Err(_) => location
+            .split(['?', '#'])
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+    }
 }

@@ -28,8 +28,10 @@ fn fast_settings() -> HttpSettings {
             initial_backoff_ms: 5,
             max_backoff_ms: 20,
             max_retry_after_secs: 5,
+            max_total_ms: 10_000,
         },
         requests_per_second: None,
+        max_reply_bytes: MAX_REPLY_BYTES,
     }
 }
 
@@ -201,4 +203,233 @@ async fn rate_limiter_paces_requests() {
     );
     assert!(waited >= 9, "{waited}");
     assert!(!RateLimiter::new(None).acquire().await);
+}
+
+/// Counts requests, answers 200 "other": the host a redirect names.
+async fn counting_server() -> (String, Arc<AtomicU32>) {
+    let hits = Arc::new(AtomicU32::new(0));
+    let h = hits.clone();
+    let base = serve(Router::new().fallback(move || {
+        let h = h.clone();
+        async move {
+            h.fetch_add(1, Ordering::SeqCst);
+            "other"
+        }
+    }))
+    .await;
+    (base, hits)
+}
+
+#[tokio::test]
+async fn redirects_are_refused_and_never_followed() {
+    let (other, other_hits) = counting_server().await;
+    let target = format!("{other}/steal?access_token=leaked-in-location");
+    let t = target.clone();
+    let base = serve(Router::new().fallback(move |method: axum::http::Method| {
+        let t = t.clone();
+        async move {
+            let status = if method == axum::http::Method::POST {
+                axum::http::StatusCode::TEMPORARY_REDIRECT
+            } else {
+                axum::http::StatusCode::FOUND
+            };
+            (status, [(axum::http::header::LOCATION, t)], "moved")
+        }
+    }))
+    .await;
+    let kit = HttpKit::new("r", &fast_settings(), &[]).expect("kit");
+    let url = format!("{base}/upload");
+    for (op, status) in [("post", 307u16), ("get", 302)] {
+        let err = kit
+            .send_with_retry(op, &DefaultPolicy, None, |c, _| {
+                if op == "post" {
+                    c.post(&url).body("hashed rows")
+                } else {
+                    c.get(&url)
+                }
+            })
+            .await
+            .expect_err("redirect refused");
+        let text = err.to_string();
+        assert!(
+            matches!(&err, ConnectorError::Redirected { status: s, .. } if *s == status),
+            "{text}"
+        );
+        assert!(!err.is_transient(), "{text}");
+        assert!(text.contains(&format!("{other}/steal")), "{text}");
+        assert!(!text.contains("leaked-in-location"), "{text}");
+    }
+    assert_eq!(
+        other_hits.load(Ordering::SeqCst),
+        0,
+        "the other host got nothing"
+    );
+    assert_eq!(kit.stats().requests, 2, "one attempt each, no retry");
+}
+
+#[tokio::test]
+async fn a_hung_platform_is_bounded_by_the_call_budget() {
+    let base = serve(Router::new().fallback(|| async {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        "never"
+    }))
+    .await;
+    let mut settings = fast_settings();
+    settings.request_timeout = Duration::from_secs(3600);
+    settings.retry.max_total_ms = 500;
+    let kit = HttpKit::new("h", &settings, &[]).expect("kit");
+    let url = format!("{base}/hang");
+    let err = kit
+        .send_with_retry("hang", &DefaultPolicy, None, |c, _| c.get(&url))
+        .await
+        .expect_err("budget");
+    assert!(
+        matches!(
+            err,
+            ConnectorError::OutOfTime {
+                budget_ms: 500,
+                attempts: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.is_transient());
+
+    // Retries that would run past the budget stop there too (5xx forever, long backoff).
+    let base = serve(
+        Router::new().fallback(|| async { (axum::http::StatusCode::SERVICE_UNAVAILABLE, "busy") }),
+    )
+    .await;
+    let mut settings = fast_settings();
+    settings.retry.max_attempts = 1_000;
+    settings.retry.initial_backoff_ms = 200;
+    settings.retry.max_backoff_ms = 200;
+    settings.retry.max_total_ms = 1_000;
+    let kit = HttpKit::new("h", &settings, &[]).expect("kit");
+    let url = format!("{base}/busy");
+    let err = kit
+        .send_with_retry("busy", &DefaultPolicy, None, |c, _| c.get(&url))
+        .await
+        .expect_err("budget");
+    assert!(matches!(err, ConnectorError::OutOfTime { .. }), "{err}");
+    assert!(err.to_string().contains("busy"), "{err}");
+    assert!(kit.stats().requests < 1_000);
+}
+
+#[tokio::test]
+async fn an_endless_or_oversized_body_is_refused() {
+    let base = serve(
+        Router::new()
+            .route(
+                "/endless",
+                get(|| async {
+                    let chunk = axum::body::Bytes::from(vec![b'{'; 64 * 1024]);
+                    axum::body::Body::from_stream(futures::stream::repeat_with(move || {
+                        Ok::<_, std::io::Error>(chunk.clone())
+                    }))
+                }),
+            )
+            .route("/big", get(|| async { vec![b'x'; 3 * 1024 * 1024] })),
+    )
+    .await;
+    let mut settings = fast_settings();
+    settings.request_timeout = Duration::from_secs(60);
+    settings.max_reply_bytes = 2 * 1024 * 1024;
+    let kit = HttpKit::new("b", &settings, &[]).expect("kit");
+    for path in ["endless", "big"] {
+        let url = format!("{base}/{path}");
+        let err = kit
+            .send_with_retry(path, &DefaultPolicy, None, |c, _| c.get(&url))
+            .await
+            .expect_err("too large");
+        assert!(
+            matches!(err, ConnectorError::ReplyTooLarge { limit_bytes, .. } if limit_bytes == 2 * 1024 * 1024),
+            "{err}"
+        );
+        assert!(!err.is_transient());
+    }
+}
+
+/// Answers with everything it was sent (headers, query, body) inside a JSON error, as a hostile or
+/// misconfigured server might; `/token` does it in OAuth2's error shape.
+async fn echo(req: axum::extract::Request) -> axum::response::Response {
+    let (parts, body) = req.into_parts();
+    let body = axum::body::to_bytes(body, 1 << 20)
+        .await
+        .unwrap_or_default();
+    let mut text = format!("{} {}\n", parts.method, parts.uri);
+    for (k, v) in &parts.headers {
+        text.push_str(&format!("{k}: {}\n", String::from_utf8_lossy(v.as_bytes())));
+    }
+    text.push_str(&String::from_utf8_lossy(&body));
+    let json = if parts.uri.path() == "/token" {
+        serde_json::json!({"error": "invalid_client", "error_description": text})
+    } else {
+        serde_json::json!({"error": {"message": text}})
+    };
+    (axum::http::StatusCode::BAD_REQUEST, axum::Json(json)).into_response()
+}
+
+#[tokio::test]
+async fn echoed_secrets_are_masked_in_every_form() {
+    let base = serve(Router::new().fallback(echo)).await;
+    let (id, secret, refresh) = ("client/id+1", "sec\"ret&=2", "refresh\\tok/3");
+    let secrets = [Secret::new(id), Secret::new(secret), Secret::new(refresh)];
+    let kit =
+        HttpKit::new("e", &fast_settings(), &secrets.iter().collect::<Vec<_>>()).expect("kit");
+    let source = OAuth2RefreshToken::new(
+        "e",
+        kit.client().clone(),
+        &format!("{base}/token"),
+        id,
+        Some(secrets[1].clone()),
+        secrets[2].clone(),
+    )
+    .expect("source");
+    let url = format!("{base}/api");
+    let token_err = kit
+        .send_with_retry("api", &DefaultPolicy, Some(&source), |c, t| {
+            c.get(&url).bearer_auth(t.map(Secret::expose).unwrap_or(""))
+        })
+        .await
+        .expect_err("token endpoint refuses");
+    let api_key = "mc-key/with+odd\"chars-us21";
+    let basic_err = kit
+        .send_with_retry("basic", &DefaultPolicy, None, |c, _| {
+            c.post(format!(
+                "{url}?key={}",
+                url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
+            ))
+            .basic_auth("anystring", Some(api_key))
+            .form(&[("secret", secret)])
+        })
+        .await
+        .expect_err("echo");
+    for (err, must_show) in [(token_err, "invalid_client"), (basic_err, "HTTP 400")] {
+        let text = err.to_string();
+        assert!(text.contains(must_show), "{text}");
+        for value in [id, secret, refresh, api_key] {
+            for form in redact::derived_forms(value) {
+                assert!(
+                    !text.contains(&form),
+                    "form {form:?} of {value:?} leaked: {text}"
+                );
+            }
+        }
+        let b64 = |s: String| {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.encode(s)
+        };
+        for pair in [
+            b64(format!("anystring:{api_key}")),
+            b64(format!("{}:{}", enc(id), enc(secret))),
+        ] {
+            assert!(!text.contains(&pair), "{pair} leaked: {text}");
+        }
+    }
+}
+
+fn enc(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }

@@ -66,6 +66,10 @@ impl std::fmt::Debug for OAuth2RefreshToken {
 #[error("{0}")]
 struct TokenHttpError(String);
 
+/// Longest token-endpoint reply read: a token response is a few hundred bytes; anything near this is not
+/// one, and an endless reply must not fill memory.
+const TOKEN_REPLY_LIMIT: u64 = 1024 * 1024;
+
 impl OAuth2RefreshToken {
     /// Configures the grant against `token_url`.
     pub fn new(
@@ -172,11 +176,17 @@ async fn send_oauth_request(
             headers.append(n, v);
         }
     }
-    let body = resp
-        .bytes()
-        .await
-        .map_err(|e| TokenHttpError(e.without_url().to_string()))?
-        .to_vec();
+    let body = match super::read_limited(resp, TOKEN_REPLY_LIMIT).await {
+        Ok(body) => body,
+        Err(super::BodyError::TooLarge) => {
+            return Err(TokenHttpError(format!(
+                "reply body exceeds the {TOKEN_REPLY_LIMIT}-byte limit"
+            )))
+        }
+        Err(super::BodyError::Transport(e)) => {
+            return Err(TokenHttpError(e.without_url().to_string()))
+        }
+    };
     Ok(oauth2::HttpResponse {
         status_code: status,
         headers,

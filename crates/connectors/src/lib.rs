@@ -13,6 +13,7 @@
 //! arm to [`registry::build_destination`], and add a stateful fake to `campaignd-fakes` on its shared
 //! skeleton so the tests run over loopback HTTP.
 
+pub mod ack;
 mod common;
 pub mod error;
 pub mod file;
@@ -36,8 +37,8 @@ pub(crate) mod test_support;
 
 pub use error::{ConfigError, ConnectorError};
 pub use model::{
-    AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, MetricsRow, PreparedMember,
-    Rejection, ReplaceSession, SyncContext,
+    AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, JobAction, MetricsRow,
+    PreparedMember, Rejection, ReplaceSession, SubmittedJob, SyncContext,
 };
 pub use registry::{
     build_creative_swapper, build_destination, build_metrics_source, build_platform, Platform,

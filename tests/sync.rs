@@ -486,7 +486,11 @@ async fn unacknowledged_users_reply_is_a_failed_batch(body: &str, why: &str) {
     let want = expected(N + 1, &none, &none);
     blocking(run_ok(&env, &["sync"])).await;
     assert_same(&fake.members(&id), &want, "audience after the retry");
-    assert_eq!(fake.added_rows(), want.len(), "the whole batch is sent again");
+    assert_eq!(
+        fake.added_rows(),
+        want.len(),
+        "the whole batch is sent again"
+    );
     assert_eq!(ledger_len(&env, "meta_ads", "US buyers").await, want.len());
 }
 
@@ -568,7 +572,10 @@ audience_name = "US buyers"
     for status in [401u16, 404] {
         hook.reject_next(100, status);
         let out = blocking(cmd(&["sync"], 1)).await;
-        assert!(out.contains("FAILED") && out.contains(&status.to_string()), "{out}");
+        assert!(
+            out.contains("FAILED") && out.contains(&status.to_string()),
+            "{out}"
+        );
         let runs = blocking(cmd(&["runs", "--json"], 0)).await;
         let runs: serde_json::Value = serde_json::from_str(&runs).unwrap();
         let sync = runs
@@ -641,7 +648,13 @@ audience_name = "US buyers"
     };
     blocking(cmd(&["import", "customers", "customers.csv"])).await;
     blocking(cmd(&["import", "orders", "orders.csv"])).await;
-    blocking(cmd(&["segments", "recompute", "--as-of", "2024-06-01T00:00:00Z"])).await;
+    blocking(cmd(&[
+        "segments",
+        "recompute",
+        "--as-of",
+        "2024-06-01T00:00:00Z",
+    ]))
+    .await;
 
     sg.hold_jobs(true);
     let mut child = env
@@ -672,7 +685,10 @@ audience_name = "US buyers"
     child.wait().unwrap();
     assert_eq!(sg.jobs_submitted(), 1);
     let list = sg.list_id("US buyers").unwrap();
-    assert!(sg.list_members(&list).is_empty(), "the job had not finished");
+    assert!(
+        sg.list_members(&list).is_empty(),
+        "the job had not finished"
+    );
     assert_eq!(ledger_len(&env, "mail", "US buyers").await, 0);
 
     sg.hold_jobs(false);
@@ -686,7 +702,11 @@ audience_name = "US buyers"
     assert_eq!(ledger_len(&env, "mail", "US buyers").await, want.len());
     let url = format!("sqlite://{}/shop.db", env.dir.path().display());
     let store = campaignd_store::Store::connect(&url).await.unwrap();
-    assert!(store.remote_jobs("mail", "US buyers").await.unwrap().is_empty());
+    assert!(store
+        .remote_jobs("mail", "US buyers")
+        .await
+        .unwrap()
+        .is_empty());
     // Nothing changed since: the next run sends nothing at all.
     blocking(cmd(&["sync"])).await;
     assert_eq!(sg.jobs_submitted(), 1);

@@ -247,11 +247,17 @@ async fn unacknowledged_segment_add(store_url: &str, body: &str, why: &str) {
     .await
     .unwrap();
     let held = store.ledger_page("newsletter", "Buyers", "", 10_000).await;
-    assert!(held.unwrap().is_empty(), "the ledger recorded an unacknowledged batch");
+    assert!(
+        held.unwrap().is_empty(),
+        "the ledger recorded an unacknowledged batch"
+    );
     let runs = store.recent_runs(10, None).await.unwrap();
     let sync = runs.iter().find(|r| r.job == "sync").unwrap();
     assert_eq!(sync.outcome, "failed");
-    assert!(sync.error.as_deref().unwrap_or_default().contains(why), "{sync:?}");
+    assert!(
+        sync.error.as_deref().unwrap_or_default().contains(why),
+        "{sync:?}"
+    );
 
     blocking(run_ok(&env, &["sync"])).await;
     let want = expected(1..=400, &BTreeSet::new());

@@ -343,16 +343,25 @@ async fn slow_platform_times_out_as_transient() {
 async fn users_reply_must_count_the_rows() {
     let fake = fake().await;
     let d = destination(&fake, TOKEN, 1);
-    let aud = d.find_or_create_audience("ack", "x").await.expect("audience");
+    let aud = d
+        .find_or_create_audience("ack", "x")
+        .await
+        .expect("audience");
     let members = prepare_all(d.as_ref(), 0..3, contact);
     for (body, why) in [
         ("{}", "no num_received"),
         (r#"{"num_received": 2}"#, "num_received 2 for 3"),
-        (r#"{"error": {"message": "halted", "code": 2650}}"#, "halted"),
+        (
+            r#"{"error": {"message": "halted", "code": 2650}}"#,
+            "halted",
+        ),
     ] {
         fake.faults().ok_with_body_next(1, "/users", body);
         let err = d.add_members(&aud, &members).await.expect_err(body);
-        assert!(!err.is_transient() && err.to_string().contains(why), "{body}: {err}");
+        assert!(
+            !err.is_transient() && err.to_string().contains(why),
+            "{body}: {err}"
+        );
     }
     assert!(fake.members(&aud.remote_id).is_empty());
 

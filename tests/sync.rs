@@ -449,3 +449,282 @@ async fn killed_mid_sync_resumes_without_loss_or_more_than_one_batch_resent() {
     assert_eq!(syncs[0]["outcome"], "success");
     assert_eq!(syncs[1]["outcome"], "running");
 }
+
+/// The ledger rows of the Meta audience, read from the store the binary wrote.
+async fn ledger_len(env: &Env, destination: &str, audience: &str) -> usize {
+    let url = format!("sqlite://{}/shop.db", env.dir.path().display());
+    let store = campaignd_store::Store::connect(&url).await.unwrap();
+    store
+        .ledger_page(destination, audience, "", 100_000)
+        .await
+        .unwrap()
+        .len()
+}
+
+/// A sync expected to fail (exit 1); returns its stdout.
+fn run_failing(env: &Arc<Env>) -> impl FnOnce() -> String + Send + 'static {
+    let env = env.clone();
+    move || {
+        let out = env
+            .cmd()
+            .env("META_ACCESS_TOKEN", TOKEN)
+            .arg("sync")
+            .assert()
+            .code(1)
+            .stdout(predicate::str::contains("FAILED"));
+        String::from_utf8_lossy(&out.get_output().stdout).to_string()
+    }
+}
+
+/// Issue 12 item 1: a 200 from `/users` that is not Meta's count (`{}`, or an `error` body) is no
+/// acknowledgement: the run fails with the reply's text, the ledger records nobody, the next run sends
+/// the whole batch.
+async fn unacknowledged_users_reply_is_a_failed_batch(body: &str, why: &str) {
+    let fake = FakeMeta::start(TOKEN, "act_1234567890").await.unwrap();
+    let env = setup(&fake, "").await;
+    fake.faults().ok_with_body_next(1, "/users", body);
+    let out = blocking(run_failing(&env)).await;
+    assert!(out.contains(why), "{out}");
+    let id = fake.audience_id("US buyers").unwrap();
+    assert!(fake.members(&id).is_empty());
+    assert_eq!(ledger_len(&env, "meta_ads", "US buyers").await, 0);
+    let runs = blocking(run_ok(&env, &["runs", "--json"])).await;
+    let runs: serde_json::Value = serde_json::from_str(&runs).unwrap();
+    let sync = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["job"] == "sync")
+        .unwrap();
+    assert_eq!(sync["outcome"], "failed", "{sync}");
+    assert!(sync["error"].as_str().unwrap().contains(why), "{sync}");
+
+    let none = BTreeSet::new();
+    let want = expected(N + 1, &none, &none);
+    blocking(run_ok(&env, &["sync"])).await;
+    assert_same(&fake.members(&id), &want, "audience after the retry");
+    assert_eq!(
+        fake.added_rows(),
+        want.len(),
+        "the whole batch is sent again"
+    );
+    assert_eq!(ledger_len(&env, "meta_ads", "US buyers").await, want.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_users_reply_is_not_an_acknowledgement() {
+    unacknowledged_users_reply_is_a_failed_batch("{}", "no num_received").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_body_with_200_is_not_an_acknowledgement() {
+    unacknowledged_users_reply_is_a_failed_batch(
+        r#"{"error": {"message": "Audience upload halted by the fault", "type": "OAuthException", "code": 2650}}"#,
+        "Audience upload halted by the fault",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_num_received_is_not_an_acknowledgement() {
+    unacknowledged_users_reply_is_a_failed_batch(
+        r#"{"audience_id": "1", "num_received": "3", "num_invalid_entries": 0}"#,
+        "num_received 3 for",
+    )
+    .await;
+}
+
+/// Issue 12 item 2: a receiver answering every batch with 401/404 fails the sync (exit 1) and writes no
+/// per-row rejection; the next run sends everyone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_refusing_whole_batches_fails_the_sync_without_rejections() {
+    const SECRET: &str = "hook-secret-for-e2e";
+    let hook = campaignd_fakes::FakeWebhook::start(SECRET).await.unwrap();
+    let body = format!(
+        r#"
+[store]
+url = "sqlite://{{DIR}}/shop.db"
+
+[[segment]]
+name = "us_buyers"
+rule = 'orders.count() >= 1 and customer.country == "US"'
+
+[destinations.hook]
+kind = "webhook"
+url = "{}"
+secret = {{ env = "HOOK_SECRET" }}
+batch_size = 50
+retry = {{ max_attempts = 1 }}
+
+[[sync]]
+segment = "us_buyers"
+destination = "hook"
+mode = "mirror"
+audience_name = "US buyers"
+"#,
+        hook.url()
+    );
+    let env = Arc::new(Env::new(&body));
+    env.write("customers.csv", &customers_csv(N + 1));
+    env.write("orders.csv", &orders_csv());
+    let cmd = |args: &'static [&'static str], code: i32| {
+        let env = env.clone();
+        move || {
+            let out = env
+                .cmd()
+                .env("HOOK_SECRET", SECRET)
+                .args(args)
+                .assert()
+                .code(code);
+            String::from_utf8_lossy(&out.get_output().stdout).to_string()
+        }
+    };
+    blocking(cmd(&["import", "customers", "customers.csv"], 0)).await;
+    blocking(cmd(&["import", "orders", "orders.csv"], 0)).await;
+    blocking(cmd(
+        &["segments", "recompute", "--as-of", "2024-06-01T00:00:00Z"],
+        0,
+    ))
+    .await;
+    for status in [401u16, 404] {
+        hook.reject_next(100, status);
+        let out = blocking(cmd(&["sync"], 1)).await;
+        assert!(
+            out.contains("FAILED") && out.contains(&status.to_string()),
+            "{out}"
+        );
+        let runs = blocking(cmd(&["runs", "--json"], 0)).await;
+        let runs: serde_json::Value = serde_json::from_str(&runs).unwrap();
+        let sync = runs
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["job"] == "sync")
+            .unwrap();
+        assert_eq!(sync["outcome"], "failed", "{sync}");
+        assert_eq!(sync["counts"]["rejected"], 0, "{sync}");
+        let id = sync["id"].as_i64().unwrap();
+        let url = format!("sqlite://{}/shop.db", env.dir.path().display());
+        let store = campaignd_store::Store::connect(&url).await.unwrap();
+        assert!(store.run_rejections(id).await.unwrap().is_empty());
+        assert_eq!(ledger_len(&env, "hook", "US buyers").await, 0);
+    }
+    hook.reject_next(0, 422);
+    blocking(cmd(&["sync"], 0)).await;
+    let want = (1..=N)
+        .filter(|i| i % 2 == 1)
+        .filter(|i| i % 10 != 0)
+        .filter(|i| normalize_email(&email(*i)).is_some())
+        .count();
+    assert_eq!(hook.members("US buyers").len(), want);
+}
+
+/// Issue 12 item 9: a SendGrid import job submitted by a process that was killed before the job
+/// finished is polled by the next run, not submitted again; the ledger then holds its rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sendgrid_job_survives_a_kill_and_is_polled_not_resent() {
+    const KEY: &str = "SG.test-key-for-durable-jobs";
+    let sg = campaignd_fakes::FakeSendGrid::start(KEY).await.unwrap();
+    let body = format!(
+        r#"
+[store]
+url = "sqlite://{{DIR}}/shop.db"
+
+[[segment]]
+name = "us_buyers"
+rule = 'orders.count() >= 1 and customer.country == "US"'
+
+[destinations.mail]
+kind = "sendgrid"
+base_url = "{}"
+api_key = {{ env = "SENDGRID_API_KEY" }}
+poll_interval_ms = 20
+
+[[sync]]
+segment = "us_buyers"
+destination = "mail"
+mode = "mirror"
+audience_name = "US buyers"
+"#,
+        sg.base_url()
+    );
+    let env = Arc::new(Env::new(&body));
+    env.write("customers.csv", &customers_csv(N + 1));
+    env.write("orders.csv", &orders_csv());
+    let cmd = |args: &'static [&'static str]| {
+        let env = env.clone();
+        move || {
+            let out = env
+                .cmd()
+                .env("SENDGRID_API_KEY", KEY)
+                .args(args)
+                .assert()
+                .success();
+            String::from_utf8_lossy(&out.get_output().stdout).to_string()
+        }
+    };
+    blocking(cmd(&["import", "customers", "customers.csv"])).await;
+    blocking(cmd(&["import", "orders", "orders.csv"])).await;
+    blocking(cmd(&[
+        "segments",
+        "recompute",
+        "--as-of",
+        "2024-06-01T00:00:00Z",
+    ]))
+    .await;
+
+    sg.hold_jobs(true);
+    let mut child = env
+        .std_cmd()
+        .env("SENDGRID_API_KEY", KEY)
+        .arg("sync")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the job was submitted and is being polled (it is stored before the first poll).
+    let started = std::time::Instant::now();
+    while sg
+        .requests()
+        .all()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.contains("/marketing/contacts/imports/"))
+        .count()
+        < 2
+    {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the job was never polled"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap(); // SIGKILL while the job is still pending
+    child.wait().unwrap();
+    assert_eq!(sg.jobs_submitted(), 1);
+    let list = sg.list_id("US buyers").unwrap();
+    assert!(
+        sg.list_members(&list).is_empty(),
+        "the job had not finished"
+    );
+    assert_eq!(ledger_len(&env, "mail", "US buyers").await, 0);
+
+    sg.hold_jobs(false);
+    blocking(cmd(&["sync"])).await;
+    assert_eq!(sg.jobs_submitted(), 1, "the batch was submitted again");
+    let want: BTreeSet<String> = (1..=N)
+        .filter(|i| i % 2 == 1)
+        .filter_map(|i| normalize_email(&email(i)))
+        .collect();
+    assert_eq!(sg.list_members(&list), want);
+    assert_eq!(ledger_len(&env, "mail", "US buyers").await, want.len());
+    let url = format!("sqlite://{}/shop.db", env.dir.path().display());
+    let store = campaignd_store::Store::connect(&url).await.unwrap();
+    assert!(store
+        .remote_jobs("mail", "US buyers")
+        .await
+        .unwrap()
+        .is_empty());
+    // Nothing changed since: the next run sends nothing at all.
+    blocking(cmd(&["sync"])).await;
+    assert_eq!(sg.jobs_submitted(), 1);
+}

@@ -210,3 +210,77 @@ async fn mailchimp_segment_follows_the_segment_postgres() {
     };
     scenario(&url).await;
 }
+
+/// Issue 12 item 1: a segment-add reply without Mailchimp's counters (`{}`, or an error body with 200)
+/// is no acknowledgement: the run fails with the reply's text, the ledger holds nobody from that batch,
+/// and the next run sends it.
+async fn unacknowledged_segment_add(store_url: &str, body: &str, why: &str) {
+    let fake = FakeMailchimp::start(KEY, LIST).await.unwrap();
+    let env = Arc::new(Env::new(&config(store_url, fake.base_url())));
+    env.write("customers.csv", &customers_csv(&BTreeSet::new()));
+    env.write("orders.csv", &orders_csv(1..=400));
+    blocking(run_ok(&env, &["import", "customers", "customers.csv"])).await;
+    blocking(run_ok(&env, &["import", "orders", "orders.csv"])).await;
+    blocking(run_ok(
+        &env,
+        &["segments", "recompute", "--as-of", "2024-06-01T00:00:00Z"],
+    ))
+    .await;
+    // Only static-segment member calls (`/lists/{id}/segments/{id}`) get the fault.
+    fake.faults().ok_with_body_next(1, "/segments/", body);
+    let env2 = env.clone();
+    let out = blocking(move || {
+        let out = env2
+            .cmd()
+            .env("MAILCHIMP_API_KEY", KEY)
+            .arg("sync")
+            .assert()
+            .code(1);
+        String::from_utf8_lossy(&out.get_output().stdout).to_string()
+    })
+    .await;
+    assert!(out.contains("FAILED") && out.contains(why), "{out}");
+    assert!(segment_members(&fake).is_empty());
+    let store = campaignd_store::Store::connect(
+        &store_url.replace("{DIR}", &env.dir.path().display().to_string()),
+    )
+    .await
+    .unwrap();
+    let held = store.ledger_page("newsletter", "Buyers", "", 10_000).await;
+    assert!(
+        held.unwrap().is_empty(),
+        "the ledger recorded an unacknowledged batch"
+    );
+    let runs = store.recent_runs(10, None).await.unwrap();
+    let sync = runs.iter().find(|r| r.job == "sync").unwrap();
+    assert_eq!(sync.outcome, "failed");
+    assert!(
+        sync.error.as_deref().unwrap_or_default().contains(why),
+        "{sync:?}"
+    );
+
+    blocking(run_ok(&env, &["sync"])).await;
+    let want = expected(1..=400, &BTreeSet::new());
+    assert_same(&segment_members(&fake), &want, "after the retry");
+    let held = store.ledger_page("newsletter", "Buyers", "", 10_000).await;
+    assert_eq!(held.unwrap().len(), want.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_segment_reply_is_not_an_acknowledgement_sqlite() {
+    unacknowledged_segment_add("sqlite://{DIR}/shop.db", "{}", "no total_added").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_segment_reply_is_not_an_acknowledgement_postgres() {
+    let Some(url) = campaignd_store::testkit::fresh_pg_database().await.unwrap() else {
+        eprintln!("CAMPAIGND_TEST_PG_URL not set: skipping");
+        return;
+    };
+    unacknowledged_segment_add(
+        &url,
+        r#"{"error": "segment update halted by the fault"}"#,
+        "segment update halted by the fault",
+    )
+    .await;
+}

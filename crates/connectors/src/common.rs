@@ -4,7 +4,7 @@ use std::future::Future;
 
 use crate::error::ConnectorError;
 use crate::model::{
-    AudienceRef, BatchOutcome, Contact, IdentifierKinds, NoIdentifier, PreparedMember,
+    AudienceRef, BatchOutcome, Contact, IdentifierKinds, NoIdentifier, PreparedMember, SubmittedJob,
 };
 use campaignd_core::identifiers::{normalize_email, normalize_phone};
 
@@ -108,4 +108,30 @@ pub(crate) fn kinds_of(email: &Option<String>, phone: &Option<String>) -> Identi
         phone: phone.is_some(),
         address: false,
     }
+}
+
+/// The submit-then-wait shortcut of a job-based batch (what `add_members` does on platforms whose
+/// batches are remote jobs): submits `members`, then waits for the job with the rows it holds, and
+/// returns one outcome with the up-front refusals included.
+pub(crate) async fn submit_and_await<'a, S, SFut, W, WFut>(
+    members: &'a [PreparedMember],
+    submit: S,
+    wait: W,
+) -> Result<BatchOutcome, ConnectorError>
+where
+    S: FnOnce(&'a [PreparedMember]) -> SFut,
+    SFut: Future<Output = Result<SubmittedJob, ConnectorError>>,
+    W: FnOnce(String, Vec<PreparedMember>) -> WFut,
+    WFut: Future<Output = Result<BatchOutcome, ConnectorError>>,
+{
+    let submitted = submit(members).await?;
+    let mut outcome = BatchOutcome {
+        accepted: 0,
+        rejected: submitted.rejected.clone(),
+    };
+    let held = submitted.members_in_job(members);
+    if let Some(job_id) = submitted.job_id {
+        outcome.merge(wait(job_id, held).await?);
+    }
+    Ok(outcome)
 }

@@ -13,6 +13,7 @@
 //! arm to [`registry::build_destination`], and add a stateful fake to `campaignd-fakes` on its shared
 //! skeleton so the tests run over loopback HTTP.
 
+pub mod ack;
 mod common;
 pub mod error;
 pub mod file;
@@ -37,7 +38,8 @@ pub(crate) mod test_support;
 pub use error::{ConfigError, ConnectorError};
 pub use model::{
     AudienceRef, AudienceSize, BatchOutcome, Channel, Contact, DestinationLimits, IdentifierKinds,
-    MetricsRow, NoIdentifier, PreparedMember, Rejection, ReplaceSession, SyncContext,
+    JobAction, MetricsRow, NoIdentifier, PreparedMember, Rejection, ReplaceSession, SubmittedJob,
+    SyncContext,
 };
 pub use registry::{
     build_creative_swapper, build_destination, build_metrics_source, build_platform, Platform,

@@ -222,6 +222,53 @@ pub struct Rejection {
     pub reason: String,
 }
 
+/// Which change a batch carries, for destinations whose batches run as remote jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobAction {
+    /// Members to add (or upsert).
+    Add,
+    /// Members to remove.
+    Remove,
+}
+
+impl JobAction {
+    /// The name stored with the job and shown in rejections (`add` / `remove`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobAction::Add => "add",
+            JobAction::Remove => "remove",
+        }
+    }
+}
+
+/// A batch the platform took as an asynchronous job (Google offline user data job, SendGrid or
+/// Klaviyo import): the engine stores `job_id` with the batch before waiting, so a restarted process
+/// polls the same job instead of sending the batch again.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SubmittedJob {
+    /// The platform's job id; `None` when nothing was left to submit (every row refused up front).
+    pub job_id: Option<String>,
+    /// Rows refused before the job started (bad payloads, per-row validation errors): not in the job.
+    pub rejected: Vec<Rejection>,
+}
+
+impl SubmittedJob {
+    /// The members the job holds: those of the submitted batch not refused before it started.
+    pub fn members_in_job(&self, members: &[PreparedMember]) -> Vec<PreparedMember> {
+        let refused: std::collections::HashSet<&str> = self
+            .rejected
+            .iter()
+            .map(|r| r.customer_id.as_str())
+            .collect();
+        members
+            .iter()
+            .filter(|m| !refused.contains(m.customer_id.as_str()))
+            .cloned()
+            .collect()
+    }
+}
+
 /// A platform's limits the engine plans batches and pacing around.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct DestinationLimits {

@@ -3,9 +3,8 @@
 use crate::error::ConnectorError;
 use crate::http::HttpStatsSnapshot;
 use crate::model::{
-    AudienceRef, AudienceSize, BatchOutcome, Channel, Contact, DestinationLimits, MetricsRow,
-    NoIdentifier,
-    PreparedMember, ReplaceSession, SyncContext,
+    AudienceRef, AudienceSize, BatchOutcome, Channel, Contact, DestinationLimits, JobAction,
+    MetricsRow, NoIdentifier, PreparedMember, ReplaceSession, SubmittedJob, SyncContext,
 };
 use async_trait::async_trait;
 use chrono::NaiveDate;
@@ -58,6 +57,45 @@ pub trait AudienceDestination: Send + Sync {
         audience: &AudienceRef,
         members: &[PreparedMember],
     ) -> Result<BatchOutcome, ConnectorError>;
+
+    /// Whether `action` batches run as remote jobs on this platform (Google offline user data jobs,
+    /// SendGrid and Klaviyo imports). For those the engine calls [`submit_job`](Self::submit_job), stores
+    /// the job id with the batch, then [`await_job`](Self::await_job), so a restart polls the stored job
+    /// instead of resending the batch. `add_members`/`remove_members` stay the submit-and-wait shortcut.
+    fn remote_job(&self, _action: JobAction) -> bool {
+        false
+    }
+
+    /// Submits one batch (at most `limits().max_batch` members) as a remote job and returns at once
+    /// with its id, without waiting for it to finish. Default: unsupported.
+    async fn submit_job(
+        &self,
+        _audience: &AudienceRef,
+        _action: JobAction,
+        _members: &[PreparedMember],
+    ) -> Result<SubmittedJob, ConnectorError> {
+        Err(ConnectorError::Unsupported {
+            destination: self.name().to_string(),
+            operation: "submit_job",
+        })
+    }
+
+    /// Waits for a submitted job (possibly one a previous process submitted) and reports what the
+    /// platform did with `members`, the rows in that job. A transient error (still running past the
+    /// wait budget) means the job may still finish: the engine keeps it and polls again next run; any
+    /// other error means the job failed and the batch is sent again. Default: unsupported.
+    async fn await_job(
+        &self,
+        _audience: &AudienceRef,
+        _action: JobAction,
+        _job_id: &str,
+        _members: &[PreparedMember],
+    ) -> Result<BatchOutcome, ConnectorError> {
+        Err(ConnectorError::Unsupported {
+            destination: self.name().to_string(),
+            operation: "await_job",
+        })
+    }
 
     /// Whether [`replace_all`](Self::replace_all) is native on this platform; otherwise the engine does a
     /// full resync to take over an adopted audience.

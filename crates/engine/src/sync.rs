@@ -17,10 +17,11 @@ use serde_json::json;
 use thiserror::Error;
 
 use campaignd_connectors::{
-    AudienceDestination, AudienceRef, BatchOutcome, Channel, Contact, NoIdentifier, PreparedMember,
-    ReplaceSession, SecretResolver, SyncContext,
+    AudienceDestination, AudienceRef, BatchOutcome, Channel, ConnectorError, Contact, JobAction,
+    NoIdentifier, PreparedMember, ReplaceSession, SecretResolver, SyncContext,
 };
-use campaignd_store::ledger::{AudienceRecord, Consent, LedgerEntry};
+use campaignd_store::ledger::{Acknowledged, AudienceRecord, Consent, LedgerEntry};
+use campaignd_store::remote_jobs::RemoteJob;
 use campaignd_store::runs::Outcome;
 use campaignd_store::{Store, StoreError};
 
@@ -45,6 +46,37 @@ pub enum SyncError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Why one sync stopped: kept typed so the connector error's kind decides what the run says (a
+/// transient platform failure leaves the batch pending for the next run; anything else, a whole-batch
+/// 4xx or an unacknowledged 2xx included, is a hard failure of this sync).
+#[derive(Debug, Error)]
+enum StepError {
+    /// The platform refused, did not acknowledge, or could not be reached.
+    #[error(transparent)]
+    Connector(#[from] ConnectorError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Data campaignd wrote itself is unusable (a corrupt stored payload), or a worker died.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl StepError {
+    /// The run's error text: the platform's (redacted) reason, and whether the next run retries it.
+    fn describe(&self) -> String {
+        match self {
+            StepError::Connector(e) if e.is_transient() => {
+                format!("{e} (transient: the batch stays pending and is retried next run)")
+            }
+            StepError::Connector(e) => {
+                format!("{e} (the batch was not acknowledged: nobody in it is recorded as held)")
+            }
+            other => other.to_string(),
+        }
+    }
 }
 
 /// Which syncs to run and how.
@@ -191,16 +223,35 @@ struct Job<'a> {
     outcome: SyncOutcome,
 }
 
-fn to_prepared(entries: &[LedgerEntry]) -> Vec<PreparedMember> {
+/// Ledger (or stored job) rows back into members; a payload that is not JSON is corrupt data campaignd
+/// wrote itself, reported with the customer it belongs to rather than sent as `null`.
+fn to_prepared(entries: &[LedgerEntry]) -> Result<Vec<PreparedMember>, StepError> {
     entries
         .iter()
-        .map(|e| PreparedMember {
-            customer_id: e.customer_id.clone(),
-            payload: serde_json::from_str(&e.payload).unwrap_or(serde_json::Value::Null),
-            fingerprint: e.fingerprint.clone(),
-            kinds: Default::default(),
+        .map(|e| {
+            let payload = serde_json::from_str(&e.payload).map_err(|err| {
+                StepError::Internal(format!(
+                    "stored payload of customer {} is not JSON: {err}",
+                    e.customer_id
+                ))
+            })?;
+            Ok(PreparedMember {
+                customer_id: e.customer_id.clone(),
+                payload,
+                fingerprint: e.fingerprint.clone(),
+                kinds: Default::default(),
+            })
         })
         .collect()
+}
+
+/// The ledger row recorded for a member the platform holds.
+fn to_entry(m: &PreparedMember) -> LedgerEntry {
+    LedgerEntry {
+        customer_id: m.customer_id.clone(),
+        fingerprint: m.fingerprint.clone(),
+        payload: m.payload.to_string(),
+    }
 }
 
 /// Splits a batch's customer ids into acknowledged ones and (id, action, reason) rejections.
@@ -279,7 +330,8 @@ async fn run_one(
     let result = job.execute(opts, shutdown).await;
     let mut outcome = job.outcome;
     if let Err(e) = result {
-        outcome.status = SyncStatus::Failed(e);
+        tracing::warn!(destination = %cfg.destination, segment = %cfg.segment, error = %e, "sync failed");
+        outcome.status = SyncStatus::Failed(e.describe());
     }
     if !opts.dry_run {
         let counts = json!({
@@ -342,7 +394,7 @@ struct Desired<'a> {
 }
 
 impl Desired<'_> {
-    async fn next(&mut self) -> Result<Option<PreparedMember>, String> {
+    async fn next(&mut self) -> Result<Option<PreparedMember>, StepError> {
         loop {
             if let Some(m) = self.page.next() {
                 return Ok(Some(m));
@@ -353,8 +405,7 @@ impl Desired<'_> {
             let rows = self
                 .store
                 .sync_candidates(&self.segment, self.consent, &self.after, PAGE)
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             match rows.last() {
                 Some(last) => self.after = last.customer_id.clone(),
                 None => {
@@ -448,7 +499,7 @@ impl IdentifierTally {
 async fn prepare_in_parallel(
     dest: &Arc<dyn AudienceDestination>,
     mut contacts: Vec<Contact>,
-) -> Result<(Vec<PreparedMember>, IdentifierTally), String> {
+) -> Result<(Vec<PreparedMember>, IdentifierTally), StepError> {
     let second = contacts.split_off(contacts.len() / 2);
     let run = |part: Vec<Contact>| {
         let dest = dest.clone();
@@ -468,8 +519,10 @@ async fn prepare_in_parallel(
         })
     };
     let (a, b) = tokio::join!(run(contacts), run(second));
-    let (mut first, mut tally) = a.map_err(|e| format!("preparing identifiers: {e}"))?;
-    let (rest, tally_b) = b.map_err(|e| format!("preparing identifiers: {e}"))?;
+    let (mut first, mut tally) =
+        a.map_err(|e| StepError::Internal(format!("preparing identifiers: {e}")))?;
+    let (rest, tally_b) =
+        b.map_err(|e| StepError::Internal(format!("preparing identifiers: {e}")))?;
     first.extend(rest);
     tally.add(&tally_b);
     Ok((first, tally))
@@ -486,7 +539,7 @@ struct Held<'a> {
 }
 
 impl Held<'_> {
-    async fn next(&mut self) -> Result<Option<LedgerEntry>, String> {
+    async fn next(&mut self) -> Result<Option<LedgerEntry>, StepError> {
         loop {
             if let Some(e) = self.page.next() {
                 return Ok(Some(e));
@@ -497,8 +550,7 @@ impl Held<'_> {
             let rows = self
                 .store
                 .ledger_page(&self.destination, &self.audience, &self.after, PAGE)
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             match rows.last() {
                 Some(last) => self.after = last.customer_id.clone(),
                 None => {
@@ -523,14 +575,13 @@ struct Pending {
 }
 
 impl<'a> Job<'a> {
-    async fn execute(&mut self, opts: &SyncOptions, shutdown: &Shutdown) -> Result<(), String> {
+    async fn execute(&mut self, opts: &SyncOptions, shutdown: &Shutdown) -> Result<(), StepError> {
         let mirror = self.cfg.mode == SyncMode::Mirror;
         let (dest_name, audience) = (self.cfg.destination.clone(), self.outcome.audience.clone());
         let excl = self
             .store
             .sync_exclusions(&self.cfg.segment, self.consent)
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         self.outcome.skipped_no_consent = excl.no_consent;
         self.outcome.skipped_suppressed = excl.suppressed;
         let eligible = excl.members - excl.no_consent - excl.suppressed;
@@ -540,11 +591,7 @@ impl<'a> Job<'a> {
             self.outcome.status = SyncStatus::BelowMinimum;
             return Ok(());
         }
-        let recorded = self
-            .store
-            .audience(&dest_name, &audience)
-            .await
-            .map_err(|e| e.to_string())?;
+        let recorded = self.store.audience(&dest_name, &audience).await?;
         let batch = limits.max_batch.max(1);
         if opts.dry_run {
             // An unknown or to-be-replaced audience receives everyone; otherwise the merge's counts.
@@ -563,16 +610,14 @@ impl<'a> Job<'a> {
                 let remote = self
                     .dest
                     .find_or_create_audience(&audience, &description)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                    .await?;
                 let record = AudienceRecord {
                     remote_id: remote.remote_id,
                     needs_replace: remote.adopted && mirror,
                 };
                 self.store
                     .save_audience(&dest_name, &audience, &record, now)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                    .await?;
                 record
             }
         };
@@ -587,16 +632,13 @@ impl<'a> Job<'a> {
                 segment: self.cfg.segment.clone(),
                 audience: audience_ref.clone(),
             })
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
+        self.resume_jobs().await?;
         if opts.full {
             if mirror && self.dest.supports_replace_all() {
                 record.needs_replace = true;
             } else {
-                self.store
-                    .clear_ledger(&dest_name, &audience)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                self.store.clear_ledger(&dest_name, &audience).await?;
             }
         }
         if record.needs_replace && mirror {
@@ -604,14 +646,8 @@ impl<'a> Job<'a> {
                 return self.replace_all(eligible, batch).await;
             }
             // No native replace: the platform's current members are unknown, so resend everyone.
-            self.store
-                .clear_ledger(&dest_name, &audience)
-                .await
-                .map_err(|e| e.to_string())?;
-            self.store
-                .mark_replaced(&dest_name, &audience)
-                .await
-                .map_err(|e| e.to_string())?;
+            self.store.clear_ledger(&dest_name, &audience).await?;
+            self.store.mark_replaced(&dest_name, &audience).await?;
         }
         self.merge(mirror, batch, false, false, shutdown).await
     }
@@ -639,7 +675,7 @@ impl<'a> Job<'a> {
         ignore_ledger: bool,
         dry_run: bool,
         shutdown: &Shutdown,
-    ) -> Result<(), String> {
+    ) -> Result<(), StepError> {
         let store = self.store;
         let mut desired = self.desired();
         let mut held = Held {
@@ -719,18 +755,14 @@ impl<'a> Job<'a> {
         batch: usize,
         dry_run: bool,
         all: bool,
-    ) -> Result<(), String> {
+    ) -> Result<(), StepError> {
         if !pending.to_check.is_empty() {
             let ids: Vec<String> = pending
                 .to_check
                 .iter()
                 .map(|e| e.customer_id.clone())
                 .collect();
-            let allowed = self
-                .store
-                .still_eligible(self.consent, &ids)
-                .await
-                .map_err(|e| e.to_string())?;
+            let allowed = self.store.still_eligible(self.consent, &ids).await?;
             pending.removals.extend(
                 pending
                     .to_check
@@ -754,108 +786,210 @@ impl<'a> Job<'a> {
         Ok(())
     }
 
-    fn audience_ref(&self) -> Result<&AudienceRef, String> {
+    fn audience_ref(&self) -> Result<&AudienceRef, StepError> {
         self.audience_ref
             .as_ref()
-            .ok_or_else(|| "internal error: no audience before sending".to_string())
+            .ok_or_else(|| StepError::Internal("no audience before sending".to_string()))
     }
 
-    async fn send_removals(&mut self, chunk: &[LedgerEntry], dry_run: bool) -> Result<(), String> {
+    async fn send_removals(
+        &mut self,
+        chunk: &[LedgerEntry],
+        dry_run: bool,
+    ) -> Result<(), StepError> {
         if dry_run {
             self.outcome.removed += chunk.len() as i64;
             return Ok(());
         }
+        let members = to_prepared(chunk)?;
+        if self.dest.remote_job(JobAction::Remove) {
+            return self.send_as_job(JobAction::Remove, &members).await;
+        }
         let result = self
             .dest
-            .remove_members(self.audience_ref()?, &to_prepared(chunk))
-            .await
-            .map_err(|e| e.to_string())?;
+            .remove_members(self.audience_ref()?, &members)
+            .await?;
         self.outcome.batches += 1;
-        let (accepted, rejected) = split_outcome(
-            chunk.iter().map(|e| e.customer_id.as_str()),
-            &result,
-            "remove",
-        );
-        self.store
-            .acknowledge_batch(
-                &self.cfg.destination,
-                &self.outcome.audience,
-                self.run_id,
-                Utc::now().timestamp(),
-                &[],
-                &accepted,
-                &rejected,
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-        self.outcome.removed += accepted.len() as i64;
-        self.outcome.rejected += rejected.len() as i64;
-        Ok(())
+        self.settle("remove", &members, &result, None).await
     }
 
     async fn send_additions(
         &mut self,
         chunk: &[PreparedMember],
         dry_run: bool,
-    ) -> Result<(), String> {
+    ) -> Result<(), StepError> {
         if dry_run {
             self.outcome.added += chunk.len() as i64;
             return Ok(());
         }
-        let result = self
-            .dest
-            .add_members(self.audience_ref()?, chunk)
-            .await
-            .map_err(|e| e.to_string())?;
+        if self.dest.remote_job(JobAction::Add) {
+            return self.send_as_job(JobAction::Add, chunk).await;
+        }
+        let result = self.dest.add_members(self.audience_ref()?, chunk).await?;
         self.outcome.batches += 1;
-        self.acknowledge_additions(chunk, &result, "add").await
+        self.settle("add", chunk, &result, None).await
     }
 
-    /// Records acknowledged additions in the ledger and rejected ones in the rejection log.
-    async fn acknowledge_additions(
+    /// Records what the platform acknowledged for one batch, in one transaction: accepted additions
+    /// enter the ledger, accepted removals leave it, rejections are logged; for a batch that ran as
+    /// remote job `job_id` the stored job is deleted with it.
+    async fn settle(
         &mut self,
+        action: &str,
         chunk: &[PreparedMember],
         result: &BatchOutcome,
-        action: &str,
-    ) -> Result<(), String> {
+        job_id: Option<&str>,
+    ) -> Result<(), StepError> {
         let (accepted, rejected) =
             split_outcome(chunk.iter().map(|m| m.customer_id.as_str()), result, action);
-        let accepted: HashSet<String> = accepted.into_iter().collect();
-        let added: Vec<LedgerEntry> = chunk
-            .iter()
-            .filter(|m| accepted.contains(&m.customer_id))
-            .map(|m| LedgerEntry {
-                customer_id: m.customer_id.clone(),
-                fingerprint: m.fingerprint.clone(),
-                payload: m.payload.to_string(),
-            })
-            .collect();
-        self.store
-            .acknowledge_batch(
-                &self.cfg.destination,
-                &self.outcome.audience,
-                self.run_id,
-                Utc::now().timestamp(),
-                &added,
-                &[],
-                &rejected,
-            )
-            .await
-            .map_err(|e| e.to_string())?;
+        let (added, removed): (Vec<LedgerEntry>, Vec<String>) = if action == "remove" {
+            (Vec::new(), accepted)
+        } else {
+            let accepted: HashSet<String> = accepted.into_iter().collect();
+            let added = chunk
+                .iter()
+                .filter(|m| accepted.contains(&m.customer_id))
+                .map(to_entry)
+                .collect();
+            (added, Vec::new())
+        };
+        let batch = Acknowledged {
+            added: &added,
+            removed: &removed,
+            rejected: &rejected,
+        };
+        let (dest, audience, now) = (
+            &self.cfg.destination,
+            &self.outcome.audience,
+            Utc::now().timestamp(),
+        );
+        match job_id {
+            Some(job) => {
+                self.store
+                    .acknowledge_job(dest, audience, job, self.run_id, now, &batch)
+                    .await?
+            }
+            None => {
+                self.store
+                    .acknowledge_batch(
+                        dest,
+                        audience,
+                        self.run_id,
+                        now,
+                        &added,
+                        &removed,
+                        &rejected,
+                    )
+                    .await?
+            }
+        }
         self.outcome.added += added.len() as i64;
+        self.outcome.removed += removed.len() as i64;
         self.outcome.rejected += rejected.len() as i64;
+        Ok(())
+    }
+
+    /// Sends one batch as a remote job: submit, store the job id with the rows it holds, then wait.
+    /// Rows refused up front are logged at once; they are not part of the job.
+    async fn send_as_job(
+        &mut self,
+        action: JobAction,
+        chunk: &[PreparedMember],
+    ) -> Result<(), StepError> {
+        let audience = self.audience_ref()?.clone();
+        let submitted = self.dest.submit_job(&audience, action, chunk).await?;
+        self.outcome.batches += 1;
+        let held = submitted.members_in_job(chunk);
+        if !submitted.rejected.is_empty() {
+            let refused = BatchOutcome {
+                accepted: 0,
+                rejected: submitted.rejected.clone(),
+            };
+            self.settle(action.as_str(), &[], &refused, None).await?;
+        }
+        let Some(job_id) = submitted.job_id else {
+            return Ok(());
+        };
+        let job = RemoteJob {
+            job_id,
+            action: action.as_str().to_string(),
+            run_id: self.run_id,
+            submitted_at: Utc::now().timestamp(),
+            members: held.iter().map(to_entry).collect(),
+        };
+        self.store
+            .save_remote_job(&self.cfg.destination, &self.outcome.audience, &job)
+            .await?;
+        self.finish_job(&audience, action, &job.job_id, &held).await
+    }
+
+    /// Waits for a stored job. Done: the ledger advances and the job row goes, together. Transient
+    /// failure (still running past the wait budget, platform unreachable): the row stays and the next
+    /// run polls the same job. Any other failure: the row goes and the batch, absent from the ledger,
+    /// is sent again.
+    async fn finish_job(
+        &mut self,
+        audience: &AudienceRef,
+        action: JobAction,
+        job_id: &str,
+        members: &[PreparedMember],
+    ) -> Result<(), StepError> {
+        match self.dest.await_job(audience, action, job_id, members).await {
+            Ok(result) => {
+                self.settle(action.as_str(), members, &result, Some(job_id))
+                    .await
+            }
+            Err(e) if e.is_transient() => Err(e.into()),
+            Err(e) => {
+                self.store
+                    .clear_remote_job(&self.cfg.destination, &self.outcome.audience, job_id)
+                    .await?;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Settles the jobs an earlier (possibly killed) run submitted for this audience before anything
+    /// new is planned, so their rows are polled, not resent. A job that failed on the platform is
+    /// forgotten and its rows go out again in this run's merge.
+    async fn resume_jobs(&mut self) -> Result<(), StepError> {
+        let jobs = self
+            .store
+            .remote_jobs(&self.cfg.destination, &self.outcome.audience)
+            .await?;
+        let audience = self.audience_ref()?.clone();
+        for job in jobs {
+            let action = match job.action.as_str() {
+                "add" => JobAction::Add,
+                "remove" => JobAction::Remove,
+                other => {
+                    return Err(StepError::Internal(format!(
+                        "stored remote job {} has unknown action `{other}`",
+                        job.job_id
+                    )))
+                }
+            };
+            tracing::info!(destination = %self.cfg.destination, audience = %self.outcome.audience, job_id = %job.job_id, rows = job.members.len(), "polling a remote job an earlier run submitted");
+            let members = to_prepared(&job.members)?;
+            match self
+                .finish_job(&audience, action, &job.job_id, &members)
+                .await
+            {
+                Err(StepError::Connector(e)) if !e.is_transient() => {
+                    tracing::warn!(destination = %self.cfg.destination, job_id = %job.job_id, error = %e, "the earlier run's remote job failed; its rows are sent again");
+                }
+                other => other?,
+            }
+        }
         Ok(())
     }
 
     /// Replaces the audience's whole contents with the desired members (adopted audiences, `--full`);
     /// the ledger is rebuilt from the acknowledged slices. A crash part-way leaves the audience flagged,
     /// so the next run starts the replace again.
-    async fn replace_all(&mut self, eligible: i64, batch: usize) -> Result<(), String> {
+    async fn replace_all(&mut self, eligible: i64, batch: usize) -> Result<(), StepError> {
         let (dest_name, audience) = (self.cfg.destination.clone(), self.outcome.audience.clone());
-        self.store
-            .clear_ledger(&dest_name, &audience)
-            .await
-            .map_err(|e| e.to_string())?;
+        self.store.clear_ledger(&dest_name, &audience).await?;
         let mut session = ReplaceSession::new(eligible as u64);
         let mut desired = self.desired();
         let mut slice: Vec<PreparedMember> = Vec::with_capacity(batch);
@@ -868,21 +1002,16 @@ impl<'a> Job<'a> {
                 let result = self
                     .dest
                     .replace_all(self.audience_ref()?, &mut session, &slice, last_batch)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                self.outcome.batches += 1;
-                self.acknowledge_additions(&slice, &result, "replace")
                     .await?;
+                self.outcome.batches += 1;
+                self.settle("replace", &slice, &result, None).await?;
                 slice.clear();
             }
         }
         self.outcome.skipped_no_identifier = desired.no_identifier;
         self.outcome.identifiers = desired.tally.kinds;
         self.outcome.no_identifier_reasons = desired.tally.reasons;
-        self.store
-            .mark_replaced(&dest_name, &audience)
-            .await
-            .map_err(|e| e.to_string())?;
+        self.store.mark_replaced(&dest_name, &audience).await?;
         Ok(())
     }
 }

@@ -23,7 +23,7 @@ use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -75,6 +75,7 @@ struct SgState {
     base_url: OnceLock<String>,
     rate_limit: AtomicU64,
     rate_limited: AtomicUsize,
+    hold_jobs: AtomicBool,
     inner: Mutex<Inner>,
 }
 
@@ -187,6 +188,7 @@ impl FakeSendGrid {
             base_url: OnceLock::new(),
             rate_limit: AtomicU64::new(0),
             rate_limited: AtomicUsize::new(0),
+            hold_jobs: AtomicBool::new(false),
             inner: Mutex::new(Inner {
                 page_cap: 1000,
                 ..Inner::default()
@@ -300,6 +302,17 @@ impl FakeSendGrid {
             .lock()
             .rejected
             .extend(emails.into_iter().map(|e| e.to_lowercase()));
+    }
+
+    /// While `true`, every import job stays `pending` however often it is polled (a long import, so
+    /// a test can stop campaignd between submitting a job and its completion).
+    pub fn hold_jobs(&self, hold: bool) {
+        self.state.hold_jobs.store(hold, Ordering::SeqCst);
+    }
+
+    /// Import jobs submitted so far (every `PUT /marketing/contacts` that was accepted).
+    pub fn jobs_submitted(&self) -> usize {
+        self.state.lock().jobs.len()
     }
 
     /// The most contacts seen in one upsert.
@@ -520,6 +533,11 @@ async fn import_status(
         drop(inner);
         return errors(StatusCode::NOT_FOUND, None, "job not found");
     };
+    if st.hold_jobs.load(Ordering::SeqCst) {
+        drop(inner);
+        return Json(json!({"id": id, "status": "pending", "job_type": "upsert", "results": {}}))
+            .into_response();
+    }
     job.polls += 1;
     if job.polls == 1 {
         inner.jobs.insert(id.clone(), job);

@@ -26,6 +26,15 @@ pub struct Faults {
     echo: AtomicU32,
     echo_status: AtomicU32,
     endless: AtomicU32,
+    ok_body: Mutex<Option<OkBody>>,
+}
+
+/// A 200 the platform should not have sent: `{}` or an error body, for requests on matching paths.
+#[derive(Debug)]
+struct OkBody {
+    remaining: u32,
+    path_contains: String,
+    body: String,
 }
 
 impl Faults {
@@ -75,6 +84,35 @@ impl Faults {
     /// Answers the next `n` requests with `200 OK` and a JSON body that never ends.
     pub fn endless_body_next(&self, n: u32) {
         self.endless.store(n, Ordering::SeqCst);
+    }
+
+    /// Answers the next `n` requests whose path contains `path_contains` with HTTP 200 and `{}`, without
+    /// handling them: a 2xx that acknowledges nothing.
+    pub fn empty_ok_next(&self, n: u32, path_contains: &str) {
+        self.ok_with_body_next(n, path_contains, "{}");
+    }
+
+    /// Answers the next `n` requests whose path contains `path_contains` with HTTP 200 and `body` (e.g.
+    /// `{"error": {...}}`), without handling them.
+    pub fn ok_with_body_next(&self, n: u32, path_contains: &str, body: &str) {
+        if let Ok(mut slot) = self.ok_body.lock() {
+            *slot = Some(OkBody {
+                remaining: n,
+                path_contains: path_contains.to_string(),
+                body: body.to_string(),
+            });
+        }
+    }
+
+    /// The body to answer `path` with, if an [`Faults::ok_with_body_next`] fault applies to it.
+    fn take_ok_body(&self, path: &str) -> Option<String> {
+        let mut slot = self.ok_body.lock().ok()?;
+        let fault = slot.as_mut()?;
+        if fault.remaining == 0 || !path.contains(&fault.path_contains) {
+            return None;
+        }
+        fault.remaining -= 1;
+        Some(fault.body.clone())
     }
 
     fn take(counter: &AtomicU32) -> bool {
@@ -196,6 +234,13 @@ async fn inject_faults(State(st): State<SkeletonState>, req: Request, next: Next
     }
     if Faults::take(&st.faults.throttle) {
         return (st.throttle)();
+    }
+    if let Some(body) = st.faults.take_ok_body(req.uri().path()) {
+        return Response::builder()
+            .status(StatusCode::OK)
+            .header(axum::http::header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body))
+            .unwrap_or_else(|_| StatusCode::OK.into_response());
     }
     next.run(req).await
 }

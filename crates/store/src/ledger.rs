@@ -77,6 +77,17 @@ pub struct LedgerEntry {
     pub payload: String,
 }
 
+/// What the platform did with one batch, as the ledger records it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Acknowledged<'a> {
+    /// Accepted additions: now held.
+    pub added: &'a [LedgerEntry],
+    /// Accepted removals (customer ids): no longer held.
+    pub removed: &'a [String],
+    /// Refused rows: (customer id, action, reason), logged and retried next run.
+    pub rejected: &'a [(String, String, String)],
+}
+
 /// Who in a segment may be sent, and why the others may not.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Exclusions {
@@ -119,7 +130,7 @@ fn bytewise(store: &Store) -> &'static str {
 }
 
 /// Rows per multi-row statement: sqlx-sqlite slows down sharply on long statements, Postgres prefers them.
-fn rows_per_statement(store: &Store) -> usize {
+pub(crate) fn rows_per_statement(store: &Store) -> usize {
     match store.pool() {
         crate::Pool::Sqlite(_) => 32,
         crate::Pool::Postgres(_) => 1000,
@@ -128,7 +139,7 @@ fn rows_per_statement(store: &Store) -> usize {
 
 /// `($1, $2, $3, $4, $5), ($1, $2, $6, $7, $8), ...`: the `shared` leading parameters repeated in every
 /// row, then three fresh ones per row (customer id, fingerprint, payload).
-fn values_rows(rows: usize, shared: usize) -> String {
+pub(crate) fn values_rows(rows: usize, shared: usize) -> String {
     let per_row = 3;
     let mut sql = String::new();
     for r in 0..rows {
@@ -145,7 +156,7 @@ fn values_rows(rows: usize, shared: usize) -> String {
     sql
 }
 
-fn entries(rows: Vec<(String, String, String)>) -> Vec<LedgerEntry> {
+pub(crate) fn entries(rows: Vec<(String, String, String)>) -> Vec<LedgerEntry> {
     rows.into_iter()
         .map(|(customer_id, fingerprint, payload)| LedgerEntry {
             customer_id,
@@ -311,6 +322,46 @@ impl Store {
         removed: &[String],
         rejected: &[(String, String, String)],
     ) -> Result<(), StoreError> {
+        let batch = Acknowledged {
+            added,
+            removed,
+            rejected,
+        };
+        self.acknowledge(destination, audience_name, run_id, now, &batch, None)
+            .await
+    }
+
+    /// Like [`Store::acknowledge_batch`] for a batch that ran as remote job `job_id`: the job row and
+    /// its stored members are deleted in the same transaction, so the job is polled again after a
+    /// crash until, and only until, its outcome is in the ledger.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn acknowledge_job(
+        &self,
+        destination: &str,
+        audience_name: &str,
+        job_id: &str,
+        run_id: i64,
+        now: i64,
+        batch: &Acknowledged<'_>,
+    ) -> Result<(), StoreError> {
+        self.acknowledge(destination, audience_name, run_id, now, batch, Some(job_id))
+            .await
+    }
+
+    async fn acknowledge(
+        &self,
+        destination: &str,
+        audience_name: &str,
+        run_id: i64,
+        now: i64,
+        batch: &Acknowledged<'_>,
+        job_id: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let Acknowledged {
+            added,
+            removed,
+            rejected,
+        } = *batch;
         const ADD_HEAD: &str = "INSERT INTO sync_ledger (destination, audience_name, synced_at, run_id, customer_id, fingerprint, payload) VALUES ";
         const ADD_TAIL: &str = " ON CONFLICT (destination, audience_name, customer_id) DO UPDATE SET \
              fingerprint = excluded.fingerprint, payload = excluded.payload, synced_at = excluded.synced_at, run_id = excluded.run_id";
@@ -340,6 +391,10 @@ impl Store {
             for (id, action, reason) in rejected {
                 sqlx::query(REJECT).bind(run_id).bind(destination).bind(audience_name).bind(id)
                     .bind(action).bind(reason).bind(now)
+                    .execute(&mut *tx).await?;
+            }
+            if let Some(job) = job_id {
+                sqlx::query(crate::remote_jobs::DELETE_JOB).bind(destination).bind(audience_name).bind(job)
                     .execute(&mut *tx).await?;
             }
             tx.commit().await?

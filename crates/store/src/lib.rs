@@ -15,6 +15,7 @@ pub mod lease;
 pub mod ledger;
 pub mod load;
 pub mod metrics;
+pub mod remote_jobs;
 pub mod runs;
 pub mod segments;
 pub mod testkit;

@@ -10,8 +10,8 @@ use crate::http::{
     ResponsePolicy, TokenSource, Verdict,
 };
 use crate::model::{
-    AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, PreparedMember, Rejection,
-    ReplaceSession,
+    AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, JobAction, PreparedMember,
+    Rejection, ReplaceSession, SubmittedJob,
 };
 use crate::secret::{Secret, SecretRef, SecretResolver};
 use crate::traits::AudienceDestination;
@@ -563,6 +563,23 @@ impl GoogleAdsDestination {
         members: &[PreparedMember],
         remove_all_first: bool,
     ) -> Result<BatchOutcome, ConnectorError> {
+        common::submit_and_await(
+            members,
+            |m| self.cm_submit(op, list_id, m, remove_all_first),
+            |job, held| async move { self.cm_finish(&job, &held).await },
+        )
+        .await
+    }
+
+    /// Creates an offline user data job, adds the operations and starts it (`:run`), without waiting;
+    /// operations the partial failure names are refused up front, with Google's reason.
+    async fn cm_submit(
+        &self,
+        op: Op,
+        list_id: &str,
+        members: &[PreparedMember],
+        remove_all_first: bool,
+    ) -> Result<SubmittedJob, ConnectorError> {
         let mut outcome = BatchOutcome::default();
         let mut ops: Vec<(Option<usize>, Value)> = Vec::with_capacity(members.len() + 1);
         if remove_all_first {
@@ -587,7 +604,10 @@ impl GoogleAdsDestination {
             ));
         }
         if ops.is_empty() {
-            return Ok(outcome);
+            return Ok(SubmittedJob {
+                job_id: None,
+                rejected: outcome.rejected,
+            });
         }
         let create_path = format!("customers/{}/offlineUserDataJobs:create", self.customer_id);
         let body = json!({"job": {
@@ -704,9 +724,23 @@ impl GoogleAdsDestination {
             Some(&json!({})),
         )
         .await?;
-        self.cm_wait(&job).await?;
-        outcome.accepted = members.len() - outcome.rejected.len();
-        Ok(outcome)
+        Ok(SubmittedJob {
+            job_id: Some(job),
+            rejected: outcome.rejected,
+        })
+    }
+
+    /// Waits for a started job; its rows (`members`) are held once it reports `SUCCESS`.
+    async fn cm_finish(
+        &self,
+        job: &str,
+        members: &[PreparedMember],
+    ) -> Result<BatchOutcome, ConnectorError> {
+        self.cm_wait(job).await?;
+        Ok(BatchOutcome {
+            accepted: members.len(),
+            rejected: Vec::new(),
+        })
     }
 
     async fn cm_wait(&self, job: &str) -> Result<(), ConnectorError> {
@@ -886,6 +920,21 @@ impl GoogleAdsDestination {
                 .send(label, Method::POST, path, &[], Some(&body))
                 .await?;
             if reply.status.is_success() {
+                // The acknowledgement is the request id Google assigned to the ingest request.
+                let ack: Value = self.parse(label, &reply.body)?;
+                if ack
+                    .get("requestId")
+                    .and_then(Value::as_str)
+                    .is_none_or(|id| id.trim().is_empty())
+                {
+                    return Err(self.invalid_response(
+                        label,
+                        format!(
+                            "not acknowledged: no requestId in the reply: {}",
+                            self.kit.redactor().redact(&body_excerpt(&reply.body))
+                        ),
+                    ));
+                }
                 break;
             }
             let env: Envelope = self.parse(label, &reply.body)?;
@@ -922,6 +971,23 @@ impl GoogleAdsDestination {
         }
         outcome.accepted = chunk.len() - outcome.rejected.len();
         Ok(outcome)
+    }
+
+    /// Refuses job calls the Data Manager API has no jobs for, and batches over the engine's size.
+    fn cm_only(&self, rows: usize) -> Result<(), ConnectorError> {
+        if self.api != GoogleApi::CustomerMatch {
+            return Err(ConnectorError::Unsupported {
+                destination: self.name.clone(),
+                operation: "remote jobs",
+            });
+        }
+        if rows > MAX_MEMBERS_PER_CALL {
+            return Err(ConnectorError::Invalid {
+                destination: self.name.clone(),
+                message: format!("a job call takes at most {MAX_MEMBERS_PER_CALL} members"),
+            });
+        }
+        Ok(())
     }
 
     async fn change(
@@ -1019,6 +1085,38 @@ impl AudienceDestination for GoogleAdsDestination {
         members: &[PreparedMember],
     ) -> Result<BatchOutcome, ConnectorError> {
         self.change(Op::Remove, audience, members).await
+    }
+
+    /// Customer Match adds and removes are offline user data jobs, polled with a GAQL search on
+    /// `offline_user_data_job.status`; the Data Manager API answers each ingest request directly.
+    fn remote_job(&self, _action: JobAction) -> bool {
+        self.api == GoogleApi::CustomerMatch
+    }
+
+    async fn submit_job(
+        &self,
+        audience: &AudienceRef,
+        action: JobAction,
+        members: &[PreparedMember],
+    ) -> Result<SubmittedJob, ConnectorError> {
+        self.cm_only(members.len())?;
+        let op = match action {
+            JobAction::Add => Op::Add,
+            JobAction::Remove => Op::Remove,
+        };
+        self.cm_submit(op, &audience.remote_id, members, false)
+            .await
+    }
+
+    async fn await_job(
+        &self,
+        _audience: &AudienceRef,
+        _action: JobAction,
+        job_id: &str,
+        members: &[PreparedMember],
+    ) -> Result<BatchOutcome, ConnectorError> {
+        self.cm_only(members.len())?;
+        self.cm_finish(job_id, members).await
     }
 
     /// Customer Match only: the first slice's job starts with `removeAll`, so the list holds exactly the

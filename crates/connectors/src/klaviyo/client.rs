@@ -9,7 +9,8 @@ use crate::http::{
     body_excerpt, default_classify, HttpKit, HttpStatsSnapshot, ResponsePolicy, Verdict,
 };
 use crate::model::{
-    AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, PreparedMember, Rejection,
+    AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, JobAction, PreparedMember,
+    Rejection, SubmittedJob,
 };
 use crate::secret::{Secret, SecretResolver};
 use crate::traits::AudienceDestination;
@@ -426,62 +427,104 @@ impl KlaviyoDestination {
         }
     }
 
+    /// Submits one bulk import job (`POST /api/profile-bulk-import-jobs` with the list attached); does
+    /// not wait for it. Rows without a usable key are refused up front.
+    async fn submit_import(
+        &self,
+        list_id: &str,
+        members: &[PreparedMember],
+    ) -> Result<SubmittedJob, ConnectorError> {
+        let mut outcome = BatchOutcome::default();
+        let chunk = group(members, &mut outcome);
+        if chunk.keys.is_empty() {
+            return Ok(SubmittedJob {
+                job_id: None,
+                rejected: outcome.rejected,
+            });
+        }
+        let profiles: Vec<Value> = chunk
+            .keys
+            .iter()
+            .filter_map(|k| chunk.owners.get(k).and_then(|o| o.first()))
+            .map(|m| json!({"type": "profile", "attributes": m.payload}))
+            .collect();
+        let body = json!({"data": {
+            "type": "profile-bulk-import-job",
+            "attributes": {"profiles": {"data": profiles}},
+            "relationships": {"lists": {"data": [{"type": "list", "id": list_id}]}},
+        }});
+        let reply = self
+            .send(
+                "import profiles",
+                Method::POST,
+                &self.url("profile-bulk-import-jobs"),
+                &[],
+                Some(&body),
+            )
+            .await?;
+        let job: Single = self.parse("import profiles", &reply)?;
+        if job.data.id.trim().is_empty() {
+            return Err(ConnectorError::InvalidResponse {
+                destination: self.name.clone(),
+                operation: "import profiles".into(),
+                message: "the reply names no job id, so nothing was taken".into(),
+            });
+        }
+        Ok(SubmittedJob {
+            job_id: Some(job.data.id),
+            rejected: outcome.rejected,
+        })
+    }
+
+    /// Waits for a bulk import job and attributes its import errors to `members`, the rows it holds.
+    async fn finish_import(
+        &self,
+        job_id: &str,
+        members: &[PreparedMember],
+    ) -> Result<BatchOutcome, ConnectorError> {
+        let mut outcome = BatchOutcome::default();
+        let chunk = group(members, &mut outcome);
+        let failed = self.wait_for_job(job_id).await?;
+        if failed > 0 {
+            let errors = self.job_errors(job_id).await?;
+            let mut attributed = 0u64;
+            for (key, reason) in &errors {
+                let reason = format!("refused by Klaviyo: {reason}");
+                if key
+                    .as_deref()
+                    .is_some_and(|k| chunk.reject(k, &reason, &mut outcome))
+                {
+                    attributed += 1;
+                }
+            }
+            if attributed < failed {
+                // Unattributable failures: report the whole chunk so the next run resends it (the
+                // import is an idempotent upsert) rather than marking unknown rows as synced.
+                tracing::warn!(destination = %self.name, failed, attributed, "import errors could not all be attributed; rejecting the chunk");
+                for k in &chunk.keys {
+                    chunk.reject(
+                        k,
+                        "Klaviyo import job reported errors that could not be attributed",
+                        &mut outcome,
+                    );
+                }
+            }
+        }
+        outcome.accepted = members.len() - outcome.rejected.len();
+        Ok(outcome)
+    }
+
     async fn import_chunk(
         &self,
         list_id: &str,
         members: &[PreparedMember],
     ) -> Result<BatchOutcome, ConnectorError> {
-        let mut outcome = BatchOutcome::default();
-        let chunk = group(members, &mut outcome);
-        if !chunk.keys.is_empty() {
-            let profiles: Vec<Value> = chunk
-                .keys
-                .iter()
-                .filter_map(|k| chunk.owners.get(k).and_then(|o| o.first()))
-                .map(|m| json!({"type": "profile", "attributes": m.payload}))
-                .collect();
-            let body = json!({"data": {
-                "type": "profile-bulk-import-job",
-                "attributes": {"profiles": {"data": profiles}},
-                "relationships": {"lists": {"data": [{"type": "list", "id": list_id}]}},
-            }});
-            let reply = self
-                .send(
-                    "import profiles",
-                    Method::POST,
-                    &self.url("profile-bulk-import-jobs"),
-                    &[],
-                    Some(&body),
-                )
-                .await?;
-            let job: Single = self.parse("import profiles", &reply)?;
-            let failed = self.wait_for_job(&job.data.id).await?;
-            if failed > 0 {
-                let errors = self.job_errors(&job.data.id).await?;
-                let mut attributed = 0u64;
-                for (key, reason) in &errors {
-                    let reason = format!("refused by Klaviyo: {reason}");
-                    if key
-                        .as_deref()
-                        .is_some_and(|k| chunk.reject(k, &reason, &mut outcome))
-                    {
-                        attributed += 1;
-                    }
-                }
-                if attributed < failed {
-                    // Unattributable failures: report the whole chunk so the next run resends it (the
-                    // import is an idempotent upsert) rather than marking unknown rows as synced.
-                    tracing::warn!(destination = %self.name, failed, attributed, "import errors could not all be attributed; rejecting the chunk");
-                    for k in &chunk.keys {
-                        chunk.reject(
-                            k,
-                            "Klaviyo import job reported errors that could not be attributed",
-                            &mut outcome,
-                        );
-                    }
-                }
-            }
-        }
+        let mut outcome = common::submit_and_await(
+            members,
+            |m| self.submit_import(list_id, m),
+            |job, held| async move { self.finish_import(&job, &held).await },
+        )
+        .await?;
         outcome.accepted = members.len() - outcome.rejected.len();
         Ok(outcome)
     }
@@ -557,6 +600,22 @@ impl KlaviyoDestination {
         }
         outcome.accepted = members.len() - outcome.rejected.len();
         Ok(outcome)
+    }
+
+    fn only_import_jobs(&self, action: JobAction, rows: usize) -> Result<(), ConnectorError> {
+        if action != JobAction::Add {
+            return Err(ConnectorError::Unsupported {
+                destination: self.name.clone(),
+                operation: "remove as a job",
+            });
+        }
+        if rows > MAX_IMPORT {
+            return Err(ConnectorError::Invalid {
+                destination: self.name.clone(),
+                message: format!("an import job takes at most {MAX_IMPORT} profiles"),
+            });
+        }
+        Ok(())
     }
 
     fn list_id<'a>(&self, audience: &'a AudienceRef) -> Result<&'a str, ConnectorError> {
@@ -638,6 +697,33 @@ impl AudienceDestination for KlaviyoDestination {
             self.remove_chunk(list_id, chunk)
         })
         .await
+    }
+
+    /// Adds are bulk import jobs (polled at `/api/profile-bulk-import-jobs/{id}`); removals are
+    /// synchronous relationship deletes.
+    fn remote_job(&self, action: JobAction) -> bool {
+        action == JobAction::Add
+    }
+
+    async fn submit_job(
+        &self,
+        audience: &AudienceRef,
+        action: JobAction,
+        members: &[PreparedMember],
+    ) -> Result<SubmittedJob, ConnectorError> {
+        self.only_import_jobs(action, members.len())?;
+        self.submit_import(self.list_id(audience)?, members).await
+    }
+
+    async fn await_job(
+        &self,
+        _audience: &AudienceRef,
+        action: JobAction,
+        job_id: &str,
+        members: &[PreparedMember],
+    ) -> Result<BatchOutcome, ConnectorError> {
+        self.only_import_jobs(action, members.len())?;
+        self.finish_import(job_id, members).await
     }
 
     fn http_stats(&self) -> Option<HttpStatsSnapshot> {

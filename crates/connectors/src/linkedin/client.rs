@@ -346,12 +346,28 @@ impl LinkedInDestination {
                 )
                 .await?;
             let parsed: BatchReply = self.parse(label, &reply.body)?;
+            // The acknowledgement is one status per element sent; anything else says nothing about
+            // which rows LinkedIn took (a 200 with `{}` included), so the batch fails.
             if parsed.elements.len() != chunk.len() {
-                tracing::warn!(destination = %self.name, sent = chunk.len(), statuses = parsed.elements.len(), "LinkedIn returned a different number of element statuses");
+                return Err(self.invalid_response(
+                    label,
+                    format!(
+                        "not acknowledged: {} element statuses for {} elements sent: {}",
+                        parsed.elements.len(),
+                        chunk.len(),
+                        self.kit.redactor().redact(&body_excerpt(&reply.body))
+                    ),
+                ));
             }
             for ((m, _), st) in chunk.iter().zip(&parsed.elements) {
-                let status = st.status.unwrap_or(200);
-                if status >= 300 {
+                let Some(status) = st.status else {
+                    outcome.rejected.push(Rejection {
+                        customer_id: m.customer_id.clone(),
+                        reason: "LinkedIn gave this element no status; sent again next run".into(),
+                    });
+                    continue;
+                };
+                if !(200..300).contains(&status) {
                     let message = st
                         .error
                         .as_ref()

@@ -264,6 +264,27 @@ impl MailchimpDestination {
         })
     }
 
+    /// Parses a batch reply that must be Mailchimp's affirmative answer (`check`, see [`crate::ack`]):
+    /// a 200 with `{}` or an error body is a failed batch, reported with the (redacted) reply.
+    fn acknowledged<T: for<'de> Deserialize<'de>>(
+        &self,
+        operation: &str,
+        body: &[u8],
+        check: impl FnOnce(&Value) -> Result<(), String>,
+    ) -> Result<T, ConnectorError> {
+        let value: Value = self.parse(operation, body)?;
+        let fail = |why: String| ConnectorError::InvalidResponse {
+            destination: self.name.clone(),
+            operation: operation.into(),
+            message: format!(
+                "not acknowledged ({why}): {}",
+                self.kit.redactor().redact(&body_excerpt(body))
+            ),
+        };
+        check(&value).map_err(fail)?;
+        serde_json::from_value(value).map_err(|e| fail(e.to_string()))
+    }
+
     /// Sends a request under the connection cap.
     async fn send(
         &self,
@@ -419,7 +440,11 @@ impl MailchimpDestination {
                     Some(&body),
                 )
                 .await?;
-            let parsed: BatchSubscribeReply = self.parse("subscribe members", &reply)?;
+            let sent = chunk.emails.len();
+            let parsed: BatchSubscribeReply =
+                self.acknowledged("subscribe members", &reply, |v| {
+                    crate::ack::mailchimp_subscribe(v, sent)
+                })?;
             let mut refused = std::collections::HashSet::new();
             for e in parsed.errors.iter().filter(|e| !is_already_member(e)) {
                 let reason = format!("not added to the list: {}", e.error);
@@ -445,7 +470,10 @@ impl MailchimpDestination {
                         Some(&body),
                     )
                     .await?;
-                let parsed: SegmentReply = self.parse("add to segment", &reply)?;
+                let sent = to_add.len();
+                let parsed: SegmentReply = self.acknowledged("add to segment", &reply, |v| {
+                    crate::ack::mailchimp_segment(v, false, sent)
+                })?;
                 for e in &parsed.errors {
                     let reason = format!("not added to the segment: {}", e.error);
                     for email in &e.email_addresses {
@@ -476,7 +504,10 @@ impl MailchimpDestination {
                     Some(&body),
                 )
                 .await?;
-            let parsed: SegmentReply = self.parse("remove from segment", &reply)?;
+            let sent = chunk.emails.len();
+            let parsed: SegmentReply = self.acknowledged("remove from segment", &reply, |v| {
+                crate::ack::mailchimp_segment(v, true, sent)
+            })?;
             for e in parsed
                 .errors
                 .iter()

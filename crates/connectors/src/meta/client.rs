@@ -183,16 +183,6 @@ struct Created {
     id: String,
 }
 
-#[derive(Debug, Deserialize)]
-struct UsersReply {
-    #[serde(default)]
-    num_received: Option<u64>,
-    #[serde(default)]
-    num_invalid_entries: Option<u64>,
-    #[serde(default)]
-    invalid_entry_samples: Option<Value>,
-}
-
 #[derive(Clone, Copy)]
 enum UsersOp {
     Add,
@@ -416,11 +406,20 @@ impl MetaDestination {
                 },
             )
             .await?;
-        let parsed: UsersReply = self.parse(label, &reply.body)?;
-        let invalid = parsed.num_invalid_entries.unwrap_or(0) as usize;
-        let mut attributed = 0usize;
+        let parsed: Value = self.parse(label, &reply.body)?;
+        // Only Meta's own count is an acknowledgement: a 200 with `{}` or an `error` is not.
+        let invalid = crate::ack::meta_users(&parsed, rows.len()).map_err(|why| {
+            self.invalid_response(
+                label,
+                format!(
+                    "not acknowledged ({why}): {}",
+                    self.kit.redactor().redact(&body_excerpt(&reply.body))
+                ),
+            )
+        })? as usize;
+        let before = outcome.rejected.len();
         if invalid > 0 {
-            for (value, reason) in sample_entries(parsed.invalid_entry_samples.as_ref()) {
+            for (value, reason) in sample_entries(parsed.get("invalid_entry_samples")) {
                 if let Some(pos) = rows
                     .iter()
                     .position(|r| r.iter().any(|cell| !cell.is_empty() && *cell == value))
@@ -431,17 +430,29 @@ impl MetaDestination {
                             customer_id: cid.clone(),
                             reason,
                         });
-                        attributed += 1;
                     }
                 }
             }
+            let attributed = outcome.rejected.len() - before;
             if attributed < invalid {
-                tracing::warn!(destination = %self.name, invalid, attributed, "Meta reported invalid rows it did not sample; they count as accepted");
-            }
-        }
-        if let Some(received) = parsed.num_received {
-            if received as usize != rows.len() {
-                tracing::warn!(destination = %self.name, received, sent = rows.len(), "Meta received a different row count");
+                // Meta counted invalid rows it did not name: which of the rest it took is unknown, so
+                // none of them is recorded as held; they are sent again next run.
+                tracing::warn!(destination = %self.name, invalid, attributed, "Meta reported invalid rows it did not sample; the rest of the batch is not recorded");
+                let reason = format!(
+                    "Meta counted {invalid} invalid rows in this batch but named only {attributed}; not recorded as held, sent again next run"
+                );
+                for m in &row_owner {
+                    if !outcome
+                        .rejected
+                        .iter()
+                        .any(|r| r.customer_id == m.customer_id)
+                    {
+                        outcome.rejected.push(Rejection {
+                            customer_id: m.customer_id.clone(),
+                            reason: reason.clone(),
+                        });
+                    }
+                }
             }
         }
         outcome.accepted = chunk.len() - outcome.rejected.len();

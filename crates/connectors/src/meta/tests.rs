@@ -408,3 +408,51 @@ async fn audience_size_is_the_approximate_count_band() {
     assert_eq!((lower, upper), (200, 300));
     assert!(m.audience_size("999999").await.is_err(), "unknown audience");
 }
+
+/// Issue 12 item 1: only Meta's count acknowledges a batch; unnamed invalid rows leave the batch's other
+/// rows unrecorded rather than counted as taken.
+#[tokio::test]
+async fn users_reply_must_count_the_rows() {
+    let fake = fake().await;
+    let d = destination(&fake, TOKEN, 1);
+    let aud = d
+        .find_or_create_audience("ack", "x")
+        .await
+        .expect("audience");
+    let members = prepare_all(d.as_ref(), 0..3, contact);
+    for (body, why) in [
+        ("{}", "no num_received"),
+        (r#"{"num_received": 2}"#, "num_received 2 for 3"),
+        (
+            r#"{"error": {"message": "halted", "code": 2650}}"#,
+            "halted",
+        ),
+    ] {
+        fake.faults().ok_with_body_next(1, "/users", body);
+        let err = d.add_members(&aud, &members).await.expect_err(body);
+        assert!(
+            !err.is_transient() && err.to_string().contains(why),
+            "{body}: {err}"
+        );
+    }
+    assert!(fake.members(&aud.remote_id).is_empty());
+
+    // Counted as strings, one invalid row named: that row is rejected, the others are taken.
+    fake.faults().ok_with_body_next(
+        1,
+        "/users",
+        r#"{"num_received": "3", "num_invalid_entries": "0"}"#,
+    );
+    let out = d.add_members(&aud, &members).await.expect("string counts");
+    assert_eq!((out.accepted, out.rejected.len()), (3, 0));
+
+    // One invalid row that Meta does not sample: none of the batch is recorded as held.
+    fake.faults().ok_with_body_next(
+        1,
+        "/users",
+        r#"{"num_received": 3, "num_invalid_entries": 1, "invalid_entry_samples": {}}"#,
+    );
+    let out = d.add_members(&aud, &members).await.expect("an outcome");
+    assert_eq!((out.accepted, out.rejected.len()), (0, 3), "{out:?}");
+    assert!(out.rejected[0].reason.contains("named only 0"), "{out:?}");
+}

@@ -10,7 +10,8 @@ use crate::http::{
     StaticToken, TokenSource, Verdict,
 };
 use crate::model::{
-    AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, PreparedMember, Rejection,
+    AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, JobAction, PreparedMember,
+    Rejection, SubmittedJob,
 };
 use crate::secret::SecretResolver;
 use crate::traits::AudienceDestination;
@@ -500,11 +501,13 @@ impl SendGridDestination {
         }
     }
 
-    async fn upsert_chunk(
+    /// Submits one upsert job (the `PUT /v3/marketing/contacts` that answers `202` with a `job_id`),
+    /// dropping rows a 400 names by index and trying once more without them; does not wait for the job.
+    async fn submit_upsert(
         &self,
         list_id: &str,
         members: &[PreparedMember],
-    ) -> Result<BatchOutcome, ConnectorError> {
+    ) -> Result<SubmittedJob, ConnectorError> {
         let mut outcome = BatchOutcome::default();
         let chunk = group(members, &mut outcome);
         let mut emails = chunk.emails.clone();
@@ -533,6 +536,13 @@ impl SendGridDestination {
             {
                 Ok(reply) => {
                     let created: JobCreated = self.parse("upsert contacts", &reply.body)?;
+                    if created.job_id.trim().is_empty() {
+                        return Err(ConnectorError::InvalidResponse {
+                            destination: self.name.clone(),
+                            operation: "upsert contacts".into(),
+                            message: "the reply names no job_id, so nothing was taken".into(),
+                        });
+                    }
                     job = Some(created.job_id);
                     break;
                 }
@@ -559,28 +569,57 @@ impl SendGridDestination {
                 Err(e) => return Err(e),
             }
         }
-        if let Some(job_id) = job {
-            match self.wait_for_job(&job_id).await? {
-                Some(refused) => {
-                    for (email, reason) in refused {
-                        chunk.reject(
-                            &email,
-                            &format!("refused by SendGrid: {reason}"),
-                            &mut outcome,
-                        );
-                    }
-                }
-                None => {
-                    for e in &emails {
-                        chunk.reject(e, "SendGrid import job reported errors that could not be read; resent next run", &mut outcome);
-                    }
-                }
-            }
-        } else {
+        if job.is_none() {
             for e in &emails {
                 chunk.reject(e, "SendGrid refused the batch", &mut outcome);
             }
         }
+        Ok(SubmittedJob {
+            job_id: job,
+            rejected: outcome.rejected,
+        })
+    }
+
+    /// Waits for an upsert job and attributes its refused rows (from the errors file) to `members`,
+    /// the rows the job holds.
+    async fn finish_upsert(
+        &self,
+        job_id: &str,
+        members: &[PreparedMember],
+    ) -> Result<BatchOutcome, ConnectorError> {
+        let mut outcome = BatchOutcome::default();
+        let chunk = group(members, &mut outcome);
+        match self.wait_for_job(job_id).await? {
+            Some(refused) => {
+                for (email, reason) in refused {
+                    chunk.reject(
+                        &email,
+                        &format!("refused by SendGrid: {reason}"),
+                        &mut outcome,
+                    );
+                }
+            }
+            None => {
+                for e in &chunk.emails {
+                    chunk.reject(e, "SendGrid import job reported errors that could not be read; resent next run", &mut outcome);
+                }
+            }
+        }
+        outcome.accepted = members.len() - outcome.rejected.len();
+        Ok(outcome)
+    }
+
+    async fn upsert_chunk(
+        &self,
+        list_id: &str,
+        members: &[PreparedMember],
+    ) -> Result<BatchOutcome, ConnectorError> {
+        let mut outcome = common::submit_and_await(
+            members,
+            |m| self.submit_upsert(list_id, m),
+            |job, held| async move { self.finish_upsert(&job, &held).await },
+        )
+        .await?;
         outcome.accepted = members.len() - outcome.rejected.len();
         Ok(outcome)
     }
@@ -628,11 +667,31 @@ impl SendGridDestination {
         let url = self.url(&format!("marketing/lists/{list_id}/contacts"));
         for batch in ids.chunks(DELETE_CHUNK) {
             let query = [("contact_ids", batch.join(","))];
-            self.send("remove from list", Method::DELETE, &url, &query, None, true)
+            let reply = self
+                .send("remove from list", Method::DELETE, &url, &query, None, true)
                 .await?;
+            // `202 {"job_id"}` is SendGrid's acknowledgement of a removal; a bare 2xx is not.
+            let job: JobCreated = self.parse("remove from list", &reply.body)?;
+            if job.job_id.trim().is_empty() {
+                return Err(ConnectorError::InvalidResponse {
+                    destination: self.name.clone(),
+                    operation: "remove from list".into(),
+                    message: "not acknowledged: the reply names no job_id".into(),
+                });
+            }
         }
         outcome.accepted = members.len() - outcome.rejected.len();
         Ok(outcome)
+    }
+
+    fn only_upsert_jobs(&self, action: JobAction) -> Result<(), ConnectorError> {
+        if action == JobAction::Add {
+            return Ok(());
+        }
+        Err(ConnectorError::Unsupported {
+            destination: self.name.clone(),
+            operation: "remove as a job",
+        })
     }
 
     fn list_id<'a>(&self, audience: &'a AudienceRef) -> Result<&'a str, ConnectorError> {
@@ -710,6 +769,39 @@ impl AudienceDestination for SendGridDestination {
             self.remove_chunk(list_id, chunk)
         })
         .await
+    }
+
+    /// Upserts are import jobs (`202` + `job_id`, polled at `/v3/marketing/contacts/imports/{id}`);
+    /// removals are synchronous deletes.
+    fn remote_job(&self, action: JobAction) -> bool {
+        action == JobAction::Add
+    }
+
+    async fn submit_job(
+        &self,
+        audience: &AudienceRef,
+        action: JobAction,
+        members: &[PreparedMember],
+    ) -> Result<SubmittedJob, ConnectorError> {
+        self.only_upsert_jobs(action)?;
+        if members.len() > BATCH_SIZE {
+            return Err(ConnectorError::Invalid {
+                destination: self.name.clone(),
+                message: format!("a job takes at most {BATCH_SIZE} contacts"),
+            });
+        }
+        self.submit_upsert(self.list_id(audience)?, members).await
+    }
+
+    async fn await_job(
+        &self,
+        _audience: &AudienceRef,
+        action: JobAction,
+        job_id: &str,
+        members: &[PreparedMember],
+    ) -> Result<BatchOutcome, ConnectorError> {
+        self.only_upsert_jobs(action)?;
+        self.finish_upsert(job_id, members).await
     }
 
     fn http_stats(&self) -> Option<HttpStatsSnapshot> {

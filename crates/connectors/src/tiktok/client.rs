@@ -398,8 +398,26 @@ impl TikTokDestination {
                         "action": action.as_str(),
                         "file_paths": [path],
                     });
-                    self.post_json("update audience", "dmp/custom_audience/update/", &body)
+                    let reply = self
+                        .post_json("update audience", "dmp/custom_audience/update/", &body)
                         .await?;
+                    // Code 0 alone is not the acknowledgement: `data` names the audience it updated.
+                    #[derive(Deserialize)]
+                    struct Updated {
+                        custom_audience_id: Value,
+                    }
+                    let updated: Updated = self.data("update audience", &reply)?;
+                    if id_string(&updated.custom_audience_id).as_deref() != Some(existing.as_str())
+                    {
+                        return Err(ConnectorError::InvalidResponse {
+                            destination: self.name.clone(),
+                            operation: "update audience".into(),
+                            message: format!(
+                                "not acknowledged: the reply names audience {} instead of {existing}",
+                                updated.custom_audience_id
+                            ),
+                        });
+                    }
                 }
                 None => {
                     let name = audience

@@ -3,8 +3,10 @@
 //! "phone_sha256"}], "run_id", "batch_seq"}`, signed with `X-Campaignd-Signature: sha256=<hex HMAC-SHA256
 //! of the body>` and carrying an `Idempotency-Key` derived from audience, action and batch content (not
 //! from `batch_seq` or `run_id`), so a resent batch carries the same key and a receiver can drop it.
-//! 2xx acknowledges; 429/5xx are retried; 401 fails the call (bad secret); other 4xx reject the whole
-//! batch with the receiver's body as the reason.
+//! 2xx acknowledges; 429/5xx are retried; 401 fails the call (bad secret); any other 4xx refuses the
+//! whole batch and fails the call too (a receiver that refuses everything is a broken integration, not
+//! a list of per-member rejections: the contract has no per-member refusal, so no row is recorded as
+//! rejected and the sync fails with the receiver's reason).
 //!
 //! `phone_sha256` is SHA-256 of the E.164 number *with* `+`. `segment` and `run_id` come from
 //! [`AudienceDestination::begin_sync`]; without it they are `null`, and `batch_seq` counts per audience
@@ -18,7 +20,7 @@ use crate::error::{ConfigError, ConnectorError};
 use crate::http::{DefaultPolicy, HttpKit, HttpSettings, HttpStatsSnapshot, RetrySettings};
 use crate::model::{
     canonical_json, AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, PreparedMember,
-    Rejection, SyncContext,
+    SyncContext,
 };
 use crate::secret::{Secret, SecretRef, SecretResolver};
 use crate::traits::AudienceDestination;
@@ -192,8 +194,8 @@ impl WebhookDestination {
             })?;
             let sig = signature(self.secret.expose().as_bytes(), &body);
             let url = self.url.clone();
-            let result = self
-                .kit
+            // Any error, a whole-batch 4xx included, fails the call: the engine keeps the batch pending.
+            self.kit
                 .send_with_retry(
                     &format!("{action} members"),
                     &DefaultPolicy,
@@ -206,20 +208,8 @@ impl WebhookDestination {
                             .body(body.clone())
                     },
                 )
-                .await;
-            match result {
-                Ok(_) => total.accepted += chunk.len(),
-                Err(ConnectorError::Api {
-                    status, message, ..
-                }) if (400..500).contains(&status) && status != 403 => {
-                    tracing::warn!(destination = %self.name, status, "receiver rejected the batch");
-                    total.rejected.extend(chunk.iter().map(|m| Rejection {
-                        customer_id: m.customer_id.clone(),
-                        reason: format!("HTTP {status}: {message}"),
-                    }));
-                }
-                Err(e) => return Err(e),
-            }
+                .await?;
+            total.accepted += chunk.len();
         }
         Ok(total)
     }

@@ -103,7 +103,7 @@ async fn batches_are_signed_keyed_and_applied() {
 }
 
 #[tokio::test]
-async fn wrong_secret_fails_and_4xx_rejects_the_batch() {
+async fn wrong_secret_and_4xx_fail_the_batch() {
     let fake = FakeWebhook::start(SECRET).await.expect("fake");
     let bad = destination(&fake.url(), "not-the-secret", 10);
     let aud = bad
@@ -123,18 +123,16 @@ async fn wrong_secret_fails_and_4xx_rejects_the_batch() {
 
     let d = destination(&fake.url(), SECRET, 10);
     fake.reject_next(1, 422);
-    let out = d
+    let err = d
         .add_members(&aud, &members)
         .await
-        .expect("rejected batch is an outcome");
-    assert_eq!(out.accepted, 0);
-    assert_eq!(out.rejected.len(), 2);
+        .expect_err("a whole-batch 4xx fails the call, it is not a rejection per member");
     assert!(
-        out.rejected[0].reason.contains("422")
-            && out.rejected[0].reason.contains("receiver refused"),
-        "{:?}",
-        out.rejected
+        matches!(err, ConnectorError::Api { status: 422, .. }) && !err.is_transient(),
+        "{err}"
     );
+    assert!(err.to_string().contains("receiver refused"), "{err}");
+    assert!(fake.members("vip").is_empty());
 
     fake.faults().too_many_requests_next(1, 0);
     fake.faults().server_error_next(0);

@@ -126,5 +126,5 @@ async fn csv_with_plain_identifiers() {
             email: Some("nope".into()),
             ..Contact::default()
         })
-        .is_none());
+        .is_err());
 }

@@ -116,7 +116,7 @@ async fn sandbox_rejects_bad_payloads_and_honours_min_size() {
             customer_id: "n".into(),
             ..Contact::default()
         })
-        .is_none());
+        .is_err());
 
     let missing = AudienceRef {
         remote_id: "sbx_0000000000000000".into(),

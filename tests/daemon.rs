@@ -945,3 +945,241 @@ audience_name = "VIP"
     let (status, log) = daemon.exit().await;
     assert_eq!(status.code(), Some(0), "{log}");
 }
+
+// ---------------------------------------------------------------------------------------------
+
+/// A daemon killed with `kill -9` while it holds the recompute-then-sync lease (an hour long here) is
+/// restarted: the new process proves the holder dead (this host, pid gone), takes the lease over and runs
+/// its start-up sync at once instead of waiting out the lease; the killed run shows as `abandoned` in
+/// `/api/runs`.
+async fn restarted_daemon_takes_over_the_dead_daemons_lease(store_url: &str) {
+    let fake = FakeMeta::start(META_TOKEN, "act_1234567890").await.unwrap();
+    let env = std::sync::Arc::new(Env::new(&format!(
+        r#"
+[store]
+url = "{store_url}"
+heartbeat_secs = 1
+
+[schedule]
+recompute_sync = "0 0 0 1 1 *"
+run_on_start = true
+lease_secs = 3600
+
+[admin]
+bind = "127.0.0.1:0"
+
+[[segment]]
+name = "buyers"
+rule = "orders.count() >= 1"
+
+[destinations.meta_ads]
+kind = "meta"
+base_url = "{}"
+ad_account_id = "act_1234567890"
+access_token = {{ env = "META_ACCESS_TOKEN" }}
+batch_size = 20
+
+[[sync]]
+segment = "buyers"
+destination = "meta_ads"
+audience_name = "Buyers"
+"#,
+        fake.base_url()
+    )));
+    const N: usize = 200;
+    import_shop(&env, N).await;
+    fake.faults().set_delay(Duration::from_millis(300));
+    let vars = [("META_ACCESS_TOKEN", META_TOKEN)];
+
+    let first = start(&env, "killed", &vars).await;
+    let first_pid = first.pid();
+    poll("a few batches acknowledged", || {
+        let n = fake.users_calls();
+        async move { (n >= 3).then_some(()) }
+    })
+    .await;
+    drop(first); // kill -9, reaped
+    let store = store_of(store_url, env.dir.path()).await;
+    let leases = store.leases().await.unwrap();
+    let lease = leases.iter().find(|l| l.job == "recompute_sync").unwrap();
+    assert!(
+        lease.holder.contains(&format!(":{first_pid}:"))
+            && lease.expires_at > chrono::Utc::now() + chrono::Duration::minutes(50),
+        "the killed daemon's lease should still be valid for most of an hour: {lease:?}"
+    );
+
+    fake.faults().set_delay(Duration::ZERO);
+    let second = start(&env, "restarted", &vars).await;
+    poll("the restarted daemon's start-up sync completes", || {
+        let store = store.clone();
+        async move {
+            let runs = store.recent_runs(1, Some("sync")).await.ok()?;
+            (runs.first()?.outcome == "success").then_some(())
+        }
+    })
+    .await;
+    let id = fake.audience_id("Buyers").unwrap();
+    assert_eq!(fake.members(&id).len(), N);
+    assert_eq!(ledger_count(&store).await, N as i64);
+
+    let (status, body) = get(&second.url("/api/runs?job=sync"), None).await;
+    assert_eq!(status, 200, "{body}");
+    let runs: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let runs = runs["runs"].as_array().unwrap();
+    assert_eq!(runs[0]["outcome"], "success", "{runs:?}");
+    assert_eq!(runs[1]["outcome"], "abandoned", "{runs:?}");
+    assert!(
+        runs[1]["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains(&format!("pid {first_pid} on")),
+        "{runs:?}"
+    );
+    second.sigterm();
+    let (status, log) = second.exit().await;
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert!(
+        log.contains("lease of a dead process on this host released for takeover"),
+        "{log}"
+    );
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_daemon_takes_over_the_dead_daemons_lease_sqlite() {
+    restarted_daemon_takes_over_the_dead_daemons_lease("sqlite://{DIR}/shop.db").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_daemon_takes_over_the_dead_daemons_lease_postgres() {
+    let Some(url) = campaignd_store::testkit::fresh_pg_database().await.unwrap() else {
+        eprintln!("CAMPAIGND_TEST_PG_URL not set: skipping");
+        return;
+    };
+    restarted_daemon_takes_over_the_dead_daemons_lease(&url).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// Raises this test process's open-file limit so it can hold `want` sockets; returns how many it may.
+fn allow_sockets(want: usize) -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit on this process with a valid struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 0;
+        }
+        let target = ((want + 200) as libc::rlim_t).min(lim.rlim_max);
+        if lim.rlim_cur < target {
+            lim.rlim_cur = target;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        }
+    }
+    (lim.rlim_cur as usize).saturating_sub(200).min(want)
+}
+
+/// Sends `request` on a fresh connection and returns what the server answers until it closes.
+async fn raw_exchange(addr: &str, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let _ = s.write_all(request).await;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(LIMIT, s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_port_survives_half_open_connections_and_refuses_large_bodies() {
+    let env = std::sync::Arc::new(Env::new(
+        r#"
+[store]
+url = "sqlite://{DIR}/shop.db"
+
+[schedule]
+run_on_start = false
+
+[admin]
+bind = "127.0.0.1:0"
+header_read_timeout_secs = 3
+max_connections = 64
+max_body_bytes = 1024
+
+[[segment]]
+name = "buyers"
+rule = "orders.count() >= 1"
+"#,
+    ));
+    import_shop(&env, 5).await;
+    let daemon = start(&env, "admin-limits", &[]).await;
+    let addr = daemon.addr.clone().unwrap();
+
+    // 1,100 clients (as many as this process may open) that start a request and never finish its headers.
+    let n = allow_sockets(1100);
+    assert!(n >= 200, "cannot open enough sockets for the test ({n})");
+    let mut half_open = Vec::new();
+    for _ in 0..n {
+        use tokio::io::AsyncWriteExt;
+        match tokio::net::TcpStream::connect(&addr).await {
+            Ok(mut s) => {
+                let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await;
+                half_open.push(s);
+            }
+            Err(e) => panic!("connect #{}: {e}", half_open.len()),
+        }
+    }
+    // /healthz still answers, and the daemon holds no more sockets than its cap.
+    let (status, body) = get(&daemon.url("/healthz"), None).await;
+    assert_eq!(status, 200, "{body}");
+    let fds = std::fs::read_dir(format!("/proc/{}/fd", daemon.pid()))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert!(
+        fds < 64 + 64,
+        "the daemon holds {fds} descriptors with [admin] max_connections = 64"
+    );
+    drop(half_open);
+
+    // A client that never finishes its headers is disconnected by the header-read timeout.
+    let reply = raw_exchange(&addr, b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await;
+    assert!(
+        !reply.contains("200 OK"),
+        "a request without complete headers was answered: {reply}"
+    );
+
+    // Bodies over the limit are refused, declared or chunked.
+    let mut declared =
+        b"GET /api/runs HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n".to_vec();
+    declared.extend(std::iter::repeat_n(b'a', 512));
+    let reply = raw_exchange(&addr, &declared).await;
+    assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
+    let mut chunked =
+        b"GET /api/runs HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            .to_vec();
+    for _ in 0..4 {
+        chunked.extend(b"400\r\n");
+        chunked.extend(std::iter::repeat_n(b'b', 0x400));
+        chunked.extend(b"\r\n");
+    }
+    chunked.extend(b"0\r\n\r\n");
+    let reply = raw_exchange(&addr, &chunked).await;
+    assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
+    // A small body is fine.
+    let small =
+        b"GET /api/runs HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello";
+    let reply = raw_exchange(&addr, small).await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+
+    // `limit` is capped.
+    let (status, body) = get(&daemon.url("/api/runs?limit=1000000"), None).await;
+    assert_eq!(status, 200, "{body}");
+    let runs: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(runs["limit"], 1000, "{body}");
+
+    daemon.sigterm();
+    let (status, log) = daemon.exit().await;
+    assert_eq!(status.code(), Some(0), "{log}");
+}

@@ -437,7 +437,8 @@ async fn killed_mid_sync_resumes_without_loss_or_more_than_one_batch_resent() {
         "{sent} rows sent for {} members: more than one batch was resent",
         want.len()
     );
-    // A killed run stays visible as never finished; the resumed one succeeded.
+    // The killed run is closed as abandoned by the next command (its pid is gone); the resumed one
+    // succeeded.
     let runs = blocking(run_ok(&env, &["runs", "--json"])).await;
     let runs: serde_json::Value = serde_json::from_str(&runs).unwrap();
     let syncs: Vec<_> = runs
@@ -447,7 +448,17 @@ async fn killed_mid_sync_resumes_without_loss_or_more_than_one_batch_resent() {
         .filter(|r| r["job"] == "sync")
         .collect();
     assert_eq!(syncs[0]["outcome"], "success");
-    assert_eq!(syncs[1]["outcome"], "running");
+    assert_eq!(syncs[1]["outcome"], "abandoned", "{:?}", syncs[1]);
+    assert!(
+        syncs[1]["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains(&format!("pid {} on", child.id())),
+        "{:?}",
+        syncs[1]
+    );
+    let table = blocking(run_ok(&env, &["runs"])).await;
+    assert!(table.contains("abandoned"), "{table}");
 }
 
 /// The ledger rows of the Meta audience, read from the store the binary wrote.

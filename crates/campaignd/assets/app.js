@@ -175,7 +175,7 @@ function drawRuns(runs) {
     const bw = (w - m.l - m.r) / done.length;
     const root = svg("svg", { viewBox: `0 0 ${w} ${h}`, role: "img", "aria-label": "run durations" });
     frame(root, w, h, m, ymax, v => fmt(v) + "s");
-    const color = { success: "#2f9e6e", partial: "#e0a03a", failed: "#d14b4b" };
+    const color = { success: "#2f9e6e", partial: "#e0a03a", failed: "#d14b4b", abandoned: "#8a4fbf" };
     done.forEach((r, i) => {
       const v = secs[i], y = m.t + (h - m.t - m.b) * (1 - v / ymax);
       const b = svg("rect", { x: m.l + i * bw + 1, y, width: Math.max(1, bw - 2), height: Math.max(1, h - m.b - y),

@@ -2,16 +2,28 @@
 //! (`/api/runs`, `/api/segments`, `/api/status`) and `/`, a report page whose charts are drawn in the
 //! browser by a small hand-written script embedded in the binary — no build step, no CDN.
 //!
+//! The port is bounded against slow or hostile clients (issue 12 item 10): request headers must arrive
+//! within `[admin] header_read_timeout_secs` (hyper's header-read timer; the same bound closes idle
+//! keep-alive connections and slow bodies), at most `[admin] max_connections` are open at once — at the cap
+//! the oldest connection not in the middle of a request is closed to admit the new one, so a crowd of
+//! half-open connections can neither exhaust the process's file descriptors nor lock out `/healthz` —
+//! request bodies over `[admin] max_body_bytes` are refused with 413, and `/api/runs?limit=` is capped at
+//! [`MAX_RUNS_LIMIT`].
+//!
 //! It listens on 127.0.0.1:9464 by default. Anywhere else it must be protected: start-up refuses a
 //! non-loopback `bind` without `[admin] token`, and with a token every data route requires
 //! `Authorization: Bearer TOKEN`. `/healthz` and the page's static files carry no data and stay open, so
 //! load balancers can probe and the page can ask for the token.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::{anyhow, Context};
+use axum::body::Body;
 use axum::extract::{Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
@@ -33,12 +45,28 @@ const INDEX_HTML: &str = include_str!("../assets/index.html");
 const APP_JS: &str = include_str!("../assets/app.js");
 const STYLE_CSS: &str = include_str!("../assets/style.css");
 
+/// The most runs `/api/runs?limit=` returns, whatever the query asks.
+pub const MAX_RUNS_LIMIT: i64 = 1000;
+
 /// The checked `[admin]` section: where to listen and the token, if any.
 pub struct AdminConfig {
     /// Listen address.
     pub addr: SocketAddr,
     /// Required bearer token.
     pub token: Option<Secret>,
+    /// Bounds on clients.
+    pub limits: Limits,
+}
+
+/// What one client may take of the admin port (`[admin]` keys).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Time to send a request's headers (and its body), and the most a connection may idle.
+    pub header_read_timeout: Duration,
+    /// Connections open at once.
+    pub max_connections: usize,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
 }
 
 /// Checks `[admin]`: the address parses, and a non-loopback bind has a resolvable token. Errors are
@@ -63,7 +91,21 @@ pub fn prepare(settings: &AdminSettings, secrets: &SecretResolver) -> anyhow::Re
             "[admin] bind = \"{addr}\" is reachable from other machines: set [admin] token = {{ env = \"CAMPAIGND_ADMIN_TOKEN\" }} (or bind to 127.0.0.1)"
         ));
     }
-    Ok(AdminConfig { addr, token })
+    if settings.max_connections == 0 || settings.header_read_timeout_secs == 0 {
+        return Err(anyhow!(
+            "[admin] max_connections and header_read_timeout_secs must be at least 1"
+        ));
+    }
+    let limits = Limits {
+        header_read_timeout: Duration::from_secs(settings.header_read_timeout_secs),
+        max_connections: settings.max_connections,
+        max_body_bytes: settings.max_body_bytes,
+    };
+    Ok(AdminConfig {
+        addr,
+        token,
+        limits,
+    })
 }
 
 /// What the handlers read.
@@ -108,25 +150,235 @@ impl AdminServer {
     }
 }
 
-/// Binds the listener and serves in the background.
-pub async fn serve(addr: SocketAddr, state: AdminState) -> anyhow::Result<AdminServer> {
+/// Binds the listener and serves in the background, within `limits`.
+pub async fn serve(
+    addr: SocketAddr,
+    state: AdminState,
+    limits: Limits,
+) -> anyhow::Result<AdminServer> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("[admin] bind: cannot listen on {addr}"))?;
     let addr = listener.local_addr().context("admin listener address")?;
-    let app = router(state);
+    let app = router(state).layer(middleware::from_fn_with_state(
+        (limits.max_body_bytes, limits.header_read_timeout),
+        limit_body,
+    ));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .await;
-        if let Err(e) = result {
-            tracing::error!(error = %e, "admin server stopped");
+    let task = tokio::spawn(accept_loop(listener, app, limits, stopped));
+    Ok(AdminServer { addr, stop, task })
+}
+
+/// Accepts connections until `stopped`, admitting each through the connection table; then asks every
+/// connection to finish its request and close, and waits for them.
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    limits: Limits,
+    mut stopped: tokio::sync::oneshot::Receiver<()>,
+) {
+    let table = Arc::new(Connections::new(limits.max_connections));
+    let (closing, closing_rx) = tokio::sync::watch::channel(false);
+    loop {
+        tokio::select! {
+            _ = &mut stopped => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => match Connections::admit(&table) {
+                    Some(slot) => {
+                        tokio::spawn(serve_connection(stream, app.clone(), slot, limits, closing_rx.clone()));
+                    }
+                    None => {
+                        tracing::warn!(max = limits.max_connections, "admin port: every connection is busy; refusing a new one ([admin] max_connections)");
+                    }
+                },
+                Err(e) => {
+                    // Out of file descriptors or a transient accept error: back off instead of spinning.
+                    tracing::warn!(error = %e, "admin port: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+    drop(listener);
+    let _ = closing.send(true);
+    table.wait_empty().await;
+}
+
+/// Serves one connection: HTTP/1.1 with the header-read timeout, until it ends, is evicted to make room
+/// for a newer one, or the server stops (then the request in flight finishes first).
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    app: Router,
+    slot: Slot,
+    limits: Limits,
+    mut closing: tokio::sync::watch::Receiver<bool>,
+) {
+    let conn_state = slot.state.clone();
+    let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let (app, conn_state) = (app.clone(), conn_state.clone());
+        async move {
+            let _busy = Busy::new(&conn_state);
+            let tower = hyper_util::service::TowerToHyperService::new(app);
+            hyper::service::Service::call(&tower, req).await
         }
     });
-    Ok(AdminServer { addr, stop, task })
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "admin connection ended");
+            }
+        }
+        _ = slot.state.evict.notified() => {
+            tracing::debug!("admin connection closed to admit a newer one ([admin] max_connections)");
+        }
+        _ = closing.changed() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+    drop(slot);
+}
+
+/// One open connection: how many requests it is serving now, and the signal that evicts it.
+#[derive(Default)]
+struct ConnState {
+    busy: AtomicUsize,
+    evict: tokio::sync::Notify,
+}
+
+/// Counts a request in flight on its connection for as long as it lives.
+struct Busy(Arc<ConnState>);
+
+impl Busy {
+    fn new(state: &Arc<ConnState>) -> Busy {
+        state.busy.fetch_add(1, Ordering::SeqCst);
+        Busy(state.clone())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.busy.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The open connections, oldest first, and the cap on them.
+struct Connections {
+    open: Mutex<BTreeMap<u64, Arc<ConnState>>>,
+    next: AtomicU64,
+    cap: usize,
+    emptied: tokio::sync::Notify,
+}
+
+/// A connection's place in the table, given back when dropped.
+struct Slot {
+    id: u64,
+    state: Arc<ConnState>,
+    table: Arc<Connections>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.table.open.lock() {
+            open.remove(&self.id);
+            if open.is_empty() {
+                self.table.emptied.notify_waiters();
+            }
+        }
+    }
+}
+
+impl Connections {
+    fn new(cap: usize) -> Connections {
+        Connections {
+            open: Mutex::new(BTreeMap::new()),
+            next: AtomicU64::new(0),
+            cap: cap.max(1),
+            emptied: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// A place for a new connection: at the cap, the oldest idle connection (no request in flight: it
+    /// has not finished sending headers, or waits between requests) is evicted; `None` when all are busy.
+    fn admit(table: &Arc<Connections>) -> Option<Slot> {
+        let mut open = table.open.lock().ok()?;
+        if open.len() >= table.cap {
+            let idle = open
+                .iter()
+                .find(|(_, c)| c.busy.load(Ordering::SeqCst) == 0)
+                .map(|(id, _)| *id)?;
+            if let Some(evicted) = open.remove(&idle) {
+                evicted.evict.notify_one();
+            }
+        }
+        let id = table.next.fetch_add(1, Ordering::Relaxed);
+        let state = Arc::new(ConnState::default());
+        open.insert(id, state.clone());
+        Some(Slot {
+            id,
+            state,
+            table: table.clone(),
+        })
+    }
+
+    async fn wait_empty(&self) {
+        loop {
+            let emptied = self.emptied.notified();
+            if self.open.lock().map(|o| o.is_empty()).unwrap_or(true) {
+                return;
+            }
+            emptied.await;
+        }
+    }
+}
+
+/// Refuses request bodies over the limit with 413 (by `Content-Length`, or while reading a chunked
+/// one), and bodies that do not arrive within the header-read timeout with 408.
+async fn limit_body(
+    State((max, within)): State<(usize, Duration)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let too_large = || {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Json(json!({ "error": format!("request body over {max} bytes ([admin] max_body_bytes)") })),
+        )
+            .into_response()
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return too_large();
+    }
+    let (parts, body) = request.into_parts();
+    let limited = http_body_util::Limited::new(body, max);
+    match tokio::time::timeout(within, http_body_util::BodyExt::collect(limited)).await {
+        Ok(Ok(collected)) => {
+            next.run(Request::from_parts(parts, Body::from(collected.to_bytes())))
+                .await
+        }
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => too_large(),
+        Ok(Err(e)) => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({ "error": format!("reading the request body: {e}") })),
+        )
+            .into_response(),
+        Err(_) => (
+            StatusCode::REQUEST_TIMEOUT,
+            Json(json!({ "error": "the request body did not arrive in time ([admin] header_read_timeout_secs)" })),
+        )
+            .into_response(),
+    }
 }
 
 /// The routes; data routes behind the bearer check.
@@ -220,9 +472,9 @@ struct RunsQuery {
 }
 
 async fn api_runs(State(state): State<AdminState>, Query(q): Query<RunsQuery>) -> Response {
-    let limit = q.limit.unwrap_or(50).clamp(1, 1000);
+    let limit = q.limit.unwrap_or(50).clamp(1, MAX_RUNS_LIMIT);
     match state.store.recent_runs(limit, q.job.as_deref()).await {
-        Ok(runs) => Json(json!({ "runs": runs })).into_response(),
+        Ok(runs) => Json(json!({ "runs": runs, "limit": limit })).into_response(),
         Err(e) => server_error(e),
     }
 }

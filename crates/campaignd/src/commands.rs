@@ -124,7 +124,7 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
                 );
             } else {
                 println!(
-                    "{:>6}  {:<10} {:<22} {:<20} {:<8} counts / error",
+                    "{:>6}  {:<10} {:<22} {:<20} {:<9} counts / error",
                     "id", "job", "target", "started", "outcome"
                 );
                 for r in runs {
@@ -133,7 +133,7 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
                         None => r.counts.to_string(),
                     };
                     println!(
-                        "{:>6}  {:<10} {:<22} {:<20} {:<8} {}",
+                        "{:>6}  {:<10} {:<22} {:<20} {:<9} {}",
                         r.id,
                         r.job,
                         r.target.as_deref().unwrap_or("-"),
@@ -274,12 +274,22 @@ pub fn print_sync_report(report: &SyncReport, dry_run: bool) {
 }
 
 /// Connects to the configured store and applies migrations.
+/// Opens and migrates the configured store with its `[store]` timeouts, then closes the runs of dead
+/// processes as `abandoned` (every command does this on start, so no run stays `running` forever).
 pub async fn open_store(settings: &Settings) -> Result<Store, Failure> {
-    let store = Store::connect(&settings.store.url)
+    let store = Store::connect_with(&settings.store.url, &settings.store.options())
         .await
         .map_err(Failure::job)?;
     store.migrate().await.map_err(Failure::job)?;
+    close_abandoned_runs(&store).await;
     Ok(store)
+}
+
+/// Marks the runs of dead processes `abandoned`; a failure here is logged, never fatal to the command.
+pub async fn close_abandoned_runs(store: &Store) {
+    if let Err(e) = store.abandon_dead_runs().await {
+        tracing::warn!(error = %e, "cannot check for abandoned runs");
+    }
 }
 
 async fn import(

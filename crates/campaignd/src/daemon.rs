@@ -16,6 +16,7 @@ use campaignd_engine::recompute::recompute;
 use campaignd_engine::scheduler::{plan_jobs, Scheduler, SchedulerContext};
 use campaignd_engine::shutdown::Shutdown;
 use campaignd_engine::Settings;
+use campaignd_store::holder::Holder;
 use campaignd_store::Store;
 
 use crate::admin::{self, AdminState};
@@ -58,6 +59,11 @@ pub async fn run(settings: Settings, config: &Path) -> Result<(), Failure> {
         Duration::from_secs(settings.schedule.lease_secs.max(1)),
     );
     let grace = Duration::from_secs(settings.schedule.shutdown_grace_secs);
+    sweep_abandoned_runs(
+        store.clone(),
+        Duration::from_secs(settings.store.heartbeat_secs.max(1)),
+        shutdown.clone(),
+    );
     let scheduler = Scheduler::start(
         SchedulerContext {
             store: store.clone(),
@@ -85,7 +91,7 @@ pub async fn run(settings: Settings, config: &Path) -> Result<(), Failure> {
             token: admin_cfg.token.map(Arc::new),
             settings: settings.clone(),
         };
-        match admin::serve(admin_cfg.addr, state).await {
+        match admin::serve(admin_cfg.addr, state, admin_cfg.limits).await {
             Ok(server) => Some(server),
             Err(e) => {
                 scheduler.stop(grace).await;
@@ -159,16 +165,25 @@ async fn wait_for_signal() -> &'static str {
     }
 }
 
-/// A replica id unique per process: host name, pid and a random part (pids repeat across restarts).
+/// A replica id unique per process (`host:pid:start:nonce`, see [`Holder`]): the same id its runs
+/// record, so a restarted daemon can prove a lease's holder dead and take the lease over.
 fn holder_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "host".into());
-    let nonce = Utc::now().timestamp_subsec_nanos() ^ std::process::id().rotate_left(16);
-    format!("{host}:{}:{:08x}", std::process::id(), nonce)
+    Holder::current().id()
+}
+
+/// Every `[store] heartbeat_secs`, closes the runs of dead processes (other replicas killed, runs whose
+/// end could not be recorded) as `abandoned`, until the daemon stops.
+fn sweep_abandoned_runs(store: Store, every: Duration, shutdown: Shutdown) {
+    tokio::spawn(async move {
+        let mut last = tokio::time::Instant::now();
+        while !shutdown.requested() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if last.elapsed() >= every {
+                last = tokio::time::Instant::now();
+                crate::commands::close_abandoned_runs(&store).await;
+            }
+        }
+    });
 }
 
 /// Generates the demo shop and a few days of back-dated recomputes, so the report page has history to

@@ -47,11 +47,22 @@ impl Leases {
             .max(1)
     }
 
-    /// Claims cron slot `tick` (unix seconds) of `job`: true when this replica must run it.
+    /// Claims cron slot `tick` (unix seconds) of `job`: true when this replica must run it. A lease
+    /// still held by a provably dead process of this host (this daemon before a `kill -9` or a crash) is
+    /// taken over at once rather than waited out, so a restarted daemon does its start-up work now.
     pub async fn claim(&self, job: &str, tick: i64) -> Result<bool, StoreError> {
-        self.store
-            .claim_lease(job, &self.holder, tick, self.ttl_secs())
-            .await
+        let ttl = self.ttl_secs();
+        if self.store.claim_lease(job, &self.holder, tick, ttl).await? {
+            return Ok(true);
+        }
+        let released = self.store.release_dead_leases().await?;
+        if released.is_empty() {
+            return Ok(false);
+        }
+        for lease in &released {
+            tracing::info!(job = %lease.job, dead_holder = %lease.holder, "lease of a dead process on this host released for takeover");
+        }
+        self.store.claim_lease(job, &self.holder, tick, ttl).await
     }
 
     /// Keeps `job`'s lease alive until the returned guard is dropped, and returns the shutdown flag the

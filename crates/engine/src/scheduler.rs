@@ -439,10 +439,10 @@ async fn tick(inner: Arc<Inner>, entry: Arc<Entry>, slot: i64) {
     match ctx.leases.claim(name, slot).await {
         Ok(true) => {}
         Ok(false) => {
-            tracing::debug!(
+            tracing::info!(
                 job = name,
                 tick = slot,
-                "another replica holds this job's lease"
+                "tick skipped: another live replica holds this job's lease"
             );
             inner.stats.skipped(name, "not_leader");
             return;

@@ -117,10 +117,31 @@ pub struct AdminSettings {
     /// Set to false to run without the HTTP server.
     #[serde(default = "default_true")]
     pub enabled: bool,
+    /// A connection whose request headers (or body) are not complete this long after it started
+    /// sending them, or that sits idle between requests this long, is closed.
+    #[serde(default = "default_header_read_timeout_secs")]
+    pub header_read_timeout_secs: u64,
+    /// At most this many connections are open at once; at the cap, the oldest connection that is not in
+    /// the middle of a request is closed to admit a new one (so half-open clients cannot lock out
+    /// `/healthz`), and when every connection is busy the new one is refused.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Larger request bodies are refused with 413 (no route takes a body).
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
 }
 
 fn default_admin_bind() -> String {
     "127.0.0.1:9464".into()
+}
+fn default_header_read_timeout_secs() -> u64 {
+    10
+}
+fn default_max_connections() -> usize {
+    256
+}
+fn default_max_body_bytes() -> usize {
+    64 * 1024
 }
 
 impl Default for AdminSettings {
@@ -129,25 +150,108 @@ impl Default for AdminSettings {
             bind: default_admin_bind(),
             token: None,
             enabled: true,
+            header_read_timeout_secs: default_header_read_timeout_secs(),
+            max_connections: default_max_connections(),
+            max_body_bytes: default_max_body_bytes(),
         }
     }
 }
 
-/// `[store]`.
+/// `[store]`: where the data lives, and how long campaignd waits for it (see
+/// [`campaignd_store::StoreOptions`] for what each bound does; the timeouts apply to Postgres).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreSettings {
     /// `sqlite://file.db` (created on first use) or `postgres://...`.
     #[serde(default = "default_store_url")]
     pub url: String,
+    /// Postgres `statement_timeout`: the server cancels a statement running longer.
+    #[serde(default = "default_statement_timeout_secs")]
+    pub statement_timeout_secs: u64,
+    /// Postgres `idle_in_transaction_session_timeout`: a session idle inside a transaction this long is
+    /// ended by the server (a partitioned run's locks are released for the next one).
+    #[serde(default = "default_idle_in_transaction_timeout_secs")]
+    pub idle_in_transaction_timeout_secs: u64,
+    /// Client side: the most any one store operation may take; then the job fails clearly.
+    #[serde(default = "default_operation_timeout_secs")]
+    pub operation_timeout_secs: u64,
+    /// Waiting for a pooled connection, including connecting.
+    #[serde(default = "default_acquire_timeout_secs")]
+    pub acquire_timeout_secs: u64,
+    /// Postgres TCP keepalive idle time: the server probes a silent client after this and drops it
+    /// after three unanswered probes.
+    #[serde(default = "default_keepalive_secs")]
+    pub keepalive_secs: u64,
+    /// How often a process refreshes the heartbeat of the runs it executes.
+    #[serde(default = "default_heartbeat_secs")]
+    pub heartbeat_secs: u64,
+    /// A `running` run without a heartbeat for this long is marked `abandoned` by the next start.
+    #[serde(default = "default_abandon_after_secs")]
+    pub abandon_after_secs: u64,
+}
+
+impl StoreSettings {
+    /// The store's connection options from these keys.
+    pub fn options(&self) -> campaignd_store::StoreOptions {
+        use std::time::Duration;
+        let secs = |s: u64| Duration::from_secs(s.max(1));
+        campaignd_store::StoreOptions {
+            statement_timeout: secs(self.statement_timeout_secs),
+            idle_in_transaction_timeout: secs(self.idle_in_transaction_timeout_secs),
+            operation_timeout: secs(self.operation_timeout_secs),
+            acquire_timeout: secs(self.acquire_timeout_secs),
+            keepalive: secs(self.keepalive_secs),
+            heartbeat: secs(self.heartbeat_secs),
+            abandon_after: secs(self.abandon_after_secs),
+        }
+    }
 }
 
 impl Default for StoreSettings {
     fn default() -> Self {
         StoreSettings {
             url: default_store_url(),
+            statement_timeout_secs: default_statement_timeout_secs(),
+            idle_in_transaction_timeout_secs: default_idle_in_transaction_timeout_secs(),
+            operation_timeout_secs: default_operation_timeout_secs(),
+            acquire_timeout_secs: default_acquire_timeout_secs(),
+            keepalive_secs: default_keepalive_secs(),
+            heartbeat_secs: default_heartbeat_secs(),
+            abandon_after_secs: default_abandon_after_secs(),
         }
     }
+}
+
+fn default_statement_timeout_secs() -> u64 {
+    campaignd_store::StoreOptions::default()
+        .statement_timeout
+        .as_secs()
+}
+fn default_idle_in_transaction_timeout_secs() -> u64 {
+    campaignd_store::StoreOptions::default()
+        .idle_in_transaction_timeout
+        .as_secs()
+}
+fn default_operation_timeout_secs() -> u64 {
+    campaignd_store::StoreOptions::default()
+        .operation_timeout
+        .as_secs()
+}
+fn default_acquire_timeout_secs() -> u64 {
+    campaignd_store::StoreOptions::default()
+        .acquire_timeout
+        .as_secs()
+}
+fn default_keepalive_secs() -> u64 {
+    campaignd_store::StoreOptions::default().keepalive.as_secs()
+}
+fn default_heartbeat_secs() -> u64 {
+    campaignd_store::StoreOptions::default().heartbeat.as_secs()
+}
+fn default_abandon_after_secs() -> u64 {
+    campaignd_store::StoreOptions::default()
+        .abandon_after
+        .as_secs()
 }
 
 fn default_store_url() -> String {

@@ -11,12 +11,17 @@ use sqlx::sqlite::SqliteArguments;
 use sqlx::{Postgres, Sqlite};
 
 /// Runs `$body` with `$pool` bound to whichever concrete pool the store holds; the body is compiled
-/// once per backend, so it must only use APIs both drivers share.
+/// once per backend, so it must only use APIs both drivers share. On Postgres the body runs within the
+/// store's operation timeout ([`crate::Store::bounded`]), so no store call can hang on a silent database.
 macro_rules! on_pool {
     ($store:expr, $pool:ident => $body:expr) => {
         match $store.pool() {
             $crate::Pool::Sqlite($pool) => $body,
-            $crate::Pool::Postgres($pool) => $body,
+            $crate::Pool::Postgres($pool) => {
+                $store
+                    .bounded(async { Ok::<_, $crate::StoreError>($body) })
+                    .await?
+            }
         }
     };
 }

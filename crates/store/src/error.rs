@@ -14,9 +14,16 @@ pub enum StoreError {
     /// A migration failed to apply.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database did not answer one operation in time (`[store] operation_timeout_secs`): it is
+    /// unreachable or partitioned; the job fails and its next run starts over from the ledger.
+    #[error("the database did not answer within {0} s ([store] operation_timeout_secs): it is unreachable or partitioned")]
+    Timeout(u64),
+    /// No connection could be had within `[store] acquire_timeout_secs`.
+    #[error("no database connection within [store] acquire_timeout_secs: it is unreachable or partitioned, or every connection is stuck")]
+    Unavailable,
     /// A query failed.
     #[error("database error: {0}")]
-    Db(#[from] sqlx::Error),
+    Db(sqlx::Error),
     /// A segment definition could not be evaluated.
     #[error("segment {segment}: {message}")]
     Segment {
@@ -31,4 +38,14 @@ pub enum StoreError {
     /// A stored value is not what the store wrote (names the row).
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    /// A pool timeout says the database is out of reach, not that a query was wrong: name it so.
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut => StoreError::Unavailable,
+            other => StoreError::Db(other),
+        }
+    }
 }

@@ -13,6 +13,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use crate::bind::on_pool;
+use crate::holder::Holder;
 use crate::runs::to_time;
 use crate::{Pool, Store, StoreError};
 
@@ -45,7 +46,7 @@ pub struct TickRecord {
 }
 
 /// "Now" in unix seconds, evaluated by the database so every replica uses the same clock.
-fn now_sql(pool: &Pool) -> &'static str {
+pub(crate) fn now_sql(pool: &Pool) -> &'static str {
     match pool {
         Pool::Sqlite(_) => "CAST(strftime('%s','now') AS INTEGER)",
         Pool::Postgres(_) => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS BIGINT)",
@@ -128,12 +129,53 @@ impl Store {
         Ok(n)
     }
 
+    /// Lets lapse now every live lease whose holder is provably dead — a process on this host whose pid
+    /// is gone ([`Holder::is_provably_dead`]) — so a restarted daemon takes over at once instead of
+    /// waiting out the dead process's lease. Returns the leases it released. The release is conditional
+    /// on the holder being unchanged, so it never takes a lease from a live replica that claimed it since.
+    pub async fn release_dead_leases(&self) -> Result<Vec<LeaseRecord>, StoreError> {
+        let now = now_sql(self.pool());
+        let release =
+            format!("UPDATE leases SET expires_at = 0 WHERE job = $1 AND holder = $2 AND expires_at > {now}");
+        let mut released = Vec::new();
+        for lease in self.live_leases().await? {
+            let dead = Holder::parse(&lease.holder).is_some_and(|h| h.is_provably_dead());
+            if !dead {
+                continue;
+            }
+            let n = on_pool!(self, pool => sqlx::query(&release)
+                .bind(lease.job.as_str())
+                .bind(lease.holder.as_str())
+                .execute(pool)
+                .await?
+                .rows_affected());
+            if n == 1 {
+                released.push(lease);
+            }
+        }
+        Ok(released)
+    }
+
+    /// The leases that have not lapsed yet.
+    async fn live_leases(&self) -> Result<Vec<LeaseRecord>, StoreError> {
+        let now = now_sql(self.pool());
+        let sql = format!(
+            "SELECT job, holder, expires_at, last_tick, acquired_at FROM leases WHERE expires_at > {now} ORDER BY job"
+        );
+        self.lease_rows(&sql).await
+    }
+
     /// Every job's lease, by job name.
     pub async fn leases(&self) -> Result<Vec<LeaseRecord>, StoreError> {
-        const SQL: &str =
-            "SELECT job, holder, expires_at, last_tick, acquired_at FROM leases ORDER BY job";
+        self.lease_rows(
+            "SELECT job, holder, expires_at, last_tick, acquired_at FROM leases ORDER BY job",
+        )
+        .await
+    }
+
+    async fn lease_rows(&self, sql: &str) -> Result<Vec<LeaseRecord>, StoreError> {
         let rows = on_pool!(self, pool => {
-            sqlx::query(SQL).fetch_all(pool).await?.iter().map(|r| -> Result<LeaseRecord, sqlx::Error> {
+            sqlx::query(sql).fetch_all(pool).await?.iter().map(|r| -> Result<LeaseRecord, sqlx::Error> {
                 Ok(LeaseRecord {
                     job: r.try_get("job")?,
                     holder: r.try_get("holder")?,
@@ -170,6 +212,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use crate::holder::Holder;
     use crate::testkit::{fresh_pg_store, fresh_sqlite_store};
     use crate::Store;
 
@@ -199,6 +242,60 @@ mod tests {
         let leases = store.leases().await.unwrap();
         assert_eq!(leases.len(), 3);
         assert_eq!(leases[0].holder, "b");
+    }
+
+    /// A lease held by a dead process of this host is released; a live or remote holder's is not.
+    async fn dead_holders_lose_their_leases(store: &Store) {
+        let me = Holder::current();
+        if me.start == 0 {
+            eprintln!("no /proc: a local pid cannot be proven dead");
+            return;
+        }
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = Holder {
+            pid: child.id(),
+            ..me.clone()
+        };
+        child.wait().unwrap();
+        let remote = Holder {
+            host: format!("{}-elsewhere", me.host),
+            ..dead.clone()
+        };
+        assert!(store
+            .claim_lease("dead", &dead.id(), 1, 3600)
+            .await
+            .unwrap());
+        assert!(store
+            .claim_lease("remote", &remote.id(), 1, 3600)
+            .await
+            .unwrap());
+        assert!(store.claim_lease("mine", &me.id(), 1, 3600).await.unwrap());
+        // Without the release, the dead process's lease blocks the restarted one for an hour.
+        assert!(!store.claim_lease("dead", &me.id(), 2, 3600).await.unwrap());
+        let released = store.release_dead_leases().await.unwrap();
+        let jobs: Vec<&str> = released.iter().map(|l| l.job.as_str()).collect();
+        assert_eq!(jobs, ["dead"]);
+        assert!(store.claim_lease("dead", &me.id(), 2, 3600).await.unwrap());
+        assert!(!store
+            .claim_lease("remote", &me.id(), 2, 3600)
+            .await
+            .unwrap());
+        assert!(store.release_dead_leases().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn dead_holders_lose_their_leases_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        dead_holders_lose_their_leases(&fresh_sqlite_store(dir.path()).await.unwrap()).await;
+    }
+
+    #[tokio::test]
+    async fn dead_holders_lose_their_leases_postgres() {
+        let Some(store) = fresh_pg_store().await.unwrap() else {
+            eprintln!("CAMPAIGND_TEST_PG_URL not set: skipping");
+            return;
+        };
+        dead_holders_lose_their_leases(&store).await;
     }
 
     #[tokio::test]

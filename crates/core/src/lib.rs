@@ -7,6 +7,8 @@
 pub mod identifiers;
 pub mod metrics;
 pub mod model;
+pub mod holdout;
 pub mod rotation;
 pub mod rules;
+pub mod stats;
 pub mod synth;

@@ -8,8 +8,10 @@
 mod bind;
 pub mod creatives;
 mod error;
+pub mod experiments;
 pub mod history;
 pub mod import;
+pub mod kpis;
 pub mod lease;
 pub mod ledger;
 pub mod load;

@@ -5,7 +5,9 @@
 //! the CLI and the scheduler run exactly the same code.
 
 pub mod creative_sets;
+pub mod holdout;
 pub mod lease;
+pub mod lift;
 pub mod metrics_pull;
 pub mod platforms;
 pub mod recompute;

@@ -24,7 +24,7 @@ use campaignd_store::ledger::{AudienceRecord, Consent, LedgerEntry};
 use campaignd_store::runs::Outcome;
 use campaignd_store::{Store, StoreError};
 
-use crate::settings::{Settings, SettingsError, SyncMode, SyncSettings};
+use crate::settings::{HoldoutPlan, Settings, SettingsError, SyncMode, SyncSettings};
 use crate::shutdown::Shutdown;
 
 /// Rows read from the store per page of each merge stream.
@@ -101,6 +101,8 @@ pub struct SyncOutcome {
     pub skipped_suppressed: i64,
     /// Members with no usable identifier for this platform.
     pub skipped_no_identifier: i64,
+    /// Eligible members kept in the sync's holdout: never sent (and removed if held).
+    pub held_out: i64,
     /// Requests (batches) sent.
     pub batches: i64,
     /// How it ended.
@@ -171,7 +173,8 @@ pub async fn sync(
         let Some(dest) = destinations.get(&cfg.destination) else {
             continue; // validate_syncs guarantees presence
         };
-        let outcome = run_one(store, cfg, dest.clone(), opts, shutdown).await?;
+        let holdout = settings.holdout_plan(cfg);
+        let outcome = run_one(store, cfg, dest.clone(), holdout, opts, shutdown).await?;
         report.syncs.push(outcome);
     }
     Ok(report)
@@ -184,6 +187,7 @@ struct Job<'a> {
     consent: Consent,
     run_id: i64,
     audience_ref: Option<AudienceRef>,
+    holdout: Option<HoldoutPlan>,
     outcome: SyncOutcome,
 }
 
@@ -225,6 +229,7 @@ async fn run_one(
     store: &Store,
     cfg: &SyncSettings,
     dest: Arc<dyn AudienceDestination>,
+    holdout: Option<HoldoutPlan>,
     opts: &SyncOptions,
     shutdown: &Shutdown,
 ) -> Result<SyncOutcome, SyncError> {
@@ -253,6 +258,7 @@ async fn run_one(
         consent,
         run_id,
         audience_ref: None,
+        holdout,
         outcome: SyncOutcome {
             segment: cfg.segment.clone(),
             destination: cfg.destination.clone(),
@@ -265,6 +271,7 @@ async fn run_one(
             skipped_no_consent: 0,
             skipped_suppressed: 0,
             skipped_no_identifier: 0,
+            held_out: 0,
             batches: 0,
             status: SyncStatus::Done,
         },
@@ -286,6 +293,7 @@ async fn run_one(
                 "suppressed": outcome.skipped_suppressed,
                 "no_identifier": outcome.skipped_no_identifier,
             },
+            "held_out": outcome.held_out,
             "batches": outcome.batches,
             "status": outcome.status,
             "duration_ms": started.elapsed().as_millis() as u64,
@@ -329,6 +337,7 @@ struct Desired<'a> {
     page: std::vec::IntoIter<PreparedMember>,
     exhausted: bool,
     no_identifier: i64,
+    holdout: Option<HoldoutPlan>,
 }
 
 impl Desired<'_> {
@@ -353,7 +362,7 @@ impl Desired<'_> {
                 }
             }
             self.exhausted = (rows.len() as i64) < PAGE;
-            let contacts: Vec<Contact> = rows
+            let contacts: Vec<Contact> = crate::holdout::without_held_out(rows, self.holdout.as_ref())
                 .into_iter()
                 .map(|c| Contact {
                     customer_id: c.customer_id,
@@ -453,7 +462,17 @@ impl<'a> Job<'a> {
             .map_err(|e| e.to_string())?;
         self.outcome.skipped_no_consent = excl.no_consent;
         self.outcome.skipped_suppressed = excl.suppressed;
-        let eligible = excl.members - excl.no_consent - excl.suppressed;
+        let held_out = crate::holdout::assign(
+            self.store,
+            self.cfg,
+            self.consent,
+            self.holdout.as_ref(),
+            (!opts.dry_run).then_some(self.run_id),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        self.outcome.held_out = held_out;
+        let eligible = excl.members - excl.no_consent - excl.suppressed - held_out;
         self.outcome.eligible = eligible;
         let limits = self.dest.limits();
         if (eligible as usize) < limits.min_audience_size {
@@ -546,6 +565,7 @@ impl<'a> Job<'a> {
             page: Vec::new().into_iter(),
             exhausted: false,
             no_identifier: 0,
+            holdout: self.holdout.clone(),
         }
     }
 
@@ -621,7 +641,12 @@ impl<'a> Job<'a> {
     }
 
     fn held_but_not_wanted(&self, pending: &mut Pending, held: LedgerEntry, mirror: bool) {
-        if mirror {
+        // A member who fell into the holdout (added later) leaves the audience in upsert mode too.
+        let held_out = self
+            .holdout
+            .as_ref()
+            .is_some_and(|h| h.holds_out(&held.customer_id));
+        if mirror || held_out {
             pending.removals.push(held);
         } else {
             pending.to_check.push(held);

@@ -9,6 +9,7 @@ mod bind;
 pub mod creatives;
 mod error;
 pub mod experiments;
+pub mod fatigue;
 pub mod history;
 pub mod import;
 pub mod kpis;

@@ -26,6 +26,7 @@ mod config;
 mod mapping;
 mod performance;
 
+mod response;
 #[cfg(test)]
 mod tests;
 
@@ -34,6 +35,7 @@ pub use client::{
 };
 pub use config::{SandboxConfig, DEFAULT_BATCH_SIZE, DEFAULT_PATH};
 pub use mapping::{member_key, prepare};
+pub use response::{received_customers, sandbox_path, SandboxResponse};
 pub use performance::{
     creatives, with_clock, SandboxCreatives, SandboxObject, SandboxSwap, CREATIVES_FORMAT_VERSION,
     DEFAULT_REACH,

@@ -96,7 +96,10 @@ fn wilson(x: f64, n: f64) -> (f64, f64) {
 fn mean_var(xs: &[f64]) -> (f64, f64) {
     let n = xs.len() as f64;
     let m = xs.iter().sum::<f64>() / n;
-    (m, xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0))
+    (
+        m,
+        xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0),
+    )
 }
 
 fn close(a: f64, b: f64, tol: f64) -> bool {
@@ -142,18 +145,30 @@ async fn holdout_and_lift(store_url: &str) {
 
     // The groups by the documented rule: SHA-256(salt ‖ 0 ‖ id) bucket under the share.
     let salt = default_salt("buyers", "meta_ads");
-    let holdout: BTreeSet<usize> = (1..=N).filter(|&i| held_out(&salt, SHARE, &id(i))).collect();
+    let holdout: BTreeSet<usize> = (1..=N)
+        .filter(|&i| held_out(&salt, SHARE, &id(i)))
+        .collect();
     let treatment: BTreeSet<usize> = (1..=N).filter(|i| !holdout.contains(i)).collect();
     assert!((100..200).contains(&holdout.len()), "{}", holdout.len());
     let hashes = |s: &BTreeSet<usize>| s.iter().map(|&i| hash(i)).collect::<BTreeSet<_>>();
 
     let out = blocking(run_ok(&env, args(&["sync"]))).await;
-    assert!(out.contains(&format!("{} held out", holdout.len())), "{out}");
+    assert!(
+        out.contains(&format!("{} held out", holdout.len())),
+        "{out}"
+    );
     let a = fake.audience_id("Buyers A").expect("audience A");
-    assert_eq!(fake.members(&a), hashes(&treatment), "A holds exactly the treatment");
+    assert_eq!(
+        fake.members(&a),
+        hashes(&treatment),
+        "A holds exactly the treatment"
+    );
     // On the platform's side: no held-out hash was ever received, in any request.
     let received = fake.added_values();
-    assert!(received.is_disjoint(&hashes(&holdout)), "a held-out hash reached the fake");
+    assert!(
+        received.is_disjoint(&hashes(&holdout)),
+        "a held-out hash reached the fake"
+    );
 
     // The store recorded the same groups.
     let store = Store::connect(&url).await.unwrap();
@@ -163,7 +178,10 @@ async fn holdout_and_lift(store_url: &str) {
         .filter(|(_, g)| **g == Group::Holdout)
         .map(|(c, _)| c.clone())
         .collect();
-    assert_eq!(recorded, holdout.iter().map(|&i| id(i)).collect::<BTreeSet<_>>());
+    assert_eq!(
+        recorded,
+        holdout.iter().map(|&i| id(i)).collect::<BTreeSet<_>>()
+    );
 
     // A second sync of the segment without a holdout sends everyone.
     std::fs::write(&env.config, config(&url, fake.base_url(), Some(""))).unwrap();
@@ -180,7 +198,11 @@ async fn holdout_and_lift(store_url: &str) {
     .unwrap();
     let out = blocking(run_ok(&env, args(&["sync"]))).await;
     assert!(out.contains("held out"), "{out}");
-    assert_eq!(fake.members(&b), hashes(&treatment), "B lost its held-out members");
+    assert_eq!(
+        fake.members(&b),
+        hashes(&treatment),
+        "B lost its held-out members"
+    );
     // Another run sends nothing new, and A's held-out members were never sent at all.
     let calls = fake.users_calls();
     blocking(run_ok(&env, args(&["sync"]))).await;
@@ -200,7 +222,12 @@ async fn holdout_and_lift(store_url: &str) {
     };
     let mut response = String::from("id,customer_id,placed_at,total\n");
     for i in (1..=N).filter(|&i| converts(i)) {
-        response.push_str(&format!("r{i:04},{},{},{}\n", id(i), t0.to_rfc3339(), total(i)));
+        response.push_str(&format!(
+            "r{i:04},{},{},{}\n",
+            id(i),
+            t0.to_rfc3339(),
+            total(i)
+        ));
     }
     env.write("response.csv", &response);
     blocking(run_ok(&env, args(&["import", "orders", "response.csv"]))).await;
@@ -235,8 +262,14 @@ async fn holdout_and_lift(store_url: &str) {
     let conv = &l["conversion"];
     let f = |v: &serde_json::Value| v.as_f64().expect("number");
     assert!(close(f(&conv["absolute"]), pt - ph, 1e-12), "{conv}");
-    assert!(close(f(&conv["absolute_interval"]["low"]), lo, 1e-9), "{conv} vs {lo}");
-    assert!(close(f(&conv["absolute_interval"]["high"]), hi, 1e-9), "{conv} vs {hi}");
+    assert!(
+        close(f(&conv["absolute_interval"]["low"]), lo, 1e-9),
+        "{conv} vs {lo}"
+    );
+    assert!(
+        close(f(&conv["absolute_interval"]["high"]), hi, 1e-9),
+        "{conv} vs {hi}"
+    );
     assert!(lo > 0.0, "a 33% vs 17% conversion is a real lift: {conv}");
     assert_eq!(l["indistinguishable"], false);
     assert!(
@@ -274,7 +307,14 @@ async fn holdout_and_lift(store_url: &str) {
     let out = blocking(run_ok(
         &env,
         args(&[
-            "kpis", "--since", "2024-06-01", "--until", &until, "--by", "segment,month", "--format",
+            "kpis",
+            "--since",
+            "2024-06-01",
+            "--until",
+            &until,
+            "--by",
+            "segment,month",
+            "--format",
             "json",
         ]),
     ))
@@ -291,7 +331,10 @@ async fn holdout_and_lift(store_url: &str) {
     assert_eq!(k["orders"].as_u64(), Some(n_orders as u64), "{k}");
     assert!(close(f(&k["revenue"]), revenue, 1e-6), "{k}");
     assert!(close(f(&k["aov"]), revenue / n_orders as f64, 1e-9), "{k}");
-    assert!(close(f(&k["revenue_per_member"]), revenue / N as f64, 1e-9), "{k}");
+    assert!(
+        close(f(&k["revenue_per_member"]), revenue / N as f64, 1e-9),
+        "{k}"
+    );
     // The March 2024 orders came before anyone joined (recompute of 2024-06-01): not counted.
     assert!(kpis.iter().all(|r| r["period"] != "2024-03-01"), "{out}");
     store.close().await;
@@ -342,7 +385,10 @@ creative_fatigue = {{ "900001" = 0.15 }}
 fn fatigue_rotates_early(store_url: &str) {
     let env = Env::new(&fatigue_config(store_url));
     let url = store_url.replace("{DIR}", &env.dir.path().display().to_string());
-    let start = Utc.with_ymd_and_hms(2025, 3, 3, 0, 0, 0).single().expect("time");
+    let start = Utc
+        .with_ymd_and_hms(2025, 3, 3, 0, 0, 0)
+        .single()
+        .expect("time");
     let run = |a: &[&str]| {
         let out = env.cmd().args(a).assert().success();
         String::from_utf8_lossy(&out.get_output().stdout).to_string()

@@ -79,7 +79,7 @@ async fn api_kpis(State(state): State<AdminState>, Query(q): Query<KpiParams>) -
         q.segment,
     ) {
         Ok(q) => q,
-        Err(e) => return bad(e.to_string()),
+        Err(e) => return bad(format!("{:#}", e.error)),
     };
     match state.store.kpis(&query).await {
         Ok(rows) => Json(rows).into_response(),

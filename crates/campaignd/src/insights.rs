@@ -8,11 +8,11 @@ use std::io::Write;
 use anyhow::{anyhow, Context};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
+use campaignd_connectors::Contact;
 use campaignd_engine::lift::{self, LiftQuery, LiftRow};
 use campaignd_engine::report;
 use campaignd_engine::Settings;
 use campaignd_store::kpis::{KpiQuery, KpiRow, Period};
-use campaignd_connectors::Contact;
 use campaignd_store::ledger::Consent;
 use campaignd_store::Store;
 
@@ -44,7 +44,9 @@ pub fn kpi_query(
         }
     }
     if conversion_days <= 0 {
-        return Err(Failure::usage(anyhow!("--conversion-days must be at least 1")));
+        return Err(Failure::usage(anyhow!(
+            "--conversion-days must be at least 1"
+        )));
     }
     Ok(KpiQuery {
         since: report::parse_since(since, until).map_err(Failure::usage)?,
@@ -82,8 +84,17 @@ const KPI_COLUMNS: [&str; 12] = [
 pub fn render_kpi_table(rows: &[KpiRow]) -> String {
     let mut out = format!(
         "{:<22} {:<10} {:>8} {:>7} {:>7} {:>11} {:>8} {:>7} {:>10} {:>9} {:>9}\n",
-        "segment", "period", "members", "buyers", "orders", "revenue", "aov", "joined", "conversion",
-        "retention", "rev/member"
+        "segment",
+        "period",
+        "members",
+        "buyers",
+        "orders",
+        "revenue",
+        "aov",
+        "joined",
+        "conversion",
+        "retention",
+        "rev/member"
     );
     for r in rows {
         out.push_str(&format!(
@@ -102,7 +113,9 @@ pub fn render_kpi_table(rows: &[KpiRow]) -> String {
         ));
     }
     if rows.is_empty() {
-        out.push_str("(no segment had members in the window; run `campaignd segments recompute`)\n");
+        out.push_str(
+            "(no segment had members in the window; run `campaignd segments recompute`)\n",
+        );
     }
     out
 }
@@ -148,7 +161,11 @@ fn json(value: &impl serde::Serialize) -> Result<String, Failure> {
 }
 
 /// `campaignd kpis`.
-pub async fn kpis(settings: &Settings, query: &KpiQuery, format: ReportFormat) -> Result<(), Failure> {
+pub async fn kpis(
+    settings: &Settings,
+    query: &KpiQuery,
+    format: ReportFormat,
+) -> Result<(), Failure> {
     if let Some(seg) = &query.segment {
         if !settings.segments.iter().any(|s| &s.name == seg) {
             return Err(Failure::usage(anyhow!("no segment named \"{seg}\"")));
@@ -198,7 +215,11 @@ fn render_lift_csv(rows: &[LiftRow]) -> String {
             opt(l.revenue_per_member.absolute),
         ]);
         f.extend(iv(l.revenue_per_member.absolute_interval));
-        f.extend([opt(l.treatment.aov), opt(l.holdout.aov), opt(l.aov.absolute)]);
+        f.extend([
+            opt(l.treatment.aov),
+            opt(l.holdout.aov),
+            opt(l.aov.absolute),
+        ]);
         f.extend(iv(l.aov.absolute_interval));
         f.push(l.indistinguishable.to_string());
         f.push(csv_field(&l.warnings.join("; ")));
@@ -306,8 +327,9 @@ pub async fn demo_insights(
             .map_err(Failure::job)?;
         let path = campaignd_connectors::sandbox::sandbox_path(section);
         let contacts = sync_contacts(store, &sync.segment).await?;
-        let received = campaignd_connectors::sandbox::received_customers(&path, sync.audience(), &contacts)
-            .map_err(|e| Failure::job(anyhow!("reading the sandbox audience: {e}")))?;
+        let received =
+            campaignd_connectors::sandbox::received_customers(&path, sync.audience(), &contacts)
+                .map_err(|e| Failure::job(anyhow!("reading the sandbox audience: {e}")))?;
         let members: Vec<(String, bool)> = groups
             .keys()
             .filter(|id| seen.insert((*id).clone()))

@@ -40,7 +40,10 @@ mod tests {
     fn buckets_are_stable_and_uniform_enough() {
         let salt = default_salt("vip", "meta");
         assert_eq!(bucket(&salt, "c1"), bucket(&salt, "c1"));
-        assert_ne!(bucket(&salt, "c1"), bucket(&default_salt("vip", "tiktok"), "c1"));
+        assert_ne!(
+            bucket(&salt, "c1"),
+            bucket(&default_salt("vip", "tiktok"), "c1")
+        );
         let n = 20_000;
         let held = (0..n)
             .filter(|i| held_out(&salt, 0.1, &format!("c{i}")))

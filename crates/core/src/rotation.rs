@@ -250,7 +250,12 @@ pub fn choose_next(
 /// counts `discount` times a day's worth, two periods old `discount²`, and so on. `days` holds
 /// (unix seconds of the day, that day's totals). Counts are rounded back to whole impressions and
 /// clicks; conversions, spend and revenue stay fractional.
-pub fn discounted_totals(days: &[(i64, Totals)], as_of: i64, period_secs: i64, discount: f64) -> Totals {
+pub fn discounted_totals(
+    days: &[(i64, Totals)],
+    as_of: i64,
+    period_secs: i64,
+    discount: f64,
+) -> Totals {
     let (mut imp, mut clk, mut out) = (0.0_f64, 0.0_f64, Totals::default());
     for (day, t) in days {
         let age = (as_of - day).max(0) as f64 / period_secs.max(1) as f64;
@@ -713,13 +718,28 @@ mod tests {
         };
         // (rule, baseline, recent, fatigued share)
         let cases: [(&FatigueRule, Totals, Totals, Option<f64>); 7] = [
-            (&ctr, t(2000, 60, 3.0, 10.0), t(2000, 40, 2.0, 10.0), Some(40.0 / 60.0)),
+            (
+                &ctr,
+                t(2000, 60, 3.0, 10.0),
+                t(2000, 40, 2.0, 10.0),
+                Some(40.0 / 60.0),
+            ),
             (&ctr, t(2000, 60, 3.0, 10.0), t(2000, 42, 2.0, 10.0), None), // exactly 70 %
             (&ctr, t(2000, 60, 3.0, 10.0), t(999, 1, 0.0, 10.0), None),   // too few impressions
             (&ctr, t(500, 60, 3.0, 10.0), t(2000, 1, 0.0, 10.0), None),   // baseline too thin
             (&ctr, t(2000, 0, 0.0, 10.0), t(2000, 0, 0.0, 10.0), None),   // no baseline CTR
-            (&cpa, t(2000, 60, 10.0, 100.0), t(2000, 60, 5.0, 100.0), Some(0.5)), // CPA 10 → 20
-            (&cpa, t(2000, 60, 10.0, 100.0), t(2000, 60, 0.0, 100.0), None), // no conversions: undefined
+            (
+                &cpa,
+                t(2000, 60, 10.0, 100.0),
+                t(2000, 60, 5.0, 100.0),
+                Some(0.5),
+            ), // CPA 10 → 20
+            (
+                &cpa,
+                t(2000, 60, 10.0, 100.0),
+                t(2000, 60, 0.0, 100.0),
+                None,
+            ), // no conversions: undefined
         ];
         for (i, (rule, base, recent, want)) in cases.iter().enumerate() {
             let got = fatigue(rule, base, recent).map(|f| f.share);
@@ -739,7 +759,10 @@ mod tests {
     #[test]
     fn discounting_weighs_old_days_less() {
         let week = 7 * 86_400;
-        let days = [(0, t(1000, 100, 10.0, 0.0)), (week, t(1000, 100, 10.0, 0.0))];
+        let days = [
+            (0, t(1000, 100, 10.0, 0.0)),
+            (week, t(1000, 100, 10.0, 0.0)),
+        ];
         let d = discounted_totals(&days, week, week, 0.5);
         assert_eq!(d.impressions, 1500);
         assert_eq!(d.clicks, 150);
@@ -759,13 +782,23 @@ mod tests {
                 (w * period, t(10_000, 200, conv, 0.0))
             })
             .collect();
-        let b_days: Vec<(i64, Totals)> = (0..20).map(|w| (w * period, t(10_000, 200, 12.0, 0.0))).collect();
+        let b_days: Vec<(i64, Totals)> = (0..20)
+            .map(|w| (w * period, t(10_000, 200, 12.0, 0.0)))
+            .collect();
         let lifetime = |d: &[(i64, Totals)]| discounted_totals(d, now, period, 1.0);
         let recent = |d: &[(i64, Totals)]| discounted_totals(d, now, period, 0.5);
         let wins = |strategy: Strategy, f: &dyn Fn(&[(i64, Totals)]) -> Totals| {
             let states = vec![
-                VariantState { id: "a".into(), totals: f(&a_days), retired: false },
-                VariantState { id: "b".into(), totals: f(&b_days), retired: false },
+                VariantState {
+                    id: "a".into(),
+                    totals: f(&a_days),
+                    retired: false,
+                },
+                VariantState {
+                    id: "b".into(),
+                    totals: f(&b_days),
+                    retired: false,
+                },
             ];
             (1..201u64)
                 .filter(|&r| choose_next(&policy(strategy), &states, Some(0), r) == Some(1))

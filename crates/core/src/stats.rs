@@ -241,7 +241,13 @@ pub fn wilson(successes: u64, n: u64, confidence: f64) -> Option<Interval> {
 
 /// Newcombe's hybrid score interval (method 10) for p₁ − p₂ of two independent groups; `None` when
 /// either group is empty.
-pub fn newcombe_difference(x1: u64, n1: u64, x2: u64, n2: u64, confidence: f64) -> Option<Interval> {
+pub fn newcombe_difference(
+    x1: u64,
+    n1: u64,
+    x2: u64,
+    n2: u64,
+    confidence: f64,
+) -> Option<Interval> {
     let (l1, u1) = wilson(x1, n1, confidence).map(|i| (i.low, i.high))?;
     let (l2, u2) = wilson(x2, n2, confidence).map(|i| (i.low, i.high))?;
     let p1 = x1 as f64 / n1 as f64;
@@ -267,7 +273,9 @@ pub fn relative_difference_of_proportions(
     }
     let (x1f, n1f, x2f, n2f) = (x1 as f64, n1 as f64, x2 as f64, n2 as f64);
     let ln_rr = ((x1f / n1f) / (x2f / n2f)).ln();
-    let se = (1.0 / x1f - 1.0 / n1f + 1.0 / x2f - 1.0 / n2f).max(0.0).sqrt();
+    let se = (1.0 / x1f - 1.0 / n1f + 1.0 / x2f - 1.0 / n2f)
+        .max(0.0)
+        .sqrt();
     let z = z_two_sided(confidence);
     Some(Interval {
         low: (ln_rr - z * se).exp() - 1.0,
@@ -337,7 +345,8 @@ pub fn relative_difference_of_means(a: &Sample, b: &Sample, confidence: f64) -> 
     if m1 <= 0.0 || m2 <= 0.0 {
         return None;
     }
-    let se = (a.variance()? / (a.n as f64 * m1 * m1) + b.variance()? / (b.n as f64 * m2 * m2)).sqrt();
+    let se =
+        (a.variance()? / (a.n as f64 * m1 * m1) + b.variance()? / (b.n as f64 * m2 * m2)).sqrt();
     let z = z_two_sided(confidence);
     let ln_r = (m1 / m2).ln();
     Some(Interval {
@@ -475,7 +484,13 @@ pub fn lift(treatment: &GroupData, holdout: &GroupData, confidence: f64) -> Lift
         let ph = (h.members > 0).then(|| h.converters as f64 / h.members as f64);
         Difference {
             absolute: pt.zip(ph).map(|(a, b)| a - b),
-            absolute_interval: newcombe_difference(t.converters, t.members, h.converters, h.members, confidence),
+            absolute_interval: newcombe_difference(
+                t.converters,
+                t.members,
+                h.converters,
+                h.members,
+                confidence,
+            ),
             relative: pt.zip(ph).and_then(|(a, b)| (b > 0.0).then(|| a / b - 1.0)),
             relative_interval: relative_difference_of_proportions(
                 t.converters,
@@ -484,10 +499,12 @@ pub fn lift(treatment: &GroupData, holdout: &GroupData, confidence: f64) -> Lift
                 h.members,
                 confidence,
             ),
-            method: "Newcombe hybrid score interval (Wilson per group); relative: Katz log interval",
+            method:
+                "Newcombe hybrid score interval (Wilson per group); relative: Katz log interval",
         }
     };
-    let revenue_per_member = mean_difference(&t.revenue_per_member, &h.revenue_per_member, confidence);
+    let revenue_per_member =
+        mean_difference(&t.revenue_per_member, &h.revenue_per_member, confidence);
     let aov = mean_difference(&t.order_totals, &h.order_totals, confidence);
     let warnings: Vec<String> = [
         small_group_warning("treatment", t.converters, t.members),
@@ -526,7 +543,11 @@ mod tests {
             (0.5, 0.0),
             (0.01, -2.326_347_874_040_841),
         ] {
-            assert!(close(normal_quantile(p), z, 1e-8), "p={p}: {}", normal_quantile(p));
+            assert!(
+                close(normal_quantile(p), z, 1e-8),
+                "p={p}: {}",
+                normal_quantile(p)
+            );
         }
     }
 
@@ -558,7 +579,10 @@ mod tests {
             (1, 29, 0.0061, 0.1718),
         ] {
             let i = wilson(x, n, 0.95).expect("n > 0");
-            assert!(close(i.low, lo, 5e-5) && close(i.high, hi, 5e-5), "{x}/{n}: {i:?}");
+            assert!(
+                close(i.low, lo, 5e-5) && close(i.high, hi, 5e-5),
+                "{x}/{n}: {i:?}"
+            );
         }
         assert_eq!(wilson(0, 0, 0.95), None);
     }
@@ -588,7 +612,10 @@ mod tests {
         let i = relative_difference_of_proportions(30, 100, 20, 100, 0.95).expect("defined");
         assert!(close(i.low, 0.915_961 - 1.0, 1e-5), "{i:?}");
         assert!(close(i.high, 2.456_437 - 1.0, 1e-5), "{i:?}");
-        assert_eq!(relative_difference_of_proportions(0, 100, 20, 100, 0.95), None);
+        assert_eq!(
+            relative_difference_of_proportions(0, 100, 20, 100, 0.95),
+            None
+        );
     }
 
     #[test]
@@ -609,7 +636,11 @@ mod tests {
     fn sample_moments() {
         let s = Sample::of(&[1.0, 2.0, 3.0, 4.0]);
         assert_eq!(s.mean(), Some(2.5));
-        assert!(close(s.variance().unwrap_or_default(), 1.666_666_666_7, 1e-9));
+        assert!(close(
+            s.variance().unwrap_or_default(),
+            1.666_666_666_7,
+            1e-9
+        ));
         assert_eq!(Sample::default().mean(), None);
     }
 
@@ -621,8 +652,14 @@ mod tests {
         let i = relative_difference_of_means(&a, &b, 0.95).expect("defined");
         let se = (0.916_666_667_f64 / 30.25 + 1.666_666_667 / 25.0).sqrt();
         let z = 1.959_963_985;
-        assert!(close(i.low, (1.1_f64.ln() - z * se).exp() - 1.0, 1e-7), "{i:?}");
-        assert!(close(i.high, (1.1_f64.ln() + z * se).exp() - 1.0, 1e-7), "{i:?}");
+        assert!(
+            close(i.low, (1.1_f64.ln() - z * se).exp() - 1.0, 1e-7),
+            "{i:?}"
+        );
+        assert!(
+            close(i.high, (1.1_f64.ln() + z * se).exp() - 1.0, 1e-7),
+            "{i:?}"
+        );
     }
 
     #[test]
@@ -654,7 +691,11 @@ mod tests {
         // Every order is 10: AOV has no spread, so no interval.
         assert_eq!(l.aov.absolute, Some(0.0));
         assert_eq!(l.aov.absolute_interval, None);
-        let same = lift(&group(40, 10, &vec![5.0; 10]), &group(40, 10, &vec![5.0; 10]), 0.95);
+        let same = lift(
+            &group(40, 10, &vec![5.0; 10]),
+            &group(40, 10, &vec![5.0; 10]),
+            0.95,
+        );
         assert!(same.indistinguishable);
         let tiny = lift(&group(10, 2, &[1.0, 2.0]), &group(10, 1, &[3.0]), 0.95);
         assert_eq!(tiny.warnings.len(), 2);

@@ -802,9 +802,9 @@ pub fn campaign_response(
     members
         .iter()
         .filter_map(|(id, received)| {
-            let key = id
-                .bytes()
-                .fold(seed ^ 0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+            let key = id.bytes().fold(seed ^ 0xcbf2_9ce4_8422_2325, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+            });
             let mut rng = ChaCha8Rng::seed_from_u64(key);
             let p = if *received { treated } else { baseline };
             if rng.gen::<f64>() >= p {

@@ -22,7 +22,9 @@ use std::collections::BTreeSet;
 use serde::Deserialize;
 use thiserror::Error;
 
-use campaignd_core::rotation::{self, FatigueBaseline, FatigueMetric, FatigueRule, Policy, Strategy};
+use campaignd_core::rotation::{
+    self, FatigueBaseline, FatigueMetric, FatigueRule, Policy, Strategy,
+};
 
 use crate::settings::Settings;
 

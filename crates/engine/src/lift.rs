@@ -99,14 +99,21 @@ fn interval(i: Option<stats::Interval>, f: fn(Option<f64>) -> String) -> String 
 pub fn render_lift(rows: &[LiftRow]) -> String {
     let mut out = String::new();
     if rows.is_empty() {
-        out.push_str("no sync has a holdout yet (set `holdout = 0.1` on a [[sync]] and run sync)\n");
+        out.push_str(
+            "no sync has a holdout yet (set `holdout = 0.1` on a [[sync]] and run sync)\n",
+        );
         return out;
     }
     for r in rows {
         let l = &r.lift;
         out.push_str(&format!(
             "{} -> {} ({}): treatment {} vs holdout {} members, orders within {}d of assignment\n",
-            r.segment, r.destination, r.audience, l.treatment.members, l.holdout.members, r.window_days
+            r.segment,
+            r.destination,
+            r.audience,
+            l.treatment.members,
+            l.holdout.members,
+            r.window_days
         ));
         out.push_str(&format!(
             "  conversion          {:>8} vs {:>8}  lift {:>8} {}  relative {} {}\n",

@@ -292,7 +292,9 @@ async fn rotate_one(
         }
     };
     let fatigued = match (&current, current_idx, due) {
-        (Some(c), Some(i), false) => fatigue_reason(store, set, &c.variant_id, i, &states, now).await?,
+        (Some(c), Some(i), false) => {
+            fatigue_reason(store, set, &c.variant_id, i, &states, now).await?
+        }
         _ => None,
     };
     // A fatigued variant sits out the choice (unless it is the only one left).
@@ -409,7 +411,13 @@ async fn fatigue_reason(
                 return Ok(None);
             }
             store
-                .creative_window_totals(&set.segment, &set.destination, variant, from, from + window)
+                .creative_window_totals(
+                    &set.segment,
+                    &set.destination,
+                    variant,
+                    from,
+                    from + window,
+                )
                 .await?
         }
         FatigueBaseline::Best => {
@@ -420,7 +428,9 @@ async fn fatigue_reason(
             let best = states
                 .iter()
                 .enumerate()
-                .filter(|(i, v)| *i == live || (!v.retired && v.totals.impressions >= rule.min_impressions))
+                .filter(|(i, v)| {
+                    *i == live || (!v.retired && v.totals.impressions >= rule.min_impressions)
+                })
                 .filter_map(|(_, v)| metric(v).map(|m| (m, v.totals)))
                 .max_by(|a, b| a.0.total_cmp(&b.0));
             match best {

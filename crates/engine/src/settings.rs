@@ -352,7 +352,10 @@ impl Settings {
                     format!("no [destinations.{}] section", sync.destination),
                 ));
             }
-            if let Some(share) = sync.holdout.or_else(|| self.holdout.get(&sync.segment).copied()) {
+            if let Some(share) = sync
+                .holdout
+                .or_else(|| self.holdout.get(&sync.segment).copied())
+            {
                 if !(0.0..1.0).contains(&share) {
                     return Err(err(
                         "holdout",

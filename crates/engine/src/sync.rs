@@ -362,18 +362,19 @@ impl Desired<'_> {
                 }
             }
             self.exhausted = (rows.len() as i64) < PAGE;
-            let contacts: Vec<Contact> = crate::holdout::without_held_out(rows, self.holdout.as_ref())
-                .into_iter()
-                .map(|c| Contact {
-                    customer_id: c.customer_id,
-                    email: c.email,
-                    phone: c.phone,
-                    first_name: c.first_name,
-                    last_name: c.last_name,
-                    country: c.country,
-                    postal_code: c.postal_code,
-                })
-                .collect();
+            let contacts: Vec<Contact> =
+                crate::holdout::without_held_out(rows, self.holdout.as_ref())
+                    .into_iter()
+                    .map(|c| Contact {
+                        customer_id: c.customer_id,
+                        email: c.email,
+                        phone: c.phone,
+                        first_name: c.first_name,
+                        last_name: c.last_name,
+                        country: c.country,
+                        postal_code: c.postal_code,
+                    })
+                    .collect();
             let (prepared, skipped) = prepare_in_parallel(&self.dest, contacts).await?;
             self.no_identifier += skipped;
             self.page = prepared.into_iter();

@@ -156,7 +156,8 @@ impl Store {
 
     /// Every sync that has assigned groups, in (segment, destination, audience) order.
     pub async fn holdout_syncs(&self) -> Result<Vec<HoldoutSync>, StoreError> {
-        const SQL: &str = "SELECT DISTINCT destination, audience_name, segment FROM holdout_members \
+        const SQL: &str =
+            "SELECT DISTINCT destination, audience_name, segment FROM holdout_members \
              ORDER BY segment, destination, audience_name";
         let rows: Vec<(String, String, String)> =
             on_pool!(self, pool => sqlx::query_as(SQL).fetch_all(pool).await?);

@@ -156,8 +156,14 @@ impl Store {
         );
         let real = real(d);
         let (o_from, o_until) = (
-            order_time(d, "CASE WHEN p.p_start > iv.from_at THEN p.p_start ELSE iv.from_at END"),
-            order_time(d, "CASE WHEN p.p_end < iv.until_at THEN p.p_end ELSE iv.until_at END"),
+            order_time(
+                d,
+                "CASE WHEN p.p_start > iv.from_at THEN p.p_start ELSE iv.from_at END",
+            ),
+            order_time(
+                d,
+                "CASE WHEN p.p_end < iv.until_at THEN p.p_end ELSE iv.until_at END",
+            ),
         );
         let main = format!(
             "WITH {periods}, {iv}, \

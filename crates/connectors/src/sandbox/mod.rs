@@ -35,8 +35,8 @@ pub use client::{
 };
 pub use config::{SandboxConfig, DEFAULT_BATCH_SIZE, DEFAULT_PATH};
 pub use mapping::{member_key, prepare};
-pub use response::{received_customers, sandbox_path, SandboxResponse};
 pub use performance::{
     creatives, with_clock, SandboxCreatives, SandboxObject, SandboxSwap, CREATIVES_FORMAT_VERSION,
     DEFAULT_REACH,
 };
+pub use response::{received_customers, sandbox_path, SandboxResponse};

@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use campaignd_core::stats::{self, GroupData, Lift};
+use campaignd_core::stats::{self, Lift};
 use campaignd_store::experiments::Group;
 use campaignd_store::{Store, StoreError};
 
@@ -62,7 +62,7 @@ pub async fn lift_report(
         let figures = store
             .lift_figures(&s.destination, &s.audience, window, as_of, as_of)
             .await?;
-        let get = |g: Group| figures.get(&g).copied().unwrap_or(GroupData::default());
+        let get = |g: Group| figures.get(&g).copied().unwrap_or_default();
         let lift = stats::lift(&get(Group::Treatment), &get(Group::Holdout), CONFIDENCE);
         let holdout_share = settings
             .syncs

@@ -215,9 +215,9 @@ async fn holdout_and_lift(store_url: &str) {
     let total = |i: usize| 10.0 + (i % 7) as f64 * 5.0;
     let converts = |i: usize| {
         if holdout.contains(&i) {
-            i % 6 == 0
+            i.is_multiple_of(6)
         } else {
-            i % 3 == 0
+            i.is_multiple_of(3)
         }
     };
     let mut response = String::from("id,customer_id,placed_at,total\n");

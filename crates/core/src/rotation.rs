@@ -770,6 +770,8 @@ mod tests {
         assert_eq!(discounted_totals(&days, week, week, 1.0).clicks, 200);
     }
 
+    type Evidence<'a> = dyn Fn(&[(i64, Totals)]) -> Totals + 'a;
+
     #[test]
     fn discounted_thompson_follows_a_variant_that_got_worse() {
         // Variant a converted well long ago and badly lately; b steadily. Plain Thompson on lifetime
@@ -787,7 +789,7 @@ mod tests {
             .collect();
         let lifetime = |d: &[(i64, Totals)]| discounted_totals(d, now, period, 1.0);
         let recent = |d: &[(i64, Totals)]| discounted_totals(d, now, period, 0.5);
-        let wins = |strategy: Strategy, f: &dyn Fn(&[(i64, Totals)]) -> Totals| {
+        let wins = |strategy: Strategy, f: &Evidence<'_>| {
             let states = vec![
                 VariantState {
                     id: "a".into(),

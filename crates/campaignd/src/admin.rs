@@ -390,6 +390,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/status", get(api_status))
         .route("/api/creatives", get(api_creatives))
         .route("/api/report", get(api_report))
+        .merge(crate::admin_insights::data_routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route(
@@ -405,6 +406,7 @@ pub fn router(state: AdminState) -> Router {
             get(|| async { static_file("text/css; charset=utf-8", STYLE_CSS) }),
         )
         .route("/healthz", get(healthz))
+        .merge(crate::admin_insights::asset_routes())
         .merge(protected)
         .with_state(state)
 }

@@ -116,6 +116,46 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value = "table")]
         format: ReportFormat,
+        /// Print the lift of every sync with a holdout instead (treatment vs holdout, 95 % intervals).
+        #[arg(long)]
+        lift: bool,
+        /// With --lift: days after assignment within which an order counts.
+        #[arg(long, default_value_t = campaignd_engine::lift::DEFAULT_WINDOW_DAYS)]
+        window: i64,
+        /// With --lift: pin "now" (RFC 3339); orders after it are not counted.
+        #[arg(long, value_parser = parse_time)]
+        as_of: Option<DateTime<Utc>>,
+    },
+    /// First-party KPIs per segment and period from the store: members, buyers, orders, revenue, AOV,
+    /// conversion, retention, revenue per member.
+    Kpis {
+        /// First day: a date (2025-06-01) or a window ending at --until (30d, 8w).
+        #[arg(long, default_value = "8w")]
+        since: String,
+        /// Last day (default: today, UTC).
+        #[arg(long)]
+        until: Option<NaiveDate>,
+        /// `segment` and one period: day, week or month.
+        #[arg(long, default_value = "segment,week")]
+        by: String,
+        /// Days after joining within which an order counts as a conversion.
+        #[arg(long, default_value_t = 30)]
+        conversion_days: i64,
+        /// Only this segment.
+        #[arg(long)]
+        segment: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: ReportFormat,
+        /// Also print the lift of every sync with a holdout.
+        #[arg(long)]
+        lift: bool,
+        /// With --lift: days after assignment within which an order counts.
+        #[arg(long, default_value_t = campaignd_engine::lift::DEFAULT_WINDOW_DAYS)]
+        window: i64,
+        /// With --lift: pin "now" (RFC 3339); orders after it are not counted.
+        #[arg(long, value_parser = parse_time)]
+        as_of: Option<DateTime<Utc>>,
     },
     /// Recent job runs with outcome and counts.
     Runs {

@@ -103,14 +103,49 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
             crate::reporting::metrics_pull(&settings, &cli.config, since, until).await
         }
         Command::Report {
+            lift: true,
+            window,
+            format,
+            as_of,
+            ..
+        } => {
+            let settings =
+                settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
+            crate::insights::lift(&settings, window, format, as_of.unwrap_or_else(Utc::now)).await
+        }
+        Command::Report {
             since,
             until,
             by,
             format,
+            ..
         } => {
             let settings =
                 settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
             crate::reporting::report(&settings, &since, until, &by, format).await
+        }
+        Command::Kpis {
+            since,
+            until,
+            by,
+            conversion_days,
+            segment,
+            format,
+            lift,
+            window,
+            as_of,
+        } => {
+            let settings =
+                settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
+            let until = until.unwrap_or_else(|| Utc::now().date_naive());
+            let query = crate::insights::kpi_query(&since, until, &by, conversion_days, segment)?;
+            crate::insights::kpis(&settings, &query, format).await?;
+            if lift {
+                println!();
+                crate::insights::lift(&settings, window, format, as_of.unwrap_or_else(Utc::now))
+                    .await?;
+            }
+            Ok(())
         }
         Command::Runs { limit, json } => {
             let settings =
@@ -257,6 +292,11 @@ pub fn print_sync_report(report: &SyncReport, dry_run: bool) {
             SyncStatus::Interrupted => "interrupted: resumes next run".to_string(),
             SyncStatus::Failed(e) => format!("FAILED: {e}"),
         };
+        let status = if s.held_out > 0 {
+            format!("{status}; {} held out (holdout, never sent)", s.held_out)
+        } else {
+            status
+        };
         println!(
             "{:<22} {:<16} {:>8} {:>8} {:>9} {:>8} {:>10} {:>10} {:>13}  {}",
             s.segment,
@@ -397,6 +437,14 @@ async fn demo(
                 "one or more syncs failed (see `campaignd runs`)"
             )));
         }
+        crate::insights::demo_insights(
+            &store,
+            &settings,
+            Utc::now(),
+            campaignd_engine::lift::DEFAULT_WINDOW_DAYS,
+            seed,
+        )
+        .await?;
     }
     crate::reporting::demo_performance(&store, &settings, config, as_of, 10).await?;
     println!();

@@ -4,10 +4,12 @@
 //! DESIGN §3: 0 success, 1 a job failed (partly or whole), 2 bad usage or configuration.
 
 mod admin;
+mod admin_insights;
 mod bench;
 mod cli;
 mod commands;
 mod daemon;
+mod insights;
 mod reporting;
 mod settings_load;
 

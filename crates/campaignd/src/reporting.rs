@@ -74,11 +74,14 @@ pub fn print_rotate_report(report: &RotateReport) {
             RotateAction::NoVariant => "every variant is retired".to_string(),
             RotateAction::Failed(e) => format!("FAILED (history unchanged): {e}"),
         };
-        let retired = if s.retired.is_empty() {
+        let mut retired = if s.retired.is_empty() {
             String::new()
         } else {
             format!("; retired {}", s.retired.join(", "))
         };
+        if let Some(reason) = &s.reason {
+            retired.push_str(&format!(" (early: {reason})"));
+        }
         println!(
             "{:<24} {:<18} {:<14} {:<12} {:<12} {:<12} {:<20} {status}{retired}",
             s.set,
@@ -309,7 +312,7 @@ pub fn render_csv(by: &[Dimension], rows: &[ReportRow]) -> String {
 }
 
 /// Quotes a CSV field when it needs it.
-fn csv_field(s: &str) -> String {
+pub(crate) fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {

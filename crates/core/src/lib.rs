@@ -4,9 +4,11 @@
 //! the rule language (parse, type-check, compile to SQL per dialect), identifier normalisation and
 //! hashing, the synthetic shop generator used by `demo` and benchmarks, and the shared row types.
 
+pub mod holdout;
 pub mod identifiers;
 pub mod metrics;
 pub mod model;
 pub mod rotation;
 pub mod rules;
+pub mod stats;
 pub mod synth;

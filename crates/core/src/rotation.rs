@@ -8,7 +8,13 @@
 //!   picks the highest click-through rate;
 //! - `thompson`: samples each active variant's Beta(1 + conversions, 1 + clicks − conversions) posterior of
 //!   conversions per click with a seeded ChaCha RNG and picks the highest draw, so better converters
-//!   are shown more often while weaker ones still get the occasional period.
+//!   are shown more often while weaker ones still get the occasional period;
+//! - `discounted_thompson`: the same draw on evidence where each day counts `discount`^(age in
+//!   periods) ([`discounted_totals`]), so a variant that has worn out loses its lead and the rotator
+//!   follows performance that changes over time.
+//!
+//! Fatigue ([`fatigue`]): the live variant's recent CTR (or CPA) compared with its own first period
+//! (or the set's best variant); past the configured share the set rotates before its period is over.
 //!
 //! Retired variants are never chosen. [`retirements`] says which variants to retire: those whose CVR
 //! is under `retire_below_cvr` once they have `min_impressions`, never the last active one.
@@ -34,6 +40,9 @@ pub enum Strategy {
     BestCtr,
     /// Thompson sampling on conversions per click (seeded, reproducible).
     Thompson,
+    /// Thompson sampling on evidence discounted by age (`discount` per period), for creatives whose
+    /// performance changes over time (fatigue, seasons).
+    DiscountedThompson,
 }
 
 impl Strategy {
@@ -43,6 +52,7 @@ impl Strategy {
             Strategy::RoundRobin => "round_robin",
             Strategy::BestCtr => "best_ctr",
             Strategy::Thompson => "thompson",
+            Strategy::DiscountedThompson => "discounted_thompson",
         }
     }
 }
@@ -61,6 +71,7 @@ impl FromStr for Strategy {
             "round_robin" => Ok(Strategy::RoundRobin),
             "best_ctr" => Ok(Strategy::BestCtr),
             "thompson" => Ok(Strategy::Thompson),
+            "discounted_thompson" => Ok(Strategy::DiscountedThompson),
             other => Err(RotationError::UnknownStrategy(other.to_string())),
         }
     }
@@ -70,7 +81,7 @@ impl FromStr for Strategy {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum RotationError {
     /// `strategy` is none of the known ones.
-    #[error("unknown strategy \"{0}\" (expected round_robin, best_ctr or thompson)")]
+    #[error("unknown strategy \"{0}\" (expected round_robin, best_ctr, thompson or discounted_thompson)")]
     UnknownStrategy(String),
     /// `rotate_every` is not a positive duration like `14d`.
     #[error("\"{0}\" is not a period like 14d, 2w, 36h or 90m")]
@@ -212,7 +223,8 @@ pub fn choose_next(
             }
             best.map(|(i, _)| i)
         }
-        Strategy::Thompson => {
+        // Discounted Thompson receives discounted totals ([`discounted_totals`]); the draw is the same.
+        Strategy::Thompson | Strategy::DiscountedThompson => {
             let mut rng =
                 ChaCha8Rng::seed_from_u64(policy.seed ^ round.wrapping_mul(0x9E37_79B9_7F4A_7C15));
             let mut best: Option<(usize, f64)> = None;
@@ -232,6 +244,135 @@ pub fn choose_next(
             best.map(|(i, _)| i)
         }
     }
+}
+
+/// A variant's evidence with each day weighted by `discount`^(age / period): a day `period_secs` old
+/// counts `discount` times a day's worth, two periods old `discount²`, and so on. `days` holds
+/// (unix seconds of the day, that day's totals). Counts are rounded back to whole impressions and
+/// clicks; conversions, spend and revenue stay fractional.
+pub fn discounted_totals(
+    days: &[(i64, Totals)],
+    as_of: i64,
+    period_secs: i64,
+    discount: f64,
+) -> Totals {
+    let (mut imp, mut clk, mut out) = (0.0_f64, 0.0_f64, Totals::default());
+    for (day, t) in days {
+        let age = (as_of - day).max(0) as f64 / period_secs.max(1) as f64;
+        let w = discount.clamp(0.0, 1.0).powf(age);
+        imp += w * t.impressions as f64;
+        clk += w * t.clicks as f64;
+        out.conversions += w * t.conversions;
+        out.spend += w * t.spend;
+        out.revenue += w * t.revenue;
+    }
+    out.impressions = imp.round() as i64;
+    out.clicks = clk.round() as i64;
+    out
+}
+
+/// Which figure a fatigue rule watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FatigueMetric {
+    /// Click-through rate; higher is better.
+    #[default]
+    Ctr,
+    /// Cost per acquisition; lower is better.
+    Cpa,
+}
+
+impl FatigueMetric {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FatigueMetric::Ctr => "ctr",
+            FatigueMetric::Cpa => "cpa",
+        }
+    }
+
+    fn value(self, t: &Totals) -> Option<f64> {
+        match self {
+            FatigueMetric::Ctr => t.ctr(),
+            FatigueMetric::Cpa => t.cpa(),
+        }
+    }
+}
+
+/// What a fatigue rule compares the live variant's recent figures with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FatigueBaseline {
+    /// The variant's own first period live.
+    #[default]
+    First,
+    /// The set's best variant over its lifetime.
+    Best,
+}
+
+/// A fatigue rule: rotate early once the live variant has performed at under `below` of its baseline.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FatigueRule {
+    /// The figure watched.
+    pub metric: FatigueMetric,
+    /// Share of the baseline under which the variant is fatigued (0.7 = 70 %).
+    pub below: f64,
+    /// Impressions both the baseline and the recent window need before the rule judges.
+    pub min_impressions: i64,
+    /// What "baseline" means.
+    pub baseline: FatigueBaseline,
+}
+
+/// Why a variant counts as fatigued: the figures that decided it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Fatigue {
+    /// The figure watched.
+    pub metric: FatigueMetric,
+    /// Its recent value.
+    pub current: f64,
+    /// Its baseline value.
+    pub baseline: f64,
+    /// Performance relative to the baseline (current/baseline for CTR, baseline/current for CPA).
+    pub share: f64,
+}
+
+impl Fatigue {
+    /// The reason recorded with the early rotation and shown on the page.
+    pub fn reason(&self, rule: &FatigueRule) -> String {
+        let against = match rule.baseline {
+            FatigueBaseline::First => "its first period",
+            FatigueBaseline::Best => "the set's best",
+        };
+        format!(
+            "fatigue: {} {:.4} performs at {:.0}% of {against} ({:.4}), under {:.0}%",
+            self.metric.as_str(),
+            self.current,
+            self.share * 100.0,
+            self.baseline,
+            rule.below * 100.0
+        )
+    }
+}
+
+/// Whether the live variant is fatigued: both windows have `min_impressions`, both figures are
+/// defined, and the recent one performs at under `below` of the baseline. CPA is judged inversely
+/// (a CPA that grows to 1/0.7 of the baseline is 70 % performance).
+pub fn fatigue(rule: &FatigueRule, baseline: &Totals, recent: &Totals) -> Option<Fatigue> {
+    if baseline.impressions < rule.min_impressions || recent.impressions < rule.min_impressions {
+        return None;
+    }
+    let (b, c) = (rule.metric.value(baseline)?, rule.metric.value(recent)?);
+    let share = match rule.metric {
+        FatigueMetric::Ctr if b > 0.0 => c / b,
+        FatigueMetric::Cpa if c > 0.0 => b / c,
+        _ => return None,
+    };
+    (share < rule.below).then_some(Fatigue {
+        metric: rule.metric,
+        current: c,
+        baseline: b,
+        share,
+    })
 }
 
 /// One draw from Beta(a, b) as X / (X + Y) with X ~ Gamma(a), Y ~ Gamma(b).
@@ -343,7 +484,12 @@ mod tests {
 
     #[test]
     fn strategies_parse_from_config_spelling() {
-        for s in [Strategy::RoundRobin, Strategy::BestCtr, Strategy::Thompson] {
+        for s in [
+            Strategy::RoundRobin,
+            Strategy::BestCtr,
+            Strategy::Thompson,
+            Strategy::DiscountedThompson,
+        ] {
             assert_eq!(s.as_str().parse::<Strategy>(), Ok(s));
         }
         assert!("epsilon_greedy".parse::<Strategy>().is_err());
@@ -379,7 +525,12 @@ mod tests {
             v("b", 5000, 10, 0.0, false),
             v("c", 5000, 900, 800.0, false),
         ];
-        for s in [Strategy::RoundRobin, Strategy::BestCtr, Strategy::Thompson] {
+        for s in [
+            Strategy::RoundRobin,
+            Strategy::BestCtr,
+            Strategy::Thompson,
+            Strategy::DiscountedThompson,
+        ] {
             assert_eq!(choose_next(&policy(s), &vs, None, 0), Some(1), "{s}");
         }
     }
@@ -541,5 +692,121 @@ mod tests {
             &[v("a", 9000, 100, 0.0, false)]
         )
         .is_empty());
+    }
+
+    fn t(impressions: i64, clicks: i64, conversions: f64, spend: f64) -> Totals {
+        Totals {
+            impressions,
+            clicks,
+            conversions,
+            spend,
+            revenue: 0.0,
+        }
+    }
+
+    #[test]
+    fn fatigue_rule_table() {
+        let ctr = FatigueRule {
+            metric: FatigueMetric::Ctr,
+            below: 0.7,
+            min_impressions: 1000,
+            baseline: FatigueBaseline::First,
+        };
+        let cpa = FatigueRule {
+            metric: FatigueMetric::Cpa,
+            ..ctr
+        };
+        // (rule, baseline, recent, fatigued share)
+        let cases: [(&FatigueRule, Totals, Totals, Option<f64>); 7] = [
+            (
+                &ctr,
+                t(2000, 60, 3.0, 10.0),
+                t(2000, 40, 2.0, 10.0),
+                Some(40.0 / 60.0),
+            ),
+            (&ctr, t(2000, 60, 3.0, 10.0), t(2000, 42, 2.0, 10.0), None), // exactly 70 %
+            (&ctr, t(2000, 60, 3.0, 10.0), t(999, 1, 0.0, 10.0), None),   // too few impressions
+            (&ctr, t(500, 60, 3.0, 10.0), t(2000, 1, 0.0, 10.0), None),   // baseline too thin
+            (&ctr, t(2000, 0, 0.0, 10.0), t(2000, 0, 0.0, 10.0), None),   // no baseline CTR
+            (
+                &cpa,
+                t(2000, 60, 10.0, 100.0),
+                t(2000, 60, 5.0, 100.0),
+                Some(0.5),
+            ), // CPA 10 → 20
+            (
+                &cpa,
+                t(2000, 60, 10.0, 100.0),
+                t(2000, 60, 0.0, 100.0),
+                None,
+            ), // no conversions: undefined
+        ];
+        for (i, (rule, base, recent, want)) in cases.iter().enumerate() {
+            let got = fatigue(rule, base, recent).map(|f| f.share);
+            match (got, want) {
+                (None, None) => {}
+                (Some(g), Some(w)) => assert!((g - w).abs() < 1e-12, "case {i}: {g} vs {w}"),
+                _ => panic!("case {i}: {got:?} vs {want:?}"),
+            }
+        }
+        let f = fatigue(&ctr, &t(2000, 60, 3.0, 10.0), &t(2000, 30, 2.0, 10.0)).expect("fatigued");
+        assert_eq!(
+            f.reason(&ctr),
+            "fatigue: ctr 0.0150 performs at 50% of its first period (0.0300), under 70%"
+        );
+    }
+
+    #[test]
+    fn discounting_weighs_old_days_less() {
+        let week = 7 * 86_400;
+        let days = [
+            (0, t(1000, 100, 10.0, 0.0)),
+            (week, t(1000, 100, 10.0, 0.0)),
+        ];
+        let d = discounted_totals(&days, week, week, 0.5);
+        assert_eq!(d.impressions, 1500);
+        assert_eq!(d.clicks, 150);
+        assert!((d.conversions - 15.0).abs() < 1e-12);
+        assert_eq!(discounted_totals(&days, week, week, 1.0).clicks, 200);
+    }
+
+    type Evidence<'a> = dyn Fn(&[(i64, Totals)]) -> Totals + 'a;
+
+    #[test]
+    fn discounted_thompson_follows_a_variant_that_got_worse() {
+        // Variant a converted well long ago and badly lately; b steadily. Plain Thompson on lifetime
+        // totals still favours a; discounted evidence favours b.
+        let period = 7 * 86_400;
+        let now = 20 * period;
+        let a_days: Vec<(i64, Totals)> = (0..20)
+            .map(|w| {
+                let conv = if w < 15 { 30.0 } else { 1.0 };
+                (w * period, t(10_000, 200, conv, 0.0))
+            })
+            .collect();
+        let b_days: Vec<(i64, Totals)> = (0..20)
+            .map(|w| (w * period, t(10_000, 200, 12.0, 0.0)))
+            .collect();
+        let lifetime = |d: &[(i64, Totals)]| discounted_totals(d, now, period, 1.0);
+        let recent = |d: &[(i64, Totals)]| discounted_totals(d, now, period, 0.5);
+        let wins = |strategy: Strategy, f: &Evidence<'_>| {
+            let states = vec![
+                VariantState {
+                    id: "a".into(),
+                    totals: f(&a_days),
+                    retired: false,
+                },
+                VariantState {
+                    id: "b".into(),
+                    totals: f(&b_days),
+                    retired: false,
+                },
+            ];
+            (1..201u64)
+                .filter(|&r| choose_next(&policy(strategy), &states, Some(0), r) == Some(1))
+                .count()
+        };
+        assert!(wins(Strategy::Thompson, &lifetime) < 20);
+        assert!(wins(Strategy::DiscountedThompson, &recent) > 180);
     }
 }

@@ -805,6 +805,46 @@ const DISCOUNT_CODES: &[&str] = &[
     "SAVE15", "SPRING20", "SUMMER15", "FRIEND10", "VIP25", "FLASH20",
 ];
 
+/// The synthetic shop's response to a campaign (the demo's lift): each of `members` (customer id,
+/// whether the platform received them) orders once within `days` after `synced_at` with probability
+/// `treated` if received, else `baseline`. Seeded per customer id, so the same members give the same
+/// orders; ids are `resp-<customer>` so rerunning replaces rather than duplicates.
+pub fn campaign_response(
+    members: &[(String, bool)],
+    synced_at: DateTime<Utc>,
+    days: i64,
+    treated: f64,
+    baseline: f64,
+    seed: u64,
+) -> Vec<Order> {
+    let start = synced_at.timestamp();
+    let span = days.max(1) * 86_400;
+    members
+        .iter()
+        .filter_map(|(id, received)| {
+            let key = id.bytes().fold(seed ^ 0xcbf2_9ce4_8422_2325, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+            });
+            let mut rng = ChaCha8Rng::seed_from_u64(key);
+            let p = if *received { treated } else { baseline };
+            if rng.gen::<f64>() >= p {
+                return None;
+            }
+            let at = start + 1 + rng.gen_range(0..span - 1);
+            let total = (20.0 + 80.0 * rng.gen::<f64>() * 100.0).round() / 100.0;
+            Some(Order {
+                id: format!("resp-{id}"),
+                customer_id: id.clone(),
+                placed_at: DateTime::from_timestamp(at, 0).unwrap_or(synced_at),
+                total: total.max(1.0),
+                currency: Some("USD".into()),
+                discount_code: None,
+                free_shipping: false,
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

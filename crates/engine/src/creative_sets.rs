@@ -9,7 +9,8 @@
 //! destination = "meta_ads"
 //! ad_id = "120200000000001"        # Meta: the ad whose creative is swapped
 //! rotate_every = "14d"
-//! strategy = "round_robin"         # or "best_ctr", "thompson"
+//! strategy = "round_robin"         # or "best_ctr", "thompson", "discounted_thompson"
+//! fatigue = { metric = "ctr", below = 0.7, min_impressions = 1000, window = "3d" }
 //! variants = [
 //!   { id = "urgency",  name = "Your items are almost gone!", creative_id = "900001" },
 //!   { id = "reminder", name = "Still thinking about it?",    creative_id = "900002" },
@@ -21,7 +22,9 @@ use std::collections::BTreeSet;
 use serde::Deserialize;
 use thiserror::Error;
 
-use campaignd_core::rotation::{self, Policy, Strategy};
+use campaignd_core::rotation::{
+    self, FatigueBaseline, FatigueMetric, FatigueRule, Policy, Strategy,
+};
 
 use crate::settings::Settings;
 
@@ -79,6 +82,12 @@ pub struct CreativeSetSettings {
     /// Thompson sampling seed (default: derived from the set's name), so reruns choose the same.
     #[serde(default)]
     pub seed: Option<u64>,
+    /// `discounted_thompson`: weight of evidence one `rotate_every` old (0 < discount ≤ 1).
+    #[serde(default = "default_discount")]
+    pub discount: f64,
+    /// Rotate early when the live variant wears out (see [`FatigueSettings`]).
+    #[serde(default)]
+    pub fatigue: Option<FatigueSettings>,
     /// The creatives to rotate through, in order; the first goes live first.
     pub variants: Vec<VariantSettings>,
 }
@@ -94,6 +103,53 @@ pub struct VariantSettings {
     pub name: Option<String>,
     /// The platform's id of the creative (Meta ad creative, Google Ads ad, Mailchimp template, ...).
     pub creative_id: String,
+}
+
+/// `fatigue = { ... }` of a creative set: when the live variant's recent `metric` performs at under
+/// `below` of its baseline (its own first `window` live, or the set's best variant), the set rotates
+/// before its period is over and records why.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FatigueSettings {
+    /// `ctr` (default) or `cpa`.
+    #[serde(default)]
+    pub metric: FatigueMetric,
+    /// Share of the baseline under which the variant is fatigued (0.7 = 70 %).
+    pub below: f64,
+    /// Impressions the baseline and the recent window each need before judging.
+    #[serde(default = "default_min_impressions")]
+    pub min_impressions: i64,
+    /// `first` (default: the variant's own first window live) or `best` (the set's best variant).
+    #[serde(default)]
+    pub against: FatigueBaseline,
+    /// Length of the baseline and the recent window (`3d`).
+    #[serde(default = "default_fatigue_window")]
+    pub window: String,
+}
+
+impl FatigueSettings {
+    /// The pure rule.
+    pub fn rule(&self) -> FatigueRule {
+        FatigueRule {
+            metric: self.metric,
+            below: self.below,
+            min_impressions: self.min_impressions,
+            baseline: self.against,
+        }
+    }
+
+    /// `window` in seconds (validated; 3 days otherwise).
+    pub fn window_secs(&self) -> i64 {
+        rotation::parse_period(&self.window).unwrap_or(3 * 86_400)
+    }
+}
+
+fn default_fatigue_window() -> String {
+    "3d".into()
+}
+
+fn default_discount() -> f64 {
+    0.8
 }
 
 fn default_rotate_every() -> String {
@@ -265,6 +321,25 @@ impl Settings {
                         format!("{r} is not a rate between 0 and 1"),
                     ));
                 }
+            }
+            if !(set.discount > 0.0 && set.discount <= 1.0) {
+                return Err(err(
+                    "discount",
+                    format!("{} is not a weight in (0, 1]", set.discount),
+                ));
+            }
+            if let Some(f) = &set.fatigue {
+                if !(f.below > 0.0 && f.below < 1.0) {
+                    return Err(err(
+                        "fatigue.below",
+                        format!("{} is not a share in (0, 1) (0.7 = 70 %)", f.below),
+                    ));
+                }
+                if f.min_impressions < 0 {
+                    return Err(err("fatigue.min_impressions", "must be 0 or more".into()));
+                }
+                rotation::parse_period(&f.window)
+                    .map_err(|e| err("fatigue.window", e.to_string()))?;
             }
             if set.variants.is_empty() {
                 return Err(err("variants", "list at least one variant".into()));

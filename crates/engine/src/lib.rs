@@ -5,8 +5,10 @@
 //! the CLI and the scheduler run exactly the same code.
 
 pub mod creative_sets;
+pub mod holdout;
 pub mod lease;
 pub mod match_rates;
+pub mod lift;
 pub mod metrics_pull;
 pub mod platforms;
 pub mod recompute;

@@ -2,6 +2,11 @@
 //! by the set's strategy, swap it in on the platform, and record which creative is live for which
 //! segment and channel from when. The first rotate of a set makes its first variant live.
 //!
+//! Fatigue: a set with `fatigue = {...}` whose period is not over is checked every run — the live
+//! variant's last `window` of delivery against its own first `window` live (or the set's best
+//! variant); when it performs under `below` of that baseline the set rotates early to another
+//! variant, and the reason is recorded with the rotation (shown by `rotate`, `runs` and the page).
+//!
 //! Order of effects: the platform swap first, then the history, retirements included, in one
 //! transaction. A failed swap therefore leaves the history exactly as it was (the run is failed and the
 //! next run tries again); a crash between swap and record means the next run swaps the same creative
@@ -17,7 +22,7 @@ use thiserror::Error;
 
 use campaignd_connectors::{CreativeSwapper, SecretResolver};
 use campaignd_core::metrics::Totals;
-use campaignd_core::rotation::{self, VariantState};
+use campaignd_core::rotation::{self, FatigueBaseline, Strategy, VariantState};
 use campaignd_store::creatives::{NewRotation, Retirement};
 use campaignd_store::runs::Outcome;
 use campaignd_store::{Store, StoreError};
@@ -89,6 +94,8 @@ pub struct SetOutcome {
     pub retired: Vec<String>,
     /// When the live variant's period ends.
     pub next_due: Option<DateTime<Utc>>,
+    /// Why the set rotated before its period was over (fatigue), if it did.
+    pub reason: Option<String>,
     /// What happened.
     pub action: RotateAction,
 }
@@ -145,6 +152,7 @@ pub async fn rotate(
                 to: None,
                 retired: Vec::new(),
                 next_due: None,
+                reason: None,
                 action: RotateAction::Unsupported,
             },
             Some(swapper) => match rotate_one(store, set, swapper.as_ref(), opts, run_id).await {
@@ -158,6 +166,7 @@ pub async fn rotate(
                     to: None,
                     retired: Vec::new(),
                     next_due: None,
+                    reason: None,
                     action: RotateAction::Failed(e.to_string()),
                 },
             },
@@ -183,6 +192,7 @@ pub async fn rotate(
             "unsupported": count(|a| matches!(a, RotateAction::Unsupported)),
             "failed": failed,
             "retired": report.sets.iter().map(|s| s.retired.len()).sum::<usize>(),
+            "fatigued": report.sets.iter().filter(|s| s.reason.is_some()).count(),
         });
         let errors: Vec<String> = report
             .sets
@@ -222,9 +232,18 @@ async fn rotate_one(
     let period = set.period_secs();
     let retired = store.retired_variants(&set.name).await?;
     let current = store.current_rotation(&set.name).await?;
-    let totals = store
+    let mut totals = store
         .creative_totals(&set.segment, &set.destination)
         .await?;
+    if set.strategy == Strategy::DiscountedThompson {
+        let daily = store.creative_daily(&set.segment, &set.destination).await?;
+        for (creative, days) in &daily {
+            totals.insert(
+                creative.clone(),
+                rotation::discounted_totals(days, now, period, set.discount),
+            );
+        }
+    }
     let mut states: Vec<VariantState> = set
         .variants
         .iter()
@@ -261,6 +280,7 @@ async fn rotate_one(
         next_due: current
             .as_ref()
             .and_then(|c| to_time(c.live_from.timestamp().saturating_add(period))),
+        reason: None,
         action: RotateAction::NotDue,
     };
     let due = match (&current, current_idx) {
@@ -271,6 +291,23 @@ async fn rotate_one(
             states[i].retired || rotation::period_over(c.live_from.timestamp(), period, now)
         }
     };
+    let fatigued = match (&current, current_idx, due) {
+        (Some(c), Some(i), false) => {
+            fatigue_reason(store, set, &c.variant_id, i, &states, now).await?
+        }
+        _ => None,
+    };
+    // A fatigued variant sits out the choice (unless it is the only one left).
+    let mut choice_states = states.clone();
+    if fatigued.is_some() {
+        if let Some(i) = current_idx {
+            if choice_states.iter().filter(|v| !v.retired).count() > 1 {
+                choice_states[i].retired = true;
+            }
+        }
+    }
+    let due = due || fatigued.is_some();
+    outcome.reason = fatigued;
     if !due {
         if !retirements.is_empty() && !opts.dry_run {
             store
@@ -280,7 +317,8 @@ async fn rotate_one(
         return Ok(outcome);
     }
     let round = store.rotation_count(&set.name).await?;
-    let Some(next) = rotation::choose_next(&policy, &states, current_idx, round.max(0) as u64)
+    let Some(next) =
+        rotation::choose_next(&policy, &choice_states, current_idx, round.max(0) as u64)
     else {
         outcome.action = RotateAction::NoVariant;
         return Ok(outcome);
@@ -330,6 +368,7 @@ async fn rotate_one(
                 creative_id: &variant.creative_id,
                 at: opts.as_of,
                 run_id,
+                reason: outcome.reason.as_deref(),
             },
             &retirements,
         )
@@ -337,4 +376,68 @@ async fn rotate_one(
     tracing::info!(set = %set.name, from = ?outcome.from, to = %variant.id, "creative rotation recorded");
     outcome.action = action;
     Ok(outcome)
+}
+
+/// Whether the live variant (`states[live]`, id `variant`) is fatigued now, with the reason to record.
+async fn fatigue_reason(
+    store: &Store,
+    set: &CreativeSetSettings,
+    variant: &str,
+    live: usize,
+    states: &[VariantState],
+    now: i64,
+) -> Result<Option<String>, StoreError> {
+    let Some(cfg) = &set.fatigue else {
+        return Ok(None);
+    };
+    let rule = cfg.rule();
+    let window = cfg.window_secs();
+    let day = 86_400;
+    let today = now - now.rem_euclid(day);
+    let recent_from = today - window;
+    let recent = store
+        .creative_window_totals(&set.segment, &set.destination, variant, recent_from, today)
+        .await?;
+    let baseline = match rule.baseline {
+        FatigueBaseline::First => {
+            let history = store.rotation_history(&set.name).await?;
+            let Some(first) = history.iter().find(|r| r.variant_id == variant) else {
+                return Ok(None);
+            };
+            let from = first.live_from.timestamp();
+            let from = from - from.rem_euclid(day);
+            // The baseline window must end before the recent one starts.
+            if from + window > recent_from {
+                return Ok(None);
+            }
+            store
+                .creative_window_totals(
+                    &set.segment,
+                    &set.destination,
+                    variant,
+                    from,
+                    from + window,
+                )
+                .await?
+        }
+        FatigueBaseline::Best => {
+            let metric = |v: &VariantState| match rule.metric {
+                rotation::FatigueMetric::Ctr => v.totals.ctr(),
+                rotation::FatigueMetric::Cpa => v.totals.cpa().map(|c| -c),
+            };
+            let best = states
+                .iter()
+                .enumerate()
+                .filter(|(i, v)| {
+                    *i == live || (!v.retired && v.totals.impressions >= rule.min_impressions)
+                })
+                .filter_map(|(_, v)| metric(v).map(|m| (m, v.totals)))
+                .max_by(|a, b| a.0.total_cmp(&b.0));
+            match best {
+                Some((_, t)) => t,
+                None => return Ok(None),
+            }
+        }
+    };
+    Ok(rotation::fatigue(&rule, &baseline, &recent).map(|f| f.reason(&rule)))
 }

@@ -37,6 +37,10 @@ pub struct Settings {
     /// `[admin]` HTTP server settings for the daemon.
     #[serde(default)]
     pub admin: AdminSettings,
+    /// `[holdout]`: per-segment holdout share (`vip = 0.1`) for every sync of that segment without a
+    /// `holdout` of its own.
+    #[serde(default)]
+    pub holdout: BTreeMap<String, f64>,
 }
 
 /// `[schedule]`: when the daemon runs each job, and how replicas share the work. Cron strings have six
@@ -318,12 +322,35 @@ pub struct SyncSettings {
     /// Campaigns whose performance is attributed to this segment (metrics pull).
     #[serde(default)]
     pub campaign_ids: Vec<String>,
+    /// Share of the segment kept out of the audience to measure lift (0 ≤ holdout < 1; default: the
+    /// segment's `[holdout]` entry, else none).
+    #[serde(default)]
+    pub holdout: Option<f64>,
+    /// Salt of the holdout's hash (default: derived from segment and destination).
+    #[serde(default)]
+    pub holdout_salt: Option<String>,
 }
 
 impl SyncSettings {
     /// The platform-side audience name.
     pub fn audience(&self) -> &str {
         self.audience_name.as_deref().unwrap_or(&self.segment)
+    }
+}
+
+/// A sync's holdout: who is kept out of its audience (DESIGN §6).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HoldoutPlan {
+    /// Share held out, 0 < share < 1.
+    pub share: f64,
+    /// Salt of the bucket hash.
+    pub salt: String,
+}
+
+impl HoldoutPlan {
+    /// Whether `customer_id` is held out.
+    pub fn holds_out(&self, customer_id: &str) -> bool {
+        campaignd_core::holdout::held_out(&self.salt, self.share, customer_id)
     }
 }
 
@@ -404,6 +431,13 @@ impl Settings {
     /// Checks that every `[[sync]]` names a configured segment and destination, once per audience.
     pub fn validate_syncs(&self) -> Result<(), SettingsError> {
         let mut seen = BTreeSet::new();
+        for name in self.holdout.keys() {
+            if !self.segments.iter().any(|s| &s.name == name) {
+                return Err(SettingsError::Segments(format!(
+                    "[holdout] names no segment \"{name}\""
+                )));
+            }
+        }
         for (i, sync) in self.syncs.iter().enumerate() {
             let err = |key: &'static str, message: String| SettingsError::Sync {
                 index: i + 1,
@@ -422,6 +456,17 @@ impl Settings {
                     format!("no [destinations.{}] section", sync.destination),
                 ));
             }
+            if let Some(share) = sync
+                .holdout
+                .or_else(|| self.holdout.get(&sync.segment).copied())
+            {
+                if !(0.0..1.0).contains(&share) {
+                    return Err(err(
+                        "holdout",
+                        format!("{share} is not a share in [0, 1) (0.1 keeps 10 % out)"),
+                    ));
+                }
+            }
             if !seen.insert((sync.destination.clone(), sync.audience().to_string())) {
                 return Err(err(
                     "audience_name",
@@ -434,6 +479,20 @@ impl Settings {
             }
         }
         Ok(())
+    }
+
+    /// The holdout of `sync` (its own `holdout`, else the segment's `[holdout]` entry), or `None` when
+    /// nothing is held out.
+    pub fn holdout_plan(&self, sync: &SyncSettings) -> Option<HoldoutPlan> {
+        let share = sync
+            .holdout
+            .or_else(|| self.holdout.get(&sync.segment).copied())?;
+        (share > 0.0).then(|| HoldoutPlan {
+            share,
+            salt: sync.holdout_salt.clone().unwrap_or_else(|| {
+                campaignd_core::holdout::default_salt(&sync.segment, &sync.destination)
+            }),
+        })
     }
 
     /// Validates every segment and returns them in dependency order (dependencies first).

@@ -25,7 +25,7 @@ use campaignd_store::remote_jobs::RemoteJob;
 use campaignd_store::runs::Outcome;
 use campaignd_store::{Store, StoreError};
 
-use crate::settings::{Settings, SettingsError, SyncMode, SyncSettings};
+use crate::settings::{HoldoutPlan, Settings, SettingsError, SyncMode, SyncSettings};
 use crate::shutdown::Shutdown;
 
 /// Rows read from the store per page of each merge stream.
@@ -137,6 +137,8 @@ pub struct SyncOutcome {
     pub identifiers: IdentifierCounts,
     /// Why the `skipped_no_identifier` members had none.
     pub no_identifier_reasons: NoIdentifierReasons,
+    /// Eligible members kept in the sync's holdout: never sent (and removed if held).
+    pub held_out: i64,
     /// Requests (batches) sent.
     pub batches: i64,
     /// How it ended.
@@ -207,7 +209,8 @@ pub async fn sync(
         let Some(dest) = destinations.get(&cfg.destination) else {
             continue; // validate_syncs guarantees presence
         };
-        let outcome = run_one(store, cfg, dest.clone(), opts, shutdown).await?;
+        let holdout = settings.holdout_plan(cfg);
+        let outcome = run_one(store, cfg, dest.clone(), holdout, opts, shutdown).await?;
         report.syncs.push(outcome);
     }
     Ok(report)
@@ -220,6 +223,7 @@ struct Job<'a> {
     consent: Consent,
     run_id: i64,
     audience_ref: Option<AudienceRef>,
+    holdout: Option<HoldoutPlan>,
     outcome: SyncOutcome,
 }
 
@@ -281,6 +285,7 @@ async fn run_one(
     store: &Store,
     cfg: &SyncSettings,
     dest: Arc<dyn AudienceDestination>,
+    holdout: Option<HoldoutPlan>,
     opts: &SyncOptions,
     shutdown: &Shutdown,
 ) -> Result<SyncOutcome, SyncError> {
@@ -309,6 +314,7 @@ async fn run_one(
         consent,
         run_id,
         audience_ref: None,
+        holdout,
         outcome: SyncOutcome {
             segment: cfg.segment.clone(),
             destination: cfg.destination.clone(),
@@ -323,6 +329,7 @@ async fn run_one(
             skipped_no_identifier: 0,
             identifiers: IdentifierCounts::default(),
             no_identifier_reasons: NoIdentifierReasons::default(),
+            held_out: 0,
             batches: 0,
             status: SyncStatus::Done,
         },
@@ -347,6 +354,7 @@ async fn run_one(
             },
             "identifiers": outcome.identifiers,
             "no_identifier_reasons": outcome.no_identifier_reasons,
+            "held_out": outcome.held_out,
             "batches": outcome.batches,
             "status": outcome.status,
             "duration_ms": started.elapsed().as_millis() as u64,
@@ -391,6 +399,7 @@ struct Desired<'a> {
     exhausted: bool,
     no_identifier: i64,
     tally: IdentifierTally,
+    holdout: Option<HoldoutPlan>,
 }
 
 impl Desired<'_> {
@@ -414,22 +423,23 @@ impl Desired<'_> {
                 }
             }
             self.exhausted = (rows.len() as i64) < PAGE;
-            let contacts: Vec<Contact> = rows
-                .into_iter()
-                .map(|c| Contact {
-                    customer_id: c.customer_id,
-                    email: c.email,
-                    phone: c.phone,
-                    first_name: c.first_name,
-                    last_name: c.last_name,
-                    country: c.country,
-                    postal_code: c.postal_code,
-                    city: c.city,
-                    region: c.region,
-                    gender: c.gender,
-                    birth_date: c.birth_date,
-                })
-                .collect();
+            let contacts: Vec<Contact> =
+                crate::holdout::without_held_out(rows, self.holdout.as_ref())
+                    .into_iter()
+                    .map(|c| Contact {
+                        customer_id: c.customer_id,
+                        email: c.email,
+                        phone: c.phone,
+                        first_name: c.first_name,
+                        last_name: c.last_name,
+                        country: c.country,
+                        postal_code: c.postal_code,
+                        city: c.city,
+                        region: c.region,
+                        gender: c.gender,
+                        birth_date: c.birth_date,
+                    })
+                    .collect();
             let (prepared, tally) = prepare_in_parallel(&self.dest, contacts).await?;
             self.no_identifier +=
                 tally.reasons.invalid_phone + tally.reasons.invalid_email + tally.reasons.none;
@@ -584,7 +594,16 @@ impl<'a> Job<'a> {
             .await?;
         self.outcome.skipped_no_consent = excl.no_consent;
         self.outcome.skipped_suppressed = excl.suppressed;
-        let eligible = excl.members - excl.no_consent - excl.suppressed;
+        let held_out = crate::holdout::assign(
+            self.store,
+            self.cfg,
+            self.consent,
+            self.holdout.as_ref(),
+            (!opts.dry_run).then_some(self.run_id),
+        )
+        .await?;
+        self.outcome.held_out = held_out;
+        let eligible = excl.members - excl.no_consent - excl.suppressed - held_out;
         self.outcome.eligible = eligible;
         let limits = self.dest.limits();
         if (eligible as usize) < limits.min_audience_size {
@@ -663,6 +682,7 @@ impl<'a> Job<'a> {
             exhausted: false,
             no_identifier: 0,
             tally: IdentifierTally::default(),
+            holdout: self.holdout.clone(),
         }
     }
 
@@ -740,7 +760,12 @@ impl<'a> Job<'a> {
     }
 
     fn held_but_not_wanted(&self, pending: &mut Pending, held: LedgerEntry, mirror: bool) {
-        if mirror {
+        // A member who fell into the holdout (added later) leaves the audience in upsert mode too.
+        let held_out = self
+            .holdout
+            .as_ref()
+            .is_some_and(|h| h.holds_out(&held.customer_id));
+        if mirror || held_out {
             pending.removals.push(held);
         } else {
             pending.to_check.push(held);

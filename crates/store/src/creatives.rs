@@ -60,6 +60,8 @@ pub struct NewRotation<'a> {
     pub at: DateTime<Utc>,
     /// The rotate run.
     pub run_id: Option<i64>,
+    /// Why it went live before the previous period was over (fatigue), if it did.
+    pub reason: Option<&'a str>,
 }
 
 /// A variant being retired, with the figures that condemned it.
@@ -190,7 +192,7 @@ impl Store {
         const CLOSE: &str =
             "UPDATE creative_rotations SET live_until = $1 WHERE set_name = $2 AND live_until IS NULL";
         const OPEN: &str = "INSERT INTO creative_rotations (set_name, segment, destination, object_id, \
-             variant_id, creative_id, live_from, live_until, run_id) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8)";
+             variant_id, creative_id, live_from, live_until, run_id, reason) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, $9)";
         let at = new.at.timestamp();
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
@@ -204,6 +206,7 @@ impl Store {
                 .bind(new.creative_id)
                 .bind(at)
                 .bind(new.run_id)
+                .bind(new.reason)
                 .execute(&mut *tx)
                 .await?;
             retire_in!(tx, new.set_name, retirements, at, new.run_id);

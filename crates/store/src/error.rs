@@ -32,6 +32,9 @@ pub enum StoreError {
         /// What went wrong.
         message: String,
     },
+    /// A stored value is not one campaignd writes (the row is named; nothing is guessed).
+    #[error("corrupt data: {0}")]
+    Corrupt(String),
     /// A file could not be read.
     #[error("{0}")]
     Io(String),

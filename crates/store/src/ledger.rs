@@ -22,7 +22,7 @@ pub enum Consent {
 }
 
 impl Consent {
-    fn column(self) -> &'static str {
+    pub(crate) fn column(self) -> &'static str {
         match self {
             Consent::Ads => "consent_ads",
             Consent::Email => "consent_email",
@@ -113,7 +113,7 @@ fn suppressed_sql() -> String {
 }
 
 /// `c` may be sent to a destination needing `consent`.
-fn eligible_sql(consent: Consent) -> String {
+pub(crate) fn eligible_sql(consent: Consent) -> String {
     format!(
         "(c.{} = TRUE AND NOT {})",
         consent.column(),
@@ -122,7 +122,7 @@ fn eligible_sql(consent: Consent) -> String {
 }
 
 /// The ordering both merge streams share: bytewise, so Rust's `str` ordering agrees with the database.
-fn bytewise(store: &Store) -> &'static str {
+pub(crate) fn bytewise(store: &Store) -> &'static str {
     match store.pool() {
         crate::Pool::Sqlite(_) => "",
         crate::Pool::Postgres(_) => " COLLATE \"C\"",

@@ -49,6 +49,8 @@ pub struct SandboxDestination {
     pub(super) creative_cvr: BTreeMap<String, f64>,
     /// Creative ids whose swap is refused (`reject_creatives`).
     pub(super) reject_creatives: BTreeSet<String>,
+    /// Daily CTR decay of creatives by id while live (`creative_fatigue`).
+    pub(super) creative_fatigue: BTreeMap<String, f64>,
     /// Serialises this instance's read-modify-write cycles.
     pub(super) lock: Mutex<()>,
 }
@@ -165,6 +167,17 @@ impl SandboxDestination {
                 message: format!("{rate} is not a rate between 0 and 1"),
             });
         }
+        if let Some((id, rate)) = config
+            .creative_fatigue
+            .iter()
+            .find(|(_, r)| !(0.0..1.0).contains(*r))
+        {
+            return Err(ConfigError::Invalid {
+                destination: name.to_string(),
+                key: format!("creative_fatigue.{id}"),
+                message: format!("{rate} is not a daily decay in [0, 1)"),
+            });
+        }
         std::fs::create_dir_all(audiences_dir(&config.path)).map_err(|e| ConfigError::Invalid {
             destination: name.to_string(),
             key: "path".into(),
@@ -177,6 +190,7 @@ impl SandboxDestination {
             batch_size: config.batch_size,
             creative_cvr: config.creative_cvr,
             reject_creatives: config.reject_creatives,
+            creative_fatigue: config.creative_fatigue,
             lock: Mutex::new(()),
         })
     }

@@ -32,6 +32,18 @@ pub struct SandboxConfig {
     /// swaps.
     #[serde(default)]
     pub reject_creatives: BTreeSet<String>,
+    /// Simulated creative fatigue: a creative's CTR shrinks by this share per day it has been live
+    /// since its last swap-in, e.g. `creative_fatigue = { "900001" = 0.15 }` (default: none).
+    #[serde(default)]
+    pub creative_fatigue: BTreeMap<String, f64>,
+    /// The simulated shop's response to the campaign (`campaignd demo`'s lift): the share of members
+    /// this audience holds who order in the days after the sync (default 0: no simulated response).
+    #[serde(default)]
+    pub treated_conversion: f64,
+    /// The same share for members of a sync the audience does not hold (its holdout): the shop's
+    /// baseline without the campaign. `treated_conversion - baseline_conversion` is the true lift.
+    #[serde(default)]
+    pub baseline_conversion: f64,
 }
 
 fn default_path() -> PathBuf {

@@ -26,6 +26,7 @@ mod config;
 mod mapping;
 mod performance;
 
+mod response;
 #[cfg(test)]
 mod tests;
 
@@ -38,3 +39,4 @@ pub use performance::{
     creatives, with_clock, SandboxCreatives, SandboxObject, SandboxSwap, CREATIVES_FORMAT_VERSION,
     DEFAULT_REACH,
 };
+pub use response::{received_customers, sandbox_path, SandboxResponse};

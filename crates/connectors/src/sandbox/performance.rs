@@ -175,16 +175,12 @@ impl SandboxDestination {
             .and_time(NaiveTime::from_hms_opt(12, 0, 0)?)
             .and_utc()
             .timestamp();
-        let creative = match object {
-            Some(o) => Some(
-                o.swaps
-                    .iter()
-                    .rev()
-                    .find(|s| s.at <= noon)?
-                    .creative_id
-                    .clone(),
-            ),
-            None => None,
+        let (creative, live_since) = match object {
+            Some(o) => {
+                let swap = o.swaps.iter().rev().find(|s| s.at <= noon)?;
+                (Some(swap.creative_id.clone()), Some(swap.at))
+            }
+            None => (None, None),
         };
         let c = creative.as_deref().unwrap_or(object_id);
         let d = day.to_string();
@@ -192,6 +188,12 @@ impl SandboxDestination {
         let impressions = (people * (4.0 + 2.0 * unit(&["imp", object_id, &d]))).round() as u64;
         let ctr =
             (0.01 + 0.02 * unit(&["ctr", c])) * (0.85 + 0.3 * unit(&["ctr", object_id, c, &d]));
+        // Fatigue: the CTR shrinks by the creative's daily decay for every day it has been live.
+        let days_live = live_since.map(|at| (noon - at).max(0) as f64 / 86_400.0);
+        let ctr = match (self.creative_fatigue.get(c), days_live) {
+            (Some(decay), Some(days)) => ctr * (1.0 - decay).powf(days),
+            _ => ctr,
+        };
         let clicks = stochastic_round(impressions as f64 * ctr, &["clk", object_id, c, &d]);
         let cvr = self.creative_cvr(c) * (0.8 + 0.4 * unit(&["cvr", object_id, c, &d]));
         let conversions = stochastic_round(clicks as f64 * cvr, &["cnv", object_id, c, &d]);

@@ -1,0 +1,79 @@
+//! The sandbox's simulated campaign response (issue 11): which of a sync's members the simulated
+//! platform actually received — read from its own audience files, by the member key it stores — and
+//! the conversion rates the synthetic shop gives them (`treated_conversion`) and everyone else
+//! (`baseline_conversion`). Because the answer comes from what the platform holds, a held-out member
+//! can only ever get the baseline rate: the demo's lift is measured, not assumed.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::client::audiences;
+use super::config::{SandboxConfig, DEFAULT_PATH};
+use super::mapping::{member_key, prepare};
+use crate::model::Contact;
+
+/// The conversion rates of a sandbox destination section.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SandboxResponse {
+    /// Members the audience holds.
+    pub treated_conversion: f64,
+    /// Members it does not hold.
+    pub baseline_conversion: f64,
+}
+
+impl SandboxResponse {
+    /// Reads the rates from a `[destinations.NAME]` section of `kind = "sandbox"`.
+    pub fn from_section(section: &Value) -> Result<SandboxResponse, String> {
+        let mut rest = section.clone();
+        if let Some(map) = rest.as_object_mut() {
+            map.remove("kind");
+        }
+        let cfg: SandboxConfig = serde_json::from_value(rest).map_err(|e| e.to_string())?;
+        for (key, v) in [
+            ("treated_conversion", cfg.treated_conversion),
+            ("baseline_conversion", cfg.baseline_conversion),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(format!("{key}: {v} is not a share between 0 and 1"));
+            }
+        }
+        Ok(SandboxResponse {
+            treated_conversion: cfg.treated_conversion,
+            baseline_conversion: cfg.baseline_conversion,
+        })
+    }
+}
+
+/// The sandbox directory of a destination section (`path`, default `sandbox`).
+pub fn sandbox_path(section: &Value) -> PathBuf {
+    PathBuf::from(
+        section
+            .get("path")
+            .and_then(|p| p.as_str())
+            .unwrap_or(DEFAULT_PATH),
+    )
+}
+
+/// The customer ids among `contacts` whose member key the audience named `audience_name` holds.
+pub fn received_customers(
+    path: &Path,
+    audience_name: &str,
+    contacts: &[Contact],
+) -> std::io::Result<BTreeSet<String>> {
+    let held: BTreeSet<String> = audiences(path)?
+        .into_iter()
+        .filter(|a| a.name == audience_name)
+        .flat_map(|a| a.members.into_keys())
+        .collect();
+    Ok(contacts
+        .iter()
+        .filter(|c| {
+            prepare(c)
+                .and_then(|m| member_key(&m.payload))
+                .is_some_and(|k| held.contains(&k))
+        })
+        .map(|c| c.customer_id.clone())
+        .collect())
+}

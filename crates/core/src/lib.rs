@@ -7,6 +7,8 @@
 pub mod identifiers;
 pub mod metrics;
 pub mod model;
+pub mod money;
+pub mod progress;
 pub mod rotation;
 pub mod rules;
 pub mod synth;

@@ -20,6 +20,7 @@ use campaignd_connectors::{
     AudienceDestination, AudienceRef, BatchOutcome, Channel, Contact, PreparedMember,
     ReplaceSession, SecretResolver, SyncContext,
 };
+use campaignd_core::progress::Progress;
 use campaignd_store::ledger::{AudienceRecord, Consent, LedgerEntry};
 use campaignd_store::runs::Outcome;
 use campaignd_store::{Store, StoreError};
@@ -58,6 +59,8 @@ pub struct SyncOptions {
     pub dry_run: bool,
     /// Resend everyone (replace-all where the platform has it).
     pub full: bool,
+    /// Where to report the members gone through (the binary shows a bar or log lines).
+    pub progress: Progress,
 }
 
 /// How one sync ended.
@@ -185,6 +188,8 @@ struct Job<'a> {
     run_id: i64,
     audience_ref: Option<AudienceRef>,
     outcome: SyncOutcome,
+    /// Members of the segment gone through so far (see [`SyncOptions::progress`]).
+    progress: Progress,
 }
 
 fn to_prepared(entries: &[LedgerEntry]) -> Vec<PreparedMember> {
@@ -268,8 +273,10 @@ async fn run_one(
             batches: 0,
             status: SyncStatus::Done,
         },
+        progress: Progress::none(),
     };
     let result = job.execute(opts, shutdown).await;
+    job.progress.finish();
     let mut outcome = job.outcome;
     if let Err(e) = result {
         outcome.status = SyncStatus::Failed(e);
@@ -329,6 +336,7 @@ struct Desired<'a> {
     page: std::vec::IntoIter<PreparedMember>,
     exhausted: bool,
     no_identifier: i64,
+    progress: Progress,
 }
 
 impl Desired<'_> {
@@ -353,6 +361,7 @@ impl Desired<'_> {
                 }
             }
             self.exhausted = (rows.len() as i64) < PAGE;
+            self.progress.advance(rows.len() as u64);
             let contacts: Vec<Contact> = rows
                 .into_iter()
                 .map(|c| Contact {
@@ -455,6 +464,14 @@ impl<'a> Job<'a> {
         self.outcome.skipped_suppressed = excl.suppressed;
         let eligible = excl.members - excl.no_consent - excl.suppressed;
         self.outcome.eligible = eligible;
+        if !opts.dry_run {
+            self.progress = opts.progress.clone();
+            self.progress.start(
+                &format!("sync {} -> {}", self.cfg.segment, self.cfg.destination),
+                "members",
+                Some(eligible.max(0) as u64),
+            );
+        }
         let limits = self.dest.limits();
         if (eligible as usize) < limits.min_audience_size {
             self.outcome.status = SyncStatus::BelowMinimum;
@@ -546,6 +563,7 @@ impl<'a> Job<'a> {
             page: Vec::new().into_iter(),
             exhausted: false,
             no_identifier: 0,
+            progress: self.progress.clone(),
         }
     }
 

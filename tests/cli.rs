@@ -505,7 +505,10 @@ fn long_work_logs_progress_when_stderr_is_not_a_terminal() {
         .arg(&customers)
         .assert()
         .success()
-        .stderr(predicate::str::is_match(r"import customers .*many\.csv: \d+/\d+ bytes \(\d+ %\)").unwrap())
+        .stderr(
+            predicate::str::is_match(r"import customers .*many\.csv: \d+/\d+ bytes \(\d+ %\)")
+                .unwrap(),
+        )
         .stderr(predicate::str::contains("finished in"));
     env.cmd()
         .env("CAMPAIGND_PROGRESS_SECS", "0")

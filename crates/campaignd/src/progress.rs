@@ -87,7 +87,9 @@ impl ProgressSink for Bar {
 impl Bar {
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<ProgressBar>> {
         // A panic while drawing leaves nothing half-updated worth refusing to draw again.
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

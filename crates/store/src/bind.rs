@@ -5,7 +5,6 @@
 //! rule-compiled parameters are bound per backend here.
 
 use campaignd_core::rules::SqlParam;
-use futures::future::BoxFuture;
 use sqlx::postgres::PgArguments;
 use sqlx::query::Query;
 use sqlx::sqlite::SqliteArguments;
@@ -68,51 +67,13 @@ impl<'q> BindParams<'q> for Query<'q, Postgres, PgArguments> {
 /// busy timeout applies: two processes on one file then take turns instead of failing.
 pub(crate) const SQLITE_BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
-/// Opens a transaction that will write, the way each backend needs it (see [`SQLITE_BEGIN_WRITE`]).
-/// The futures are boxed as `Send` so that jobs using them can run on spawned tasks.
-pub(crate) trait BeginWrite {
-    /// The backend.
-    type Db: sqlx::Database;
-    /// Starts the write transaction on a connection of the pool.
-    fn begin_write(&self) -> BoxFuture<'_, Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>>;
-}
-
-impl BeginWrite for sqlx::SqlitePool {
-    type Db = Sqlite;
-    /// `BEGIN IMMEDIATE`: the write lock is taken (or waited for) before anything is read.
-    fn begin_write(&self) -> BoxFuture<'_, Result<sqlx::Transaction<'static, Sqlite>, sqlx::Error>> {
-        Box::pin(self.begin_with(SQLITE_BEGIN_WRITE))
-    }
-}
-
-impl BeginWrite for sqlx::PgPool {
-    type Db = Postgres;
-    /// Postgres locks rows, not the database: a plain `BEGIN`.
-    fn begin_write(&self) -> BoxFuture<'_, Result<sqlx::Transaction<'static, Postgres>, sqlx::Error>> {
-        Box::pin(self.begin())
-    }
-}
-
-/// [`BeginWrite`] on a connection already taken from the pool (one that holds temporary tables).
-pub(crate) trait BeginWriteOn {
-    /// The backend.
-    type Db: sqlx::Database;
-    /// Starts the write transaction on this connection.
-    fn begin_with_write(&mut self) -> BoxFuture<'_, Result<sqlx::Transaction<'_, Self::Db>, sqlx::Error>>;
-}
-
-impl BeginWriteOn for sqlx::pool::PoolConnection<Sqlite> {
-    type Db = Sqlite;
-    /// `BEGIN IMMEDIATE`, as [`BeginWrite`] for the pool.
-    fn begin_with_write(&mut self) -> BoxFuture<'_, Result<sqlx::Transaction<'_, Sqlite>, sqlx::Error>> {
-        sqlx::Connection::begin_with(&mut **self, SQLITE_BEGIN_WRITE)
-    }
-}
-
-impl BeginWriteOn for sqlx::pool::PoolConnection<Postgres> {
-    type Db = Postgres;
-    /// A plain `BEGIN`.
-    fn begin_with_write(&mut self) -> BoxFuture<'_, Result<sqlx::Transaction<'_, Postgres>, sqlx::Error>> {
-        sqlx::Connection::begin(&mut **self)
+impl crate::Store {
+    /// The statement that opens a transaction that will write on this store: [`SQLITE_BEGIN_WRITE`]
+    /// on SQLite, a plain `BEGIN` on Postgres (which locks rows, not the database).
+    pub(crate) fn begin_write_sql(&self) -> &'static str {
+        match self.pool() {
+            crate::Pool::Sqlite(_) => SQLITE_BEGIN_WRITE,
+            crate::Pool::Postgres(_) => "BEGIN",
+        }
     }
 }

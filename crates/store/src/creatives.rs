@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::Row;
 
-use crate::bind::{on_pool, BeginWrite};
+use crate::bind::on_pool;
 use crate::runs::to_time;
 use crate::{Store, StoreError};
 
@@ -193,7 +193,7 @@ impl Store {
              variant_id, creative_id, live_from, live_until, run_id) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8)";
         let at = new.at.timestamp();
         on_pool!(self, pool => {
-            let mut tx = pool.begin_write().await?;
+            let mut tx = pool.begin_with(self.begin_write_sql()).await?;
             sqlx::query(CLOSE).bind(at).bind(new.set_name).execute(&mut *tx).await?;
             sqlx::query(OPEN)
                 .bind(new.set_name)
@@ -221,7 +221,7 @@ impl Store {
         run_id: Option<i64>,
     ) -> Result<(), StoreError> {
         on_pool!(self, pool => {
-            let mut tx = pool.begin_write().await?;
+            let mut tx = pool.begin_with(self.begin_write_sql()).await?;
             retire_in!(tx, set_name, retirements, at.timestamp(), run_id);
             tx.commit().await?
         });

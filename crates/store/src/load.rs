@@ -23,7 +23,7 @@ use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use sha2::{Digest, Sha256};
 use sqlx::{Connection, Postgres, Sqlite, Transaction};
 
-use crate::bind::{BeginWrite, BeginWriteOn};
+use crate::bind::SQLITE_BEGIN_WRITE;
 use crate::{Pool, Store, StoreError};
 
 /// Rows per statement on SQLite. Measured (100k customers, 1M rows): sqlx-sqlite gets slower per row as
@@ -451,8 +451,8 @@ impl Store {
     /// Starts a write transaction for bulk upserts (see [`LoadTx`]).
     pub async fn begin_load(&self) -> Result<LoadTx<'static>, StoreError> {
         Ok(match self.pool() {
-            Pool::Sqlite(p) => LoadTx::Sqlite(p.begin_write().await?),
-            Pool::Postgres(p) => LoadTx::Postgres(p.begin_write().await?),
+            Pool::Sqlite(p) => LoadTx::Sqlite(p.begin_with(SQLITE_BEGIN_WRITE).await?),
+            Pool::Postgres(p) => LoadTx::Postgres(p.begin().await?),
         })
     }
 
@@ -534,7 +534,7 @@ impl Store {
                 let mut result = Ok(());
                 while let Some(chunk) = chunks.recv().await {
                     result = async {
-                        let mut tx = LoadTx::Sqlite(conn.begin_with_write().await?);
+                        let mut tx = LoadTx::Sqlite(conn.begin_with(SQLITE_BEGIN_WRITE).await?);
                         tx.write_chunk(&chunk).await?;
                         tx.commit().await
                     }

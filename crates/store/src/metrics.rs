@@ -10,7 +10,7 @@ use sqlx::Row;
 
 use campaignd_core::metrics::Totals;
 
-use crate::bind::{on_pool, BeginWrite};
+use crate::bind::on_pool;
 use crate::{Dialect, Store, StoreError};
 
 /// Rows per multi-row INSERT (11 parameters each, well under both backends' limits).
@@ -127,7 +127,7 @@ impl Store {
         let (from, to) = (day_secs(since), day_secs(until));
         let pulled_at = now.timestamp();
         on_pool!(self, pool => {
-            let mut tx = pool.begin_write().await?;
+            let mut tx = pool.begin_with(self.begin_write_sql()).await?;
             for segment in segments {
                 sqlx::query(DELETE)
                     .bind(destination)

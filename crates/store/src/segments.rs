@@ -12,7 +12,7 @@ use sqlx::Row;
 
 use campaignd_core::rules::{CompiledQuery, SqlParam};
 
-use crate::bind::{on_pool, BeginWriteOn, BindParams};
+use crate::bind::{on_pool, BindParams, SQLITE_BEGIN_WRITE};
 use crate::runs::to_time;
 use crate::{Pool, Store, StoreError};
 
@@ -101,8 +101,9 @@ const STAGING_DDL: [&str; 3] = [
 ];
 /// Empties the scratch tables (SQLite's `DELETE` without `WHERE` truncates; Postgres has `TRUNCATE`,
 /// which leaves no dead rows behind for the next segment's statements to wade through).
-const STAGING_CLEAR_SQLITE: &str =
-    "DELETE FROM staging_members; DELETE FROM staging_joined; DELETE FROM staging_left";
+const STAGING_CLEAR_SQLITE: &str = "DELETE FROM staging_members";
+const STAGING_CLEAR_SQLITE_DIFF: [&str; 2] =
+    ["DELETE FROM staging_joined", "DELETE FROM staging_left"];
 const STAGING_CLEAR_POSTGRES: &str = "TRUNCATE staging_members, staging_joined, staging_left";
 /// Postgres never analyses temporary tables by itself; without statistics the planner takes a freshly
 /// filled staging table for empty and may pick a nested loop over it.
@@ -121,7 +122,8 @@ const DIFF_JOINED: &str = "INSERT INTO staging_joined (customer_id) SELECT s.cus
      WHERE NOT EXISTS (SELECT 1 FROM segment_memberships m WHERE m.segment = $1 AND m.customer_id = s.customer_id)";
 const DIFF_LEFT: &str = "INSERT INTO staging_left (customer_id) SELECT m.customer_id FROM segment_memberships m \
      WHERE m.segment = $1 AND NOT EXISTS (SELECT 1 FROM staging_members s WHERE s.customer_id = m.customer_id)";
-const RECORD_JOINED: &str = "INSERT INTO segment_changes (run_id, segment, customer_id, change, at) \
+const RECORD_JOINED: &str =
+    "INSERT INTO segment_changes (run_id, segment, customer_id, change, at) \
      SELECT $1, $2, j.customer_id, 'joined', $3 FROM staging_joined j";
 const RECORD_LEFT: &str = "INSERT INTO segment_changes (run_id, segment, customer_id, change, at) \
      SELECT $1, $2, l.customer_id, 'left', $3 FROM staging_left l";
@@ -232,16 +234,23 @@ impl Store {
             SegmentQuery::UserSql(sql) => (None, Vec::new(), sql.clone()),
         };
         let at = now.timestamp();
-        let (clear, analyze) = match self.pool() {
-            Pool::Sqlite(_) => (STAGING_CLEAR_SQLITE, false),
-            Pool::Postgres(_) => (STAGING_CLEAR_POSTGRES, true),
+        let (clear, clear_more, analyze, begin) = match self.pool() {
+            Pool::Sqlite(_) => (
+                STAGING_CLEAR_SQLITE,
+                &STAGING_CLEAR_SQLITE_DIFF[..],
+                false,
+                SQLITE_BEGIN_WRITE,
+            ),
+            Pool::Postgres(_) => (STAGING_CLEAR_POSTGRES, &[][..], true, "BEGIN"),
         };
         let (joined, left, size, dropped) = on_pool!(self, pool => {
             let mut conn = pool.acquire().await?;
             for ddl in STAGING_DDL {
                 sqlx::query(ddl).execute(&mut *conn).await?;
             }
-            sqlx::raw_sql(clear).execute(&mut *conn).await?;
+            for sql in std::iter::once(clear).chain(clear_more.iter().copied()) {
+                sqlx::query(sql).execute(&mut *conn).await?;
+            }
             // Staging only reads the shop's tables and writes this connection's temporary ones, so it
             // runs before the write transaction: other writers wait only for the diff, not the query.
             match &stage_sql {
@@ -284,7 +293,7 @@ impl Store {
             if analyze {
                 sqlx::query(STAGING_ANALYZE).execute(&mut *conn).await?;
             }
-            let mut tx = conn.begin_with_write().await?;
+            let mut tx = sqlx::Connection::begin_with(&mut *conn, begin).await?;
             sqlx::query(DIFF_JOINED).bind(&plan.name).execute(&mut *tx).await?;
             sqlx::query(DIFF_LEFT).bind(&plan.name).execute(&mut *tx).await?;
             if analyze {
@@ -304,7 +313,9 @@ impl Store {
             sqlx::query(RECORD_SIZE).bind(&plan.name).bind(run_id).bind(at).bind(size)
                 .execute(&mut *tx).await?;
             tx.commit().await?;
-            sqlx::raw_sql(clear).execute(&mut *conn).await?;
+            for sql in std::iter::once(clear).chain(clear_more.iter().copied()) {
+                sqlx::query(sql).execute(&mut *conn).await?;
+            }
             (joined, left, size, dropped)
         });
         if dropped > 0 {

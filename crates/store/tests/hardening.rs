@@ -75,7 +75,10 @@ async fn sql_segment_keeps_only_customers_and_counts_the_rest() {
     for (backend, store) in stores(dir.path()).await {
         let path = write(dir.path(), "customers.csv", CUSTOMERS);
         import(&store, ImportKind::Customers, &path).await;
-        let run = store.start_run("recompute", None, Utc::now()).await.unwrap();
+        let run = store
+            .start_run("recompute", None, Utc::now())
+            .await
+            .unwrap();
         let plan = user_sql(
             "with_ghosts",
             "SELECT id AS customer_id FROM customers WHERE id <> 'c3' \

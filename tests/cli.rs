@@ -481,3 +481,192 @@ fn a_missing_secret_is_a_config_error_naming_it() {
         .code(2)
         .stderr(predicate::str::contains("META_ACCESS_TOKEN"));
 }
+
+/// Stores for the backend-generic CLI tests below: SQLite always, Postgres when configured.
+fn store_urls() -> Vec<Option<String>> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut urls = vec![None];
+    if let Some(url) = rt
+        .block_on(campaignd_store::testkit::fresh_pg_database())
+        .unwrap()
+    {
+        urls.push(Some(url));
+    }
+    urls
+}
+
+#[test]
+fn import_exits_1_when_the_database_fails_the_write() {
+    for url in store_urls() {
+        let env = env_with(url.clone(), "");
+        env.cmd().arg("migrate").assert().success();
+        // The database refuses every write to customers, as a full disk or a lost lock would.
+        let refuse = match &url {
+            None => vec![
+                "CREATE TRIGGER refuse BEFORE INSERT ON customers BEGIN \
+                 SELECT RAISE(ABORT, 'database or disk is full'); END",
+            ],
+            Some(_) => vec![
+                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS \
+                 $$ BEGIN RAISE EXCEPTION 'could not extend file: No space left on device'; END $$",
+                "CREATE TRIGGER refuse BEFORE INSERT ON customers FOR EACH ROW EXECUTE FUNCTION refuse()",
+            ],
+        };
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let db = env.dir.path().join("shop.db");
+            let store_url = url
+                .clone()
+                .unwrap_or_else(|| format!("sqlite://{}", db.display()));
+            let store = campaignd_store::Store::connect(&store_url).await.unwrap();
+            for sql in refuse {
+                match store.pool() {
+                    campaignd_store::Pool::Sqlite(p) => {
+                        sqlx::query(sql).execute(p).await.unwrap();
+                    }
+                    campaignd_store::Pool::Postgres(p) => {
+                        sqlx::query(sql).execute(p).await.unwrap();
+                    }
+                }
+            }
+            store.close().await;
+        });
+        let customers = env.write("customers.csv", CUSTOMERS);
+        env.cmd()
+            .args(["import", "customers"])
+            .arg(&customers)
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains("database error"));
+        // A file that cannot be imported as given is still bad usage.
+        let wrong = env.write("customers.csv", "id,shoe_size\nc1,42\n");
+        env.cmd()
+            .args(["import", "customers"])
+            .arg(&wrong)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("unknown column(s) shoe_size"));
+    }
+}
+
+#[test]
+fn sql_segment_ghosts_are_left_out_and_reported() {
+    for url in store_urls() {
+        let env = env_with(
+            url,
+            "\n[[segment]]\nname = \"ghosts\"\nsql = \"SELECT id AS customer_id FROM customers UNION ALL SELECT 'ghost' AS customer_id\"\n",
+        );
+        let customers = env.write("customers.csv", CUSTOMERS);
+        env.cmd()
+            .args(["import", "customers"])
+            .arg(&customers)
+            .assert()
+            .success();
+        env.cmd()
+            .args(["segments", "recompute", "--segment", "ghosts"])
+            .assert()
+            .success()
+            .stdout(
+                predicate::str::is_match(r"ghosts\s+4\s+4\s+0  \(1 ids returned by its SQL are not customers, left out\)")
+                    .unwrap(),
+            )
+            .stderr(predicate::str::contains("not customers"));
+        env.cmd()
+            .args(["segments", "list"])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains(
+                "(1 ids returned by its SQL are not customers, left out)",
+            ));
+        env.cmd()
+            .args(["segments", "show", "ghosts"])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("size:        4"))
+            .stdout(predicate::str::contains(
+                "dropped:     1 ids returned by its SQL are not customers, left out",
+            ));
+    }
+}
+
+#[test]
+fn long_work_logs_progress_when_stderr_is_not_a_terminal() {
+    let env = env_with(None, "");
+    let mut text = String::from("id,email\n");
+    for i in 0..12_000 {
+        text.push_str(&format!("c{i},m{i}@example.com\n"));
+    }
+    let customers = env.write("many.csv", &text);
+    env.cmd()
+        .env("CAMPAIGND_PROGRESS_SECS", "0")
+        .args(["import", "customers"])
+        .arg(&customers)
+        .assert()
+        .success()
+        .stderr(
+            predicate::str::is_match(r"import customers .*many\.csv: \d+/\d+ bytes \(\d+ %\)")
+                .unwrap(),
+        )
+        .stderr(predicate::str::contains("finished in"));
+    env.cmd()
+        .env("CAMPAIGND_PROGRESS_SECS", "0")
+        .args(["segments", "recompute"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("recompute: 4/4 segments (100 %)"));
+    // Short work within the default interval prints no progress at all.
+    env.cmd()
+        .args(["segments", "recompute"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("campaignd::progress").not());
+}
+
+/// Issue 12 item 11: two `campaignd` processes recomputing on one SQLite file at the same time. A
+/// deferred transaction that reads and then writes failed at once with SQLITE_BUSY_SNAPSHOT when the
+/// other process had committed in between; write transactions now take the lock first and wait.
+#[test]
+fn two_processes_recompute_one_sqlite_file_without_busy_errors() {
+    let env = env_with(None, "");
+    let db = env.dir.path().join("shop.db");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    Command::cargo_bin("campaignd")
+        .unwrap()
+        .current_dir(&root)
+        .args(["demo", "--customers", "3000", "--db"])
+        .arg(&db)
+        .assert()
+        .success();
+    let config = env.dir.path().join("templates.toml");
+    let mut text = format!("[store]\nurl = \"sqlite://{}\"\n", db.display());
+    for t in campaignd_core::rules::templates::list() {
+        text.push_str(&format!(
+            "\n[[segment]]\nname = \"t_{0}\"\ntemplate = \"{0}\"\n",
+            t.name
+        ));
+    }
+    std::fs::write(&config, text).unwrap();
+    let exe = assert_cmd::cargo::cargo_bin("campaignd");
+    for round in 0..4 {
+        let spawn = |day: u32| {
+            std::process::Command::new(&exe)
+                .arg("--config")
+                .arg(&config)
+                .args(["segments", "recompute", "--as-of"])
+                .arg(format!("2025-03-{:02}T00:00:00Z", day))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let (a, b) = (spawn(1 + round), spawn(10 + round));
+        for child in [a, b] {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "round {round}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}

@@ -545,6 +545,7 @@ async fn api_segments(State(state): State<AdminState>, Query(q): Query<SegmentsQ
                 "size": s.size,
                 "last_joined": s.last_joined,
                 "last_left": s.last_left,
+                "last_dropped": s.last_dropped,
                 "computed_at": s.computed_at,
                 "history": points,
                 "audiences": audiences,

@@ -36,8 +36,9 @@ pub async fn recompute(
         store.dialect(),
         campaignd_store::redact_url(&url)
     );
+    let progress = crate::progress::reporter();
     let load = store
-        .load_synthetic(customers as u64, seed, as_of)
+        .load_synthetic_with_progress(customers as u64, seed, as_of, &progress)
         .await
         .context("loading the synthetic shop")?;
     println!(
@@ -62,6 +63,11 @@ pub async fn recompute(
     );
     let run_id = store.start_run("bench", None, Utc::now()).await?;
     let (mut total_first, mut total_rerun, mut total_raw) = (0.0, 0.0, 0.0);
+    progress.start(
+        "bench recompute",
+        "templates",
+        Some(templates::list().len() as u64),
+    );
     for template in templates::list() {
         let text = templates::render(template.name, &BTreeMap::new())?;
         let rule = parse_rule(&text)?;
@@ -93,6 +99,7 @@ pub async fn recompute(
         total_first += first_s;
         total_rerun += rerun_s;
         total_raw += raw_s;
+        progress.advance(1);
         println!(
             "{:<22} {:>9} {:>10.3} {:>10.3} {:>10.3} {:>7.2}",
             template.name,
@@ -103,6 +110,7 @@ pub async fn recompute(
             if raw_s > 0.0 { rerun_s / raw_s } else { 0.0 }
         );
     }
+    progress.finish();
     println!(
         "{:<22} {:>9} {:>10.3} {:>10.3} {:>10.3} {:>7.2}",
         "all templates",
@@ -230,11 +238,16 @@ destination = "fake_meta"
     let store = Store::connect(&settings.store.url).await?;
     store.migrate().await?;
     let t = Instant::now();
+    let progress = crate::progress::reporter();
+    progress.start("bench sync: store", "members", Some(members as u64));
     for start in (0..members).step_by(10_000) {
+        let end = (start + 10_000).min(members);
         store
-            .upsert_customers(&bench_customers(start..(start + 10_000).min(members), true))
+            .upsert_customers(&bench_customers(start..end, true))
             .await?;
+        progress.advance((end - start) as u64);
     }
+    progress.finish();
     campaignd_engine::recompute::recompute(&store, &settings, Utc::now(), None).await?;
     println!(
         "bench sync: {members} members, store and segment prepared in {:.1}s",

@@ -8,14 +8,14 @@ use chrono::Utc;
 
 use campaignd_connectors::SecretResolver;
 use campaignd_core::rules::templates;
-use campaignd_engine::recompute::{recompute, RecomputeError};
+use campaignd_engine::recompute::{recompute, recompute_with_progress, RecomputeError};
 use campaignd_engine::shutdown::Shutdown;
 use campaignd_engine::sync::{
     build_destinations, sync as run_sync, SyncError, SyncOptions, SyncReport, SyncStatus,
 };
 use campaignd_engine::Settings;
 use campaignd_store::import::{ImportKind, ImportOptions};
-use campaignd_store::Store;
+use campaignd_store::{Store, StoreError};
 
 use crate::cli::{BenchCommand, Cli, Command, ImportKindArg, MembersFormat, SegmentsCommand};
 use crate::{bench, settings_load, Failure};
@@ -76,6 +76,7 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
                 segment,
                 dry_run,
                 full,
+                progress: crate::progress::reporter(),
             };
             sync(&settings, &cli.config, &opts).await
         }
@@ -332,6 +333,15 @@ pub async fn close_abandoned_runs(store: &Store) {
     }
 }
 
+/// A file that cannot be imported as given (unreadable, wrong extension, unknown or missing columns) is
+/// bad usage (exit 2); the database failing under a good file (disk full, locked) is a failed job (1).
+fn import_failure(e: StoreError) -> Failure {
+    match e {
+        StoreError::Io(_) => Failure::usage(e),
+        _ => Failure::job(e),
+    }
+}
+
 async fn import(
     store: &Store,
     kind: ImportKindArg,
@@ -345,9 +355,14 @@ async fn import(
         ImportKindArg::Suppressions => ImportKind::Suppressions,
     };
     let report = store
-        .import(kind, file, ImportOptions { strict })
+        .import_with_progress(
+            kind,
+            file,
+            ImportOptions { strict },
+            &crate::progress::reporter(),
+        )
         .await
-        .map_err(|e| Failure::usage(anyhow!(e)))?;
+        .map_err(import_failure)?;
     for err in &report.errors {
         eprintln!("{}:{}: {}", file.display(), err.line, err.reason);
     }
@@ -544,6 +559,13 @@ async fn segments(settings: &Settings, command: SegmentsCommand) -> Result<(), F
             );
             for def in defs {
                 let s = summaries.iter().find(|s| s.name == def.name);
+                let mut description = def.description.clone().unwrap_or_default();
+                if let Some(note) = s.and_then(|s| dropped_note(s.last_dropped)) {
+                    if !description.is_empty() {
+                        description.push(' ');
+                    }
+                    description.push_str(&format!("({note})"));
+                }
                 println!(
                     "{:<26} {:>8} {:>7} {:>7}  {:<20} {}",
                     def.name,
@@ -555,7 +577,7 @@ async fn segments(settings: &Settings, command: SegmentsCommand) -> Result<(), F
                     s.and_then(|s| s.computed_at)
                         .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
                         .unwrap_or_else(|| "never".into()),
-                    def.description.as_deref().unwrap_or("")
+                    description
                 );
             }
             print_matches(settings, &store).await?;
@@ -593,6 +615,9 @@ async fn segments(settings: &Settings, command: SegmentsCommand) -> Result<(), F
                         "last run:    {} joined, {} left",
                         s.last_joined, s.last_left
                     );
+                    if let Some(note) = dropped_note(s.last_dropped) {
+                        println!("dropped:     {note}");
+                    }
                     if let Some(t) = s.computed_at {
                         println!("computed:    {}", t.to_rfc3339());
                     }
@@ -605,11 +630,12 @@ async fn segments(settings: &Settings, command: SegmentsCommand) -> Result<(), F
         }
         SegmentsCommand::Recompute { as_of, segment } => {
             let store = open_store(settings).await?;
-            let report = recompute(
+            let report = recompute_with_progress(
                 &store,
                 settings,
                 as_of.unwrap_or_else(Utc::now),
                 segment.as_deref(),
+                &crate::progress::reporter(),
             )
             .await
             .map_err(recompute_failure)?;
@@ -619,8 +645,14 @@ async fn segments(settings: &Settings, command: SegmentsCommand) -> Result<(), F
             );
             for s in &report.segments {
                 println!(
-                    "{:<26} {:>8} {:>7} {:>7}",
-                    s.segment, s.size, s.joined, s.left
+                    "{:<26} {:>8} {:>7} {:>7}{}",
+                    s.segment,
+                    s.size,
+                    s.joined,
+                    s.left,
+                    dropped_note(s.dropped)
+                        .map(|n| format!("  ({n})"))
+                        .unwrap_or_default()
                 );
             }
             println!("run {} recorded", report.run_id);
@@ -669,6 +701,11 @@ async fn segments(settings: &Settings, command: SegmentsCommand) -> Result<(), F
             Ok(())
         }
     }
+}
+
+/// What `segments list/show/recompute` say about ids a `sql` segment returned that are not customers.
+fn dropped_note(dropped: i64) -> Option<String> {
+    (dropped > 0).then(|| format!("{dropped} ids returned by its SQL are not customers, left out"))
 }
 
 /// Quotes a CSV field when it needs it.

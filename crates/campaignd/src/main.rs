@@ -10,6 +10,7 @@ mod cli;
 mod commands;
 mod daemon;
 mod insights;
+mod progress;
 mod reporting;
 mod settings_load;
 
@@ -48,11 +49,12 @@ fn main() -> ExitCode {
     let args = cli::Cli::parse();
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("CAMPAIGND_LOG").unwrap_or_else(|_| {
-            // The daemon logs what it does; one-shot commands only warn. Segment queries over a whole
-            // shop legitimately take seconds: sqlx's slow-statement warnings would only be noise.
+            // The daemon logs what it does; one-shot commands only warn, and show the progress of
+            // long work (see `progress`). Segment queries over a whole shop legitimately take seconds:
+            // sqlx's slow-statement warnings would only be noise.
             let level = match args.command {
                 cli::Command::Run => "info,sqlx::query=error",
-                _ => "warn,sqlx::query=error",
+                _ => "warn,sqlx::query=error,campaignd::progress=info",
             };
             tracing_subscriber::EnvFilter::new(level)
         });

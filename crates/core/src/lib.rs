@@ -8,6 +8,8 @@ pub mod holdout;
 pub mod identifiers;
 pub mod metrics;
 pub mod model;
+pub mod money;
+pub mod progress;
 pub mod rotation;
 pub mod rules;
 pub mod stats;

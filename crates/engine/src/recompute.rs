@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use thiserror::Error;
 
+use campaignd_core::progress::Progress;
 use campaignd_core::rules::compile_segment;
 use campaignd_store::runs::Outcome;
 use campaignd_store::segments::{RecomputeOutcome, SegmentPlan, SegmentQuery};
@@ -59,6 +60,17 @@ pub async fn recompute(
     as_of: DateTime<Utc>,
     only: Option<&str>,
 ) -> Result<RecomputeReport, RecomputeError> {
+    recompute_with_progress(store, settings, as_of, only, &Progress::none()).await
+}
+
+/// [`recompute`], reporting each segment done to `progress`.
+pub async fn recompute_with_progress(
+    store: &Store,
+    settings: &Settings,
+    as_of: DateTime<Utc>,
+    only: Option<&str>,
+    progress: &Progress,
+) -> Result<RecomputeReport, RecomputeError> {
     let defs = settings.segment_defs()?;
     if let Some(name) = only {
         if !defs.iter().any(|d| d.name == name) {
@@ -67,15 +79,23 @@ pub async fn recompute(
     }
     let run_id = store.start_run("recompute", only, Utc::now()).await?;
     let mut done = Vec::new();
-    for def in defs.iter().filter(|d| only.is_none_or(|o| o == d.name)) {
+    let selected: Vec<&SegmentDef> = defs
+        .iter()
+        .filter(|d| only.is_none_or(|o| o == d.name))
+        .collect();
+    progress.start("recompute", "segments", Some(selected.len() as u64));
+    for def in selected {
         let plan = plan_for(def, store, as_of);
-        match store.recompute_segment(&plan, run_id, as_of).await {
+        let result = store.recompute_segment(&plan, run_id, as_of).await;
+        progress.advance(1);
+        match result {
             Ok(outcome) => {
-                tracing::info!(segment = %outcome.segment, size = outcome.size, joined = outcome.joined, left = outcome.left, "segment recomputed");
+                tracing::info!(segment = %outcome.segment, size = outcome.size, joined = outcome.joined, left = outcome.left, dropped = outcome.dropped, "segment recomputed");
                 done.push(outcome);
             }
             Err(e) => {
                 let counts = json!({ "segments": done.len(), "failed_segment": def.name });
+                progress.finish();
                 let outcome = if done.is_empty() {
                     Outcome::Failed
                 } else {
@@ -88,11 +108,13 @@ pub async fn recompute(
             }
         }
     }
+    progress.finish();
     let counts = json!({
         "segments": done.len(),
         "members": done.iter().map(|o| o.size).sum::<i64>(),
         "joined": done.iter().map(|o| o.joined).sum::<i64>(),
         "left": done.iter().map(|o| o.left).sum::<i64>(),
+        "dropped": done.iter().map(|o| o.dropped).sum::<i64>(),
     });
     store
         .finish_run(run_id, Outcome::Success, &counts, None)

@@ -20,6 +20,7 @@ use campaignd_connectors::{
     AudienceDestination, AudienceRef, BatchOutcome, Channel, ConnectorError, Contact, JobAction,
     NoIdentifier, PreparedMember, ReplaceSession, SecretResolver, SyncContext,
 };
+use campaignd_core::progress::Progress;
 use campaignd_store::ledger::{Acknowledged, AudienceRecord, Consent, LedgerEntry};
 use campaignd_store::remote_jobs::RemoteJob;
 use campaignd_store::runs::Outcome;
@@ -90,6 +91,8 @@ pub struct SyncOptions {
     pub dry_run: bool,
     /// Resend everyone (replace-all where the platform has it).
     pub full: bool,
+    /// Where to report the members gone through (the binary shows a bar or log lines).
+    pub progress: Progress,
 }
 
 /// How one sync ended.
@@ -225,6 +228,8 @@ struct Job<'a> {
     audience_ref: Option<AudienceRef>,
     holdout: Option<HoldoutPlan>,
     outcome: SyncOutcome,
+    /// Members of the segment gone through so far (see [`SyncOptions::progress`]).
+    progress: Progress,
 }
 
 /// Ledger (or stored job) rows back into members; a payload that is not JSON is corrupt data campaignd
@@ -333,8 +338,10 @@ async fn run_one(
             batches: 0,
             status: SyncStatus::Done,
         },
+        progress: Progress::none(),
     };
     let result = job.execute(opts, shutdown).await;
+    job.progress.finish();
     let mut outcome = job.outcome;
     if let Err(e) = result {
         tracing::warn!(destination = %cfg.destination, segment = %cfg.segment, error = %e, "sync failed");
@@ -400,6 +407,7 @@ struct Desired<'a> {
     no_identifier: i64,
     tally: IdentifierTally,
     holdout: Option<HoldoutPlan>,
+    progress: Progress,
 }
 
 impl Desired<'_> {
@@ -423,6 +431,7 @@ impl Desired<'_> {
                 }
             }
             self.exhausted = (rows.len() as i64) < PAGE;
+            self.progress.advance(rows.len() as u64);
             let contacts: Vec<Contact> =
                 crate::holdout::without_held_out(rows, self.holdout.as_ref())
                     .into_iter()
@@ -605,6 +614,14 @@ impl<'a> Job<'a> {
         self.outcome.held_out = held_out;
         let eligible = excl.members - excl.no_consent - excl.suppressed - held_out;
         self.outcome.eligible = eligible;
+        if !opts.dry_run {
+            self.progress = opts.progress.clone();
+            self.progress.start(
+                &format!("sync {} -> {}", self.cfg.segment, self.cfg.destination),
+                "members",
+                Some(eligible.max(0) as u64),
+            );
+        }
         let limits = self.dest.limits();
         if (eligible as usize) < limits.min_audience_size {
             self.outcome.status = SyncStatus::BelowMinimum;
@@ -683,6 +700,7 @@ impl<'a> Job<'a> {
             no_identifier: 0,
             tally: IdentifierTally::default(),
             holdout: self.holdout.clone(),
+            progress: self.progress.clone(),
         }
     }
 

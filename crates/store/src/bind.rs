@@ -64,3 +64,21 @@ impl<'q> BindParams<'q> for Query<'q, Postgres, PgArguments> {
         self
     }
 }
+
+/// The statement that opens a SQLite write transaction. A deferred `BEGIN` starts as a reader and
+/// upgrades at its first write; if another process committed in between, SQLite answers
+/// `SQLITE_BUSY_SNAPSHOT` at once, without waiting for the busy timeout (the snapshot cannot be
+/// upgraded, so waiting would not help). `BEGIN IMMEDIATE` takes the write lock up front, where the
+/// busy timeout applies: two processes on one file then take turns instead of failing.
+pub(crate) const SQLITE_BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
+impl crate::Store {
+    /// The statement that opens a transaction that will write on this store: [`SQLITE_BEGIN_WRITE`]
+    /// on SQLite, a plain `BEGIN` on Postgres (which locks rows, not the database).
+    pub(crate) fn begin_write_sql(&self) -> &'static str {
+        match self.pool() {
+            crate::Pool::Sqlite(_) => SQLITE_BEGIN_WRITE,
+            crate::Pool::Postgres(_) => "BEGIN",
+        }
+    }
+}

@@ -195,7 +195,7 @@ impl Store {
              variant_id, creative_id, live_from, live_until, run_id, reason) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, $9)";
         let at = new.at.timestamp();
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(self.begin_write_sql()).await?;
             sqlx::query(CLOSE).bind(at).bind(new.set_name).execute(&mut *tx).await?;
             sqlx::query(OPEN)
                 .bind(new.set_name)
@@ -224,7 +224,7 @@ impl Store {
         run_id: Option<i64>,
     ) -> Result<(), StoreError> {
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(self.begin_write_sql()).await?;
             retire_in!(tx, set_name, retirements, at.timestamp(), run_id);
             tx.commit().await?
         });

@@ -18,6 +18,8 @@ use std::path::Path;
 use std::str::FromStr;
 
 use campaignd_core::model::{Customer, Event, Order, Suppression};
+use campaignd_core::money;
+use campaignd_core::progress::Progress;
 use chrono::{DateTime, NaiveDate, Utc};
 use thiserror::Error;
 use tokio::sync::mpsc;
@@ -197,6 +199,18 @@ impl Store {
         path: &Path,
         opts: ImportOptions,
     ) -> Result<ImportReport, StoreError> {
+        self.import_with_progress(kind, path, opts, &Progress::none())
+            .await
+    }
+
+    /// [`Store::import`], reporting the bytes of the file read and written so far to `progress`.
+    pub async fn import_with_progress(
+        &self,
+        kind: ImportKind,
+        path: &Path,
+        opts: ImportOptions,
+        progress: &Progress,
+    ) -> Result<ImportReport, StoreError> {
         let file = path.display().to_string();
         let format = match path
             .extension()
@@ -214,6 +228,7 @@ impl Store {
         };
         let handle =
             File::open(path).map_err(|e| StoreError::Io(format!("cannot read {file}: {e}")))?;
+        let size = handle.metadata().ok().map(|m| m.len());
 
         let (sender, mut batches) = mpsc::channel::<Result<Batch, StoreError>>(2);
         let label = file.clone();
@@ -235,9 +250,13 @@ impl Store {
         };
         let mut errors: Vec<(u64, String)> = Vec::new();
         let mut whole_file: Option<LoadTx<'static>> = None;
+        progress.start(&format!("import {kind} {file}"), "bytes", size);
+        let mut done_bytes = 0;
         let result: Result<(), StoreError> = async {
             while let Some(batch) = batches.recv().await {
                 let batch = batch?;
+                progress.advance(batch.read_to.saturating_sub(done_bytes));
+                done_bytes = done_bytes.max(batch.read_to);
                 errors.extend(batch.errors);
                 let mut tx = match whole_file.take() {
                     Some(tx) => tx,
@@ -257,6 +276,7 @@ impl Store {
             Ok(())
         }
         .await;
+        progress.finish();
         drop(batches);
         if let Err(e) = reader.await {
             if e.is_panic() {
@@ -352,6 +372,8 @@ impl Rows {
 struct Batch {
     rows: Rows,
     errors: Vec<(u64, String)>,
+    /// Bytes of the file read when the batch was shipped (for progress).
+    read_to: u64,
 }
 
 /// Accumulates parsed rows on the reader thread and ships them in batches.
@@ -360,6 +382,8 @@ struct BatchSender {
     current: Batch,
     sender: mpsc::Sender<Result<Batch, StoreError>>,
     closed: bool,
+    /// Bytes of the file read so far, as the reader last said.
+    read_to: u64,
 }
 
 impl BatchSender {
@@ -369,10 +393,17 @@ impl BatchSender {
             current: Batch {
                 rows: Rows::new(kind),
                 errors: Vec::new(),
+                read_to: 0,
             },
             sender,
             closed: false,
+            read_to: 0,
         }
+    }
+
+    /// Notes how far into the file the reader is.
+    fn read_to(&mut self, bytes: u64) {
+        self.read_to = bytes;
     }
 
     /// Takes one row's cells (or the reason it could not even be split into cells).
@@ -391,13 +422,15 @@ impl BatchSender {
     }
 
     fn flush(&mut self) {
-        let batch = std::mem::replace(
+        let mut batch = std::mem::replace(
             &mut self.current,
             Batch {
                 rows: Rows::new(self.kind),
                 errors: Vec::new(),
+                read_to: 0,
             },
         );
+        batch.read_to = self.read_to;
         if self.sender.blocking_send(Ok(batch)).is_err() {
             self.closed = true;
         }
@@ -613,15 +646,8 @@ fn parse_order(mut c: Cells) -> Result<Order, String> {
     let customer_id = c.required("customer_id")?;
     let placed_at = c.required_time("placed_at")?;
     let raw = c.required("total")?;
-    let total: f64 = raw
-        .parse()
-        .ok()
-        .filter(|t: &f64| t.is_finite())
-        .ok_or_else(|| format!("total: not a decimal number: {raw:?}"))?;
-    // NUMERIC(14, 2) on Postgres: refuse here what the database would refuse for the whole batch.
-    if total.abs() >= 1e12 {
-        return Err(format!("total: out of range: {raw:?}"));
-    }
+    // One rule on both backends: cents, half away from zero (see `campaignd_core::money`).
+    let total = money::parse_amount(&raw).map_err(|e| format!("total: {e}: {raw:?}"))?;
     Ok(Order {
         id,
         customer_id,
@@ -747,6 +773,8 @@ fn read_csv(
         match reader.read_record(&mut record) {
             Ok(false) => return Ok(()),
             Ok(true) => {
+                let bytes = reader.get_ref().bytes;
+                out.read_to(bytes);
                 let line = reader.get_mut().next_start();
                 let cells = if record.len() != slots.len() {
                     Err(format!(
@@ -793,6 +821,8 @@ struct RecordLines<R> {
     state: Lex,
     line: u64,
     starts: std::collections::VecDeque<u64>,
+    /// Bytes passed through so far.
+    bytes: u64,
 }
 
 impl<R> RecordLines<R> {
@@ -802,6 +832,7 @@ impl<R> RecordLines<R> {
             state: Lex::RecordStart,
             line: 1,
             starts: std::collections::VecDeque::new(),
+            bytes: 0,
         }
     }
 
@@ -836,6 +867,7 @@ impl<R: std::io::Read> std::io::Read for RecordLines<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.scan(&buf[..n]);
+        self.bytes += n as u64;
         Ok(n)
     }
 }
@@ -850,6 +882,7 @@ fn read_jsonl(
     let mut reader = BufReader::with_capacity(1 << 16, handle);
     let mut buf = Vec::new();
     let mut line = 0u64;
+    let mut bytes = 0u64;
     loop {
         if out.closed() {
             return Ok(());
@@ -861,8 +894,15 @@ fn read_jsonl(
         if n == 0 {
             return Ok(());
         }
+        bytes += n as u64;
+        out.read_to(bytes);
         line += 1;
-        let text = match std::str::from_utf8(&buf) {
+        // A UTF-8 byte order mark (as some Windows tools write) is not part of the first object.
+        let bytes = match line {
+            1 => buf.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&buf),
+            _ => &buf,
+        };
+        let text = match std::str::from_utf8(bytes) {
             Ok(t) => t.trim(),
             Err(_) => {
                 out.row(line, Err("not valid UTF-8".into()));

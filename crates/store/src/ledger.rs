@@ -370,7 +370,7 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5, $6, $7)";
         let chunk_rows = rows_per_statement(self);
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(self.begin_write_sql()).await?;
             for chunk in added.chunks(chunk_rows) {
                 let sql = format!("{ADD_HEAD}{}{ADD_TAIL}", values_rows(chunk.len(), 4));
                 let mut q = sqlx::query(&sql).bind(destination).bind(audience_name).bind(now).bind(run_id);

@@ -17,11 +17,13 @@ use std::time::{Duration, Instant};
 
 use campaignd_core::identifiers::suppression_key;
 use campaignd_core::model::{Customer, Event, Order, Suppression};
+use campaignd_core::progress::Progress;
 use campaignd_core::synth::{ShopChunk, ShopGenerator};
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use sha2::{Digest, Sha256};
 use sqlx::{Connection, Postgres, Sqlite, Transaction};
 
+use crate::bind::SQLITE_BEGIN_WRITE;
 use crate::{Pool, Store, StoreError};
 
 /// Rows per statement on SQLite. Measured (100k customers, 1M rows): sqlx-sqlite gets slower per row as
@@ -451,7 +453,7 @@ impl Store {
     /// Starts a write transaction for bulk upserts (see [`LoadTx`]).
     pub async fn begin_load(&self) -> Result<LoadTx<'static>, StoreError> {
         Ok(match self.pool() {
-            Pool::Sqlite(p) => LoadTx::Sqlite(p.begin().await?),
+            Pool::Sqlite(p) => LoadTx::Sqlite(p.begin_with(SQLITE_BEGIN_WRITE).await?),
             Pool::Postgres(p) => LoadTx::Postgres(p.begin().await?),
         })
     }
@@ -501,6 +503,19 @@ impl Store {
         seed: u64,
         as_of: DateTime<Utc>,
     ) -> Result<LoadReport, StoreError> {
+        self.load_synthetic_with_progress(customers, seed, as_of, &Progress::none())
+            .await
+    }
+
+    /// [`Store::load_synthetic`], reporting the customers written so far to `progress`.
+    pub async fn load_synthetic_with_progress(
+        &self,
+        customers: u64,
+        seed: u64,
+        as_of: DateTime<Utc>,
+        progress: &Progress,
+    ) -> Result<LoadReport, StoreError> {
+        progress.start("load synthetic shop", "customers", Some(customers));
         let started = Instant::now();
         let (sender, mut chunks) = tokio::sync::mpsc::channel::<ShopChunk>(2);
         let producer = tokio::task::spawn_blocking(move || {
@@ -521,7 +536,7 @@ impl Store {
                 let mut result = Ok(());
                 while let Some(chunk) = chunks.recv().await {
                     result = async {
-                        let mut tx = LoadTx::Sqlite(conn.begin().await?);
+                        let mut tx = LoadTx::Sqlite(conn.begin_with(SQLITE_BEGIN_WRITE).await?);
                         tx.write_chunk(&chunk).await?;
                         tx.commit().await
                     }
@@ -529,6 +544,7 @@ impl Store {
                     if result.is_err() {
                         break;
                     }
+                    progress.advance(chunk.customers.len() as u64);
                     report.add(&chunk);
                 }
                 let restored = sqlx::query("PRAGMA synchronous = NORMAL")
@@ -552,6 +568,7 @@ impl Store {
                     if result.is_err() {
                         break;
                     }
+                    progress.advance(chunk.customers.len() as u64);
                     report.add(&chunk);
                 }
                 let restored = sqlx::query("RESET synchronous_commit")
@@ -560,6 +577,7 @@ impl Store {
                 result.and(restored.map(|_| ()).map_err(StoreError::from))
             }
         };
+        progress.finish();
         drop(chunks);
         if let Err(e) = producer.await {
             if e.is_panic() {

@@ -127,7 +127,7 @@ impl Store {
         let (from, to) = (day_secs(since), day_secs(until));
         let pulled_at = now.timestamp();
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(self.begin_write_sql()).await?;
             for segment in segments {
                 sqlx::query(DELETE)
                     .bind(destination)

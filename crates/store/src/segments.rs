@@ -12,7 +12,7 @@ use sqlx::Row;
 
 use campaignd_core::rules::{CompiledQuery, SqlParam};
 
-use crate::bind::{on_pool, BindParams};
+use crate::bind::{on_pool, BindParams, SQLITE_BEGIN_WRITE};
 use crate::runs::to_time;
 use crate::{Pool, Store, StoreError};
 
@@ -51,6 +51,9 @@ pub struct RecomputeOutcome {
     pub joined: i64,
     /// Customers who left it.
     pub left: i64,
+    /// Ids a `sql` segment returned that are not customers, left out of the segment (always 0 for
+    /// rules and templates, which select from `customers`).
+    pub dropped: i64,
 }
 
 /// A segment as last recomputed, for `segments list/show` and the admin API.
@@ -70,6 +73,8 @@ pub struct SegmentSummary {
     pub last_joined: i64,
     /// Left on the last run.
     pub last_left: i64,
+    /// Ids the last run's `sql` returned that are not customers (left out of the segment).
+    pub last_dropped: i64,
     /// When it was last recomputed.
     pub computed_at: Option<DateTime<Utc>>,
 }
@@ -87,26 +92,53 @@ pub struct MemberRow {
     pub joined_at: DateTime<Utc>,
 }
 
-const STAGING_DDL: &str =
-    "CREATE TEMP TABLE IF NOT EXISTS staging_members (customer_id TEXT PRIMARY KEY)";
-const STAGING_CLEAR: &str = "DELETE FROM staging_members";
-const RECORD_JOINED: &str = "INSERT INTO segment_changes (run_id, segment, customer_id, change, at) \
-     SELECT $1, $2, s.customer_id, 'joined', $3 FROM staging_members s \
-     WHERE NOT EXISTS (SELECT 1 FROM segment_memberships m WHERE m.segment = $2 AND m.customer_id = s.customer_id)";
-const RECORD_LEFT: &str = "INSERT INTO segment_changes (run_id, segment, customer_id, change, at) \
-     SELECT $1, $2, m.customer_id, 'left', $3 FROM segment_memberships m \
-     WHERE m.segment = $2 AND NOT EXISTS (SELECT 1 FROM staging_members s WHERE s.customer_id = m.customer_id)";
-const DELETE_LEFT: &str = "DELETE FROM segment_memberships WHERE segment = $1 \
-     AND NOT EXISTS (SELECT 1 FROM staging_members s WHERE s.customer_id = segment_memberships.customer_id)";
-const INSERT_JOINED: &str = "INSERT INTO segment_memberships (segment, customer_id, joined_at) \
-     SELECT $1, s.customer_id, $2 FROM staging_members s \
+/// Per-connection scratch tables: the segment's members as just computed, and the two halves of the
+/// diff against the stored membership. They are temporary (never shared, never logged to the WAL).
+const STAGING_DDL: [&str; 3] = [
+    "CREATE TEMP TABLE IF NOT EXISTS staging_members (customer_id TEXT PRIMARY KEY)",
+    "CREATE TEMP TABLE IF NOT EXISTS staging_joined (customer_id TEXT PRIMARY KEY)",
+    "CREATE TEMP TABLE IF NOT EXISTS staging_left (customer_id TEXT PRIMARY KEY)",
+];
+/// Empties the scratch tables (SQLite's `DELETE` without `WHERE` truncates; Postgres has `TRUNCATE`,
+/// which leaves no dead rows behind for the next segment's statements to wade through).
+const STAGING_CLEAR_SQLITE: &str = "DELETE FROM staging_members";
+const STAGING_CLEAR_SQLITE_DIFF: [&str; 2] =
+    ["DELETE FROM staging_joined", "DELETE FROM staging_left"];
+const STAGING_CLEAR_POSTGRES: &str = "TRUNCATE staging_members, staging_joined, staging_left";
+/// Postgres never analyses temporary tables by itself; without statistics the planner takes a freshly
+/// filled staging table for empty and may pick a nested loop over it.
+const STAGING_ANALYZE: &str = "ANALYZE staging_members";
+const DIFF_ANALYZE: &str = "ANALYZE staging_joined, staging_left";
+/// `sql` segments may return ids that are not customers (a typo, a stale table): they are taken out
+/// before the diff, and counted.
+const DROP_NON_CUSTOMERS: &str = "DELETE FROM staging_members \
+     WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.id = staging_members.customer_id)";
+/// The diff is computed into tables of its own before anything is written, so no statement reads the
+/// table it writes. (Inserting into `segment_memberships` with an anti-join over `segment_memberships`
+/// itself made Postgres scan, per staged row, the rows the same statement had just inserted: quadratic
+/// on a first recompute, whose statistics say the table is empty.) Every statement below is one pass
+/// or one index lookup per row, whatever plan is picked.
+const DIFF_JOINED: &str = "INSERT INTO staging_joined (customer_id) SELECT s.customer_id FROM staging_members s \
      WHERE NOT EXISTS (SELECT 1 FROM segment_memberships m WHERE m.segment = $1 AND m.customer_id = s.customer_id)";
+const DIFF_LEFT: &str = "INSERT INTO staging_left (customer_id) SELECT m.customer_id FROM segment_memberships m \
+     WHERE m.segment = $1 AND NOT EXISTS (SELECT 1 FROM staging_members s WHERE s.customer_id = m.customer_id)";
+const RECORD_JOINED: &str =
+    "INSERT INTO segment_changes (run_id, segment, customer_id, change, at) \
+     SELECT $1, $2, j.customer_id, 'joined', $3 FROM staging_joined j";
+const RECORD_LEFT: &str = "INSERT INTO segment_changes (run_id, segment, customer_id, change, at) \
+     SELECT $1, $2, l.customer_id, 'left', $3 FROM staging_left l";
+const DELETE_LEFT: &str = "DELETE FROM segment_memberships WHERE segment = $1 \
+     AND customer_id IN (SELECT l.customer_id FROM staging_left l)";
+/// `WHERE true` keeps SQLite's parser from reading `ON CONFLICT` as a join constraint.
+const INSERT_JOINED: &str = "INSERT INTO segment_memberships (segment, customer_id, joined_at) \
+     SELECT $1, j.customer_id, $2 FROM staging_joined j WHERE true ON CONFLICT DO NOTHING";
 const COUNT_MEMBERS: &str = "SELECT COUNT(*) FROM segment_memberships WHERE segment = $1";
-const UPSERT_SEGMENT: &str = "INSERT INTO segments (name, description, source, compiled_sql, size, last_run_id, last_joined, last_left, computed_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+const UPSERT_SEGMENT: &str = "INSERT INTO segments (name, description, source, compiled_sql, size, last_run_id, last_joined, last_left, computed_at, last_dropped) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
      ON CONFLICT (name) DO UPDATE SET description = excluded.description, source = excluded.source, \
      compiled_sql = excluded.compiled_sql, size = excluded.size, last_run_id = excluded.last_run_id, \
-     last_joined = excluded.last_joined, last_left = excluded.last_left, computed_at = excluded.computed_at";
+     last_joined = excluded.last_joined, last_left = excluded.last_left, computed_at = excluded.computed_at, \
+     last_dropped = excluded.last_dropped";
 const RECORD_SIZE: &str =
     "INSERT INTO segment_sizes (segment, run_id, at, size) VALUES ($1, $2, $3, $4) \
      ON CONFLICT (segment, run_id) DO UPDATE SET size = excluded.size, at = excluded.at";
@@ -202,13 +234,28 @@ impl Store {
             SegmentQuery::UserSql(sql) => (None, Vec::new(), sql.clone()),
         };
         let at = now.timestamp();
-        let (joined, left, size) = on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            sqlx::query(STAGING_DDL).execute(&mut *tx).await?;
-            sqlx::query(STAGING_CLEAR).execute(&mut *tx).await?;
+        let (clear, clear_more, analyze, begin) = match self.pool() {
+            Pool::Sqlite(_) => (
+                STAGING_CLEAR_SQLITE,
+                &STAGING_CLEAR_SQLITE_DIFF[..],
+                false,
+                SQLITE_BEGIN_WRITE,
+            ),
+            Pool::Postgres(_) => (STAGING_CLEAR_POSTGRES, &[][..], true, "BEGIN"),
+        };
+        let (joined, left, size, dropped) = on_pool!(self, pool => {
+            let mut conn = pool.acquire().await?;
+            for ddl in STAGING_DDL {
+                sqlx::query(ddl).execute(&mut *conn).await?;
+            }
+            for sql in std::iter::once(clear).chain(clear_more.iter().copied()) {
+                sqlx::query(sql).execute(&mut *conn).await?;
+            }
+            // Staging only reads the shop's tables and writes this connection's temporary ones, so it
+            // runs before the write transaction: other writers wait only for the diff, not the query.
             match &stage_sql {
                 Some(sql) => {
-                    sqlx::query(sql).bind_params(&stage_params).execute(&mut *tx).await.map_err(seg_err)?;
+                    sqlx::query(sql).bind_params(&stage_params).execute(&mut *conn).await.map_err(seg_err)?;
                 }
                 None => {
                     // The user's SQL runs on a second connection that cannot write, and its rows are
@@ -226,17 +273,31 @@ impl Store {
                         while let Some(row) = rows.try_next().await? {
                             batch.push(row.try_get::<String, _>("customer_id")?);
                             if batch.len() == STAGE_BATCH {
-                                stage_ids!(tx, &batch).await?;
+                                stage_ids!(conn, &batch).await?;
                                 batch.clear();
                             }
                         }
-                        stage_ids!(tx, &batch).await
+                        stage_ids!(conn, &batch).await
                     }
                     .await;
                     let reset = sqlx::query(ro_off).execute(&mut *reader).await;
                     copied.map_err(seg_err)?;
                     reset?;
                 }
+            }
+            let dropped = if stage_sql.is_none() {
+                sqlx::query(DROP_NON_CUSTOMERS).execute(&mut *conn).await?.rows_affected() as i64
+            } else {
+                0
+            };
+            if analyze {
+                sqlx::query(STAGING_ANALYZE).execute(&mut *conn).await?;
+            }
+            let mut tx = sqlx::Connection::begin_with(&mut *conn, begin).await?;
+            sqlx::query(DIFF_JOINED).bind(&plan.name).execute(&mut *tx).await?;
+            sqlx::query(DIFF_LEFT).bind(&plan.name).execute(&mut *tx).await?;
+            if analyze {
+                sqlx::query(DIFF_ANALYZE).execute(&mut *tx).await?;
             }
             let joined = sqlx::query(RECORD_JOINED).bind(run_id).bind(&plan.name).bind(at)
                 .execute(&mut *tx).await?.rows_affected() as i64;
@@ -247,19 +308,29 @@ impl Store {
             let size: i64 = sqlx::query_scalar(COUNT_MEMBERS).bind(&plan.name).fetch_one(&mut *tx).await?;
             sqlx::query(UPSERT_SEGMENT)
                 .bind(&plan.name).bind(&plan.description).bind(&plan.source).bind(&compiled_sql)
-                .bind(size).bind(run_id).bind(joined).bind(left).bind(at)
+                .bind(size).bind(run_id).bind(joined).bind(left).bind(at).bind(dropped)
                 .execute(&mut *tx).await?;
             sqlx::query(RECORD_SIZE).bind(&plan.name).bind(run_id).bind(at).bind(size)
                 .execute(&mut *tx).await?;
-            sqlx::query(STAGING_CLEAR).execute(&mut *tx).await?;
             tx.commit().await?;
-            (joined, left, size)
+            for sql in std::iter::once(clear).chain(clear_more.iter().copied()) {
+                sqlx::query(sql).execute(&mut *conn).await?;
+            }
+            (joined, left, size, dropped)
         });
+        if dropped > 0 {
+            tracing::warn!(
+                segment = %plan.name,
+                dropped,
+                "the segment's SQL returned ids that are not customers; they were left out"
+            );
+        }
         Ok(RecomputeOutcome {
             segment: plan.name.clone(),
             size,
             joined,
             left,
+            dropped,
         })
     }
 
@@ -275,7 +346,7 @@ impl Store {
 
     /// Every recomputed segment, by name.
     pub async fn segment_summaries(&self) -> Result<Vec<SegmentSummary>, StoreError> {
-        const SQL: &str = "SELECT name, description, source, compiled_sql, size, last_joined, last_left, computed_at \
+        const SQL: &str = "SELECT name, description, source, compiled_sql, size, last_joined, last_left, last_dropped, computed_at \
              FROM segments ORDER BY name";
         let rows = on_pool!(self, pool => {
             sqlx::query(SQL).fetch_all(pool).await?.iter().map(|r| -> Result<SegmentSummary, sqlx::Error> {
@@ -287,6 +358,7 @@ impl Store {
                     size: r.try_get("size")?,
                     last_joined: r.try_get("last_joined")?,
                     last_left: r.try_get("last_left")?,
+                    last_dropped: r.try_get("last_dropped")?,
                     computed_at: r.try_get::<Option<i64>, _>("computed_at")?.map(to_time),
                 })
             }).collect::<Result<Vec<_>, _>>()?

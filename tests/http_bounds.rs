@@ -55,6 +55,14 @@ audience_name = "Everyone"
     )
 }
 
+/// Environment variables as owned pairs, to move into a blocking task.
+fn owned(env_vars: &[(&str, String)]) -> Vec<(String, String)> {
+    env_vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
+}
+
 /// A workspace with the customers imported and the segment computed.
 async fn workspace(destination: &str, env_vars: &[(&str, String)]) -> Arc<Env> {
     let env = Arc::new(Env::new(&config(destination)));
@@ -63,7 +71,7 @@ async fn workspace(destination: &str, env_vars: &[(&str, String)]) -> Arc<Env> {
         &["import", "customers", "customers.csv"][..],
         &["segments", "recompute", "--as-of", "2024-06-01T00:00:00Z"][..],
     ] {
-        let (env, vars, args) = (env.clone(), env_vars.to_vec(), args.to_vec());
+        let (env, vars, args) = (env.clone(), owned(env_vars), args.to_vec());
         blocking(move || {
             let mut cmd = env.cmd();
             for (k, v) in &vars {
@@ -85,7 +93,7 @@ struct Traces {
 }
 
 async fn sync(env: &Arc<Env>, env_vars: &[(&str, String)]) -> Traces {
-    let (env, vars) = (env.clone(), env_vars.to_vec());
+    let (env, vars) = (env.clone(), owned(env_vars));
     blocking(move || {
         let run = |args: &[&str]| {
             let mut cmd = env.std_cmd();
@@ -333,7 +341,11 @@ async fn oauth_echo_case(
         "{kind}: the API was never called:\n{}",
         traces.output
     );
-    assert!(traces.output.contains("[REDACTED]"), "{kind}: {}", traces.output);
+    assert!(
+        traces.output.contains("[REDACTED]"),
+        "{kind}: {}",
+        traces.output
+    );
     assert_no_secret(&traces, &forms, &format!("{kind} API"));
 }
 
@@ -422,18 +434,27 @@ async fn a_redirect_to_another_host_fails_the_sync_and_sends_nothing_there() {
         fake.faults().redirect_next(
             u32::MAX,
             status,
-            &format!("{}/collect?access_token=secret-in-location", other.base_url()),
+            &format!(
+                "{}/collect?access_token=secret-in-location",
+                other.base_url()
+            ),
         );
         let env = workspace(&meta_destination(fake.base_url(), ""), &meta_env()).await;
         let traces = sync(&env, &meta_env()).await;
         assert_eq!(traces.code, Some(1), "{status}: {}", traces.output);
         assert!(
-            traces.output.contains(&format!("HTTP {status} redirect to {}/collect", other.base_url()))
-                && traces.output.contains("follows no redirects"),
+            traces.output.contains(&format!(
+                "HTTP {status} redirect to {}/collect",
+                other.base_url()
+            )) && traces.output.contains("follows no redirects"),
             "{status}: {}",
             traces.output
         );
-        assert!(!traces.output.contains("secret-in-location"), "{}", traces.output);
+        assert!(
+            !traces.output.contains("secret-in-location"),
+            "{}",
+            traces.output
+        );
         assert!(
             other.requests().all().is_empty(),
             "{status}: the other host received {:?}",
@@ -452,13 +473,17 @@ async fn a_hung_platform_ends_the_sync_within_the_call_budget() {
     let fake = FakeMeta::start(META_TOKEN, "act_1234567890")
         .await
         .expect("fake meta");
-    fake.faults().set_delay(std::time::Duration::from_secs(3_600));
+    fake.faults()
+        .set_delay(std::time::Duration::from_secs(3_600));
     let extra = "request_timeout_ms = 3600000";
     let env = workspace(&meta_destination(fake.base_url(), extra), &meta_env()).await;
     // A short budget for this test (the default is 5 minutes).
     let config = std::fs::read_to_string(&env.config).expect("config");
-    std::fs::write(&env.config, config.replace("max_total_ms = 20000", "max_total_ms = 1500"))
-        .expect("config");
+    std::fs::write(
+        &env.config,
+        config.replace("max_total_ms = 20000", "max_total_ms = 1500"),
+    )
+    .expect("config");
     let traces = sync(&env, &meta_env()).await;
     assert_eq!(traces.code, Some(1), "{}", traces.output);
     assert!(

@@ -289,6 +289,10 @@ async fn sync_contacts(store: &Store, segment: &str) -> Result<Vec<Contact>, Fai
             last_name: c.last_name,
             country: c.country,
             postal_code: c.postal_code,
+            city: c.city,
+            region: c.region,
+            gender: c.gender,
+            birth_date: c.birth_date,
         }));
         if done {
             break;

@@ -7,8 +7,8 @@
 pub mod creative_sets;
 pub mod holdout;
 pub mod lease;
-pub mod match_rates;
 pub mod lift;
+pub mod match_rates;
 pub mod metrics_pull;
 pub mod platforms;
 pub mod recompute;

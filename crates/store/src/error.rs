@@ -38,9 +38,6 @@ pub enum StoreError {
     /// A file could not be read.
     #[error("{0}")]
     Io(String),
-    /// A stored value is not what the store wrote (names the row).
-    #[error("corrupt stored data: {0}")]
-    Corrupt(String),
 }
 
 impl From<sqlx::Error> for StoreError {

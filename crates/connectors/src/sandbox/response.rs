@@ -71,6 +71,7 @@ pub fn received_customers(
         .iter()
         .filter(|c| {
             prepare(c)
+                .ok()
                 .and_then(|m| member_key(&m.payload))
                 .is_some_and(|k| held.contains(&k))
         })

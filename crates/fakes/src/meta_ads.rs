@@ -147,7 +147,14 @@ fn invalid_param(st: &MetaState, message: &str) -> Response {
 /// above. The real bands are coarser and Meta's own; the fake only has to be a band around the truth.
 pub fn approximate_bounds(n: usize) -> (usize, usize) {
     let lower = n - n % 100;
-    (lower, if n % 100 == 0 { n } else { lower + 100 })
+    (
+        lower,
+        if n.is_multiple_of(100) {
+            n
+        } else {
+            lower + 100
+        },
+    )
 }
 
 /// `GET /{custom_audience_id}?fields=...`: the audience node, with only the fields asked for (a field the

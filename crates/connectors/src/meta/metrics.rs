@@ -338,7 +338,8 @@ mod tests {
     fn first_present_purchase_type_wins() {
         let default: Vec<String> = DEFAULT_PURCHASE_ACTION_TYPES.map(String::from).to_vec();
         let pixel = "offsite_conversion.fb_pixel_purchase";
-        let cases: [(&[(&str, &str)], &[(&str, &str)], Option<&str>, f64, f64); 5] = [
+        type Stats<'a> = &'a [(&'a str, &'a str)];
+        let cases: [(Stats, Stats, Option<&str>, f64, f64); 5] = [
             (
                 &[("omni_purchase", "3"), ("purchase", "3"), (pixel, "2")],
                 &[

@@ -187,8 +187,9 @@ async fn echo_case(kind: &str, destination: impl Fn(&str) -> String, secrets: &[
         "{kind}: the echo server was never called:\n{}",
         traces.output
     );
+    // The webhook's secret is an HMAC key: only the signature travels, so there is nothing to mask.
     assert!(
-        traces.output.contains("[REDACTED]"),
+        kind == "webhook" || traces.output.contains("[REDACTED]"),
         "{kind}: the echoed request should show as masked:\n{}",
         traces.output
     );

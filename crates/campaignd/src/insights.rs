@@ -281,19 +281,7 @@ async fn sync_contacts(store: &Store, segment: &str) -> Result<Vec<Contact>, Fai
         let Some(last) = page.last() else { break };
         after = last.customer_id.clone();
         let done = page.len() < 5_000;
-        out.extend(page.into_iter().map(|c| Contact {
-            customer_id: c.customer_id,
-            email: c.email,
-            phone: c.phone,
-            first_name: c.first_name,
-            last_name: c.last_name,
-            country: c.country,
-            postal_code: c.postal_code,
-            city: c.city,
-            region: c.region,
-            gender: c.gender,
-            birth_date: c.birth_date,
-        }));
+        out.extend(page.into_iter().map(campaignd_engine::sync::contact_of));
         if done {
             break;
         }

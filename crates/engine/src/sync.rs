@@ -21,7 +21,7 @@ use campaignd_connectors::{
     NoIdentifier, PreparedMember, ReplaceSession, SecretResolver, SyncContext,
 };
 use campaignd_core::progress::Progress;
-use campaignd_store::ledger::{Acknowledged, AudienceRecord, Consent, LedgerEntry};
+use campaignd_store::ledger::{Acknowledged, AudienceRecord, Candidate, Consent, LedgerEntry};
 use campaignd_store::remote_jobs::RemoteJob;
 use campaignd_store::runs::Outcome;
 use campaignd_store::{Store, StoreError};
@@ -404,7 +404,6 @@ struct Desired<'a> {
     after: String,
     page: std::vec::IntoIter<PreparedMember>,
     exhausted: bool,
-    no_identifier: i64,
     tally: IdentifierTally,
     holdout: Option<HoldoutPlan>,
     progress: Progress,
@@ -435,23 +434,9 @@ impl Desired<'_> {
             let contacts: Vec<Contact> =
                 crate::holdout::without_held_out(rows, self.holdout.as_ref())
                     .into_iter()
-                    .map(|c| Contact {
-                        customer_id: c.customer_id,
-                        email: c.email,
-                        phone: c.phone,
-                        first_name: c.first_name,
-                        last_name: c.last_name,
-                        country: c.country,
-                        postal_code: c.postal_code,
-                        city: c.city,
-                        region: c.region,
-                        gender: c.gender,
-                        birth_date: c.birth_date,
-                    })
+                    .map(contact_of)
                     .collect();
             let (prepared, tally) = prepare_in_parallel(&self.dest, contacts).await?;
-            self.no_identifier +=
-                tally.reasons.invalid_phone + tally.reasons.invalid_email + tally.reasons.none;
             self.tally.add(&tally);
             self.page = prepared.into_iter();
         }
@@ -480,6 +465,31 @@ pub struct NoIdentifierReasons {
     pub invalid_email: i64,
     /// No email or phone at all.
     pub none: i64,
+}
+
+impl NoIdentifierReasons {
+    /// Members with no usable identifier, whatever the reason: the `no_identifier` count.
+    pub fn total(&self) -> i64 {
+        self.invalid_phone + self.invalid_email + self.none
+    }
+}
+
+/// A segment member as the store reads it, as the contact a connector prepares: the one place that maps
+/// the identifier columns, so a new column reaches the sync and the demo alike.
+pub fn contact_of(c: Candidate) -> Contact {
+    Contact {
+        customer_id: c.customer_id,
+        email: c.email,
+        phone: c.phone,
+        first_name: c.first_name,
+        last_name: c.last_name,
+        country: c.country,
+        postal_code: c.postal_code,
+        city: c.city,
+        region: c.region,
+        gender: c.gender,
+        birth_date: c.birth_date,
+    }
 }
 
 /// The identifier counts of the members a sync prepared, by kind and by reason for none.
@@ -697,7 +707,6 @@ impl<'a> Job<'a> {
             after: String::new(),
             page: Vec::new().into_iter(),
             exhausted: false,
-            no_identifier: 0,
             tally: IdentifierTally::default(),
             holdout: self.holdout.clone(),
             progress: self.progress.clone(),
@@ -771,7 +780,7 @@ impl<'a> Job<'a> {
             }
         }
         self.flush(&mut pending, batch, dry_run, true).await?;
-        self.outcome.skipped_no_identifier = desired.no_identifier;
+        self.outcome.skipped_no_identifier = desired.tally.reasons.total();
         self.outcome.identifiers = desired.tally.kinds;
         self.outcome.no_identifier_reasons = desired.tally.reasons;
         Ok(())
@@ -1051,7 +1060,7 @@ impl<'a> Job<'a> {
                 slice.clear();
             }
         }
-        self.outcome.skipped_no_identifier = desired.no_identifier;
+        self.outcome.skipped_no_identifier = desired.tally.reasons.total();
         self.outcome.identifiers = desired.tally.kinds;
         self.outcome.no_identifier_reasons = desired.tally.reasons;
         self.store.mark_replaced(&dest_name, &audience).await?;

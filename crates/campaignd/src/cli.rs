@@ -166,7 +166,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Measure performance and print figures.
+    /// Measure performance and print figures (built with `--features bench`).
+    #[cfg(feature = "bench")]
     Bench {
         /// Which benchmark.
         #[command(subcommand)]
@@ -208,6 +209,7 @@ pub enum SegmentsCommand {
 }
 
 /// `bench ...`.
+#[cfg(feature = "bench")]
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Generate a shop and time the recompute of every template against the raw SQL.

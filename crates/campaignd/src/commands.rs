@@ -17,8 +17,12 @@ use campaignd_engine::Settings;
 use campaignd_store::import::{ImportKind, ImportOptions};
 use campaignd_store::{Store, StoreError};
 
-use crate::cli::{BenchCommand, Cli, Command, ImportKindArg, MembersFormat, SegmentsCommand};
-use crate::{bench, settings_load, Failure};
+#[cfg(feature = "bench")]
+use crate::bench;
+#[cfg(feature = "bench")]
+use crate::cli::BenchCommand;
+use crate::cli::{Cli, Command, ImportKindArg, MembersFormat, SegmentsCommand};
+use crate::{settings_load, Failure};
 
 /// Runs the parsed command.
 pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
@@ -198,6 +202,7 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
             }
             Ok(())
         }
+        #[cfg(feature = "bench")]
         Command::Bench { command } => match command {
             BenchCommand::Recompute {
                 customers,

@@ -5,6 +5,7 @@
 
 mod admin;
 mod admin_insights;
+#[cfg(feature = "bench")]
 mod bench;
 mod cli;
 mod commands;

@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod remote_jobs;
 pub mod runs;
 pub mod segments;
+#[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 
 use std::future::Future;

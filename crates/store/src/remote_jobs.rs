@@ -108,6 +108,8 @@ mod tests {
             customer_id: id.into(),
             fingerprint: format!("fp-{id}"),
             payload: format!("{{\"id\":\"{id}\"}}"),
+            identity_version: None,
+            kinds: 0,
         }
     }
 

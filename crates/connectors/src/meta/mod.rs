@@ -37,7 +37,7 @@
 
 mod client;
 mod config;
-mod mapping;
+pub mod mapping;
 
 #[cfg(test)]
 mod tests;

@@ -36,7 +36,9 @@ use campaignd_connectors::{
     NoIdentifier, PreparedMember, ReplaceSession, SecretResolver, SyncContext,
 };
 use campaignd_core::progress::Progress;
-use campaignd_store::ledger::{Acknowledged, AudienceRecord, Candidate, Changed, Consent, LedgerEntry};
+use campaignd_store::ledger::{
+    Acknowledged, AudienceRecord, Candidate, Changed, Consent, LedgerEntry,
+};
 use campaignd_store::remote_jobs::RemoteJob;
 use campaignd_store::runs::Outcome;
 use campaignd_store::{Store, StoreError};
@@ -280,7 +282,9 @@ fn to_entry(m: &PreparedMember, version: Option<i64>) -> LedgerEntry {
         fingerprint: m.fingerprint.clone(),
         payload: m.payload.to_string(),
         identity_version: version,
-        kinds: i64::from(m.kinds.email) | i64::from(m.kinds.phone) << 1 | i64::from(m.kinds.address) << 2,
+        kinds: i64::from(m.kinds.email)
+            | (i64::from(m.kinds.phone) << 1)
+            | (i64::from(m.kinds.address) << 2),
     }
 }
 
@@ -863,7 +867,10 @@ impl<'a> Job<'a> {
                 after = last.customer_id.clone();
                 let more = page.len() as i64 == PAGE;
                 pending.removals.extend(page);
-                if !self.flush_full(&mut pending, batch, dry_run, shutdown).await? {
+                if !self
+                    .flush_full(&mut pending, batch, dry_run, shutdown)
+                    .await?
+                {
                     return Ok(());
                 }
                 if !more {
@@ -912,7 +919,10 @@ impl<'a> Job<'a> {
             if !dry_run {
                 store.restamp_ledger(&dest_name, &audience, &stamps).await?;
             }
-            if !self.flush_full(&mut pending, batch, dry_run, shutdown).await? {
+            if !self
+                .flush_full(&mut pending, batch, dry_run, shutdown)
+                .await?
+            {
                 return Ok(());
             }
         }

@@ -185,7 +185,13 @@ pub(crate) fn values_rows(rows: usize, shared: usize) -> String {
 
 /// A ledger row with its identity version and kinds.
 fn full_entry(
-    (customer_id, fingerprint, payload, identity_version, kinds): (String, String, String, Option<i64>, i64),
+    (customer_id, fingerprint, payload, identity_version, kinds): (
+        String,
+        String,
+        String,
+        Option<i64>,
+        i64,
+    ),
 ) -> LedgerEntry {
     LedgerEntry {
         customer_id,
@@ -215,7 +221,8 @@ pub(crate) fn entries(rows: Vec<(String, String, String)>) -> Vec<LedgerEntry> {
 
 /// Identifier columns of `c`, in [`Candidate`] order after the id: the one list every candidate query
 /// selects.
-const CANDIDATE_COLUMNS: &str = "c.id, c.email, c.phone, c.first_name, c.last_name, c.country, c.postal_code, \
+const CANDIDATE_COLUMNS: &str =
+    "c.id, c.email, c.phone, c.first_name, c.last_name, c.country, c.postal_code, \
      c.city, c.region, c.gender, c.birth_date, c.identity_version";
 
 /// A row selected with [`CANDIDATE_COLUMNS`] first.
@@ -435,20 +442,32 @@ impl Store {
         if ids.is_empty() {
             return Ok(out);
         }
-        const HEAD: &str = "SELECT customer_id, fingerprint, payload, identity_version, kinds FROM sync_ledger \
+        const HEAD: &str =
+            "SELECT customer_id, fingerprint, payload, identity_version, kinds FROM sync_ledger \
              WHERE destination = $1 AND audience_name = $2 AND customer_id ";
         let rows: Vec<(String, String, String, Option<i64>, i64)> = match self.pool() {
             crate::Pool::Sqlite(pool) => {
                 let sql = format!("{HEAD}IN (SELECT value FROM json_each($3))");
-                sqlx::query_as(&sql).bind(destination).bind(audience_name).bind(json_list(ids)?)
-                    .fetch_all(pool).await?
+                sqlx::query_as(&sql)
+                    .bind(destination)
+                    .bind(audience_name)
+                    .bind(json_list(ids)?)
+                    .fetch_all(pool)
+                    .await?
             }
             crate::Pool::Postgres(pool) => {
                 let sql = format!("{HEAD}= ANY($3)");
                 self.bounded(async {
-                    Ok::<_, StoreError>(sqlx::query_as(&sql).bind(destination).bind(audience_name).bind(ids)
-                        .fetch_all(pool).await?)
-                }).await?
+                    Ok::<_, StoreError>(
+                        sqlx::query_as(&sql)
+                            .bind(destination)
+                            .bind(audience_name)
+                            .bind(ids)
+                            .fetch_all(pool)
+                            .await?,
+                    )
+                })
+                .await?
             }
         };
         for row in rows {
@@ -475,18 +494,33 @@ impl Store {
                 const SQL: &str = "UPDATE sync_ledger SET identity_version = s.v \
                      FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS v FROM json_each($3)) AS s \
                      WHERE sync_ledger.destination = $1 AND sync_ledger.audience_name = $2 AND sync_ledger.customer_id = s.id";
-                let json = serde_json::to_string(stamps).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                sqlx::query(SQL).bind(destination).bind(audience_name).bind(json).execute(pool).await?;
+                let json = serde_json::to_string(stamps)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                sqlx::query(SQL)
+                    .bind(destination)
+                    .bind(audience_name)
+                    .bind(json)
+                    .execute(pool)
+                    .await?;
             }
             crate::Pool::Postgres(pool) => {
                 const SQL: &str = "UPDATE sync_ledger l SET identity_version = s.v \
                      FROM UNNEST($3::text[], $4::int8[]) AS s(id, v) \
                      WHERE l.destination = $1 AND l.audience_name = $2 AND l.customer_id = s.id";
-                let (ids, versions): (Vec<&str>, Vec<i64>) = stamps.iter().map(|(id, v)| (id.as_str(), *v)).unzip();
+                let (ids, versions): (Vec<&str>, Vec<i64>) =
+                    stamps.iter().map(|(id, v)| (id.as_str(), *v)).unzip();
                 self.bounded(async {
-                    Ok::<_, StoreError>(sqlx::query(SQL).bind(destination).bind(audience_name).bind(&ids).bind(&versions)
-                        .execute(pool).await?)
-                }).await?;
+                    Ok::<_, StoreError>(
+                        sqlx::query(SQL)
+                            .bind(destination)
+                            .bind(audience_name)
+                            .bind(&ids)
+                            .bind(&versions)
+                            .execute(pool)
+                            .await?,
+                    )
+                })
+                .await?;
             }
         }
         Ok(())
@@ -610,13 +644,24 @@ impl Store {
         macro_rules! finish {
             ($tx:ident) => {
                 for (id, action, reason) in rejected {
-                    sqlx::query(REJECT).bind(run_id).bind(destination).bind(audience_name).bind(id)
-                        .bind(action).bind(reason).bind(now)
-                        .execute(&mut *$tx).await?;
+                    sqlx::query(REJECT)
+                        .bind(run_id)
+                        .bind(destination)
+                        .bind(audience_name)
+                        .bind(id)
+                        .bind(action)
+                        .bind(reason)
+                        .bind(now)
+                        .execute(&mut *$tx)
+                        .await?;
                 }
                 if let Some(job) = job_id {
-                    sqlx::query(crate::remote_jobs::DELETE_JOB).bind(destination).bind(audience_name).bind(job)
-                        .execute(&mut *$tx).await?;
+                    sqlx::query(crate::remote_jobs::DELETE_JOB)
+                        .bind(destination)
+                        .bind(audience_name)
+                        .bind(job)
+                        .execute(&mut *$tx)
+                        .await?;
                 }
             };
         }
@@ -626,43 +671,78 @@ impl Store {
                 if !added.is_empty() {
                     let rows: Vec<(&str, &str, &str, Option<i64>, i64)> = added
                         .iter()
-                        .map(|m| (m.customer_id.as_str(), m.fingerprint.as_str(), m.payload.as_str(), m.identity_version, m.kinds))
+                        .map(|m| {
+                            (
+                                m.customer_id.as_str(),
+                                m.fingerprint.as_str(),
+                                m.payload.as_str(),
+                                m.identity_version,
+                                m.kinds,
+                            )
+                        })
                         .collect();
-                    let json = serde_json::to_string(&rows).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    let json = serde_json::to_string(&rows)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
                     sqlx::query(&format!("{ADD_SQLITE}{ADD_TAIL}"))
-                        .bind(destination).bind(audience_name).bind(now).bind(run_id).bind(json)
-                        .execute(&mut *tx).await?;
+                        .bind(destination)
+                        .bind(audience_name)
+                        .bind(now)
+                        .bind(run_id)
+                        .bind(json)
+                        .execute(&mut *tx)
+                        .await?;
                 }
                 if !removed.is_empty() {
-                    sqlx::query(&format!("{REMOVE_HEAD}IN (SELECT value FROM json_each($3))"))
-                        .bind(destination).bind(audience_name).bind(json_list(removed)?)
-                        .execute(&mut *tx).await?;
+                    sqlx::query(&format!(
+                        "{REMOVE_HEAD}IN (SELECT value FROM json_each($3))"
+                    ))
+                    .bind(destination)
+                    .bind(audience_name)
+                    .bind(json_list(removed)?)
+                    .execute(&mut *tx)
+                    .await?;
                 }
                 finish!(tx);
                 tx.commit().await?
             }
-            crate::Pool::Postgres(pool) => self.bounded(async {
-                let mut tx = pool.begin_with(self.begin_write_sql()).await?;
-                if !added.is_empty() {
-                    let ids: Vec<&str> = added.iter().map(|m| m.customer_id.as_str()).collect();
-                    let fps: Vec<&str> = added.iter().map(|m| m.fingerprint.as_str()).collect();
-                    let payloads: Vec<&str> = added.iter().map(|m| m.payload.as_str()).collect();
-                    let versions: Vec<Option<i64>> = added.iter().map(|m| m.identity_version).collect();
-                    let kinds: Vec<i64> = added.iter().map(|m| m.kinds).collect();
-                    sqlx::query(&format!("{ADD_POSTGRES}{ADD_TAIL}"))
-                        .bind(destination).bind(audience_name).bind(now).bind(run_id)
-                        .bind(&ids).bind(&fps).bind(&payloads).bind(&versions).bind(&kinds)
-                        .execute(&mut *tx).await?;
-                }
-                if !removed.is_empty() {
-                    sqlx::query(&format!("{REMOVE_HEAD}= ANY($3)"))
-                        .bind(destination).bind(audience_name).bind(removed)
-                        .execute(&mut *tx).await?;
-                }
-                finish!(tx);
-                tx.commit().await?;
-                Ok::<_, StoreError>(())
-            }).await?,
+            crate::Pool::Postgres(pool) => {
+                self.bounded(async {
+                    let mut tx = pool.begin_with(self.begin_write_sql()).await?;
+                    if !added.is_empty() {
+                        let ids: Vec<&str> = added.iter().map(|m| m.customer_id.as_str()).collect();
+                        let fps: Vec<&str> = added.iter().map(|m| m.fingerprint.as_str()).collect();
+                        let payloads: Vec<&str> =
+                            added.iter().map(|m| m.payload.as_str()).collect();
+                        let versions: Vec<Option<i64>> =
+                            added.iter().map(|m| m.identity_version).collect();
+                        let kinds: Vec<i64> = added.iter().map(|m| m.kinds).collect();
+                        sqlx::query(&format!("{ADD_POSTGRES}{ADD_TAIL}"))
+                            .bind(destination)
+                            .bind(audience_name)
+                            .bind(now)
+                            .bind(run_id)
+                            .bind(&ids)
+                            .bind(&fps)
+                            .bind(&payloads)
+                            .bind(&versions)
+                            .bind(&kinds)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    if !removed.is_empty() {
+                        sqlx::query(&format!("{REMOVE_HEAD}= ANY($3)"))
+                            .bind(destination)
+                            .bind(audience_name)
+                            .bind(removed)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    finish!(tx);
+                    tx.commit().await?;
+                    Ok::<_, StoreError>(())
+                })
+                .await?
+            }
         }
         Ok(())
     }

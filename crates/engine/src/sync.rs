@@ -1011,7 +1011,7 @@ impl<'a> Job<'a> {
         }
         let members = to_prepared(chunk)?;
         if self.dest.remote_job(JobAction::Remove) {
-            return self.send_as_job(JobAction::Remove, &members).await;
+            return self.send_as_job(JobAction::Remove, &members, &[]).await;
         }
         let result = self
             .dest

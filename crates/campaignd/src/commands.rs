@@ -22,14 +22,14 @@ use crate::bench;
 #[cfg(feature = "bench")]
 use crate::cli::BenchCommand;
 use crate::cli::{Cli, Command, ImportKindArg, MembersFormat, SegmentsCommand};
-use crate::{settings_load, Failure};
+use crate::context::{open_store, App};
+use crate::Failure;
 
 /// Runs the parsed command.
 pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
+    let App { settings, secrets } = App::load(&cli.config)?;
     match cli.command {
         Command::Migrate => {
-            let settings =
-                settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
             let store = open_store(&settings).await?;
             println!(
                 "migrations applied to {}",
@@ -39,8 +39,6 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Import { kind, file, strict } => {
-            let settings =
-                settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
             let store = open_store(&settings).await?;
             import(&store, kind, &file, strict).await
         }
@@ -50,11 +48,9 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
             db,
             as_of,
         } => {
-            let settings =
-                settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
             demo(
                 settings,
-                &cli.config,
+                &secrets,
                 customers,
                 seed,
                 &db,
@@ -62,19 +58,13 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
             )
             .await
         }
-        Command::Segments { command } => {
-            let settings =
-                settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
-            segments(&settings, command).await
-        }
+        Command::Segments { command } => segments(&settings, command).await,
         Command::Sync {
             destination,
             segment,
             dry_run,
             full,
         } => {
-            let settings =
-                settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
             let opts = SyncOptions {
                 destination,
                 segment,
@@ -82,53 +72,30 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
                 full,
                 progress: crate::progress::reporter(),
             };
-            sync(&settings, &cli.config, &opts).await
+            sync(&settings, &secrets, &opts).await
         }
-        Command::Run => {
-            let settings =
-                settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
-            crate::daemon::run(settings, &cli.config).await
-        }
+        Command::Run => crate::daemon::run(settings, &secrets).await,
         Command::Rotate { as_of, dry_run } => {
-            let settings =
-                settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
-            crate::reporting::rotate(
-                &settings,
-                &cli.config,
-                as_of.unwrap_or_else(Utc::now),
-                dry_run,
-            )
-            .await
+            crate::rotate::rotate(&settings, &secrets, as_of.unwrap_or_else(Utc::now), dry_run)
+                .await
         }
         Command::Metrics {
             command: crate::cli::MetricsCommand::Pull { since, until },
-        } => {
-            let settings =
-                settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
-            crate::reporting::metrics_pull(&settings, &cli.config, since, until).await
-        }
+        } => crate::reporting::metrics_pull(&settings, &secrets, since, until).await,
         Command::Report {
             lift: true,
             window,
             format,
             as_of,
             ..
-        } => {
-            let settings =
-                settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
-            crate::insights::lift(&settings, window, format, as_of.unwrap_or_else(Utc::now)).await
-        }
+        } => crate::insights::lift(&settings, window, format, as_of.unwrap_or_else(Utc::now)).await,
         Command::Report {
             since,
             until,
             by,
             format,
             ..
-        } => {
-            let settings =
-                settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
-            crate::reporting::report(&settings, &since, until, &by, format).await
-        }
+        } => crate::reporting::report(&settings, &since, until, &by, format).await,
         Command::Kpis {
             since,
             until,
@@ -140,8 +107,6 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
             window,
             as_of,
         } => {
-            let settings =
-                settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
             let until = until.unwrap_or_else(|| Utc::now().date_naive());
             let query = crate::insights::kpi_query(&since, until, &by, conversion_days, segment)?;
             crate::insights::kpis(&settings, &query, format).await?;
@@ -153,8 +118,6 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Runs { limit, json } => {
-            let settings =
-                settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
             let store = open_store(&settings).await?;
             let runs = store.recent_runs(limit, None).await.map_err(Failure::job)?;
             if json {
@@ -208,12 +171,9 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
                 customers,
                 store,
                 seed,
-            } => {
-                settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
-                bench::recompute(customers, store, seed)
-                    .await
-                    .map_err(Failure::job)
-            }
+            } => bench::recompute(customers, store, seed)
+                .await
+                .map_err(Failure::job),
             BenchCommand::Sync { members, churn } => {
                 bench::sync(members, churn).await.map_err(Failure::job)
             }
@@ -240,20 +200,13 @@ fn identifier_line(counts: &serde_json::Value) -> Option<String> {
     Some(format!("identifiers: {kinds}; no identifier: {reasons}"))
 }
 
-/// Resolves `{ env = ... }` / `{ file = ... }` secrets, relative files from the config's directory.
-pub fn secrets_for(config: &Path) -> SecretResolver {
-    let base = config
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| std::path::PathBuf::from("."));
-    SecretResolver::from_process_env().with_base_dir(base)
-}
-
-async fn sync(settings: &Settings, config: &Path, opts: &SyncOptions) -> Result<(), Failure> {
+async fn sync(
+    settings: &Settings,
+    secrets: &SecretResolver,
+    opts: &SyncOptions,
+) -> Result<(), Failure> {
     settings.validate_syncs().map_err(Failure::usage)?;
-    let destinations =
-        build_destinations(settings, &secrets_for(config)).map_err(Failure::usage)?;
+    let destinations = build_destinations(settings, secrets).map_err(Failure::usage)?;
     let store = open_store(settings).await?;
     let report = run_sync(&store, settings, &destinations, opts, &Shutdown::new())
         .await
@@ -319,25 +272,6 @@ pub fn print_sync_report(report: &SyncReport, dry_run: bool) {
     }
 }
 
-/// Connects to the configured store and applies migrations.
-/// Opens and migrates the configured store with its `[store]` timeouts, then closes the runs of dead
-/// processes as `abandoned` (every command does this on start, so no run stays `running` forever).
-pub async fn open_store(settings: &Settings) -> Result<Store, Failure> {
-    let store = Store::connect_with(&settings.store.url, &settings.store.options())
-        .await
-        .map_err(Failure::job)?;
-    store.migrate().await.map_err(Failure::job)?;
-    close_abandoned_runs(&store).await;
-    Ok(store)
-}
-
-/// Marks the runs of dead processes `abandoned`; a failure here is logged, never fatal to the command.
-pub async fn close_abandoned_runs(store: &Store) {
-    if let Err(e) = store.abandon_dead_runs().await {
-        tracing::warn!(error = %e, "cannot check for abandoned runs");
-    }
-}
-
 /// A file that cannot be imported as given (unreadable, wrong extension, unknown or missing columns) is
 /// bad usage (exit 2); the database failing under a good file (disk full, locked) is a failed job (1).
 fn import_failure(e: StoreError) -> Failure {
@@ -393,7 +327,7 @@ async fn import(
 
 async fn demo(
     mut settings: Settings,
-    config: &Path,
+    secrets: &SecretResolver,
     customers: usize,
     seed: u64,
     db: &Path,
@@ -438,8 +372,7 @@ async fn demo(
         println!("{:<26} {:>8} {:>7.1}%", seg.segment, seg.size, share);
     }
     if !settings.syncs.is_empty() {
-        let destinations =
-            build_destinations(&settings, &secrets_for(config)).map_err(Failure::usage)?;
+        let destinations = build_destinations(&settings, secrets).map_err(Failure::usage)?;
         let report = run_sync(
             &store,
             &settings,
@@ -466,7 +399,7 @@ async fn demo(
         )
         .await?;
     }
-    crate::reporting::demo_performance(&store, &settings, config, as_of, 10).await?;
+    crate::reporting::demo_performance(&store, &settings, secrets, as_of, 10).await?;
     println!();
     println!(
         "explore it: campaignd --config {} segments list   (with CAMPAIGND__STORE__URL=sqlite://{})",

@@ -17,7 +17,7 @@ use campaignd_store::ledger::Consent;
 use campaignd_store::Store;
 
 use crate::cli::ReportFormat;
-use crate::commands::open_store;
+use crate::context::open_store;
 use crate::reporting::csv_field;
 use crate::Failure;
 

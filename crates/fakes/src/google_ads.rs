@@ -1619,12 +1619,8 @@ fn dm_members(st: &GoogleState, body: &Value, ingest: bool) -> Response {
         .dm_next_outcomes
         .pop_front()
         .unwrap_or(DmOutcome::Success);
-    let request_id = format!(
-        "{:08x}-fake-4dm0-{:012x}",
-        inner.dm_requests.len() + 1,
-        inner.next_id
-    );
-    inner.next_id += 1;
+    let seq = inner.dm_requests.len() + 1;
+    let request_id = format!("{seq:08x}-fake-4dm0-a000-{seq:012x}");
     let processing_polls = inner.dm_processing_polls;
     inner.dm_requests.insert(
         request_id.clone(),

@@ -147,6 +147,9 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
                     if let Some(line) = identifier_line(&r.counts) {
                         println!("{:>8}{line}", "");
                     }
+                    for line in match_size_lines(&r.counts) {
+                        println!("{:>8}{line}", "");
+                    }
                     if r.counts
                         .get("rejected")
                         .and_then(|v| v.as_i64())
@@ -198,6 +201,44 @@ fn identifier_line(counts: &serde_json::Value) -> Option<String> {
         &["invalid_phone", "invalid_email", "none"],
     )?;
     Some(format!("identifiers: {kinds}; no identifier: {reasons}"))
+}
+
+/// A metrics run's pulled audience sizes, one line each (`matched: us_buyers -> meta_ads "US buyers"
+/// 1000..1200 of 1500 sent (66.7%)`); unknown parts are `?`. Empty for runs that recorded none.
+fn match_size_lines(counts: &serde_json::Value) -> Vec<String> {
+    let Some(sizes) = counts.get("match_sizes").and_then(|v| v.as_array()) else {
+        return Vec::new();
+    };
+    let text = |v: &serde_json::Value, k: &str| {
+        v.get(k).and_then(|x| x.as_str()).unwrap_or("?").to_string()
+    };
+    let num = |v: &serde_json::Value, k: &str| {
+        v.get(k)
+            .and_then(|x| x.as_i64())
+            .map_or("?".to_string(), |n| n.to_string())
+    };
+    sizes
+        .iter()
+        .map(|m| {
+            let (lower, upper) = (num(m, "lower"), num(m, "upper"));
+            let size = if lower == upper {
+                lower
+            } else {
+                format!("{lower}..{upper}")
+            };
+            let rate = m
+                .get("match_rate_percent")
+                .and_then(|x| x.as_f64())
+                .map_or("?".to_string(), |r| format!("{r:.1}%"));
+            format!(
+                "matched: {} -> {} \"{}\" {size} of {} sent ({rate})",
+                text(m, "segment"),
+                text(m, "destination"),
+                text(m, "audience"),
+                num(m, "members_sent"),
+            )
+        })
+        .collect()
 }
 
 async fn sync(

@@ -64,13 +64,21 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
             segment,
             dry_run,
             full,
+            as_of,
         } => {
+            if let Some(t) = as_of.filter(|t| *t > Utc::now()) {
+                return Err(Failure::usage(anyhow!(
+                    "--as-of {} is in the future: assignments dated later than the sync would not count in any lift yet",
+                    t.to_rfc3339()
+                )));
+            }
             let opts = SyncOptions {
                 destination,
                 segment,
                 dry_run,
                 full,
                 progress: crate::progress::reporter(),
+                as_of,
             };
             sync(&settings, &secrets, &opts).await
         }
@@ -366,6 +374,10 @@ async fn import(
     Ok(())
 }
 
+/// How long before the demo's "now" its sync took place: more than the lift's default window
+/// (30 days), so at "now" every member's window is over and `report --lift` sees the whole campaign.
+pub const DEMO_SYNC_DAYS_AGO: i64 = 35;
+
 async fn demo(
     mut settings: Settings,
     secrets: &SecretResolver,
@@ -384,12 +396,16 @@ async fn demo(
     }
     settings.store.url = format!("sqlite://{}", db.display());
     let store = open_store(&settings).await?;
+    // The campaign lies in the past: the shop as it was at the sync, the sync and its holdout then,
+    // the campaign's orders in the days after it, all before `as_of`.
+    let synced_at = as_of - chrono::Duration::days(DEMO_SYNC_DAYS_AGO);
     println!(
-        "generating a synthetic shop of {customers} customers (seed {seed}) into {}",
-        db.display()
+        "generating a synthetic shop of {customers} customers (seed {seed}) into {}, as of the sync on {}",
+        db.display(),
+        synced_at.format("%Y-%m-%d")
     );
     let load = store
-        .load_synthetic(customers as u64, seed, as_of)
+        .load_synthetic(customers as u64, seed, synced_at)
         .await
         .map_err(Failure::job)?;
     println!(
@@ -399,7 +415,7 @@ async fn demo(
         load.events,
         load.elapsed.as_secs_f64()
     );
-    let report = recompute(&store, &settings, as_of, None)
+    let report = recompute(&store, &settings, synced_at, None)
         .await
         .map_err(recompute_failure)?;
     println!();
@@ -413,16 +429,15 @@ async fn demo(
         println!("{:<26} {:>8} {:>7.1}%", seg.segment, seg.size, share);
     }
     if !settings.syncs.is_empty() {
-        let destinations = build_destinations(&settings, secrets).map_err(Failure::usage)?;
-        let report = run_sync(
-            &store,
-            &settings,
-            &destinations,
-            &SyncOptions::default(),
-            &Shutdown::new(),
-        )
-        .await
-        .map_err(Failure::job)?;
+        let destinations =
+            build_destinations(&settings, secrets).map_err(Failure::usage)?;
+        let opts = SyncOptions {
+            as_of: Some(synced_at),
+            ..SyncOptions::default()
+        };
+        let report = run_sync(&store, &settings, &destinations, &opts, &Shutdown::new())
+            .await
+            .map_err(Failure::job)?;
         println!();
         println!("audiences synced:");
         print_sync_report(&report, false);
@@ -434,7 +449,8 @@ async fn demo(
         crate::insights::demo_insights(
             &store,
             &settings,
-            Utc::now(),
+            synced_at,
+            as_of,
             campaignd_engine::lift::DEFAULT_WINDOW_DAYS,
             seed,
         )

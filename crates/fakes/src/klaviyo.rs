@@ -148,24 +148,29 @@ impl KlState {
     }
 
     /// [`KlState::check`], then the body: `application/vnd.api+json`, JSON, shaped as `shape`.
-    fn body(&self, headers: &HeaderMap, body: &[u8], shape: &Shape) -> Result<Value, Response> {
+    fn body(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        shape: &Shape,
+    ) -> Result<Value, Box<Response>> {
         if let Some(r) = self.check(headers) {
-            return Err(r);
+            return Err(Box::new(r));
         }
         let media = headers
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
         if media.split(';').next().map(str::trim) != Some(JSON_API) {
-            return Err(error(
+            return Err(Box::new(error(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
                 "Unsupported media type.",
                 &format!("Unsupported media type \"{media}\" in request."),
-            ));
+            )));
         }
-        let value = json_body(body).map_err(|r| *r)?;
-        crate::schema::check(&value, shape).map_err(|v| invalid(&v.to_string()))?;
+        let value = json_body(body)?;
+        crate::schema::check(&value, shape).map_err(|v| Box::new(invalid(&v.to_string())))?;
         Ok(value)
     }
 
@@ -351,7 +356,7 @@ async fn list_lists(
 async fn create_list(State(st): State<Arc<KlState>>, headers: HeaderMap, body: Bytes) -> Response {
     let body = match st.body(&headers, &body, &spec::LIST_CREATE) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let name = body
         .pointer("/data/attributes/name")
@@ -380,7 +385,7 @@ fn is_e164(p: &str) -> bool {
 async fn create_job(State(st): State<Arc<KlState>>, headers: HeaderMap, body: Bytes) -> Response {
     let body = match st.body(&headers, &body, &spec::IMPORT_JOB) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Some(profiles) = body
         .pointer("/data/attributes/profiles/data")
@@ -675,7 +680,7 @@ fn change_relationships(
 ) -> Response {
     let body = match st.body(headers, body, &spec::LIST_MEMBERS) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let ids = match relationship_ids(&body) {
         Ok(ids) => ids,

@@ -161,7 +161,7 @@ pub(super) async fn assign_template(
 ) -> Response {
     let body = match st.body(&headers, &body, &super::spec::ASSIGN_TEMPLATE) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let data = &body["data"];
     if data["type"] != "campaign-message" {
@@ -218,7 +218,7 @@ pub(super) async fn values_report(
 ) -> Response {
     let body = match st.body(&headers, &body, &super::spec::VALUES_REPORT) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let attrs = &body["data"]["attributes"];
     if body["data"]["type"] != "campaign-values-report" {

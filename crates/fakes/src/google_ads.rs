@@ -377,7 +377,8 @@ fn check_shape(body: &Value, shape: &crate::schema::Shape) -> Result<(), Respons
         let message = format!("Invalid JSON payload received. {v}");
         let field = match &v {
             crate::schema::Violation::UnknownField { path, .. } => path.clone(),
-            crate::schema::Violation::Invalid { path, .. } => path.clone(),
+            crate::schema::Violation::Invalid { path, .. }
+            | crate::schema::Violation::Missing { path, .. } => path.clone(),
         };
         (
             StatusCode::BAD_REQUEST,

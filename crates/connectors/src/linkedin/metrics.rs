@@ -251,11 +251,14 @@ impl MetricsSource for LinkedInDestination {
 mod size_tests {
     use super::*;
 
+    /// A segment reply and the (size, match rate) read from it, if any.
+    type SizeCase<'a> = (&'a str, Option<(u64, Option<f64>)>);
+
     /// Shapes from Microsoft Learn's "Monitor status of the DMP segments" sample (`destinations[]` with
     /// `audienceSize`, `matchedCount`, `status`; `inputCount` on the segment).
     #[test]
     fn segment_sizes_table() {
-        let cases: &[(&str, Option<(u64, Option<f64>)>)] = &[
+        let cases: &[SizeCase] = &[
             (
                 r#"{"inputCount":2,"destinations":[{"audienceSize":240000,"destination":"LINKEDIN","matchedCount":2,"status":"READY"}]}"#,
                 Some((240_000, Some(100.0))),

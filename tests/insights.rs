@@ -496,3 +496,197 @@ fn demo_prints_kpis_and_lift() {
 fn regex_like(text: &str, a: &str, b: &str) -> bool {
     text.lines().any(|l| l.contains(a) && l.contains(b))
 }
+
+/// `campaignd demo` places its campaign in the past (the sync 35 days before now, the simulated
+/// orders in the 30 days after it), so `report --lift` at the real now — no `--as-of` — sees the
+/// converters, with exactly the figures the store holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_campaign_lies_in_the_past_so_lift_at_now_sees_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("demo.db");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let config = root.join("config/default.toml");
+    let cmd = |args: &[&str]| {
+        let mut c = assert_cmd::Command::cargo_bin("campaignd").unwrap();
+        c.current_dir(dir.path())
+            .env(
+                "CAMPAIGND__STORE__URL",
+                format!("sqlite://{}", db.display()),
+            )
+            .arg("--config")
+            .arg(&config)
+            .args(args);
+        c
+    };
+    let mut demo = cmd(&["demo", "--customers", "2000", "--db"]);
+    demo.arg(&db);
+    blocking(move || {
+        demo.assert().success();
+    })
+    .await;
+    let mut report = cmd(&["report", "--lift", "--format", "json"]);
+    let out = blocking(move || {
+        String::from_utf8_lossy(&report.assert().success().get_output().stdout).to_string()
+    })
+    .await;
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&out).expect("json");
+    let expected = common::sqlite_lift_figures(&db).await;
+    assert!(rows.len() >= 2, "{out}");
+    for r in &rows {
+        let audience = r["audience"].as_str().expect("audience").to_string();
+        for grp in ["treatment", "holdout"] {
+            let g = &r["lift"][grp];
+            let (members, converters, orders, revenue) = expected
+                .get(&(audience.clone(), grp.to_string()))
+                .copied()
+                .unwrap_or_else(|| panic!("{audience}/{grp} not in the store"));
+            assert_eq!(
+                g["members"].as_u64(),
+                Some(members),
+                "{audience} {grp}: {g}"
+            );
+            assert_eq!(
+                g["converters"].as_u64(),
+                Some(converters),
+                "{audience} {grp}: {g}"
+            );
+            assert_eq!(g["orders"].as_u64(), Some(orders), "{audience} {grp}: {g}");
+            let got = g["revenue"].as_f64().expect("revenue");
+            assert!(
+                close(got, revenue, 1e-6),
+                "{audience} {grp}: {got} vs {revenue}"
+            );
+        }
+        let treated = r["lift"]["treatment"]["converters"].as_u64().unwrap_or(0);
+        assert!(treated > 0, "no treated converter at now: {r}");
+    }
+    // The sync run records when it ran (now) and the as-of it used (35 days earlier).
+    let mut runs = cmd(&["runs", "--json", "--limit", "100"]);
+    let out = blocking(move || {
+        String::from_utf8_lossy(&runs.assert().success().get_output().stdout).to_string()
+    })
+    .await;
+    let runs: Vec<serde_json::Value> = serde_json::from_str(&out).expect("json");
+    let sync = runs
+        .iter()
+        .find(|r| r["job"] == "sync")
+        .expect("a sync run");
+    let started: chrono::DateTime<Utc> = sync["started_at"].as_str().unwrap().parse().unwrap();
+    let as_of: chrono::DateTime<Utc> = sync["counts"]["as_of"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no as_of in {sync}"))
+        .parse()
+        .unwrap();
+    assert!((Utc::now() - started).num_minutes() < 30, "{sync}");
+    assert_eq!((started - as_of).num_days(), 35, "{sync}");
+}
+
+/// `sync --as-of` dates the holdout assignments in the past on both backends, so orders placed
+/// after that instant count in `report --lift` at now; an as-of in the future is refused (exit 2).
+async fn sync_as_of_dates_the_assignments(store_url: &str) {
+    let fake = FakeMeta::start(TOKEN, "act_1234567890").await.unwrap();
+    let env = Arc::new(Env::new(&config(store_url, fake.base_url(), None)));
+    let n = 200;
+    let mut customers = String::from("id,email,country,consent_ads,consent_email,created_at\n");
+    let mut orders = String::from("id,customer_id,placed_at,total\n");
+    for i in 1..=n {
+        customers.push_str(&format!(
+            "{},user{i}@example.com,US,true,true,2024-01-01T00:00:00Z\n",
+            id(i)
+        ));
+        orders.push_str(&format!("o{i:04},{},2024-03-01T00:00:00Z,10\n", id(i)));
+    }
+    env.write("customers.csv", &customers);
+    env.write("orders.csv", &orders);
+    for a in [
+        args(&["import", "customers", "customers.csv"]),
+        args(&["import", "orders", "orders.csv"]),
+        args(&["segments", "recompute", "--as-of", "2024-06-01T00:00:00Z"]),
+    ] {
+        blocking(run_ok(&env, a)).await;
+    }
+    let future = (Utc::now() + Duration::days(2)).to_rfc3339();
+    let e = env.clone();
+    let refused = blocking(move || {
+        let out = e
+            .cmd()
+            .env("META_ACCESS_TOKEN", TOKEN)
+            .args(["sync", "--as-of", &future])
+            .assert()
+            .code(2);
+        String::from_utf8_lossy(&out.get_output().stderr).to_string()
+    })
+    .await;
+    assert!(refused.contains("in the future"), "{refused}");
+
+    let synced_at = Utc::now() - Duration::days(35);
+    blocking(run_ok(
+        &env,
+        args(&["sync", "--as-of", &synced_at.to_rfc3339()]),
+    ))
+    .await;
+    let salt = default_salt("buyers", "meta_ads");
+    let holdout: BTreeSet<usize> = (1..=n)
+        .filter(|&i| held_out(&salt, SHARE, &id(i)))
+        .collect();
+    // Every third customer orders 3 days after the sync; one more order 40 days after it (outside
+    // the 30-day window) must not count.
+    let converts = |i: usize| i.is_multiple_of(3);
+    let mut response = String::from("id,customer_id,placed_at,total\n");
+    for i in (1..=n).filter(|&i| converts(i)) {
+        let t = synced_at + Duration::days(3);
+        response.push_str(&format!("r{i:04},{},{},20\n", id(i), t.to_rfc3339()));
+    }
+    let late = synced_at + Duration::days(31);
+    response.push_str(&format!("late,{},{},20\n", id(1), late.to_rfc3339()));
+    env.write("response.csv", &response);
+    blocking(run_ok(&env, args(&["import", "orders", "response.csv"]))).await;
+
+    let out = blocking(run_ok(
+        &env,
+        args(&["report", "--lift", "--format", "json"]),
+    ))
+    .await;
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&out).expect("json");
+    let l = &rows[0]["lift"];
+    let count = |held: bool| {
+        (1..=n)
+            .filter(|i| holdout.contains(i) == held && converts(*i))
+            .count() as u64
+    };
+    assert_eq!(
+        l["holdout"]["members"].as_u64(),
+        Some(holdout.len() as u64),
+        "{l}"
+    );
+    assert_eq!(
+        l["treatment"]["converters"].as_u64(),
+        Some(count(false)),
+        "{l}"
+    );
+    assert_eq!(
+        l["holdout"]["converters"].as_u64(),
+        Some(count(true)),
+        "{l}"
+    );
+    assert!(count(false) > 0 && count(true) > 0);
+    assert_eq!(
+        l["treatment"]["orders"].as_u64().unwrap() + l["holdout"]["orders"].as_u64().unwrap(),
+        count(false) + count(true),
+        "the order 31 days after the sync is outside the window: {l}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_as_of_dates_the_assignments_sqlite() {
+    sync_as_of_dates_the_assignments("sqlite://{DIR}/shop.db").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_as_of_dates_the_assignments_postgres() {
+    let Some(url) = campaignd_store::testkit::fresh_pg_database().await.unwrap() else {
+        eprintln!("CAMPAIGND_TEST_PG_URL not set: skipping");
+        return;
+    };
+    sync_as_of_dates_the_assignments(&url).await;
+}

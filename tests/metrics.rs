@@ -356,4 +356,26 @@ audience_name = "Buyers"
         .unwrap_or_else(|| panic!("no match line in {after}"));
     let cols: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(cols[4..7], ["150", "100-200", "66.7%"], "{line}");
+
+    // The metrics run itself records the size and rate per segment × destination, and `runs` shows it.
+    let runs = blocking(run(&env, vec!["runs", "--json"])).await;
+    let runs: serde_json::Value = serde_json::from_str(&runs).expect("runs json");
+    let metrics = runs
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["job"] == "metrics"))
+        .unwrap_or_else(|| panic!("no metrics run in {runs}"));
+    assert_eq!(
+        metrics["counts"]["match_sizes"],
+        serde_json::json!([{
+            "segment": "buyers", "destination": "meta_ads", "audience": "Buyers",
+            "lower": 100, "upper": 200, "members_sent": 150,
+            "match_rate_percent": 100.0 * 100.0 / 150.0,
+        }]),
+        "{metrics}"
+    );
+    let text = blocking(run(&env, vec!["runs"])).await;
+    assert!(
+        text.contains("matched: buyers -> meta_ads \"Buyers\" 100..200 of 150 sent (66.7%)"),
+        "{text}"
+    );
 }

@@ -736,3 +736,206 @@ audience_name = "US buyers"
     blocking(cmd(&["sync"])).await;
     assert_eq!(sg.jobs_submitted(), 1);
 }
+
+/// Issue 9: Google Data Manager requests are asynchronous. Each `audienceMembers:ingest` `requestId` is
+/// stored as a remote job and polled with `requestStatus:retrieve`; a process killed while the request is
+/// still `PROCESSING` leaves the job stored, and the next run polls the same request instead of
+/// ingesting again. A request Google settles as `PARTIAL_SUCCESS` holds none of its (unnamed) rows: they
+/// are the run's rejections, with Google's counts, and go out again next run.
+async fn google_data_manager_request_survives_a_kill(store_url: &str) {
+    use campaignd_fakes::google_ads::{DmOutcome, GoogleFakeConfig};
+    const PEOPLE: usize = 1_100; // over Google's 1,000-member minimum
+    let fake = campaignd_fakes::FakeGoogleAds::start(GoogleFakeConfig {
+        developer_token: "unused-by-data-manager".into(),
+        customer_id: "1234567890".into(),
+        login_customer_id: None,
+        client_id: "g-client".into(),
+        client_secret: "g-SECRET".into(),
+        refresh_token: "g-refresh-SECRET".into(),
+    })
+    .await
+    .unwrap();
+    let body = format!(
+        r#"
+[store]
+url = "{store_url}"
+
+[[segment]]
+name = "buyers"
+rule = "orders.count() >= 1"
+
+[destinations.gads]
+kind = "google_ads"
+base_url = "{}"
+token_url = "{}"
+customer_id = "123-456-7890"
+client_id = {{ env = "G_ID" }}
+client_secret = {{ env = "G_SECRET" }}
+refresh_token = {{ env = "G_REFRESH" }}
+job_poll_interval_ms = 20
+
+[[sync]]
+segment = "buyers"
+destination = "gads"
+mode = "mirror"
+audience_name = "Buyers"
+"#,
+        fake.data_manager_url(),
+        fake.token_url()
+    );
+    let env = Arc::new(Env::new(&body));
+    let mut customers = String::from("id,email,country,consent_ads,consent_email,created_at\n");
+    let mut orders = String::from("id,customer_id,placed_at,total\n");
+    for i in 1..=PEOPLE {
+        customers.push_str(&format!(
+            "c{i:05},buyer{i}@example.com,US,true,true,2024-01-01T00:00:00Z\n"
+        ));
+        orders.push_str(&format!("o{i:05},c{i:05},2024-03-01T00:00:00Z,10\n"));
+    }
+    env.write("customers.csv", &customers);
+    env.write("orders.csv", &orders);
+    let cmd = |args: &'static [&'static str]| {
+        let env = env.clone();
+        move || {
+            let out = env
+                .cmd()
+                .env("G_ID", "g-client")
+                .env("G_SECRET", "g-SECRET")
+                .env("G_REFRESH", "g-refresh-SECRET")
+                .args(args)
+                .assert()
+                .success();
+            String::from_utf8_lossy(&out.get_output().stdout).to_string()
+        }
+    };
+    blocking(cmd(&["import", "customers", "customers.csv"])).await;
+    blocking(cmd(&["import", "orders", "orders.csv"])).await;
+    blocking(cmd(&[
+        "segments",
+        "recompute",
+        "--as-of",
+        "2024-06-01T00:00:00Z",
+    ]))
+    .await;
+
+    fake.hold_dm_requests(true);
+    let mut child = env
+        .std_cmd()
+        .env("G_ID", "g-client")
+        .env("G_SECRET", "g-SECRET")
+        .env("G_REFRESH", "g-refresh-SECRET")
+        .arg("sync")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The request id is stored before the first poll: wait for two polls, then kill.
+    let started = std::time::Instant::now();
+    while fake.requests().count("GET", "/requestStatus:retrieve") < 2 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the request was never polled"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap(); // SIGKILL while the request is PROCESSING
+    child.wait().unwrap();
+    assert_eq!(fake.dm_requests_submitted(), 1);
+    let list = fake.list_id("Buyers").expect("list created");
+    assert!(fake.members(&list).is_empty(), "not processed yet");
+    let url = store_url.replace("{DIR}", &env.dir.path().display().to_string());
+    let store = campaignd_store::Store::connect(&url).await.unwrap();
+    let jobs = store.remote_jobs("gads", "Buyers").await.unwrap();
+    assert_eq!(jobs.len(), 1, "the request is stored as a remote job");
+    assert_eq!(jobs[0].members.len(), PEOPLE);
+
+    fake.hold_dm_requests(false);
+    blocking(cmd(&["sync"])).await;
+    assert_eq!(
+        fake.dm_requests_submitted(),
+        1,
+        "the batch was ingested again"
+    );
+    assert_eq!(fake.members(&list).len(), PEOPLE);
+    assert!(store
+        .remote_jobs("gads", "Buyers")
+        .await
+        .unwrap()
+        .is_empty());
+    let held = store
+        .ledger_page("gads", "Buyers", "", 100_000)
+        .await
+        .unwrap()
+        .len();
+    assert_eq!(held, PEOPLE);
+
+    // Ten more buyers; Google settles their request as PARTIAL_SUCCESS (3 of 10 failed).
+    for i in PEOPLE + 1..=PEOPLE + 10 {
+        customers.push_str(&format!(
+            "c{i:05},buyer{i}@example.com,US,true,true,2024-01-01T00:00:00Z\n"
+        ));
+        orders.push_str(&format!("o{i:05},c{i:05},2024-03-01T00:00:00Z,10\n"));
+    }
+    env.write("customers.csv", &customers);
+    env.write("orders.csv", &orders);
+    blocking(cmd(&["import", "customers", "customers.csv"])).await;
+    blocking(cmd(&["import", "orders", "orders.csv"])).await;
+    blocking(cmd(&[
+        "segments",
+        "recompute",
+        "--as-of",
+        "2024-06-02T00:00:00Z",
+    ]))
+    .await;
+    fake.dm_outcomes_next([DmOutcome::PartialSuccess {
+        failed: 3,
+        reason: "PROCESSING_ERROR_REASON_INVALID_FORMAT".into(),
+    }]);
+    blocking(cmd(&["sync"])).await;
+    let runs = blocking(cmd(&["runs", "--json"])).await;
+    let runs: serde_json::Value = serde_json::from_str(&runs).unwrap();
+    let last = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["job"] == "sync")
+        .unwrap();
+    assert_eq!(last["counts"]["rejected"], 10, "{last}");
+    assert_eq!(last["counts"]["added"], 0, "{last}");
+    let rejections = store
+        .run_rejections(last["id"].as_i64().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(rejections.len(), 10);
+    assert!(
+        rejections[0]
+            .2
+            .contains("3 of 10 records failed (PROCESSING_ERROR_REASON_INVALID_FORMAT ×3)"),
+        "{rejections:?}"
+    );
+    // The next run sends the ten again and Google takes them.
+    blocking(cmd(&["sync"])).await;
+    assert_eq!(fake.members(&list).len(), PEOPLE + 10);
+    assert_eq!(
+        store
+            .ledger_page("gads", "Buyers", "", 100_000)
+            .await
+            .unwrap()
+            .len(),
+        PEOPLE + 10
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn google_data_manager_request_survives_a_kill_sqlite() {
+    google_data_manager_request_survives_a_kill("sqlite://{DIR}/shop.db").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn google_data_manager_request_survives_a_kill_postgres() {
+    let Some(url) = campaignd_store::testkit::fresh_pg_database().await.unwrap() else {
+        eprintln!("CAMPAIGND_TEST_PG_URL not set: skipping");
+        return;
+    };
+    google_data_manager_request_survives_a_kill(&url).await;
+}

@@ -58,8 +58,22 @@ struct KpiParams {
     since: Option<String>,
     until: Option<String>,
     by: Option<String>,
-    conversion_days: Option<i64>,
+    /// Text, parsed by [`days_param`] so a bad value gets a message naming the parameter (axum's
+    /// own rejection says only "invalid digit found in string").
+    conversion_days: Option<String>,
     segment: Option<String>,
+}
+
+/// A whole number of days from a query parameter, or a 400 naming it.
+fn days_param(name: &str, value: Option<&str>, default: i64) -> Result<i64, Response> {
+    match value {
+        None => Ok(default),
+        Some(v) => v.trim().parse::<i64>().map_err(|_| {
+            bad(format!(
+                "{name}: expected a whole number of days, got \"{v}\""
+            ))
+        }),
+    }
 }
 
 /// `/api/kpis?since=8w&by=segment,week&conversion_days=30`: a JSON array of KPI rows.
@@ -71,11 +85,15 @@ async fn api_kpis(State(state): State<AdminState>, Query(q): Query<KpiParams>) -
         },
         None => Utc::now().date_naive(),
     };
+    let conversion_days = match days_param("conversion_days", q.conversion_days.as_deref(), 30) {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
     let query = match crate::insights::kpi_query(
         q.since.as_deref().unwrap_or("8w"),
         until,
         q.by.as_deref().unwrap_or("segment,week"),
-        q.conversion_days.unwrap_or(30),
+        conversion_days,
         q.segment,
     ) {
         Ok(q) => q,
@@ -89,13 +107,17 @@ async fn api_kpis(State(state): State<AdminState>, Query(q): Query<KpiParams>) -
 
 #[derive(Deserialize)]
 struct LiftParams {
-    window: Option<i64>,
+    /// Text, parsed by [`days_param`].
+    window: Option<String>,
     segment: Option<String>,
 }
 
 /// `/api/lift?window=30`: a JSON array, one entry per sync with a holdout.
 async fn api_lift(State(state): State<AdminState>, Query(q): Query<LiftParams>) -> Response {
-    let window = q.window.unwrap_or(DEFAULT_WINDOW_DAYS);
+    let window = match days_param("window", q.window.as_deref(), DEFAULT_WINDOW_DAYS) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
     if window <= 0 {
         return bad("window must be at least 1 day".into());
     }

@@ -58,7 +58,9 @@ pub enum Command {
         /// SQLite file to create (replaced if it exists).
         #[arg(long, default_value = "demo.db")]
         db: PathBuf,
-        /// Pin "now" (RFC 3339); default: the wall clock.
+        /// Pin "now" (RFC 3339); default: the wall clock. The shop, its segments, the sync and the
+        /// holdout are placed 35 days before it and the campaign's orders in the 30 days after the
+        /// sync, so `report --lift` at "now" sees the whole campaign.
         #[arg(long, value_parser = parse_time)]
         as_of: Option<DateTime<Utc>>,
     },
@@ -82,6 +84,10 @@ pub enum Command {
         /// Resend everyone (replace-all where the platform has it).
         #[arg(long)]
         full: bool,
+        /// Date new holdout/treatment assignments at this instant (RFC 3339, not in the future)
+        /// instead of now, e.g. to replay a campaign that started earlier; the run log keeps both.
+        #[arg(long, value_parser = parse_time)]
+        as_of: Option<DateTime<Utc>>,
     },
     /// Run the daemon: scheduled recompute/sync (and rotate, metrics pull), leader leases across
     /// replicas, the admin HTTP server and report page; stops cleanly on SIGTERM/SIGINT.

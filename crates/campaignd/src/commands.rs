@@ -22,14 +22,14 @@ use crate::bench;
 #[cfg(feature = "bench")]
 use crate::cli::BenchCommand;
 use crate::cli::{Cli, Command, ImportKindArg, MembersFormat, SegmentsCommand};
-use crate::{settings_load, Failure};
+use crate::context::{open_store, App};
+use crate::Failure;
 
 /// Runs the parsed command.
 pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
+    let App { settings, secrets } = App::load(&cli.config)?;
     match cli.command {
         Command::Migrate => {
-            let settings =
-                settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
             let store = open_store(&settings).await?;
             println!(
                 "migrations applied to {}",
@@ -39,8 +39,6 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Import { kind, file, strict } => {
-            let settings =
-                settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
             let store = open_store(&settings).await?;
             import(&store, kind, &file, strict).await
         }
@@ -50,11 +48,9 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
             db,
             as_of,
         } => {
-            let settings =
-                settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
             demo(
                 settings,
-                &cli.config,
+                &secrets,
                 customers,
                 seed,
                 &db,
@@ -62,73 +58,52 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
             )
             .await
         }
-        Command::Segments { command } => {
-            let settings =
-                settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
-            segments(&settings, command).await
-        }
+        Command::Segments { command } => segments(&settings, command).await,
         Command::Sync {
             destination,
             segment,
             dry_run,
             full,
+            as_of,
         } => {
-            let settings =
-                settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
+            if let Some(t) = as_of.filter(|t| *t > Utc::now()) {
+                return Err(Failure::usage(anyhow!(
+                    "--as-of {} is in the future: assignments dated later than the sync would not count in any lift yet",
+                    t.to_rfc3339()
+                )));
+            }
             let opts = SyncOptions {
                 destination,
                 segment,
                 dry_run,
                 full,
                 progress: crate::progress::reporter(),
+                as_of,
             };
-            sync(&settings, &cli.config, &opts).await
+            sync(&settings, &secrets, &opts).await
         }
-        Command::Run => {
-            let settings =
-                settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
-            crate::daemon::run(settings, &cli.config).await
-        }
+        Command::Run => crate::daemon::run(settings, &secrets).await,
         Command::Rotate { as_of, dry_run } => {
-            let settings =
-                settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
-            crate::reporting::rotate(
-                &settings,
-                &cli.config,
-                as_of.unwrap_or_else(Utc::now),
-                dry_run,
-            )
-            .await
+            crate::rotate::rotate(&settings, &secrets, as_of.unwrap_or_else(Utc::now), dry_run)
+                .await
         }
         Command::Metrics {
             command: crate::cli::MetricsCommand::Pull { since, until },
-        } => {
-            let settings =
-                settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
-            crate::reporting::metrics_pull(&settings, &cli.config, since, until).await
-        }
+        } => crate::reporting::metrics_pull(&settings, &secrets, since, until).await,
         Command::Report {
             lift: true,
             window,
             format,
             as_of,
             ..
-        } => {
-            let settings =
-                settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
-            crate::insights::lift(&settings, window, format, as_of.unwrap_or_else(Utc::now)).await
-        }
+        } => crate::insights::lift(&settings, window, format, as_of.unwrap_or_else(Utc::now)).await,
         Command::Report {
             since,
             until,
             by,
             format,
             ..
-        } => {
-            let settings =
-                settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
-            crate::reporting::report(&settings, &since, until, &by, format).await
-        }
+        } => crate::reporting::report(&settings, &since, until, &by, format).await,
         Command::Kpis {
             since,
             until,
@@ -140,8 +115,6 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
             window,
             as_of,
         } => {
-            let settings =
-                settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
             let until = until.unwrap_or_else(|| Utc::now().date_naive());
             let query = crate::insights::kpi_query(&since, until, &by, conversion_days, segment)?;
             crate::insights::kpis(&settings, &query, format).await?;
@@ -153,8 +126,6 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Runs { limit, json } => {
-            let settings =
-                settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
             let store = open_store(&settings).await?;
             let runs = store.recent_runs(limit, None).await.map_err(Failure::job)?;
             if json {
@@ -184,6 +155,9 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
                     if let Some(line) = identifier_line(&r.counts) {
                         println!("{:>8}{line}", "");
                     }
+                    for line in match_size_lines(&r.counts) {
+                        println!("{:>8}{line}", "");
+                    }
                     if r.counts
                         .get("rejected")
                         .and_then(|v| v.as_i64())
@@ -208,12 +182,9 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
                 customers,
                 store,
                 seed,
-            } => {
-                settings_load::load(&cli.config).map_err(|e| Failure::usage(anyhow!(e)))?;
-                bench::recompute(customers, store, seed)
-                    .await
-                    .map_err(Failure::job)
-            }
+            } => bench::recompute(customers, store, seed)
+                .await
+                .map_err(Failure::job),
             BenchCommand::Sync { members, churn } => {
                 bench::sync(members, churn).await.map_err(Failure::job)
             }
@@ -240,20 +211,51 @@ fn identifier_line(counts: &serde_json::Value) -> Option<String> {
     Some(format!("identifiers: {kinds}; no identifier: {reasons}"))
 }
 
-/// Resolves `{ env = ... }` / `{ file = ... }` secrets, relative files from the config's directory.
-pub fn secrets_for(config: &Path) -> SecretResolver {
-    let base = config
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| std::path::PathBuf::from("."));
-    SecretResolver::from_process_env().with_base_dir(base)
+/// A metrics run's pulled audience sizes, one line each (`matched: us_buyers -> meta_ads "US buyers"
+/// 1000..1200 of 1500 sent (66.7%)`); unknown parts are `?`. Empty for runs that recorded none.
+fn match_size_lines(counts: &serde_json::Value) -> Vec<String> {
+    let Some(sizes) = counts.get("match_sizes").and_then(|v| v.as_array()) else {
+        return Vec::new();
+    };
+    let text = |v: &serde_json::Value, k: &str| {
+        v.get(k).and_then(|x| x.as_str()).unwrap_or("?").to_string()
+    };
+    let num = |v: &serde_json::Value, k: &str| {
+        v.get(k)
+            .and_then(|x| x.as_i64())
+            .map_or("?".to_string(), |n| n.to_string())
+    };
+    sizes
+        .iter()
+        .map(|m| {
+            let (lower, upper) = (num(m, "lower"), num(m, "upper"));
+            let size = if lower == upper {
+                lower
+            } else {
+                format!("{lower}..{upper}")
+            };
+            let rate = m
+                .get("match_rate_percent")
+                .and_then(|x| x.as_f64())
+                .map_or("?".to_string(), |r| format!("{r:.1}%"));
+            format!(
+                "matched: {} -> {} \"{}\" {size} of {} sent ({rate})",
+                text(m, "segment"),
+                text(m, "destination"),
+                text(m, "audience"),
+                num(m, "members_sent"),
+            )
+        })
+        .collect()
 }
 
-async fn sync(settings: &Settings, config: &Path, opts: &SyncOptions) -> Result<(), Failure> {
+async fn sync(
+    settings: &Settings,
+    secrets: &SecretResolver,
+    opts: &SyncOptions,
+) -> Result<(), Failure> {
     settings.validate_syncs().map_err(Failure::usage)?;
-    let destinations =
-        build_destinations(settings, &secrets_for(config)).map_err(Failure::usage)?;
+    let destinations = build_destinations(settings, secrets).map_err(Failure::usage)?;
     let store = open_store(settings).await?;
     let report = run_sync(&store, settings, &destinations, opts, &Shutdown::new())
         .await
@@ -319,25 +321,6 @@ pub fn print_sync_report(report: &SyncReport, dry_run: bool) {
     }
 }
 
-/// Connects to the configured store and applies migrations.
-/// Opens and migrates the configured store with its `[store]` timeouts, then closes the runs of dead
-/// processes as `abandoned` (every command does this on start, so no run stays `running` forever).
-pub async fn open_store(settings: &Settings) -> Result<Store, Failure> {
-    let store = Store::connect_with(&settings.store.url, &settings.store.options())
-        .await
-        .map_err(Failure::job)?;
-    store.migrate().await.map_err(Failure::job)?;
-    close_abandoned_runs(&store).await;
-    Ok(store)
-}
-
-/// Marks the runs of dead processes `abandoned`; a failure here is logged, never fatal to the command.
-pub async fn close_abandoned_runs(store: &Store) {
-    if let Err(e) = store.abandon_dead_runs().await {
-        tracing::warn!(error = %e, "cannot check for abandoned runs");
-    }
-}
-
 /// A file that cannot be imported as given (unreadable, wrong extension, unknown or missing columns) is
 /// bad usage (exit 2); the database failing under a good file (disk full, locked) is a failed job (1).
 fn import_failure(e: StoreError) -> Failure {
@@ -391,9 +374,13 @@ async fn import(
     Ok(())
 }
 
+/// How long before the demo's "now" its sync took place: more than the lift's default window
+/// (30 days), so at "now" every member's window is over and `report --lift` sees the whole campaign.
+pub const DEMO_SYNC_DAYS_AGO: i64 = 35;
+
 async fn demo(
     mut settings: Settings,
-    config: &Path,
+    secrets: &SecretResolver,
     customers: usize,
     seed: u64,
     db: &Path,
@@ -409,12 +396,16 @@ async fn demo(
     }
     settings.store.url = format!("sqlite://{}", db.display());
     let store = open_store(&settings).await?;
+    // The campaign lies in the past: the shop as it was at the sync, the sync and its holdout then,
+    // the campaign's orders in the days after it, all before `as_of`.
+    let synced_at = as_of - chrono::Duration::days(DEMO_SYNC_DAYS_AGO);
     println!(
-        "generating a synthetic shop of {customers} customers (seed {seed}) into {}",
-        db.display()
+        "generating a synthetic shop of {customers} customers (seed {seed}) into {}, as of the sync on {}",
+        db.display(),
+        synced_at.format("%Y-%m-%d")
     );
     let load = store
-        .load_synthetic(customers as u64, seed, as_of)
+        .load_synthetic(customers as u64, seed, synced_at)
         .await
         .map_err(Failure::job)?;
     println!(
@@ -424,7 +415,7 @@ async fn demo(
         load.events,
         load.elapsed.as_secs_f64()
     );
-    let report = recompute(&store, &settings, as_of, None)
+    let report = recompute(&store, &settings, synced_at, None)
         .await
         .map_err(recompute_failure)?;
     println!();
@@ -439,16 +430,14 @@ async fn demo(
     }
     if !settings.syncs.is_empty() {
         let destinations =
-            build_destinations(&settings, &secrets_for(config)).map_err(Failure::usage)?;
-        let report = run_sync(
-            &store,
-            &settings,
-            &destinations,
-            &SyncOptions::default(),
-            &Shutdown::new(),
-        )
-        .await
-        .map_err(Failure::job)?;
+            build_destinations(&settings, secrets).map_err(Failure::usage)?;
+        let opts = SyncOptions {
+            as_of: Some(synced_at),
+            ..SyncOptions::default()
+        };
+        let report = run_sync(&store, &settings, &destinations, &opts, &Shutdown::new())
+            .await
+            .map_err(Failure::job)?;
         println!();
         println!("audiences synced:");
         print_sync_report(&report, false);
@@ -460,13 +449,14 @@ async fn demo(
         crate::insights::demo_insights(
             &store,
             &settings,
-            Utc::now(),
+            synced_at,
+            as_of,
             campaignd_engine::lift::DEFAULT_WINDOW_DAYS,
             seed,
         )
         .await?;
     }
-    crate::reporting::demo_performance(&store, &settings, config, as_of, 10).await?;
+    crate::reporting::demo_performance(&store, &settings, secrets, as_of, 10).await?;
     println!();
     println!(
         "explore it: campaignd --config {} segments list   (with CAMPAIGND__STORE__URL=sqlite://{})",

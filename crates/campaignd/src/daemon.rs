@@ -3,13 +3,13 @@
 //! scheduler and the admin server, and on SIGTERM/SIGINT stops scheduling, lets the batch in flight
 //! finish and be recorded, releases its leases and exits 0 (1 when jobs outlived the grace period).
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::anyhow;
 use chrono::{Duration as ChronoDuration, Utc};
 
+use campaignd_connectors::SecretResolver;
 use campaignd_engine::lease::Leases;
 use campaignd_engine::platforms::{build_platforms, Platforms};
 use campaignd_engine::recompute::recompute;
@@ -20,7 +20,7 @@ use campaignd_store::holder::Holder;
 use campaignd_store::Store;
 
 use crate::admin::{self, AdminState};
-use crate::commands::{open_store, secrets_for};
+use crate::context::{close_abandoned_runs, open_store};
 use crate::Failure;
 
 /// Customers in the demo shop generated into an empty store.
@@ -29,16 +29,15 @@ const DEMO_CUSTOMERS: u64 = 5_000;
 const DEMO_HISTORY_DAYS: i64 = 6;
 
 /// Runs the daemon until a signal.
-pub async fn run(settings: Settings, config: &Path) -> Result<(), Failure> {
+pub async fn run(settings: Settings, secrets: &SecretResolver) -> Result<(), Failure> {
     let plans = plan_jobs(&settings).map_err(Failure::usage)?;
-    let secrets = secrets_for(config);
-    let admin_cfg = admin::prepare(&settings.admin, &secrets).map_err(Failure::usage)?;
+    let admin_cfg = admin::prepare(&settings.admin, secrets).map_err(Failure::usage)?;
     // One instance per destination: jobs hitting the same platform share its client and rate limit.
     let Platforms {
         destinations,
         swappers,
         metrics: metrics_sources,
-    } = build_platforms(&settings, &secrets).map_err(Failure::usage)?;
+    } = build_platforms(&settings, secrets).map_err(Failure::usage)?;
     let store = open_store(&settings).await?;
     // Never on Postgres: a shop pointing the default config at its (still empty) production database
     // must not find synthetic customers in it.
@@ -180,7 +179,7 @@ fn sweep_abandoned_runs(store: Store, every: Duration, shutdown: Shutdown) {
             tokio::time::sleep(Duration::from_millis(200)).await;
             if last.elapsed() >= every {
                 last = tokio::time::Instant::now();
-                crate::commands::close_abandoned_runs(&store).await;
+                close_abandoned_runs(&store).await;
             }
         }
     });

@@ -17,7 +17,7 @@ use campaignd_store::ledger::Consent;
 use campaignd_store::Store;
 
 use crate::cli::ReportFormat;
-use crate::commands::open_store;
+use crate::context::open_store;
 use crate::reporting::csv_field;
 use crate::Failure;
 
@@ -291,11 +291,13 @@ async fn sync_contacts(store: &Store, segment: &str) -> Result<Vec<Contact>, Fai
 
 /// The demo's third part: the synthetic shop's response to the campaign over `days` after the sync —
 /// members the sandbox audience holds order with the sandbox's `treated_conversion`, everyone else
-/// of the sync (its holdout) with `baseline_conversion` — then the KPI table and the lift.
+/// of the sync (its holdout) with `baseline_conversion` — then the KPI table and the lift as of
+/// `as_of` (the demo's "now", after the campaign), exactly what `report --lift` shows then.
 pub async fn demo_insights(
     store: &Store,
     settings: &Settings,
     synced_at: DateTime<Utc>,
+    as_of: DateTime<Utc>,
     days: i64,
     seed: u64,
 ) -> Result<(), Failure> {
@@ -341,7 +343,6 @@ pub async fn demo_insights(
     if simulated == 0 {
         return Ok(());
     }
-    let as_of = synced_at + Duration::days(days);
     println!();
     println!(
         "campaign response: {simulated} orders simulated over the {days} days after the sync (sandbox treated_conversion vs baseline_conversion)"

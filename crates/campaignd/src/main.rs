@@ -9,10 +9,12 @@ mod admin_insights;
 mod bench;
 mod cli;
 mod commands;
+mod context;
 mod daemon;
 mod insights;
 mod progress;
 mod reporting;
+mod rotate;
 mod settings_load;
 
 use std::process::ExitCode;

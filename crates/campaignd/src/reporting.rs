@@ -1,113 +1,38 @@
-//! The creative and performance commands: `rotate`, `metrics pull`, `report`, and the demo's simulated
-//! weeks of rotation and metrics against the sandbox. Kept apart from `commands.rs` so the daemon and
-//! these commands can grow independently.
+//! The performance commands: `metrics pull`, `report`, and the demo's simulated weeks of rotation and
+//! metrics against the sandbox (the `rotate` command itself is in `rotate.rs`).
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{anyhow, Context};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 
+use campaignd_connectors::SecretResolver;
 use campaignd_engine::metrics_pull::{
     build_metrics_sources, pull, PullError, PullOptions, PullReport, PullStatus,
 };
 use campaignd_engine::report::{self, Dimension, ReportError, ReportQuery, ReportRow};
-use campaignd_engine::rotate::{
-    build_swappers, rotate as run_rotate, RotateAction, RotateError, RotateOptions, RotateReport,
-};
+use campaignd_engine::rotate::{build_swappers, rotate as run_rotate, RotateOptions};
 use campaignd_engine::Settings;
 use campaignd_store::Store;
 
 use crate::cli::ReportFormat;
-use crate::commands::{open_store, secrets_for};
+use crate::context::open_store;
+use crate::rotate::{print_rotate_report, rotate_failure};
 use crate::Failure;
-
-/// `campaignd rotate [--as-of TS] [--dry-run]`.
-pub async fn rotate(
-    settings: &Settings,
-    config: &Path,
-    as_of: DateTime<Utc>,
-    dry_run: bool,
-) -> Result<(), Failure> {
-    let swappers = build_swappers(settings, &secrets_for(config)).map_err(rotate_failure)?;
-    let store = open_store(settings).await?;
-    let report = run_rotate(
-        &store,
-        settings,
-        &swappers,
-        &RotateOptions { as_of, dry_run },
-    )
-    .await
-    .map_err(rotate_failure)?;
-    print_rotate_report(&report);
-    store.close().await;
-    if report.any_failed() {
-        return Err(Failure::job(anyhow!(
-            "one or more creative sets failed to rotate (see `campaignd runs`)"
-        )));
-    }
-    Ok(())
-}
-
-fn rotate_failure(e: RotateError) -> Failure {
-    match e {
-        RotateError::Store(_) => Failure::job(e),
-        other => Failure::usage(other),
-    }
-}
-
-/// One line per creative set: what was live, what is live now, and why.
-pub fn print_rotate_report(report: &RotateReport) {
-    println!(
-        "{:<24} {:<18} {:<14} {:<12} {:<12} {:<12} {:<20} status",
-        "creative_set", "segment", "destination", "strategy", "from", "to", "next due"
-    );
-    for s in &report.sets {
-        let status = match &s.action {
-            RotateAction::Started => "started: first variant live".to_string(),
-            RotateAction::Rotated => "rotated".to_string(),
-            RotateAction::Kept => "kept for another period".to_string(),
-            RotateAction::NotDue => "not due".to_string(),
-            RotateAction::Planned(what) => format!("dry run: would {what}"),
-            RotateAction::Unsupported => "destination cannot swap creatives".to_string(),
-            RotateAction::NoVariant => "every variant is retired".to_string(),
-            RotateAction::Failed(e) => format!("FAILED (history unchanged): {e}"),
-        };
-        let mut retired = if s.retired.is_empty() {
-            String::new()
-        } else {
-            format!("; retired {}", s.retired.join(", "))
-        };
-        if let Some(reason) = &s.reason {
-            retired.push_str(&format!(" (early: {reason})"));
-        }
-        println!(
-            "{:<24} {:<18} {:<14} {:<12} {:<12} {:<12} {:<20} {status}{retired}",
-            s.set,
-            s.segment,
-            s.destination,
-            s.strategy,
-            s.from.as_deref().unwrap_or("-"),
-            s.to.as_deref().unwrap_or("-"),
-            s.next_due
-                .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
-                .unwrap_or_else(|| "-".into()),
-        );
-    }
-}
 
 /// `campaignd metrics pull [--since DATE] [--until DATE]` (default: the last 7 days up to today).
 pub async fn metrics_pull(
     settings: &Settings,
-    config: &Path,
+    secrets: &SecretResolver,
     since: Option<NaiveDate>,
     until: Option<NaiveDate>,
 ) -> Result<(), Failure> {
     let now = Utc::now();
     let until = until.unwrap_or_else(|| now.date_naive());
     let since = since.unwrap_or(until - Duration::days(6));
-    let sources = build_metrics_sources(settings, &secrets_for(config)).map_err(pull_failure)?;
+    let sources = build_metrics_sources(settings, secrets).map_err(pull_failure)?;
     let store = open_store(settings).await?;
     let report = pull(
         &store,
@@ -348,7 +273,7 @@ fn sandbox_dirs(settings: &Settings) -> Vec<PathBuf> {
 pub async fn demo_performance(
     store: &Store,
     settings: &Settings,
-    config: &Path,
+    secrets: &SecretResolver,
     as_of: DateTime<Utc>,
     weeks: i64,
 ) -> Result<(), Failure> {
@@ -363,9 +288,8 @@ pub async fn demo_performance(
             Err(e) => return Err(Failure::job(anyhow!("cannot reset {}: {e}", dir.display()))),
         }
     }
-    let secrets = secrets_for(config);
-    let swappers = build_swappers(settings, &secrets).map_err(rotate_failure)?;
-    let sources = build_metrics_sources(settings, &secrets).map_err(pull_failure)?;
+    let swappers = build_swappers(settings, secrets).map_err(rotate_failure)?;
+    let sources = build_metrics_sources(settings, secrets).map_err(pull_failure)?;
     // Weeks start on Mondays so the simulated weeks line up with the report's `week`.
     let start_day = (as_of - Duration::weeks(weeks)).date_naive();
     let start_day =

@@ -1,8 +1,8 @@
 //! campaignd-connectors: everything that talks to an ad or email platform.
 //!
-//! The engine sees platforms only through the traits in [`traits`] ([`AudienceDestination`] now,
-//! [`CreativeSwapper`] and [`MetricsSource`] for later issues), so diffing, consent, the ledger and resume
-//! logic stay platform-free. Each platform is one module (`meta`, `webhook`, `file`, ...) with its own
+//! The engine sees platforms only through the traits in [`traits`] — [`AudienceDestination`] (audience
+//! sync), [`CreativeSwapper`] (creative rotation) and [`MetricsSource`] (daily performance and audience
+//! sizes) — so diffing, consent, the ledger and resume logic stay platform-free. Each platform is one module (`meta`, `webhook`, `file`, ...) with its own
 //! serde `Config`, mapping (normalise + hash per platform rules, see platforms.md) and client built on the
 //! shared [`http`] kit (timeouts, retry with backoff and Retry-After, rate limiting, token refresh,
 //! redaction). [`registry::build_destination`] turns a `[destinations.NAME]` config section into a

@@ -164,7 +164,7 @@ pub trait MetricsSource: Send + Sync {
     ) -> Result<Vec<MetricsRow>, ConnectorError>;
 
     /// The platform-reported matched size of the audience whose remote id a sync recorded, for the
-    /// platforms that report one (Meta, Google, TikTok); `Ok(None)` where the platform reports none or
+    /// platforms that report one (Meta, Google, TikTok, LinkedIn); `Ok(None)` where the platform reports none or
     /// the audience does not exist there yet.
     async fn audience_size(&self, remote_id: &str) -> Result<Option<AudienceSize>, ConnectorError> {
         let _ = remote_id;

@@ -233,6 +233,11 @@ fn letters_lower(raw: &str) -> Option<String> {
 
 /// Normalises a name Meta's way (FN, LN): lower-case with spaces and punctuation removed, letters of any
 /// script kept (`Mary Ann` → `maryann`, `O'Brien` → `obrien`, `García Márquez` → `garcíamárquez`).
+///
+/// A deliberate departure from the Python SDK: `CustomAudienceMixin.normalize_key` (facebook-python-
+/// business-sdk `94914f9`) keeps only `[a-zA-Z]`, which turns `García` into `garca`, a name nobody has.
+/// Meta's own customer-file key table says of FN/LN "lowercase only, no punctuation; special characters
+/// in UTF-8 format", i.e. accented and non-Latin letters are accepted as UTF-8, so they are kept (issue 9).
 pub fn normalize_name_meta(raw: &str) -> Option<String> {
     letters_lower(raw)
 }
@@ -280,8 +285,17 @@ pub fn normalize_country(raw: &str) -> Option<String> {
     country_alpha2(raw).map(str::to_ascii_lowercase)
 }
 
-/// Normalises a postal code Meta's way (ZIP): lower-case without whitespace, cut at the first `-` as the
-/// SDK's `normalize_key` does; for the US only the first five digits (ZIP+4 dropped). Empty means unknown.
+/// Normalises a postal code Meta's way (ZIP), following Meta's "Hashing and Normalizing Data" table for
+/// customer-file audiences ("use lowercase with no white space; for U.S. zip codes only use the first 5
+/// digits; for U.K. zip codes use the Area/District/Sector format") and, where that table says nothing,
+/// the SDK's normalisers (facebook-python-business-sdk `94914f9`, `CustomAudienceMixin.normalize_key` and
+/// `serverside/normalize.py` `zp`: whitespace removed, the part before the first `-`):
+/// - US: the first five digits (ZIP+4 dropped; fewer than five digits is not a ZIP);
+/// - GB: area, district and sector, i.e. the full postcode without its two-letter unit
+///   (`SW1A 1AA` → `sw1a1`; an already-cut `SW1A 1` stays `sw1a1`);
+/// - elsewhere: lower-case, whitespace removed, cut at the first `-` as both SDK normalisers cut it.
+///
+/// Empty means unknown.
 pub fn normalize_postal_code(raw: &str, country: Option<&str>) -> Option<String> {
     let code: String = raw
         .trim()
@@ -293,11 +307,31 @@ pub fn normalize_postal_code(raw: &str, country: Option<&str>) -> Option<String>
     if code.is_empty() {
         return None;
     }
-    if country.and_then(country_alpha2) == Some("US") {
-        let digits: String = code.chars().take_while(char::is_ascii_digit).collect();
-        return (digits.len() >= 5).then(|| digits[..5].to_string());
+    match country.and_then(country_alpha2) {
+        Some("US") => {
+            let digits: String = code.chars().take_while(char::is_ascii_digit).collect();
+            (digits.len() >= 5).then(|| digits[..5].to_string())
+        }
+        Some("GB") => Some(uk_sector(&code)),
+        _ => Some(code),
     }
-    Some(code)
+}
+
+/// A UK postcode (lower-case, no spaces) cut to area/district/sector: a full postcode ends in the
+/// inward code `digit letter letter`, whose two letters (the unit) go; anything else is kept as typed.
+fn uk_sector(code: &str) -> String {
+    let chars: Vec<char> = code.chars().collect();
+    let n = chars.len();
+    let full = n >= 5
+        && chars[n - 3].is_ascii_digit()
+        && chars[n - 2].is_ascii_alphabetic()
+        && chars[n - 1].is_ascii_alphabetic()
+        && chars[..n - 3].iter().all(char::is_ascii_alphanumeric);
+    if full {
+        chars[..n - 2].iter().collect()
+    } else {
+        code.to_string()
+    }
 }
 
 /// Normalises a given name Google's way (`formatGivenName`): trim, lower-case, every `mr.`, `mrs.`,

@@ -8,7 +8,7 @@
 use campaignd_store::experiments::Group;
 use campaignd_store::ledger::Consent;
 use campaignd_store::{Store, StoreError};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use crate::settings::{HoldoutPlan, SyncSettings};
 
@@ -16,19 +16,22 @@ use crate::settings::{HoldoutPlan, SyncSettings};
 const PAGE: i64 = 5_000;
 
 /// Assigns (or, without `run_id` — a dry run — only counts) the groups of the sync's eligible
-/// members; returns how many are held out. Without a plan nothing is held out.
+/// members; returns how many are held out. Without a plan nothing is held out. New and changed
+/// assignments are dated `as_of` (the sync's as-of, normally the wall clock): lift counts each
+/// member's orders from then on.
 pub async fn assign(
     store: &Store,
     cfg: &SyncSettings,
     consent: Consent,
     plan: Option<&HoldoutPlan>,
     run_id: Option<i64>,
+    as_of: DateTime<Utc>,
 ) -> Result<i64, StoreError> {
     let Some(plan) = plan else {
         return Ok(0);
     };
     let (destination, audience) = (cfg.destination.as_str(), cfg.audience());
-    let now = Utc::now().timestamp();
+    let since = as_of.timestamp();
     let mut after = String::new();
     let mut held = 0i64;
     loop {
@@ -52,7 +55,7 @@ pub async fn assign(
         if let Some(run_id) = run_id {
             if !changed.is_empty() {
                 store
-                    .assign_groups(destination, audience, &cfg.segment, &changed, now, run_id)
+                    .assign_groups(destination, audience, &cfg.segment, &changed, since, run_id)
                     .await?;
             }
         }

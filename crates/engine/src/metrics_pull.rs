@@ -5,9 +5,10 @@
 //! are replaced in one transaction, so a re-pull never double counts and a failed pull changes nothing.
 //!
 //! The same job reads back, for every `[[sync]]` whose audience exists on a destination that reports
-//! one (Meta, Google, TikTok: [`MetricsSource::audience_size`]), the platform's matched size of that
-//! audience and stores it for the day (`audience_sizes`), so match rates can be shown next to the members
-//! campaignd sent. A size that cannot be read is a warning on that destination, not a failed pull.
+//! one (Meta, Google, TikTok, LinkedIn: [`MetricsSource::audience_size`]), the platform's matched size
+//! of that audience and stores it for the day (`audience_sizes`), so match rates can be shown next to the
+//! members campaignd sent; the run's counts list them too (`match_sizes`: segment, destination,
+//! audience, bounds, members sent, match rate), so `campaignd runs` shows them. A size that cannot be read is a warning on that destination, not a failed pull.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -93,8 +94,30 @@ pub struct PullOutcome {
     pub audience_sizes: usize,
     /// Audiences whose size could not be read, with the reason (the metrics themselves are unaffected).
     pub audience_size_errors: Vec<String>,
+    /// The sizes stored, per segment × audience, with the match rate, as recorded in the run's counts.
+    pub match_sizes: Vec<MatchSize>,
     /// How it ended.
     pub status: PullStatus,
+}
+
+/// One audience's pulled size as the `metrics` run records it (`match_sizes` in its counts), so
+/// `campaignd runs` shows what each platform matched without a second query.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MatchSize {
+    /// Segment synced to the audience.
+    pub segment: String,
+    /// Destination name.
+    pub destination: String,
+    /// Audience name on the destination.
+    pub audience: String,
+    /// Matched people, lower bound.
+    pub lower: Option<u64>,
+    /// Matched people, upper bound.
+    pub upper: Option<u64>,
+    /// Members campaignd holds on the audience (its ledger).
+    pub members_sent: i64,
+    /// The platform's own rate, else lower bound over members sent ([`crate::match_rates::matched_percent`]).
+    pub match_rate_percent: Option<f64>,
 }
 
 /// Everything the job did.
@@ -175,6 +198,7 @@ pub async fn pull(
             rows_stored: 0,
             audience_sizes: 0,
             audience_size_errors: Vec::new(),
+            match_sizes: Vec::new(),
             status: PullStatus::Done,
         };
         pull_sizes(
@@ -243,6 +267,7 @@ pub async fn pull(
         "rows_stored": report.destinations.iter().map(|d| d.rows_stored).sum::<u64>(),
         "audience_sizes": report.destinations.iter().map(|d| d.audience_sizes).sum::<usize>(),
         "audience_size_errors": size_errors.len(),
+        "match_sizes": report.destinations.iter().flat_map(|d| d.match_sizes.iter()).collect::<Vec<_>>(),
     });
     let outcome = match (failed.len(), done, size_errors.len()) {
         (0, _, 0) => Outcome::Success,
@@ -270,6 +295,7 @@ async fn pull_sizes(
     outcome: &mut PullOutcome,
 ) -> Result<(), PullError> {
     let mut seen = BTreeSet::new();
+    let ledger = store.ledger_counts().await?;
     for sync in settings
         .syncs
         .iter()
@@ -301,6 +327,28 @@ async fn pull_sizes(
                     })
                     .await?;
                 outcome.audience_sizes += 1;
+                let members_sent = ledger
+                    .get(&(destination.to_string(), audience.clone()))
+                    .copied()
+                    .unwrap_or(0);
+                let platform = crate::match_rates::PlatformSize {
+                    day: opts.as_of.date_naive(),
+                    lower: as_i64(size.lower),
+                    upper: as_i64(size.upper),
+                    match_rate_percent: size.match_rate_percent,
+                };
+                outcome.match_sizes.push(MatchSize {
+                    segment: sync.segment.clone(),
+                    destination: destination.to_string(),
+                    audience: audience.clone(),
+                    lower: size.lower,
+                    upper: size.upper,
+                    members_sent,
+                    match_rate_percent: crate::match_rates::matched_percent(
+                        members_sent,
+                        Some(&platform),
+                    ),
+                });
             }
             Err(e) => {
                 tracing::warn!(destination, audience = %audience, error = %e, "audience size not read");

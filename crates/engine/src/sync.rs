@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
 use thiserror::Error;
@@ -110,6 +110,12 @@ pub struct SyncOptions {
     pub full: bool,
     /// Where to report the members gone through (the binary shows a bar or log lines).
     pub progress: Progress,
+    /// The instant the sync acts as of (`sync --as-of`, the demo placing its campaign in the past):
+    /// holdout/treatment assignments are dated then, so lift counts the orders after it. `None` is
+    /// the wall clock. The run log still records when the run really started and, with an as-of,
+    /// also the as-of it used (`counts.as_of`); ledger acknowledgements stay at the wall clock (when
+    /// the platform really answered).
+    pub as_of: Option<DateTime<Utc>>,
 }
 
 /// How one sync ended.
@@ -426,7 +432,7 @@ async fn run_one(
         outcome.status = SyncStatus::Failed(e.describe());
     }
     if !opts.dry_run {
-        let counts = json!({
+        let mut counts = json!({
             "audience": outcome.audience,
             "eligible": outcome.eligible,
             "added": outcome.added,
@@ -444,6 +450,10 @@ async fn run_one(
             "status": outcome.status,
             "duration_ms": started.elapsed().as_millis() as u64,
         });
+        if let Some(as_of) = opts.as_of {
+            // `started_at` is when the run really ran; this is the instant its assignments are dated.
+            counts["as_of"] = json!(as_of.to_rfc3339());
+        }
         let (status, error) = match &outcome.status {
             SyncStatus::Done | SyncStatus::Planned => (Outcome::Success, None),
             SyncStatus::BelowMinimum => (
@@ -721,6 +731,7 @@ impl<'a> Job<'a> {
             self.consent,
             self.holdout.as_ref(),
             (!opts.dry_run).then_some(self.run_id),
+            opts.as_of.unwrap_or_else(Utc::now),
         )
         .await?;
         self.outcome.held_out = held_out;

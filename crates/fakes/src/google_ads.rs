@@ -1,4 +1,4 @@
-//! A stateful fake of Google's audience APIs: the Google Ads API **v26** Customer Match surface
+//! A stateful fake of Google's audience APIs: the Google Ads API **v25** Customer Match surface
 //! (`googleAds:search`, `userLists:mutate`, `offlineUserDataJobs:create|addOperations|run`), the **Data
 //! Manager API v1** (`audienceMembers:ingest|remove`, `accountTypes/GOOGLE_ADS/accounts/{id}/userLists`) and
 //! an OAuth2 token endpoint that issues short-lived access tokens from a refresh token.
@@ -8,7 +8,11 @@
 //! entry, every hash 64 lowercase hex, ≤ 100,000 identifiers per `addOperations`, `removeAll` only as a
 //! job's first operation, ≤ 10,000 members per Data Manager request with `encoding = HEX`, granted consent
 //! and accepted Customer Match terms. Jobs go `PENDING → RUNNING → SUCCESS` over successive status polls
-//! after `:run`, and only then change the list. Errors use Google's JSON error envelope (`GoogleAdsFailure`
+//! after `:run`, and only then change the list. A Data Manager request answers `requestId` at once and
+//! changes the list only when `GET /v1/requestStatus:retrieve` first reports it settled (`PROCESSING`
+//! for [`FakeGoogleAds::set_dm_processing_polls`] polls, then `SUCCESS`, or `PARTIAL_SUCCESS` / `FAILED`
+//! with `errorInfo.errorCounts` as set by [`FakeGoogleAds::dm_outcomes_next`]), per
+//! `request_status_per_destination.proto` of google/ads/datamanager/v1 (googleapis `f8291d2b`). Errors use Google's JSON error envelope (`GoogleAdsFailure`
 //! details, `quotaErrorDetails.retryDelay` on a 429).
 //!
 //! Members are keyed by the email hash, or `PHONE:<hash>` for phone-only people, as in the Meta fake.
@@ -39,7 +43,7 @@ pub use ads::{FakeAdStats, STREAM_BATCH};
 mod spec;
 
 /// Google Ads API version prefix the fake serves.
-pub const ADS_PREFIX: &str = "/v26";
+pub const ADS_PREFIX: &str = "/v25";
 /// Data Manager API version prefix the fake serves.
 pub const DATA_MANAGER_PREFIX: &str = "/v1";
 /// Path of the token endpoint.
@@ -281,9 +285,50 @@ struct Job {
     status: &'static str,
 }
 
+/// How the fake settles a Data Manager request once it stops `PROCESSING`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DmOutcome {
+    /// `SUCCESS`: every member is applied.
+    Success,
+    /// `PARTIAL_SUCCESS`: all but the first `failed` members are applied; `error_info` counts them under
+    /// `reason` (a `ProcessingErrorReason` name).
+    PartialSuccess {
+        /// Members that fail.
+        failed: usize,
+        /// `ProcessingErrorReason` name.
+        reason: String,
+    },
+    /// `FAILED`: nothing is applied; `error_info` counts every member under `reason`.
+    Failed {
+        /// `ProcessingErrorReason` name.
+        reason: String,
+    },
+}
+
+/// One accepted Data Manager request, as `requestStatus:retrieve` reports it.
+#[derive(Debug, Clone)]
+struct DmRequest {
+    list_id: String,
+    ingest: bool,
+    keys: Vec<String>,
+    records: usize,
+    identifiers: usize,
+    /// Retrieves still answered `PROCESSING`.
+    processing_polls: u32,
+    outcome: DmOutcome,
+    /// Set once the request reached its final status (and changed the list).
+    settled: bool,
+}
+
 #[derive(Debug, Default)]
 struct Inner {
     lists: Vec<FakeUserList>,
+    /// Data Manager requests by `requestId`.
+    dm_requests: HashMap<String, DmRequest>,
+    /// Outcomes for the next Data Manager requests, in order; `Success` once empty.
+    dm_next_outcomes: std::collections::VecDeque<DmOutcome>,
+    /// Retrieves each new request answers `PROCESSING` before it settles.
+    dm_processing_polls: u32,
     next_id: u64,
     jobs: HashMap<String, Job>,
     rejected_emails: HashSet<String>,
@@ -301,6 +346,8 @@ struct GoogleState {
     oauth: OAuthIssuer,
     allowlisted: AtomicBool,
     retry_delay_secs: AtomicU64,
+    /// While set, Data Manager requests stay `PROCESSING`.
+    hold_dm_requests: AtomicBool,
     inner: Mutex<Inner>,
 }
 
@@ -313,7 +360,7 @@ fn google_error(
     let mut details = Vec::new();
     if !errors.is_empty() {
         details.push(json!({
-            "@type": "type.googleapis.com/google.ads.googleads.v26.errors.GoogleAdsFailure",
+            "@type": "type.googleapis.com/google.ads.googleads.v25.errors.GoogleAdsFailure",
             "errors": errors,
             "requestId": "fake-request-id",
         }));
@@ -330,7 +377,8 @@ fn check_shape(body: &Value, shape: &crate::schema::Shape) -> Result<(), Respons
         let message = format!("Invalid JSON payload received. {v}");
         let field = match &v {
             crate::schema::Violation::UnknownField { path, .. } => path.clone(),
-            crate::schema::Violation::Invalid { path, .. } => path.clone(),
+            crate::schema::Violation::Invalid { path, .. }
+            | crate::schema::Violation::Missing { path, .. } => path.clone(),
         };
         (
             StatusCode::BAD_REQUEST,
@@ -487,8 +535,10 @@ impl FakeGoogleAds {
             ),
             allowlisted: AtomicBool::new(true),
             retry_delay_secs: AtomicU64::new(1),
+            hold_dm_requests: AtomicBool::new(false),
             inner: Mutex::new(Inner {
                 next_id: 9_100_000_001,
+                dm_processing_polls: 1,
                 ..Inner::default()
             }),
         });
@@ -499,7 +549,7 @@ impl FakeGoogleAds {
         Ok(FakeGoogleAds { server, state })
     }
 
-    /// Google Ads API base (`http://127.0.0.1:PORT/v26`).
+    /// Google Ads API base (`http://127.0.0.1:PORT/v25`).
     pub fn base_url(&self) -> String {
         format!("{}{ADS_PREFIX}", self.server.base_url())
     }
@@ -615,6 +665,28 @@ impl FakeGoogleAds {
     pub fn jobs_completed(&self) -> usize {
         self.state.lock().jobs_run
     }
+
+    /// Settles the next Data Manager requests with these outcomes, in order (then `SUCCESS` again), so
+    /// tests see Google's `FAILED` and `PARTIAL_SUCCESS` statuses.
+    pub fn dm_outcomes_next<I: IntoIterator<Item = DmOutcome>>(&self, outcomes: I) {
+        self.state.lock().dm_next_outcomes.extend(outcomes);
+    }
+
+    /// How many `requestStatus:retrieve` calls a new request answers `PROCESSING` before it settles
+    /// (default 1, as Google processes every request asynchronously).
+    pub fn set_dm_processing_polls(&self, polls: u32) {
+        self.state.lock().dm_processing_polls = polls;
+    }
+
+    /// Keeps every Data Manager request `PROCESSING` while set (a crash test's long-running request).
+    pub fn hold_dm_requests(&self, hold: bool) {
+        self.state.hold_dm_requests.store(hold, Ordering::SeqCst);
+    }
+
+    /// Data Manager ingest and remove requests accepted so far.
+    pub fn dm_requests_submitted(&self) -> usize {
+        self.state.lock().dm_requests.len()
+    }
 }
 
 async fn dispatch(
@@ -727,6 +799,7 @@ async fn dispatch(
             Err(r) => return r,
         };
         return match (method, rest) {
+            (Method::GET, "/requestStatus:retrieve") => dm_retrieve_status(&st, uri.query()),
             (Method::POST, "/audienceMembers:ingest") => {
                 check_shape(&body, &spec::INGEST_AUDIENCE_MEMBERS)
                     .map_or_else(|r| r, |()| dm_members(&st, &body, true))
@@ -1246,7 +1319,7 @@ fn add_operations(st: &GoogleState, job_id: &str, body: &Value) -> Response {
     Json(json!({"partialFailureError": {
         "code": 3,
         "message": format!("Multiple errors in 'details'. First error: {}", errors[0]["message"].as_str().unwrap_or_default()),
-        "details": [{"@type": "type.googleapis.com/google.ads.googleads.v26.errors.GoogleAdsFailure", "errors": errors}],
+        "details": [{"@type": "type.googleapis.com/google.ads.googleads.v25.errors.GoogleAdsFailure", "errors": errors}],
     }}))
     .into_response()
 }
@@ -1526,20 +1599,132 @@ fn dm_members(st: &GoogleState, body: &Value, ingest: bool) -> Response {
         return field_violations(violations);
     }
     inner.max_dm_members_seen = inner.max_dm_members_seen.max(members.len());
-    let Some(list) = inner.lists.iter_mut().find(|l| l.id == list_id) else {
+    if !inner.lists.iter().any(|l| l.id == list_id) {
         drop(inner);
         return bad(
             "destinations[0].product_destination_id",
             "INVALID_PRODUCT_DESTINATION_ID",
             "unknown user list",
         );
+    }
+    // Accepted: Google processes it later; `requestStatus:retrieve` reports how it went.
+    let identifiers = members
+        .iter()
+        .filter_map(|m| {
+            m.pointer("/userData/userIdentifiers")
+                .and_then(Value::as_array)
+        })
+        .map(Vec::len)
+        .sum();
+    let outcome = inner
+        .dm_next_outcomes
+        .pop_front()
+        .unwrap_or(DmOutcome::Success);
+    let seq = inner.dm_requests.len() + 1;
+    let request_id = format!("{seq:08x}-fake-4dm0-a000-{seq:012x}");
+    let processing_polls = inner.dm_processing_polls;
+    inner.dm_requests.insert(
+        request_id.clone(),
+        DmRequest {
+            list_id: list_id.to_string(),
+            ingest,
+            keys,
+            records: members.len(),
+            identifiers,
+            processing_polls,
+            outcome,
+            settled: false,
+        },
+    );
+    Json(json!({"requestId": request_id})).into_response()
+}
+
+/// `GET /v1/requestStatus:retrieve?requestId=…` (`RetrieveRequestStatusResponse` of
+/// google/ads/datamanager/v1 `ingestion_service.proto`): `PROCESSING` for the first polls, then the
+/// request's outcome, applied to the list once; `int64` counts as decimal strings, as proto3 JSON has them.
+fn dm_retrieve_status(st: &GoogleState, query: Option<&str>) -> Response {
+    let params: HashMap<String, String> = query
+        .and_then(|q| serde_urlencoded::from_str(q).ok())
+        .unwrap_or_default();
+    let Some(id) = params
+        .get("requestId")
+        .or_else(|| params.get("request_id"))
+        .filter(|id| !id.is_empty())
+    else {
+        return field_violations(vec![
+            json!({"field": "request_id", "reason": "REQUIRED_FIELD_MISSING", "description": "request_id is required"}),
+        ]);
     };
-    for k in keys {
-        if ingest {
-            list.members.insert(k);
-        } else {
-            list.members.remove(&k);
+    let hold = st.hold_dm_requests.load(Ordering::SeqCst);
+    let mut inner = st.lock();
+    let Some(req) = inner.dm_requests.get_mut(id) else {
+        return google_error(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "Request ID not found.",
+            vec![],
+        );
+    };
+    let destination = json!({
+        "operatingAccount": {"accountType": "GOOGLE_ADS", "accountId": st.customer_id},
+        "productDestinationId": req.list_id,
+    });
+    if hold || req.processing_polls > 0 {
+        if !hold {
+            req.processing_polls -= 1;
+        }
+        return Json(json!({"requestStatusPerDestination": [{
+            "destination": destination,
+            "requestStatus": "PROCESSING",
+        }]}))
+        .into_response();
+    }
+    let req = req.clone();
+    let (status, applied, error_counts) = match &req.outcome {
+        DmOutcome::Success => ("SUCCESS", req.keys.len(), vec![]),
+        DmOutcome::PartialSuccess { failed, reason } => {
+            let failed = (*failed).min(req.records);
+            (
+                "PARTIAL_SUCCESS",
+                req.keys.len().saturating_sub(failed),
+                vec![json!({"recordCount": failed.to_string(), "reason": reason})],
+            )
+        }
+        DmOutcome::Failed { reason } => (
+            "FAILED",
+            0,
+            vec![json!({"recordCount": req.records.to_string(), "reason": reason})],
+        ),
+    };
+    if !req.settled {
+        if let Some(list) = inner.lists.iter_mut().find(|l| l.id == req.list_id) {
+            let skip = req.keys.len() - applied;
+            for k in req.keys.iter().skip(skip) {
+                if req.ingest {
+                    list.members.insert(k.clone());
+                } else {
+                    list.members.remove(k);
+                }
+            }
+        }
+        if let Some(r) = inner.dm_requests.get_mut(id) {
+            r.settled = true;
         }
     }
-    Json(json!({"requestId": format!("dm-{}", list.members.len())})).into_response()
+    let counts = json!({
+        "recordCount": req.records.to_string(),
+        "userIdentifierCount": req.identifiers.to_string(),
+    });
+    let mut entry = json!({"destination": destination, "requestStatus": status});
+    if req.ingest {
+        let mut c = counts;
+        c["uploadMatchRateRange"] = json!("MATCH_RATE_RANGE_61_TO_70");
+        entry["audienceMembersIngestionStatus"] = json!({"userDataIngestionStatus": c});
+    } else {
+        entry["audienceMembersRemovalStatus"] = json!({"userDataRemovalStatus": counts});
+    }
+    if !error_counts.is_empty() {
+        entry["errorInfo"] = json!({"errorCounts": error_counts});
+    }
+    Json(json!({"requestStatusPerDestination": [entry]})).into_response()
 }

@@ -2,7 +2,8 @@
 //! `f8291d2b89f0017ab078a4c7378069bae5686f6f` (2026-08-22): `google/ads/googleads/v25/{resources/user_list,
 //! services/user_list_service, services/offline_user_data_job_service, resources/offline_user_data_job,
 //! common/offline_user_data, common/user_lists, common/consent}.proto` (v25 is the newest Ads version in
-//! that snapshot; the fields campaignd uses are unchanged in the v26 release notes) and
+//! that snapshot, re-fetched on 2026-12-02 with no v26 directory: so v25 is what campaignd and this fake
+//! pin) and
 //! `google/ads/datamanager/v1/{ingestion_service, audience, user_data, destination, consent,
 //! terms_of_service, user_list}.proto`. JSON names are the proto3 JSON (lowerCamelCase) names; enums by
 //! name. Output-only and rarely used members are declared as [`Shape::Any`] so they are not refused.

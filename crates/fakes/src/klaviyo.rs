@@ -1,16 +1,22 @@
-//! A stateful fake of the Klaviyo JSON:API (revision **2026-10-15**) surface campaignd uses: lists
+//! A stateful fake of the Klaviyo JSON:API (revision **2026-07-15**) surface campaignd uses: lists
 //! (`GET /lists` paged by `page[cursor]` with `links.next`, `POST /lists`), bulk profile import jobs
 //! (`POST /profile-bulk-import-jobs` with a list relationship, `GET /profile-bulk-import-jobs/{id}`,
 //! `GET /profile-bulk-import-jobs/{id}/import-errors`), profile lookup (`GET /profiles?filter=any(email,
 //! [...])`) and list membership (`POST`/`DELETE /lists/{id}/relationships/profiles`).
 //!
-//! Strict where Klaviyo is strict: `Authorization: Klaviyo-API-Key <key>` (a wrong key is a 401 JSON:API
-//! error "Incorrect authentication credentials."), a `revision` header on every request, ≤ 10,000
+//! Strict where Klaviyo is strict, per klaviyo/openapi `openapi/stable.json` at commit
+//! `f0a30ba41254904dc410d84ca497df68f8872276` (tables in `klaviyo_spec.rs`): `Authorization:
+//! Klaviyo-API-Key <key>` (a wrong key is a 401 JSON:API error "Incorrect authentication credentials."),
+//! the `revision` header the spec marks required on every operation and equal to the spec's own
+//! revision (a missing, malformed or unpublished revision is a 400), request bodies sent as
+//! `application/vnd.api+json` (anything else is a 415) and shaped as the spec's request schemas (required
+//! fields, enums, types, no undeclared attributes: a 400 naming the field), ≤ 10,000
 //! profiles per import job, ≤ 1,000 profiles per relationship call, ≤ 100 per profile page, every profile
 //! with an email or an E.164 phone. Import jobs are asynchronous: `processing` at the first status poll,
 //! `complete` from the second on, and profiles and list memberships change only then; refused rows are
 //! listed as import errors carrying their `original_payload`. Throttling is a 429 with `Retry-After`.
 
+use crate::schema::Shape;
 use crate::skeleton::{credentials, FakeServer, Faults, RequestLog};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -26,8 +32,14 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 #[path = "klaviyo_campaigns.rs"]
 mod campaigns;
 
+/// The spec's request-body shapes and revision, in their own file.
+#[path = "klaviyo_spec.rs"]
+pub mod spec;
+
 pub use campaigns::{FakeCampaignStats, FakeKlaviyoCampaign};
 
+/// The JSON:API media type Klaviyo takes request bodies in.
+const JSON_API: &str = "application/vnd.api+json";
 /// Base path the fake serves under (Klaviyo's `/api`).
 pub const PREFIX: &str = "/api";
 /// Profiles per bulk import job.
@@ -125,14 +137,41 @@ impl KlState {
                 "Incorrect authentication credentials.",
             ));
         }
-        let revision = headers
-            .get("revision")
+        match headers.get("revision").map(|v| v.to_str()) {
+            None => Some(invalid("The `revision` header is required.")),
+            Some(Ok(spec::REVISION)) => None,
+            Some(given) => Some(invalid(&format!(
+                "'{}' is not a valid revision.",
+                given.unwrap_or_default()
+            ))),
+        }
+    }
+
+    /// [`KlState::check`], then the body: `application/vnd.api+json`, JSON, shaped as `shape`.
+    fn body(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        shape: &Shape,
+    ) -> Result<Value, Box<Response>> {
+        if let Some(r) = self.check(headers) {
+            return Err(Box::new(r));
+        }
+        let media = headers
+            .get("content-type")
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
-        let plausible = revision.len() >= 10
-            && revision.as_bytes()[4] == b'-'
-            && revision.as_bytes()[7] == b'-';
-        (!plausible).then(|| invalid("The `revision` header is required (YYYY-MM-DD)."))
+        if media.split(';').next().map(str::trim) != Some(JSON_API) {
+            return Err(Box::new(error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Unsupported media type.",
+                &format!("Unsupported media type \"{media}\" in request."),
+            )));
+        }
+        let value = json_body(body)?;
+        crate::schema::check(&value, shape).map_err(|v| Box::new(invalid(&v.to_string())))?;
+        Ok(value)
     }
 
     fn new_id(inner: &mut Inner, prefix: &str) -> String {
@@ -315,16 +354,10 @@ async fn list_lists(
 }
 
 async fn create_list(State(st): State<Arc<KlState>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(r) = st.check(&headers) {
-        return r;
-    }
-    let body = match json_body(&body) {
+    let body = match st.body(&headers, &body, &spec::LIST_CREATE) {
         Ok(b) => b,
         Err(r) => return *r,
     };
-    if body.pointer("/data/type").and_then(Value::as_str) != Some("list") {
-        return invalid("data.type must be `list`.");
-    }
     let name = body
         .pointer("/data/attributes/name")
         .and_then(Value::as_str)
@@ -350,16 +383,10 @@ fn is_e164(p: &str) -> bool {
 }
 
 async fn create_job(State(st): State<Arc<KlState>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(r) = st.check(&headers) {
-        return r;
-    }
-    let body = match json_body(&body) {
+    let body = match st.body(&headers, &body, &spec::IMPORT_JOB) {
         Ok(b) => b,
         Err(r) => return *r,
     };
-    if body.pointer("/data/type").and_then(Value::as_str) != Some("profile-bulk-import-job") {
-        return invalid("data.type must be `profile-bulk-import-job`.");
-    }
     let Some(profiles) = body
         .pointer("/data/attributes/profiles/data")
         .and_then(Value::as_array)
@@ -600,8 +627,7 @@ async fn get_profiles(
     Json(json!({"data": data, "links": {"next": null}})).into_response()
 }
 
-fn relationship_ids(body: &[u8]) -> Result<Vec<String>, Box<Response>> {
-    let body = json_body(body)?;
+fn relationship_ids(body: &Value) -> Result<Vec<String>, Box<Response>> {
     let data = body
         .get("data")
         .and_then(Value::as_array)
@@ -652,10 +678,11 @@ fn change_relationships(
     body: &[u8],
     add: bool,
 ) -> Response {
-    if let Some(r) = st.check(headers) {
-        return r;
-    }
-    let ids = match relationship_ids(body) {
+    let body = match st.body(headers, body, &spec::LIST_MEMBERS) {
+        Ok(b) => b,
+        Err(r) => return *r,
+    };
+    let ids = match relationship_ids(&body) {
         Ok(ids) => ids,
         Err(r) => return *r,
     };

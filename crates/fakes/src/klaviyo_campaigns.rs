@@ -10,7 +10,7 @@
 //!
 //! A child of `klaviyo` so it shares the fake's key check, error documents and state.
 
-use super::{error, invalid, json_body, FakeKlaviyo, KlState};
+use super::{error, invalid, FakeKlaviyo, KlState};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -19,30 +19,6 @@ use axum::Json;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-
-const KNOWN_STATISTICS: &[&str] = &[
-    "average_order_value",
-    "bounce_rate",
-    "bounced",
-    "click_rate",
-    "click_to_open_rate",
-    "clicks",
-    "clicks_unique",
-    "conversion_rate",
-    "conversion_uniques",
-    "conversion_value",
-    "conversions",
-    "delivered",
-    "delivery_rate",
-    "open_rate",
-    "opens",
-    "opens_unique",
-    "recipients",
-    "revenue_per_recipient",
-    "spam_complaints",
-    "unsubscribe_rate",
-    "unsubscribes",
-];
 
 /// One campaign's report totals, as tests seed them.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -183,10 +159,7 @@ pub(super) async fn assign_template(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Some(r) = st.check(&headers) {
-        return r;
-    }
-    let body = match json_body(&body) {
+    let body = match st.body(&headers, &body, &super::spec::ASSIGN_TEMPLATE) {
         Ok(b) => b,
         Err(r) => return *r,
     };
@@ -243,10 +216,7 @@ pub(super) async fn values_report(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Some(r) = st.check(&headers) {
-        return r;
-    }
-    let body = match json_body(&body) {
+    let body = match st.body(&headers, &body, &super::spec::VALUES_REPORT) {
         Ok(b) => b,
         Err(r) => return *r,
     };
@@ -258,9 +228,6 @@ pub(super) async fn values_report(
         return invalid("statistics is required.");
     };
     let stats: Vec<&str> = stats.iter().filter_map(Value::as_str).collect();
-    if let Some(bad) = stats.iter().find(|s| !KNOWN_STATISTICS.contains(s)) {
-        return invalid(&format!("'{bad}' is not a valid statistic."));
-    }
     let (Some(start), Some(end)) = (
         attrs.pointer("/timeframe/start").and_then(Value::as_str),
         attrs.pointer("/timeframe/end").and_then(Value::as_str),

@@ -4,7 +4,10 @@
 //! `EXPIRED_ACCESS_TOKEN` once expired), `LinkedIn-Version: YYYYMM`, `X-Restli-Protocol-Version: 2.0.0`,
 //! `X-RestLi-Method: BATCH_CREATE` on `/users`, ≤ 5,000 elements per batch, `SHA256_EMAIL` values 64
 //! lowercase hex, per-element statuses in the reply, a `start`/`count` paged finder by account, and a
-//! bare 429 (no Retry-After) as its throttle.
+//! bare 429 (no Retry-After) as its throttle. `GET /rest/dmpSegments/{id}` answers the segment with its
+//! `inputCount` (ADD elements received) and a `LINKEDIN` destination `READY` with `audienceSize` and
+//! `matchedCount` (the members it holds: it matches every valid hash), the fields Microsoft Learn's "DMP
+//! Segments" and "DMP Segment Destinations" pages (li-lms-2026-08) describe; an unknown id is a 404.
 
 // Handlers return the platform's error reply as `Err(Response)`; boxing it would only add noise here.
 #![allow(clippy::result_large_err)]
@@ -44,6 +47,8 @@ pub struct FakeSegment {
     pub name: String,
     /// Member email hashes.
     pub members: BTreeSet<String>,
+    /// `ADD` elements received (valid or not): the segment's `inputCount`.
+    pub inputs: u64,
 }
 
 #[derive(Debug, Default)]
@@ -276,6 +281,9 @@ async fn dispatch(
     }
     match (method, rest) {
         (Method::GET, "/dmpSegments") => find(&st, uri.query()),
+        (Method::GET, r) if r.starts_with("/dmpSegments/") && !r[13..].contains('/') => {
+            get_segment(&st, &r[13..])
+        }
         (Method::POST, "/dmpSegments") => match json_body() {
             Ok(b) => create(&st, &b),
             Err(r) => r,
@@ -347,6 +355,35 @@ fn find(st: &LinkedInState, query: Option<&str>) -> Response {
         .collect();
     Json(json!({"elements": elements, "paging": {"start": start, "count": count, "total": total}}))
         .into_response()
+}
+
+/// `GET /dmpSegments/{id}`: the segment with its sizes, as a matched segment reports them.
+fn get_segment(st: &LinkedInState, id: &str) -> Response {
+    let inner = st.lock();
+    let Some(seg) = inner.segments.iter().find(|s| s.id == id) else {
+        return li_error(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            100,
+            &format!("DMP segment {id} does not exist"),
+        );
+    };
+    let size = seg.members.len();
+    Json(json!({
+        "id": seg.id.parse::<u64>().unwrap_or_default(),
+        "name": seg.name,
+        "account": st.account,
+        "type": "USER",
+        "inputCount": seg.inputs,
+        "destinations": [{
+            "destination": "LINKEDIN",
+            "status": "READY",
+            "audienceSize": size,
+            "matchedCount": size,
+            "destinationSegmentId": format!("urn:li:adSegment:{}", seg.id),
+        }],
+    }))
+    .into_response()
 }
 
 fn create(st: &LinkedInState, body: &Value) -> Response {
@@ -469,6 +506,9 @@ fn users(st: &LinkedInState, id: &str, body: &Value) -> Response {
             .and_then(|u| u.get("idValue"))
             .and_then(Value::as_str);
         let fail = |msg: &str| json!({"status": 400, "error": {"status": 400, "code": "INVALID_VALUE", "message": msg}});
+        if action == "ADD" {
+            seg.inputs += 1;
+        }
         let status = match (action, email) {
             (_, None) => fail("userIds must contain a SHA256_EMAIL"),
             (_, Some(h)) if !is_sha256_hex(h) => {

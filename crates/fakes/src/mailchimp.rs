@@ -2,7 +2,9 @@
 //! members, static segments on it (`GET`/`POST /lists/{id}/segments`, `POST /lists/{id}/segments/{sid}`
 //! with `members_to_add` / `members_to_remove`) and batch subscribe (`POST /lists/{id}`).
 //!
-//! Strict where Mailchimp is strict: HTTP Basic auth with any user and the API key as password (a wrong
+//! Strict where Mailchimp is strict, per its official SDKs (tables and sources in `mailchimp_spec.rs`):
+//! bodies shaped as the SDKs' request types (required fields, types, the `status` enum, no undeclared
+//! keys: a 400 problem document naming the field), HTTP Basic auth with any user and the API key as password (a wrong
 //! key is a 401 problem document "API Key Invalid"), ≤ 500 members per batch subscribe and per
 //! `members_to_add`/`members_to_remove` (400 otherwise), a `status` on every batch-subscribe member,
 //! `update_existing = false` leaves existing members alone and reports them as `ERROR_CONTACT_EXISTS`,
@@ -12,7 +14,12 @@
 //! `Retry-After`, as does every [`Faults::throttle_next`] reply (or a 403, see
 //! [`FakeMailchimp::throttle_with_403`]).
 
+use crate::schema::Shape;
 use crate::skeleton::{credentials, FakeServer, Faults, RequestLog};
+
+/// The SDKs' request-body shapes, in their own file.
+#[path = "mailchimp_spec.rs"]
+pub mod spec;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -363,12 +370,18 @@ impl FakeMailchimp {
     }
 }
 
-fn parse_body(body: &[u8]) -> Result<serde_json::Map<String, Value>, Box<Response>> {
+/// Parses a JSON object body and checks it against the SDKs' `shape` (a 400 naming the field).
+fn parse_body(body: &[u8], shape: &Shape) -> Result<serde_json::Map<String, Value>, Box<Response>> {
     match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(Box::new(bad_request(
-            "The request body must be a JSON object.",
-        ))),
+        Ok(v) => match crate::schema::check(&v, shape) {
+            Err(violation) => Err(Box::new(bad_request(&violation.to_string()))),
+            Ok(()) => match v {
+                Value::Object(m) => Ok(m),
+                _ => Err(Box::new(bad_request(
+                    "The request body must be a JSON object.",
+                ))),
+            },
+        },
         Err(e) => Err(Box::new(problem(
             StatusCode::BAD_REQUEST,
             "JSON Parse Error",
@@ -421,7 +434,7 @@ async fn create_segment(
     if let Some(r) = st.check(&headers, &list_id) {
         return r;
     }
-    let body = match parse_body(&body) {
+    let body = match parse_body(&body, &spec::CREATE_SEGMENT) {
         Ok(b) => b,
         Err(r) => return *r,
     };
@@ -456,14 +469,6 @@ async fn create_segment(
     Json(json!({"id": id, "name": name, "member_count": count, "type": "static", "list_id": list_id})).into_response()
 }
 
-const STATUSES: &[&str] = &[
-    "subscribed",
-    "unsubscribed",
-    "cleaned",
-    "pending",
-    "transactional",
-];
-
 async fn batch_subscribe(
     State(st): State<Arc<McState>>,
     Path(list_id): Path<String>,
@@ -473,7 +478,7 @@ async fn batch_subscribe(
     if let Some(r) = st.check(&headers, &list_id) {
         return r;
     }
-    let body = match parse_body(&body) {
+    let body = match parse_body(&body, &spec::BATCH_SUBSCRIBE) {
         Ok(b) => b,
         Err(r) => return *r,
     };
@@ -497,7 +502,7 @@ async fn batch_subscribe(
                 "members.item:{i}.email_address: This value should not be blank."
             ));
         }
-        if !status.is_some_and(|s| STATUSES.contains(&s)) {
+        if !status.is_some_and(|s| spec::STATUSES.contains(&s)) {
             return bad_request(&format!(
                 "members.item:{i}.status: The value you selected is not a valid choice (subscribed, unsubscribed, cleaned, pending, transactional)."
             ));
@@ -563,13 +568,13 @@ async fn segment_members(
     if let Some(r) = st.check(&headers, &list_id) {
         return r;
     }
-    let body = match parse_body(&body) {
+    let body = match parse_body(&body, &spec::SEGMENT_MEMBERS) {
         Ok(b) => b,
         Err(r) => return *r,
     };
     let list = |key: &str| -> Result<Vec<String>, Box<Response>> {
         match body.get(key) {
-            None => Ok(Vec::new()),
+            None | Some(Value::Null) => Ok(Vec::new()),
             Some(Value::Array(a)) if a.len() > MAX_MEMBERS => Err(Box::new(bad_request(&format!(
                 "{key}: This collection should contain {MAX_MEMBERS} elements or less ({} given).",
                 a.len()

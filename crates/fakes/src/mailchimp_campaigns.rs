@@ -101,6 +101,9 @@ pub(super) async fn set_content(
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
         return bad_request("The request body must be JSON.");
     };
+    if let Err(v) = crate::schema::check(&body, &super::spec::SET_CONTENT) {
+        return bad_request(&v.to_string());
+    }
     let Some(template) = body.pointer("/template/id").and_then(Value::as_u64) else {
         return bad_request("template.id must be an integer.");
     };

@@ -16,10 +16,16 @@ pub enum Shape {
     Any,
     /// A JSON string.
     Str,
+    /// A JSON string of at most this many characters (OpenAPI `maxLength`).
+    StrMax(usize),
     /// An integer: a JSON number, or a decimal string (proto3 JSON writes int64 as a string).
     Int,
     /// A JSON boolean.
     Bool,
+    /// A JSON number (integer or not), as OpenAPI's `type: number`.
+    Number,
+    /// `null`, or a value of the inner shape (OpenAPI `nullable: true`).
+    Nullable(&'static Shape),
     /// A string out of this list (proto enums by name, OpenAPI `enum`).
     Enum(&'static [&'static str]),
     /// An array whose items have this shape.
@@ -37,11 +43,26 @@ pub struct Field {
     pub name: &'static str,
     /// Its shape.
     pub shape: &'static Shape,
+    /// Whether the spec lists it under `required` (its absence is refused).
+    pub required: bool,
 }
 
-/// Shorthand for a [`Field`] in the `const` schema tables.
+/// Shorthand for an optional [`Field`] in the `const` schema tables.
 pub const fn field(name: &'static str, shape: &'static Shape) -> Field {
-    Field { name, shape }
+    Field {
+        name,
+        shape,
+        required: false,
+    }
+}
+
+/// Shorthand for a [`Field`] the spec marks `required`, so a body without it is refused.
+pub const fn required(name: &'static str, shape: &'static Shape) -> Field {
+    Field {
+        name,
+        shape,
+        required: true,
+    }
 }
 
 /// Why a body does not fit its shape.
@@ -52,6 +73,13 @@ pub enum Violation {
         /// Dotted path of the enclosing object.
         path: String,
         /// The undeclared field.
+        name: String,
+    },
+    /// A `required` field absent from the object at `path`.
+    Missing {
+        /// Dotted path of the enclosing object.
+        path: String,
+        /// The missing field.
         name: String,
     },
     /// A value of the wrong type or outside the enum, at `path`.
@@ -71,6 +99,12 @@ impl std::fmt::Display for Violation {
             }
             Violation::UnknownField { path, name } => {
                 write!(f, "Unknown name \"{name}\" at '{path}': Cannot find field.")
+            }
+            Violation::Missing { path, name } if path.is_empty() => {
+                write!(f, "Missing required field \"{name}\".")
+            }
+            Violation::Missing { path, name } => {
+                write!(f, "Missing required field \"{name}\" at '{path}'.")
             }
             Violation::Invalid { path, expected } => {
                 write!(f, "Invalid value at '{path}' ({expected})")
@@ -107,6 +141,17 @@ fn check_at(value: &Value, shape: &Shape, path: &str) -> Result<(), Violation> {
             .is_boolean()
             .then_some(())
             .ok_or_else(|| invalid("bool")),
+        Shape::StrMax(max) => value
+            .as_str()
+            .filter(|s| s.chars().count() <= *max)
+            .map(|_| ())
+            .ok_or_else(|| invalid(&format!("string of at most {max} characters"))),
+        Shape::Number => value
+            .is_number()
+            .then_some(())
+            .ok_or_else(|| invalid("number")),
+        Shape::Nullable(_) if value.is_null() => Ok(()),
+        Shape::Nullable(inner) => check_at(value, inner, path),
         Shape::Int => {
             let ok = value.is_i64()
                 || value.is_u64()
@@ -136,6 +181,15 @@ fn check_at(value: &Value, shape: &Shape, path: &str) -> Result<(), Violation> {
                 };
                 check_at(v, f.shape, &join(path, name))?;
             }
+            if let Some(f) = fields
+                .iter()
+                .find(|f| f.required && !obj.contains_key(f.name))
+            {
+                return Err(Violation::Missing {
+                    path: path.to_string(),
+                    name: f.name.to_string(),
+                });
+            }
             if matches!(shape, Shape::OneOf(_)) && obj.len() != 1 {
                 let names: Vec<&str> = fields.iter().map(|f| f.name).collect();
                 return Err(invalid(&format!("exactly one of {}", names.join(", "))));
@@ -152,6 +206,8 @@ mod tests {
 
     const INNER: Shape = Shape::Object(&[
         field("n", &Shape::Int),
+        field("f", &Shape::Nullable(&Shape::Number)),
+        field("s", &Shape::StrMax(2)),
         field("e", &Shape::Enum(&["A", "B"])),
     ]);
     const OUTER: Shape = Shape::Object(&[
@@ -161,12 +217,25 @@ mod tests {
             &Shape::OneOf(&[field("x", &Shape::Str), field("y", &Shape::Bool)]),
         ),
     ]);
+    const NEEDS: Shape = Shape::Object(&[required("id", &Shape::Str), field("o", &OUTER)]);
 
     #[test]
     fn table() {
         let cases = [
             (json!({"items": [{"n": 1, "e": "A"}, {"n": "42"}]}), Ok(())),
             (json!({"one": {"x": "s"}}), Ok(())),
+            (
+                json!({"items": [{"f": null}, {"f": 1.5}, {"s": "ñé"}]}),
+                Ok(()),
+            ),
+            (
+                json!({"items": [{"s": "abc"}]}),
+                Err("Invalid value at 'items[0].s' (string of at most 2 characters)"),
+            ),
+            (
+                json!({"items": [{"f": "1.5"}]}),
+                Err("Invalid value at 'items[0].f' (number)"),
+            ),
             (
                 json!({"items": [{"n": 1}, {"n": 2, "z": 0}]}),
                 Err("Unknown name \"z\" at 'items[1]': Cannot find field."),
@@ -194,6 +263,20 @@ mod tests {
         ];
         for (body, want) in cases {
             let got = check(&body, &OUTER).map_err(|v| v.to_string());
+            assert_eq!(got, want.map_err(str::to_string), "{body}");
+        }
+    }
+
+    #[test]
+    fn required_fields() {
+        let cases = [
+            (json!({"id": "a"}), Ok(())),
+            (json!({"id": "a", "o": {}}), Ok(())),
+            (json!({"o": {}}), Err("Missing required field \"id\".")),
+            (json!({"id": 1}), Err("Invalid value at 'id' (string)")),
+        ];
+        for (body, want) in cases {
+            let got = check(&body, &NEEDS).map_err(|v| v.to_string());
             assert_eq!(got, want.map_err(str::to_string), "{body}");
         }
     }

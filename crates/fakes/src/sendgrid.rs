@@ -4,8 +4,11 @@
 //! contact lookup by email (`POST /marketing/contacts/search/emails`) and removal from a list
 //! (`DELETE /marketing/lists/{id}/contacts?contact_ids=...`).
 //!
-//! Strict where SendGrid is strict: `Authorization: Bearer <key>` (a wrong key is a 401 `{"errors":
-//! [{"field": null, "message": "authorization required"}]}`), ≤ 30,000 contacts per upsert, every contact
+//! Strict where SendGrid is strict, per twilio/sendgrid-oai at commit `dbe0e0d` (tables in
+//! `sendgrid_spec.rs`): `Authorization: Bearer <key>` (a wrong key is a 401 `{"errors":
+//! [{"field": null, "message": "authorization required"}]}`), bodies shaped as the spec's request schemas
+//! (required fields, types, `maxLength`s, no undeclared contact fields: a 400 naming the field), list ids
+//! in UUID form, `page_size` 1..1000, ≤ 6 MB and ≤ 30,000 contacts per upsert, every contact
 //! with a well-formed `email` (a malformed one fails the whole request with a 400 naming
 //! `contacts[i].email`), existing `list_ids`, ≤ 100 emails per search (404 when none is found). Upserts are
 //! asynchronous: a job is `pending` at its first status poll and `completed` (or `errored` / `failed`, with
@@ -13,7 +16,12 @@
 //! memberships change only then. Every reply carries `X-RateLimit-Limit/Remaining/Reset` (epoch seconds);
 //! with [`FakeSendGrid::set_rate_limit`] a per-second budget is enforced with 429s.
 
+use crate::schema::Shape;
 use crate::skeleton::{credentials, FakeServer, Faults, RequestLog};
+
+/// The spec's request-body shapes, in their own file.
+#[path = "sendgrid_spec.rs"]
+pub mod spec;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -119,7 +127,7 @@ impl SgState {
     fn new_id(inner: &mut Inner) -> String {
         inner.next_id += 1;
         format!(
-            "{:08x}-fake-4000-8000-{:012x}",
+            "{:08x}-0000-4000-8000-{:012x}",
             inner.next_id, inner.next_id
         )
     }
@@ -321,14 +329,31 @@ impl FakeSendGrid {
     }
 }
 
-fn json_body(body: &[u8]) -> Result<serde_json::Map<String, Value>, Box<Response>> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(m)) => Ok(m),
-        _ => Err(Box::new(errors(
+/// Parses a JSON object body and checks it against the spec's `shape` (a 400 naming the field).
+fn json_body(body: &[u8], shape: &Shape) -> Result<serde_json::Map<String, Value>, Box<Response>> {
+    let bad_json = || Box::new(errors(StatusCode::BAD_REQUEST, None, "invalid JSON"));
+    let value: Value = serde_json::from_slice(body).map_err(|_| bad_json())?;
+    crate::schema::check(&value, shape).map_err(|v| {
+        let field = match &v {
+            crate::schema::Violation::UnknownField { path, name }
+            | crate::schema::Violation::Missing { path, name }
+                if path.is_empty() =>
+            {
+                name.clone()
+            }
+            crate::schema::Violation::UnknownField { path, name }
+            | crate::schema::Violation::Missing { path, name } => format!("{path}.{name}"),
+            crate::schema::Violation::Invalid { path, .. } => path.clone(),
+        };
+        Box::new(errors(
             StatusCode::BAD_REQUEST,
-            None,
-            "invalid JSON",
-        ))),
+            Some(&field),
+            &v.to_string(),
+        ))
+    })?;
+    match value {
+        Value::Object(m) => Ok(m),
+        _ => Err(bad_json()),
     }
 }
 
@@ -349,12 +374,19 @@ async fn list_lists(
     if let Some(r) = st.auth_error(&headers) {
         return r;
     }
+    let size = match q.get("page_size").map(|s| s.parse::<usize>()) {
+        None => 100,
+        Some(Ok(n)) if (1..=1000).contains(&n) => n,
+        Some(_) => {
+            return errors(
+                StatusCode::BAD_REQUEST,
+                Some("page_size"),
+                "page_size must be between 1 and 1000",
+            )
+        }
+    };
     let inner = st.lock();
-    let size = q
-        .get("page_size")
-        .and_then(|s| s.parse::<usize>().ok())
-        .unwrap_or(100)
-        .clamp(1, inner.page_cap);
+    let size = size.min(inner.page_cap);
     let start = match q.get("page_token") {
         None => 0,
         Some(t) => match t.strip_prefix("tok-").and_then(|n| n.parse::<usize>().ok()) {
@@ -396,7 +428,7 @@ async fn create_list(State(st): State<Arc<SgState>>, headers: HeaderMap, body: B
     if let Some(r) = st.auth_error(&headers) {
         return r;
     }
-    let body = match json_body(&body) {
+    let body = match json_body(&body, &spec::CREATE_LIST) {
         Ok(b) => b,
         Err(r) => return *r,
     };
@@ -434,25 +466,40 @@ async fn upsert_contacts(
     if let Some(r) = st.auth_error(&headers) {
         return r;
     }
-    let body = match json_body(&body) {
+    if body.len() > spec::MAX_UPSERT_BYTES {
+        return errors(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            None,
+            &format!(
+                "request body is {} bytes; at most {} are accepted",
+                body.len(),
+                spec::MAX_UPSERT_BYTES
+            ),
+        );
+    }
+    let body = match json_body(&body, &spec::UPSERT) {
         Ok(b) => b,
         Err(r) => return *r,
     };
-    let list_ids: Vec<String> = match body.get("list_ids") {
-        None => Vec::new(),
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_string)
-            .collect(),
-        Some(_) => {
-            return errors(
-                StatusCode::BAD_REQUEST,
-                Some("list_ids"),
-                "list_ids must be an array of strings",
-            )
-        }
-    };
+    let list_ids: Vec<String> = body
+        .get("list_ids")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect();
+    if let Some((i, bad)) = list_ids
+        .iter()
+        .enumerate()
+        .find(|(_, id)| !spec::is_uuid(id))
+    {
+        return errors(
+            StatusCode::BAD_REQUEST,
+            Some(&format!("list_ids[{i}]")),
+            &format!("`{bad}` is not a valid UUID"),
+        );
+    }
     let Some(Value::Array(contacts)) = body.get("contacts") else {
         return errors(
             StatusCode::BAD_REQUEST,
@@ -641,7 +688,7 @@ async fn search_emails(
     if let Some(r) = st.auth_error(&headers) {
         return r;
     }
-    let body = match json_body(&body) {
+    let body = match json_body(&body, &spec::SEARCH_EMAILS) {
         Ok(b) => b,
         Err(r) => return *r,
     };

@@ -35,6 +35,10 @@ pub enum StoreError {
     /// A stored value is not one campaignd writes (the row is named; nothing is guessed).
     #[error("corrupt data: {0}")]
     Corrupt(String),
+    /// A value handed to a bulk load that the store cannot hold (a NUL character in text, a number that
+    /// is not finite); the column is named so the caller can find the row.
+    #[error("cannot store value: {0}")]
+    Unwritable(String),
     /// A file could not be read.
     #[error("{0}")]
     Io(String),

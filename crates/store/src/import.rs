@@ -7,8 +7,9 @@
 //!
 //! The file is streamed: a blocking reader thread parses it into batches of [`BATCH_ROWS`] while the
 //! previous batch is written, so memory stays flat whatever the file size. Each batch checks its orders'
-//! and events' customers with one set-based query and is upserted by id (see [`crate::load`]) in one
-//! transaction, so re-importing the same file is idempotent.
+//! and events' customers with one set-based query and is upserted by id in one transaction (see
+//! [`crate::load`]: one statement over one bound JSON value on SQLite, `COPY` into a staging table and
+//! one set-based upsert on Postgres), so re-importing the same file is idempotent.
 
 use std::collections::{BTreeSet, HashSet};
 use std::fmt;
@@ -29,8 +30,6 @@ use crate::{Store, StoreError};
 
 /// Good rows written per transaction (and parsed ahead by the reader).
 pub const BATCH_ROWS: usize = 5000;
-/// Customer ids checked per existence query, well under both backends' parameter limits.
-const IDS_PER_QUERY: usize = 1000;
 
 /// Which input table a file fills.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -450,7 +449,7 @@ impl BatchSender {
 
 /// Drops orders and events whose customer the store does not know (as seen by `tx`, so under strict
 /// this includes rows written earlier in the same import), recording `unknown customer_id` for each.
-/// Set-based: one query per [`IDS_PER_QUERY`] distinct ids of the batch, not one per row.
+/// Set-based: one query for the batch's distinct ids, not one per row.
 async fn check_customers(
     tx: &mut LoadTx<'_>,
     rows: Rows,
@@ -486,39 +485,32 @@ async fn check_customers(
     })
 }
 
-/// Which of `ids` are customers in the store (as seen by `tx`).
+/// Which of `ids` are customers in the store (as seen by `tx`): one query per batch, the ids bound as
+/// one value (a JSON array unpacked by `json_each` on SQLite, a `text[]` on Postgres).
 async fn existing_customers(
     tx: &mut LoadTx<'_>,
     ids: &BTreeSet<&str>,
 ) -> Result<HashSet<String>, StoreError> {
     let ids: Vec<&str> = ids.iter().copied().collect();
-    let mut known = HashSet::with_capacity(ids.len());
-    for chunk in ids.chunks(IDS_PER_QUERY) {
-        let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "SELECT id FROM customers WHERE id IN ({})",
-            placeholders.join(", ")
-        );
-        let full = chunk.len() == IDS_PER_QUERY;
-        let found: Vec<String> = match tx {
-            LoadTx::Sqlite(tx) => {
-                let mut q = sqlx::query_scalar(&sql).persistent(full);
-                for id in chunk {
-                    q = q.bind(*id);
-                }
-                q.fetch_all(&mut **tx).await?
-            }
-            LoadTx::Postgres(tx) => {
-                let mut q = sqlx::query_scalar(&sql).persistent(full);
-                for id in chunk {
-                    q = q.bind(*id);
-                }
-                q.fetch_all(&mut **tx).await?
-            }
-        };
-        known.extend(found);
-    }
-    Ok(known)
+    let found: Vec<String> = match tx {
+        LoadTx::Sqlite(tx) => {
+            let json = serde_json::to_string(&ids)
+                .map_err(|e| StoreError::Unwritable(format!("customer ids: {e}")))?;
+            sqlx::query_scalar(
+                "SELECT id FROM customers WHERE id IN (SELECT j.value FROM json_each($1) AS j)",
+            )
+            .bind(json)
+            .fetch_all(&mut **tx)
+            .await?
+        }
+        LoadTx::Postgres(tx) => {
+            sqlx::query_scalar("SELECT id FROM customers WHERE id = ANY($1)")
+                .bind(&ids)
+                .fetch_all(&mut **tx)
+                .await?
+        }
+    };
+    Ok(found.into_iter().collect())
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -1,9 +1,19 @@
 //! Fast bulk upserts of the shop's input tables, used by `import`, `demo` and the benchmarks.
 //!
-//! Row-at-a-time inserts cap out at a few thousand rows a second; a million-customer demo needs far more.
-//! Rows are therefore written as multi-row `INSERT ... ON CONFLICT (key) DO UPDATE SET ...` statements
-//! (one statement text per backend thanks to `$N` placeholders, chunked to stay well under both backends'
-//! bind-parameter limits), with values bound per backend: timestamps as unix seconds on SQLite and
+//! Row-at-a-time inserts cap out at a few thousand rows a second, and even multi-row `VALUES` with one
+//! bind per value stalled at 88k rows/s on SQLite and 32k on Postgres (issue 13): the cost was per value
+//! in the driver, not in the database. So a batch crosses the driver as one value:
+//!
+//! - SQLite: one `INSERT ... SELECT ... FROM json_each($1) ... ON CONFLICT (key) DO UPDATE` with the
+//!   whole batch bound as one JSON array of rows (`->>` extracts each column as SQLite's own type; the
+//!   JSON1 functions are built into the SQLite sqlx bundles, <https://sqlite.org/json1.html>).
+//! - Postgres: `COPY staging FROM STDIN` (text format, escaped as documented in
+//!   <https://www.postgresql.org/docs/current/sql-copy.html#id-1.9.3.55.9.2>) through sqlx's
+//!   `PgConnection::copy_in_raw` into a session-temporary copy of the table, then one
+//!   `INSERT ... SELECT ... ON CONFLICT (key) DO UPDATE` from it.
+//!
+//! Both run inside the caller's transaction, so a failed batch or a rolled-back `import --strict` leaves
+//! nothing written. Values are stored per backend as before: timestamps as unix seconds on SQLite and
 //! `timestamptz` on Postgres, dates as `YYYY-MM-DD` text or `date`, JSON as text or `jsonb`.
 //!
 //! Upserting by primary key makes every load idempotent: importing the same file twice leaves the same
@@ -26,15 +36,6 @@ use sqlx::{Connection, Postgres, Sqlite, Transaction};
 use crate::bind::SQLITE_BEGIN_WRITE;
 use crate::{Pool, Store, StoreError};
 
-/// Rows per statement on SQLite. Measured (100k customers, 1M rows): sqlx-sqlite gets slower per row as
-/// statements grow (1000 rows: 14k rows/s; 100: 90k; 10-25: 120-150k), so statements stay small; there
-/// is no network round trip to amortise.
-const SQLITE_ROWS_PER_STATEMENT: usize = 16;
-/// Rows per statement on Postgres, where each statement is a round trip: 1000 rows measured fastest
-/// (≈66k rows/s against 52-55k at 100-300).
-const POSTGRES_ROWS_PER_STATEMENT: usize = 1000;
-/// Bind parameters per statement at most: under SQLite's default limit (32766) and Postgres' (65535).
-const MAX_PARAMS_PER_STATEMENT: usize = 32_000;
 /// Customers per generated chunk (≈20k rows with their orders and events), each written in one transaction.
 const SYNTH_CHUNK_CUSTOMERS: usize = 2000;
 
@@ -220,36 +221,135 @@ const SUPPRESSIONS: Table = Table {
           THEN excluded.created_at ELSE suppressions.created_at END",
 };
 
-/// The upsert statement for `rows` rows of `table`.
-fn upsert_sql(table: &Table, rows: usize) -> String {
-    let cols = table.columns.len();
-    let mut sql = String::with_capacity(64 + rows * cols * 6 + table.set.len());
-    sql.push_str("INSERT INTO ");
-    sql.push_str(table.name);
-    sql.push_str(" (");
-    sql.push_str(&table.columns.join(", "));
-    sql.push_str(") VALUES ");
-    let mut n = 0;
-    for r in 0..rows {
-        if r > 0 {
-            sql.push_str(", ");
+/// Rows per statement: one bound JSON text on SQLite, one `COPY` on Postgres. Bounds the memory of one
+/// encoded batch (a few MB); import batches and synthetic chunks fit in one or a few.
+const ROWS_PER_STATEMENT: usize = 10_000;
+
+/// The SQLite upsert of a whole batch from one bound value: a JSON array of rows, each an array of the
+/// table's columns in order, unpacked by `json_each` inside the database. One statement and one bind per
+/// batch instead of one bind per value: sqlx-sqlite's per-statement and per-bind overhead (a worker-thread
+/// handoff, a `SqliteArgumentValue` each) was the cost of the old multi-row `VALUES`, not SQLite itself.
+/// `WHERE true` resolves the parsing ambiguity SQLite documents for `INSERT ... SELECT ... ON CONFLICT`.
+fn sqlite_upsert_sql(table: &Table) -> String {
+    let picks: Vec<String> = (0..table.columns.len())
+        .map(|i| format!("j.value ->> {i}"))
+        .collect();
+    format!(
+        "INSERT INTO {name} ({cols}) SELECT {picks} FROM json_each($1) AS j WHERE true \
+         ON CONFLICT ({key}) DO UPDATE SET {set}",
+        name = table.name,
+        cols = table.columns.join(", "),
+        picks = picks.join(", "),
+        key = table.key,
+        set = table.set,
+    )
+}
+
+/// The session's staging table for `table` on Postgres: a temporary copy of its columns and types, filled
+/// by `COPY` and emptied after each batch.
+fn pg_stage_name(table: &Table) -> String {
+    format!("campaignd_load_{}", table.name)
+}
+
+/// The Postgres upsert of the staged batch into `table`: one set-based statement; keys in the stage are
+/// unique (see [`last_of_each`]), as `ON CONFLICT DO UPDATE` requires.
+fn pg_upsert_sql(table: &Table) -> String {
+    let cols = table.columns.join(", ");
+    format!(
+        "INSERT INTO {name} ({cols}) SELECT {cols} FROM {stage} ON CONFLICT ({key}) DO UPDATE SET {set}",
+        name = table.name,
+        stage = pg_stage_name(table),
+        key = table.key,
+        set = table.set,
+    )
+}
+
+/// Appends one row's values as a JSON array (the element [`sqlite_upsert_sql`] unpacks), in the types
+/// SQLite stores: unix seconds, 0/1, `YYYY-MM-DD`, JSON as text.
+fn sqlite_json_row(table: &Table, row: &[Val<'_>], out: &mut Vec<u8>) -> Result<(), StoreError> {
+    out.push(b'[');
+    for (i, (v, column)) in row.iter().zip(table.columns).enumerate() {
+        if i > 0 {
+            out.push(b',');
         }
-        sql.push('(');
-        for c in 0..cols {
-            if c > 0 {
-                sql.push_str(", ");
+        let written = match v {
+            Val::Text(None) | Val::Ts(None) | Val::Date(None) | Val::Json(None) => {
+                out.extend_from_slice(b"null");
+                Ok(())
             }
-            n += 1;
-            sql.push('$');
-            sql.push_str(&n.to_string());
-        }
-        sql.push(')');
+            Val::Text(Some(s)) => serde_json::to_writer(&mut *out, s.as_ref()),
+            Val::Bool(b) => {
+                out.push(if *b { b'1' } else { b'0' });
+                Ok(())
+            }
+            Val::Float(f) if !f.is_finite() => {
+                return Err(StoreError::Unwritable(format!(
+                    "{column}: not a finite number: {f}"
+                )))
+            }
+            Val::Float(f) => serde_json::to_writer(&mut *out, f),
+            Val::Ts(Some(t)) => serde_json::to_writer(&mut *out, &t.timestamp()),
+            Val::Date(Some(d)) => {
+                serde_json::to_writer(&mut *out, &d.format("%Y-%m-%d").to_string())
+            }
+            Val::Json(Some(j)) => serde_json::to_writer(&mut *out, &j.to_string()),
+        };
+        written.map_err(|e| StoreError::Unwritable(format!("{}: {e}", table.name)))?;
     }
-    sql.push_str(" ON CONFLICT (");
-    sql.push_str(table.key);
-    sql.push_str(") DO UPDATE SET ");
-    sql.push_str(table.set);
-    sql
+    out.push(b']');
+    Ok(())
+}
+
+/// Appends one row in `COPY ... FROM STDIN` text format: tab-separated, `\N` for NULL, and backslash,
+/// tab, newline and carriage return escaped as the format requires, so no value can split a row or a
+/// column. Postgres text cannot hold NUL at all; such a value is refused here, naming the column, rather
+/// than failing the whole COPY with an encoding error (the importer already rejects it by line).
+fn pg_copy_row(table: &Table, row: &[Val<'_>], out: &mut Vec<u8>) -> Result<(), StoreError> {
+    fn escaped(column: &str, s: &str, out: &mut Vec<u8>) -> Result<(), StoreError> {
+        for b in s.bytes() {
+            match b {
+                0 => {
+                    return Err(StoreError::Unwritable(format!(
+                        "{column}: contains a NUL character"
+                    )))
+                }
+                b'\\' => out.extend_from_slice(b"\\\\"),
+                b'\t' => out.extend_from_slice(b"\\t"),
+                b'\n' => out.extend_from_slice(b"\\n"),
+                b'\r' => out.extend_from_slice(b"\\r"),
+                _ => out.push(b),
+            }
+        }
+        Ok(())
+    }
+    for (i, (v, column)) in row.iter().zip(table.columns).enumerate() {
+        if i > 0 {
+            out.push(b'\t');
+        }
+        match v {
+            Val::Text(None) | Val::Ts(None) | Val::Date(None) | Val::Json(None) => {
+                out.extend_from_slice(b"\\N")
+            }
+            Val::Text(Some(s)) => escaped(column, s, out)?,
+            Val::Bool(b) => out.push(if *b { b't' } else { b'f' }),
+            Val::Float(f) if !f.is_finite() => {
+                return Err(StoreError::Unwritable(format!(
+                    "{column}: not a finite number: {f}"
+                )))
+            }
+            // Rust prints the shortest text that reads back as the same f64, never in exponent form.
+            Val::Float(f) => out.extend_from_slice(f.to_string().as_bytes()),
+            Val::Ts(Some(t)) => {
+                out.extend_from_slice(t.to_rfc3339_opts(SecondsFormat::AutoSi, true).as_bytes())
+            }
+            Val::Date(Some(d)) => {
+                out.extend_from_slice(d.format("%Y-%m-%d").to_string().as_bytes())
+            }
+            Val::Json(Some(j)) => escaped(column, &j.to_string(), out)?,
+        }
+    }
+    out.push(b'\n');
+    Ok(())
 }
 
 /// Indices of the rows to write: the last occurrence of every key, in input order. A multi-row upsert may
@@ -393,55 +493,68 @@ impl<'c> LoadTx<'c> {
         Ok(())
     }
 
-    /// Runs the upsert of `vals` (whole rows of `table`, flattened) in statements of bounded size. Full
-    /// statements share one text, so each backend prepares it once and reuses it; the shorter tail is not
-    /// kept in the statement cache.
+    /// Runs the upsert of `vals` (whole rows of `table`, flattened), [`ROWS_PER_STATEMENT`] rows at a
+    /// time: on SQLite one statement over one bound JSON text ([`sqlite_upsert_sql`]); on Postgres a
+    /// `COPY ... FROM STDIN` into the session's staging table, one set-based upsert from it, and the
+    /// stage emptied for the next batch of the same transaction. Either way the rows land inside `self`,
+    /// so a rollback (a failed batch, `import --strict`) leaves nothing written.
     async fn execute(&mut self, table: &Table, vals: &[Val<'_>]) -> Result<(), StoreError> {
         let cols = table.columns.len();
-        let max_rows = match self {
-            LoadTx::Sqlite(_) => SQLITE_ROWS_PER_STATEMENT,
-            LoadTx::Postgres(_) => POSTGRES_ROWS_PER_STATEMENT,
-        };
-        let rows_per_stmt = max_rows.min(MAX_PARAMS_PER_STATEMENT / cols).max(1);
-        let mut full_sql: Option<String> = None;
-        for chunk in vals.chunks(rows_per_stmt * cols) {
-            let rows = chunk.len() / cols;
-            let full = rows == rows_per_stmt;
-            let tail_sql;
-            let sql: &str = if full {
-                full_sql.get_or_insert_with(|| upsert_sql(table, rows))
-            } else {
-                tail_sql = upsert_sql(table, rows);
-                &tail_sql
-            };
+        let mut buf = Vec::new();
+        for chunk in vals.chunks(ROWS_PER_STATEMENT * cols) {
+            buf.clear();
             match self {
                 LoadTx::Sqlite(tx) => {
-                    let mut q = sqlx::query(sql).persistent(full);
-                    for v in chunk {
-                        q = match v {
-                            Val::Text(s) => q.bind(s.as_deref()),
-                            Val::Bool(b) => q.bind(*b),
-                            Val::Float(f) => q.bind(*f),
-                            Val::Ts(t) => q.bind(t.map(|t| t.timestamp())),
-                            Val::Date(d) => q.bind(d.map(|d| d.format("%Y-%m-%d").to_string())),
-                            Val::Json(j) => q.bind(j.map(|j| j.to_string())),
-                        };
+                    buf.push(b'[');
+                    for (i, row) in chunk.chunks(cols).enumerate() {
+                        if i > 0 {
+                            buf.push(b',');
+                        }
+                        sqlite_json_row(table, row, &mut buf)?;
                     }
-                    q.execute(&mut **tx).await?;
+                    buf.push(b']');
+                    let json = String::from_utf8(std::mem::take(&mut buf))
+                        .map_err(|e| StoreError::Unwritable(format!("{}: {e}", table.name)))?;
+                    sqlx::query(&sqlite_upsert_sql(table))
+                        .bind(json)
+                        .execute(&mut **tx)
+                        .await?;
                 }
                 LoadTx::Postgres(tx) => {
-                    let mut q = sqlx::query(sql).persistent(full);
-                    for v in chunk {
-                        q = match v {
-                            Val::Text(s) => q.bind(s.as_deref()),
-                            Val::Bool(b) => q.bind(*b),
-                            Val::Float(f) => q.bind(*f),
-                            Val::Ts(t) => q.bind(*t),
-                            Val::Date(d) => q.bind(*d),
-                            Val::Json(j) => q.bind(j.map(sqlx::types::Json)),
-                        };
+                    for row in chunk.chunks(cols) {
+                        pg_copy_row(table, row, &mut buf)?;
                     }
-                    q.execute(&mut **tx).await?;
+                    let stage = pg_stage_name(table);
+                    let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+                        .bind(format!("pg_temp.{stage}"))
+                        .fetch_one(&mut **tx)
+                        .await?;
+                    if !exists {
+                        sqlx::query(&format!(
+                            "CREATE TEMPORARY TABLE {stage} (LIKE {})",
+                            table.name
+                        ))
+                        .execute(&mut **tx)
+                        .await?;
+                    }
+                    let mut copy = tx
+                        .copy_in_raw(&format!(
+                            "COPY {stage} ({}) FROM STDIN",
+                            table.columns.join(", ")
+                        ))
+                        .await?;
+                    if let Err(e) = copy.send(std::mem::take(&mut buf)).await {
+                        // Best effort: the transaction is failed either way and will be rolled back.
+                        let _ = copy.abort("campaignd: load failed").await;
+                        return Err(e.into());
+                    }
+                    copy.finish().await?;
+                    sqlx::query(&pg_upsert_sql(table))
+                        .execute(&mut **tx)
+                        .await?;
+                    sqlx::query(&format!("TRUNCATE {stage}"))
+                        .execute(&mut **tx)
+                        .await?;
                 }
             }
         }
@@ -611,12 +724,105 @@ mod tests {
     use super::*;
 
     #[test]
-    fn upsert_sql_numbers_placeholders_across_rows() {
-        let sql = upsert_sql(&SUPPRESSIONS, 2);
-        assert!(sql.starts_with(
-            "INSERT INTO suppressions (identifier_kind, identifier, reason, created_at) VALUES \
-             ($1, $2, $3, $4), ($5, $6, $7, $8) ON CONFLICT (identifier_kind, identifier) DO UPDATE SET"
+    fn batch_statements_name_every_column_once() {
+        assert_eq!(
+            sqlite_upsert_sql(&SUPPRESSIONS),
+            "INSERT INTO suppressions (identifier_kind, identifier, reason, created_at) SELECT \
+             j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3 FROM json_each($1) AS j WHERE true \
+             ON CONFLICT (identifier_kind, identifier) DO UPDATE SET reason = excluded.reason, created_at = \
+             CASE WHEN excluded.created_at < suppressions.created_at THEN excluded.created_at ELSE \
+             suppressions.created_at END"
+        );
+        assert!(pg_upsert_sql(&EVENTS).starts_with(
+            "INSERT INTO events (id, customer_id, kind, occurred_at, properties) SELECT id, customer_id, \
+             kind, occurred_at, properties FROM campaignd_load_events ON CONFLICT (id) DO UPDATE SET"
         ));
+    }
+
+    #[test]
+    fn copy_rows_escape_what_would_split_a_row_or_column() {
+        let at = DateTime::parse_from_rfc3339("2025-01-02T03:04:05.5+01:00")
+            .unwrap()
+            .with_timezone(&Utc);
+        let props = serde_json::json!({"q": "a\tb\\c"});
+        let cases: Vec<(Vec<Val<'_>>, &str)> =
+            vec![
+            (
+                vec![req("e1"), req("c1"), req("visit"), Val::Ts(Some(at)), Val::Json(None)],
+                "e1\tc1\tvisit\t2025-01-02T02:04:05.500Z\t\\N\n",
+            ),
+            (
+                vec![
+                    req("a\tb"),
+                    req("line\nbreak\r"),
+                    req("back\\slash \\N"),
+                    Val::Ts(None),
+                    Val::Json(Some(&props)),
+                ],
+                "a\\tb\tline\\nbreak\\r\tback\\\\slash \\\\N\t\\N\t{\"q\":\"a\\\\tb\\\\\\\\c\"}\n",
+            ),
+        ];
+        for (row, want) in cases {
+            let mut out = Vec::new();
+            pg_copy_row(&EVENTS, &row, &mut out).unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), want);
+        }
+        let mut out = Vec::new();
+        let err = pg_copy_row(
+            &EVENTS,
+            &[
+                req("e1"),
+                req("c1"),
+                req("vi\0sit"),
+                Val::Ts(Some(at)),
+                Val::Json(None),
+            ],
+            &mut out,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot store value: kind: contains a NUL character"
+        );
+        let mut out = Vec::new();
+        let row = [
+            req("o1"),
+            req("c1"),
+            Val::Ts(Some(at)),
+            Val::Float(f64::NAN),
+            Val::Text(None),
+            Val::Text(None),
+            Val::Bool(true),
+        ];
+        assert!(pg_copy_row(&ORDERS, &row, &mut out).is_err());
+        assert!(sqlite_json_row(&ORDERS, &row, &mut out).is_err());
+    }
+
+    #[test]
+    fn json_rows_carry_sqlite_storage_types() {
+        let at = DateTime::parse_from_rfc3339("2025-01-02T03:04:05Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let mut out = Vec::new();
+        let row = [
+            req("c\"1"),
+            Val::Text(None),
+            Val::Date(NaiveDate::from_ymd_opt(1990, 5, 1)),
+            Val::Ts(Some(at)),
+            Val::Bool(false),
+            Val::Float(19.99),
+        ];
+        let table = Table {
+            name: "t",
+            columns: &["a", "b", "c", "d", "e", "f"],
+            key: "a",
+            set: "",
+        };
+        sqlite_json_row(&table, &row, &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"["c\"1",null,"1990-05-01",1735787045,0,19.99]"#
+        );
     }
 
     #[test]

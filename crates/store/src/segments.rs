@@ -108,6 +108,15 @@ const STAGING_CLEAR_POSTGRES: &str = "TRUNCATE staging_members, staging_joined, 
 /// Postgres never analyses temporary tables by itself; without statistics the planner takes a freshly
 /// filled staging table for empty and may pick a nested loop over it.
 const STAGING_ANALYZE: &str = "ANALYZE staging_members";
+/// A compiled rule runs on Postgres with JIT compilation off, and the session's setting is restored
+/// after it. The query is one expression per rule node with a correlated aggregate per term (index
+/// lookups, which JIT does not speed up), and its estimated cost passes `jit_above_cost` as soon
+/// as the rule or the shop is large: Postgres then hands the whole expression to LLVM, whose compile
+/// time grows much faster than the expression. Measured on Postgres 15 with the widest rule the
+/// parser accepts (3,333 comparisons, 6,666 correlated subqueries) on *empty* tables: more than
+/// 5 minutes with `jit = on` (the default), 3.7 s with it off (of which 1.5 s planning).
+const STAGE_JIT_OFF: &str = "SET jit = off";
+const STAGE_JIT_RESET: &str = "RESET jit";
 const DIFF_ANALYZE: &str = "ANALYZE staging_joined, staging_left";
 /// `sql` segments may return ids that are not customers (a typo, a stale table): they are taken out
 /// before the diff, and counted.
@@ -243,6 +252,10 @@ impl Store {
             ),
             Pool::Postgres(_) => (STAGING_CLEAR_POSTGRES, &[][..], true, "BEGIN"),
         };
+        let jit = match self.pool() {
+            Pool::Sqlite(_) => None,
+            Pool::Postgres(_) => Some((STAGE_JIT_OFF, STAGE_JIT_RESET)),
+        };
         let (joined, left, size, dropped) = on_pool!(self, pool => {
             let mut conn = pool.acquire().await?;
             for ddl in STAGING_DDL {
@@ -255,7 +268,14 @@ impl Store {
             // runs before the write transaction: other writers wait only for the diff, not the query.
             match &stage_sql {
                 Some(sql) => {
-                    sqlx::query(sql).bind_params(&stage_params).execute(&mut *conn).await.map_err(seg_err)?;
+                    if let Some((off, _)) = jit {
+                        sqlx::query(off).execute(&mut *conn).await?;
+                    }
+                    let staged = sqlx::query(sql).bind_params(&stage_params).execute(&mut *conn).await;
+                    if let Some((_, reset)) = jit {
+                        sqlx::query(reset).execute(&mut *conn).await?;
+                    }
+                    staged.map_err(seg_err)?;
                 }
                 None => {
                     // The user's SQL runs on a second connection that cannot write, and its rows are

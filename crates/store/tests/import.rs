@@ -582,3 +582,83 @@ async fn load_speed() {
         store.close().await;
     }
 }
+
+/// Values that would break a naive bulk path (COPY's text format on Postgres, a JSON batch on SQLite):
+/// tabs, backslashes, a literal `\N`, quotes, newlines and carriage returns arrive byte for byte on both
+/// backends; a NUL, which Postgres text cannot hold, is refused by line on both and the rest is written.
+#[tokio::test]
+async fn awkward_text_round_trips_and_nul_is_refused_by_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let customers = write(
+        dir.path(),
+        "customers.csv",
+        "id,first_name,last_name,city\n\
+         c1,\"tab\there\",back\\slash,\\N\n\
+         c2,\"say \"\"hi\"\"\",\"two\nlines\",\"cr\rin\"\n\
+         c3,nul\0here,,\n\
+         c4,{\"json\":1},'quote',\\t\\n\n",
+    );
+    let events = write(
+        dir.path(),
+        "events.jsonl",
+        "{\"id\":\"e1\",\"customer_id\":\"c1\",\"kind\":\"visit\",\"occurred_at\":\"2024-03-01T10:00:00Z\",\
+         \"properties\":{\"q\":\"a\\tb\\\\c\\nd\",\"k\\\\\":\"\\\\N\"}}\n\
+         {\"id\":\"e2\",\"customer_id\":\"c1\",\"kind\":\"vi\\u0000sit\",\"occurred_at\":\"2024-03-01T10:00:00Z\"}\n",
+    );
+    for (backend, store) in stores(dir.path()).await {
+        let r = import(&store, ImportKind::Customers, &customers, false).await;
+        assert_eq!(
+            errors(&r),
+            vec![format!(
+                "{}:5: first_name: contains a NUL character",
+                customers.display()
+            )],
+            "{backend}"
+        );
+        assert_eq!(r.imported, 3, "{backend}");
+        let r = import(&store, ImportKind::Events, &events, false).await;
+        assert_eq!(
+            errors(&r),
+            vec![format!(
+                "{}:2: kind: contains a NUL character",
+                events.display()
+            )],
+            "{backend}"
+        );
+        let rows = dump(&store, "customers").await;
+        let names: Vec<String> = rows
+            .iter()
+            .map(|r| {
+                let f: Vec<&str> = r.split('|').collect();
+                format!("{}|{}|{}|{}", f[0], f[3], f[4], f[6])
+            })
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                "c1|tab\there|back\\slash|\\N",
+                "c2|say \"hi\"|two\nlines|cr\rin",
+                "c4|{\"json\":1}|'quote'|\\t\\n",
+            ],
+            "{backend}"
+        );
+        let props: Vec<String> = match store.pool() {
+            Pool::Sqlite(p) => sqlx::query_scalar("SELECT properties FROM events")
+                .fetch_all(p)
+                .await
+                .unwrap(),
+            Pool::Postgres(p) => sqlx::query_scalar("SELECT properties::text FROM events")
+                .fetch_all(p)
+                .await
+                .unwrap(),
+        };
+        assert_eq!(props.len(), 1, "{backend}");
+        let v: serde_json::Value = serde_json::from_str(&props[0]).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"q": "a\tb\\c\nd", "k\\": "\\N"}),
+            "{backend}"
+        );
+        store.close().await;
+    }
+}

@@ -29,6 +29,8 @@ mod creative;
 #[path = "metrics.rs"]
 mod metrics;
 
+use super::request_status::{dm_settle, DmSettled, RetrieveRequestStatusResponse};
+
 /// People per `addOperations` call and per Data Manager request (Google advises ~10,000 operations per
 /// `addOperations`; Data Manager takes at most 10,000 audience members per request).
 pub const MAX_MEMBERS_PER_CALL: usize = 10_000;
@@ -877,22 +879,23 @@ impl GoogleAdsDestination {
         d
     }
 
-    /// One Data Manager request (≤ [`MAX_MEMBERS_PER_CALL`] members). Google validates the whole request,
-    /// so members named in field violations become rejections and the rest is sent once more.
-    async fn dm_chunk(
+    /// Sends one Data Manager request (≤ [`MAX_MEMBERS_PER_CALL`] members) and returns its `requestId`
+    /// without waiting for Google to process it. Google validates the whole request, so members named in
+    /// field violations become rejections up front and the rest is sent once more.
+    async fn dm_submit(
         &self,
         op: Op,
         list_id: &str,
         chunk: &[PreparedMember],
-    ) -> Result<BatchOutcome, ConnectorError> {
-        let mut outcome = BatchOutcome::default();
+    ) -> Result<SubmittedJob, ConnectorError> {
+        let mut rejected = Vec::new();
         let mut pending: Vec<(&PreparedMember, Value)> = Vec::with_capacity(chunk.len());
         for m in chunk {
             match mapping::dm_identifiers(&m.payload) {
                 Some(identifiers) => {
                     pending.push((m, json!({"userData": {"userIdentifiers": identifiers}})));
                 }
-                None => outcome.rejected.push(Rejection {
+                None => rejected.push(Rejection {
                     customer_id: m.customer_id.clone(),
                     reason: "stored payload is not a Google user identifier set".into(),
                 }),
@@ -920,13 +923,15 @@ impl GoogleAdsDestination {
                 .send(label, Method::POST, path, &[], Some(&body))
                 .await?;
             if reply.status.is_success() {
-                // The acknowledgement is the request id Google assigned to the ingest request.
+                // `IngestAudienceMembersResponse` / `RemoveAudienceMembersResponse`: the id Google
+                // assigned to the request, to poll with `requestStatus:retrieve`.
                 let ack: Value = self.parse(label, &reply.body)?;
-                if ack
+                let Some(request_id) = ack
                     .get("requestId")
                     .and_then(Value::as_str)
-                    .is_none_or(|id| id.trim().is_empty())
-                {
+                    .map(str::trim)
+                    .filter(|id| !id.is_empty())
+                else {
                     return Err(self.invalid_response(
                         label,
                         format!(
@@ -934,8 +939,11 @@ impl GoogleAdsDestination {
                             self.kit.redactor().redact(&body_excerpt(&reply.body))
                         ),
                     ));
-                }
-                break;
+                };
+                return Ok(SubmittedJob {
+                    job_id: Some(request_id.to_string()),
+                    rejected,
+                });
             }
             let env: Envelope = self.parse(label, &reply.body)?;
             let violations = member_violations(&env.error.details);
@@ -963,24 +971,87 @@ impl GoogleAdsDestination {
                     .map(|(_, r)| r.as_str())
                     .collect::<Vec<_>>()
                     .join("; ");
-                outcome.rejected.push(Rejection {
+                rejected.push(Rejection {
                     customer_id: m.customer_id.clone(),
                     reason,
                 });
             }
         }
-        outcome.accepted = chunk.len() - outcome.rejected.len();
-        Ok(outcome)
+        Ok(SubmittedJob {
+            job_id: None,
+            rejected,
+        })
     }
 
-    /// Refuses job calls the Data Manager API has no jobs for, and batches over the engine's size.
-    fn cm_only(&self, rows: usize) -> Result<(), ConnectorError> {
-        if self.api != GoogleApi::CustomerMatch {
-            return Err(ConnectorError::Unsupported {
-                destination: self.name.clone(),
-                operation: "remote jobs",
-            });
+    /// Polls `requestStatus:retrieve` for a submitted request every `job_poll_interval_ms` until Google
+    /// reports a final status for its destination, and settles `members`, the rows the request held
+    /// (see [`dm_settle`]). Still `PROCESSING` after `job_timeout_secs` is a transient error, so the
+    /// engine keeps the request and polls it again next run.
+    async fn dm_finish(
+        &self,
+        request_id: &str,
+        members: &[PreparedMember],
+    ) -> Result<BatchOutcome, ConnectorError> {
+        const LABEL: &str = "retrieve request status";
+        let started = Instant::now();
+        loop {
+            let reply = self
+                .send(
+                    LABEL,
+                    Method::GET,
+                    "requestStatus:retrieve",
+                    &[("requestId", request_id.to_string())],
+                    None,
+                )
+                .await?;
+            let parsed: RetrieveRequestStatusResponse = self.parse(LABEL, &reply.body)?;
+            let status = parsed
+                .request_status_per_destination
+                .into_iter()
+                .next()
+                .ok_or_else(|| {
+                    self.invalid_response(
+                        LABEL,
+                        format!("request {request_id}: no requestStatusPerDestination"),
+                    )
+                })?;
+            match dm_settle(&status, members) {
+                DmSettled::Pending => {}
+                DmSettled::Done(outcome) => {
+                    for w in &status.warning_info.warning_counts {
+                        tracing::warn!(destination = %self.name, request_id, reason = %w.reason, records = w.record_count, "Data Manager warning");
+                    }
+                    return Ok(outcome);
+                }
+                DmSettled::Failed(message) => {
+                    return Err(ConnectorError::Api {
+                        destination: self.name.clone(),
+                        operation: LABEL.into(),
+                        status: reply.status.as_u16(),
+                        code: None,
+                        message: format!("request {request_id} {message}"),
+                    })
+                }
+            }
+            if started.elapsed() >= self.job_timeout {
+                return Err(ConnectorError::Api {
+                    destination: self.name.clone(),
+                    operation: LABEL.into(),
+                    status: 504,
+                    code: None,
+                    message: format!(
+                        "request {request_id} still PROCESSING after {}s",
+                        self.job_timeout.as_secs()
+                    ),
+                });
+            }
+            tracing::debug!(destination = %self.name, request_id, "Data Manager request still processing");
+            tokio::time::sleep(self.poll_interval).await;
         }
+    }
+
+    /// Refuses job batches over the engine's size (one offline user data job or one Data Manager request).
+    fn check_job_batch(&self, rows: usize) -> Result<(), ConnectorError> {
         if rows > MAX_MEMBERS_PER_CALL {
             return Err(ConnectorError::Invalid {
                 destination: self.name.clone(),
@@ -1008,7 +1079,13 @@ impl GoogleAdsDestination {
             GoogleApi::DataManager => {
                 total.merge(
                     common::in_chunks(members, MAX_MEMBERS_PER_CALL, |chunk| {
-                        self.dm_chunk(op, &audience.remote_id, chunk)
+                        common::submit_and_await(
+                            chunk,
+                            |m| self.dm_submit(op, &audience.remote_id, m),
+                            |request_id, held| async move {
+                                self.dm_finish(&request_id, &held).await
+                            },
+                        )
                     })
                     .await?,
                 );
@@ -1087,10 +1164,11 @@ impl AudienceDestination for GoogleAdsDestination {
         self.change(Op::Remove, audience, members).await
     }
 
-    /// Customer Match adds and removes are offline user data jobs, polled with a GAQL search on
-    /// `offline_user_data_job.status`; the Data Manager API answers each ingest request directly.
+    /// Both APIs process asynchronously: Customer Match adds and removes are offline user data jobs,
+    /// polled with a GAQL search on `offline_user_data_job.status`; a Data Manager request is polled by
+    /// its `requestId` with `requestStatus:retrieve`.
     fn remote_job(&self, _action: JobAction) -> bool {
-        self.api == GoogleApi::CustomerMatch
+        true
     }
 
     async fn submit_job(
@@ -1099,13 +1177,18 @@ impl AudienceDestination for GoogleAdsDestination {
         action: JobAction,
         members: &[PreparedMember],
     ) -> Result<SubmittedJob, ConnectorError> {
-        self.cm_only(members.len())?;
+        self.check_job_batch(members.len())?;
         let op = match action {
             JobAction::Add => Op::Add,
             JobAction::Remove => Op::Remove,
         };
-        self.cm_submit(op, &audience.remote_id, members, false)
-            .await
+        match self.api {
+            GoogleApi::CustomerMatch => {
+                self.cm_submit(op, &audience.remote_id, members, false)
+                    .await
+            }
+            GoogleApi::DataManager => self.dm_submit(op, &audience.remote_id, members).await,
+        }
     }
 
     async fn await_job(
@@ -1115,8 +1198,11 @@ impl AudienceDestination for GoogleAdsDestination {
         job_id: &str,
         members: &[PreparedMember],
     ) -> Result<BatchOutcome, ConnectorError> {
-        self.cm_only(members.len())?;
-        self.cm_finish(job_id, members).await
+        self.check_job_batch(members.len())?;
+        match self.api {
+            GoogleApi::CustomerMatch => self.cm_finish(job_id, members).await,
+            GoogleApi::DataManager => self.dm_finish(job_id, members).await,
+        }
     }
 
     /// Customer Match only: the first slice's job starts with `removeAll`, so the list holds exactly the

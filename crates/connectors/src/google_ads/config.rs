@@ -5,7 +5,7 @@ use crate::secret::SecretRef;
 use serde::Deserialize;
 
 /// Default Google Ads API base URL: the version this connector was written and tested against.
-pub const DEFAULT_ADS_BASE_URL: &str = "https://googleads.googleapis.com/v26";
+pub const DEFAULT_ADS_BASE_URL: &str = "https://googleads.googleapis.com/v25";
 /// Default Data Manager API base URL.
 pub const DEFAULT_DATA_MANAGER_BASE_URL: &str = "https://datamanager.googleapis.com/v1";
 /// Google's OAuth2 token endpoint.

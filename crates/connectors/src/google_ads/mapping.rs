@@ -4,7 +4,7 @@
 //! E.164 **with** its `+`; each SHA-256 as 64 lowercase hex. When first name, last name, country and
 //! postal code are all known, an address is added: names hashed (given-name titles and family-name
 //! suffixes removed), country as upper-case ISO alpha-2 and postal code trimmed, both **unhashed**, as the
-//! protos define them (Google Ads v26 `OfflineUserAddressInfo`: `hashed_first_name`, `hashed_last_name`,
+//! protos define them (Google Ads v25 `OfflineUserAddressInfo`: `hashed_first_name`, `hashed_last_name`,
 //! `country_code`, `postal_code`; Data Manager v1 `AddressInfo`: `given_name`, `family_name`,
 //! `region_code`, `postal_code`).
 //!

@@ -9,13 +9,15 @@
 //! `google/ads/googleads/v25/...` (`MutateUserListsRequest`, `UserList`, `CrmBasedUserListInfo`,
 //! `CreateOfflineUserDataJobRequest`, `CustomerMatchUserListMetadata`, `AddOfflineUserDataJobOperationsRequest`,
 //! `OfflineUserDataJobOperation`, `UserData`, `UserIdentifier`, `Consent`; v25 is the newest Ads version in
-//! that snapshot, v26 is what the URL pins) and `google/ads/datamanager/v1/...` (`IngestAudienceMembersRequest`,
+//! that snapshot — the googleapis mirror re-fetched on 2026-12-02 is still `f8291d2b` and has no
+//! `google/ads/googleads/v26`, so campaignd pins **v25**, the version whose protos it was checked against,
+//! rather than v26, whose protos could not be read) and `google/ads/datamanager/v1/...` (`IngestAudienceMembersRequest`,
 //! `RemoveAudienceMembersRequest`, `AudienceMember`, `UserData`, `UserIdentifier`, `Destination`,
 //! `ProductAccount`, `Consent`, `TermsOfService`, `UserList`, `IngestedUserListInfo`): proto3 JSON names
 //! (lowerCamelCase), enums by name. The fake refuses unknown fields and wrong types the same way.
 //!
-//! **`api = "customer_match"`** — Google Ads API **v26** (`https://googleads.googleapis.com/v26`, released
-//! 2026-10-14, sunset planned late 2027), REST with OAuth2 (refresh token → bearer, token endpoint
+//! **`api = "customer_match"`** — Google Ads API **v25** (`https://googleads.googleapis.com/v25`; see above
+//! why not v26), REST with OAuth2 (refresh token → bearer, token endpoint
 //! `https://oauth2.googleapis.com/token`), headers `developer-token` and optional `login-customer-id`:
 //! - lists: `POST /customers/{cid}/googleAds:search` (GAQL over `user_list`, paged by `nextPageToken`),
 //!   created with `POST /customers/{cid}/userLists:mutate` (`crmBasedUserList.uploadKeyType =
@@ -45,10 +47,13 @@
 //!   (`ingestedUserListInfo.uploadKeyTypes = [CONTACT_ID]`, membership 540 days, the maximum);
 //! - assumptions: Google validates a request as a whole, so a 400 whose `BadRequest.fieldViolations` name
 //!   `audience_members[i]` turns those members into rejections and the rest is sent once more; processing
-//!   is asynchronous and `requestStatus:retrieve` is not polled (the `requestId` is logged only); no native
-//!   replace-all is used (the engine does a full resync).
+//!   no native replace-all is used (the engine does a full resync);
+//! - processing is asynchronous: each request's `requestId` is stored as a remote job (like a Customer
+//!   Match job) and polled with `GET /requestStatus:retrieve?requestId=…` every `job_poll_interval_ms`
+//!   until `SUCCESS`, `PARTIAL_SUCCESS` or `FAILED` (see `request_status.rs` for the proto fields and how
+//!   each status settles the rows); a restarted process polls the stored request instead of resending.
 //!
-//! **Creative rotation and metrics** always use the Google Ads API v26 (`ads_base_url`, defaulting to
+//! **Creative rotation and metrics** always use the Google Ads API v25 (`ads_base_url`, defaulting to
 //! `base_url` for `customer_match` and to [`DEFAULT_ADS_BASE_URL`] for `data_manager`; `developer_token`
 //! required): the rotated object is an ad group and a creative is an ad id in it — a swap lists the group's
 //! ads (`googleAds:search` over `ad_group_ad`) and sends one atomic `adGroupAds:mutate` enabling the new ad
@@ -63,6 +68,7 @@
 mod client;
 mod config;
 mod mapping;
+mod request_status;
 
 #[cfg(test)]
 mod tests;

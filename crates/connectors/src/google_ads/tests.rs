@@ -365,6 +365,85 @@ async fn data_manager_find_or_create_add_remove() {
     );
 }
 
+/// Data Manager requests are asynchronous: each `requestId` is polled with `requestStatus:retrieve`
+/// until it settles; `PARTIAL_SUCCESS` holds none of its (unnamed) rows, `FAILED` is an error, and a
+/// request still `PROCESSING` past the wait budget is a transient error the engine polls again.
+#[tokio::test]
+async fn data_manager_polls_request_status_until_settled() {
+    use campaignd_fakes::google_ads::DmOutcome;
+    let fake = fake(None).await;
+    let d = destination(&fake, "data_manager");
+    let aud = d.find_or_create_audience("polled", "").await.expect("list");
+    fake.set_dm_processing_polls(2);
+    let all = prepare_all(d.as_ref(), 0..30, contact);
+    let out = d.add_members(&aud, &all[..10]).await.expect("ingest");
+    assert_eq!((out.accepted, out.rejected.len()), (10, 0));
+    assert_eq!(fake.requests().count("GET", "/requestStatus:retrieve"), 3);
+    assert_eq!(fake.members(&aud.remote_id).len(), 10);
+
+    fake.set_dm_processing_polls(0);
+    fake.dm_outcomes_next([
+        DmOutcome::PartialSuccess {
+            failed: 2,
+            reason: "PROCESSING_ERROR_REASON_INVALID_FORMAT".into(),
+        },
+        DmOutcome::Failed {
+            reason: "PROCESSING_ERROR_REASON_NO_CONSENT".into(),
+        },
+    ]);
+    let out = d.add_members(&aud, &all[10..20]).await.expect("partial");
+    assert_eq!((out.accepted, out.rejected.len()), (0, 10), "{out:?}");
+    assert!(
+        out.rejected[0]
+            .reason
+            .contains("2 of 10 records failed (PROCESSING_ERROR_REASON_INVALID_FORMAT ×2)"),
+        "{out:?}"
+    );
+    assert_eq!(fake.members(&aud.remote_id).len(), 18, "8 of 10 applied");
+    let err = d.add_members(&aud, &all[20..30]).await.expect_err("failed");
+    assert!(!err.is_transient(), "{err}");
+    assert!(
+        err.to_string()
+            .contains("FAILED: PROCESSING_ERROR_REASON_NO_CONSENT ×10"),
+        "{err}"
+    );
+    assert_eq!(fake.members(&aud.remote_id).len(), 18, "nothing applied");
+
+    // Still processing past job_timeout_secs: transient, and the request can be awaited later.
+    let mut s = section(&fake, "data_manager", json!({"job_timeout_secs": 0}));
+    s.as_object_mut().map(|o| o.remove("developer_token"));
+    let quick = build_destination("gads", &s, &resolver(REFRESH)).expect("built");
+    assert!(quick.remote_job(crate::model::JobAction::Add));
+    fake.hold_dm_requests(true);
+    let job = quick
+        .submit_job(&aud, crate::model::JobAction::Remove, &all[..5])
+        .await
+        .expect("submitted");
+    let id = job.job_id.expect("a request id");
+    let err = quick
+        .await_job(&aud, crate::model::JobAction::Remove, &id, &all[..5])
+        .await
+        .expect_err("still processing");
+    assert!(err.is_transient(), "{err}");
+    fake.hold_dm_requests(false);
+    let out = quick
+        .await_job(&aud, crate::model::JobAction::Remove, &id, &all[..5])
+        .await
+        .expect("settled");
+    assert_eq!(out.accepted, 5);
+    assert_eq!(fake.members(&aud.remote_id).len(), 13);
+    // An id Google never issued is refused, not taken as done.
+    assert!(quick
+        .await_job(
+            &aud,
+            crate::model::JobAction::Add,
+            "no-such-request",
+            &all[..1]
+        )
+        .await
+        .is_err());
+}
+
 #[tokio::test]
 async fn data_manager_configured_list_rejections_throttle_and_refresh() {
     let fake = fake(None).await;

@@ -7,7 +7,7 @@ use serde::Deserialize;
 /// Default API base URL.
 pub const DEFAULT_BASE_URL: &str = "https://a.klaviyo.com/api";
 /// API revision this connector was written and tested against (the `revision` header).
-pub const DEFAULT_REVISION: &str = "2026-10-15";
+pub const DEFAULT_REVISION: &str = "2026-07-15";
 
 /// Klaviyo destination config. Unknown keys are rejected so typos surface at startup.
 #[derive(Debug, Clone, Deserialize)]

@@ -3,7 +3,7 @@
 //! assigns the template to each with `POST /campaign-message-assign-template` `{data: {type:
 //! "campaign-message", id, relationships: {template: {data: {type: "template", id}}}}}` — Klaviyo clones
 //! the template into a non-reusable copy on the message ("Assign Template to Campaign Message", revision
-//! 2026-10-15). Klaviyo campaigns cannot be paused through the API, so `set_active` is unsupported.
+//! 2026-07-15). Klaviyo campaigns cannot be paused through the API, so `set_active` is unsupported.
 //!
 //! A child of `client` so it shares the destination's kit, key and revision header.
 

@@ -1,5 +1,5 @@
 //! Campaign metrics for Klaviyo (DESIGN §8) from the Reporting API, `POST /campaign-values-reports`
-//! ("Query Campaign Values", revision 2026-10-15): `statistics` `delivered, opens, clicks, conversions,
+//! ("Query Campaign Values", revision 2026-07-15): `statistics` `delivered, opens, clicks, conversions,
 //! conversion_value`, a custom `timeframe` `{start, end}` covering the requested days, the configured
 //! `conversion_metric_id` (the "Placed Order" metric of the account, required) and a `filter` on the
 //! campaign ids (`equals(campaign_id,"...")` or `contains-any(campaign_id,[...])`, ≤ 100 per call). The

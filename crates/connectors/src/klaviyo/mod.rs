@@ -1,11 +1,21 @@
 //! Klaviyo lists over the Klaviyo JSON:API (`https://a.klaviyo.com/api`, the default `base_url`), coded
-//! against **revision 2026-10-15** (sent as the `revision` header; configurable), per the reference pages
-//! "Get Lists", "Create List", "Bulk Import Profiles", "Get Bulk Import Profiles Job", "Get Errors for
-//! Bulk Import Profiles Job", "Get Profiles" and "Remove Profiles from List".
-//! The bulk import body (`data.type = profile-bulk-import-job`, `attributes.profiles.data[]` of `{type:
-//! profile, attributes: {email, phone_number, first_name, last_name}}`, `relationships.lists.data[]` of
-//! `{type: list, id}`) and `POST /lists` were checked against klaviyo/openapi `openapi/stable.json` at
-//! commit `f0a30ba` (2026-07-23, spec revision 2026-07-15, the newest published there): no mismatch.
+//! against **revision 2026-07-15** (sent as the `revision` header; configurable), the newest revision
+//! published in klaviyo/openapi (`openapi/stable.json` at commit `f0a30ba41254904dc410d84ca497df68f8872276`,
+//! 2026-07-23, `info.version` 2026-07-15; re-fetched 2026-12-02, still the newest). The earlier default,
+//! 2026-10-15, was a revision no published spec describes. Every request was checked against that file:
+//! - `POST /api/lists` (`create_list`): `ListCreateQuery`, `data.type = list`, `attributes.name` required;
+//! - `POST /api/profile-bulk-import-jobs` (`bulk_import_profiles`): `ProfileImportJobCreateQuery`,
+//!   `data.type = profile-bulk-import-job`, `attributes.profiles.data[]` of `ProfileUpsertQueryResourceObject`
+//!   `{type: profile, attributes: {email, phone_number, first_name, last_name}}` (all nullable strings of
+//!   the declared attribute set), `relationships.lists.data[]` of `{type: list, id}`;
+//! - `GET /api/profile-bulk-import-jobs/{job_id}` and `/{id}/import-errors`: no body; status enum
+//!   `cancelled, complete, processing, queued`;
+//! - `GET /api/lists` (`fields[list]`, `page[cursor]`; page size default and max 10) and `GET /api/profiles`
+//!   (`filter` with `any` on `email`/`phone_number`, `page[size]` ≤ 100);
+//! - `DELETE /api/lists/{id}/relationships/profiles`: `ListMembersDeleteQuery`, `data[]` of `{type:
+//!   profile, id}`;
+//! - every operation declares the `revision` header required; bodies are `application/vnd.api+json`.
+//!   No mismatch in what we send. The fake (`campaignd_fakes::klaviyo`) enforces the same tables.
 //!
 //! - auth: `Authorization: Klaviyo-API-Key {private key}`;
 //! - audiences: `GET /lists?fields[list]=name` paged by following `links.next` (its `page[cursor]` is

@@ -274,3 +274,85 @@ async fn klaviyo_wrong_key_is_a_clear_error_without_the_key() {
     .unwrap_or_default();
     assert!(e.contains("revision"), "{e}");
 }
+
+/// The fake refuses what klaviyo/openapi `stable.json` (revision 2026-07-15, commit `f0a30ba`) refuses:
+/// the old default revision 2026-10-15 (no published spec), a body not sent as JSON:API, a profile
+/// attribute the spec does not declare, a missing required field. Each is nothing the connector sends.
+#[tokio::test]
+async fn klaviyo_fake_refuses_what_the_spec_refuses() {
+    let fake = fake().await;
+    let old = destination_with(&fake, KEY, json!({"revision": "2026-10-15"}));
+    let err = old
+        .find_or_create_audience("a", "")
+        .await
+        .expect_err("unpublished revision");
+    assert!(err.to_string().contains("not a valid revision"), "{err}");
+
+    let list = fake.seed_lists(["l"]).remove(0);
+    let http = reqwest::Client::new();
+    let post = |path: &str, media: &str, body: serde_json::Value| {
+        http.post(format!("{}/{path}", fake.base_url()))
+            .header("Authorization", format!("Klaviyo-API-Key {KEY}"))
+            .header("revision", crate::klaviyo::DEFAULT_REVISION)
+            .header("content-type", media.to_string())
+            .body(body.to_string())
+            .send()
+    };
+    let job = |attributes: serde_json::Value| {
+        json!({"data": {"type": "profile-bulk-import-job",
+            "attributes": {"profiles": {"data": [{"type": "profile", "attributes": attributes}]}},
+            "relationships": {"lists": {"data": [{"type": "list", "id": list}]}}}})
+    };
+    let jsonapi = "application/vnd.api+json";
+    let cases = [
+        (
+            "profile-bulk-import-jobs",
+            jsonapi,
+            job(json!({"email": "a@example.com"})),
+            202,
+            "",
+        ),
+        (
+            "profile-bulk-import-jobs",
+            "application/json",
+            job(json!({"email": "a@example.com"})),
+            415,
+            "Unsupported media type",
+        ),
+        (
+            "profile-bulk-import-jobs",
+            jsonapi,
+            job(json!({"email": "a@example.com", "consent": "yes"})),
+            400,
+            "Unknown name \\\"consent\\\"",
+        ),
+        (
+            "profile-bulk-import-jobs",
+            jsonapi,
+            job(json!({"email": 7})),
+            400,
+            "data.attributes.profiles.data[0].attributes.email",
+        ),
+        (
+            "lists",
+            jsonapi,
+            json!({"data": {"type": "list", "attributes": {}}}),
+            400,
+            "Missing required field \\\"name\\\"",
+        ),
+        (
+            "lists",
+            jsonapi,
+            json!({"data": {"type": "lists", "attributes": {"name": "x"}}}),
+            400,
+            "data.type",
+        ),
+    ];
+    for (path, media, body, status, detail) in cases {
+        let reply = post(path, media, body.clone()).await.expect("send");
+        let got = reply.status().as_u16();
+        let text = reply.text().await.unwrap_or_default();
+        assert_eq!(got, status, "{path} {media} {body}: {text}");
+        assert!(text.contains(detail), "{path} {body}: {text}");
+    }
+}

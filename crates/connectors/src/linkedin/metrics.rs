@@ -5,12 +5,19 @@
 //! (Rest.li 2.0 query syntax: structure characters raw, URNs percent-encoded; no pagination). One row per
 //! creative and day; `costInLocalCurrency` and `conversionValueInLocalCurrency` arrive as strings.
 //!
+//! Matched size (issue 9): `GET /dmpSegments/{id}` (Microsoft Learn "DMP Segments" and "DMP Segment
+//! Destinations", li-lms-2026-08): the `LINKEDIN` entry of `destinations[]` carries `status`,
+//! `audienceSize` — "should be used for available audience for targeting", so it is the matched size —
+//! and `matchedCount`, which "only returns matches for the last seven days", as does the segment's
+//! `inputCount`; LinkedIn computes its match rate as `matchedCount / inputCount`, and so does campaignd.
+//! A segment still `BUILDING` (no `audienceSize` yet) or unknown (404) reports no size.
+//!
 //! A child of `client` so it shares the destination's kit, OAuth token and version headers.
 
 use super::creative::encode_urn;
 use super::LinkedInDestination;
 use crate::error::ConnectorError;
-use crate::model::MetricsRow;
+use crate::model::{AudienceSize, MetricsRow};
 use crate::traits::MetricsSource;
 use async_trait::async_trait;
 use chrono::{Datelike, NaiveDate};
@@ -20,6 +27,56 @@ use serde_json::Value;
 /// Fields requested from `adAnalytics`.
 const FIELDS: &str = "impressions,clicks,externalWebsiteConversions,costInLocalCurrency,\
 conversionValueInLocalCurrency,dateRange,pivotValues";
+
+/// `GET /dmpSegments/{id}`: the fields the matched size is read from.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SegmentSizes {
+    #[serde(default)]
+    input_count: Option<Value>,
+    #[serde(default)]
+    destinations: Vec<SegmentDestination>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SegmentDestination {
+    #[serde(default)]
+    destination: String,
+    #[serde(default)]
+    audience_size: Option<Value>,
+    #[serde(default)]
+    matched_count: Option<Value>,
+}
+
+/// The matched size and LinkedIn's match rate from a fetched segment; `Ok(None)` while LinkedIn reports
+/// no `audienceSize` for its `LINKEDIN` destination.
+fn segment_size(seg: &SegmentSizes) -> Result<Option<AudienceSize>, String> {
+    let Some(dest) = seg
+        .destinations
+        .iter()
+        .find(|d| d.destination == "LINKEDIN")
+    else {
+        return Ok(None);
+    };
+    let present = |v: &Option<Value>| v.as_ref().filter(|v| !v.is_null()).is_some();
+    if !present(&dest.audience_size) {
+        return Ok(None);
+    }
+    let size = count(dest.audience_size.as_ref(), "audienceSize")?;
+    let rate = if present(&dest.matched_count) && present(&seg.input_count) {
+        let matched = count(dest.matched_count.as_ref(), "matchedCount")?;
+        let input = count(seg.input_count.as_ref(), "inputCount")?;
+        (input > 0).then(|| (matched as f64 / input as f64 * 100.0).min(100.0))
+    } else {
+        None
+    };
+    Ok(Some(AudienceSize {
+        lower: Some(size),
+        upper: Some(size),
+        match_rate_percent: rate,
+    }))
+}
 
 #[derive(Debug, Deserialize)]
 struct Analytics {
@@ -157,5 +214,83 @@ impl MetricsSource for LinkedInDestination {
                 })
             })
             .collect()
+    }
+
+    /// `GET /dmpSegments/{id}`: `audienceSize` of the `LINKEDIN` destination and
+    /// `matchedCount / inputCount` as the rate (see the module doc).
+    async fn audience_size(&self, remote_id: &str) -> Result<Option<AudienceSize>, ConnectorError> {
+        const OP: &str = "audience size";
+        if remote_id.is_empty() || !remote_id.chars().all(|c| c.is_ascii_digit()) {
+            return Err(self.invalid(format!("DMP segment id `{remote_id}` is not numeric")));
+        }
+        let reply = match self
+            .send(
+                OP,
+                reqwest::Method::GET,
+                &format!("dmpSegments/{remote_id}"),
+                &[],
+                None,
+                None,
+            )
+            .await
+        {
+            Ok(r) => r,
+            Err(ConnectorError::Api { status: 404, .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let seg: SegmentSizes = self.parse(OP, &reply.body)?;
+        segment_size(&seg).map_err(|m| ConnectorError::InvalidResponse {
+            destination: self.name.clone(),
+            operation: OP.into(),
+            message: m,
+        })
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    /// A segment reply and the (size, match rate) read from it, if any.
+    type SizeCase<'a> = (&'a str, Option<(u64, Option<f64>)>);
+
+    /// Shapes from Microsoft Learn's "Monitor status of the DMP segments" sample (`destinations[]` with
+    /// `audienceSize`, `matchedCount`, `status`; `inputCount` on the segment).
+    #[test]
+    fn segment_sizes_table() {
+        let cases: &[SizeCase] = &[
+            (
+                r#"{"inputCount":2,"destinations":[{"audienceSize":240000,"destination":"LINKEDIN","matchedCount":2,"status":"READY"}]}"#,
+                Some((240_000, Some(100.0))),
+            ),
+            (
+                r#"{"inputCount":"400","destinations":[{"audienceSize":"300","destination":"LINKEDIN","matchedCount":"100"}]}"#,
+                Some((300, Some(25.0))),
+            ),
+            (
+                r#"{"destinations":[{"audienceSize":310,"destination":"LINKEDIN"}]}"#,
+                Some((310, None)),
+            ),
+            (
+                r#"{"destinations":[{"destination":"LINKEDIN","status":"BUILDING"}]}"#,
+                None,
+            ),
+            (r#"{"inputCount":0,"destinations":[]}"#, None),
+        ];
+        for (json, want) in cases {
+            let seg: SegmentSizes = serde_json::from_str(json).expect("parses");
+            let got = segment_size(&seg)
+                .expect("valid")
+                .map(|s| (s.lower.expect("size"), s.match_rate_percent));
+            assert_eq!(&got, want, "{json}");
+        }
+        let bad: SegmentSizes = serde_json::from_str(
+            r#"{"destinations":[{"destination":"LINKEDIN","audienceSize":"lots"}]}"#,
+        )
+        .expect("parses");
+        assert!(
+            segment_size(&bad).is_err(),
+            "a size that is no count is refused"
+        );
     }
 }

@@ -158,3 +158,30 @@ async fn analytics_rows_per_creative_and_day_through_throttling() {
         .expect_err("throttled");
     assert!(matches!(err, ConnectorError::Throttled { .. }), "{err}");
 }
+
+/// The matched size of a DMP segment (`GET /dmpSegments/{id}`): `audienceSize` of its LINKEDIN
+/// destination, and `matchedCount / inputCount` as the rate; an unknown segment has no size.
+#[tokio::test]
+async fn audience_size_reads_the_segments_destination() {
+    use crate::test_support::{email_contact, email_hash, prepare_all};
+    use crate::AudienceDestination;
+    let fake = fake().await;
+    let d = build(&fake, REFRESH);
+    let aud = d
+        .find_or_create_audience("sized", "")
+        .await
+        .expect("segment");
+    fake.reject_emails([email_hash(3)]);
+    d.add_members(&aud, &prepare_all(d.as_ref(), 0..4, email_contact))
+        .await
+        .expect("add");
+    let size = d
+        .audience_size(&aud.remote_id)
+        .await
+        .expect("read")
+        .expect("reported");
+    assert_eq!((size.lower, size.upper), (Some(3), Some(3)));
+    assert_eq!(size.match_rate_percent, Some(75.0), "3 matched of 4 sent");
+    assert_eq!(d.audience_size("999999").await.expect("404"), None);
+    assert!(d.audience_size("../x").await.is_err());
+}

@@ -305,3 +305,106 @@ fn mailchimp_config_derives_the_data_centre_and_names_bad_keys() {
         .unwrap_or_default();
     assert!(err.contains("list"), "{err}");
 }
+
+/// The fake refuses what Mailchimp's SDK request types refuse (`mailchimp_spec.rs` in the fakes cites
+/// them): a batch member without the required `status` or with one outside its enum, `members` missing,
+/// `update_existing` not a boolean, a segment without its `name`, members to add that are not strings,
+/// a template id that is not an integer. Each is nothing the connector sends.
+#[tokio::test]
+async fn mailchimp_fake_refuses_what_the_spec_refuses() {
+    let fake = fake().await;
+    let http = reqwest::Client::new();
+    let base = fake.base_url().to_string();
+    let send = |method: reqwest::Method, path: String, body: serde_json::Value| {
+        http.request(method, format!("{base}/{path}"))
+            .basic_auth("campaignd", Some(KEY))
+            .json(&body)
+            .send()
+    };
+    let post = reqwest::Method::POST;
+    let cases = [
+        (
+            format!("lists/{LIST}"),
+            json!({"members": [{"email_address": "a@example.com", "status": "subscribed"}], "update_existing": false}),
+            200,
+            "new_members",
+        ),
+        (
+            format!("lists/{LIST}"),
+            json!({"members": [{"email_address": "b@example.com"}]}),
+            400,
+            "Missing required field \\\"status\\\"",
+        ),
+        (
+            format!("lists/{LIST}"),
+            json!({"members": [{"email_address": "b@example.com", "status": "active"}]}),
+            400,
+            "members[0].status",
+        ),
+        (
+            format!("lists/{LIST}"),
+            json!({"members": [{"email": "b@example.com", "status": "subscribed"}]}),
+            400,
+            "Unknown name \\\"email\\\"",
+        ),
+        (
+            format!("lists/{LIST}"),
+            json!({"update_existing": false}),
+            400,
+            "members",
+        ),
+        (
+            format!("lists/{LIST}"),
+            json!({"members": [], "update_existing": "no"}),
+            400,
+            "update_existing",
+        ),
+        (
+            format!("lists/{LIST}/segments"),
+            json!({"static_segment": []}),
+            400,
+            "Missing required field \\\"name\\\"",
+        ),
+    ];
+    for (path, body, status, text) in cases {
+        let reply = send(post.clone(), path.clone(), body.clone())
+            .await
+            .expect("send");
+        let got = reply.status().as_u16();
+        let reply = reply.text().await.unwrap_or_default();
+        assert_eq!(got, status, "{path} {body}: {reply}");
+        assert!(reply.contains(text), "{path} {body}: {reply}");
+    }
+    let segment = send(
+        post.clone(),
+        format!("lists/{LIST}/segments"),
+        json!({"name": "s", "static_segment": []}),
+    )
+    .await
+    .expect("send")
+    .json::<serde_json::Value>()
+    .await
+    .expect("segment");
+    let id = segment["id"].as_u64().expect("segment id");
+    let reply = send(
+        post.clone(),
+        format!("lists/{LIST}/segments/{id}"),
+        json!({"members_to_add": [{"email_address": "a@example.com"}]}),
+    )
+    .await
+    .expect("send");
+    assert_eq!(reply.status().as_u16(), 400);
+    let reply = send(
+        reqwest::Method::PUT,
+        "campaigns/c1/content".into(),
+        json!({"template": {"id": "tmpl"}}),
+    )
+    .await
+    .expect("send");
+    assert_eq!(reply.status().as_u16(), 400);
+    assert!(reply
+        .text()
+        .await
+        .unwrap_or_default()
+        .contains("template.id"));
+}

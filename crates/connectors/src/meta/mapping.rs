@@ -6,8 +6,15 @@
 //! of facebook-python-business-sdk 25.0.2; see `campaignd_core::identifiers` for each rule): `EMAIL`
 //! trimmed + lower-case; `PHONE` E.164 digits without `+`; `FN`/`LN` lower-case letters of any script, no
 //! spaces or punctuation; `CT` the same; `ST` the same, US two-letter codes only; `ZIP` lower-case without
-//! spaces, before the first `-`, US first five digits; `COUNTRY` lower-case ISO alpha-2; `GEN` `m`/`f`;
+//! spaces, US first five digits, UK area/district/sector (`SW1A 1AA` → `sw1a1`, Meta's key table),
+//! elsewhere before the first `-` (both SDK normalisers); `COUNTRY` lower-case ISO alpha-2; `GEN` `m`/`f`;
 //! `DOBY` `YYYY`, `DOBM` `MM`, `DOBD` `DD`.
+//!
+//! **Decision, FN/LN/CT/ST outside ASCII**: the SDK's `normalize_key` strips everything but `[a-zA-Z]`
+//! (`García` → `garca`); Meta's key table says "special characters in UTF-8 format" are accepted, and
+//! issue 9 asks for letters of any script, so campaignd keeps them (`García Márquez` → `garcíamárquez`),
+//! tested in `campaignd_core::identifiers` and below. Not verifiable offline: whether Meta's matcher also
+//! folds accents; if it does, the ASCII form would match more often.
 
 use crate::model::{Contact, IdentifierKinds, NoIdentifier, PreparedMember};
 use campaignd_core::identifiers::{

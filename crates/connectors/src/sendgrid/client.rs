@@ -23,8 +23,11 @@ use serde_json::{json, Map, Value};
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Contacts per upsert job (SendGrid takes up to 30,000 or 6 MB; 10,000 keeps well under both).
+/// Contacts per upsert job (SendGrid takes up to 30,000 or 6 MB; 10,000 keeps under both, with each
+/// contact held to [`super::mapping::MAX_CONTACT_BYTES`] by the mapping).
 pub const BATCH_SIZE: usize = 10_000;
+/// SendGrid's request limit for `PUT /v3/marketing/contacts` ("6MB of data", read as 6,000,000 bytes).
+const MAX_UPSERT_BYTES: usize = 6_000_000;
 /// Emails per contact search.
 const SEARCH_CHUNK: usize = 100;
 /// Contact ids per removal request (they travel in the query string).
@@ -530,6 +533,17 @@ impl SendGridDestination {
             }
             let contacts: Vec<Value> = emails.iter().map(|e| payload_of(e)).collect();
             let body = json!({"list_ids": [list_id], "contacts": contacts});
+            let bytes = body.to_string().len();
+            if bytes > MAX_UPSERT_BYTES {
+                // Only payloads stored by an older mapping can get here: the mapping bounds each contact.
+                return Err(ConnectorError::Invalid {
+                    destination: self.name.clone(),
+                    message: format!(
+                        "an upsert of {} contacts is {bytes} bytes, over SendGrid's {MAX_UPSERT_BYTES}",
+                        contacts.len()
+                    ),
+                });
+            }
             match self
                 .send("upsert contacts", Method::PUT, &url, &[], Some(&body), true)
                 .await

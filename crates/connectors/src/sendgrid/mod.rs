@@ -1,13 +1,20 @@
 //! SendGrid Marketing Campaigns contact lists over the Twilio SendGrid **v3** API
 //! (`https://api.sendgrid.com/v3`, the default `base_url`), per the reference pages "Lists", "Add or
 //! Update a Contact", "Import Contacts Status", "Get Contacts by Emails" and "Remove Contacts from a List".
-//! Every request checked against twilio/sendgrid-oai at commit `dbe0e0d` (2026-01-22),
-//! `spec/json/tsg_mc_lists_v3.json` (`GET /v3/marketing/lists` `page_size`/`page_token`, `POST` `{name}`
-//! required, `DELETE /v3/marketing/lists/{id}/contacts` `contact_ids` required) and
-//! `spec/json/tsg_mc_contacts_v3.json` (`PUT /v3/marketing/contacts` `{list_ids, contacts}` with `contacts`
-//! required and `email`/`first_name`/`last_name` declared contact fields; `POST
-//! /v3/marketing/contacts/search/emails` `{emails}` required; `GET /v3/marketing/contacts/imports/{id}`):
-//! no mismatch found.
+//! Every request checked against twilio/sendgrid-oai at commit `dbe0e0d2e67a0c3c55b222d54df2acda2b9027a7`
+//! (2026-01-22), `spec/json/tsg_mc_lists_v3.json` (`GET /v3/marketing/lists` `page_size` 1..1000 /
+//! `page_token`; `POST` `{name}` required, 1..100 characters; list ids UUIDs of 36 characters;
+//! `DELETE /v3/marketing/lists/{id}/contacts` `contact_ids` required, comma separated, → 202 `{job_id}`)
+//! and `spec/json/tsg_mc_contacts_v3.json` (`PUT /v3/marketing/contacts` `{list_ids, contacts}`:
+//! `contacts` required, 1..30,000 items, "up to 30,000 contacts, or 6MB of data, whichever is lower";
+//! `ContactRequest` declares `email` ≤ 254, `first_name`/`last_name` ≤ 50 characters; → 202 `{job_id}`.
+//! `POST /v3/marketing/contacts/search/emails` `{emails}` required, each ≤ 100 characters, "up to 100
+//! contacts"; 404 when none matches. `GET /v3/marketing/contacts/imports/{id}`: `status` `pending`,
+//! `completed`, `errored` or `failed`, `results.errored_count` a number, `results.errors_url`).
+//! What did not match before: names over 50 characters and emails over 254 were sent as they were, and
+//! nothing bounded a request's bytes; the mapping now leaves such names out and refuses such emails, and
+//! holds every contact to a byte budget that keeps a full batch under 6 MB (see `mapping`). The fake
+//! (`campaignd_fakes::sendgrid`) enforces the same tables.
 //!
 //! - auth: `Authorization: Bearer {api key}`;
 //! - audiences: `GET /marketing/lists?page_size=1000`, following `_metadata.next` (its `page_token` is

@@ -259,3 +259,84 @@ async fn sendgrid_wrong_key_is_a_clear_error_without_the_key() {
         "no retry on a bad key"
     );
 }
+
+/// The fake refuses what twilio/sendgrid-oai (`tsg_mc_contacts_v3.json`, `tsg_mc_lists_v3.json` at
+/// `dbe0e0d`) refuses: a name over `maxLength` 50 (which the old mapping sent as it was), an undeclared
+/// contact field, a list id that is no UUID, a body without the required `contacts`, a `page_size` over
+/// 1,000, more than 6 MB; and the connector now leaves such a name out instead of sending it.
+#[tokio::test]
+async fn sendgrid_fake_refuses_what_the_spec_refuses() {
+    let fake = fake().await;
+    let list = fake.seed_lists(["l"]).remove(0);
+    let http = reqwest::Client::new();
+    let base = fake.base_url().to_string();
+    let put = |body: serde_json::Value| {
+        http.put(format!("{base}/marketing/contacts"))
+            .bearer_auth(KEY)
+            .json(&body)
+            .send()
+    };
+    let long_name = "N".repeat(51);
+    let cases = [
+        (
+            json!({"list_ids": [list], "contacts": [{"email": "a@example.com", "first_name": "Ann"}]}),
+            202,
+            "job_id",
+        ),
+        (
+            json!({"list_ids": [list], "contacts": [{"email": "a@example.com", "first_name": long_name}]}),
+            400,
+            "contacts[0].first_name",
+        ),
+        (
+            json!({"list_ids": [list], "contacts": [{"email": "a@example.com", "phone": "+1555"}]}),
+            400,
+            "Unknown name \\\"phone\\\"",
+        ),
+        (
+            json!({"list_ids": ["list-1"], "contacts": [{"email": "a@example.com"}]}),
+            400,
+            "not a valid UUID",
+        ),
+        (json!({"list_ids": [list]}), 400, "Missing required field"),
+    ];
+    for (body, status, text) in cases {
+        let reply = put(body.clone()).await.expect("send");
+        let got = reply.status().as_u16();
+        let reply = reply.text().await.unwrap_or_default();
+        assert_eq!(got, status, "{body}: {reply}");
+        assert!(reply.contains(text), "{body}: {reply}");
+    }
+    let huge: Vec<serde_json::Value> = (0..20_000)
+        .map(|i| json!({"email": format!("{}{i}@example.com", "x".repeat(290))}))
+        .collect();
+    let reply = put(json!({"list_ids": [list], "contacts": huge}))
+        .await
+        .expect("send");
+    assert_eq!(reply.status().as_u16(), 413, "over 6 MB");
+    let text = reply.text().await.unwrap_or_default();
+    assert!(text.contains("at most 6000000 are accepted"), "{text}");
+    let reply = http
+        .get(format!("{base}/marketing/lists?page_size=5000"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(reply.status().as_u16(), 400, "page_size over 1000");
+
+    let d = destination(&fake);
+    let audience = d.find_or_create_audience("spec", "").await.expect("list");
+    let c = Contact {
+        first_name: Some(long_name.clone()),
+        last_name: Some("Lee".into()),
+        ..email_contact(1)
+    };
+    let out = d
+        .add_members(&audience, &[d.prepare(&c).expect("usable")])
+        .await
+        .expect("add");
+    assert_eq!(out.accepted, 1, "{out:?}");
+    let stored = fake.contact(&email(1)).expect("contact");
+    assert_eq!(stored.first_name, None);
+    assert_eq!(stored.last_name.as_deref(), Some("Lee"));
+}

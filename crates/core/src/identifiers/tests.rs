@@ -282,6 +282,22 @@ fn identifiers_meta_names_places_table() {
         sha256_hex(&normalize_name_meta("García Márquez").expect("name")),
         "b58c578405e0cba820c23585208b3d18c30bd7abbf7c5550ddb69b80e84309ce"
     );
+    // META-DOCS FN/LN "special characters in UTF-8 format" wins over META-SDK normalize_key's
+    // `[^a-zA-Z]` removal: the SDK's ASCII-only form of the same names is not what we hash.
+    let sdk_ascii_only = |raw: &str| -> String {
+        raw.to_lowercase()
+            .chars()
+            .filter(char::is_ascii_alphabetic)
+            .collect()
+    };
+    for raw in ["García Márquez", "Jürgen", "Zoë", "Ólafsdóttir", "Дмитрий"] {
+        let ours = normalize_name_meta(raw).expect("name");
+        assert_ne!(ours, sdk_ascii_only(raw), "{raw:?} keeps its letters");
+        assert_eq!(
+            ours.chars().count(),
+            raw.chars().filter(|c| c.is_alphabetic()).count()
+        );
+    }
 
     let cities: &[(&str, Option<&str>)] = &[
         ("New York", Some("newyork")),
@@ -332,9 +348,16 @@ fn identifiers_meta_names_places_table() {
         ("94025", Some("us"), Some("94025")),
         ("94025", Some("United States"), Some("94025")),
         ("940", Some("US"), None),
-        ("SW1A 1AA", Some("GB"), Some("sw1a1aa")),
+        // META-DOCS "Hashing and Normalizing Data", ZIP: U.K. in Area/District/Sector format.
+        ("SW1A 1AA", Some("GB"), Some("sw1a1")),
+        ("sw1a1aa", Some("UK"), Some("sw1a1")),
+        ("M1 1AE", Some("United Kingdom"), Some("m11")),
+        ("EC1A 1", Some("GB"), Some("ec1a1")),
+        // META-DOCS ZIP: lowercase, no white space (elsewhere).
         (" 10115 ", Some("DE"), Some("10115")),
-        // META-SDK normalize_key zip: the part before the first `-`.
+        ("K1A 0B1", Some("CA"), Some("k1a0b1")),
+        ("SW1A 1AA", None, Some("sw1a1aa")),
+        // META-SDK normalize_key and serverside normalize.py zp: the part before the first `-`.
         ("1229-076", Some("PT"), Some("1229")),
         ("", Some("DE"), None),
     ];

@@ -64,15 +64,14 @@ struct KpiParams {
     segment: Option<String>,
 }
 
-/// A whole number of days from a query parameter, or a 400 naming it.
-fn days_param(name: &str, value: Option<&str>, default: i64) -> Result<i64, Response> {
+/// A whole number of days from a query parameter, or the message of the 400 that names it.
+fn days_param(name: &str, value: Option<&str>, default: i64) -> Result<i64, String> {
     match value {
         None => Ok(default),
-        Some(v) => v.trim().parse::<i64>().map_err(|_| {
-            bad(format!(
-                "{name}: expected a whole number of days, got \"{v}\""
-            ))
-        }),
+        Some(v) => v
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| format!("{name}: expected a whole number of days, got \"{v}\"")),
     }
 }
 
@@ -87,7 +86,7 @@ async fn api_kpis(State(state): State<AdminState>, Query(q): Query<KpiParams>) -
     };
     let conversion_days = match days_param("conversion_days", q.conversion_days.as_deref(), 30) {
         Ok(d) => d,
-        Err(r) => return r,
+        Err(message) => return bad(message),
     };
     let query = match crate::insights::kpi_query(
         q.since.as_deref().unwrap_or("8w"),
@@ -116,7 +115,7 @@ struct LiftParams {
 async fn api_lift(State(state): State<AdminState>, Query(q): Query<LiftParams>) -> Response {
     let window = match days_param("window", q.window.as_deref(), DEFAULT_WINDOW_DAYS) {
         Ok(w) => w,
-        Err(r) => return r,
+        Err(message) => return bad(message),
     };
     if window <= 0 {
         return bad("window must be at least 1 day".into());

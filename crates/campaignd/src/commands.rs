@@ -429,8 +429,7 @@ async fn demo(
         println!("{:<26} {:>8} {:>7.1}%", seg.segment, seg.size, share);
     }
     if !settings.syncs.is_empty() {
-        let destinations =
-            build_destinations(&settings, secrets).map_err(Failure::usage)?;
+        let destinations = build_destinations(&settings, secrets).map_err(Failure::usage)?;
         let opts = SyncOptions {
             as_of: Some(synced_at),
             ..SyncOptions::default()

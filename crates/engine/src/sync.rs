@@ -937,7 +937,12 @@ impl<'a> Job<'a> {
                 return Ok(());
             }
         }
-        self.flush(&mut pending, batch, dry_run, true).await?;
+        if !self
+            .flush(&mut pending, batch, dry_run, true, shutdown)
+            .await?
+        {
+            return Ok(());
+        }
         self.outcome.skipped_no_identifier = desired.tally.reasons.total();
         self.outcome.no_identifier_reasons = desired.tally.reasons;
         self.outcome.identifiers = if dry_run {
@@ -971,38 +976,53 @@ impl<'a> Job<'a> {
         shutdown: &Shutdown,
     ) -> Result<bool, StepError> {
         if pending.additions.len() >= batch || pending.removals.len() >= batch {
-            if !dry_run && shutdown.requested() {
-                self.outcome.status = SyncStatus::Interrupted;
-                return Ok(false);
-            }
-            self.flush(pending, batch, dry_run, false).await?;
+            return self.flush(pending, batch, dry_run, false, shutdown).await;
         }
         Ok(true)
     }
 
     /// Sends what is pending: removals first, then additions, each in platform-sized batches, the
     /// ledger advancing after every acknowledged batch. Unless `all`, a partial batch stays pending.
+    /// A shutdown request is honoured before every batch (a page holds many batches): false when the
+    /// sync stopped, interrupted, with the ledger holding exactly what was acknowledged.
     async fn flush(
         &mut self,
         pending: &mut Pending,
         batch: usize,
         dry_run: bool,
         all: bool,
-    ) -> Result<(), StepError> {
+        shutdown: &Shutdown,
+    ) -> Result<bool, StepError> {
         // Removals go out in full before any addition collected alongside them.
         while !pending.removals.is_empty()
             && (all || pending.removals.len() >= batch || !pending.additions.is_empty())
         {
+            if self.stop_requested(dry_run, shutdown) {
+                return Ok(false);
+            }
             let n = pending.removals.len().min(batch);
             let chunk: Vec<LedgerEntry> = pending.removals.drain(..n).collect();
             self.send_removals(&chunk, dry_run).await?;
         }
         while pending.additions.len() >= batch || (all && !pending.additions.is_empty()) {
+            if self.stop_requested(dry_run, shutdown) {
+                return Ok(false);
+            }
             let n = pending.additions.len().min(batch);
             let chunk: Vec<Want> = pending.additions.drain(..n).collect();
             self.send_additions(chunk, dry_run).await?;
         }
-        Ok(())
+        Ok(true)
+    }
+
+    /// Whether to stop before the next batch; marks the sync interrupted when so (a dry run sends
+    /// nothing, so it always finishes its count).
+    fn stop_requested(&mut self, dry_run: bool, shutdown: &Shutdown) -> bool {
+        let stop = !dry_run && shutdown.requested();
+        if stop {
+            self.outcome.status = SyncStatus::Interrupted;
+        }
+        stop
     }
 
     fn audience_ref(&self) -> Result<&AudienceRef, StepError> {

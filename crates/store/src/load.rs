@@ -530,8 +530,12 @@ impl<'c> LoadTx<'c> {
                         .fetch_one(&mut **tx)
                         .await?;
                     if !exists {
+                        // Only the loaded columns, with their types and no constraints: columns
+                        // the store maintains itself (e.g. `identity_version`, NOT NULL with a
+                        // default) are left to the upsert into the real table.
                         sqlx::query(&format!(
-                            "CREATE TEMPORARY TABLE {stage} (LIKE {})",
+                            "CREATE TEMPORARY TABLE {stage} AS SELECT {} FROM {} WITH NO DATA",
+                            table.columns.join(", "),
                             table.name
                         ))
                         .execute(&mut **tx)

@@ -1256,8 +1256,7 @@ impl<'a> Job<'a> {
         let mut desired = self.desired(Source::All);
         let mut slice: Vec<Want> = Vec::with_capacity(batch);
         let mut page = desired.next_page().await?;
-        loop {
-            let Some(current) = page.as_mut() else { break };
+        while let Some(current) = page.as_mut() {
             let take = (batch - slice.len()).min(current.wants.len());
             slice.extend(current.wants.drain(..take));
             // Look ahead past pages whose members all lack identifiers: the platform must be told which

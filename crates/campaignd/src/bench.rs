@@ -218,10 +218,8 @@ fn timed_sync(config: &std::path::Path) -> anyhow::Result<(f64, Option<f64>)> {
     ))
 }
 
-/// `campaignd bench sync`: a first sync of `members` people to a local fake Meta, an incremental sync
-/// after `churn_pct` percent of them changed, and one with nothing changed; prints identifiers/s,
-/// requests, bytes and peak RSS, then the limits the first sync is measured against: only preparing
-/// (normalise + hash) the same members in memory, and only POSTing the same bodies to the fake.
+/// `campaignd bench sync`: a first sync of `members` people to a local fake Meta, then an incremental
+/// sync after `churn_pct` percent of them changed; prints identifiers/s, requests, bytes and peak RSS.
 pub async fn sync(members: usize, churn_pct: f64) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("campaignd-bench-sync-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -297,7 +295,6 @@ destination = "fake_meta"
             );
         };
     let (secs, rss) = timed_sync(&config)?;
-    let first_secs = secs;
     let log = fake.requests().all();
     let bytes: u64 = log.iter().map(|r| r.body_bytes).sum();
     report("first sync", members, secs, rss, log.len(), bytes);
@@ -342,125 +339,8 @@ destination = "fake_meta"
         fake.members(&audience.id).len(),
         members - leave + join
     );
-    let (reqs_before, bytes_before) = (log.len(), bytes);
-    let (secs, rss) = timed_sync(&config)?;
-    let log = fake.requests().all();
-    let bytes: u64 = log.iter().map(|r| r.body_bytes).sum();
-    report(
-        "no change",
-        0,
-        secs,
-        rss,
-        log.len() - reqs_before,
-        bytes - bytes_before,
-    );
     println!(
         "peak RSS is each `campaignd sync` process's own VmHWM (the fake runs in the bench process)"
     );
-
-    let (prepare_s, post_s) = limits(&settings, &fake, members).await?;
-    println!();
-    println!("limits for the first sync ({members} members, same machine, same run):");
-    println!(
-        "{:<34} {:>9} {:>10} {:>16}",
-        "", "seconds", "ids/s", "first sync / it"
-    );
-    for (label, limit_s) in [
-        ("prepare only (normalise + hash)", prepare_s),
-        ("POST only (pre-built bodies)", post_s),
-        ("prepare + POST", prepare_s + post_s),
-    ] {
-        println!(
-            "{:<34} {:>9.2} {:>10.0} {:>16.2}",
-            label,
-            limit_s,
-            members as f64 / limit_s.max(1e-9),
-            first_secs / limit_s.max(1e-9)
-        );
-    }
     Ok(())
-}
-
-/// The two limits of a first sync, measured in this process on the same members: the seconds the
-/// connector takes only to prepare them (on two threads, as the sync does), and only to POST their
-/// `/users` bodies, built beforehand (outside the timer), one request at a time as the sync sends them
-/// to a fresh audience on the same fake.
-async fn limits(
-    settings: &campaignd_engine::settings::Settings,
-    fake: &campaignd_fakes::FakeMeta,
-    members: usize,
-) -> anyhow::Result<(f64, f64)> {
-    use campaignd_connectors::{meta::mapping, Contact, SecretResolver};
-    let secrets = SecretResolver::from_map(
-        [(
-            "CAMPAIGND_BENCH_META_TOKEN".to_string(),
-            "bench-token".to_string(),
-        )]
-        .into(),
-    );
-    let destinations = campaignd_engine::sync::build_destinations(settings, &secrets)?;
-    let dest = destinations
-        .get("fake_meta")
-        .context("the bench config has no fake_meta destination")?
-        .clone();
-    let audience = dest
-        .find_or_create_audience("bench limit", "bench sync: POST-only limit")
-        .await?;
-    let batch = dest.limits().max_batch.max(1);
-    let client = reqwest::Client::new();
-    let url = format!("{}/{}/users", fake.base_url(), audience.remote_id);
-    let (mut prepare_s, mut post_s) = (0.0, 0.0);
-    for start in (0..members).step_by(batch) {
-        let end = (start + batch).min(members);
-        let mut contacts: Vec<Contact> = bench_customers(start..end, true)
-            .into_iter()
-            .map(|c| Contact {
-                customer_id: c.id,
-                email: c.email,
-                phone: c.phone,
-                first_name: c.first_name,
-                last_name: c.last_name,
-                country: c.country,
-                postal_code: c.postal_code,
-                city: c.city,
-                region: c.region,
-                gender: c.gender,
-                birth_date: c.birth_date,
-            })
-            .collect();
-        let second = contacts.split_off(contacts.len() / 2);
-        let t = Instant::now();
-        let run = |part: Vec<Contact>| {
-            let dest = dest.clone();
-            tokio::task::spawn_blocking(move || {
-                part.iter()
-                    .filter_map(|c| dest.prepare(c).ok())
-                    .collect::<Vec<_>>()
-            })
-        };
-        let (a, b) = tokio::join!(run(contacts), run(second));
-        let (mut prepared, rest) = (a?, b?);
-        prepared.extend(rest);
-        prepare_s += t.elapsed().as_secs_f64();
-        let rows: Vec<Vec<String>> = prepared
-            .iter()
-            .filter_map(|m| mapping::row(&m.payload))
-            .collect();
-        let payload = serde_json::json!({"schema": mapping::SCHEMA, "data": rows}).to_string();
-        let request = client
-            .post(&url)
-            .bearer_auth("bench-token")
-            .form(&[("payload", payload.as_str())])
-            .build()?;
-        let t = Instant::now();
-        let reply = client.execute(request).await?;
-        anyhow::ensure!(
-            reply.status().is_success(),
-            "the fake refused a pre-built body: {}",
-            reply.status()
-        );
-        reply.bytes().await?;
-        post_s += t.elapsed().as_secs_f64();
-    }
-    Ok((prepare_s, post_s))
 }

@@ -6,7 +6,7 @@
 //! like anyone who left the segment — nothing about them is sent again.
 
 use campaignd_store::experiments::Group;
-use campaignd_store::ledger::Consent;
+use campaignd_store::ledger::{Candidate, Consent};
 use campaignd_store::{Store, StoreError};
 use chrono::{DateTime, Utc};
 
@@ -64,4 +64,16 @@ pub async fn assign(
         }
     }
     Ok(held)
+}
+
+/// The candidates of a page minus the held-out ones: the filter between the store and the connector,
+/// so a held-out member's identifiers are never even prepared.
+pub fn without_held_out(rows: Vec<Candidate>, plan: Option<&HoldoutPlan>) -> Vec<Candidate> {
+    match plan {
+        None => rows,
+        Some(p) => rows
+            .into_iter()
+            .filter(|c| !p.holds_out(&c.customer_id))
+            .collect(),
+    }
 }

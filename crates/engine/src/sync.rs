@@ -1,28 +1,13 @@
 //! The sync job (DESIGN §6): for each `[[sync]]`, make the destination's audience equal to (mirror) or
 //! a superset of (upsert) the segment, sending only what changed since the platform last acknowledged.
 //!
-//! The diff is computed in the database, so a run's work is proportional to what changed, not to
-//! the audience. Every customer row carries an `identity_version` that triggers change whenever an
-//! identifier column changes (migration 0011, on both backends, whoever writes `customers`), and every
-//! ledger row the version its payload was prepared from. Two keyset-paged queries then return only:
-//! - *departures* ([`Store::sync_departures`]): held members who must leave (left the segment in mirror
-//!   mode; lost consent, suppressed or deleted in both modes; now in the holdout), removed straight from
-//!   their ledger rows without preparing anything;
-//! - *changes* ([`Store::sync_changes`]): eligible members the audience does not hold, or holds from
-//!   other identifier values. Only these are read, normalised and hashed by the connector; a held one
-//!   whose new payload equals the held one is only re-stamped, otherwise its old payload is removed and
-//!   the new one added. When the connector's mapping version ([`mapping_version`]: a hash of what it
-//!   prepares from fixed probe contacts, so a normaliser fix changes it without anyone bumping a number)
-//!   differs from the one the audience was last fully prepared with, every member is prepared again.
-//!
-//! A sync with nothing changed therefore reads no identifiers and hashes nothing. Removals go out
-//! before additions, in batches of the platform's size; the ledger advances after every acknowledged
-//! batch (one statement per batch), so a crash resumes where it stopped with at most one batch resent.
-//! Rows a platform rejects never enter the ledger: they are recorded with the reason and retried next
-//! run. Members without a usable identifier hold no ledger row, so they are prepared (and counted by
-//! reason) on every run.
+//! The plan is built in the store: segment members minus those without the channel's consent, minus
+//! suppressions, prepared (normalised + hashed) by the connector and staged; the diff against the
+//! ledger is then read back in keyset pages of the platform's batch size. The ledger advances after
+//! every acknowledged batch, so a crash resumes where it stopped with at most one batch resent. Rows a
+//! platform rejects never enter the ledger: they are recorded with the reason and retried next run.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -36,9 +21,7 @@ use campaignd_connectors::{
     NoIdentifier, PreparedMember, ReplaceSession, SecretResolver, SyncContext,
 };
 use campaignd_core::progress::Progress;
-use campaignd_store::ledger::{
-    Acknowledged, AudienceRecord, Candidate, Changed, Consent, LedgerEntry,
-};
+use campaignd_store::ledger::{Acknowledged, AudienceRecord, Candidate, Consent, LedgerEntry};
 use campaignd_store::remote_jobs::RemoteJob;
 use campaignd_store::runs::Outcome;
 use campaignd_store::{Store, StoreError};
@@ -46,8 +29,8 @@ use campaignd_store::{Store, StoreError};
 use crate::settings::{HoldoutPlan, Settings, SettingsError, SyncMode, SyncSettings};
 use crate::shutdown::Shutdown;
 
-/// Rows read from the store per page of the diff queries.
-const PAGE: i64 = 20_000;
+/// Rows read from the store per page of each merge stream.
+const PAGE: i64 = 5_000;
 
 /// Why the sync job could not run at all (per-sync failures are reported in [`SyncReport`]).
 #[derive(Debug, Error)]
@@ -271,80 +254,19 @@ fn to_prepared(entries: &[LedgerEntry]) -> Result<Vec<PreparedMember>, StepError
                 customer_id: e.customer_id.clone(),
                 payload,
                 fingerprint: e.fingerprint.clone(),
-                kinds: campaignd_connectors::IdentifierKinds {
-                    email: e.kinds & 1 != 0,
-                    phone: e.kinds & 2 != 0,
-                    address: e.kinds & 4 != 0,
-                },
+                kinds: Default::default(),
             })
         })
         .collect()
 }
 
-/// The ledger row recorded for a member the platform holds, prepared from identity version `version`.
-fn to_entry(m: &PreparedMember, version: Option<i64>) -> LedgerEntry {
+/// The ledger row recorded for a member the platform holds.
+fn to_entry(m: &PreparedMember) -> LedgerEntry {
     LedgerEntry {
         customer_id: m.customer_id.clone(),
         fingerprint: m.fingerprint.clone(),
         payload: m.payload.to_string(),
-        identity_version: version,
-        kinds: i64::from(m.kinds.email)
-            | (i64::from(m.kinds.phone) << 1)
-            | (i64::from(m.kinds.address) << 2),
     }
-}
-
-/// Fixed contacts a connector prepares to fingerprint its mapping: every identifier column, in raw
-/// forms a normaliser has to work on (case, spaces, punctuation, national phone formats, accents).
-fn probe_contacts() -> Vec<Contact> {
-    let full = Contact {
-        customer_id: "campaignd-mapping-probe-1".into(),
-        email: Some(" Alex.Doe+Promo@Example.COM ".into()),
-        phone: Some("+1 (650) 555-0100".into()),
-        first_name: Some(" Zoë ".into()),
-        last_name: Some("O'Brien-Smith".into()),
-        country: Some("us".into()),
-        postal_code: Some("94105-1234".into()),
-        city: Some("San Francisco".into()),
-        region: Some("CA".into()),
-        gender: Some("Female".into()),
-        birth_date: chrono::NaiveDate::from_ymd_opt(1990, 2, 3),
-    };
-    vec![
-        full,
-        Contact {
-            customer_id: "campaignd-mapping-probe-2".into(),
-            phone: Some("020 7946 0958".into()),
-            country: Some("GB".into()),
-            first_name: Some("JOSÉ".into()),
-            postal_code: Some("SW1A 1AA".into()),
-            gender: Some("m".into()),
-            ..Default::default()
-        },
-        Contact {
-            customer_id: "campaignd-mapping-probe-3".into(),
-            email: Some("x@y.co".into()),
-            phone: Some("not a phone".into()),
-            ..Default::default()
-        },
-    ]
-}
-
-/// The connector's mapping version: a hash of what it prepares from [`probe_contacts`]. Any change to
-/// its normalisers, hashing or payload layout that shows on the probes changes it, and the next sync
-/// then prepares every member again instead of trusting the ledger's payloads.
-pub fn mapping_version(dest: &dyn AudienceDestination) -> String {
-    let mut text = String::new();
-    for probe in probe_contacts() {
-        match dest.prepare(&probe) {
-            Ok(m) => text.push_str(&m.fingerprint),
-            Err(why) => text.push_str(&format!("{why:?}")),
-        }
-        text.push('\n');
-    }
-    let mut version = campaignd_core::identifiers::sha256_hex(&text);
-    version.truncate(16);
-    version
 }
 
 /// Splits a batch's customer ids into acknowledged ones and (id, action, reason) rejections.
@@ -483,42 +405,14 @@ async fn run_one(
     Ok(outcome)
 }
 
-/// A member prepared for sending, with the identity version it was prepared from and whether the
-/// audience already holds it.
-struct Want {
-    member: PreparedMember,
-    version: i64,
-    held: bool,
-}
-
-/// One page of prepared members: those with a payload, and the held ones that now have no usable
-/// identifier (id, identity version).
-#[derive(Default)]
-struct PreparedPage {
-    wants: Vec<Want>,
-    unusable_held: Vec<(String, i64)>,
-}
-
-/// Which members the desired stream reads.
-#[derive(Clone, Copy)]
-enum Source {
-    /// Every eligible member (a replace, or a dry run against an unknown audience).
-    All,
-    /// The diff: members new to the audience or with changed identifiers (`remap`: every eligible
-    /// member, the connector's mapping having changed).
-    Changes { remap: bool },
-}
-
-/// The desired members, read in keyset pages and prepared by the connector.
+/// One side of the merge: the desired members, prepared by the connector, in bytewise id order.
 struct Desired<'a> {
     store: &'a Store,
     dest: Arc<dyn AudienceDestination>,
     segment: String,
-    destination: String,
-    audience: String,
     consent: Consent,
-    source: Source,
     after: String,
+    page: std::vec::IntoIter<PreparedMember>,
     exhausted: bool,
     tally: IdentifierTally,
     holdout: Option<HoldoutPlan>,
@@ -526,55 +420,36 @@ struct Desired<'a> {
 }
 
 impl Desired<'_> {
-    async fn next_page(&mut self) -> Result<Option<PreparedPage>, StepError> {
-        if self.exhausted {
-            return Ok(None);
-        }
-        let rows: Vec<Changed> = match self.source {
-            Source::All => self
+    async fn next(&mut self) -> Result<Option<PreparedMember>, StepError> {
+        loop {
+            if let Some(m) = self.page.next() {
+                return Ok(Some(m));
+            }
+            if self.exhausted {
+                return Ok(None);
+            }
+            let rows = self
                 .store
                 .sync_candidates(&self.segment, self.consent, &self.after, PAGE)
-                .await?
-                .into_iter()
-                .map(|candidate| Changed {
-                    candidate,
-                    held: false,
-                })
-                .collect(),
-            Source::Changes { remap } => {
-                self.store
-                    .sync_changes(
-                        &self.segment,
-                        self.consent,
-                        &self.destination,
-                        &self.audience,
-                        self.holdout.is_some(),
-                        remap,
-                        &self.after,
-                        PAGE,
-                    )
-                    .await?
+                .await?;
+            match rows.last() {
+                Some(last) => self.after = last.customer_id.clone(),
+                None => {
+                    self.exhausted = true;
+                    continue;
+                }
             }
-        };
-        let Some(last) = rows.last() else {
-            self.exhausted = true;
-            return Ok(None);
-        };
-        self.after = last.candidate.customer_id.clone();
-        self.exhausted = (rows.len() as i64) < PAGE;
-        self.progress.advance(rows.len() as u64);
-        // The holdout table already keeps held-out members out of the diff; the plan itself decides
-        // for a full read (and for a dry run, which records no assignment).
-        let rows: Vec<Changed> = match &self.holdout {
-            None => rows,
-            Some(plan) => rows
-                .into_iter()
-                .filter(|r| !plan.holds_out(&r.candidate.customer_id))
-                .collect(),
-        };
-        let (page, tally) = prepare_in_parallel(&self.dest, rows).await?;
-        self.tally.add(&tally);
-        Ok(Some(page))
+            self.exhausted = (rows.len() as i64) < PAGE;
+            self.progress.advance(rows.len() as u64);
+            let contacts: Vec<Contact> =
+                crate::holdout::without_held_out(rows, self.holdout.as_ref())
+                    .into_iter()
+                    .map(contact_of)
+                    .collect();
+            let (prepared, tally) = prepare_in_parallel(&self.dest, contacts).await?;
+            self.tally.add(&tally);
+            self.page = prepared.into_iter();
+        }
     }
 }
 
@@ -659,52 +534,73 @@ impl IdentifierTally {
     }
 }
 
-/// Normalises and hashes a page of members on the blocking pool, split in two so both cores work.
+/// Normalises and hashes a page of contacts on the blocking pool, split in two so both cores work.
 async fn prepare_in_parallel(
     dest: &Arc<dyn AudienceDestination>,
-    mut rows: Vec<Changed>,
-) -> Result<(PreparedPage, IdentifierTally), StepError> {
-    let second = rows.split_off(rows.len() / 2);
-    let run = |part: Vec<Changed>| {
+    mut contacts: Vec<Contact>,
+) -> Result<(Vec<PreparedMember>, IdentifierTally), StepError> {
+    let second = contacts.split_off(contacts.len() / 2);
+    let run = |part: Vec<Contact>| {
         let dest = dest.clone();
         tokio::task::spawn_blocking(move || {
             let mut tally = IdentifierTally::default();
-            let mut page = PreparedPage {
-                wants: Vec::with_capacity(part.len()),
-                unusable_held: Vec::new(),
-            };
-            for Changed { candidate, held } in part {
-                let version = candidate.identity_version;
-                let contact = contact_of(candidate);
-                match dest.prepare(&contact) {
-                    Ok(member) => {
-                        tally.member(&member);
-                        page.wants.push(Want {
-                            member,
-                            version,
-                            held,
-                        });
+            let mut prepared = Vec::with_capacity(part.len());
+            for c in &part {
+                match dest.prepare(c) {
+                    Ok(m) => {
+                        tally.member(&m);
+                        prepared.push(m);
                     }
-                    Err(why) => {
-                        tally.skipped(why);
-                        if held {
-                            page.unusable_held.push((contact.customer_id, version));
-                        }
-                    }
+                    Err(why) => tally.skipped(why),
                 }
             }
-            (page, tally)
+            (prepared, tally)
         })
     };
-    let (a, b) = tokio::join!(run(rows), run(second));
+    let (a, b) = tokio::join!(run(contacts), run(second));
     let (mut first, mut tally) =
         a.map_err(|e| StepError::Internal(format!("preparing identifiers: {e}")))?;
     let (rest, tally_b) =
         b.map_err(|e| StepError::Internal(format!("preparing identifiers: {e}")))?;
-    first.wants.extend(rest.wants);
-    first.unusable_held.extend(rest.unusable_held);
+    first.extend(rest);
     tally.add(&tally_b);
     Ok((first, tally))
+}
+
+/// The other side of the merge: what the ledger says the platform holds, in the same order.
+struct Held<'a> {
+    store: &'a Store,
+    destination: String,
+    audience: String,
+    after: String,
+    page: std::vec::IntoIter<LedgerEntry>,
+    exhausted: bool,
+}
+
+impl Held<'_> {
+    async fn next(&mut self) -> Result<Option<LedgerEntry>, StepError> {
+        loop {
+            if let Some(e) = self.page.next() {
+                return Ok(Some(e));
+            }
+            if self.exhausted {
+                return Ok(None);
+            }
+            let rows = self
+                .store
+                .ledger_page(&self.destination, &self.audience, &self.after, PAGE)
+                .await?;
+            match rows.last() {
+                Some(last) => self.after = last.customer_id.clone(),
+                None => {
+                    self.exhausted = true;
+                    continue;
+                }
+            }
+            self.exhausted = (rows.len() as i64) < PAGE;
+            self.page = rows.into_iter();
+        }
+    }
 }
 
 /// Changes waiting to be sent: removals always go out before the additions collected with them, so a
@@ -712,7 +608,9 @@ async fn prepare_in_parallel(
 #[derive(Default)]
 struct Pending {
     removals: Vec<LedgerEntry>,
-    additions: Vec<Want>,
+    additions: Vec<PreparedMember>,
+    /// Upsert mode: held members who left the segment; removed only if no longer allowed at all.
+    to_check: Vec<LedgerEntry>,
 }
 
 impl<'a> Job<'a> {
@@ -752,15 +650,11 @@ impl<'a> Job<'a> {
         }
         let recorded = self.store.audience(&dest_name, &audience).await?;
         let batch = limits.max_batch.max(1);
-        let mapping = mapping_version(self.dest.as_ref());
-        let remap = recorded
-            .as_ref()
-            .is_none_or(|r| r.mapping.as_deref() != Some(mapping.as_str()));
         if opts.dry_run {
             // An unknown or to-be-replaced audience receives everyone; otherwise the merge's counts.
             let replace = opts.full || recorded.as_ref().is_none_or(|r| r.needs_replace);
             let ignore_ledger = recorded.is_none() || (replace && mirror);
-            self.merge(mirror, batch, ignore_ledger, remap, true, shutdown)
+            self.merge(mirror, batch, ignore_ledger, true, shutdown)
                 .await?;
             self.outcome.status = SyncStatus::Planned;
             return Ok(());
@@ -777,7 +671,6 @@ impl<'a> Job<'a> {
                 let record = AudienceRecord {
                     remote_id: remote.remote_id,
                     needs_replace: remote.adopted && mirror,
-                    mapping: None,
                 };
                 self.store
                     .save_audience(&dest_name, &audience, &record, now)
@@ -805,36 +698,25 @@ impl<'a> Job<'a> {
                 self.store.clear_ledger(&dest_name, &audience).await?;
             }
         }
-        if record.needs_replace && mirror && self.dest.supports_replace_all() {
-            self.replace_all(eligible, batch).await?;
-        } else {
-            if record.needs_replace && mirror {
-                // No native replace: the platform's current members are unknown, so resend everyone.
-                self.store.clear_ledger(&dest_name, &audience).await?;
-                self.store.mark_replaced(&dest_name, &audience).await?;
+        if record.needs_replace && mirror {
+            if self.dest.supports_replace_all() {
+                return self.replace_all(eligible, batch).await;
             }
-            self.merge(mirror, batch, false, remap, false, shutdown)
-                .await?;
+            // No native replace: the platform's current members are unknown, so resend everyone.
+            self.store.clear_ledger(&dest_name, &audience).await?;
+            self.store.mark_replaced(&dest_name, &audience).await?;
         }
-        // Every member is now prepared by this mapping (an interrupted run prepares them all again).
-        if self.outcome.status == SyncStatus::Done && remap {
-            self.store
-                .set_audience_mapping(&dest_name, &audience, &mapping)
-                .await?;
-        }
-        Ok(())
+        self.merge(mirror, batch, false, false, shutdown).await
     }
 
-    fn desired(&self, source: Source) -> Desired<'a> {
+    fn desired(&self) -> Desired<'a> {
         Desired {
             store: self.store,
             dest: self.dest.clone(),
             segment: self.cfg.segment.clone(),
-            destination: self.cfg.destination.clone(),
-            audience: self.outcome.audience.clone(),
             consent: self.consent,
-            source,
             after: String::new(),
+            page: Vec::new().into_iter(),
             exhausted: false,
             tally: IdentifierTally::default(),
             holdout: self.holdout.clone(),
@@ -842,187 +724,129 @@ impl<'a> Job<'a> {
         }
     }
 
-    /// Sends the diff between the segment and the ledger in platform-sized batches (or, for a dry run,
-    /// only counts it): first the departures, then the changes. `ignore_ledger`: the audience is taken
-    /// as empty, every eligible member is an addition (dry run of an audience to be created or
-    /// replaced).
+    /// Merges the desired members with the ledger and sends the differences in platform-sized batches
+    /// (or, for a dry run, only counts them).
     async fn merge(
         &mut self,
         mirror: bool,
         batch: usize,
         ignore_ledger: bool,
-        remap: bool,
         dry_run: bool,
         shutdown: &Shutdown,
     ) -> Result<(), StepError> {
         let store = self.store;
-        let (dest_name, audience) = (self.cfg.destination.clone(), self.outcome.audience.clone());
-        let holdout = self.holdout.is_some();
+        let mut desired = self.desired();
+        let mut held = Held {
+            store,
+            destination: self.cfg.destination.clone(),
+            audience: self.outcome.audience.clone(),
+            after: String::new(),
+            page: Vec::new().into_iter(),
+            exhausted: ignore_ledger,
+        };
         let mut pending = Pending::default();
-        if !ignore_ledger {
-            let mut after = String::new();
-            loop {
-                let page = store
-                    .sync_departures(
-                        &self.cfg.segment,
-                        self.consent,
-                        &dest_name,
-                        &audience,
-                        holdout,
-                        mirror,
-                        &after,
-                        PAGE,
-                    )
-                    .await?;
-                let Some(last) = page.last() else { break };
-                after = last.customer_id.clone();
-                let more = page.len() as i64 == PAGE;
-                pending.removals.extend(page);
-                if !self
-                    .flush_full(&mut pending, batch, dry_run, shutdown)
-                    .await?
-                {
+        let mut want = desired.next().await?;
+        let mut have = held.next().await?;
+        loop {
+            match (want.take(), have.take()) {
+                (None, None) => break,
+                (Some(w), None) => {
+                    pending.additions.push(w);
+                    want = desired.next().await?;
+                }
+                (None, Some(h)) => {
+                    self.held_but_not_wanted(&mut pending, h, mirror);
+                    have = held.next().await?;
+                }
+                (Some(w), Some(h)) => match w.customer_id.as_str().cmp(h.customer_id.as_str()) {
+                    std::cmp::Ordering::Less => {
+                        pending.additions.push(w);
+                        want = desired.next().await?;
+                        have = Some(h);
+                    }
+                    std::cmp::Ordering::Greater => {
+                        self.held_but_not_wanted(&mut pending, h, mirror);
+                        have = held.next().await?;
+                        want = Some(w);
+                    }
+                    std::cmp::Ordering::Equal => {
+                        if w.fingerprint != h.fingerprint {
+                            pending.removals.push(h);
+                            pending.additions.push(w);
+                        }
+                        want = desired.next().await?;
+                        have = held.next().await?;
+                    }
+                },
+            }
+            if pending.additions.len() >= batch
+                || pending.removals.len() >= batch
+                || pending.to_check.len() >= batch
+            {
+                if !dry_run && shutdown.requested() {
+                    self.outcome.status = SyncStatus::Interrupted;
                     return Ok(());
                 }
-                if !more {
-                    break;
-                }
+                self.flush(&mut pending, batch, dry_run, false).await?;
             }
         }
-        let source = if ignore_ledger {
-            Source::All
-        } else {
-            Source::Changes { remap }
-        };
-        let mut desired = self.desired(source);
-        while let Some(page) = desired.next_page().await? {
-            let held_ids: Vec<String> = page
-                .wants
-                .iter()
-                .filter(|w| w.held)
-                .map(|w| w.member.customer_id.clone())
-                .chain(page.unusable_held.iter().map(|(id, _)| id.clone()))
-                .collect();
-            let mut held = store
-                .ledger_entries(&dest_name, &audience, &held_ids)
-                .await?;
-            let mut stamps: Vec<(String, i64)> = Vec::new();
-            for want in page.wants {
-                match held.remove(&want.member.customer_id) {
-                    Some(h) if h.fingerprint == want.member.fingerprint => {
-                        stamps.push((h.customer_id, want.version));
-                    }
-                    Some(h) => {
-                        pending.removals.push(h);
-                        pending.additions.push(want);
-                    }
-                    None => pending.additions.push(want),
-                }
-            }
-            for (id, version) in page.unusable_held {
-                // Its identifiers became unusable: a mirror leaves it out, an upsert keeps what it holds.
-                match held.remove(&id) {
-                    Some(h) if mirror => pending.removals.push(h),
-                    Some(_) => stamps.push((id, version)),
-                    None => {}
-                }
-            }
-            if !dry_run {
-                store.restamp_ledger(&dest_name, &audience, &stamps).await?;
-            }
-            if !self
-                .flush_full(&mut pending, batch, dry_run, shutdown)
-                .await?
-            {
-                return Ok(());
-            }
-        }
-        if !self
-            .flush(&mut pending, batch, dry_run, true, shutdown)
-            .await?
-        {
-            return Ok(());
-        }
+        self.flush(&mut pending, batch, dry_run, true).await?;
         self.outcome.skipped_no_identifier = desired.tally.reasons.total();
+        self.outcome.identifiers = desired.tally.kinds;
         self.outcome.no_identifier_reasons = desired.tally.reasons;
-        self.outcome.identifiers = if dry_run {
-            desired.tally.kinds
-        } else {
-            self.held_counts().await?
-        };
         Ok(())
     }
 
-    /// How many members the audience now holds with each identifier kind.
-    async fn held_counts(&self) -> Result<IdentifierCounts, StepError> {
-        let (email, phone, address) = self
-            .store
-            .held_kinds(&self.cfg.destination, &self.outcome.audience)
-            .await?;
-        Ok(IdentifierCounts {
-            email,
-            phone,
-            address,
-        })
-    }
-
-    /// Sends every full batch pending; false when a shutdown was requested first (the sync is then
-    /// interrupted, the ledger holding what was acknowledged).
-    async fn flush_full(
-        &mut self,
-        pending: &mut Pending,
-        batch: usize,
-        dry_run: bool,
-        shutdown: &Shutdown,
-    ) -> Result<bool, StepError> {
-        if pending.additions.len() >= batch || pending.removals.len() >= batch {
-            return self.flush(pending, batch, dry_run, false, shutdown).await;
+    fn held_but_not_wanted(&self, pending: &mut Pending, held: LedgerEntry, mirror: bool) {
+        // A member who fell into the holdout (added later) leaves the audience in upsert mode too.
+        let held_out = self
+            .holdout
+            .as_ref()
+            .is_some_and(|h| h.holds_out(&held.customer_id));
+        if mirror || held_out {
+            pending.removals.push(held);
+        } else {
+            pending.to_check.push(held);
         }
-        Ok(true)
     }
 
     /// Sends what is pending: removals first, then additions, each in platform-sized batches, the
     /// ledger advancing after every acknowledged batch. Unless `all`, a partial batch stays pending.
-    /// A shutdown request is honoured before every batch (a page holds many batches): false when the
-    /// sync stopped, interrupted, with the ledger holding exactly what was acknowledged.
     async fn flush(
         &mut self,
         pending: &mut Pending,
         batch: usize,
         dry_run: bool,
         all: bool,
-        shutdown: &Shutdown,
-    ) -> Result<bool, StepError> {
+    ) -> Result<(), StepError> {
+        if !pending.to_check.is_empty() {
+            let ids: Vec<String> = pending
+                .to_check
+                .iter()
+                .map(|e| e.customer_id.clone())
+                .collect();
+            let allowed = self.store.still_eligible(self.consent, &ids).await?;
+            pending.removals.extend(
+                pending
+                    .to_check
+                    .drain(..)
+                    .filter(|e| !allowed.contains(&e.customer_id)),
+            );
+        }
         // Removals go out in full before any addition collected alongside them.
         while !pending.removals.is_empty()
             && (all || pending.removals.len() >= batch || !pending.additions.is_empty())
         {
-            if self.stop_requested(dry_run, shutdown) {
-                return Ok(false);
-            }
             let n = pending.removals.len().min(batch);
             let chunk: Vec<LedgerEntry> = pending.removals.drain(..n).collect();
             self.send_removals(&chunk, dry_run).await?;
         }
         while pending.additions.len() >= batch || (all && !pending.additions.is_empty()) {
-            if self.stop_requested(dry_run, shutdown) {
-                return Ok(false);
-            }
             let n = pending.additions.len().min(batch);
-            let chunk: Vec<Want> = pending.additions.drain(..n).collect();
-            self.send_additions(chunk, dry_run).await?;
+            let chunk: Vec<PreparedMember> = pending.additions.drain(..n).collect();
+            self.send_additions(&chunk, dry_run).await?;
         }
-        Ok(true)
-    }
-
-    /// Whether to stop before the next batch; marks the sync interrupted when so (a dry run sends
-    /// nothing, so it always finishes its count).
-    fn stop_requested(&mut self, dry_run: bool, shutdown: &Shutdown) -> bool {
-        let stop = !dry_run && shutdown.requested();
-        if stop {
-            self.outcome.status = SyncStatus::Interrupted;
-        }
-        stop
+        Ok(())
     }
 
     fn audience_ref(&self) -> Result<&AudienceRef, StepError> {
@@ -1042,43 +866,40 @@ impl<'a> Job<'a> {
         }
         let members = to_prepared(chunk)?;
         if self.dest.remote_job(JobAction::Remove) {
-            return self.send_as_job(JobAction::Remove, &members, &[]).await;
+            return self.send_as_job(JobAction::Remove, &members).await;
         }
         let result = self
             .dest
             .remove_members(self.audience_ref()?, &members)
             .await?;
         self.outcome.batches += 1;
-        self.settle("remove", &members, &[], &result, None).await
+        self.settle("remove", &members, &result, None).await
     }
 
-    async fn send_additions(&mut self, chunk: Vec<Want>, dry_run: bool) -> Result<(), StepError> {
+    async fn send_additions(
+        &mut self,
+        chunk: &[PreparedMember],
+        dry_run: bool,
+    ) -> Result<(), StepError> {
         if dry_run {
             self.outcome.added += chunk.len() as i64;
             return Ok(());
         }
-        let (members, versions): (Vec<PreparedMember>, Vec<i64>) =
-            chunk.into_iter().map(|w| (w.member, w.version)).unzip();
         if self.dest.remote_job(JobAction::Add) {
-            return self.send_as_job(JobAction::Add, &members, &versions).await;
+            return self.send_as_job(JobAction::Add, chunk).await;
         }
-        let result = self
-            .dest
-            .add_members(self.audience_ref()?, &members)
-            .await?;
+        let result = self.dest.add_members(self.audience_ref()?, chunk).await?;
         self.outcome.batches += 1;
-        self.settle("add", &members, &versions, &result, None).await
+        self.settle("add", chunk, &result, None).await
     }
 
     /// Records what the platform acknowledged for one batch, in one transaction: accepted additions
     /// enter the ledger, accepted removals leave it, rejections are logged; for a batch that ran as
-    /// remote job `job_id` the stored job is deleted with it. `versions` are the identity versions the
-    /// members were prepared from, in `chunk` order (empty when unknown: a job resumed from the store).
+    /// remote job `job_id` the stored job is deleted with it.
     async fn settle(
         &mut self,
         action: &str,
         chunk: &[PreparedMember],
-        versions: &[i64],
         result: &BatchOutcome,
         job_id: Option<&str>,
     ) -> Result<(), StepError> {
@@ -1090,9 +911,8 @@ impl<'a> Job<'a> {
             let accepted: HashSet<String> = accepted.into_iter().collect();
             let added = chunk
                 .iter()
-                .enumerate()
-                .filter(|(_, m)| accepted.contains(&m.customer_id))
-                .map(|(i, m)| to_entry(m, versions.get(i).copied()))
+                .filter(|m| accepted.contains(&m.customer_id))
+                .map(to_entry)
                 .collect();
             (added, Vec::new())
         };
@@ -1138,7 +958,6 @@ impl<'a> Job<'a> {
         &mut self,
         action: JobAction,
         chunk: &[PreparedMember],
-        versions: &[i64],
     ) -> Result<(), StepError> {
         let audience = self.audience_ref()?.clone();
         let submitted = self.dest.submit_job(&audience, action, chunk).await?;
@@ -1149,8 +968,7 @@ impl<'a> Job<'a> {
                 accepted: 0,
                 rejected: submitted.rejected.clone(),
             };
-            self.settle(action.as_str(), &[], &[], &refused, None)
-                .await?;
+            self.settle(action.as_str(), &[], &refused, None).await?;
         }
         let Some(job_id) = submitted.job_id else {
             return Ok(());
@@ -1160,28 +978,12 @@ impl<'a> Job<'a> {
             action: action.as_str().to_string(),
             run_id: self.run_id,
             submitted_at: Utc::now().timestamp(),
-            members: held.iter().map(|m| to_entry(m, None)).collect(),
+            members: held.iter().map(to_entry).collect(),
         };
         self.store
             .save_remote_job(&self.cfg.destination, &self.outcome.audience, &job)
             .await?;
-        // The versions of the members the job holds, in its order (the platform may refuse some up front).
-        let by_id: HashMap<&str, i64> = chunk
-            .iter()
-            .map(|m| m.customer_id.as_str())
-            .zip(versions.iter().copied())
-            .collect();
-        let held_versions: Vec<i64> = held
-            .iter()
-            .map_while(|m| by_id.get(m.customer_id.as_str()).copied())
-            .collect();
-        let held_versions = if held_versions.len() == held.len() {
-            held_versions
-        } else {
-            Vec::new()
-        };
-        self.finish_job(&audience, action, &job.job_id, &held, &held_versions)
-            .await
+        self.finish_job(&audience, action, &job.job_id, &held).await
     }
 
     /// Waits for a stored job. Done: the ledger advances and the job row goes, together. Transient
@@ -1194,11 +996,10 @@ impl<'a> Job<'a> {
         action: JobAction,
         job_id: &str,
         members: &[PreparedMember],
-        versions: &[i64],
     ) -> Result<(), StepError> {
         match self.dest.await_job(audience, action, job_id, members).await {
             Ok(result) => {
-                self.settle(action.as_str(), members, versions, &result, Some(job_id))
+                self.settle(action.as_str(), members, &result, Some(job_id))
                     .await
             }
             Err(e) if e.is_transient() => Err(e.into()),
@@ -1234,7 +1035,7 @@ impl<'a> Job<'a> {
             tracing::info!(destination = %self.cfg.destination, audience = %self.outcome.audience, job_id = %job.job_id, rows = job.members.len(), "polling a remote job an earlier run submitted");
             let members = to_prepared(&job.members)?;
             match self
-                .finish_job(&audience, action, &job.job_id, &members, &[])
+                .finish_job(&audience, action, &job.job_id, &members)
                 .await
             {
                 Err(StepError::Connector(e)) if !e.is_transient() => {
@@ -1253,32 +1054,25 @@ impl<'a> Job<'a> {
         let (dest_name, audience) = (self.cfg.destination.clone(), self.outcome.audience.clone());
         self.store.clear_ledger(&dest_name, &audience).await?;
         let mut session = ReplaceSession::new(eligible as u64);
-        let mut desired = self.desired(Source::All);
-        let mut slice: Vec<Want> = Vec::with_capacity(batch);
-        let mut page = desired.next_page().await?;
-        while let Some(current) = page.as_mut() {
-            let take = (batch - slice.len()).min(current.wants.len());
-            slice.extend(current.wants.drain(..take));
-            // Look ahead past pages whose members all lack identifiers: the platform must be told which
-            // slice is the last one.
-            while page.as_ref().is_some_and(|p| p.wants.is_empty()) {
-                page = desired.next_page().await?;
-            }
-            if slice.len() == batch || (page.is_none() && !slice.is_empty()) {
-                let last_batch = page.is_none();
-                let (members, versions): (Vec<PreparedMember>, Vec<i64>) =
-                    slice.drain(..).map(|w| (w.member, w.version)).unzip();
+        let mut desired = self.desired();
+        let mut slice: Vec<PreparedMember> = Vec::with_capacity(batch);
+        let mut next = desired.next().await?;
+        while let Some(member) = next {
+            slice.push(member);
+            next = desired.next().await?;
+            if slice.len() == batch || next.is_none() {
+                let last_batch = next.is_none();
                 let result = self
                     .dest
-                    .replace_all(self.audience_ref()?, &mut session, &members, last_batch)
+                    .replace_all(self.audience_ref()?, &mut session, &slice, last_batch)
                     .await?;
                 self.outcome.batches += 1;
-                self.settle("replace", &members, &versions, &result, None)
-                    .await?;
+                self.settle("replace", &slice, &result, None).await?;
+                slice.clear();
             }
         }
         self.outcome.skipped_no_identifier = desired.tally.reasons.total();
-        self.outcome.identifiers = self.held_counts().await?;
+        self.outcome.identifiers = desired.tally.kinds;
         self.outcome.no_identifier_reasons = desired.tally.reasons;
         self.store.mark_replaced(&dest_name, &audience).await?;
         Ok(())

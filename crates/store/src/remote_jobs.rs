@@ -108,8 +108,6 @@ mod tests {
             customer_id: id.into(),
             fingerprint: format!("fp-{id}"),
             payload: format!("{{\"id\":\"{id}\"}}"),
-            identity_version: None,
-            kinds: 0,
         }
     }
 

@@ -37,7 +37,7 @@
 
 mod client;
 mod config;
-pub mod mapping;
+mod mapping;
 
 #[cfg(test)]
 mod tests;

@@ -12,6 +12,20 @@ use campaignd_fakes::FakeMeta;
 use common::{blocking, Env};
 use predicates::prelude::*;
 
+/// Imports the written customers.csv and orders.csv, then recomputes with `recompute` (its arguments):
+/// the setup the remote-job tests repeat before each sync, through their own `cmd` (which carries
+/// their platform's secrets).
+async fn import_and_recompute<F>(
+    cmd: impl Fn(&'static [&'static str]) -> F,
+    recompute: &'static [&'static str],
+) where
+    F: FnOnce() -> String + Send + 'static,
+{
+    blocking(cmd(&["import", "customers", "customers.csv"])).await;
+    blocking(cmd(&["import", "orders", "orders.csv"])).await;
+    blocking(cmd(recompute)).await;
+}
+
 const TOKEN: &str = "meta-test-token-123";
 const N: usize = 400;
 
@@ -671,14 +685,10 @@ audience_name = "US buyers"
             String::from_utf8_lossy(&out.get_output().stdout).to_string()
         }
     };
-    blocking(cmd(&["import", "customers", "customers.csv"])).await;
-    blocking(cmd(&["import", "orders", "orders.csv"])).await;
-    blocking(cmd(&[
-        "segments",
-        "recompute",
-        "--as-of",
-        "2024-06-01T00:00:00Z",
-    ]))
+    import_and_recompute(
+        &cmd,
+        &["segments", "recompute", "--as-of", "2024-06-01T00:00:00Z"],
+    )
     .await;
 
     sg.hold_jobs(true);
@@ -808,14 +818,10 @@ audience_name = "Buyers"
             String::from_utf8_lossy(&out.get_output().stdout).to_string()
         }
     };
-    blocking(cmd(&["import", "customers", "customers.csv"])).await;
-    blocking(cmd(&["import", "orders", "orders.csv"])).await;
-    blocking(cmd(&[
-        "segments",
-        "recompute",
-        "--as-of",
-        "2024-06-01T00:00:00Z",
-    ]))
+    import_and_recompute(
+        &cmd,
+        &["segments", "recompute", "--as-of", "2024-06-01T00:00:00Z"],
+    )
     .await;
 
     fake.hold_dm_requests(true);
@@ -878,14 +884,10 @@ audience_name = "Buyers"
     }
     env.write("customers.csv", &customers);
     env.write("orders.csv", &orders);
-    blocking(cmd(&["import", "customers", "customers.csv"])).await;
-    blocking(cmd(&["import", "orders", "orders.csv"])).await;
-    blocking(cmd(&[
-        "segments",
-        "recompute",
-        "--as-of",
-        "2024-06-02T00:00:00Z",
-    ]))
+    import_and_recompute(
+        &cmd,
+        &["segments", "recompute", "--as-of", "2024-06-02T00:00:00Z"],
+    )
     .await;
     fake.dm_outcomes_next([DmOutcome::PartialSuccess {
         failed: 3,

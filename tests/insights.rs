@@ -490,6 +490,33 @@ fn demo_prints_kpis_and_lift() {
     assert!(text.contains("lift, treatment vs holdout"), "{text}");
     assert!(text.contains("lapsed -> sandbox (Lapsed buyers)"), "{text}");
     assert!(text.contains("Newcombe hybrid score interval"), "{text}");
+    // The sandbox fades the urgency creative (`creative_fatigue`), so the set's fatigue rule rotates it
+    // out before its week is over, and the store records why.
+    assert!(
+        text.contains("early rotations (creative fatigue, before the set's period was over)"),
+        "{text}"
+    );
+    assert!(
+        regex_like(&text, "urgency →", "fatigue: ctr"),
+        "no early rotation of the fading creative: {text}"
+    );
+    let early = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let url = format!("sqlite://{}", dir.path().join("demo.db").display());
+        let store = campaignd_store::Store::connect(&url).await.expect("store");
+        let early = store.early_rotations(50).await.expect("early rotations");
+        store.close().await;
+        early
+    });
+    assert!(!early.is_empty(), "the demo recorded no early rotation");
+    for r in &early {
+        assert_eq!(r.set_name, "abandoners-sandbox");
+        assert_ne!(
+            r.variant_id, "urgency",
+            "the fading creative was rotated in: {}",
+            r.reason
+        );
+        assert!(r.reason.starts_with("fatigue: ctr"), "{}", r.reason);
+    }
 }
 
 /// Whether some line contains both `a` and `b`.

@@ -267,9 +267,11 @@ fn sandbox_dirs(settings: &Settings) -> Vec<PathBuf> {
     out
 }
 
-/// The demo's second half: `weeks` simulated weeks ending at `as_of`, each starting with a rotation
-/// and ending with a metrics pull of its days, then the report by segment × channel × creative and a
-/// week-by-week view of what was live, so a newcomer sees the strategy settle on the better creative.
+/// The demo's second half: `weeks` simulated weeks ending at `as_of`, one rotate run and one metrics
+/// pull per simulated day (each set rotates when its period is over, or early when its fatigue rule
+/// sees the live creative fade), then the report by segment × channel × creative, a week-by-week view
+/// of what was live and the early rotations with their reasons, so a newcomer sees the strategy settle
+/// on the better creative and a fading one replaced before its week is out.
 pub async fn demo_performance(
     store: &Store,
     settings: &Settings,
@@ -300,11 +302,12 @@ pub async fn demo_performance(
         .ok_or_else(|| Failure::job(anyhow!("bad demo start")))?;
     println!();
     println!(
-        "creative rotation: {weeks} simulated weeks from {start_day} (rotate, then pull that week's metrics)"
+        "creative rotation: {weeks} simulated weeks from {start_day} (each day: rotate when due or fatigued, then pull that day's metrics)"
     );
     let mut live: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for w in 0..weeks {
-        let t = start + Duration::weeks(w);
+    let mut early: Vec<String> = Vec::new();
+    for d in 0..weeks * 7 {
+        let t = start + Duration::days(d);
         let rotated = run_rotate(
             store,
             settings,
@@ -323,20 +326,29 @@ pub async fn demo_performance(
             )));
         }
         for s in &rotated.sets {
-            live.entry(s.set.clone())
-                .or_default()
-                .push(s.to.clone().unwrap_or_else(|| "-".into()));
+            if let (Some(reason), Some(to)) = (&s.reason, &s.to) {
+                early.push(format!(
+                    "  {} {:<24} {} → {to}: {reason}",
+                    t.date_naive(),
+                    s.set,
+                    s.from.as_deref().unwrap_or("-")
+                ));
+            }
+            if d % 7 == 0 {
+                live.entry(s.set.clone())
+                    .or_default()
+                    .push(s.to.clone().unwrap_or_else(|| "-".into()));
+            }
         }
-        let since = t.date_naive();
-        let until = since + Duration::days(6);
+        let day = t.date_naive();
         let pulled = pull(
             store,
             settings,
             &sources,
             &PullOptions {
-                since,
-                until,
-                as_of: t + Duration::weeks(1),
+                since: day,
+                until: day,
+                as_of: t + Duration::days(1),
             },
         )
         .await
@@ -347,7 +359,18 @@ pub async fn demo_performance(
         }
     }
     for (set, variants) in &live {
-        println!("  {set:<24} live per week: {}", variants.join(" → "));
+        println!(
+            "  {set:<24} live at each week's start: {}",
+            variants.join(" → ")
+        );
+    }
+    if early.is_empty() {
+        println!("  no early rotation: no live creative faded under its set's fatigue rule");
+    } else {
+        println!("early rotations (creative fatigue, before the set's period was over):");
+        for line in &early {
+            println!("{line}");
+        }
     }
     let until = (start + Duration::weeks(weeks) - Duration::days(1)).date_naive();
     let by = vec![Dimension::Segment, Dimension::Channel, Dimension::Creative];

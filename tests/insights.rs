@@ -588,7 +588,7 @@ async fn demo_campaign_lies_in_the_past_so_lift_at_now_sees_it() {
         assert!(treated > 0, "no treated converter at now: {r}");
     }
     // The sync run records when it ran (now) and the as-of it used (35 days earlier).
-    let mut runs = cmd(&["runs", "--json", "--limit", "100"]);
+    let mut runs = cmd(&["runs", "--json", "--job", "sync"]);
     let out = blocking(move || {
         String::from_utf8_lossy(&runs.assert().success().get_output().stdout).to_string()
     })

@@ -125,9 +125,12 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
             }
             Ok(())
         }
-        Command::Runs { limit, json } => {
+        Command::Runs { limit, job, json } => {
             let store = open_store(&settings).await?;
-            let runs = store.recent_runs(limit, None).await.map_err(Failure::job)?;
+            let runs = store
+                .recent_runs(limit, job.as_deref())
+                .await
+                .map_err(Failure::job)?;
             if json {
                 println!(
                     "{}",

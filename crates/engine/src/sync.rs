@@ -1,13 +1,19 @@
 //! The sync job (DESIGN §6): for each `[[sync]]`, make the destination's audience equal to (mirror) or
 //! a superset of (upsert) the segment, sending only what changed since the platform last acknowledged.
 //!
-//! The plan is built in the store: segment members minus those without the channel's consent, minus
-//! suppressions, prepared (normalised + hashed) by the connector and staged; the diff against the
-//! ledger is then read back in keyset pages of the platform's batch size. The ledger advances after
-//! every acknowledged batch, so a crash resumes where it stopped with at most one batch resent. Rows a
-//! platform rejects never enter the ledger: they are recorded with the reason and retried next run.
+//! Two keyset-paged streams in bytewise customer-id order are merged: the desired members (segment
+//! members with the channel's consent, not suppressed, not held out, prepared — normalised and hashed —
+//! by the connector page by page) and the ledger of what the audience holds. The diff is done in the
+//! database: while the audience's recorded mapping (see `mapping_of`) is unchanged, the desired stream
+//! holds only members the ledger does not hold at their current `customers.identity_version`
+//! (maintained by triggers, whoever writes the table), and the ledger stream only rows of members who
+//! are no longer eligible members as recorded; unchanged members are neither read nor prepared, and
+//! their identifier counts come from the ledger. A changed member whose payload came out the same is
+//! only re-stamped with its new version. The ledger advances after every acknowledged batch, so a
+//! crash resumes where it stopped with at most one batch resent. Rows a platform rejects never enter
+//! the ledger: they are recorded with the reason and retried next run.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,7 +27,10 @@ use campaignd_connectors::{
     NoIdentifier, PreparedMember, ReplaceSession, SecretResolver, SyncContext,
 };
 use campaignd_core::progress::Progress;
-use campaignd_store::ledger::{Acknowledged, AudienceRecord, Candidate, Consent, LedgerEntry};
+use campaignd_store::ledger::{
+    Acknowledged, AudienceRecord, Candidate, Consent, LedgerEntry, KINDS_ADDRESS, KINDS_EMAIL,
+    KINDS_PHONE,
+};
 use campaignd_store::remote_jobs::RemoteJob;
 use campaignd_store::runs::Outcome;
 use campaignd_store::{Store, StoreError};
@@ -31,6 +40,10 @@ use crate::shutdown::Shutdown;
 
 /// Rows read from the store per page of each merge stream.
 const PAGE: i64 = 5_000;
+
+/// What the ledger records per member and how the diff reads it; bumping it makes every audience's
+/// next sync compare all its members once (see [`mapping_of`]).
+const LEDGER_FORMAT: u32 = 1;
 
 /// Why the sync job could not run at all (per-sync failures are reported in [`SyncReport`]).
 #[derive(Debug, Error)]
@@ -142,6 +155,10 @@ pub struct SyncOutcome {
     pub skipped_suppressed: i64,
     /// Members with no usable identifier for this platform.
     pub skipped_no_identifier: i64,
+    /// Members whose identifiers this run read and prepared (normalised and hashed): all eligible
+    /// members when it compared everyone, otherwise only those that joined or whose identifiers
+    /// changed since the ledger recorded them (and those with none usable, who are never held).
+    pub prepared: i64,
     /// How many members carried each identifier kind.
     pub identifiers: IdentifierCounts,
     /// Why the `skipped_no_identifier` members had none.
@@ -236,6 +253,8 @@ struct Job<'a> {
     outcome: SyncOutcome,
     /// Members of the segment gone through so far (see [`SyncOptions::progress`]).
     progress: Progress,
+    /// The `identity_version` each member waiting to be acknowledged was prepared from.
+    versions: HashMap<String, i64>,
 }
 
 /// Ledger (or stored job) rows back into members; a payload that is not JSON is corrupt data campaignd
@@ -260,13 +279,59 @@ fn to_prepared(entries: &[LedgerEntry]) -> Result<Vec<PreparedMember>, StepError
         .collect()
 }
 
-/// The ledger row recorded for a member the platform holds.
-fn to_entry(m: &PreparedMember) -> LedgerEntry {
+/// The ledger row recorded for a member the platform holds. `version` is the `identity_version` the
+/// member was prepared from in this run; without one (a member rebuilt from a stored job, whose
+/// identifier kinds are unknown too) the row is compared again by the next sync.
+fn to_entry(m: &PreparedMember, version: Option<i64>) -> LedgerEntry {
     LedgerEntry {
         customer_id: m.customer_id.clone(),
         fingerprint: m.fingerprint.clone(),
         payload: m.payload.to_string(),
+        identity_version: version,
+        kinds: version.map(|_| kind_bits(m)),
     }
+}
+
+/// The identifier kinds of a freshly prepared member as the ledger stores them.
+fn kind_bits(m: &PreparedMember) -> i64 {
+    let bit = |on: bool, b: i64| if on { b } else { 0 };
+    bit(m.kinds.email, KINDS_EMAIL)
+        | bit(m.kinds.phone, KINDS_PHONE)
+        | bit(m.kinds.address, KINDS_ADDRESS)
+}
+
+/// A contact no shop holds, with every identifier column set in the forms shops write them: what the
+/// destination prepares from it changes whenever its normalisation, hashing or key choice does.
+fn mapping_probe() -> Contact {
+    Contact {
+        customer_id: "campaignd-mapping-probe".into(),
+        email: Some(" Probe.Mapping+Tag@Example.COM ".into()),
+        phone: Some("(650) 253-0000".into()),
+        first_name: Some("Zoë".into()),
+        last_name: Some("O'Brien-Smith".into()),
+        country: Some("US".into()),
+        postal_code: Some("94105-1234".into()),
+        city: Some("San Francisco".into()),
+        region: Some("CA".into()),
+        gender: Some("F".into()),
+        birth_date: chrono::NaiveDate::from_ymd_opt(1985, 3, 7),
+    }
+}
+
+/// What an audience's ledger was built with: the ledger format, the destination's preparation of
+/// [`mapping_probe`] and the holdout plan. While it stays the same a sync looks only at members whose
+/// identifiers, eligibility or membership changed (a new campaignd normalising differently, a changed
+/// destination config or holdout changes it, and the next sync compares everyone once).
+fn mapping_of(dest: &dyn AudienceDestination, holdout: Option<&HoldoutPlan>) -> String {
+    let prepared = match dest.prepare(&mapping_probe()) {
+        Ok(m) => m.fingerprint,
+        Err(why) => format!("{why:?}"),
+    };
+    let holdout = holdout.map(|h| format!("{}:{}", h.share, h.salt));
+    campaignd_core::identifiers::sha256_hex(&format!(
+        "{LEDGER_FORMAT}|{}|{prepared}|{holdout:?}",
+        dest.kind()
+    ))
 }
 
 /// Splits a batch's customer ids into acknowledged ones and (id, action, reason) rejections.
@@ -326,6 +391,7 @@ async fn run_one(
         run_id,
         audience_ref: None,
         holdout,
+        versions: HashMap::new(),
         outcome: SyncOutcome {
             segment: cfg.segment.clone(),
             destination: cfg.destination.clone(),
@@ -338,6 +404,7 @@ async fn run_one(
             skipped_no_consent: 0,
             skipped_suppressed: 0,
             skipped_no_identifier: 0,
+            prepared: 0,
             identifiers: IdentifierCounts::default(),
             no_identifier_reasons: NoIdentifierReasons::default(),
             held_out: 0,
@@ -365,6 +432,7 @@ async fn run_one(
                 "suppressed": outcome.skipped_suppressed,
                 "no_identifier": outcome.skipped_no_identifier,
             },
+            "prepared": outcome.prepared,
             "identifiers": outcome.identifiers,
             "no_identifier_reasons": outcome.no_identifier_reasons,
             "held_out": outcome.held_out,
@@ -411,16 +479,21 @@ struct Desired<'a> {
     dest: Arc<dyn AudienceDestination>,
     segment: String,
     consent: Consent,
+    /// Only members the audience `(destination, audience)` does not hold as they are now.
+    changes_against: Option<(String, String)>,
     after: String,
-    page: std::vec::IntoIter<PreparedMember>,
+    page: std::vec::IntoIter<(PreparedMember, i64)>,
     exhausted: bool,
     tally: IdentifierTally,
+    /// Contacts handed to the connector's `prepare` so far.
+    prepared: i64,
     holdout: Option<HoldoutPlan>,
     progress: Progress,
 }
 
 impl Desired<'_> {
-    async fn next(&mut self) -> Result<Option<PreparedMember>, StepError> {
+    /// The next member with the `identity_version` it was prepared from.
+    async fn next(&mut self) -> Result<Option<(PreparedMember, i64)>, StepError> {
         loop {
             if let Some(m) = self.page.next() {
                 return Ok(Some(m));
@@ -428,10 +501,25 @@ impl Desired<'_> {
             if self.exhausted {
                 return Ok(None);
             }
-            let rows = self
-                .store
-                .sync_candidates(&self.segment, self.consent, &self.after, PAGE)
-                .await?;
+            let rows = match &self.changes_against {
+                None => {
+                    self.store
+                        .sync_candidates(&self.segment, self.consent, &self.after, PAGE)
+                        .await?
+                }
+                Some((destination, audience)) => {
+                    self.store
+                        .sync_changes(
+                            &self.segment,
+                            self.consent,
+                            destination,
+                            audience,
+                            &self.after,
+                            PAGE,
+                        )
+                        .await?
+                }
+            };
             match rows.last() {
                 Some(last) => self.after = last.customer_id.clone(),
                 None => {
@@ -441,14 +529,28 @@ impl Desired<'_> {
             }
             self.exhausted = (rows.len() as i64) < PAGE;
             self.progress.advance(rows.len() as u64);
-            let contacts: Vec<Contact> =
-                crate::holdout::without_held_out(rows, self.holdout.as_ref())
-                    .into_iter()
-                    .map(contact_of)
-                    .collect();
+            let kept = crate::holdout::without_held_out(rows, self.holdout.as_ref());
+            let versions: HashMap<String, i64> = kept
+                .iter()
+                .map(|c| (c.customer_id.clone(), c.identity_version))
+                .collect();
+            let contacts: Vec<Contact> = kept.into_iter().map(contact_of).collect();
+            self.prepared += contacts.len() as i64;
             let (prepared, tally) = prepare_in_parallel(&self.dest, contacts).await?;
             self.tally.add(&tally);
-            self.page = prepared.into_iter();
+            let page = prepared
+                .into_iter()
+                .map(|m| {
+                    let version = versions.get(&m.customer_id).copied().ok_or_else(|| {
+                        StepError::Internal(format!(
+                            "prepared customer {} was not on the page read",
+                            m.customer_id
+                        ))
+                    })?;
+                    Ok((m, version))
+                })
+                .collect::<Result<Vec<_>, StepError>>()?;
+            self.page = page.into_iter();
         }
     }
 }
@@ -572,6 +674,8 @@ struct Held<'a> {
     store: &'a Store,
     destination: String,
     audience: String,
+    /// Only what is held for members no longer eligible members of this segment as recorded.
+    changes_of: Option<(String, Consent)>,
     after: String,
     page: std::vec::IntoIter<LedgerEntry>,
     exhausted: bool,
@@ -586,10 +690,25 @@ impl Held<'_> {
             if self.exhausted {
                 return Ok(None);
             }
-            let rows = self
-                .store
-                .ledger_page(&self.destination, &self.audience, &self.after, PAGE)
-                .await?;
+            let rows = match &self.changes_of {
+                None => {
+                    self.store
+                        .ledger_page(&self.destination, &self.audience, &self.after, PAGE)
+                        .await?
+                }
+                Some((segment, consent)) => {
+                    self.store
+                        .ledger_changes(
+                            &self.destination,
+                            &self.audience,
+                            segment,
+                            *consent,
+                            &self.after,
+                            PAGE,
+                        )
+                        .await?
+                }
+            };
             match rows.last() {
                 Some(last) => self.after = last.customer_id.clone(),
                 None => {
@@ -611,6 +730,9 @@ struct Pending {
     additions: Vec<PreparedMember>,
     /// Upsert mode: held members who left the segment; removed only if no longer allowed at all.
     to_check: Vec<LedgerEntry>,
+    /// Held members prepared again to the same payload: `(customer id, identity_version, kinds)`
+    /// to record, so the next sync skips them.
+    restamp: Vec<(String, i64, i64)>,
 }
 
 impl<'a> Job<'a> {
@@ -650,11 +772,14 @@ impl<'a> Job<'a> {
         }
         let recorded = self.store.audience(&dest_name, &audience).await?;
         let batch = limits.max_batch.max(1);
+        let mapping = mapping_of(self.dest.as_ref(), self.holdout.as_ref());
+        let same_mapping = |r: &AudienceRecord| r.mapping.as_deref() == Some(mapping.as_str());
         if opts.dry_run {
             // An unknown or to-be-replaced audience receives everyone; otherwise the merge's counts.
             let replace = opts.full || recorded.as_ref().is_none_or(|r| r.needs_replace);
             let ignore_ledger = recorded.is_none() || (replace && mirror);
-            self.merge(mirror, batch, ignore_ledger, true, shutdown)
+            let incremental = !opts.full && recorded.as_ref().is_some_and(same_mapping);
+            self.merge(mirror, batch, ignore_ledger, incremental, true, shutdown)
                 .await?;
             self.outcome.status = SyncStatus::Planned;
             return Ok(());
@@ -671,6 +796,7 @@ impl<'a> Job<'a> {
                 let record = AudienceRecord {
                     remote_id: remote.remote_id,
                     needs_replace: remote.adopted && mirror,
+                    mapping: None,
                 };
                 self.store
                     .save_audience(&dest_name, &audience, &record, now)
@@ -698,48 +824,87 @@ impl<'a> Job<'a> {
                 self.store.clear_ledger(&dest_name, &audience).await?;
             }
         }
+        let mut incremental = !opts.full && same_mapping(&record);
         if record.needs_replace && mirror {
             if self.dest.supports_replace_all() {
-                return self.replace_all(eligible, batch).await;
+                self.replace_all(eligible, batch).await?;
+                return self.mapping_done(&mapping).await;
             }
             // No native replace: the platform's current members are unknown, so resend everyone.
             self.store.clear_ledger(&dest_name, &audience).await?;
             self.store.mark_replaced(&dest_name, &audience).await?;
+            incremental = false;
         }
-        self.merge(mirror, batch, false, false, shutdown).await
+        self.merge(mirror, batch, false, incremental, false, shutdown)
+            .await?;
+        self.mapping_done(&mapping).await
     }
 
-    fn desired(&self) -> Desired<'a> {
+    /// After a sync that went through every member: the ledger now matches `mapping`, so the next
+    /// sync may look at changed members only. An interrupted sync leaves the record as it was.
+    async fn mapping_done(&self, mapping: &str) -> Result<(), StepError> {
+        if self.outcome.status != SyncStatus::Done {
+            return Ok(());
+        }
+        self.store
+            .save_mapping(&self.cfg.destination, &self.outcome.audience, mapping)
+            .await?;
+        Ok(())
+    }
+
+    /// The desired side of the merge: every eligible member, or (`incremental`) only those the
+    /// audience does not hold exactly as they are now.
+    fn desired(&self, incremental: bool) -> Desired<'a> {
         Desired {
             store: self.store,
             dest: self.dest.clone(),
             segment: self.cfg.segment.clone(),
             consent: self.consent,
+            changes_against: incremental
+                .then(|| (self.cfg.destination.clone(), self.outcome.audience.clone())),
             after: String::new(),
             page: Vec::new().into_iter(),
             exhausted: false,
             tally: IdentifierTally::default(),
+            prepared: 0,
             holdout: self.holdout.clone(),
             progress: self.progress.clone(),
         }
     }
 
     /// Merges the desired members with the ledger and sends the differences in platform-sized batches
-    /// (or, for a dry run, only counts them).
+    /// (or, for a dry run, only counts them). `incremental`: both sides hold only the members whose
+    /// identifiers, membership or eligibility changed since the ledger recorded them (the diff is
+    /// done in the database); the identifier counts of the others come from the ledger.
     async fn merge(
         &mut self,
         mirror: bool,
         batch: usize,
         ignore_ledger: bool,
+        incremental: bool,
         dry_run: bool,
         shutdown: &Shutdown,
     ) -> Result<(), StepError> {
         let store = self.store;
-        let mut desired = self.desired();
+        let incremental = incremental && !ignore_ledger;
+        let unchanged = if incremental {
+            store
+                .held_unchanged_kinds(
+                    &self.cfg.destination,
+                    &self.outcome.audience,
+                    &self.cfg.segment,
+                    self.consent,
+                )
+                .await?
+        } else {
+            Default::default()
+        };
+        let mut desired = self.desired(incremental);
         let mut held = Held {
             store,
             destination: self.cfg.destination.clone(),
             audience: self.outcome.audience.clone(),
+            changes_of: incremental.then(|| (self.cfg.segment.clone(), self.consent)),
             after: String::new(),
             page: Vec::new().into_iter(),
             exhausted: ignore_ledger,
@@ -751,16 +916,16 @@ impl<'a> Job<'a> {
             match (want.take(), have.take()) {
                 (None, None) => break,
                 (Some(w), None) => {
-                    pending.additions.push(w);
+                    self.want(&mut pending, w);
                     want = desired.next().await?;
                 }
                 (None, Some(h)) => {
                     self.held_but_not_wanted(&mut pending, h, mirror);
                     have = held.next().await?;
                 }
-                (Some(w), Some(h)) => match w.customer_id.as_str().cmp(h.customer_id.as_str()) {
+                (Some(w), Some(h)) => match w.0.customer_id.as_str().cmp(h.customer_id.as_str()) {
                     std::cmp::Ordering::Less => {
-                        pending.additions.push(w);
+                        self.want(&mut pending, w);
                         want = desired.next().await?;
                         have = Some(h);
                     }
@@ -770,9 +935,15 @@ impl<'a> Job<'a> {
                         want = Some(w);
                     }
                     std::cmp::Ordering::Equal => {
-                        if w.fingerprint != h.fingerprint {
+                        let (member, version) = w;
+                        if member.fingerprint != h.fingerprint {
                             pending.removals.push(h);
-                            pending.additions.push(w);
+                            self.want(&mut pending, (member, version));
+                        } else {
+                            let bits = kind_bits(&member);
+                            if h.identity_version != Some(version) || h.kinds != Some(bits) {
+                                pending.restamp.push((member.customer_id, version, bits));
+                            }
                         }
                         want = desired.next().await?;
                         have = held.next().await?;
@@ -782,6 +953,7 @@ impl<'a> Job<'a> {
             if pending.additions.len() >= batch
                 || pending.removals.len() >= batch
                 || pending.to_check.len() >= batch
+                || pending.restamp.len() >= batch
             {
                 if !dry_run && shutdown.requested() {
                     self.outcome.status = SyncStatus::Interrupted;
@@ -792,9 +964,25 @@ impl<'a> Job<'a> {
         }
         self.flush(&mut pending, batch, dry_run, true).await?;
         self.outcome.skipped_no_identifier = desired.tally.reasons.total();
-        self.outcome.identifiers = desired.tally.kinds;
+        self.outcome.prepared = desired.prepared;
+        let mut kinds = desired.tally.kinds;
+        kinds.email += unchanged.email;
+        kinds.phone += unchanged.phone;
+        kinds.address += unchanged.address;
+        self.outcome.identifiers = kinds;
         self.outcome.no_identifier_reasons = desired.tally.reasons;
         Ok(())
+    }
+
+    /// Queues a desired member for sending, remembering the version it was prepared from.
+    fn want(&mut self, pending: &mut Pending, (member, version): (PreparedMember, i64)) {
+        self.versions.insert(member.customer_id.clone(), version);
+        pending.additions.push(member);
+    }
+
+    /// The ledger row for an acknowledged member prepared in this run.
+    fn entry_of(&self, m: &PreparedMember) -> LedgerEntry {
+        to_entry(m, self.versions.get(&m.customer_id).copied())
     }
 
     fn held_but_not_wanted(&self, pending: &mut Pending, held: LedgerEntry, mirror: bool) {
@@ -832,6 +1020,18 @@ impl<'a> Job<'a> {
                     .drain(..)
                     .filter(|e| !allowed.contains(&e.customer_id)),
             );
+        }
+        if !pending.restamp.is_empty() {
+            if !dry_run {
+                self.store
+                    .restamp_ledger(
+                        &self.cfg.destination,
+                        &self.outcome.audience,
+                        &pending.restamp,
+                    )
+                    .await?;
+            }
+            pending.restamp.clear();
         }
         // Removals go out in full before any addition collected alongside them.
         while !pending.removals.is_empty()
@@ -883,6 +1083,9 @@ impl<'a> Job<'a> {
     ) -> Result<(), StepError> {
         if dry_run {
             self.outcome.added += chunk.len() as i64;
+            for m in chunk {
+                self.versions.remove(&m.customer_id);
+            }
             return Ok(());
         }
         if self.dest.remote_job(JobAction::Add) {
@@ -912,7 +1115,7 @@ impl<'a> Job<'a> {
             let added = chunk
                 .iter()
                 .filter(|m| accepted.contains(&m.customer_id))
-                .map(to_entry)
+                .map(|m| self.entry_of(m))
                 .collect();
             (added, Vec::new())
         };
@@ -949,6 +1152,12 @@ impl<'a> Job<'a> {
         self.outcome.added += added.len() as i64;
         self.outcome.removed += removed.len() as i64;
         self.outcome.rejected += rejected.len() as i64;
+        if action != "remove" {
+            // Settled either way (held, or rejected and retried next run): nothing waits for them.
+            for m in chunk {
+                self.versions.remove(&m.customer_id);
+            }
+        }
         Ok(())
     }
 
@@ -978,7 +1187,8 @@ impl<'a> Job<'a> {
             action: action.as_str().to_string(),
             run_id: self.run_id,
             submitted_at: Utc::now().timestamp(),
-            members: held.iter().map(to_entry).collect(),
+            // A job resumed by a later run cannot vouch for the version: those rows compare again.
+            members: held.iter().map(|m| to_entry(m, None)).collect(),
         };
         self.store
             .save_remote_job(&self.cfg.destination, &self.outcome.audience, &job)
@@ -1054,10 +1264,11 @@ impl<'a> Job<'a> {
         let (dest_name, audience) = (self.cfg.destination.clone(), self.outcome.audience.clone());
         self.store.clear_ledger(&dest_name, &audience).await?;
         let mut session = ReplaceSession::new(eligible as u64);
-        let mut desired = self.desired();
+        let mut desired = self.desired(false);
         let mut slice: Vec<PreparedMember> = Vec::with_capacity(batch);
         let mut next = desired.next().await?;
-        while let Some(member) = next {
+        while let Some((member, version)) = next {
+            self.versions.insert(member.customer_id.clone(), version);
             slice.push(member);
             next = desired.next().await?;
             if slice.len() == batch || next.is_none() {
@@ -1072,6 +1283,7 @@ impl<'a> Job<'a> {
             }
         }
         self.outcome.skipped_no_identifier = desired.tally.reasons.total();
+        self.outcome.prepared = desired.prepared;
         self.outcome.identifiers = desired.tally.kinds;
         self.outcome.no_identifier_reasons = desired.tally.reasons;
         self.store.mark_replaced(&dest_name, &audience).await?;

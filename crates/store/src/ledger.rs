@@ -4,7 +4,9 @@
 //! The engine reads the segment's eligible members and the ledger as two keyset-paged streams in the
 //! same customer-id order (bytewise: `COLLATE "C"` on Postgres, SQLite's default BINARY) and merges
 //! them, so memory stays flat in the audience size, nothing is written for unchanged members, and a
-//! crashed run resumes from the ledger without resending acknowledged batches.
+//! crashed run resumes from the ledger without resending acknowledged batches. Each ledger row keeps
+//! the `customers.identity_version` its payload was prepared from, so [`Store::sync_changes`] and
+//! [`Store::ledger_changes`] can leave out, in the database, every member held as they are now.
 
 use chrono::NaiveDate;
 use sqlx::Row;
@@ -37,6 +39,10 @@ pub struct AudienceRecord {
     pub remote_id: String,
     /// Adopted (members unknown) or `--full`: the next mirror sync must replace its contents.
     pub needs_replace: bool,
+    /// The mapping the ledger's payloads were prepared with (the connector's fingerprint of a fixed
+    /// probe contact), recorded after a complete sync; `None` or a different value makes the next
+    /// sync compare every member instead of only those whose identifiers changed.
+    pub mapping: Option<String>,
 }
 
 /// A segment member eligible to be sent, with the raw contact columns connectors normalise.
@@ -64,6 +70,9 @@ pub struct Candidate {
     pub gender: Option<String>,
     /// Birth date.
     pub birth_date: Option<NaiveDate>,
+    /// The customer's `identity_version` when this row was read: recorded in the ledger with the
+    /// payload prepared from these columns, so a later sync knows whether they changed since.
+    pub identity_version: i64,
 }
 
 /// One member as a platform holds it: what was (or will be) sent, and its fingerprint.
@@ -75,6 +84,34 @@ pub struct LedgerEntry {
     pub fingerprint: String,
     /// The exact JSON payload sent (hashed where the platform takes hashes).
     pub payload: String,
+    /// The customer's `identity_version` the payload was prepared from; `None` when unknown (rows
+    /// from before versions were kept, or from a remote job), which only makes the next sync compare
+    /// the member again.
+    pub identity_version: Option<i64>,
+    /// The identifier kinds the payload carries ([`KINDS_EMAIL`] | [`KINDS_PHONE`] |
+    /// [`KINDS_ADDRESS`]); `None` when unknown, which also makes the next sync compare the member.
+    pub kinds: Option<i64>,
+}
+
+/// A ledger row as read: customer id, fingerprint, payload, identity version, kinds.
+type HeldRow = (String, String, String, Option<i64>, Option<i64>);
+
+/// [`LedgerEntry::kinds`] bit: the payload carries an email.
+pub const KINDS_EMAIL: i64 = 1;
+/// [`LedgerEntry::kinds`] bit: the payload carries a phone.
+pub const KINDS_PHONE: i64 = 2;
+/// [`LedgerEntry::kinds`] bit: the payload carries a name and postal address.
+pub const KINDS_ADDRESS: i64 = 4;
+
+/// How many held members carry each identifier kind (see [`Store::held_unchanged_kinds`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KindCounts {
+    /// Members whose payload carries an email.
+    pub email: i64,
+    /// Members whose payload carries a phone.
+    pub phone: i64,
+    /// Members whose payload carries a name and postal address.
+    pub address: i64,
 }
 
 /// What the platform did with one batch, as the ledger records it.
@@ -138,9 +175,8 @@ pub(crate) fn rows_per_statement(store: &Store) -> usize {
 }
 
 /// `($1, $2, $3, $4, $5), ($1, $2, $6, $7, $8), ...`: the `shared` leading parameters repeated in every
-/// row, then three fresh ones per row (customer id, fingerprint, payload).
-pub(crate) fn values_rows(rows: usize, shared: usize) -> String {
-    let per_row = 3;
+/// row, then `per_row` fresh ones per row (e.g. customer id, fingerprint, payload).
+pub(crate) fn values_rows(rows: usize, shared: usize, per_row: usize) -> String {
     let mut sql = String::new();
     for r in 0..rows {
         if r > 0 {
@@ -151,7 +187,13 @@ pub(crate) fn values_rows(rows: usize, shared: usize) -> String {
             sql.push_str(&format!("${s}, "));
         }
         let base = shared + r * per_row;
-        sql.push_str(&format!("${}, ${}, ${})", base + 1, base + 2, base + 3));
+        for k in 1..=per_row {
+            if k > 1 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", base + k));
+        }
+        sql.push(')');
     }
     sql
 }
@@ -162,6 +204,8 @@ pub(crate) fn entries(rows: Vec<(String, String, String)>) -> Vec<LedgerEntry> {
             customer_id,
             fingerprint,
             payload,
+            identity_version: None,
+            kinds: None,
         })
         .collect()
 }
@@ -173,12 +217,13 @@ impl Store {
         destination: &str,
         audience_name: &str,
     ) -> Result<Option<AudienceRecord>, StoreError> {
-        const SQL: &str = "SELECT remote_id, needs_replace FROM destination_audiences WHERE destination = $1 AND audience_name = $2";
-        let row: Option<(String, i64)> = on_pool!(self, pool => sqlx::query_as(SQL)
+        const SQL: &str = "SELECT remote_id, needs_replace, mapping FROM destination_audiences WHERE destination = $1 AND audience_name = $2";
+        let row: Option<(String, i64, Option<String>)> = on_pool!(self, pool => sqlx::query_as(SQL)
             .bind(destination).bind(audience_name).fetch_optional(pool).await?);
-        Ok(row.map(|(remote_id, flag)| AudienceRecord {
+        Ok(row.map(|(remote_id, flag, mapping)| AudienceRecord {
             remote_id,
             needs_replace: flag != 0,
+            mapping,
         }))
     }
 
@@ -190,12 +235,26 @@ impl Store {
         record: &AudienceRecord,
         now: i64,
     ) -> Result<(), StoreError> {
-        const SQL: &str = "INSERT INTO destination_audiences (destination, audience_name, remote_id, needs_replace, created_at) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (destination, audience_name) DO UPDATE SET \
-             remote_id = excluded.remote_id, needs_replace = excluded.needs_replace";
+        const SQL: &str = "INSERT INTO destination_audiences (destination, audience_name, remote_id, needs_replace, created_at, mapping) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (destination, audience_name) DO UPDATE SET \
+             remote_id = excluded.remote_id, needs_replace = excluded.needs_replace, mapping = excluded.mapping";
         on_pool!(self, pool => sqlx::query(SQL)
             .bind(destination).bind(audience_name).bind(&record.remote_id)
-            .bind(i64::from(record.needs_replace)).bind(now)
+            .bind(i64::from(record.needs_replace)).bind(now).bind(&record.mapping)
+            .execute(pool).await.map(|_| ())?);
+        Ok(())
+    }
+
+    /// Records the mapping a complete sync built the audience's ledger with (see
+    /// [`AudienceRecord::mapping`]), so later syncs may look at changed members only.
+    pub async fn save_mapping(
+        &self,
+        destination: &str,
+        audience_name: &str,
+        mapping: &str,
+    ) -> Result<(), StoreError> {
+        const SQL: &str = "UPDATE destination_audiences SET mapping = $3 WHERE destination = $1 AND audience_name = $2";
+        on_pool!(self, pool => sqlx::query(SQL).bind(destination).bind(audience_name).bind(mapping)
             .execute(pool).await.map(|_| ())?);
         Ok(())
     }
@@ -231,16 +290,62 @@ impl Store {
         after: &str,
         limit: i64,
     ) -> Result<Vec<Candidate>, StoreError> {
+        self.candidates_page(segment, consent, None, after, limit)
+            .await
+    }
+
+    /// Like [`Store::sync_candidates`], but only the members the audience `(destination,
+    /// audience_name)` does not hold as they are now: not in its ledger, or recorded from another
+    /// `identity_version` (or an unknown one). Members held unchanged are skipped in the database, so
+    /// their identifiers are neither read nor prepared again.
+    pub async fn sync_changes(
+        &self,
+        segment: &str,
+        consent: Consent,
+        destination: &str,
+        audience_name: &str,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<Candidate>, StoreError> {
+        self.candidates_page(
+            segment,
+            consent,
+            Some((destination, audience_name)),
+            after,
+            limit,
+        )
+        .await
+    }
+
+    async fn candidates_page(
+        &self,
+        segment: &str,
+        consent: Consent,
+        changes_against: Option<(&str, &str)>,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<Candidate>, StoreError> {
         let c = bytewise(self);
+        let (join, changed) = match changes_against {
+            None => ("", ""),
+            Some(_) => (
+                " LEFT JOIN sync_ledger l ON l.destination = $4 AND l.audience_name = $5 AND l.customer_id = m.customer_id",
+                " AND (l.identity_version IS NULL OR l.kinds IS NULL OR l.identity_version <> c.identity_version)",
+            ),
+        };
         let sql = format!(
             "SELECT c.id, c.email, c.phone, c.first_name, c.last_name, c.country, c.postal_code, \
-             c.city, c.region, c.gender, c.birth_date \
-             FROM segment_memberships m JOIN customers c ON c.id = m.customer_id \
-             WHERE m.segment = $1 AND m.customer_id{c} > $2 AND {} ORDER BY m.customer_id{c} LIMIT $3",
+             c.city, c.region, c.gender, c.birth_date, c.identity_version \
+             FROM segment_memberships m JOIN customers c ON c.id = m.customer_id{join} \
+             WHERE m.segment = $1 AND m.customer_id{c} > $2 AND {}{changed} ORDER BY m.customer_id{c} LIMIT $3",
             eligible_sql(consent)
         );
         let rows = on_pool!(self, pool => {
-            sqlx::query(&sql).bind(segment).bind(after).bind(limit).fetch_all(pool).await?
+            let mut q = sqlx::query(&sql).bind(segment).bind(after).bind(limit);
+            if let Some((destination, audience_name)) = changes_against {
+                q = q.bind(destination).bind(audience_name);
+            }
+            q.fetch_all(pool).await?
                 .iter()
                 .map(|r| -> Result<Candidate, sqlx::Error> {
                     Ok(Candidate {
@@ -255,6 +360,7 @@ impl Store {
                         region: r.try_get(8)?,
                         gender: r.try_get(9)?,
                         birth_date: r.try_get(10)?,
+                        identity_version: r.try_get(11)?,
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?
@@ -297,15 +403,130 @@ impl Store {
         after: &str,
         limit: i64,
     ) -> Result<Vec<LedgerEntry>, StoreError> {
+        self.held_page(destination, audience_name, None, after, limit)
+            .await
+    }
+
+    /// Like [`Store::ledger_page`], but only what the audience holds for members who are no longer
+    /// an eligible member of `segment` on a `consent` channel exactly as recorded (they left, lost
+    /// consent, were suppressed, or their identifiers changed since): the other side of
+    /// [`Store::sync_changes`].
+    pub async fn ledger_changes(
+        &self,
+        destination: &str,
+        audience_name: &str,
+        segment: &str,
+        consent: Consent,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<LedgerEntry>, StoreError> {
+        self.held_page(
+            destination,
+            audience_name,
+            Some((segment, consent)),
+            after,
+            limit,
+        )
+        .await
+    }
+
+    async fn held_page(
+        &self,
+        destination: &str,
+        audience_name: &str,
+        changes_of: Option<(&str, Consent)>,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<LedgerEntry>, StoreError> {
         let c = bytewise(self);
+        let changed = match changes_of {
+            None => String::new(),
+            Some((_, consent)) => format!(
+                " AND NOT EXISTS (SELECT 1 FROM segment_memberships m JOIN customers c ON c.id = m.customer_id \
+                 WHERE m.segment = $5 AND m.customer_id = l.customer_id AND c.identity_version = l.identity_version \
+                 AND l.kinds IS NOT NULL AND {})",
+                eligible_sql(consent)
+            ),
+        };
         let sql = format!(
-            "SELECT customer_id, fingerprint, payload FROM sync_ledger \
-             WHERE destination = $1 AND audience_name = $2 AND customer_id{c} > $3 \
-             ORDER BY customer_id{c} LIMIT $4"
+            "SELECT l.customer_id, l.fingerprint, l.payload, l.identity_version, l.kinds FROM sync_ledger l \
+             WHERE l.destination = $1 AND l.audience_name = $2 AND l.customer_id{c} > $3{changed} \
+             ORDER BY l.customer_id{c} LIMIT $4"
         );
-        let rows: Vec<(String, String, String)> = on_pool!(self, pool => sqlx::query_as(&sql)
-            .bind(destination).bind(audience_name).bind(after).bind(limit).fetch_all(pool).await?);
-        Ok(entries(rows))
+        let rows: Vec<HeldRow> = on_pool!(self, pool => {
+            let mut q = sqlx::query_as(&sql).bind(destination).bind(audience_name).bind(after).bind(limit);
+            if let Some((segment, _)) = changes_of {
+                q = q.bind(segment);
+            }
+            q.fetch_all(pool).await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(
+                |(customer_id, fingerprint, payload, identity_version, kinds)| LedgerEntry {
+                    customer_id,
+                    fingerprint,
+                    payload,
+                    identity_version,
+                    kinds,
+                },
+            )
+            .collect())
+    }
+
+    /// Records that held members' identifiers changed without changing what the platform holds (the
+    /// same payload prepared from a newer `identity_version`): `(customer id, version, kinds)`, so
+    /// later syncs skip them again.
+    pub async fn restamp_ledger(
+        &self,
+        destination: &str,
+        audience_name: &str,
+        versions: &[(String, i64, i64)],
+    ) -> Result<(), StoreError> {
+        const SQL: &str = "UPDATE sync_ledger SET identity_version = $4, kinds = $5 \
+             WHERE destination = $1 AND audience_name = $2 AND customer_id = $3";
+        if versions.is_empty() {
+            return Ok(());
+        }
+        on_pool!(self, pool => {
+            let mut tx = pool.begin_with(self.begin_write_sql()).await?;
+            for (id, version, kinds) in versions {
+                sqlx::query(SQL).bind(destination).bind(audience_name).bind(id).bind(version).bind(kinds)
+                    .execute(&mut *tx).await?;
+            }
+            tx.commit().await?
+        });
+        Ok(())
+    }
+
+    /// The identifier kinds of the members [`Store::sync_changes`] and [`Store::ledger_changes`]
+    /// leave out (eligible members of `segment` held exactly as recorded), counted in the database
+    /// before a sync changes anything: with the kinds of the members it prepares, the sync's count
+    /// of identifiers per kind without preparing the unchanged ones.
+    pub async fn held_unchanged_kinds(
+        &self,
+        destination: &str,
+        audience_name: &str,
+        segment: &str,
+        consent: Consent,
+    ) -> Result<KindCounts, StoreError> {
+        let sql = format!(
+            "SELECT COALESCE(SUM(CASE WHEN (l.kinds & {KINDS_EMAIL}) <> 0 THEN 1 ELSE 0 END), 0), \
+                    COALESCE(SUM(CASE WHEN (l.kinds & {KINDS_PHONE}) <> 0 THEN 1 ELSE 0 END), 0), \
+                    COALESCE(SUM(CASE WHEN (l.kinds & {KINDS_ADDRESS}) <> 0 THEN 1 ELSE 0 END), 0) \
+             FROM sync_ledger l JOIN segment_memberships m ON m.segment = $3 AND m.customer_id = l.customer_id \
+             JOIN customers c ON c.id = l.customer_id \
+             WHERE l.destination = $1 AND l.audience_name = $2 AND l.kinds IS NOT NULL \
+             AND c.identity_version = l.identity_version AND {}",
+            eligible_sql(consent)
+        );
+        let (email, phone, address): (i64, i64, i64) = on_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(destination).bind(audience_name).bind(segment).fetch_one(pool).await?);
+        Ok(KindCounts {
+            email,
+            phone,
+            address,
+        })
     }
 
     /// Advances the ledger for one acknowledged batch, in one transaction: accepted additions are
@@ -362,9 +583,10 @@ impl Store {
             removed,
             rejected,
         } = *batch;
-        const ADD_HEAD: &str = "INSERT INTO sync_ledger (destination, audience_name, synced_at, run_id, customer_id, fingerprint, payload) VALUES ";
+        const ADD_HEAD: &str = "INSERT INTO sync_ledger (destination, audience_name, synced_at, run_id, customer_id, fingerprint, payload, identity_version, kinds) VALUES ";
         const ADD_TAIL: &str = " ON CONFLICT (destination, audience_name, customer_id) DO UPDATE SET \
-             fingerprint = excluded.fingerprint, payload = excluded.payload, synced_at = excluded.synced_at, run_id = excluded.run_id";
+             fingerprint = excluded.fingerprint, payload = excluded.payload, synced_at = excluded.synced_at, run_id = excluded.run_id, \
+             identity_version = excluded.identity_version, kinds = excluded.kinds";
         const REMOVE_HEAD: &str = "DELETE FROM sync_ledger WHERE destination = $1 AND audience_name = $2 AND customer_id IN ";
         const REJECT: &str = "INSERT INTO sync_rejections (run_id, destination, audience_name, customer_id, action, reason, at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)";
@@ -372,10 +594,10 @@ impl Store {
         on_pool!(self, pool => {
             let mut tx = pool.begin_with(self.begin_write_sql()).await?;
             for chunk in added.chunks(chunk_rows) {
-                let sql = format!("{ADD_HEAD}{}{ADD_TAIL}", values_rows(chunk.len(), 4));
+                let sql = format!("{ADD_HEAD}{}{ADD_TAIL}", values_rows(chunk.len(), 4, 5));
                 let mut q = sqlx::query(&sql).bind(destination).bind(audience_name).bind(now).bind(run_id);
                 for m in chunk {
-                    q = q.bind(&m.customer_id).bind(&m.fingerprint).bind(&m.payload);
+                    q = q.bind(&m.customer_id).bind(&m.fingerprint).bind(&m.payload).bind(m.identity_version).bind(m.kinds);
                 }
                 q.execute(&mut *tx).await?;
             }

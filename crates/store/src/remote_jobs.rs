@@ -45,7 +45,7 @@ impl Store {
                 .bind(job.run_id).bind(job.submitted_at)
                 .execute(&mut *tx).await?;
             for chunk in job.members.chunks(chunk_rows) {
-                let sql = format!("{MEMBERS_HEAD}{}", values_rows(chunk.len(), 3));
+                let sql = format!("{MEMBERS_HEAD}{}", values_rows(chunk.len(), 3, 3));
                 let mut q = sqlx::query(&sql).bind(destination).bind(audience_name).bind(&job.job_id);
                 for m in chunk {
                     q = q.bind(&m.customer_id).bind(&m.fingerprint).bind(&m.payload);
@@ -108,6 +108,8 @@ mod tests {
             customer_id: id.into(),
             fingerprint: format!("fp-{id}"),
             payload: format!("{{\"id\":\"{id}\"}}"),
+            identity_version: None,
+            kinds: None,
         }
     }
 

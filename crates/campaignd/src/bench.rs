@@ -18,6 +18,12 @@ use campaignd_store::{Pool, Store};
 const LOAD_GOAL_ROWS_PER_SEC: u64 = 300_000;
 /// Seconds the first recompute of every template may take at 1M customers on SQLite (issue 13).
 const RECOMPUTE_GOAL_SECS: u64 = 10;
+/// Identifiers per second the first sync of 1M members should reach (issue 13).
+const FIRST_SYNC_GOAL_IDS_PER_SEC: u64 = 150_000;
+/// Peak RSS in MiB the first sync of 1M members should stay under (issue 13).
+const RSS_GOAL_MIB: u64 = 150;
+/// Seconds a sync after 1 % churn of 1M members should take at most (issue 13).
+const CHURN_GOAL_SECS: f64 = 1.5;
 /// Repetitions of the rerun and the bare query; the best of each is reported, to damp a loaded machine.
 const BEST_OF: usize = 3;
 
@@ -295,6 +301,7 @@ destination = "fake_meta"
             );
         };
     let (secs, rss) = timed_sync(&config)?;
+    let first_secs = secs;
     let log = fake.requests().all();
     let bytes: u64 = log.iter().map(|r| r.body_bytes).sum();
     report("first sync", members, secs, rss, log.len(), bytes);
@@ -339,8 +346,69 @@ destination = "fake_meta"
         fake.members(&audience.id).len(),
         members - leave + join
     );
+
+    // Nothing changed: the cost is the diff query alone.
+    let (reqs_before, bytes_before) = (log.len(), bytes);
+    let (secs, rss) = timed_sync(&config)?;
+    let log = fake.requests().all();
+    let bytes: u64 = log.iter().map(|r| r.body_bytes).sum();
+    report(
+        "no change",
+        0,
+        secs,
+        rss,
+        log.len() - reqs_before,
+        bytes - bytes_before,
+    );
+    let store = Store::connect(&settings.store.url).await?;
+    let prepared: Vec<i64> = store
+        .recent_runs(3, Some("sync"))
+        .await?
+        .iter()
+        .rev()
+        .map(|r| r.counts["prepared"].as_i64().unwrap_or(-1))
+        .collect();
+    store.close().await;
     println!(
         "peak RSS is each `campaignd sync` process's own VmHWM (the fake runs in the bench process)"
+    );
+    println!("members prepared (read, normalised, hashed) by the three runs: {prepared:?}");
+    println!();
+
+    // The limit of the first sync: only preparing the same members in memory, on both cores.
+    let secrets = campaignd_connectors::SecretResolver::from_map(
+        [(
+            "CAMPAIGND_BENCH_META_TOKEN".to_string(),
+            "bench-token".to_string(),
+        )]
+        .into(),
+    );
+    let destinations = campaignd_engine::sync::build_destinations(&settings, &secrets)?;
+    let meta = destinations
+        .get("fake_meta")
+        .context("the bench config has no fake_meta destination")?
+        .clone();
+    let contacts: Vec<campaignd_connectors::Contact> = bench_customers(0..members, true)
+        .iter()
+        .map(campaignd_connectors::Contact::from)
+        .collect();
+    let t = Instant::now();
+    let (left, right) = contacts.split_at(contacts.len() / 2);
+    let ok = std::thread::scope(|scope| {
+        let a = scope.spawn(|| left.iter().filter(|c| meta.prepare(c).is_ok()).count());
+        let b = scope.spawn(|| right.iter().filter(|c| meta.prepare(c).is_ok()).count());
+        a.join().unwrap_or(0) + b.join().unwrap_or(0)
+    });
+    let prep = t.elapsed().as_secs_f64();
+    anyhow::ensure!(ok == members, "prepared {ok} of {members} in memory");
+    println!("limits (the same {members} members, in this process):");
+    println!(
+        "  prepare only (normalise + hash, 2 threads): {prep:.2}s = {:.0} ids/s; first sync / prepare = {:.2}",
+        members as f64 / prep.max(1e-9),
+        first_secs / prep.max(1e-9)
+    );
+    println!(
+        "  goals (issue 13): first sync of 1M ≥ {FIRST_SYNC_GOAL_IDS_PER_SEC} ids/s under {RSS_GOAL_MIB} MiB; 1 % churn of 1M ≤ {CHURN_GOAL_SECS} s"
     );
     Ok(())
 }

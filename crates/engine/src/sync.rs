@@ -28,8 +28,8 @@ use campaignd_connectors::{
 };
 use campaignd_core::progress::Progress;
 use campaignd_store::ledger::{
-    Acknowledged, AudienceRecord, Candidate, Consent, LedgerEntry, KINDS_ADDRESS, KINDS_EMAIL,
-    KINDS_PHONE,
+    Acknowledged, AudienceRecord, Candidate, Consent, KindCounts, LedgerEntry, KINDS_ADDRESS,
+    KINDS_EMAIL, KINDS_PHONE,
 };
 use campaignd_store::remote_jobs::RemoteJob;
 use campaignd_store::runs::Outcome;
@@ -676,6 +676,8 @@ struct Held<'a> {
     audience: String,
     /// Only what is held for members no longer eligible members of this segment as recorded.
     changes_of: Option<(String, Consent)>,
+    /// The identifier kinds of the rows returned so far (those whose kinds are known).
+    kinds_read: KindCounts,
     after: String,
     page: std::vec::IntoIter<LedgerEntry>,
     exhausted: bool,
@@ -717,6 +719,11 @@ impl Held<'_> {
                 }
             }
             self.exhausted = (rows.len() as i64) < PAGE;
+            for kinds in rows.iter().filter_map(|r| r.kinds) {
+                self.kinds_read.email += i64::from(kinds & KINDS_EMAIL != 0);
+                self.kinds_read.phone += i64::from(kinds & KINDS_PHONE != 0);
+                self.kinds_read.address += i64::from(kinds & KINDS_ADDRESS != 0);
+            }
             self.page = rows.into_iter();
         }
     }
@@ -887,14 +894,11 @@ impl<'a> Job<'a> {
     ) -> Result<(), StepError> {
         let store = self.store;
         let incremental = incremental && !ignore_ledger;
-        let unchanged = if incremental {
+        // The kinds of everything held now, less those of the rows the held stream returns below:
+        // the kinds of the members held unchanged, which nobody prepares.
+        let held_before = if incremental {
             store
-                .held_unchanged_kinds(
-                    &self.cfg.destination,
-                    &self.outcome.audience,
-                    &self.cfg.segment,
-                    self.consent,
-                )
+                .held_kinds(&self.cfg.destination, &self.outcome.audience)
                 .await?
         } else {
             Default::default()
@@ -908,6 +912,7 @@ impl<'a> Job<'a> {
             after: String::new(),
             page: Vec::new().into_iter(),
             exhausted: ignore_ledger,
+            kinds_read: KindCounts::default(),
         };
         let mut pending = Pending::default();
         let mut want = desired.next().await?;
@@ -966,9 +971,11 @@ impl<'a> Job<'a> {
         self.outcome.skipped_no_identifier = desired.tally.reasons.total();
         self.outcome.prepared = desired.prepared;
         let mut kinds = desired.tally.kinds;
-        kinds.email += unchanged.email;
-        kinds.phone += unchanged.phone;
-        kinds.address += unchanged.address;
+        if incremental {
+            kinds.email += held_before.email - held.kinds_read.email;
+            kinds.phone += held_before.phone - held.kinds_read.phone;
+            kinds.address += held_before.address - held.kinds_read.address;
+        }
         self.outcome.identifiers = kinds;
         self.outcome.no_identifier_reasons = desired.tally.reasons;
         Ok(())

@@ -103,7 +103,7 @@ pub const KINDS_PHONE: i64 = 2;
 /// [`LedgerEntry::kinds`] bit: the payload carries a name and postal address.
 pub const KINDS_ADDRESS: i64 = 4;
 
-/// How many held members carry each identifier kind (see [`Store::held_unchanged_kinds`]).
+/// How many held members carry each identifier kind (see [`Store::held_kinds`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct KindCounts {
     /// Members whose payload carries an email.
@@ -139,22 +139,57 @@ pub struct Exclusions {
 /// Digits of a phone number, in SQL: the form phone suppressions are stored in.
 const PHONE_DIGITS: &str = "REPLACE(REPLACE(REPLACE(REPLACE(REPLACE(REPLACE(COALESCE(c.phone, ''), '+', ''), ' ', ''), '-', ''), '(', ''), ')', ''), '.', '')";
 
+/// Which kinds of identifier the suppression list holds at all: a kind it holds none of needs no
+/// per-member lookup (normalising every member's email and phone in SQL costs more than the lookup).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SuppressionKinds {
+    customer_id: bool,
+    email: bool,
+    phone: bool,
+}
+
+impl SuppressionKinds {
+    /// Every kind: the check that is right whatever the list holds.
+    const ALL: SuppressionKinds = SuppressionKinds {
+        customer_id: true,
+        email: true,
+        phone: true,
+    };
+}
+
 /// `c` is on the suppression list by id, normalised email or phone digits (index lookups on the
-/// suppressions primary key; identifiers are normalised when written).
-fn suppressed_sql() -> String {
-    format!(
-        "(EXISTS (SELECT 1 FROM suppressions s WHERE s.identifier_kind = 'customer_id' AND s.identifier = c.id) \
-         OR EXISTS (SELECT 1 FROM suppressions s WHERE s.identifier_kind = 'email' AND s.identifier = LOWER(TRIM(c.email))) \
-         OR EXISTS (SELECT 1 FROM suppressions s WHERE s.identifier_kind = 'phone' AND s.identifier = {PHONE_DIGITS}))"
-    )
+/// suppressions primary key; identifiers are normalised when written), checking only the `kinds`
+/// the list holds.
+fn suppressed_sql(kinds: SuppressionKinds) -> String {
+    let mut checks = Vec::new();
+    if kinds.customer_id {
+        checks.push("EXISTS (SELECT 1 FROM suppressions s WHERE s.identifier_kind = 'customer_id' AND s.identifier = c.id)".to_string());
+    }
+    if kinds.email {
+        checks.push("EXISTS (SELECT 1 FROM suppressions s WHERE s.identifier_kind = 'email' AND s.identifier = LOWER(TRIM(c.email)))".to_string());
+    }
+    if kinds.phone {
+        checks.push(format!(
+            "EXISTS (SELECT 1 FROM suppressions s WHERE s.identifier_kind = 'phone' AND s.identifier = {PHONE_DIGITS})"
+        ));
+    }
+    if checks.is_empty() {
+        return "(1 = 0)".to_string();
+    }
+    format!("({})", checks.join(" OR "))
 }
 
 /// `c` may be sent to a destination needing `consent`.
 pub(crate) fn eligible_sql(consent: Consent) -> String {
+    eligible_sql_with(consent, SuppressionKinds::ALL)
+}
+
+/// [`eligible_sql`] for a suppression list holding only `kinds`.
+fn eligible_sql_with(consent: Consent, kinds: SuppressionKinds) -> String {
     format!(
         "(c.{} = TRUE AND NOT {})",
         consent.column(),
-        suppressed_sql()
+        suppressed_sql(kinds)
     )
 }
 
@@ -270,7 +305,7 @@ impl Store {
                     COALESCE(SUM(CASE WHEN c.{col} = TRUE AND {sup} THEN 1 ELSE 0 END), 0) \
              FROM segment_memberships m JOIN customers c ON c.id = m.customer_id WHERE m.segment = $1",
             col = consent.column(),
-            sup = suppressed_sql()
+            sup = suppressed_sql(self.suppression_kinds().await?)
         );
         let (members, no_consent, suppressed): (i64, i64, i64) = on_pool!(self, pool => sqlx::query_as(&sql)
             .bind(segment).fetch_one(pool).await?);
@@ -338,7 +373,7 @@ impl Store {
              c.city, c.region, c.gender, c.birth_date, c.identity_version \
              FROM segment_memberships m JOIN customers c ON c.id = m.customer_id{join} \
              WHERE m.segment = $1 AND m.customer_id{c} > $2 AND {}{changed} ORDER BY m.customer_id{c} LIMIT $3",
-            eligible_sql(consent)
+            eligible_sql_with(consent, self.suppression_kinds().await?)
         );
         let rows = on_pool!(self, pool => {
             let mut q = sqlx::query(&sql).bind(segment).bind(after).bind(limit);
@@ -445,7 +480,7 @@ impl Store {
                 " AND NOT EXISTS (SELECT 1 FROM segment_memberships m JOIN customers c ON c.id = m.customer_id \
                  WHERE m.segment = $5 AND m.customer_id = l.customer_id AND c.identity_version = l.identity_version \
                  AND l.kinds IS NOT NULL AND {})",
-                eligible_sql(consent)
+                eligible_sql_with(consent, self.suppression_kinds().await?)
             ),
         };
         let sql = format!(
@@ -499,33 +534,42 @@ impl Store {
         Ok(())
     }
 
-    /// The identifier kinds of the members [`Store::sync_changes`] and [`Store::ledger_changes`]
-    /// leave out (eligible members of `segment` held exactly as recorded), counted in the database
-    /// before a sync changes anything: with the kinds of the members it prepares, the sync's count
-    /// of identifiers per kind without preparing the unchanged ones.
-    pub async fn held_unchanged_kinds(
+    /// How many of the rows the audience's ledger holds with known kinds carry each identifier kind
+    /// (one pass over its primary-key range): read before an incremental sync, less the rows
+    /// [`Store::ledger_changes`] returns, it counts the identifiers of the members held unchanged
+    /// without preparing them.
+    pub async fn held_kinds(
         &self,
         destination: &str,
         audience_name: &str,
-        segment: &str,
-        consent: Consent,
     ) -> Result<KindCounts, StoreError> {
         let sql = format!(
-            "SELECT COALESCE(SUM(CASE WHEN (l.kinds & {KINDS_EMAIL}) <> 0 THEN 1 ELSE 0 END), 0), \
-                    COALESCE(SUM(CASE WHEN (l.kinds & {KINDS_PHONE}) <> 0 THEN 1 ELSE 0 END), 0), \
-                    COALESCE(SUM(CASE WHEN (l.kinds & {KINDS_ADDRESS}) <> 0 THEN 1 ELSE 0 END), 0) \
-             FROM sync_ledger l JOIN segment_memberships m ON m.segment = $3 AND m.customer_id = l.customer_id \
-             JOIN customers c ON c.id = l.customer_id \
-             WHERE l.destination = $1 AND l.audience_name = $2 AND l.kinds IS NOT NULL \
-             AND c.identity_version = l.identity_version AND {}",
-            eligible_sql(consent)
+            "SELECT COALESCE(SUM(CASE WHEN (kinds & {KINDS_EMAIL}) <> 0 THEN 1 ELSE 0 END), 0), \
+                    COALESCE(SUM(CASE WHEN (kinds & {KINDS_PHONE}) <> 0 THEN 1 ELSE 0 END), 0), \
+                    COALESCE(SUM(CASE WHEN (kinds & {KINDS_ADDRESS}) <> 0 THEN 1 ELSE 0 END), 0) \
+             FROM sync_ledger WHERE destination = $1 AND audience_name = $2 AND kinds IS NOT NULL"
         );
         let (email, phone, address): (i64, i64, i64) = on_pool!(self, pool => sqlx::query_as(&sql)
-            .bind(destination).bind(audience_name).bind(segment).fetch_one(pool).await?);
+            .bind(destination).bind(audience_name).fetch_one(pool).await?);
         Ok(KindCounts {
             email,
             phone,
             address,
+        })
+    }
+
+    /// Which identifier kinds the suppression list holds (three primary-key probes).
+    async fn suppression_kinds(&self) -> Result<SuppressionKinds, StoreError> {
+        const SQL: &str = "SELECT \
+             EXISTS (SELECT 1 FROM suppressions WHERE identifier_kind = 'customer_id'), \
+             EXISTS (SELECT 1 FROM suppressions WHERE identifier_kind = 'email'), \
+             EXISTS (SELECT 1 FROM suppressions WHERE identifier_kind = 'phone')";
+        let (customer_id, email, phone): (bool, bool, bool) =
+            on_pool!(self, pool => sqlx::query_as(SQL).fetch_one(pool).await?);
+        Ok(SuppressionKinds {
+            customer_id,
+            email,
+            phone,
         })
     }
 

@@ -7,7 +7,6 @@ mod common;
 
 use std::sync::Arc;
 
-use campaignd_connectors::http::derived_forms;
 use campaignd_fakes::{
     google_ads::GoogleFakeConfig, FakeGoogleAds, FakeLinkedIn, FakeMeta, FakeServer,
 };
@@ -141,6 +140,95 @@ fn enc(s: &str) -> String {
             b => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// The forms in which a secret can come back, computed here rather than by the redactor's own
+/// `derived_forms`, so a form the redactor forgets is still looked for: raw, JSON-escaped (also with
+/// `\/`), form-URL-encoded, percent-encoded (upper and lower hex) and base64 (standard and URL-safe,
+/// padded and not).
+fn derived_forms(value: &str) -> Vec<String> {
+    let json = serde_json::to_string(value).expect("a string serialises");
+    let json = json[1..json.len() - 1].to_string();
+    let percent: String = value
+        .bytes()
+        .map(|b| match b {
+            b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            b if b.is_ascii_alphanumeric() => (b as char).to_string(),
+            b => format!("%{b:02X}"),
+        })
+        .collect();
+    let lower = percent
+        .split('%')
+        .enumerate()
+        .map(|(i, part)| match i {
+            0 => part.to_string(),
+            _ => format!(
+                "%{}{}",
+                part.get(..2).unwrap_or(part).to_ascii_lowercase(),
+                part.get(2..).unwrap_or("")
+            ),
+        })
+        .collect::<String>();
+    let mut out = vec![
+        value.to_string(),
+        json.replace('/', "\\/"),
+        json,
+        enc(value),
+        percent,
+        lower,
+    ];
+    out.extend(base64_forms(value.as_bytes()));
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Base64 of `bytes`: standard and URL-safe alphabets, with and without padding.
+fn base64_forms(bytes: &[u8]) -> Vec<String> {
+    const STD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut padded = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.len();
+        let v = (u32::from(chunk[0]) << 16)
+            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*chunk.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= n {
+                padded.push(STD[((v >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                padded.push('=');
+            }
+        }
+    }
+    let url_safe = padded.replace('+', "-").replace('/', "_");
+    vec![
+        padded.trim_end_matches('=').to_string(),
+        url_safe.trim_end_matches('=').to_string(),
+        padded,
+        url_safe,
+    ]
+}
+
+/// The oracle itself, on values whose forms are known (RFC 4648 §10 for base64).
+#[test]
+fn the_forms_looked_for_are_the_known_ones() {
+    assert_eq!(
+        base64_forms(b"foob"),
+        ["Zm9vYg", "Zm9vYg", "Zm9vYg==", "Zm9vYg=="]
+    );
+    assert_eq!(base64_forms(b"\xfb\xff")[1], "-_8");
+    let forms = derived_forms("a/b c\"\u{e9}");
+    for want in [
+        "a/b c\"\u{e9}",
+        "a/b c\\\"\u{e9}",
+        "a\\/b c\\\"\u{e9}",
+        "a%2Fb+c%22%C3%A9",
+        "a%2Fb%20c%22%C3%A9",
+        "a%2fb%20c%22%c3%a9",
+        "YS9iIGMiw6k=",
+    ] {
+        assert!(forms.contains(&want.to_string()), "{want} not in {forms:?}");
+    }
 }
 
 /// Every form in which `secrets` (and the HTTP Basic pairs built from them) could appear.

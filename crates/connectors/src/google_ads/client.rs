@@ -6,8 +6,8 @@ use super::mapping;
 use crate::common;
 use crate::error::{ConfigError, ConnectorError};
 use crate::http::{
-    body_excerpt, default_classify, HttpKit, HttpReply, HttpStatsSnapshot, OAuth2RefreshToken,
-    ResponsePolicy, TokenSource, Verdict,
+    body_excerpt, default_classify, Auth, HttpKit, HttpReply, HttpStatsSnapshot,
+    OAuth2RefreshToken, ResponsePolicy, Verdict,
 };
 use crate::model::{
     AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, JobAction, PreparedMember,
@@ -243,7 +243,6 @@ pub struct GoogleAdsDestination {
     customer_id: String,
     login_customer_id: Option<String>,
     developer_token: Option<Secret>,
-    token: OAuth2RefreshToken,
     kit: HttpKit,
     policy: GooglePolicy,
     user_list_id: Option<String>,
@@ -396,6 +395,7 @@ impl GoogleAdsDestination {
             refresh_token,
         )
         .map_err(|e| invalid("token_url", &e.to_string()))?;
+        let kit = kit.with_auth(Auth::bearer(token));
         Ok(GoogleAdsDestination {
             name: name.to_string(),
             api: config.api,
@@ -403,7 +403,6 @@ impl GoogleAdsDestination {
             customer_id,
             login_customer_id,
             developer_token,
-            token,
             kit,
             policy: GooglePolicy {
                 member_violations_to_caller: config.api == GoogleApi::DataManager,
@@ -453,41 +452,34 @@ impl GoogleAdsDestination {
     ) -> Result<HttpReply, ConnectorError> {
         let url = format!("{}/{}", self.base_url, path);
         self.kit
-            .send_with_retry(
-                operation,
-                &self.policy,
-                Some(&self.token as &dyn TokenSource),
-                |c, t| {
-                    let mut req = c
-                        .request(method.clone(), &url)
-                        .bearer_auth(t.map(|s| s.expose()).unwrap_or_default());
-                    if !query.is_empty() {
-                        req = req.query(query);
-                    }
-                    if let Some(b) = body {
-                        req = req.json(b);
-                    }
-                    match self.api {
-                        GoogleApi::CustomerMatch => {
-                            if let Some(d) = &self.developer_token {
-                                req = req.header("developer-token", d.expose());
-                            }
-                            if let Some(l) = &self.login_customer_id {
-                                req = req.header("login-customer-id", l);
-                            }
+            .send_with_retry(operation, &self.policy, |c| {
+                let mut req = c.request(method.clone(), &url);
+                if !query.is_empty() {
+                    req = req.query(query);
+                }
+                if let Some(b) = body {
+                    req = req.json(b);
+                }
+                match self.api {
+                    GoogleApi::CustomerMatch => {
+                        if let Some(d) = &self.developer_token {
+                            req = req.header("developer-token", d.expose());
                         }
-                        GoogleApi::DataManager => {
-                            if let Some(l) = &self.login_customer_id {
-                                req = req.header(
-                                    "login-account",
-                                    format!("accountTypes/GOOGLE_ADS/accounts/{l}"),
-                                );
-                            }
+                        if let Some(l) = &self.login_customer_id {
+                            req = req.header("login-customer-id", l);
                         }
                     }
-                    req
-                },
-            )
+                    GoogleApi::DataManager => {
+                        if let Some(l) = &self.login_customer_id {
+                            req = req.header(
+                                "login-account",
+                                format!("accountTypes/GOOGLE_ADS/accounts/{l}"),
+                            );
+                        }
+                    }
+                }
+                req
+            })
             .await
     }
 

@@ -9,7 +9,7 @@
 
 use super::{gaql_quote, GoogleAdsDestination, SearchPage};
 use crate::error::ConnectorError;
-use crate::http::{HttpReply, TokenSource};
+use crate::http::HttpReply;
 use crate::traits::CreativeSwapper;
 use async_trait::async_trait;
 use reqwest::Method;
@@ -46,22 +46,16 @@ impl GoogleAdsDestination {
         };
         let url = format!("{}/{}", self.ads_base_url, path);
         self.kit
-            .send_with_retry(
-                operation,
-                &self.policy,
-                Some(&self.token as &dyn TokenSource),
-                |c, t| {
-                    let mut req = c
-                        .request(Method::POST, &url)
-                        .bearer_auth(t.map(|s| s.expose()).unwrap_or_default())
-                        .header("developer-token", dev.expose())
-                        .json(body);
-                    if let Some(l) = &self.login_customer_id {
-                        req = req.header("login-customer-id", l);
-                    }
-                    req
-                },
-            )
+            .send_with_retry(operation, &self.policy, |c| {
+                let mut req = c
+                    .request(Method::POST, &url)
+                    .header("developer-token", dev.expose())
+                    .json(body);
+                if let Some(l) = &self.login_customer_id {
+                    req = req.header("login-customer-id", l);
+                }
+                req
+            })
             .await
     }
 

@@ -2,9 +2,11 @@
 //! redaction behave the same everywhere (DESIGN §6: 429/5xx/timeouts retry with backoff and Retry-After;
 //! a 401 refreshes the token once; no secret in any error or log line).
 //!
-//! A client calls [`HttpKit::send_with_retry`] with a closure that builds the request (called again for
-//! every attempt, with the current token) and a [`ResponsePolicy`] that classifies replies; platforms whose
-//! throttling lives in the body (Meta) override the policy.
+//! A client builds its kit with the destination's [`Auth`] (bearer from a token source, basic, or a named
+//! header), then calls [`HttpKit::send_with_retry`] with a closure that builds the request (called again
+//! for every attempt; the kit adds the current credentials) and a [`ResponsePolicy`] that classifies
+//! replies; platforms whose throttling lives in the body (Meta) override the policy. A credential that is
+//! absent or empty is a [`ConnectorError::Auth`] before any request is sent.
 //!
 //! Bounds toward a platform that misbehaves (issue 12): the client follows **no redirects** (a 3xx is a
 //! [`ConnectorError::Redirected`], never retried, so a batch and its credentials cannot be re-sent to a host
@@ -14,6 +16,7 @@
 //! token source and the `Authorization: Basic` credentials the kit sends are redacted like every other
 //! secret ([`Redactor`]).
 
+mod auth;
 mod limiter;
 mod redact;
 mod token;
@@ -21,6 +24,7 @@ mod token;
 #[cfg(test)]
 mod tests;
 
+pub use auth::Auth;
 pub use limiter::RateLimiter;
 pub use redact::{derived_forms, Redactor};
 pub use token::{OAuth2RefreshToken, StaticToken, TokenSource};
@@ -280,6 +284,7 @@ pub struct HttpKit {
     stats: Arc<HttpStats>,
     redactor: Redactor,
     max_reply_bytes: u64,
+    auth: Auth,
 }
 
 impl HttpKit {
@@ -305,7 +310,18 @@ impl HttpKit {
             stats,
             redactor,
             max_reply_bytes: settings.max_reply_bytes,
+            auth: Auth::None,
         })
+    }
+
+    /// The kit with `auth` applied to every request from now on (its static secret is registered with
+    /// the redactor, like every token the source hands out later).
+    pub fn with_auth(mut self, auth: Auth) -> Self {
+        if let Some(s) = auth.secret() {
+            self.redactor.add(s);
+        }
+        self.auth = auth;
+        self
     }
 
     /// The underlying client (for token endpoints and the like).
@@ -328,20 +344,48 @@ impl HttpKit {
         &self.destination
     }
 
-    /// Sends a request built by `build` until it succeeds, fails permanently or the retry budget runs
-    /// out. `build` is called per attempt with the current token (if `auth` is given). Transport errors
-    /// and timeouts, 429/5xx and whatever `policy` calls retryable are retried with exponential backoff and
-    /// jitter, or after the platform-requested delay; an unauthorized reply refreshes the token once.
-    /// Every message in the returned error and in log lines is redacted.
+    /// Sends a request built by `build`, with the kit's [`Auth`], until it succeeds, fails permanently or
+    /// the retry budget runs out. `build` is called per attempt; the kit adds the current credentials.
+    /// Transport errors and timeouts, 429/5xx and whatever `policy` calls retryable are retried with
+    /// exponential backoff and jitter, or after the platform-requested delay; an unauthorized reply
+    /// refreshes the token once. Every message in the returned error and in log lines is redacted.
     pub async fn send_with_retry<F>(
         &self,
         operation: &str,
         policy: &dyn ResponsePolicy,
-        auth: Option<&dyn TokenSource>,
         build: F,
     ) -> Result<HttpReply, ConnectorError>
     where
-        F: Fn(&reqwest::Client, Option<&Secret>) -> reqwest::RequestBuilder + Send + Sync,
+        F: Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync,
+    {
+        self.send_counted(operation, policy, &self.auth, build)
+            .await
+    }
+
+    /// [`Self::send_with_retry`] without the kit's credentials, for a URL the platform hands out on
+    /// another host (SendGrid's signed error-CSV links), which must never receive our key.
+    pub async fn send_anonymous<F>(
+        &self,
+        operation: &str,
+        policy: &dyn ResponsePolicy,
+        build: F,
+    ) -> Result<HttpReply, ConnectorError>
+    where
+        F: Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync,
+    {
+        self.send_counted(operation, policy, &Auth::None, build)
+            .await
+    }
+
+    async fn send_counted<F>(
+        &self,
+        operation: &str,
+        policy: &dyn ResponsePolicy,
+        auth: &Auth,
+        build: F,
+    ) -> Result<HttpReply, ConnectorError>
+    where
+        F: Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync,
     {
         let result = self.send_inner(operation, policy, auth, build).await;
         if result.is_err() {
@@ -354,11 +398,11 @@ impl HttpKit {
         &self,
         operation: &str,
         policy: &dyn ResponsePolicy,
-        auth: Option<&dyn TokenSource>,
+        auth: &Auth,
         build: F,
     ) -> Result<HttpReply, ConnectorError>
     where
-        F: Fn(&reqwest::Client, Option<&Secret>) -> reqwest::RequestBuilder + Send + Sync,
+        F: Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync,
     {
         let budget_ms = self.retry.max_total_ms.max(1);
         let deadline = Instant::now() + Duration::from_millis(budget_ms);
@@ -379,7 +423,7 @@ impl HttpKit {
         loop {
             attempt += 1;
             let left = deadline.saturating_duration_since(Instant::now());
-            let exchange = tokio::time::timeout(left, self.exchange(auth, &build)).await;
+            let exchange = tokio::time::timeout(left, self.exchange(operation, auth, &build)).await;
             let outcome = match exchange {
                 Err(_elapsed) => return Err(out_of_time(attempt, &last)),
                 Ok(outcome) => outcome?,
@@ -435,7 +479,7 @@ impl HttpKit {
                 Verdict::Unauthorized { reason } => {
                     let reason = self.redactor.redact(&reason);
                     if !refreshed {
-                        if let Some(source) = auth {
+                        if let Some(source) = auth.source() {
                             if source.refresh().await.map_err(|e| self.redact_error(e))? {
                                 refreshed = true;
                                 attempt -= 1;
@@ -506,20 +550,21 @@ impl HttpKit {
     }
 
     /// One attempt: pacing, the current token, the request, and the reply read up to the body limit.
-    /// `Err` only for a token source's failure (redacted); transport trouble is an [`Exchange::Failed`]
-    /// for the retry loop to judge.
+    /// `Err` only for a token source's failure (redacted) or a credential that is missing, which sends
+    /// nothing; transport trouble is an [`Exchange::Failed`] for the retry loop to judge.
     async fn exchange<F>(
         &self,
-        auth: Option<&dyn TokenSource>,
+        operation: &str,
+        auth: &Auth,
         build: &F,
     ) -> Result<Exchange, ConnectorError>
     where
-        F: Fn(&reqwest::Client, Option<&Secret>) -> reqwest::RequestBuilder + Send + Sync,
+        F: Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync,
     {
         if self.limiter.acquire().await {
             HttpStats::bump(&self.stats.rate_limited_waits);
         }
-        let token = match auth {
+        let token = match auth.source() {
             Some(source) => {
                 let t = source
                     .access_token()
@@ -530,8 +575,15 @@ impl HttpKit {
             }
             None => None,
         };
+        let builder = auth::apply(auth, token.as_ref(), build(&self.client)).map_err(|why| {
+            ConnectorError::Auth {
+                destination: self.destination.clone(),
+                operation: operation.to_string(),
+                message: format!("{why}; nothing was sent"),
+            }
+        })?;
         HttpStats::bump(&self.stats.requests);
-        let request = match build(&self.client, token.as_ref()).build() {
+        let request = match builder.build() {
             Ok(r) => r,
             Err(e) => return Ok(Exchange::Failed(e)),
         };

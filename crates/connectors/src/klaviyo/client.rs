@@ -6,13 +6,13 @@ use super::mapping;
 use crate::common;
 use crate::error::{ConfigError, ConnectorError};
 use crate::http::{
-    body_excerpt, default_classify, HttpKit, HttpStatsSnapshot, ResponsePolicy, Verdict,
+    body_excerpt, default_classify, Auth, HttpKit, HttpStatsSnapshot, ResponsePolicy, Verdict,
 };
 use crate::model::{
     AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, JobAction, PreparedMember,
     Rejection, SubmittedJob,
 };
-use crate::secret::{Secret, SecretResolver};
+use crate::secret::SecretResolver;
 use crate::traits::AudienceDestination;
 use async_trait::async_trait;
 use reqwest::header::HeaderMap;
@@ -43,7 +43,6 @@ pub struct KlaviyoDestination {
     name: String,
     base_url: String,
     revision: String,
-    api_key: Secret,
     kit: HttpKit,
     policy: KlaviyoPolicy,
     poll_interval: Duration,
@@ -228,12 +227,16 @@ impl KlaviyoDestination {
             })?;
         let settings = config.http_settings();
         let kit = HttpKit::new(name, &settings, &[&api_key])
-            .map_err(|e| invalid(".", format!("cannot build HTTP client: {e}")))?;
+            .map_err(|e| invalid(".", format!("cannot build HTTP client: {e}")))?
+            .with_auth(Auth::static_header(
+                "authorization",
+                "Klaviyo-API-Key ",
+                api_key,
+            ));
         Ok(KlaviyoDestination {
             name: name.to_string(),
             base_url: config.base_url.trim_end_matches('/').to_string(),
             revision: config.revision.clone(),
-            api_key,
             kit,
             policy: KlaviyoPolicy,
             poll_interval: Duration::from_millis(config.poll_interval_ms.unwrap_or(2_000)),
@@ -269,14 +272,10 @@ impl KlaviyoDestination {
     ) -> Result<Vec<u8>, ConnectorError> {
         let reply = self
             .kit
-            .send_with_retry(operation, &self.policy, None, |c, _| {
+            .send_with_retry(operation, &self.policy, |c| {
                 let mut req = c
                     .request(method.clone(), url)
                     .query(query)
-                    .header(
-                        "Authorization",
-                        format!("Klaviyo-API-Key {}", self.api_key.expose()),
-                    )
                     .header("revision", &self.revision)
                     .header("accept", JSON_API);
                 if let Some(b) = body {

@@ -5,8 +5,7 @@ use super::mapping;
 use crate::common;
 use crate::error::{ConfigError, ConnectorError};
 use crate::http::{
-    body_excerpt, DefaultPolicy, HttpKit, HttpReply, HttpStatsSnapshot, OAuth2RefreshToken,
-    TokenSource,
+    body_excerpt, Auth, DefaultPolicy, HttpKit, HttpReply, HttpStatsSnapshot, OAuth2RefreshToken,
 };
 use crate::model::{
     AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, PreparedMember, Rejection,
@@ -39,7 +38,6 @@ pub struct LinkedInDestination {
     version: String,
     account: String,
     source_platform: String,
-    token: OAuth2RefreshToken,
     kit: HttpKit,
     batch: usize,
     post_create_delay: Duration,
@@ -160,6 +158,7 @@ impl LinkedInDestination {
         )
         .map_err(|e| invalid("token_url", e.to_string()))?
         .with_credentials_in_body();
+        let kit = kit.with_auth(Auth::bearer(token));
         Ok(LinkedInDestination {
             name: name.to_string(),
             base_url: config.base_url.trim_end_matches('/').to_string(),
@@ -169,7 +168,6 @@ impl LinkedInDestination {
                 .source_platform
                 .clone()
                 .unwrap_or_else(|| "LIST_UPLOAD".into()),
-            token,
             kit,
             batch,
             post_create_delay: Duration::from_millis(config.post_create_delay_ms.unwrap_or(5_000)),
@@ -210,28 +208,22 @@ impl LinkedInDestination {
     ) -> Result<HttpReply, ConnectorError> {
         let url = format!("{}/{}", self.base_url, path);
         self.kit
-            .send_with_retry(
-                operation,
-                &DefaultPolicy,
-                Some(&self.token as &dyn TokenSource),
-                |c, t| {
-                    let mut req = c
-                        .request(method.clone(), &url)
-                        .bearer_auth(t.map(|s| s.expose()).unwrap_or_default())
-                        .header("LinkedIn-Version", &self.version)
-                        .header("X-Restli-Protocol-Version", "2.0.0");
-                    if !query.is_empty() {
-                        req = req.query(query);
-                    }
-                    if let Some(m) = restli_method {
-                        req = req.header("X-RestLi-Method", m);
-                    }
-                    if let Some(b) = body {
-                        req = req.json(b);
-                    }
-                    req
-                },
-            )
+            .send_with_retry(operation, &DefaultPolicy, |c| {
+                let mut req = c
+                    .request(method.clone(), &url)
+                    .header("LinkedIn-Version", &self.version)
+                    .header("X-Restli-Protocol-Version", "2.0.0");
+                if !query.is_empty() {
+                    req = req.query(query);
+                }
+                if let Some(m) = restli_method {
+                    req = req.header("X-RestLi-Method", m);
+                }
+                if let Some(b) = body {
+                    req = req.json(b);
+                }
+                req
+            })
             .await
     }
 

@@ -6,12 +6,12 @@ use super::mapping;
 use crate::common;
 use crate::error::{ConfigError, ConnectorError};
 use crate::http::{
-    body_excerpt, default_classify, HttpKit, HttpStatsSnapshot, ResponsePolicy, Verdict,
+    body_excerpt, default_classify, Auth, HttpKit, HttpStatsSnapshot, ResponsePolicy, Verdict,
 };
 use crate::model::{
     AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, PreparedMember, Rejection,
 };
-use crate::secret::{Secret, SecretResolver};
+use crate::secret::SecretResolver;
 use crate::traits::AudienceDestination;
 use async_trait::async_trait;
 use reqwest::header::HeaderMap;
@@ -41,7 +41,6 @@ pub struct MailchimpDestination {
     name: String,
     base_url: String,
     list_id: String,
-    api_key: Secret,
     kit: HttpKit,
     policy: MailchimpPolicy,
     connections: Semaphore,
@@ -235,12 +234,12 @@ impl MailchimpDestination {
         }
         let settings = config.http_settings();
         let kit = HttpKit::new(name, &settings, &[&api_key])
-            .map_err(|e| invalid(".", format!("cannot build HTTP client: {e}")))?;
+            .map_err(|e| invalid(".", format!("cannot build HTTP client: {e}")))?
+            .with_auth(Auth::basic(BASIC_USER, api_key));
         Ok(MailchimpDestination {
             name: name.to_string(),
             base_url,
             list_id,
-            api_key,
             kit,
             policy: MailchimpPolicy,
             connections: Semaphore::new(max_connections),
@@ -304,11 +303,8 @@ impl MailchimpDestination {
             })?;
         let reply = self
             .kit
-            .send_with_retry(operation, &self.policy, None, |c, _| {
-                let mut req = c
-                    .request(method.clone(), url)
-                    .basic_auth(BASIC_USER, Some(self.api_key.expose()))
-                    .query(query);
+            .send_with_retry(operation, &self.policy, |c| {
+                let mut req = c.request(method.clone(), url).query(query);
                 if let Some(b) = body {
                     req = req.json(b);
                 }

@@ -5,8 +5,7 @@ use super::mapping;
 use crate::common;
 use crate::error::{ConfigError, ConnectorError};
 use crate::http::{
-    body_excerpt, default_classify, HttpKit, HttpStatsSnapshot, ResponsePolicy, StaticToken,
-    TokenSource, Verdict,
+    body_excerpt, default_classify, Auth, HttpKit, HttpStatsSnapshot, ResponsePolicy, Verdict,
 };
 use crate::model::{
     AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, PreparedMember, Rejection,
@@ -44,7 +43,6 @@ pub struct MetaDestination {
     name: String,
     base_url: String,
     account: String,
-    token: StaticToken,
     kit: HttpKit,
     policy: MetaPolicy,
     rps: f64,
@@ -220,16 +218,17 @@ impl MetaDestination {
                 message: e.to_string(),
             })?;
         let settings = config.http_settings();
-        let kit = HttpKit::new(name, &settings, &[&token]).map_err(|e| ConfigError::Invalid {
-            destination: name.to_string(),
-            key: ".".into(),
-            message: format!("cannot build HTTP client: {e}"),
-        })?;
+        let kit = HttpKit::new(name, &settings, &[&token])
+            .map_err(|e| ConfigError::Invalid {
+                destination: name.to_string(),
+                key: ".".into(),
+                message: format!("cannot build HTTP client: {e}"),
+            })?
+            .with_auth(Auth::static_bearer(token));
         Ok(MetaDestination {
             name: name.to_string(),
             base_url: config.base_url.trim_end_matches('/').to_string(),
             account,
-            token: StaticToken::new(token),
             kit,
             policy: MetaPolicy,
             rps: settings.requests_per_second.unwrap_or(10.0),
@@ -280,23 +279,16 @@ impl MetaDestination {
             let cursor = after.clone();
             let reply = self
                 .kit
-                .send_with_retry(
-                    "list audiences",
-                    &self.policy,
-                    Some(&self.token as &dyn TokenSource),
-                    |c, t| {
-                        let mut query = vec![
-                            ("fields", "id,name".to_string()),
-                            ("limit", PAGE_LIMIT.to_string()),
-                        ];
-                        if let Some(a) = &cursor {
-                            query.push(("after", a.clone()));
-                        }
-                        c.get(&url)
-                            .query(&query)
-                            .bearer_auth(t.map(|s| s.expose()).unwrap_or_default())
-                    },
-                )
+                .send_with_retry("list audiences", &self.policy, |c| {
+                    let mut query = vec![
+                        ("fields", "id,name".to_string()),
+                        ("limit", PAGE_LIMIT.to_string()),
+                    ];
+                    if let Some(a) = &cursor {
+                        query.push(("after", a.clone()));
+                    }
+                    c.get(&url).query(&query)
+                })
                 .await?;
             let page: AudiencePage = self.parse("list audiences", &reply.body)?;
             let matches: Vec<&AudienceEntry> =
@@ -338,16 +330,9 @@ impl MetaDestination {
         ];
         let reply = self
             .kit
-            .send_with_retry(
-                "create audience",
-                &self.policy,
-                Some(&self.token as &dyn TokenSource),
-                |c, t| {
-                    c.post(&url)
-                        .form(&form)
-                        .bearer_auth(t.map(|s| s.expose()).unwrap_or_default())
-                },
-            )
+            .send_with_retry("create audience", &self.policy, |c| {
+                c.post(&url).form(&form)
+            })
             .await?;
         let created: Created = self.parse("create audience", &reply.body)?;
         Ok(created.id)
@@ -388,23 +373,17 @@ impl MetaDestination {
         let url = self.url(&path);
         let reply = self
             .kit
-            .send_with_retry(
-                label,
-                &self.policy,
-                Some(&self.token as &dyn TokenSource),
-                |c, t| {
-                    let mut form: Vec<(&str, &str)> = vec![("payload", payload.as_str())];
-                    if let Some(s) = &session {
-                        form.push(("session", s.as_str()));
-                    }
-                    let req = match op {
-                        UsersOp::Remove => c.delete(&url),
-                        _ => c.post(&url),
-                    };
-                    req.form(&form)
-                        .bearer_auth(t.map(|s| s.expose()).unwrap_or_default())
-                },
-            )
+            .send_with_retry(label, &self.policy, |c| {
+                let mut form: Vec<(&str, &str)> = vec![("payload", payload.as_str())];
+                if let Some(s) = &session {
+                    form.push(("session", s.as_str()));
+                }
+                let req = match op {
+                    UsersOp::Remove => c.delete(&url),
+                    _ => c.post(&url),
+                };
+                req.form(&form)
+            })
             .await?;
         let parsed: Value = self.parse(label, &reply.body)?;
         // Only Meta's own count is an acknowledgement: a 200 with `{}` or an `error` is not.

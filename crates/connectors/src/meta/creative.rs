@@ -6,7 +6,6 @@
 
 use super::MetaDestination;
 use crate::error::ConnectorError;
-use crate::http::TokenSource;
 use crate::traits::CreativeSwapper;
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -42,16 +41,7 @@ impl MetaDestination {
         let form = [(field, value)];
         let reply = self
             .kit
-            .send_with_retry(
-                operation,
-                &self.policy,
-                Some(&self.token as &dyn TokenSource),
-                |c, t| {
-                    c.post(&url)
-                        .form(&form)
-                        .bearer_auth(t.map(|s| s.expose()).unwrap_or_default())
-                },
-            )
+            .send_with_retry(operation, &self.policy, |c| c.post(&url).form(&form))
             .await?;
         let parsed: Success = self.parse(operation, &reply.body)?;
         if !parsed.success {

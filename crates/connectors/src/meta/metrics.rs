@@ -21,7 +21,6 @@
 
 use super::{MetaDestination, Paging};
 use crate::error::ConnectorError;
-use crate::http::TokenSource;
 use crate::model::{AudienceSize, MetricsRow};
 use crate::traits::MetricsSource;
 use async_trait::async_trait;
@@ -213,25 +212,18 @@ impl MetaDestination {
             let cursor = after.clone();
             let reply = self
                 .kit
-                .send_with_retry(
-                    OP,
-                    &self.policy,
-                    Some(&self.token as &dyn TokenSource),
-                    |c, t| {
-                        let mut query = vec![
-                            ("fields", INSIGHTS_FIELDS.to_string()),
-                            ("time_increment", "1".to_string()),
-                            ("time_range", range.clone()),
-                            ("limit", INSIGHTS_PAGE_LIMIT.to_string()),
-                        ];
-                        if let Some(a) = &cursor {
-                            query.push(("after", a.clone()));
-                        }
-                        c.get(&url)
-                            .query(&query)
-                            .bearer_auth(t.map(|s| s.expose()).unwrap_or_default())
-                    },
-                )
+                .send_with_retry(OP, &self.policy, |c| {
+                    let mut query = vec![
+                        ("fields", INSIGHTS_FIELDS.to_string()),
+                        ("time_increment", "1".to_string()),
+                        ("time_range", range.clone()),
+                        ("limit", INSIGHTS_PAGE_LIMIT.to_string()),
+                    ];
+                    if let Some(a) = &cursor {
+                        query.push(("after", a.clone()));
+                    }
+                    c.get(&url).query(&query)
+                })
                 .await?;
             let page: InsightsPage = self.parse(OP, &reply.body)?;
             for r in &page.data {
@@ -298,19 +290,12 @@ impl MetricsSource for MetaDestination {
         let url = self.url(remote_id);
         let reply = self
             .kit
-            .send_with_retry(
-                OP,
-                &self.policy,
-                Some(&self.token as &dyn TokenSource),
-                |c, t| {
-                    c.get(&url)
-                        .query(&[(
-                            "fields",
-                            "approximate_count_lower_bound,approximate_count_upper_bound",
-                        )])
-                        .bearer_auth(t.map(|s| s.expose()).unwrap_or_default())
-                },
-            )
+            .send_with_retry(OP, &self.policy, |c| {
+                c.get(&url).query(&[(
+                    "fields",
+                    "approximate_count_lower_bound,approximate_count_upper_bound",
+                )])
+            })
             .await?;
         let node: AudienceNode = self.parse(OP, &reply.body)?;
         Ok(size_of(&node))

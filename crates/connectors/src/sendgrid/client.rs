@@ -6,8 +6,8 @@ use super::mapping;
 use crate::common;
 use crate::error::{ConfigError, ConnectorError};
 use crate::http::{
-    body_excerpt, default_classify, HttpKit, HttpReply, HttpStatsSnapshot, ResponsePolicy,
-    StaticToken, TokenSource, Verdict,
+    body_excerpt, default_classify, Auth, HttpKit, HttpReply, HttpStatsSnapshot, ResponsePolicy,
+    Verdict,
 };
 use crate::model::{
     AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, JobAction, PreparedMember,
@@ -42,7 +42,6 @@ const RESET_MARGIN: Duration = Duration::from_millis(50);
 pub struct SendGridDestination {
     name: String,
     base_url: String,
-    token: StaticToken,
     kit: HttpKit,
     policy: SendGridPolicy,
     pace_until: std::sync::Mutex<Option<SystemTime>>,
@@ -307,11 +306,11 @@ impl SendGridDestination {
             })?;
         let settings = config.http_settings();
         let kit = HttpKit::new(name, &settings, &[&key])
-            .map_err(|e| invalid(".", format!("cannot build HTTP client: {e}")))?;
+            .map_err(|e| invalid(".", format!("cannot build HTTP client: {e}")))?
+            .with_auth(Auth::static_bearer(key));
         Ok(SendGridDestination {
             name: name.to_string(),
             base_url: config.base_url.trim_end_matches('/').to_string(),
-            token: StaticToken::new(key),
             kit,
             policy: SendGridPolicy,
             pace_until: std::sync::Mutex::new(None),
@@ -365,20 +364,22 @@ impl SendGridDestination {
         authenticated: bool,
     ) -> Result<HttpReply, ConnectorError> {
         self.pace().await;
-        let auth = authenticated.then_some(&self.token as &dyn TokenSource);
-        let reply = self
-            .kit
-            .send_with_retry(operation, &self.policy, auth, |c, t| {
-                let mut req = c.request(method.clone(), url).query(query);
-                if let Some(t) = t {
-                    req = req.bearer_auth(t.expose());
-                }
-                if let Some(b) = body {
-                    req = req.json(b);
-                }
-                req
-            })
-            .await?;
+        let build = |c: &reqwest::Client| {
+            let mut req = c.request(method.clone(), url).query(query);
+            if let Some(b) = body {
+                req = req.json(b);
+            }
+            req
+        };
+        let reply = if authenticated {
+            self.kit
+                .send_with_retry(operation, &self.policy, build)
+                .await
+        } else {
+            self.kit
+                .send_anonymous(operation, &self.policy, build)
+                .await
+        }?;
         self.note_rate_headers(&reply.headers);
         Ok(reply)
     }

@@ -4,8 +4,8 @@ use super::config::TikTokConfig;
 use super::mapping;
 use crate::error::{ConfigError, ConnectorError};
 use crate::http::{
-    body_excerpt, default_classify, HttpKit, HttpReply, HttpStatsSnapshot, ResponsePolicy,
-    StaticToken, TokenSource, Verdict,
+    body_excerpt, default_classify, Auth, HttpKit, HttpReply, HttpStatsSnapshot, ResponsePolicy,
+    Verdict,
 };
 use crate::model::{
     AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, PreparedMember, Rejection,
@@ -105,7 +105,6 @@ pub struct TikTokDestination {
     name: String,
     base_url: String,
     advertiser_id: String,
-    token: StaticToken,
     kit: HttpKit,
     batch: usize,
     rps: f64,
@@ -188,12 +187,12 @@ impl TikTokDestination {
             })?;
         let settings = config.http_settings();
         let kit = HttpKit::new(name, &settings, &[&token])
-            .map_err(|e| invalid(".", format!("cannot build HTTP client: {e}")))?;
+            .map_err(|e| invalid(".", format!("cannot build HTTP client: {e}")))?
+            .with_auth(Auth::static_header("access-token", "", token));
         Ok(TikTokDestination {
             name: name.to_string(),
             base_url: config.base_url.trim_end_matches('/').to_string(),
             advertiser_id,
-            token: StaticToken::new(token),
             kit,
             batch,
             rps: settings.requests_per_second.unwrap_or(5.0),
@@ -230,16 +229,7 @@ impl TikTokDestination {
     ) -> Result<HttpReply, ConnectorError> {
         let url = self.url(path);
         self.kit
-            .send_with_retry(
-                operation,
-                &TikTokPolicy,
-                Some(&self.token as &dyn TokenSource),
-                |c, t| {
-                    c.post(&url)
-                        .header("Access-Token", t.map(|s| s.expose()).unwrap_or_default())
-                        .json(body)
-                },
-            )
+            .send_with_retry(operation, &TikTokPolicy, |c| c.post(&url).json(body))
             .await
     }
 
@@ -254,16 +244,9 @@ impl TikTokDestination {
             ];
             let reply = self
                 .kit
-                .send_with_retry(
-                    "list audiences",
-                    &TikTokPolicy,
-                    Some(&self.token as &dyn TokenSource),
-                    |c, t| {
-                        c.get(&url)
-                            .query(&query)
-                            .header("Access-Token", t.map(|s| s.expose()).unwrap_or_default())
-                    },
-                )
+                .send_with_retry("list audiences", &TikTokPolicy, |c| {
+                    c.get(&url).query(&query)
+                })
                 .await?;
             let data: ListData = self.data("list audiences", &reply)?;
             if let Some(found) = data.list.iter().find(|a| a.name == name) {
@@ -286,25 +269,17 @@ impl TikTokDestination {
         let url = self.url("dmp/custom_audience/file/upload/");
         let reply = self
             .kit
-            .send_with_retry(
-                "upload customer file",
-                &TikTokPolicy,
-                Some(&self.token as &dyn TokenSource),
-                |c, t| {
-                    let form = reqwest::multipart::Form::new()
-                        .text("advertiser_id", self.advertiser_id.clone())
-                        .text("calculate_type", mapping::CALCULATE_TYPE)
-                        .text("file_signature", signature.clone())
-                        .part(
-                            "file",
-                            reqwest::multipart::Part::bytes(file.clone())
-                                .file_name("campaignd.txt"),
-                        );
-                    c.post(&url)
-                        .header("Access-Token", t.map(|s| s.expose()).unwrap_or_default())
-                        .multipart(form)
-                },
-            )
+            .send_with_retry("upload customer file", &TikTokPolicy, |c| {
+                let form = reqwest::multipart::Form::new()
+                    .text("advertiser_id", self.advertiser_id.clone())
+                    .text("calculate_type", mapping::CALCULATE_TYPE)
+                    .text("file_signature", signature.clone())
+                    .part(
+                        "file",
+                        reqwest::multipart::Part::bytes(file.clone()).file_name("campaignd.txt"),
+                    );
+                c.post(&url).multipart(form)
+            })
             .await?;
         #[derive(Deserialize)]
         struct Uploaded {

@@ -196,18 +196,13 @@ impl WebhookDestination {
             let url = self.url.clone();
             // Any error, a whole-batch 4xx included, fails the call: the engine keeps the batch pending.
             self.kit
-                .send_with_retry(
-                    &format!("{action} members"),
-                    &DefaultPolicy,
-                    None,
-                    |c, _| {
-                        c.post(&url)
-                            .header(reqwest::header::CONTENT_TYPE, "application/json")
-                            .header(SIGNATURE_HEADER, &sig)
-                            .header(IDEMPOTENCY_HEADER, &key)
-                            .body(body.clone())
-                    },
-                )
+                .send_with_retry(&format!("{action} members"), &DefaultPolicy, |c| {
+                    c.post(&url)
+                        .header(reqwest::header::CONTENT_TYPE, "application/json")
+                        .header(SIGNATURE_HEADER, &sig)
+                        .header(IDEMPOTENCY_HEADER, &key)
+                        .body(body.clone())
+                })
                 .await?;
             total.accepted += chunk.len();
         }

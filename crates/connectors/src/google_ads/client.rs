@@ -6,8 +6,8 @@ use super::mapping;
 use crate::common;
 use crate::error::{ConfigError, ConnectorError};
 use crate::http::{
-    body_excerpt, default_classify, Auth, HttpKit, HttpReply, HttpStatsSnapshot,
-    OAuth2RefreshToken, ResponsePolicy, Verdict,
+    default_classify, next_cursor, Auth, HttpKit, HttpReply, HttpStatsSnapshot, OAuth2RefreshToken,
+    ResponsePolicy, Verdict,
 };
 use crate::model::{
     AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, JobAction, PreparedMember,
@@ -239,7 +239,6 @@ impl ResponsePolicy for GooglePolicy {
 pub struct GoogleAdsDestination {
     name: String,
     api: GoogleApi,
-    base_url: String,
     customer_id: String,
     login_customer_id: Option<String>,
     developer_token: Option<Secret>,
@@ -385,7 +384,8 @@ impl GoogleAdsDestination {
             registered.push(d);
         }
         let kit = HttpKit::new(name, &settings, &registered)
-            .map_err(|e| invalid(".", &format!("cannot build HTTP client: {e}")))?;
+            .map_err(|e| invalid(".", &format!("cannot build HTTP client: {e}")))?
+            .with_base_url(&config.effective_base_url());
         let token = OAuth2RefreshToken::new(
             name,
             kit.client().clone(),
@@ -399,7 +399,6 @@ impl GoogleAdsDestination {
         Ok(GoogleAdsDestination {
             name: name.to_string(),
             api: config.api,
-            base_url: config.effective_base_url(),
             customer_id,
             login_customer_id,
             developer_token,
@@ -420,27 +419,6 @@ impl GoogleAdsDestination {
         self.api
     }
 
-    fn invalid_response(&self, operation: &str, message: String) -> ConnectorError {
-        ConnectorError::InvalidResponse {
-            destination: self.name.clone(),
-            operation: operation.into(),
-            message,
-        }
-    }
-
-    fn parse<T: for<'de> Deserialize<'de>>(
-        &self,
-        operation: &str,
-        body: &[u8],
-    ) -> Result<T, ConnectorError> {
-        serde_json::from_slice(body).map_err(|e| {
-            self.invalid_response(
-                operation,
-                format!("{e}: {}", self.kit.redactor().redact(&body_excerpt(body))),
-            )
-        })
-    }
-
     /// Sends one JSON request with the API's auth headers, through the kit.
     async fn send(
         &self,
@@ -450,7 +428,7 @@ impl GoogleAdsDestination {
         query: &[(&str, String)],
         body: Option<&Value>,
     ) -> Result<HttpReply, ConnectorError> {
-        let url = format!("{}/{}", self.base_url, path);
+        let url = self.kit.url(path);
         self.kit
             .send_with_retry(operation, &self.policy, |c| {
                 let mut req = c.request(method.clone(), &url);
@@ -498,7 +476,7 @@ impl GoogleAdsDestination {
             let reply = self
                 .send("list user lists", Method::POST, &path, &[], Some(&body))
                 .await?;
-            let page: SearchPage = self.parse("list user lists", &reply.body)?;
+            let page: SearchPage = self.kit.parse_json("list user lists", &reply.body)?;
             for row in &page.results {
                 let list = row.get("userList").cloned().unwrap_or_default();
                 if list.get("name").and_then(Value::as_str) == Some(name) {
@@ -507,18 +485,20 @@ impl GoogleAdsDestination {
                         .and_then(Value::as_str)
                         .and_then(last_segment);
                     return id.map(Some).ok_or_else(|| {
-                        self.invalid_response(
+                        self.kit.invalid_response(
                             "list user lists",
                             "user list row without a resource name".into(),
                         )
                     });
                 }
             }
-            match page.next_page_token.filter(|t| !t.is_empty()) {
-                Some(t) if Some(&t) != page_token.as_ref() && !page.results.is_empty() => {
-                    page_token = Some(t)
-                }
-                _ => return Ok(None),
+            match next_cursor(
+                page.next_page_token,
+                page.results.is_empty(),
+                page_token.as_ref(),
+            ) {
+                Some(t) => page_token = Some(t),
+                None => return Ok(None),
             }
         }
     }
@@ -538,13 +518,14 @@ impl GoogleAdsDestination {
         let reply = self
             .send("create user list", Method::POST, &path, &[], Some(&body))
             .await?;
-        let parsed: Value = self.parse("create user list", &reply.body)?;
+        let parsed: Value = self.kit.parse_json("create user list", &reply.body)?;
         parsed
             .pointer("/results/0/resourceName")
             .and_then(Value::as_str)
             .and_then(last_segment)
             .ok_or_else(|| {
-                self.invalid_response("create user list", "no resourceName in the reply".into())
+                self.kit
+                    .invalid_response("create user list", "no resourceName in the reply".into())
             })
     }
 
@@ -620,13 +601,16 @@ impl GoogleAdsDestination {
                 Some(&body),
             )
             .await?;
-        let created: Value = self.parse("create offline user data job", &reply.body)?;
+        let created: Value = self
+            .kit
+            .parse_json("create offline user data job", &reply.body)?;
         let job = created
             .get("resourceName")
             .and_then(Value::as_str)
             .map(str::to_string)
             .ok_or_else(|| {
-                self.invalid_response("create offline user data job", "no resourceName".into())
+                self.kit
+                    .invalid_response("create offline user data job", "no resourceName".into())
             })?;
 
         for chunk in ops.chunks(MAX_MEMBERS_PER_CALL) {
@@ -641,7 +625,7 @@ impl GoogleAdsDestination {
                     Some(&body),
                 )
                 .await?;
-            let parsed: Value = self.parse("add job operations", &reply.body)?;
+            let parsed: Value = self.kit.parse_json("add job operations", &reply.body)?;
             let Some(failure) = parsed.get("partialFailureError").filter(|v| !v.is_null()) else {
                 continue;
             };
@@ -756,7 +740,9 @@ impl GoogleAdsDestination {
                     Some(&json!({ "query": query })),
                 )
                 .await?;
-            let page: SearchPage = self.parse("poll offline user data job", &reply.body)?;
+            let page: SearchPage = self
+                .kit
+                .parse_json("poll offline user data job", &reply.body)?;
             let row = page
                 .results
                 .first()
@@ -818,17 +804,20 @@ impl GoogleAdsDestination {
             let reply = self
                 .send("list user lists", Method::GET, &path, &query, None)
                 .await?;
-            let page: DmUserListPage = self.parse("list user lists", &reply.body)?;
+            let page: DmUserListPage = self.kit.parse_json("list user lists", &reply.body)?;
             if let Some(found) = page.user_lists.iter().find(|l| l.display_name == name) {
                 return found.list_id().map(Some).ok_or_else(|| {
-                    self.invalid_response("list user lists", "user list without an id".into())
+                    self.kit
+                        .invalid_response("list user lists", "user list without an id".into())
                 });
             }
-            match page.next_page_token.filter(|t| !t.is_empty()) {
-                Some(t) if Some(&t) != page_token.as_ref() && !page.user_lists.is_empty() => {
-                    page_token = Some(t)
-                }
-                _ => return Ok(None),
+            match next_cursor(
+                page.next_page_token,
+                page.user_lists.is_empty(),
+                page_token.as_ref(),
+            ) {
+                Some(t) => page_token = Some(t),
+                None => return Ok(None),
             }
         }
     }
@@ -854,10 +843,11 @@ impl GoogleAdsDestination {
         let reply = self
             .send("create user list", Method::POST, &path, &[], Some(&body))
             .await?;
-        let created: DmUserList = self.parse("create user list", &reply.body)?;
-        created
-            .list_id()
-            .ok_or_else(|| self.invalid_response("create user list", "no id in the reply".into()))
+        let created: DmUserList = self.kit.parse_json("create user list", &reply.body)?;
+        created.list_id().ok_or_else(|| {
+            self.kit
+                .invalid_response("create user list", "no id in the reply".into())
+        })
     }
 
     fn dm_destination(&self, list_id: &str) -> Value {
@@ -917,18 +907,18 @@ impl GoogleAdsDestination {
             if reply.status.is_success() {
                 // `IngestAudienceMembersResponse` / `RemoveAudienceMembersResponse`: the id Google
                 // assigned to the request, to poll with `requestStatus:retrieve`.
-                let ack: Value = self.parse(label, &reply.body)?;
+                let ack: Value = self.kit.parse_json(label, &reply.body)?;
                 let Some(request_id) = ack
                     .get("requestId")
                     .and_then(Value::as_str)
                     .map(str::trim)
                     .filter(|id| !id.is_empty())
                 else {
-                    return Err(self.invalid_response(
+                    return Err(self.kit.invalid_response(
                         label,
                         format!(
                             "not acknowledged: no requestId in the reply: {}",
-                            self.kit.redactor().redact(&body_excerpt(&reply.body))
+                            self.kit.excerpt(&reply.body)
                         ),
                     ));
                 };
@@ -937,7 +927,7 @@ impl GoogleAdsDestination {
                     rejected,
                 });
             }
-            let env: Envelope = self.parse(label, &reply.body)?;
+            let env: Envelope = self.kit.parse_json(label, &reply.body)?;
             let violations = member_violations(&env.error.details);
             if attempt == 1 {
                 return Err(ConnectorError::Api {
@@ -996,13 +986,13 @@ impl GoogleAdsDestination {
                     None,
                 )
                 .await?;
-            let parsed: RetrieveRequestStatusResponse = self.parse(LABEL, &reply.body)?;
+            let parsed: RetrieveRequestStatusResponse = self.kit.parse_json(LABEL, &reply.body)?;
             let status = parsed
                 .request_status_per_destination
                 .into_iter()
                 .next()
                 .ok_or_else(|| {
-                    self.invalid_response(
+                    self.kit.invalid_response(
                         LABEL,
                         format!("request {request_id}: no requestStatusPerDestination"),
                     )

@@ -6,7 +6,10 @@
 //! header), then calls [`HttpKit::send_with_retry`] with a closure that builds the request (called again
 //! for every attempt; the kit adds the current credentials) and a [`ResponsePolicy`] that classifies
 //! replies; platforms whose throttling lives in the body (Meta) override the policy. A credential that is
-//! absent or empty is a [`ConnectorError::Auth`] before any request is sent.
+//! absent or empty is a [`ConnectorError::Auth`] before any request is sent. Replies are read as JSON
+//! with [`HttpKit::parse_json`] (or sent and read in one step with [`HttpKit::send_json`]): a body that is
+//! not the expected shape is a [`ConnectorError::InvalidResponse`] carrying the redacted excerpt, the
+//! same for every platform; [`next_cursor`] and [`next_offset`] say when a paged listing is done.
 //!
 //! Bounds toward a platform that misbehaves (issue 12): the client follows **no redirects** (a 3xx is a
 //! [`ConnectorError::Redirected`], never retried, so a batch and its credentials cannot be re-sent to a host
@@ -18,6 +21,7 @@
 
 mod auth;
 mod limiter;
+mod paging;
 mod redact;
 mod token;
 
@@ -26,6 +30,7 @@ mod tests;
 
 pub use auth::Auth;
 pub use limiter::RateLimiter;
+pub use paging::{next_cursor, next_offset};
 pub use redact::{derived_forms, Redactor};
 pub use token::{OAuth2RefreshToken, StaticToken, TokenSource};
 
@@ -285,6 +290,7 @@ pub struct HttpKit {
     redactor: Redactor,
     max_reply_bytes: u64,
     auth: Auth,
+    base_url: String,
 }
 
 impl HttpKit {
@@ -311,7 +317,74 @@ impl HttpKit {
             redactor,
             max_reply_bytes: settings.max_reply_bytes,
             auth: Auth::None,
+            base_url: String::new(),
         })
+    }
+
+    /// The kit with the platform's API root, so [`Self::url`] joins every path the same way.
+    pub fn with_base_url(mut self, base_url: &str) -> Self {
+        self.base_url = base_url.trim_end_matches('/').to_string();
+        self
+    }
+
+    /// `path` under the base URL: `{base}/{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/{}", self.base_url, path)
+    }
+
+    /// The base URL (no trailing `/`), for checks such as "is this link on our own host".
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// An [`ConnectorError::InvalidResponse`] of this destination: the reply was 2xx but not what the
+    /// call needs. `message` must already be redacted (see [`Self::excerpt`]).
+    pub fn invalid_response(&self, operation: &str, message: String) -> ConnectorError {
+        ConnectorError::InvalidResponse {
+            destination: self.destination.clone(),
+            operation: operation.into(),
+            message,
+        }
+    }
+
+    /// The first 500 characters of a body with the destination's secrets masked, for messages.
+    pub fn excerpt(&self, body: &[u8]) -> String {
+        self.redactor.redact(&body_excerpt(body))
+    }
+
+    /// Parses a JSON reply as `T`; a body that is not a `T` is an invalid response carrying serde's
+    /// reason and the redacted excerpt (`<reason>: <body>`).
+    pub fn parse_json<T: serde::de::DeserializeOwned>(
+        &self,
+        operation: &str,
+        body: &[u8],
+    ) -> Result<T, ConnectorError> {
+        serde_json::from_slice(body)
+            .map_err(|e| self.invalid_response(operation, format!("{e}: {}", self.excerpt(body))))
+    }
+
+    /// The error for a 2xx reply that does not acknowledge what was sent (a `{}` or an error body where
+    /// the platform's count or id should be): `not acknowledged (<why>): <redacted body>`.
+    pub fn not_acknowledged(&self, operation: &str, why: &str, body: &[u8]) -> ConnectorError {
+        self.invalid_response(
+            operation,
+            format!("not acknowledged ({why}): {}", self.excerpt(body)),
+        )
+    }
+
+    /// [`Self::send_with_retry`], then [`Self::parse_json`] of the reply.
+    pub async fn send_json<T, F>(
+        &self,
+        operation: &str,
+        policy: &dyn ResponsePolicy,
+        build: F,
+    ) -> Result<T, ConnectorError>
+    where
+        T: serde::de::DeserializeOwned,
+        F: Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync,
+    {
+        let reply = self.send_with_retry(operation, policy, build).await?;
+        self.parse_json(operation, &reply.body)
     }
 
     /// The kit with `auth` applied to every request from now on (its static secret is registered with

@@ -6,7 +6,8 @@ use super::mapping;
 use crate::common;
 use crate::error::{ConfigError, ConnectorError};
 use crate::http::{
-    body_excerpt, default_classify, Auth, HttpKit, HttpStatsSnapshot, ResponsePolicy, Verdict,
+    body_excerpt, default_classify, next_cursor, Auth, HttpKit, HttpStatsSnapshot, ResponsePolicy,
+    Verdict,
 };
 use crate::model::{
     AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, JobAction, PreparedMember,
@@ -41,7 +42,6 @@ const JSON_API: &str = "application/vnd.api+json";
 #[derive(Debug)]
 pub struct KlaviyoDestination {
     name: String,
-    base_url: String,
     revision: String,
     kit: HttpKit,
     policy: KlaviyoPolicy,
@@ -228,6 +228,7 @@ impl KlaviyoDestination {
         let settings = config.http_settings();
         let kit = HttpKit::new(name, &settings, &[&api_key])
             .map_err(|e| invalid(".", format!("cannot build HTTP client: {e}")))?
+            .with_base_url(&config.base_url)
             .with_auth(Auth::static_header(
                 "authorization",
                 "Klaviyo-API-Key ",
@@ -235,7 +236,6 @@ impl KlaviyoDestination {
             ));
         Ok(KlaviyoDestination {
             name: name.to_string(),
-            base_url: config.base_url.trim_end_matches('/').to_string(),
             revision: config.revision.clone(),
             kit,
             policy: KlaviyoPolicy,
@@ -243,22 +243,6 @@ impl KlaviyoDestination {
             poll_timeout: Duration::from_secs(config.poll_timeout_secs.unwrap_or(900)),
             rps: settings.requests_per_second.unwrap_or(10.0),
             conversion_metric_id: config.conversion_metric_id.clone(),
-        })
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}/{}", self.base_url, path)
-    }
-
-    fn parse<T: for<'de> Deserialize<'de>>(
-        &self,
-        operation: &str,
-        body: &[u8],
-    ) -> Result<T, ConnectorError> {
-        serde_json::from_slice(body).map_err(|e| ConnectorError::InvalidResponse {
-            destination: self.name.clone(),
-            operation: operation.into(),
-            message: format!("{e}: {}", self.kit.redactor().redact(&body_excerpt(body))),
         })
     }
 
@@ -288,7 +272,7 @@ impl KlaviyoDestination {
     }
 
     /// The `page[cursor]` of a `links.next` URL, re-sent against our own base URL.
-    fn next_cursor(links: Option<Links>) -> Option<String> {
+    fn cursor_of(links: Option<Links>) -> Option<String> {
         let next = url::Url::parse(&links?.next?).ok()?;
         let cursor = next
             .query_pairs()
@@ -298,7 +282,7 @@ impl KlaviyoDestination {
     }
 
     async fn find_list(&self, name: &str) -> Result<Option<String>, ConnectorError> {
-        let url = self.url("lists");
+        let url = self.kit.url("lists");
         let mut cursor: Option<String> = None;
         loop {
             let mut query = vec![("fields[list]", "name".to_string())];
@@ -308,7 +292,7 @@ impl KlaviyoDestination {
             let body = self
                 .send("list lists", Method::GET, &url, &query, None)
                 .await?;
-            let page: Collection = self.parse("list lists", &body)?;
+            let page: Collection = self.kit.parse_json("list lists", &body)?;
             if let Some(l) = page
                 .data
                 .iter()
@@ -316,9 +300,13 @@ impl KlaviyoDestination {
             {
                 return Ok(Some(l.id.clone()));
             }
-            match Self::next_cursor(page.links) {
-                Some(c) if !page.data.is_empty() && Some(&c) != cursor.as_ref() => cursor = Some(c),
-                _ => return Ok(None),
+            match next_cursor(
+                Self::cursor_of(page.links),
+                page.data.is_empty(),
+                cursor.as_ref(),
+            ) {
+                Some(c) => cursor = Some(c),
+                None => return Ok(None),
             }
         }
     }
@@ -329,18 +317,18 @@ impl KlaviyoDestination {
             .send(
                 "create list",
                 Method::POST,
-                &self.url("lists"),
+                &self.kit.url("lists"),
                 &[],
                 Some(&body),
             )
             .await?;
-        let created: Single = self.parse("create list", &reply)?;
+        let created: Single = self.kit.parse_json("create list", &reply)?;
         Ok(created.data.id)
     }
 
     /// Polls a bulk import job until it completes; returns its `failed_count`.
     async fn wait_for_job(&self, job_id: &str) -> Result<u64, ConnectorError> {
-        let url = self.url(&format!("profile-bulk-import-jobs/{job_id}"));
+        let url = self.kit.url(&format!("profile-bulk-import-jobs/{job_id}"));
         let started = tokio::time::Instant::now();
         let mut polls = 0u32;
         loop {
@@ -348,7 +336,7 @@ impl KlaviyoDestination {
             let body = self
                 .send("poll import job", Method::GET, &url, &[], None)
                 .await?;
-            let job: Single = self.parse("poll import job", &body)?;
+            let job: Single = self.kit.parse_json("poll import job", &body)?;
             let attrs = &job.data.attributes;
             let status = attrs
                 .get("status")
@@ -393,7 +381,9 @@ impl KlaviyoDestination {
         &self,
         job_id: &str,
     ) -> Result<Vec<(Option<String>, String)>, ConnectorError> {
-        let url = self.url(&format!("profile-bulk-import-jobs/{job_id}/import-errors"));
+        let url = self
+            .kit
+            .url(&format!("profile-bulk-import-jobs/{job_id}/import-errors"));
         let mut cursor: Option<String> = None;
         let mut out = Vec::new();
         loop {
@@ -402,7 +392,7 @@ impl KlaviyoDestination {
             let body = self
                 .send("read import errors", Method::GET, &url, &query, None)
                 .await?;
-            let page: Collection = self.parse("read import errors", &body)?;
+            let page: Collection = self.kit.parse_json("read import errors", &body)?;
             for e in &page.data {
                 let a = &e.attributes;
                 let payload = a.get("original_payload");
@@ -419,9 +409,13 @@ impl KlaviyoDestination {
                     detail.unwrap_or("refused by Klaviyo").to_string(),
                 ));
             }
-            match Self::next_cursor(page.links) {
-                Some(c) if !page.data.is_empty() && Some(&c) != cursor.as_ref() => cursor = Some(c),
-                _ => return Ok(out),
+            match next_cursor(
+                Self::cursor_of(page.links),
+                page.data.is_empty(),
+                cursor.as_ref(),
+            ) {
+                Some(c) => cursor = Some(c),
+                None => return Ok(out),
             }
         }
     }
@@ -456,12 +450,12 @@ impl KlaviyoDestination {
             .send(
                 "import profiles",
                 Method::POST,
-                &self.url("profile-bulk-import-jobs"),
+                &self.kit.url("profile-bulk-import-jobs"),
                 &[],
                 Some(&body),
             )
             .await?;
-        let job: Single = self.parse("import profiles", &reply)?;
+        let job: Single = self.kit.parse_json("import profiles", &reply)?;
         if job.data.id.trim().is_empty() {
             return Err(ConnectorError::InvalidResponse {
                 destination: self.name.clone(),
@@ -530,7 +524,7 @@ impl KlaviyoDestination {
 
     /// Looks up profile ids for the chunk's keys (emails and phones separately).
     async fn profile_ids(&self, chunk: &Chunk<'_>) -> Result<BTreeSet<String>, ConnectorError> {
-        let url = self.url("profiles");
+        let url = self.kit.url("profiles");
         let emails: Vec<&str> = chunk
             .keys
             .iter()
@@ -560,13 +554,15 @@ impl KlaviyoDestination {
                     let body = self
                         .send("look up profiles", Method::GET, &url, &query, None)
                         .await?;
-                    let page: Collection = self.parse("look up profiles", &body)?;
+                    let page: Collection = self.kit.parse_json("look up profiles", &body)?;
                     ids.extend(page.data.iter().map(|p| p.id.clone()));
-                    match Self::next_cursor(page.links) {
-                        Some(c) if !page.data.is_empty() && Some(&c) != cursor.as_ref() => {
-                            cursor = Some(c)
-                        }
-                        _ => break,
+                    match next_cursor(
+                        Self::cursor_of(page.links),
+                        page.data.is_empty(),
+                        cursor.as_ref(),
+                    ) {
+                        Some(c) => cursor = Some(c),
+                        None => break,
                     }
                 }
             }
@@ -582,7 +578,9 @@ impl KlaviyoDestination {
         let mut outcome = BatchOutcome::default();
         let chunk = group(members, &mut outcome);
         let ids: Vec<String> = self.profile_ids(&chunk).await?.into_iter().collect();
-        let url = self.url(&format!("lists/{list_id}/relationships/profiles"));
+        let url = self
+            .kit
+            .url(&format!("lists/{list_id}/relationships/profiles"));
         for part in ids.chunks(MAX_RELATIONSHIP) {
             let data: Vec<Value> = part
                 .iter()

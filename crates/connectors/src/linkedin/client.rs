@@ -5,7 +5,7 @@ use super::mapping;
 use crate::common;
 use crate::error::{ConfigError, ConnectorError};
 use crate::http::{
-    body_excerpt, Auth, DefaultPolicy, HttpKit, HttpReply, HttpStatsSnapshot, OAuth2RefreshToken,
+    next_offset, Auth, DefaultPolicy, HttpKit, HttpReply, HttpStatsSnapshot, OAuth2RefreshToken,
 };
 use crate::model::{
     AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, PreparedMember, Rejection,
@@ -34,7 +34,6 @@ const PAGE_COUNT: usize = 100;
 /// A configured LinkedIn ad account.
 pub struct LinkedInDestination {
     name: String,
-    base_url: String,
     version: String,
     account: String,
     source_platform: String,
@@ -147,7 +146,8 @@ impl LinkedInDestination {
             &settings,
             &[&client_secret, &refresh_token, &client_id],
         )
-        .map_err(|e| invalid(".", format!("cannot build HTTP client: {e}")))?;
+        .map_err(|e| invalid(".", format!("cannot build HTTP client: {e}")))?
+        .with_base_url(&config.base_url);
         let token = OAuth2RefreshToken::new(
             name,
             kit.client().clone(),
@@ -161,7 +161,6 @@ impl LinkedInDestination {
         let kit = kit.with_auth(Auth::bearer(token));
         Ok(LinkedInDestination {
             name: name.to_string(),
-            base_url: config.base_url.trim_end_matches('/').to_string(),
             version: config.linkedin_version.clone(),
             account,
             source_platform: config
@@ -175,27 +174,6 @@ impl LinkedInDestination {
         })
     }
 
-    fn invalid_response(&self, operation: &str, message: String) -> ConnectorError {
-        ConnectorError::InvalidResponse {
-            destination: self.name.clone(),
-            operation: operation.into(),
-            message,
-        }
-    }
-
-    fn parse<T: for<'de> Deserialize<'de>>(
-        &self,
-        operation: &str,
-        body: &[u8],
-    ) -> Result<T, ConnectorError> {
-        serde_json::from_slice(body).map_err(|e| {
-            self.invalid_response(
-                operation,
-                format!("{e}: {}", self.kit.redactor().redact(&body_excerpt(body))),
-            )
-        })
-    }
-
     /// Sends one request with LinkedIn's headers (bearer, `LinkedIn-Version`, Rest.li 2.0.0).
     async fn send(
         &self,
@@ -206,7 +184,7 @@ impl LinkedInDestination {
         body: Option<&Value>,
         restli_method: Option<&str>,
     ) -> Result<HttpReply, ConnectorError> {
-        let url = format!("{}/{}", self.base_url, path);
+        let url = self.kit.url(path);
         self.kit
             .send_with_retry(operation, &DefaultPolicy, |c| {
                 let mut req = c
@@ -246,16 +224,17 @@ impl LinkedInDestination {
                     None,
                 )
                 .await?;
-            let page: FinderPage = self.parse("list DMP segments", &reply.body)?;
+            let page: FinderPage = self.kit.parse_json("list DMP segments", &reply.body)?;
             if let Some(found) = page.elements.iter().find(|s| s.name == name) {
                 return id_string(&found.id).map(Some).ok_or_else(|| {
-                    self.invalid_response("list DMP segments", "segment without an id".into())
+                    self.kit
+                        .invalid_response("list DMP segments", "segment without an id".into())
                 });
             }
             let total = page.paging.and_then(|p| p.total).unwrap_or(0) as usize;
-            start += page.elements.len();
-            if page.elements.is_empty() || start >= total {
-                return Ok(None);
+            match next_offset(start, page.elements.len(), total) {
+                Some(next) => start = next,
+                None => return Ok(None),
             }
         }
     }
@@ -290,7 +269,7 @@ impl LinkedInDestination {
             .or_else(|| header("location").and_then(|l| l.rsplit('/').next().map(str::to_string)))
             .and_then(|s| id_string(&Value::String(s)))
             .ok_or_else(|| {
-                self.invalid_response(
+                self.kit.invalid_response(
                     "create DMP segment",
                     "no x-restli-id or Location header".into(),
                 )
@@ -337,17 +316,17 @@ impl LinkedInDestination {
                     Some("BATCH_CREATE"),
                 )
                 .await?;
-            let parsed: BatchReply = self.parse(label, &reply.body)?;
+            let parsed: BatchReply = self.kit.parse_json(label, &reply.body)?;
             // The acknowledgement is one status per element sent; anything else says nothing about
             // which rows LinkedIn took (a 200 with `{}` included), so the batch fails.
             if parsed.elements.len() != chunk.len() {
-                return Err(self.invalid_response(
+                return Err(self.kit.invalid_response(
                     label,
                     format!(
                         "not acknowledged: {} element statuses for {} elements sent: {}",
                         parsed.elements.len(),
                         chunk.len(),
-                        self.kit.redactor().redact(&body_excerpt(&reply.body))
+                        self.kit.excerpt(&reply.body)
                     ),
                 ));
             }

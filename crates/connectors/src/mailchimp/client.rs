@@ -6,7 +6,8 @@ use super::mapping;
 use crate::common;
 use crate::error::{ConfigError, ConnectorError};
 use crate::http::{
-    body_excerpt, default_classify, Auth, HttpKit, HttpStatsSnapshot, ResponsePolicy, Verdict,
+    body_excerpt, default_classify, next_offset, Auth, HttpKit, HttpStatsSnapshot, ResponsePolicy,
+    Verdict,
 };
 use crate::model::{
     AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, PreparedMember, Rejection,
@@ -39,7 +40,6 @@ const BASIC_USER: &str = "campaignd";
 #[derive(Debug)]
 pub struct MailchimpDestination {
     name: String,
-    base_url: String,
     list_id: String,
     kit: HttpKit,
     policy: MailchimpPolicy,
@@ -235,31 +235,15 @@ impl MailchimpDestination {
         let settings = config.http_settings();
         let kit = HttpKit::new(name, &settings, &[&api_key])
             .map_err(|e| invalid(".", format!("cannot build HTTP client: {e}")))?
+            .with_base_url(&base_url)
             .with_auth(Auth::basic(BASIC_USER, api_key));
         Ok(MailchimpDestination {
             name: name.to_string(),
-            base_url,
             list_id,
             kit,
             policy: MailchimpPolicy,
             connections: Semaphore::new(max_connections),
             rps: settings.requests_per_second.unwrap_or(10.0),
-        })
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}/{}", self.base_url, path)
-    }
-
-    fn parse<T: for<'de> Deserialize<'de>>(
-        &self,
-        operation: &str,
-        body: &[u8],
-    ) -> Result<T, ConnectorError> {
-        serde_json::from_slice(body).map_err(|e| ConnectorError::InvalidResponse {
-            destination: self.name.clone(),
-            operation: operation.into(),
-            message: format!("{e}: {}", self.kit.redactor().redact(&body_excerpt(body))),
         })
     }
 
@@ -271,15 +255,8 @@ impl MailchimpDestination {
         body: &[u8],
         check: impl FnOnce(&Value) -> Result<(), String>,
     ) -> Result<T, ConnectorError> {
-        let value: Value = self.parse(operation, body)?;
-        let fail = |why: String| ConnectorError::InvalidResponse {
-            destination: self.name.clone(),
-            operation: operation.into(),
-            message: format!(
-                "not acknowledged ({why}): {}",
-                self.kit.redactor().redact(&body_excerpt(body))
-            ),
-        };
+        let value: Value = self.kit.parse_json(operation, body)?;
+        let fail = |why: String| self.kit.not_acknowledged(operation, &why, body);
         check(&value).map_err(fail)?;
         serde_json::from_value(value).map_err(|e| fail(e.to_string()))
     }
@@ -315,7 +292,7 @@ impl MailchimpDestination {
     }
 
     async fn find_segment(&self, name: &str) -> Result<Option<String>, ConnectorError> {
-        let url = self.url(&format!("lists/{}/segments", self.list_id));
+        let url = self.kit.url(&format!("lists/{}/segments", self.list_id));
         let mut offset = 0usize;
         loop {
             let query = [
@@ -330,20 +307,20 @@ impl MailchimpDestination {
             let body = self
                 .send("list segments", reqwest::Method::GET, &url, &query, None)
                 .await?;
-            let page: SegmentPage = self.parse("list segments", &body)?;
+            let page: SegmentPage = self.kit.parse_json("list segments", &body)?;
             if let Some(s) = page.segments.iter().find(|s| s.name == name) {
                 return Ok(Some(s.id.to_string()));
             }
-            offset += page.segments.len();
             let total = page.total_items.unwrap_or(0);
-            if page.segments.is_empty() || offset >= total {
-                return Ok(None);
+            match next_offset(offset, page.segments.len(), total) {
+                Some(next) => offset = next,
+                None => return Ok(None),
             }
         }
     }
 
     async fn create_segment(&self, name: &str) -> Result<String, ConnectorError> {
-        let url = self.url(&format!("lists/{}/segments", self.list_id));
+        let url = self.kit.url(&format!("lists/{}/segments", self.list_id));
         let body = json!({"name": name, "static_segment": []});
         let reply = self
             .send(
@@ -354,7 +331,7 @@ impl MailchimpDestination {
                 Some(&body),
             )
             .await?;
-        let created: SegmentEntry = self.parse("create segment", &reply)?;
+        let created: SegmentEntry = self.kit.parse_json("create segment", &reply)?;
         Ok(created.id.to_string())
     }
 
@@ -366,7 +343,9 @@ impl MailchimpDestination {
                 message: format!("`{}` is not a Mailchimp segment id", audience.remote_id),
             });
         }
-        Ok(self.url(&format!("lists/{}/segments/{id}", self.list_id)))
+        Ok(self
+            .kit
+            .url(&format!("lists/{}/segments/{id}", self.list_id)))
     }
 
     /// Splits members into a chunk of distinct emails, rejecting payloads without one.
@@ -420,7 +399,7 @@ impl MailchimpDestination {
         let mut outcome = BatchOutcome::default();
         let chunk = self.group(members, &mut outcome);
         if !chunk.emails.is_empty() {
-            let list_url = self.url(&format!("lists/{}", self.list_id));
+            let list_url = self.kit.url(&format!("lists/{}", self.list_id));
             let subscribe: Vec<Value> = chunk
                 .emails
                 .iter()

@@ -5,7 +5,7 @@ use super::mapping;
 use crate::common;
 use crate::error::{ConfigError, ConnectorError};
 use crate::http::{
-    body_excerpt, default_classify, Auth, HttpKit, HttpStatsSnapshot, ResponsePolicy, Verdict,
+    default_classify, next_cursor, Auth, HttpKit, HttpStatsSnapshot, ResponsePolicy, Verdict,
 };
 use crate::model::{
     AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, PreparedMember, Rejection,
@@ -41,7 +41,6 @@ const PAGE_LIMIT: usize = 100;
 #[derive(Debug)]
 pub struct MetaDestination {
     name: String,
-    base_url: String,
     account: String,
     kit: HttpKit,
     policy: MetaPolicy,
@@ -224,10 +223,10 @@ impl MetaDestination {
                 key: ".".into(),
                 message: format!("cannot build HTTP client: {e}"),
             })?
+            .with_base_url(&config.base_url)
             .with_auth(Auth::static_bearer(token));
         Ok(MetaDestination {
             name: name.to_string(),
-            base_url: config.base_url.trim_end_matches('/').to_string(),
             account,
             kit,
             policy: MetaPolicy,
@@ -245,33 +244,8 @@ impl MetaDestination {
         })
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("{}/{}", self.base_url, path)
-    }
-
-    fn invalid_response(&self, operation: &str, message: String) -> ConnectorError {
-        ConnectorError::InvalidResponse {
-            destination: self.name.clone(),
-            operation: operation.into(),
-            message,
-        }
-    }
-
-    fn parse<T: for<'de> Deserialize<'de>>(
-        &self,
-        operation: &str,
-        body: &[u8],
-    ) -> Result<T, ConnectorError> {
-        serde_json::from_slice(body).map_err(|e| {
-            self.invalid_response(
-                operation,
-                format!("{e}: {}", self.kit.redactor().redact(&body_excerpt(body))),
-            )
-        })
-    }
-
     async fn find_audience(&self, name: &str) -> Result<Option<String>, ConnectorError> {
-        let url = self.url(&format!("{}/customaudiences", self.account));
+        let url = self.kit.url(&format!("{}/customaudiences", self.account));
         let mut after: Option<String> = None;
         let mut pages = 0usize;
         loop {
@@ -290,7 +264,7 @@ impl MetaDestination {
                     c.get(&url).query(&query)
                 })
                 .await?;
-            let page: AudiencePage = self.parse("list audiences", &reply.body)?;
+            let page: AudiencePage = self.kit.parse_json("list audiences", &reply.body)?;
             let matches: Vec<&AudienceEntry> =
                 page.data.iter().filter(|a| a.name == name).collect();
             if let Some(first) = matches.first() {
@@ -303,12 +277,10 @@ impl MetaDestination {
                 cursors: None,
                 next: None,
             });
-            let next_cursor = paging.cursors.and_then(|c| c.after);
-            match (paging.next, next_cursor) {
-                (Some(_), Some(c)) if !page.data.is_empty() && Some(&c) != after.as_ref() => {
-                    after = Some(c)
-                }
-                _ => {
+            let named = paging.next.and(paging.cursors).and_then(|c| c.after);
+            match next_cursor(named, page.data.is_empty(), after.as_ref()) {
+                Some(c) => after = Some(c),
+                None => {
                     tracing::debug!(destination = %self.name, pages, "audience list exhausted");
                     return Ok(None);
                 }
@@ -321,7 +293,7 @@ impl MetaDestination {
         name: &str,
         description: &str,
     ) -> Result<String, ConnectorError> {
-        let url = self.url(&format!("{}/customaudiences", self.account));
+        let url = self.kit.url(&format!("{}/customaudiences", self.account));
         let form = [
             ("name", name),
             ("subtype", "CUSTOM"),
@@ -334,7 +306,7 @@ impl MetaDestination {
                 c.post(&url).form(&form)
             })
             .await?;
-        let created: Created = self.parse("create audience", &reply.body)?;
+        let created: Created = self.kit.parse_json("create audience", &reply.body)?;
         Ok(created.id)
     }
 
@@ -370,7 +342,7 @@ impl MetaDestination {
             UsersOp::Replace => (format!("{}/usersreplace", audience.remote_id), op.label()),
             _ => (format!("{}/users", audience.remote_id), op.label()),
         };
-        let url = self.url(&path);
+        let url = self.kit.url(&path);
         let reply = self
             .kit
             .send_with_retry(label, &self.policy, |c| {
@@ -385,17 +357,11 @@ impl MetaDestination {
                 req.form(&form)
             })
             .await?;
-        let parsed: Value = self.parse(label, &reply.body)?;
+        let parsed: Value = self.kit.parse_json(label, &reply.body)?;
         // Only Meta's own count is an acknowledgement: a 200 with `{}` or an `error` is not.
-        let invalid = crate::ack::meta_users(&parsed, rows.len()).map_err(|why| {
-            self.invalid_response(
-                label,
-                format!(
-                    "not acknowledged ({why}): {}",
-                    self.kit.redactor().redact(&body_excerpt(&reply.body))
-                ),
-            )
-        })? as usize;
+        let invalid = crate::ack::meta_users(&parsed, rows.len())
+            .map_err(|why| self.kit.not_acknowledged(label, &why, &reply.body))?
+            as usize;
         let before = outcome.rejected.len();
         if invalid > 0 {
             for (value, reason) in sample_entries(parsed.get("invalid_entry_samples")) {

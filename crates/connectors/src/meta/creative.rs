@@ -37,15 +37,17 @@ impl MetaDestination {
         field: &str,
         value: &str,
     ) -> Result<(), ConnectorError> {
-        let url = self.url(ad_id);
+        let url = self.kit.url(ad_id);
         let form = [(field, value)];
         let reply = self
             .kit
             .send_with_retry(operation, &self.policy, |c| c.post(&url).form(&form))
             .await?;
-        let parsed: Success = self.parse(operation, &reply.body)?;
+        let parsed: Success = self.kit.parse_json(operation, &reply.body)?;
         if !parsed.success {
-            return Err(self.invalid_response(operation, "Meta did not confirm the update".into()));
+            return Err(self
+                .kit
+                .invalid_response(operation, "Meta did not confirm the update".into()));
         }
         Ok(())
     }

@@ -200,7 +200,7 @@ impl MetaDestination {
         until: NaiveDate,
     ) -> Result<Vec<MetricsRow>, ConnectorError> {
         const OP: &str = "ad insights";
-        let url = self.url(&format!("{ad_id}/insights"));
+        let url = self.kit.url(&format!("{ad_id}/insights"));
         let range = json!({
             "since": since.format("%Y-%m-%d").to_string(),
             "until": until.format("%Y-%m-%d").to_string(),
@@ -225,11 +225,11 @@ impl MetaDestination {
                     c.get(&url).query(&query)
                 })
                 .await?;
-            let page: InsightsPage = self.parse(OP, &reply.body)?;
+            let page: InsightsPage = self.kit.parse_json(OP, &reply.body)?;
             for r in &page.data {
                 rows.push(
                     self.insights_row(ad_id, r)
-                        .map_err(|m| self.invalid_response(OP, m))?,
+                        .map_err(|m| self.kit.invalid_response(OP, m))?,
                 );
             }
             let next_cursor = page
@@ -238,9 +238,9 @@ impl MetaDestination {
                 .filter(|p| p.next.is_some())
                 .and_then(|p| p.cursors.as_ref())
                 .and_then(|c| c.after.clone());
-            match next_cursor {
-                Some(c) if !page.data.is_empty() && Some(&c) != after.as_ref() => after = Some(c),
-                _ => return Ok(rows),
+            match crate::http::next_cursor(next_cursor, page.data.is_empty(), after.as_ref()) {
+                Some(c) => after = Some(c),
+                None => return Ok(rows),
             }
         }
     }
@@ -287,7 +287,7 @@ impl MetricsSource for MetaDestination {
                 message: format!("audience id `{remote_id}` is not a numeric Graph id"),
             });
         }
-        let url = self.url(remote_id);
+        let url = self.kit.url(remote_id);
         let reply = self
             .kit
             .send_with_retry(OP, &self.policy, |c| {
@@ -297,7 +297,7 @@ impl MetricsSource for MetaDestination {
                 )])
             })
             .await?;
-        let node: AudienceNode = self.parse(OP, &reply.body)?;
+        let node: AudienceNode = self.kit.parse_json(OP, &reply.body)?;
         Ok(size_of(&node))
     }
 }

@@ -6,8 +6,8 @@ use super::mapping;
 use crate::common;
 use crate::error::{ConfigError, ConnectorError};
 use crate::http::{
-    body_excerpt, default_classify, Auth, HttpKit, HttpReply, HttpStatsSnapshot, ResponsePolicy,
-    Verdict,
+    body_excerpt, default_classify, next_cursor, Auth, HttpKit, HttpReply, HttpStatsSnapshot,
+    ResponsePolicy, Verdict,
 };
 use crate::model::{
     AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, JobAction, PreparedMember,
@@ -41,7 +41,6 @@ const RESET_MARGIN: Duration = Duration::from_millis(50);
 #[derive(Debug)]
 pub struct SendGridDestination {
     name: String,
-    base_url: String,
     kit: HttpKit,
     policy: SendGridPolicy,
     pace_until: std::sync::Mutex<Option<SystemTime>>,
@@ -307,32 +306,16 @@ impl SendGridDestination {
         let settings = config.http_settings();
         let kit = HttpKit::new(name, &settings, &[&key])
             .map_err(|e| invalid(".", format!("cannot build HTTP client: {e}")))?
+            .with_base_url(&config.base_url)
             .with_auth(Auth::static_bearer(key));
         Ok(SendGridDestination {
             name: name.to_string(),
-            base_url: config.base_url.trim_end_matches('/').to_string(),
             kit,
             policy: SendGridPolicy,
             pace_until: std::sync::Mutex::new(None),
             poll_interval: Duration::from_millis(config.poll_interval_ms.unwrap_or(2_000)),
             poll_timeout: Duration::from_secs(config.poll_timeout_secs.unwrap_or(900)),
             rps: settings.requests_per_second.unwrap_or(10.0),
-        })
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}/{}", self.base_url, path)
-    }
-
-    fn parse<T: for<'de> Deserialize<'de>>(
-        &self,
-        operation: &str,
-        body: &[u8],
-    ) -> Result<T, ConnectorError> {
-        serde_json::from_slice(body).map_err(|e| ConnectorError::InvalidResponse {
-            destination: self.name.clone(),
-            operation: operation.into(),
-            message: format!("{e}: {}", self.kit.redactor().redact(&body_excerpt(body))),
         })
     }
 
@@ -385,7 +368,7 @@ impl SendGridDestination {
     }
 
     async fn find_list(&self, name: &str) -> Result<Option<String>, ConnectorError> {
-        let url = self.url("marketing/lists");
+        let url = self.kit.url("marketing/lists");
         let mut token: Option<String> = None;
         loop {
             let mut query = vec![("page_size", PAGE_SIZE.to_string())];
@@ -395,7 +378,7 @@ impl SendGridDestination {
             let reply = self
                 .send("list lists", Method::GET, &url, &query, None, true)
                 .await?;
-            let page: ListPage = self.parse("list lists", &reply.body)?;
+            let page: ListPage = self.kit.parse_json("list lists", &reply.body)?;
             if let Some(l) = page.result.iter().find(|l| l.name == name) {
                 return Ok(Some(l.id.clone()));
             }
@@ -408,9 +391,9 @@ impl SendGridDestination {
                         .find(|(k, _)| k == "page_token")
                         .map(|(_, v)| v.into_owned())
                 });
-            match next_token {
-                Some(t) if !page.result.is_empty() && Some(&t) != token.as_ref() => token = Some(t),
-                _ => return Ok(None),
+            match next_cursor(next_token, page.result.is_empty(), token.as_ref()) {
+                Some(t) => token = Some(t),
+                None => return Ok(None),
             }
         }
     }
@@ -421,13 +404,13 @@ impl SendGridDestination {
             .send(
                 "create list",
                 Method::POST,
-                &self.url("marketing/lists"),
+                &self.kit.url("marketing/lists"),
                 &[],
                 Some(&body),
                 true,
             )
             .await?;
-        let created: ListEntry = self.parse("create list", &reply.body)?;
+        let created: ListEntry = self.kit.parse_json("create list", &reply.body)?;
         Ok(created.id)
     }
 
@@ -437,7 +420,9 @@ impl SendGridDestination {
         &self,
         job_id: &str,
     ) -> Result<Option<Vec<(String, String)>>, ConnectorError> {
-        let url = self.url(&format!("marketing/contacts/imports/{job_id}"));
+        let url = self
+            .kit
+            .url(&format!("marketing/contacts/imports/{job_id}"));
         let started = tokio::time::Instant::now();
         let mut polls = 0u32;
         loop {
@@ -445,7 +430,7 @@ impl SendGridDestination {
             let reply = self
                 .send("poll import job", Method::GET, &url, &[], None, true)
                 .await?;
-            let status: ImportStatus = self.parse("poll import job", &reply.body)?;
+            let status: ImportStatus = self.kit.parse_json("poll import job", &reply.body)?;
             match status.status.as_str() {
                 "completed" => return Ok(Some(Vec::new())),
                 "errored" | "failed" => {
@@ -485,7 +470,8 @@ impl SendGridDestination {
     /// Downloads a job's errors file; the key is only sent when the file lives under our API base.
     async fn fetch_errors(&self, errors_url: &str) -> Vec<(String, String)> {
         let own = |u: &str| url::Url::parse(u).ok().map(|u| u.origin());
-        let authenticated = own(errors_url).is_some() && own(errors_url) == own(&self.base_url);
+        let authenticated =
+            own(errors_url).is_some() && own(errors_url) == own(self.kit.base_url());
         match self
             .send(
                 "read import errors",
@@ -526,7 +512,7 @@ impl SendGridDestination {
             obj.insert("email".into(), Value::String(email.to_string()));
             Value::Object(obj)
         };
-        let url = self.url("marketing/contacts");
+        let url = self.kit.url("marketing/contacts");
         let mut job: Option<String> = None;
         for _ in 0..2 {
             if emails.is_empty() {
@@ -550,7 +536,8 @@ impl SendGridDestination {
                 .await
             {
                 Ok(reply) => {
-                    let created: JobCreated = self.parse("upsert contacts", &reply.body)?;
+                    let created: JobCreated =
+                        self.kit.parse_json("upsert contacts", &reply.body)?;
                     if created.job_id.trim().is_empty() {
                         return Err(ConnectorError::InvalidResponse {
                             destination: self.name.clone(),
@@ -646,7 +633,7 @@ impl SendGridDestination {
     ) -> Result<BatchOutcome, ConnectorError> {
         let mut outcome = BatchOutcome::default();
         let chunk = group(members, &mut outcome);
-        let search_url = self.url("marketing/contacts/search/emails");
+        let search_url = self.kit.url("marketing/contacts/search/emails");
         let mut ids: Vec<String> = Vec::new();
         for emails in chunk.emails.chunks(SEARCH_CHUNK) {
             let body = json!({"emails": emails});
@@ -662,7 +649,8 @@ impl SendGridDestination {
                 .await
             {
                 Ok(reply) => {
-                    let found: SearchReply = self.parse("look up contacts", &reply.body)?;
+                    let found: SearchReply =
+                        self.kit.parse_json("look up contacts", &reply.body)?;
                     ids.extend(
                         found
                             .result
@@ -679,14 +667,14 @@ impl SendGridDestination {
         let unique: HashSet<String> = ids.into_iter().collect();
         let mut ids: Vec<String> = unique.into_iter().collect();
         ids.sort();
-        let url = self.url(&format!("marketing/lists/{list_id}/contacts"));
+        let url = self.kit.url(&format!("marketing/lists/{list_id}/contacts"));
         for batch in ids.chunks(DELETE_CHUNK) {
             let query = [("contact_ids", batch.join(","))];
             let reply = self
                 .send("remove from list", Method::DELETE, &url, &query, None, true)
                 .await?;
             // `202 {"job_id"}` is SendGrid's acknowledgement of a removal; a bare 2xx is not.
-            let job: JobCreated = self.parse("remove from list", &reply.body)?;
+            let job: JobCreated = self.kit.parse_json("remove from list", &reply.body)?;
             if job.job_id.trim().is_empty() {
                 return Err(ConnectorError::InvalidResponse {
                     destination: self.name.clone(),

@@ -103,7 +103,6 @@ impl ResponsePolicy for TikTokPolicy {
 #[derive(Debug)]
 pub struct TikTokDestination {
     name: String,
-    base_url: String,
     advertiser_id: String,
     kit: HttpKit,
     batch: usize,
@@ -188,10 +187,10 @@ impl TikTokDestination {
         let settings = config.http_settings();
         let kit = HttpKit::new(name, &settings, &[&token])
             .map_err(|e| invalid(".", format!("cannot build HTTP client: {e}")))?
+            .with_base_url(&config.base_url)
             .with_auth(Auth::static_header("access-token", "", token));
         Ok(TikTokDestination {
             name: name.to_string(),
-            base_url: config.base_url.trim_end_matches('/').to_string(),
             advertiser_id,
             kit,
             batch,
@@ -200,22 +199,14 @@ impl TikTokDestination {
         })
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("{}/{}", self.base_url, path)
-    }
-
     fn data<T: for<'de> Deserialize<'de>>(
         &self,
         operation: &str,
         reply: &HttpReply,
     ) -> Result<T, ConnectorError> {
-        let bad = |m: String| ConnectorError::InvalidResponse {
-            destination: self.name.clone(),
-            operation: operation.into(),
-            message: format!(
-                "{m}: {}",
-                self.kit.redactor().redact(&body_excerpt(&reply.body))
-            ),
+        let bad = |m: String| {
+            self.kit
+                .invalid_response(operation, format!("{m}: {}", self.kit.excerpt(&reply.body)))
         };
         let env: Envelope = serde_json::from_slice(&reply.body).map_err(|e| bad(e.to_string()))?;
         serde_json::from_value(env.data).map_err(|e| bad(e.to_string()))
@@ -227,14 +218,14 @@ impl TikTokDestination {
         path: &str,
         body: &Value,
     ) -> Result<HttpReply, ConnectorError> {
-        let url = self.url(path);
+        let url = self.kit.url(path);
         self.kit
             .send_with_retry(operation, &TikTokPolicy, |c| c.post(&url).json(body))
             .await
     }
 
     async fn find_audience(&self, name: &str) -> Result<Option<String>, ConnectorError> {
-        let url = self.url("dmp/custom_audience/list/");
+        let url = self.kit.url("dmp/custom_audience/list/");
         let mut page = 1u64;
         loop {
             let query = [
@@ -266,7 +257,7 @@ impl TikTokDestination {
         file.push('\n');
         let file = file.into_bytes();
         let signature = hex::encode(Md5::digest(&file));
-        let url = self.url("dmp/custom_audience/file/upload/");
+        let url = self.kit.url("dmp/custom_audience/file/upload/");
         let reply = self
             .kit
             .send_with_retry("upload customer file", &TikTokPolicy, |c| {

@@ -54,7 +54,7 @@ impl TikTokDestination {
         path: &str,
         query: &[(&str, String)],
     ) -> Result<T, ConnectorError> {
-        let url = self.url(path);
+        let url = self.kit.url(path);
         let reply = self
             .kit
             .send_with_retry(operation, &TikTokPolicy, |c| c.get(&url).query(query))

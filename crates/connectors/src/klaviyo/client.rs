@@ -3,18 +3,15 @@
 
 use super::config::KlaviyoConfig;
 use super::mapping;
-use crate::common;
 use crate::error::{ConfigError, ConnectorError};
 use crate::http::{
-    body_excerpt, default_classify, next_cursor, Auth, HttpKit, HttpStatsSnapshot, ResponsePolicy,
-    Verdict,
+    body_excerpt, default_classify, next_cursor, Auth, HttpKit, ResponsePolicy, Verdict,
 };
+use crate::list_audience::ListPlatform;
 use crate::model::{
-    AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, JobAction, PreparedMember,
-    Rejection, SubmittedJob,
+    AudienceRef, BatchOutcome, Contact, NoIdentifier, PreparedMember, Rejection, SubmittedJob,
 };
 use crate::secret::SecretResolver;
-use crate::traits::AudienceDestination;
 use async_trait::async_trait;
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
@@ -507,21 +504,6 @@ impl KlaviyoDestination {
         Ok(outcome)
     }
 
-    async fn import_chunk(
-        &self,
-        list_id: &str,
-        members: &[PreparedMember],
-    ) -> Result<BatchOutcome, ConnectorError> {
-        let mut outcome = common::submit_and_await(
-            members,
-            |m| self.submit_import(list_id, m),
-            |job, held| async move { self.finish_import(&job, &held).await },
-        )
-        .await?;
-        outcome.accepted = members.len() - outcome.rejected.len();
-        Ok(outcome)
-    }
-
     /// Looks up profile ids for the chunk's keys (emails and phones separately).
     async fn profile_ids(&self, chunk: &Chunk<'_>) -> Result<BTreeSet<String>, ConnectorError> {
         let url = self.kit.url("profiles");
@@ -570,7 +552,7 @@ impl KlaviyoDestination {
         Ok(ids)
     }
 
-    async fn remove_chunk(
+    async fn remove_profiles(
         &self,
         list_id: &str,
         members: &[PreparedMember],
@@ -599,22 +581,6 @@ impl KlaviyoDestination {
         Ok(outcome)
     }
 
-    fn only_import_jobs(&self, action: JobAction, rows: usize) -> Result<(), ConnectorError> {
-        if action != JobAction::Add {
-            return Err(ConnectorError::Unsupported {
-                destination: self.name.clone(),
-                operation: "remove as a job",
-            });
-        }
-        if rows > MAX_IMPORT {
-            return Err(ConnectorError::Invalid {
-                destination: self.name.clone(),
-                message: format!("an import job takes at most {MAX_IMPORT} profiles"),
-            });
-        }
-        Ok(())
-    }
-
     fn list_id<'a>(&self, audience: &'a AudienceRef) -> Result<&'a str, ConnectorError> {
         let id = audience.remote_id.trim();
         if id.is_empty()
@@ -632,98 +598,67 @@ impl KlaviyoDestination {
 }
 
 #[async_trait]
-impl AudienceDestination for KlaviyoDestination {
-    fn name(&self) -> &str {
+impl ListPlatform for KlaviyoDestination {
+    const KIND: &'static str = "klaviyo";
+    const AUDIENCE: &'static str = "list";
+    const MAX_BATCH: usize = MAX_IMPORT;
+    /// Adds are bulk import jobs (polled at `/api/profile-bulk-import-jobs/{id}`); removals are
+    /// synchronous relationship deletes.
+    const JOB_ADDS: bool = true;
+
+    fn destination(&self) -> &str {
         &self.name
     }
 
-    fn kind(&self) -> &'static str {
-        "klaviyo"
+    fn kit(&self) -> &HttpKit {
+        &self.kit
     }
 
-    fn limits(&self) -> DestinationLimits {
-        DestinationLimits {
-            max_batch: MAX_IMPORT,
-            min_audience_size: 0,
-            requests_per_second: self.rps,
-        }
+    fn requests_per_second(&self) -> f64 {
+        self.rps
     }
 
-    fn channel(&self) -> Channel {
-        Channel::Email
-    }
-
-    fn prepare(&self, contact: &Contact) -> Result<PreparedMember, crate::model::NoIdentifier> {
+    fn prepare_member(&self, contact: &Contact) -> Result<PreparedMember, NoIdentifier> {
         mapping::prepare(contact)
     }
 
-    async fn find_or_create_audience(
-        &self,
-        name: &str,
-        _description: &str,
-    ) -> Result<AudienceRef, ConnectorError> {
-        common::find_or_create(
-            &self.name,
-            name,
-            "list",
-            self.find_list(name),
-            self.create_list(name),
-        )
-        .await
+    async fn find(&self, name: &str) -> Result<Option<String>, ConnectorError> {
+        self.find_list(name).await
     }
 
-    async fn add_members(
+    async fn create(&self, name: &str) -> Result<String, ConnectorError> {
+        self.create_list(name).await
+    }
+
+    fn members_at(&self, audience: &AudienceRef) -> Result<String, ConnectorError> {
+        self.list_id(audience).map(str::to_string)
+    }
+
+    fn job_too_large(&self) -> String {
+        format!("an import job takes at most {MAX_IMPORT} profiles")
+    }
+
+    async fn remove_chunk(
         &self,
-        audience: &AudienceRef,
+        list_id: &str,
         members: &[PreparedMember],
     ) -> Result<BatchOutcome, ConnectorError> {
-        let list_id = self.list_id(audience)?;
-        common::in_chunks(members, MAX_IMPORT, |chunk| {
-            self.import_chunk(list_id, chunk)
-        })
-        .await
+        self.remove_profiles(list_id, members).await
     }
 
-    async fn remove_members(
+    async fn submit_add(
         &self,
-        audience: &AudienceRef,
-        members: &[PreparedMember],
-    ) -> Result<BatchOutcome, ConnectorError> {
-        let list_id = self.list_id(audience)?;
-        common::in_chunks(members, MAX_IMPORT, |chunk| {
-            self.remove_chunk(list_id, chunk)
-        })
-        .await
-    }
-
-    /// Adds are bulk import jobs (polled at `/api/profile-bulk-import-jobs/{id}`); removals are
-    /// synchronous relationship deletes.
-    fn remote_job(&self, action: JobAction) -> bool {
-        action == JobAction::Add
-    }
-
-    async fn submit_job(
-        &self,
-        audience: &AudienceRef,
-        action: JobAction,
+        list_id: &str,
         members: &[PreparedMember],
     ) -> Result<SubmittedJob, ConnectorError> {
-        self.only_import_jobs(action, members.len())?;
-        self.submit_import(self.list_id(audience)?, members).await
+        self.submit_import(list_id, members).await
     }
 
-    async fn await_job(
+    async fn finish_add(
         &self,
-        _audience: &AudienceRef,
-        action: JobAction,
         job_id: &str,
         members: &[PreparedMember],
     ) -> Result<BatchOutcome, ConnectorError> {
-        self.only_import_jobs(action, members.len())?;
         self.finish_import(job_id, members).await
-    }
-
-    fn http_stats(&self) -> Option<HttpStatsSnapshot> {
-        Some(self.kit.stats())
     }
 }

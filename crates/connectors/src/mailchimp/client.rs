@@ -3,17 +3,13 @@
 
 use super::config::{data_center, default_base_url, MailchimpConfig, MAX_CONNECTIONS};
 use super::mapping;
-use crate::common;
 use crate::error::{ConfigError, ConnectorError};
 use crate::http::{
-    body_excerpt, default_classify, next_offset, Auth, HttpKit, HttpStatsSnapshot, ResponsePolicy,
-    Verdict,
+    body_excerpt, default_classify, next_offset, Auth, HttpKit, ResponsePolicy, Verdict,
 };
-use crate::model::{
-    AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, PreparedMember, Rejection,
-};
+use crate::list_audience::ListPlatform;
+use crate::model::{AudienceRef, BatchOutcome, Contact, NoIdentifier, PreparedMember, Rejection};
 use crate::secret::SecretResolver;
-use crate::traits::AudienceDestination;
 use async_trait::async_trait;
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
@@ -391,7 +387,7 @@ impl MailchimpDestination {
         true
     }
 
-    async fn add_chunk(
+    async fn add_to_segment(
         &self,
         segment_url: &str,
         members: &[PreparedMember],
@@ -461,7 +457,7 @@ impl MailchimpDestination {
         Ok(outcome)
     }
 
-    async fn remove_chunk(
+    async fn remove_from_segment(
         &self,
         segment_url: &str,
         members: &[PreparedMember],
@@ -500,65 +496,54 @@ impl MailchimpDestination {
 }
 
 #[async_trait]
-impl AudienceDestination for MailchimpDestination {
-    fn name(&self) -> &str {
+impl ListPlatform for MailchimpDestination {
+    const KIND: &'static str = "mailchimp";
+    const AUDIENCE: &'static str = "static segment";
+    const MAX_BATCH: usize = MAX_MEMBERS;
+    /// Every call is synchronous.
+    const JOB_ADDS: bool = false;
+
+    fn destination(&self) -> &str {
         &self.name
     }
 
-    fn kind(&self) -> &'static str {
-        "mailchimp"
+    fn kit(&self) -> &HttpKit {
+        &self.kit
     }
 
-    fn limits(&self) -> DestinationLimits {
-        DestinationLimits {
-            max_batch: MAX_MEMBERS,
-            min_audience_size: 0,
-            requests_per_second: self.rps,
-        }
+    fn requests_per_second(&self) -> f64 {
+        self.rps
     }
 
-    fn channel(&self) -> Channel {
-        Channel::Email
-    }
-
-    fn prepare(&self, contact: &Contact) -> Result<PreparedMember, crate::model::NoIdentifier> {
+    fn prepare_member(&self, contact: &Contact) -> Result<PreparedMember, NoIdentifier> {
         mapping::prepare(contact)
     }
 
-    async fn find_or_create_audience(
-        &self,
-        name: &str,
-        _description: &str,
-    ) -> Result<AudienceRef, ConnectorError> {
-        common::find_or_create(
-            &self.name,
-            name,
-            "static segment",
-            self.find_segment(name),
-            self.create_segment(name),
-        )
-        .await
+    async fn find(&self, name: &str) -> Result<Option<String>, ConnectorError> {
+        self.find_segment(name).await
     }
 
-    async fn add_members(
+    async fn create(&self, name: &str) -> Result<String, ConnectorError> {
+        self.create_segment(name).await
+    }
+
+    fn members_at(&self, audience: &AudienceRef) -> Result<String, ConnectorError> {
+        self.segment_url(audience)
+    }
+
+    async fn add_chunk(
         &self,
-        audience: &AudienceRef,
+        segment_url: &str,
         members: &[PreparedMember],
     ) -> Result<BatchOutcome, ConnectorError> {
-        let url = self.segment_url(audience)?;
-        common::in_chunks(members, MAX_MEMBERS, |chunk| self.add_chunk(&url, chunk)).await
+        self.add_to_segment(segment_url, members).await
     }
 
-    async fn remove_members(
+    async fn remove_chunk(
         &self,
-        audience: &AudienceRef,
+        segment_url: &str,
         members: &[PreparedMember],
     ) -> Result<BatchOutcome, ConnectorError> {
-        let url = self.segment_url(audience)?;
-        common::in_chunks(members, MAX_MEMBERS, |chunk| self.remove_chunk(&url, chunk)).await
-    }
-
-    fn http_stats(&self) -> Option<HttpStatsSnapshot> {
-        Some(self.kit.stats())
+        self.remove_from_segment(segment_url, members).await
     }
 }

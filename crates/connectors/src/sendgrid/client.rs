@@ -3,18 +3,15 @@
 
 use super::config::SendGridConfig;
 use super::mapping;
-use crate::common;
 use crate::error::{ConfigError, ConnectorError};
 use crate::http::{
-    body_excerpt, default_classify, next_cursor, Auth, HttpKit, HttpReply, HttpStatsSnapshot,
-    ResponsePolicy, Verdict,
+    body_excerpt, default_classify, next_cursor, Auth, HttpKit, HttpReply, ResponsePolicy, Verdict,
 };
+use crate::list_audience::ListPlatform;
 use crate::model::{
-    AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, JobAction, PreparedMember,
-    Rejection, SubmittedJob,
+    AudienceRef, BatchOutcome, Contact, NoIdentifier, PreparedMember, Rejection, SubmittedJob,
 };
 use crate::secret::SecretResolver;
-use crate::traits::AudienceDestination;
 use async_trait::async_trait;
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
@@ -611,22 +608,7 @@ impl SendGridDestination {
         Ok(outcome)
     }
 
-    async fn upsert_chunk(
-        &self,
-        list_id: &str,
-        members: &[PreparedMember],
-    ) -> Result<BatchOutcome, ConnectorError> {
-        let mut outcome = common::submit_and_await(
-            members,
-            |m| self.submit_upsert(list_id, m),
-            |job, held| async move { self.finish_upsert(&job, &held).await },
-        )
-        .await?;
-        outcome.accepted = members.len() - outcome.rejected.len();
-        Ok(outcome)
-    }
-
-    async fn remove_chunk(
+    async fn remove_contacts(
         &self,
         list_id: &str,
         members: &[PreparedMember],
@@ -687,16 +669,6 @@ impl SendGridDestination {
         Ok(outcome)
     }
 
-    fn only_upsert_jobs(&self, action: JobAction) -> Result<(), ConnectorError> {
-        if action == JobAction::Add {
-            return Ok(());
-        }
-        Err(ConnectorError::Unsupported {
-            destination: self.name.clone(),
-            operation: "remove as a job",
-        })
-    }
-
     fn list_id<'a>(&self, audience: &'a AudienceRef) -> Result<&'a str, ConnectorError> {
         let id = audience.remote_id.trim();
         if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
@@ -710,105 +682,68 @@ impl SendGridDestination {
 }
 
 #[async_trait]
-impl AudienceDestination for SendGridDestination {
-    fn name(&self) -> &str {
+impl ListPlatform for SendGridDestination {
+    const KIND: &'static str = "sendgrid";
+    const AUDIENCE: &'static str = "list";
+    const MAX_BATCH: usize = BATCH_SIZE;
+    /// Upserts are import jobs (`202` + `job_id`, polled at `/v3/marketing/contacts/imports/{id}`);
+    /// removals are synchronous deletes.
+    const JOB_ADDS: bool = true;
+
+    fn destination(&self) -> &str {
         &self.name
     }
 
-    fn kind(&self) -> &'static str {
-        "sendgrid"
+    fn kit(&self) -> &HttpKit {
+        &self.kit
     }
 
-    fn limits(&self) -> DestinationLimits {
-        DestinationLimits {
-            max_batch: BATCH_SIZE,
-            min_audience_size: 0,
-            requests_per_second: self.rps,
-        }
+    fn requests_per_second(&self) -> f64 {
+        self.rps
     }
 
-    fn channel(&self) -> Channel {
-        Channel::Email
-    }
-
-    fn prepare(&self, contact: &Contact) -> Result<PreparedMember, crate::model::NoIdentifier> {
+    fn prepare_member(&self, contact: &Contact) -> Result<PreparedMember, NoIdentifier> {
         mapping::prepare(contact)
     }
 
-    async fn find_or_create_audience(
-        &self,
-        name: &str,
-        _description: &str,
-    ) -> Result<AudienceRef, ConnectorError> {
-        common::find_or_create(
-            &self.name,
-            name,
-            "list",
-            self.find_list(name),
-            self.create_list(name),
-        )
-        .await
+    async fn find(&self, name: &str) -> Result<Option<String>, ConnectorError> {
+        self.find_list(name).await
     }
 
-    async fn add_members(
+    async fn create(&self, name: &str) -> Result<String, ConnectorError> {
+        self.create_list(name).await
+    }
+
+    fn members_at(&self, audience: &AudienceRef) -> Result<String, ConnectorError> {
+        self.list_id(audience).map(str::to_string)
+    }
+
+    fn job_too_large(&self) -> String {
+        format!("a job takes at most {BATCH_SIZE} contacts")
+    }
+
+    async fn remove_chunk(
         &self,
-        audience: &AudienceRef,
+        list_id: &str,
         members: &[PreparedMember],
     ) -> Result<BatchOutcome, ConnectorError> {
-        let list_id = self.list_id(audience)?;
-        common::in_chunks(members, BATCH_SIZE, |chunk| {
-            self.upsert_chunk(list_id, chunk)
-        })
-        .await
+        self.remove_contacts(list_id, members).await
     }
 
-    async fn remove_members(
+    async fn submit_add(
         &self,
-        audience: &AudienceRef,
-        members: &[PreparedMember],
-    ) -> Result<BatchOutcome, ConnectorError> {
-        let list_id = self.list_id(audience)?;
-        common::in_chunks(members, BATCH_SIZE, |chunk| {
-            self.remove_chunk(list_id, chunk)
-        })
-        .await
-    }
-
-    /// Upserts are import jobs (`202` + `job_id`, polled at `/v3/marketing/contacts/imports/{id}`);
-    /// removals are synchronous deletes.
-    fn remote_job(&self, action: JobAction) -> bool {
-        action == JobAction::Add
-    }
-
-    async fn submit_job(
-        &self,
-        audience: &AudienceRef,
-        action: JobAction,
+        list_id: &str,
         members: &[PreparedMember],
     ) -> Result<SubmittedJob, ConnectorError> {
-        self.only_upsert_jobs(action)?;
-        if members.len() > BATCH_SIZE {
-            return Err(ConnectorError::Invalid {
-                destination: self.name.clone(),
-                message: format!("a job takes at most {BATCH_SIZE} contacts"),
-            });
-        }
-        self.submit_upsert(self.list_id(audience)?, members).await
+        self.submit_upsert(list_id, members).await
     }
 
-    async fn await_job(
+    async fn finish_add(
         &self,
-        _audience: &AudienceRef,
-        action: JobAction,
         job_id: &str,
         members: &[PreparedMember],
     ) -> Result<BatchOutcome, ConnectorError> {
-        self.only_upsert_jobs(action)?;
         self.finish_upsert(job_id, members).await
-    }
-
-    fn http_stats(&self) -> Option<HttpStatsSnapshot> {
-        Some(self.kit.stats())
     }
 }
 

@@ -1,0 +1,215 @@
+//! One implementation of [`AudienceDestination`] for the email-list platforms (Klaviyo lists, SendGrid
+//! lists, Mailchimp static segments), which share its whole shape: the audience is a named list found by
+//! paging or created, members go in capped chunks keyed by email, nobody needs a minimum audience, the
+//! channel is email, and where adds are remote import jobs only adds are (removals are synchronous).
+//! Each platform implements the small [`ListPlatform`] trait with what really differs (its calls, its
+//! id check, its limits); the blanket impl below turns that into the destination the engine sees.
+
+use crate::common;
+use crate::error::ConnectorError;
+use crate::http::{HttpKit, HttpStatsSnapshot};
+use crate::model::{
+    AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, JobAction, NoIdentifier,
+    PreparedMember, SubmittedJob,
+};
+use crate::traits::AudienceDestination;
+use async_trait::async_trait;
+
+/// What an email-list platform supplies so [`AudienceDestination`] can be written once for all of them.
+#[async_trait]
+pub(crate) trait ListPlatform: Send + Sync {
+    /// Platform kind, as in the config's `kind`.
+    const KIND: &'static str;
+    /// What the platform calls the audience, for logs ("list", "static segment").
+    const AUDIENCE: &'static str;
+    /// Most members per call (and per import job), which is also the engine's batch size.
+    const MAX_BATCH: usize;
+    /// Whether adds run as remote import jobs ([`Self::submit_add`] / [`Self::finish_add`]).
+    const JOB_ADDS: bool;
+
+    /// Configured destination name.
+    fn destination(&self) -> &str;
+    /// The destination's HTTP kit (for its counters).
+    fn kit(&self) -> &HttpKit;
+    /// Pacing the engine should plan with.
+    fn requests_per_second(&self) -> f64;
+    /// The platform's pure mapping of a contact.
+    fn prepare_member(&self, contact: &Contact) -> Result<PreparedMember, NoIdentifier>;
+
+    /// The id of the audience called `name`, paging through all of them, or `None`.
+    async fn find(&self, name: &str) -> Result<Option<String>, ConnectorError>;
+    /// Creates the audience called `name` and returns its id.
+    async fn create(&self, name: &str) -> Result<String, ConnectorError>;
+    /// Where `audience`'s members live (its checked id, or the URL built from it); an id that is not
+    /// the platform's shape is refused before any request.
+    fn members_at(&self, audience: &AudienceRef) -> Result<String, ConnectorError>;
+    /// The refusal of a job of more than [`Self::MAX_BATCH`] members, in the platform's words.
+    fn job_too_large(&self) -> String {
+        format!("a job takes at most {} members", Self::MAX_BATCH)
+    }
+
+    /// Adds one chunk (≤ [`Self::MAX_BATCH`]) and waits for the result. The default, for job
+    /// platforms, submits the import job and waits for it.
+    async fn add_chunk(
+        &self,
+        at: &str,
+        members: &[PreparedMember],
+    ) -> Result<BatchOutcome, ConnectorError> {
+        let mut outcome = common::submit_and_await(
+            members,
+            |m| self.submit_add(at, m),
+            |job, held| async move { self.finish_add(&job, &held).await },
+        )
+        .await?;
+        outcome.accepted = members.len() - outcome.rejected.len();
+        Ok(outcome)
+    }
+    /// Removes one chunk (≤ [`Self::MAX_BATCH`]).
+    async fn remove_chunk(
+        &self,
+        at: &str,
+        members: &[PreparedMember],
+    ) -> Result<BatchOutcome, ConnectorError>;
+
+    /// Submits an import job adding `members` and returns without waiting. Only called when
+    /// [`Self::JOB_ADDS`]; the default refuses.
+    async fn submit_add(
+        &self,
+        _at: &str,
+        _members: &[PreparedMember],
+    ) -> Result<SubmittedJob, ConnectorError> {
+        Err(ConnectorError::Unsupported {
+            destination: self.destination().to_string(),
+            operation: "add as a job",
+        })
+    }
+    /// Waits for an import job and attributes what it refused to `members`. Only called when
+    /// [`Self::JOB_ADDS`]; the default refuses.
+    async fn finish_add(
+        &self,
+        _job_id: &str,
+        _members: &[PreparedMember],
+    ) -> Result<BatchOutcome, ConnectorError> {
+        Err(ConnectorError::Unsupported {
+            destination: self.destination().to_string(),
+            operation: "add as a job",
+        })
+    }
+}
+
+/// Only adds are jobs, and a job holds at most one batch. A platform without jobs refuses `call` the
+/// way [`AudienceDestination`]'s defaults do.
+fn check_job<P: ListPlatform>(
+    p: &P,
+    call: &'static str,
+    action: JobAction,
+    rows: usize,
+) -> Result<(), ConnectorError> {
+    let refuse = |operation| ConnectorError::Unsupported {
+        destination: p.destination().to_string(),
+        operation,
+    };
+    if !P::JOB_ADDS {
+        return Err(refuse(call));
+    }
+    if action != JobAction::Add {
+        return Err(refuse("remove as a job"));
+    }
+    if rows > P::MAX_BATCH {
+        return Err(ConnectorError::Invalid {
+            destination: p.destination().to_string(),
+            message: p.job_too_large(),
+        });
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl<P: ListPlatform> AudienceDestination for P {
+    fn name(&self) -> &str {
+        self.destination()
+    }
+
+    fn kind(&self) -> &'static str {
+        P::KIND
+    }
+
+    fn limits(&self) -> DestinationLimits {
+        DestinationLimits {
+            max_batch: P::MAX_BATCH,
+            min_audience_size: 0,
+            requests_per_second: self.requests_per_second(),
+        }
+    }
+
+    fn channel(&self) -> Channel {
+        Channel::Email
+    }
+
+    fn prepare(&self, contact: &Contact) -> Result<PreparedMember, NoIdentifier> {
+        self.prepare_member(contact)
+    }
+
+    async fn find_or_create_audience(
+        &self,
+        name: &str,
+        _description: &str,
+    ) -> Result<AudienceRef, ConnectorError> {
+        common::find_or_create(
+            self.destination(),
+            name,
+            P::AUDIENCE,
+            self.find(name),
+            self.create(name),
+        )
+        .await
+    }
+
+    async fn add_members(
+        &self,
+        audience: &AudienceRef,
+        members: &[PreparedMember],
+    ) -> Result<BatchOutcome, ConnectorError> {
+        let at = self.members_at(audience)?;
+        common::in_chunks(members, P::MAX_BATCH, |chunk| self.add_chunk(&at, chunk)).await
+    }
+
+    async fn remove_members(
+        &self,
+        audience: &AudienceRef,
+        members: &[PreparedMember],
+    ) -> Result<BatchOutcome, ConnectorError> {
+        let at = self.members_at(audience)?;
+        common::in_chunks(members, P::MAX_BATCH, |chunk| self.remove_chunk(&at, chunk)).await
+    }
+
+    /// Adds are import jobs where the platform has them; removals are synchronous.
+    fn remote_job(&self, action: JobAction) -> bool {
+        P::JOB_ADDS && action == JobAction::Add
+    }
+
+    async fn submit_job(
+        &self,
+        audience: &AudienceRef,
+        action: JobAction,
+        members: &[PreparedMember],
+    ) -> Result<SubmittedJob, ConnectorError> {
+        check_job(self, "submit_job", action, members.len())?;
+        self.submit_add(&self.members_at(audience)?, members).await
+    }
+
+    async fn await_job(
+        &self,
+        _audience: &AudienceRef,
+        action: JobAction,
+        job_id: &str,
+        members: &[PreparedMember],
+    ) -> Result<BatchOutcome, ConnectorError> {
+        check_job(self, "await_job", action, members.len())?;
+        self.finish_add(job_id, members).await
+    }
+
+    fn http_stats(&self) -> Option<HttpStatsSnapshot> {
+        Some(self.kit().stats())
+    }
+}

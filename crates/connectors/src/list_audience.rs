@@ -4,16 +4,20 @@
 //! channel is email, and where adds are remote import jobs only adds are (removals are synchronous).
 //! Each platform implements the small [`ListPlatform`] trait with what really differs (its calls, its
 //! id check, its limits); the blanket impl below turns that into the destination the engine sees.
+//! [`Keyed`] is their shared bookkeeping of one chunk: members grouped by the email (or phone) key the
+//! platform's replies name.
 
 use crate::common;
 use crate::error::ConnectorError;
 use crate::http::{HttpKit, HttpStatsSnapshot};
 use crate::model::{
     AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, JobAction, NoIdentifier,
-    PreparedMember, SubmittedJob,
+    PreparedMember, Rejection, SubmittedJob,
 };
 use crate::traits::AudienceDestination;
 use async_trait::async_trait;
+use serde_json::Value;
+use std::collections::HashMap;
 
 /// What an email-list platform supplies so [`AudienceDestination`] can be written once for all of them.
 #[async_trait]
@@ -211,5 +215,72 @@ impl<P: ListPlatform> AudienceDestination for P {
 
     fn http_stats(&self) -> Option<HttpStatsSnapshot> {
         Some(self.kit().stats())
+    }
+}
+
+/// One chunk's members grouped by the key the platform answers with (an email; for Klaviyo also
+/// `phone:<E.164>`). Several customers can share a key, so what a reply says about a key concerns all
+/// of them, and each customer is rejected at most once.
+pub(crate) struct Keyed<'a> {
+    /// Distinct keys in first-seen order: what is sent.
+    pub(crate) keys: Vec<String>,
+    owners: HashMap<String, Vec<&'a PreparedMember>>,
+}
+
+impl<'a> Keyed<'a> {
+    /// Groups `members` by `key_of(payload)`; a member whose stored payload yields no key is rejected
+    /// with `no_key` (the payload predates a mapping change, or is corrupt) and not sent.
+    pub(crate) fn group(
+        members: &'a [PreparedMember],
+        outcome: &mut BatchOutcome,
+        key_of: impl Fn(&Value) -> Option<String>,
+        no_key: &str,
+    ) -> Self {
+        let mut chunk = Keyed {
+            keys: Vec::new(),
+            owners: HashMap::new(),
+        };
+        for m in members {
+            match key_of(&m.payload) {
+                Some(k) => {
+                    let owners = chunk.owners.entry(k.clone()).or_default();
+                    if owners.is_empty() {
+                        chunk.keys.push(k);
+                    }
+                    owners.push(m);
+                }
+                None => outcome.rejected.push(Rejection {
+                    customer_id: m.customer_id.clone(),
+                    reason: no_key.to_string(),
+                }),
+            }
+        }
+        chunk
+    }
+
+    /// The first member with `key`, whose payload stands for all of them.
+    pub(crate) fn first(&self, key: &str) -> Option<&'a PreparedMember> {
+        self.owners.get(key).and_then(|o| o.first()).copied()
+    }
+
+    /// Rejects every customer behind `key` (as the platform spelled it: trimmed and lower-cased before
+    /// the lookup) with `reason`; `false` when no member of the chunk has that key.
+    pub(crate) fn reject(&self, key: &str, reason: &str, outcome: &mut BatchOutcome) -> bool {
+        let Some(owners) = self.owners.get(&key.trim().to_lowercase()) else {
+            return false;
+        };
+        for m in owners {
+            if !outcome
+                .rejected
+                .iter()
+                .any(|r| r.customer_id == m.customer_id)
+            {
+                outcome.rejected.push(Rejection {
+                    customer_id: m.customer_id.clone(),
+                    reason: reason.to_string(),
+                });
+            }
+        }
+        true
     }
 }

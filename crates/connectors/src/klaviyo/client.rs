@@ -7,9 +7,9 @@ use crate::error::{ConfigError, ConnectorError};
 use crate::http::{
     body_excerpt, default_classify, next_cursor, Auth, HttpKit, ResponsePolicy, Verdict,
 };
-use crate::list_audience::ListPlatform;
+use crate::list_audience::{Keyed, ListPlatform};
 use crate::model::{
-    AudienceRef, BatchOutcome, Contact, NoIdentifier, PreparedMember, Rejection, SubmittedJob,
+    AudienceRef, BatchOutcome, Contact, NoIdentifier, PreparedMember, SubmittedJob,
 };
 use crate::secret::SecretResolver;
 use async_trait::async_trait;
@@ -17,7 +17,7 @@ use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// Template assignment (`CreativeSwapper`), a child module so it shares this client's kit and key.
@@ -138,56 +138,14 @@ fn key_of(email: Option<&str>, phone: Option<&str>) -> Option<String> {
     }
 }
 
-/// One chunk's members grouped by key (several customers can share one).
-struct Chunk<'a> {
-    keys: Vec<String>,
-    owners: HashMap<String, Vec<&'a PreparedMember>>,
-}
-
-impl Chunk<'_> {
-    fn reject(&self, key: &str, reason: &str, outcome: &mut BatchOutcome) -> bool {
-        let Some(owners) = self.owners.get(key) else {
-            return false;
-        };
-        for m in owners {
-            if !outcome
-                .rejected
-                .iter()
-                .any(|r| r.customer_id == m.customer_id)
-            {
-                outcome.rejected.push(Rejection {
-                    customer_id: m.customer_id.clone(),
-                    reason: reason.to_string(),
-                });
-            }
-        }
-        true
-    }
-}
-
-fn group<'a>(members: &'a [PreparedMember], outcome: &mut BatchOutcome) -> Chunk<'a> {
-    let mut chunk = Chunk {
-        keys: Vec::new(),
-        owners: HashMap::new(),
-    };
-    for m in members {
-        let key = mapping::identifiers_of(&m.payload)
-            .and_then(|(e, p)| key_of(e.as_deref(), p.as_deref()));
-        match key {
-            Some(k) => {
-                let owners = chunk.owners.entry(k.clone()).or_default();
-                if owners.is_empty() {
-                    chunk.keys.push(k);
-                }
-                owners.push(m);
-            }
-            None => outcome.rejected.push(Rejection {
-                customer_id: m.customer_id.clone(),
-                reason: "stored payload has neither a valid email nor an E.164 phone".into(),
-            }),
-        }
-    }
-    chunk
+/// One chunk's members by key; payloads with neither identifier are refused up front.
+fn group<'a>(members: &'a [PreparedMember], outcome: &mut BatchOutcome) -> Keyed<'a> {
+    Keyed::group(
+        members,
+        outcome,
+        |p| mapping::identifiers_of(p).and_then(|(e, ph)| key_of(e.as_deref(), ph.as_deref())),
+        "stored payload has neither a valid email nor an E.164 phone",
+    )
 }
 
 /// A JSON string literal for a Klaviyo filter value.
@@ -276,51 +234,6 @@ impl KlaviyoDestination {
             .find(|(k, _)| k == "page[cursor]")
             .map(|(_, v)| v.into_owned());
         cursor
-    }
-
-    async fn find_list(&self, name: &str) -> Result<Option<String>, ConnectorError> {
-        let url = self.kit.url("lists");
-        let mut cursor: Option<String> = None;
-        loop {
-            let mut query = vec![("fields[list]", "name".to_string())];
-            if let Some(c) = &cursor {
-                query.push(("page[cursor]", c.clone()));
-            }
-            let body = self
-                .send("list lists", Method::GET, &url, &query, None)
-                .await?;
-            let page: Collection = self.kit.parse_json("list lists", &body)?;
-            if let Some(l) = page
-                .data
-                .iter()
-                .find(|l| l.attributes.get("name").and_then(Value::as_str) == Some(name))
-            {
-                return Ok(Some(l.id.clone()));
-            }
-            match next_cursor(
-                Self::cursor_of(page.links),
-                page.data.is_empty(),
-                cursor.as_ref(),
-            ) {
-                Some(c) => cursor = Some(c),
-                None => return Ok(None),
-            }
-        }
-    }
-
-    async fn create_list(&self, name: &str) -> Result<String, ConnectorError> {
-        let body = json!({"data": {"type": "list", "attributes": {"name": name}}});
-        let reply = self
-            .send(
-                "create list",
-                Method::POST,
-                &self.kit.url("lists"),
-                &[],
-                Some(&body),
-            )
-            .await?;
-        let created: Single = self.kit.parse_json("create list", &reply)?;
-        Ok(created.data.id)
     }
 
     /// Polls a bulk import job until it completes; returns its `failed_count`.
@@ -417,95 +330,8 @@ impl KlaviyoDestination {
         }
     }
 
-    /// Submits one bulk import job (`POST /api/profile-bulk-import-jobs` with the list attached); does
-    /// not wait for it. Rows without a usable key are refused up front.
-    async fn submit_import(
-        &self,
-        list_id: &str,
-        members: &[PreparedMember],
-    ) -> Result<SubmittedJob, ConnectorError> {
-        let mut outcome = BatchOutcome::default();
-        let chunk = group(members, &mut outcome);
-        if chunk.keys.is_empty() {
-            return Ok(SubmittedJob {
-                job_id: None,
-                rejected: outcome.rejected,
-            });
-        }
-        let profiles: Vec<Value> = chunk
-            .keys
-            .iter()
-            .filter_map(|k| chunk.owners.get(k).and_then(|o| o.first()))
-            .map(|m| json!({"type": "profile", "attributes": m.payload}))
-            .collect();
-        let body = json!({"data": {
-            "type": "profile-bulk-import-job",
-            "attributes": {"profiles": {"data": profiles}},
-            "relationships": {"lists": {"data": [{"type": "list", "id": list_id}]}},
-        }});
-        let reply = self
-            .send(
-                "import profiles",
-                Method::POST,
-                &self.kit.url("profile-bulk-import-jobs"),
-                &[],
-                Some(&body),
-            )
-            .await?;
-        let job: Single = self.kit.parse_json("import profiles", &reply)?;
-        if job.data.id.trim().is_empty() {
-            return Err(ConnectorError::InvalidResponse {
-                destination: self.name.clone(),
-                operation: "import profiles".into(),
-                message: "the reply names no job id, so nothing was taken".into(),
-            });
-        }
-        Ok(SubmittedJob {
-            job_id: Some(job.data.id),
-            rejected: outcome.rejected,
-        })
-    }
-
-    /// Waits for a bulk import job and attributes its import errors to `members`, the rows it holds.
-    async fn finish_import(
-        &self,
-        job_id: &str,
-        members: &[PreparedMember],
-    ) -> Result<BatchOutcome, ConnectorError> {
-        let mut outcome = BatchOutcome::default();
-        let chunk = group(members, &mut outcome);
-        let failed = self.wait_for_job(job_id).await?;
-        if failed > 0 {
-            let errors = self.job_errors(job_id).await?;
-            let mut attributed = 0u64;
-            for (key, reason) in &errors {
-                let reason = format!("refused by Klaviyo: {reason}");
-                if key
-                    .as_deref()
-                    .is_some_and(|k| chunk.reject(k, &reason, &mut outcome))
-                {
-                    attributed += 1;
-                }
-            }
-            if attributed < failed {
-                // Unattributable failures: report the whole chunk so the next run resends it (the
-                // import is an idempotent upsert) rather than marking unknown rows as synced.
-                tracing::warn!(destination = %self.name, failed, attributed, "import errors could not all be attributed; rejecting the chunk");
-                for k in &chunk.keys {
-                    chunk.reject(
-                        k,
-                        "Klaviyo import job reported errors that could not be attributed",
-                        &mut outcome,
-                    );
-                }
-            }
-        }
-        outcome.accepted = members.len() - outcome.rejected.len();
-        Ok(outcome)
-    }
-
     /// Looks up profile ids for the chunk's keys (emails and phones separately).
-    async fn profile_ids(&self, chunk: &Chunk<'_>) -> Result<BTreeSet<String>, ConnectorError> {
+    async fn profile_ids(&self, chunk: &Keyed<'_>) -> Result<BTreeSet<String>, ConnectorError> {
         let url = self.kit.url("profiles");
         let emails: Vec<&str> = chunk
             .keys
@@ -552,35 +378,6 @@ impl KlaviyoDestination {
         Ok(ids)
     }
 
-    async fn remove_profiles(
-        &self,
-        list_id: &str,
-        members: &[PreparedMember],
-    ) -> Result<BatchOutcome, ConnectorError> {
-        let mut outcome = BatchOutcome::default();
-        let chunk = group(members, &mut outcome);
-        let ids: Vec<String> = self.profile_ids(&chunk).await?.into_iter().collect();
-        let url = self
-            .kit
-            .url(&format!("lists/{list_id}/relationships/profiles"));
-        for part in ids.chunks(MAX_RELATIONSHIP) {
-            let data: Vec<Value> = part
-                .iter()
-                .map(|id| json!({"type": "profile", "id": id}))
-                .collect();
-            self.send(
-                "remove from list",
-                Method::DELETE,
-                &url,
-                &[],
-                Some(&json!({"data": data})),
-            )
-            .await?;
-        }
-        outcome.accepted = members.len() - outcome.rejected.len();
-        Ok(outcome)
-    }
-
     fn list_id<'a>(&self, audience: &'a AudienceRef) -> Result<&'a str, ConnectorError> {
         let id = audience.remote_id.trim();
         if id.is_empty()
@@ -623,11 +420,48 @@ impl ListPlatform for KlaviyoDestination {
     }
 
     async fn find(&self, name: &str) -> Result<Option<String>, ConnectorError> {
-        self.find_list(name).await
+        let url = self.kit.url("lists");
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut query = vec![("fields[list]", "name".to_string())];
+            if let Some(c) = &cursor {
+                query.push(("page[cursor]", c.clone()));
+            }
+            let body = self
+                .send("list lists", Method::GET, &url, &query, None)
+                .await?;
+            let page: Collection = self.kit.parse_json("list lists", &body)?;
+            if let Some(l) = page
+                .data
+                .iter()
+                .find(|l| l.attributes.get("name").and_then(Value::as_str) == Some(name))
+            {
+                return Ok(Some(l.id.clone()));
+            }
+            match next_cursor(
+                Self::cursor_of(page.links),
+                page.data.is_empty(),
+                cursor.as_ref(),
+            ) {
+                Some(c) => cursor = Some(c),
+                None => return Ok(None),
+            }
+        }
     }
 
     async fn create(&self, name: &str) -> Result<String, ConnectorError> {
-        self.create_list(name).await
+        let body = json!({"data": {"type": "list", "attributes": {"name": name}}});
+        let reply = self
+            .send(
+                "create list",
+                Method::POST,
+                &self.kit.url("lists"),
+                &[],
+                Some(&body),
+            )
+            .await?;
+        let created: Single = self.kit.parse_json("create list", &reply)?;
+        Ok(created.data.id)
     }
 
     fn members_at(&self, audience: &AudienceRef) -> Result<String, ConnectorError> {
@@ -643,22 +477,114 @@ impl ListPlatform for KlaviyoDestination {
         list_id: &str,
         members: &[PreparedMember],
     ) -> Result<BatchOutcome, ConnectorError> {
-        self.remove_profiles(list_id, members).await
+        let mut outcome = BatchOutcome::default();
+        let chunk = group(members, &mut outcome);
+        let ids: Vec<String> = self.profile_ids(&chunk).await?.into_iter().collect();
+        let url = self
+            .kit
+            .url(&format!("lists/{list_id}/relationships/profiles"));
+        for part in ids.chunks(MAX_RELATIONSHIP) {
+            let data: Vec<Value> = part
+                .iter()
+                .map(|id| json!({"type": "profile", "id": id}))
+                .collect();
+            self.send(
+                "remove from list",
+                Method::DELETE,
+                &url,
+                &[],
+                Some(&json!({"data": data})),
+            )
+            .await?;
+        }
+        outcome.accepted = members.len() - outcome.rejected.len();
+        Ok(outcome)
     }
 
+    /// Submits one bulk import job (`POST /api/profile-bulk-import-jobs` with the list attached); does
+    /// not wait for it. Rows without a usable key are refused up front.
     async fn submit_add(
         &self,
         list_id: &str,
         members: &[PreparedMember],
     ) -> Result<SubmittedJob, ConnectorError> {
-        self.submit_import(list_id, members).await
+        let mut outcome = BatchOutcome::default();
+        let chunk = group(members, &mut outcome);
+        if chunk.keys.is_empty() {
+            return Ok(SubmittedJob {
+                job_id: None,
+                rejected: outcome.rejected,
+            });
+        }
+        let profiles: Vec<Value> = chunk
+            .keys
+            .iter()
+            .filter_map(|k| chunk.first(k))
+            .map(|m| json!({"type": "profile", "attributes": m.payload}))
+            .collect();
+        let body = json!({"data": {
+            "type": "profile-bulk-import-job",
+            "attributes": {"profiles": {"data": profiles}},
+            "relationships": {"lists": {"data": [{"type": "list", "id": list_id}]}},
+        }});
+        let reply = self
+            .send(
+                "import profiles",
+                Method::POST,
+                &self.kit.url("profile-bulk-import-jobs"),
+                &[],
+                Some(&body),
+            )
+            .await?;
+        let job: Single = self.kit.parse_json("import profiles", &reply)?;
+        if job.data.id.trim().is_empty() {
+            return Err(ConnectorError::InvalidResponse {
+                destination: self.name.clone(),
+                operation: "import profiles".into(),
+                message: "the reply names no job id, so nothing was taken".into(),
+            });
+        }
+        Ok(SubmittedJob {
+            job_id: Some(job.data.id),
+            rejected: outcome.rejected,
+        })
     }
 
+    /// Waits for a bulk import job and attributes its import errors to `members`, the rows it holds.
     async fn finish_add(
         &self,
         job_id: &str,
         members: &[PreparedMember],
     ) -> Result<BatchOutcome, ConnectorError> {
-        self.finish_import(job_id, members).await
+        let mut outcome = BatchOutcome::default();
+        let chunk = group(members, &mut outcome);
+        let failed = self.wait_for_job(job_id).await?;
+        if failed > 0 {
+            let errors = self.job_errors(job_id).await?;
+            let mut attributed = 0u64;
+            for (key, reason) in &errors {
+                let reason = format!("refused by Klaviyo: {reason}");
+                if key
+                    .as_deref()
+                    .is_some_and(|k| chunk.reject(k, &reason, &mut outcome))
+                {
+                    attributed += 1;
+                }
+            }
+            if attributed < failed {
+                // Unattributable failures: report the whole chunk so the next run resends it (the
+                // import is an idempotent upsert) rather than marking unknown rows as synced.
+                tracing::warn!(destination = %self.name, failed, attributed, "import errors could not all be attributed; rejecting the chunk");
+                for k in &chunk.keys {
+                    chunk.reject(
+                        k,
+                        "Klaviyo import job reported errors that could not be attributed",
+                        &mut outcome,
+                    );
+                }
+            }
+        }
+        outcome.accepted = members.len() - outcome.rejected.len();
+        Ok(outcome)
     }
 }

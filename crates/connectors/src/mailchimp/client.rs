@@ -7,15 +7,14 @@ use crate::error::{ConfigError, ConnectorError};
 use crate::http::{
     body_excerpt, default_classify, next_offset, Auth, HttpKit, ResponsePolicy, Verdict,
 };
-use crate::list_audience::ListPlatform;
-use crate::model::{AudienceRef, BatchOutcome, Contact, NoIdentifier, PreparedMember, Rejection};
+use crate::list_audience::{Keyed, ListPlatform};
+use crate::model::{AudienceRef, BatchOutcome, Contact, NoIdentifier, PreparedMember};
 use crate::secret::SecretResolver;
 use async_trait::async_trait;
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use tokio::sync::Semaphore;
 
 /// Template swap (`CreativeSwapper`), a child module so it shares this client's kit, key and connection cap.
@@ -170,12 +169,6 @@ fn is_already_absent(error: &str) -> bool {
         || e.contains("no longer")
 }
 
-/// One chunk's members grouped by email (several customers can share one).
-struct Chunk<'a> {
-    emails: Vec<String>,
-    owners: HashMap<String, Vec<&'a PreparedMember>>,
-}
-
 impl MailchimpDestination {
     /// Builds the destination from its config, resolving the key and deriving the base URL from the
     /// key's data centre when `base_url` is not given.
@@ -287,50 +280,6 @@ impl MailchimpDestination {
         Ok(reply.body)
     }
 
-    async fn find_segment(&self, name: &str) -> Result<Option<String>, ConnectorError> {
-        let url = self.kit.url(&format!("lists/{}/segments", self.list_id));
-        let mut offset = 0usize;
-        loop {
-            let query = [
-                ("type", "static".to_string()),
-                ("count", PAGE_COUNT.to_string()),
-                ("offset", offset.to_string()),
-                (
-                    "fields",
-                    "segments.id,segments.name,total_items".to_string(),
-                ),
-            ];
-            let body = self
-                .send("list segments", reqwest::Method::GET, &url, &query, None)
-                .await?;
-            let page: SegmentPage = self.kit.parse_json("list segments", &body)?;
-            if let Some(s) = page.segments.iter().find(|s| s.name == name) {
-                return Ok(Some(s.id.to_string()));
-            }
-            let total = page.total_items.unwrap_or(0);
-            match next_offset(offset, page.segments.len(), total) {
-                Some(next) => offset = next,
-                None => return Ok(None),
-            }
-        }
-    }
-
-    async fn create_segment(&self, name: &str) -> Result<String, ConnectorError> {
-        let url = self.kit.url(&format!("lists/{}/segments", self.list_id));
-        let body = json!({"name": name, "static_segment": []});
-        let reply = self
-            .send(
-                "create segment",
-                reqwest::Method::POST,
-                &url,
-                &[],
-                Some(&body),
-            )
-            .await?;
-        let created: SegmentEntry = self.kit.parse_json("create segment", &reply)?;
-        Ok(created.id.to_string())
-    }
-
     fn segment_url(&self, audience: &AudienceRef) -> Result<String, ConnectorError> {
         let id = audience.remote_id.trim();
         if id.is_empty() || !id.chars().all(|c| c.is_ascii_digit()) {
@@ -345,153 +294,13 @@ impl MailchimpDestination {
     }
 
     /// Splits members into a chunk of distinct emails, rejecting payloads without one.
-    fn group<'a>(&self, members: &'a [PreparedMember], outcome: &mut BatchOutcome) -> Chunk<'a> {
-        let mut chunk = Chunk {
-            emails: Vec::new(),
-            owners: HashMap::new(),
-        };
-        for m in members {
-            match mapping::email_of(&m.payload) {
-                Some(e) => {
-                    let owners = chunk.owners.entry(e.clone()).or_default();
-                    if owners.is_empty() {
-                        chunk.emails.push(e);
-                    }
-                    owners.push(m);
-                }
-                None => outcome.rejected.push(Rejection {
-                    customer_id: m.customer_id.clone(),
-                    reason: "stored payload has no valid email".into(),
-                }),
-            }
-        }
-        chunk
-    }
-
-    fn reject(chunk: &Chunk<'_>, email: &str, reason: &str, outcome: &mut BatchOutcome) -> bool {
-        let Some(owners) = chunk.owners.get(&email.trim().to_lowercase()) else {
-            return false;
-        };
-        for m in owners {
-            if !outcome
-                .rejected
-                .iter()
-                .any(|r| r.customer_id == m.customer_id)
-            {
-                outcome.rejected.push(Rejection {
-                    customer_id: m.customer_id.clone(),
-                    reason: reason.to_string(),
-                });
-            }
-        }
-        true
-    }
-
-    async fn add_to_segment(
-        &self,
-        segment_url: &str,
-        members: &[PreparedMember],
-    ) -> Result<BatchOutcome, ConnectorError> {
-        let mut outcome = BatchOutcome::default();
-        let chunk = self.group(members, &mut outcome);
-        if !chunk.emails.is_empty() {
-            let list_url = self.kit.url(&format!("lists/{}", self.list_id));
-            let subscribe: Vec<Value> = chunk
-                .emails
-                .iter()
-                .map(|e| json!({"email_address": e, "status": "subscribed"}))
-                .collect();
-            let body = json!({"members": subscribe, "update_existing": false});
-            let reply = self
-                .send(
-                    "subscribe members",
-                    reqwest::Method::POST,
-                    &list_url,
-                    &[],
-                    Some(&body),
-                )
-                .await?;
-            let sent = chunk.emails.len();
-            let parsed: BatchSubscribeReply =
-                self.acknowledged("subscribe members", &reply, |v| {
-                    crate::ack::mailchimp_subscribe(v, sent)
-                })?;
-            let mut refused = std::collections::HashSet::new();
-            for e in parsed.errors.iter().filter(|e| !is_already_member(e)) {
-                let reason = format!("not added to the list: {}", e.error);
-                if Self::reject(&chunk, &e.email_address, &reason, &mut outcome) {
-                    refused.insert(e.email_address.trim().to_lowercase());
-                } else {
-                    tracing::warn!(destination = %self.name, error = %e.error, "Mailchimp reported an error for an address we did not send");
-                }
-            }
-            let to_add: Vec<&String> = chunk
-                .emails
-                .iter()
-                .filter(|e| !refused.contains(*e))
-                .collect();
-            if !to_add.is_empty() {
-                let body = json!({"members_to_add": to_add});
-                let reply = self
-                    .send(
-                        "add to segment",
-                        reqwest::Method::POST,
-                        segment_url,
-                        &[],
-                        Some(&body),
-                    )
-                    .await?;
-                let sent = to_add.len();
-                let parsed: SegmentReply = self.acknowledged("add to segment", &reply, |v| {
-                    crate::ack::mailchimp_segment(v, false, sent)
-                })?;
-                for e in &parsed.errors {
-                    let reason = format!("not added to the segment: {}", e.error);
-                    for email in &e.email_addresses {
-                        Self::reject(&chunk, email, &reason, &mut outcome);
-                    }
-                }
-            }
-        }
-        outcome.accepted = members.len() - outcome.rejected.len();
-        Ok(outcome)
-    }
-
-    async fn remove_from_segment(
-        &self,
-        segment_url: &str,
-        members: &[PreparedMember],
-    ) -> Result<BatchOutcome, ConnectorError> {
-        let mut outcome = BatchOutcome::default();
-        let chunk = self.group(members, &mut outcome);
-        if !chunk.emails.is_empty() {
-            let body = json!({"members_to_remove": chunk.emails});
-            let reply = self
-                .send(
-                    "remove from segment",
-                    reqwest::Method::POST,
-                    segment_url,
-                    &[],
-                    Some(&body),
-                )
-                .await?;
-            let sent = chunk.emails.len();
-            let parsed: SegmentReply = self.acknowledged("remove from segment", &reply, |v| {
-                crate::ack::mailchimp_segment(v, true, sent)
-            })?;
-            for e in parsed
-                .errors
-                .iter()
-                .filter(|e| !is_already_absent(&e.error))
-            {
-                let reason = format!("not removed from the segment: {}", e.error);
-                for email in &e.email_addresses {
-                    Self::reject(&chunk, email, &reason, &mut outcome);
-                }
-            }
-        }
-        outcome.accepted = members.len() - outcome.rejected.len();
-        Ok(outcome)
+    fn group<'a>(members: &'a [PreparedMember], outcome: &mut BatchOutcome) -> Keyed<'a> {
+        Keyed::group(
+            members,
+            outcome,
+            mapping::email_of,
+            "stored payload has no valid email",
+        )
     }
 }
 
@@ -520,11 +329,47 @@ impl ListPlatform for MailchimpDestination {
     }
 
     async fn find(&self, name: &str) -> Result<Option<String>, ConnectorError> {
-        self.find_segment(name).await
+        let url = self.kit.url(&format!("lists/{}/segments", self.list_id));
+        let mut offset = 0usize;
+        loop {
+            let query = [
+                ("type", "static".to_string()),
+                ("count", PAGE_COUNT.to_string()),
+                ("offset", offset.to_string()),
+                (
+                    "fields",
+                    "segments.id,segments.name,total_items".to_string(),
+                ),
+            ];
+            let body = self
+                .send("list segments", reqwest::Method::GET, &url, &query, None)
+                .await?;
+            let page: SegmentPage = self.kit.parse_json("list segments", &body)?;
+            if let Some(s) = page.segments.iter().find(|s| s.name == name) {
+                return Ok(Some(s.id.to_string()));
+            }
+            let total = page.total_items.unwrap_or(0);
+            match next_offset(offset, page.segments.len(), total) {
+                Some(next) => offset = next,
+                None => return Ok(None),
+            }
+        }
     }
 
     async fn create(&self, name: &str) -> Result<String, ConnectorError> {
-        self.create_segment(name).await
+        let url = self.kit.url(&format!("lists/{}/segments", self.list_id));
+        let body = json!({"name": name, "static_segment": []});
+        let reply = self
+            .send(
+                "create segment",
+                reqwest::Method::POST,
+                &url,
+                &[],
+                Some(&body),
+            )
+            .await?;
+        let created: SegmentEntry = self.kit.parse_json("create segment", &reply)?;
+        Ok(created.id.to_string())
     }
 
     fn members_at(&self, audience: &AudienceRef) -> Result<String, ConnectorError> {
@@ -536,7 +381,69 @@ impl ListPlatform for MailchimpDestination {
         segment_url: &str,
         members: &[PreparedMember],
     ) -> Result<BatchOutcome, ConnectorError> {
-        self.add_to_segment(segment_url, members).await
+        let mut outcome = BatchOutcome::default();
+        let chunk = Self::group(members, &mut outcome);
+        if !chunk.keys.is_empty() {
+            let list_url = self.kit.url(&format!("lists/{}", self.list_id));
+            let subscribe: Vec<Value> = chunk
+                .keys
+                .iter()
+                .map(|e| json!({"email_address": e, "status": "subscribed"}))
+                .collect();
+            let body = json!({"members": subscribe, "update_existing": false});
+            let reply = self
+                .send(
+                    "subscribe members",
+                    reqwest::Method::POST,
+                    &list_url,
+                    &[],
+                    Some(&body),
+                )
+                .await?;
+            let sent = chunk.keys.len();
+            let parsed: BatchSubscribeReply =
+                self.acknowledged("subscribe members", &reply, |v| {
+                    crate::ack::mailchimp_subscribe(v, sent)
+                })?;
+            let mut refused = std::collections::HashSet::new();
+            for e in parsed.errors.iter().filter(|e| !is_already_member(e)) {
+                let reason = format!("not added to the list: {}", e.error);
+                if chunk.reject(&e.email_address, &reason, &mut outcome) {
+                    refused.insert(e.email_address.trim().to_lowercase());
+                } else {
+                    tracing::warn!(destination = %self.name, error = %e.error, "Mailchimp reported an error for an address we did not send");
+                }
+            }
+            let to_add: Vec<&String> = chunk
+                .keys
+                .iter()
+                .filter(|e| !refused.contains(*e))
+                .collect();
+            if !to_add.is_empty() {
+                let body = json!({"members_to_add": to_add});
+                let reply = self
+                    .send(
+                        "add to segment",
+                        reqwest::Method::POST,
+                        segment_url,
+                        &[],
+                        Some(&body),
+                    )
+                    .await?;
+                let sent = to_add.len();
+                let parsed: SegmentReply = self.acknowledged("add to segment", &reply, |v| {
+                    crate::ack::mailchimp_segment(v, false, sent)
+                })?;
+                for e in &parsed.errors {
+                    let reason = format!("not added to the segment: {}", e.error);
+                    for email in &e.email_addresses {
+                        chunk.reject(email, &reason, &mut outcome);
+                    }
+                }
+            }
+        }
+        outcome.accepted = members.len() - outcome.rejected.len();
+        Ok(outcome)
     }
 
     async fn remove_chunk(
@@ -544,6 +451,35 @@ impl ListPlatform for MailchimpDestination {
         segment_url: &str,
         members: &[PreparedMember],
     ) -> Result<BatchOutcome, ConnectorError> {
-        self.remove_from_segment(segment_url, members).await
+        let mut outcome = BatchOutcome::default();
+        let chunk = Self::group(members, &mut outcome);
+        if !chunk.keys.is_empty() {
+            let body = json!({"members_to_remove": chunk.keys});
+            let reply = self
+                .send(
+                    "remove from segment",
+                    reqwest::Method::POST,
+                    segment_url,
+                    &[],
+                    Some(&body),
+                )
+                .await?;
+            let sent = chunk.keys.len();
+            let parsed: SegmentReply = self.acknowledged("remove from segment", &reply, |v| {
+                crate::ack::mailchimp_segment(v, true, sent)
+            })?;
+            for e in parsed
+                .errors
+                .iter()
+                .filter(|e| !is_already_absent(&e.error))
+            {
+                let reason = format!("not removed from the segment: {}", e.error);
+                for email in &e.email_addresses {
+                    chunk.reject(email, &reason, &mut outcome);
+                }
+            }
+        }
+        outcome.accepted = members.len() - outcome.rejected.len();
+        Ok(outcome)
     }
 }

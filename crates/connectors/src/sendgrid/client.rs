@@ -7,9 +7,9 @@ use crate::error::{ConfigError, ConnectorError};
 use crate::http::{
     body_excerpt, default_classify, next_cursor, Auth, HttpKit, HttpReply, ResponsePolicy, Verdict,
 };
-use crate::list_audience::ListPlatform;
+use crate::list_audience::{Keyed, ListPlatform};
 use crate::model::{
-    AudienceRef, BatchOutcome, Contact, NoIdentifier, PreparedMember, Rejection, SubmittedJob,
+    AudienceRef, BatchOutcome, Contact, NoIdentifier, PreparedMember, SubmittedJob,
 };
 use crate::secret::SecretResolver;
 use async_trait::async_trait;
@@ -225,55 +225,14 @@ fn parse_errors_csv(body: &[u8]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// One chunk's members grouped by email (several customers can share one).
-struct Chunk<'a> {
-    emails: Vec<String>,
-    owners: HashMap<String, Vec<&'a PreparedMember>>,
-}
-
-impl Chunk<'_> {
-    fn reject(&self, email: &str, reason: &str, outcome: &mut BatchOutcome) {
-        for m in self
-            .owners
-            .get(&email.trim().to_lowercase())
-            .into_iter()
-            .flatten()
-        {
-            if !outcome
-                .rejected
-                .iter()
-                .any(|r| r.customer_id == m.customer_id)
-            {
-                outcome.rejected.push(Rejection {
-                    customer_id: m.customer_id.clone(),
-                    reason: reason.to_string(),
-                });
-            }
-        }
-    }
-}
-
-fn group<'a>(members: &'a [PreparedMember], outcome: &mut BatchOutcome) -> Chunk<'a> {
-    let mut chunk = Chunk {
-        emails: Vec::new(),
-        owners: HashMap::new(),
-    };
-    for m in members {
-        match mapping::email_of(&m.payload) {
-            Some(e) => {
-                let owners = chunk.owners.entry(e.clone()).or_default();
-                if owners.is_empty() {
-                    chunk.emails.push(e);
-                }
-                owners.push(m);
-            }
-            None => outcome.rejected.push(Rejection {
-                customer_id: m.customer_id.clone(),
-                reason: "stored payload has no valid email".into(),
-            }),
-        }
-    }
-    chunk
+/// One chunk's members by email; payloads without one are refused up front.
+fn group<'a>(members: &'a [PreparedMember], outcome: &mut BatchOutcome) -> Keyed<'a> {
+    Keyed::group(
+        members,
+        outcome,
+        mapping::email_of,
+        "stored payload has no valid email",
+    )
 }
 
 impl SendGridDestination {
@@ -364,53 +323,6 @@ impl SendGridDestination {
         Ok(reply)
     }
 
-    async fn find_list(&self, name: &str) -> Result<Option<String>, ConnectorError> {
-        let url = self.kit.url("marketing/lists");
-        let mut token: Option<String> = None;
-        loop {
-            let mut query = vec![("page_size", PAGE_SIZE.to_string())];
-            if let Some(t) = &token {
-                query.push(("page_token", t.clone()));
-            }
-            let reply = self
-                .send("list lists", Method::GET, &url, &query, None, true)
-                .await?;
-            let page: ListPage = self.kit.parse_json("list lists", &reply.body)?;
-            if let Some(l) = page.result.iter().find(|l| l.name == name) {
-                return Ok(Some(l.id.clone()));
-            }
-            let next_token = page
-                .metadata
-                .and_then(|m| m.next)
-                .and_then(|n| url::Url::parse(&n).ok())
-                .and_then(|u| {
-                    u.query_pairs()
-                        .find(|(k, _)| k == "page_token")
-                        .map(|(_, v)| v.into_owned())
-                });
-            match next_cursor(next_token, page.result.is_empty(), token.as_ref()) {
-                Some(t) => token = Some(t),
-                None => return Ok(None),
-            }
-        }
-    }
-
-    async fn create_list(&self, name: &str) -> Result<String, ConnectorError> {
-        let body = json!({"name": name});
-        let reply = self
-            .send(
-                "create list",
-                Method::POST,
-                &self.kit.url("marketing/lists"),
-                &[],
-                Some(&body),
-                true,
-            )
-            .await?;
-        let created: ListEntry = self.kit.parse_json("create list", &reply.body)?;
-        Ok(created.id)
-    }
-
     /// Polls an import job until it finishes; returns (email, reason) of the refused rows, or `None` when
     /// the job reported errors whose rows could not be read.
     async fn wait_for_job(
@@ -488,21 +400,172 @@ impl SendGridDestination {
         }
     }
 
+    fn list_id<'a>(&self, audience: &'a AudienceRef) -> Result<&'a str, ConnectorError> {
+        let id = audience.remote_id.trim();
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(ConnectorError::Invalid {
+                destination: self.name.clone(),
+                message: format!("`{}` is not a SendGrid list id", audience.remote_id),
+            });
+        }
+        Ok(id)
+    }
+}
+
+#[async_trait]
+impl ListPlatform for SendGridDestination {
+    const KIND: &'static str = "sendgrid";
+    const AUDIENCE: &'static str = "list";
+    const MAX_BATCH: usize = BATCH_SIZE;
+    /// Upserts are import jobs (`202` + `job_id`, polled at `/v3/marketing/contacts/imports/{id}`);
+    /// removals are synchronous deletes.
+    const JOB_ADDS: bool = true;
+
+    fn destination(&self) -> &str {
+        &self.name
+    }
+
+    fn kit(&self) -> &HttpKit {
+        &self.kit
+    }
+
+    fn requests_per_second(&self) -> f64 {
+        self.rps
+    }
+
+    fn prepare_member(&self, contact: &Contact) -> Result<PreparedMember, NoIdentifier> {
+        mapping::prepare(contact)
+    }
+
+    async fn find(&self, name: &str) -> Result<Option<String>, ConnectorError> {
+        let url = self.kit.url("marketing/lists");
+        let mut token: Option<String> = None;
+        loop {
+            let mut query = vec![("page_size", PAGE_SIZE.to_string())];
+            if let Some(t) = &token {
+                query.push(("page_token", t.clone()));
+            }
+            let reply = self
+                .send("list lists", Method::GET, &url, &query, None, true)
+                .await?;
+            let page: ListPage = self.kit.parse_json("list lists", &reply.body)?;
+            if let Some(l) = page.result.iter().find(|l| l.name == name) {
+                return Ok(Some(l.id.clone()));
+            }
+            let next_token = page
+                .metadata
+                .and_then(|m| m.next)
+                .and_then(|n| url::Url::parse(&n).ok())
+                .and_then(|u| {
+                    u.query_pairs()
+                        .find(|(k, _)| k == "page_token")
+                        .map(|(_, v)| v.into_owned())
+                });
+            match next_cursor(next_token, page.result.is_empty(), token.as_ref()) {
+                Some(t) => token = Some(t),
+                None => return Ok(None),
+            }
+        }
+    }
+
+    async fn create(&self, name: &str) -> Result<String, ConnectorError> {
+        let body = json!({"name": name});
+        let reply = self
+            .send(
+                "create list",
+                Method::POST,
+                &self.kit.url("marketing/lists"),
+                &[],
+                Some(&body),
+                true,
+            )
+            .await?;
+        let created: ListEntry = self.kit.parse_json("create list", &reply.body)?;
+        Ok(created.id)
+    }
+
+    fn members_at(&self, audience: &AudienceRef) -> Result<String, ConnectorError> {
+        self.list_id(audience).map(str::to_string)
+    }
+
+    fn job_too_large(&self) -> String {
+        format!("a job takes at most {BATCH_SIZE} contacts")
+    }
+
+    async fn remove_chunk(
+        &self,
+        list_id: &str,
+        members: &[PreparedMember],
+    ) -> Result<BatchOutcome, ConnectorError> {
+        let mut outcome = BatchOutcome::default();
+        let chunk = group(members, &mut outcome);
+        let search_url = self.kit.url("marketing/contacts/search/emails");
+        let mut ids: Vec<String> = Vec::new();
+        for emails in chunk.keys.chunks(SEARCH_CHUNK) {
+            let body = json!({"emails": emails});
+            match self
+                .send(
+                    "look up contacts",
+                    Method::POST,
+                    &search_url,
+                    &[],
+                    Some(&body),
+                    true,
+                )
+                .await
+            {
+                Ok(reply) => {
+                    let found: SearchReply =
+                        self.kit.parse_json("look up contacts", &reply.body)?;
+                    ids.extend(
+                        found
+                            .result
+                            .into_values()
+                            .filter_map(|h| h.contact)
+                            .map(|c| c.id),
+                    );
+                }
+                // 404 = none of these emails is a contact: nothing to remove.
+                Err(ConnectorError::Api { status: 404, .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let unique: HashSet<String> = ids.into_iter().collect();
+        let mut ids: Vec<String> = unique.into_iter().collect();
+        ids.sort();
+        let url = self.kit.url(&format!("marketing/lists/{list_id}/contacts"));
+        for batch in ids.chunks(DELETE_CHUNK) {
+            let query = [("contact_ids", batch.join(","))];
+            let reply = self
+                .send("remove from list", Method::DELETE, &url, &query, None, true)
+                .await?;
+            // `202 {"job_id"}` is SendGrid's acknowledgement of a removal; a bare 2xx is not.
+            let job: JobCreated = self.kit.parse_json("remove from list", &reply.body)?;
+            if job.job_id.trim().is_empty() {
+                return Err(ConnectorError::InvalidResponse {
+                    destination: self.name.clone(),
+                    operation: "remove from list".into(),
+                    message: "not acknowledged: the reply names no job_id".into(),
+                });
+            }
+        }
+        outcome.accepted = members.len() - outcome.rejected.len();
+        Ok(outcome)
+    }
+
     /// Submits one upsert job (the `PUT /v3/marketing/contacts` that answers `202` with a `job_id`),
     /// dropping rows a 400 names by index and trying once more without them; does not wait for the job.
-    async fn submit_upsert(
+    async fn submit_add(
         &self,
         list_id: &str,
         members: &[PreparedMember],
     ) -> Result<SubmittedJob, ConnectorError> {
         let mut outcome = BatchOutcome::default();
         let chunk = group(members, &mut outcome);
-        let mut emails = chunk.emails.clone();
+        let mut emails = chunk.keys.clone();
         let payload_of = |email: &str| -> Value {
             let mut obj = chunk
-                .owners
-                .get(email)
-                .and_then(|o| o.first())
+                .first(email)
                 .and_then(|m| m.payload.as_object())
                 .cloned()
                 .unwrap_or_else(Map::new);
@@ -581,7 +644,7 @@ impl SendGridDestination {
 
     /// Waits for an upsert job and attributes its refused rows (from the errors file) to `members`,
     /// the rows the job holds.
-    async fn finish_upsert(
+    async fn finish_add(
         &self,
         job_id: &str,
         members: &[PreparedMember],
@@ -599,151 +662,13 @@ impl SendGridDestination {
                 }
             }
             None => {
-                for e in &chunk.emails {
+                for e in &chunk.keys {
                     chunk.reject(e, "SendGrid import job reported errors that could not be read; resent next run", &mut outcome);
                 }
             }
         }
         outcome.accepted = members.len() - outcome.rejected.len();
         Ok(outcome)
-    }
-
-    async fn remove_contacts(
-        &self,
-        list_id: &str,
-        members: &[PreparedMember],
-    ) -> Result<BatchOutcome, ConnectorError> {
-        let mut outcome = BatchOutcome::default();
-        let chunk = group(members, &mut outcome);
-        let search_url = self.kit.url("marketing/contacts/search/emails");
-        let mut ids: Vec<String> = Vec::new();
-        for emails in chunk.emails.chunks(SEARCH_CHUNK) {
-            let body = json!({"emails": emails});
-            match self
-                .send(
-                    "look up contacts",
-                    Method::POST,
-                    &search_url,
-                    &[],
-                    Some(&body),
-                    true,
-                )
-                .await
-            {
-                Ok(reply) => {
-                    let found: SearchReply =
-                        self.kit.parse_json("look up contacts", &reply.body)?;
-                    ids.extend(
-                        found
-                            .result
-                            .into_values()
-                            .filter_map(|h| h.contact)
-                            .map(|c| c.id),
-                    );
-                }
-                // 404 = none of these emails is a contact: nothing to remove.
-                Err(ConnectorError::Api { status: 404, .. }) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        let unique: HashSet<String> = ids.into_iter().collect();
-        let mut ids: Vec<String> = unique.into_iter().collect();
-        ids.sort();
-        let url = self.kit.url(&format!("marketing/lists/{list_id}/contacts"));
-        for batch in ids.chunks(DELETE_CHUNK) {
-            let query = [("contact_ids", batch.join(","))];
-            let reply = self
-                .send("remove from list", Method::DELETE, &url, &query, None, true)
-                .await?;
-            // `202 {"job_id"}` is SendGrid's acknowledgement of a removal; a bare 2xx is not.
-            let job: JobCreated = self.kit.parse_json("remove from list", &reply.body)?;
-            if job.job_id.trim().is_empty() {
-                return Err(ConnectorError::InvalidResponse {
-                    destination: self.name.clone(),
-                    operation: "remove from list".into(),
-                    message: "not acknowledged: the reply names no job_id".into(),
-                });
-            }
-        }
-        outcome.accepted = members.len() - outcome.rejected.len();
-        Ok(outcome)
-    }
-
-    fn list_id<'a>(&self, audience: &'a AudienceRef) -> Result<&'a str, ConnectorError> {
-        let id = audience.remote_id.trim();
-        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-            return Err(ConnectorError::Invalid {
-                destination: self.name.clone(),
-                message: format!("`{}` is not a SendGrid list id", audience.remote_id),
-            });
-        }
-        Ok(id)
-    }
-}
-
-#[async_trait]
-impl ListPlatform for SendGridDestination {
-    const KIND: &'static str = "sendgrid";
-    const AUDIENCE: &'static str = "list";
-    const MAX_BATCH: usize = BATCH_SIZE;
-    /// Upserts are import jobs (`202` + `job_id`, polled at `/v3/marketing/contacts/imports/{id}`);
-    /// removals are synchronous deletes.
-    const JOB_ADDS: bool = true;
-
-    fn destination(&self) -> &str {
-        &self.name
-    }
-
-    fn kit(&self) -> &HttpKit {
-        &self.kit
-    }
-
-    fn requests_per_second(&self) -> f64 {
-        self.rps
-    }
-
-    fn prepare_member(&self, contact: &Contact) -> Result<PreparedMember, NoIdentifier> {
-        mapping::prepare(contact)
-    }
-
-    async fn find(&self, name: &str) -> Result<Option<String>, ConnectorError> {
-        self.find_list(name).await
-    }
-
-    async fn create(&self, name: &str) -> Result<String, ConnectorError> {
-        self.create_list(name).await
-    }
-
-    fn members_at(&self, audience: &AudienceRef) -> Result<String, ConnectorError> {
-        self.list_id(audience).map(str::to_string)
-    }
-
-    fn job_too_large(&self) -> String {
-        format!("a job takes at most {BATCH_SIZE} contacts")
-    }
-
-    async fn remove_chunk(
-        &self,
-        list_id: &str,
-        members: &[PreparedMember],
-    ) -> Result<BatchOutcome, ConnectorError> {
-        self.remove_contacts(list_id, members).await
-    }
-
-    async fn submit_add(
-        &self,
-        list_id: &str,
-        members: &[PreparedMember],
-    ) -> Result<SubmittedJob, ConnectorError> {
-        self.submit_upsert(list_id, members).await
-    }
-
-    async fn finish_add(
-        &self,
-        job_id: &str,
-        members: &[PreparedMember],
-    ) -> Result<BatchOutcome, ConnectorError> {
-        self.finish_upsert(job_id, members).await
     }
 }
 

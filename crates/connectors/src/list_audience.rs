@@ -30,23 +30,43 @@ pub(crate) trait ListPlatform: Send + Sync {
     const MAX_BATCH: usize;
     /// Whether adds run as remote import jobs ([`Self::submit_add`] / [`Self::finish_add`]).
     const JOB_ADDS: bool;
+    /// Pacing reported to the engine when the config sets no `requests_per_second`.
+    const DEFAULT_RPS: f64 = 10.0;
+    /// What an audience id is called in errors ("Klaviyo list id").
+    const ID_NAME: &'static str;
 
-    /// Configured destination name.
-    fn destination(&self) -> &str;
-    /// The destination's HTTP kit (for its counters).
+    /// The destination's HTTP kit (its name, pacing and counters).
     fn kit(&self) -> &HttpKit;
-    /// Pacing the engine should plan with.
-    fn requests_per_second(&self) -> f64;
+    /// Configured destination name (the kit's).
+    fn destination(&self) -> &str {
+        self.kit().destination()
+    }
     /// The platform's pure mapping of a contact.
     fn prepare_member(&self, contact: &Contact) -> Result<PreparedMember, NoIdentifier>;
+    /// Whether `c` may appear in an audience id (ids go into URL paths, so nothing else is let through).
+    fn id_char(c: char) -> bool;
+    /// The audience's id, trimmed, when it is non-empty and made of [`Self::id_char`]s only.
+    fn checked_id<'a>(&self, audience: &'a AudienceRef) -> Result<&'a str, ConnectorError> {
+        let id = audience.remote_id.trim();
+        if id.is_empty() || !id.chars().all(Self::id_char) {
+            return Err(ConnectorError::Invalid {
+                destination: self.destination().to_string(),
+                message: format!("`{}` is not a {}", audience.remote_id, Self::ID_NAME),
+            });
+        }
+        Ok(id)
+    }
 
     /// The id of the audience called `name`, paging through all of them, or `None`.
     async fn find(&self, name: &str) -> Result<Option<String>, ConnectorError>;
     /// Creates the audience called `name` and returns its id.
     async fn create(&self, name: &str) -> Result<String, ConnectorError>;
-    /// Where `audience`'s members live (its checked id, or the URL built from it); an id that is not
-    /// the platform's shape is refused before any request.
-    fn members_at(&self, audience: &AudienceRef) -> Result<String, ConnectorError>;
+    /// Where `audience`'s members live: by default its [checked id](Self::checked_id); a platform that
+    /// addresses members by URL builds it from that id. An id that is not the platform's shape is refused
+    /// before any request.
+    fn members_at(&self, audience: &AudienceRef) -> Result<String, ConnectorError> {
+        self.checked_id(audience).map(str::to_string)
+    }
     /// The refusal of a job of more than [`Self::MAX_BATCH`] members, in the platform's words.
     fn job_too_large(&self) -> String {
         format!("a job takes at most {} members", Self::MAX_BATCH)
@@ -142,7 +162,7 @@ impl<P: ListPlatform> AudienceDestination for P {
         DestinationLimits {
             max_batch: P::MAX_BATCH,
             min_audience_size: 0,
-            requests_per_second: self.requests_per_second(),
+            requests_per_second: self.kit().requests_per_second().unwrap_or(P::DEFAULT_RPS),
         }
     }
 

@@ -291,6 +291,7 @@ pub struct HttpKit {
     max_reply_bytes: u64,
     auth: Auth,
     base_url: String,
+    requests_per_second: Option<f64>,
 }
 
 impl HttpKit {
@@ -318,6 +319,7 @@ impl HttpKit {
             max_reply_bytes: settings.max_reply_bytes,
             auth: Auth::None,
             base_url: String::new(),
+            requests_per_second: settings.requests_per_second,
         })
     }
 
@@ -395,6 +397,11 @@ impl HttpKit {
         }
         self.auth = auth;
         self
+    }
+
+    /// The configured pacing (`None` = unlimited), which destinations also report to the engine.
+    pub fn requests_per_second(&self) -> Option<f64> {
+        self.requests_per_second
     }
 
     /// The underlying client (for token endpoints and the like).

@@ -8,9 +8,7 @@ use crate::http::{
     body_excerpt, default_classify, next_cursor, Auth, HttpKit, ResponsePolicy, Verdict,
 };
 use crate::list_audience::{Keyed, ListPlatform};
-use crate::model::{
-    AudienceRef, BatchOutcome, Contact, NoIdentifier, PreparedMember, SubmittedJob,
-};
+use crate::model::{BatchOutcome, Contact, NoIdentifier, PreparedMember, SubmittedJob};
 use crate::secret::SecretResolver;
 use async_trait::async_trait;
 use reqwest::header::HeaderMap;
@@ -44,7 +42,6 @@ pub struct KlaviyoDestination {
     policy: KlaviyoPolicy,
     poll_interval: Duration,
     poll_timeout: Duration,
-    rps: f64,
     /// The account's conversion metric (e.g. Placed Order) for campaign reports.
     conversion_metric_id: Option<String>,
 }
@@ -196,7 +193,6 @@ impl KlaviyoDestination {
             policy: KlaviyoPolicy,
             poll_interval: Duration::from_millis(config.poll_interval_ms.unwrap_or(2_000)),
             poll_timeout: Duration::from_secs(config.poll_timeout_secs.unwrap_or(900)),
-            rps: settings.requests_per_second.unwrap_or(10.0),
             conversion_metric_id: config.conversion_metric_id.clone(),
         })
     }
@@ -377,42 +373,24 @@ impl KlaviyoDestination {
         }
         Ok(ids)
     }
-
-    fn list_id<'a>(&self, audience: &'a AudienceRef) -> Result<&'a str, ConnectorError> {
-        let id = audience.remote_id.trim();
-        if id.is_empty()
-            || !id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            return Err(ConnectorError::Invalid {
-                destination: self.name.clone(),
-                message: format!("`{}` is not a Klaviyo list id", audience.remote_id),
-            });
-        }
-        Ok(id)
-    }
 }
 
 #[async_trait]
 impl ListPlatform for KlaviyoDestination {
     const KIND: &'static str = "klaviyo";
+    const ID_NAME: &'static str = "Klaviyo list id";
     const AUDIENCE: &'static str = "list";
     const MAX_BATCH: usize = MAX_IMPORT;
     /// Adds are bulk import jobs (polled at `/api/profile-bulk-import-jobs/{id}`); removals are
     /// synchronous relationship deletes.
     const JOB_ADDS: bool = true;
 
-    fn destination(&self) -> &str {
-        &self.name
-    }
-
     fn kit(&self) -> &HttpKit {
         &self.kit
     }
 
-    fn requests_per_second(&self) -> f64 {
-        self.rps
+    fn id_char(c: char) -> bool {
+        c.is_ascii_alphanumeric() || c == '-' || c == '_'
     }
 
     fn prepare_member(&self, contact: &Contact) -> Result<PreparedMember, NoIdentifier> {
@@ -462,10 +440,6 @@ impl ListPlatform for KlaviyoDestination {
             .await?;
         let created: Single = self.kit.parse_json("create list", &reply)?;
         Ok(created.data.id)
-    }
-
-    fn members_at(&self, audience: &AudienceRef) -> Result<String, ConnectorError> {
-        self.list_id(audience).map(str::to_string)
     }
 
     fn job_too_large(&self) -> String {

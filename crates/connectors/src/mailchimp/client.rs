@@ -39,7 +39,6 @@ pub struct MailchimpDestination {
     kit: HttpKit,
     policy: MailchimpPolicy,
     connections: Semaphore,
-    rps: f64,
 }
 
 /// Reads Mailchimp's problem documents (`{"title", "status", "detail", "errors"}`): 401 is an auth
@@ -232,7 +231,6 @@ impl MailchimpDestination {
             kit,
             policy: MailchimpPolicy,
             connections: Semaphore::new(max_connections),
-            rps: settings.requests_per_second.unwrap_or(10.0),
         })
     }
 
@@ -280,19 +278,6 @@ impl MailchimpDestination {
         Ok(reply.body)
     }
 
-    fn segment_url(&self, audience: &AudienceRef) -> Result<String, ConnectorError> {
-        let id = audience.remote_id.trim();
-        if id.is_empty() || !id.chars().all(|c| c.is_ascii_digit()) {
-            return Err(ConnectorError::Invalid {
-                destination: self.name.clone(),
-                message: format!("`{}` is not a Mailchimp segment id", audience.remote_id),
-            });
-        }
-        Ok(self
-            .kit
-            .url(&format!("lists/{}/segments/{id}", self.list_id)))
-    }
-
     /// Splits members into a chunk of distinct emails, rejecting payloads without one.
     fn group<'a>(members: &'a [PreparedMember], outcome: &mut BatchOutcome) -> Keyed<'a> {
         Keyed::group(
@@ -307,21 +292,18 @@ impl MailchimpDestination {
 #[async_trait]
 impl ListPlatform for MailchimpDestination {
     const KIND: &'static str = "mailchimp";
+    const ID_NAME: &'static str = "Mailchimp segment id";
     const AUDIENCE: &'static str = "static segment";
     const MAX_BATCH: usize = MAX_MEMBERS;
     /// Every call is synchronous.
     const JOB_ADDS: bool = false;
 
-    fn destination(&self) -> &str {
-        &self.name
-    }
-
     fn kit(&self) -> &HttpKit {
         &self.kit
     }
 
-    fn requests_per_second(&self) -> f64 {
-        self.rps
+    fn id_char(c: char) -> bool {
+        c.is_ascii_digit()
     }
 
     fn prepare_member(&self, contact: &Contact) -> Result<PreparedMember, NoIdentifier> {
@@ -372,8 +354,12 @@ impl ListPlatform for MailchimpDestination {
         Ok(created.id.to_string())
     }
 
+    /// Members are addressed by the segment's URL under the configured list.
     fn members_at(&self, audience: &AudienceRef) -> Result<String, ConnectorError> {
-        self.segment_url(audience)
+        let id = self.checked_id(audience)?;
+        Ok(self
+            .kit
+            .url(&format!("lists/{}/segments/{id}", self.list_id)))
     }
 
     async fn add_chunk(

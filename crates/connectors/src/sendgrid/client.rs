@@ -8,9 +8,7 @@ use crate::http::{
     body_excerpt, default_classify, next_cursor, Auth, HttpKit, HttpReply, ResponsePolicy, Verdict,
 };
 use crate::list_audience::{Keyed, ListPlatform};
-use crate::model::{
-    AudienceRef, BatchOutcome, Contact, NoIdentifier, PreparedMember, SubmittedJob,
-};
+use crate::model::{BatchOutcome, Contact, NoIdentifier, PreparedMember, SubmittedJob};
 use crate::secret::SecretResolver;
 use async_trait::async_trait;
 use reqwest::header::HeaderMap;
@@ -43,7 +41,6 @@ pub struct SendGridDestination {
     pace_until: std::sync::Mutex<Option<SystemTime>>,
     poll_interval: Duration,
     poll_timeout: Duration,
-    rps: f64,
 }
 
 /// Reads SendGrid's `{"errors": [{"field", "message"}]}` bodies; a 429 waits until
@@ -271,7 +268,6 @@ impl SendGridDestination {
             pace_until: std::sync::Mutex::new(None),
             poll_interval: Duration::from_millis(config.poll_interval_ms.unwrap_or(2_000)),
             poll_timeout: Duration::from_secs(config.poll_timeout_secs.unwrap_or(900)),
-            rps: settings.requests_per_second.unwrap_or(10.0),
         })
     }
 
@@ -399,38 +395,24 @@ impl SendGridDestination {
             }
         }
     }
-
-    fn list_id<'a>(&self, audience: &'a AudienceRef) -> Result<&'a str, ConnectorError> {
-        let id = audience.remote_id.trim();
-        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-            return Err(ConnectorError::Invalid {
-                destination: self.name.clone(),
-                message: format!("`{}` is not a SendGrid list id", audience.remote_id),
-            });
-        }
-        Ok(id)
-    }
 }
 
 #[async_trait]
 impl ListPlatform for SendGridDestination {
     const KIND: &'static str = "sendgrid";
+    const ID_NAME: &'static str = "SendGrid list id";
     const AUDIENCE: &'static str = "list";
     const MAX_BATCH: usize = BATCH_SIZE;
     /// Upserts are import jobs (`202` + `job_id`, polled at `/v3/marketing/contacts/imports/{id}`);
     /// removals are synchronous deletes.
     const JOB_ADDS: bool = true;
 
-    fn destination(&self) -> &str {
-        &self.name
-    }
-
     fn kit(&self) -> &HttpKit {
         &self.kit
     }
 
-    fn requests_per_second(&self) -> f64 {
-        self.rps
+    fn id_char(c: char) -> bool {
+        c.is_ascii_alphanumeric() || c == '-'
     }
 
     fn prepare_member(&self, contact: &Contact) -> Result<PreparedMember, NoIdentifier> {
@@ -482,10 +464,6 @@ impl ListPlatform for SendGridDestination {
             .await?;
         let created: ListEntry = self.kit.parse_json("create list", &reply.body)?;
         Ok(created.id)
-    }
-
-    fn members_at(&self, audience: &AudienceRef) -> Result<String, ConnectorError> {
-        self.list_id(audience).map(str::to_string)
     }
 
     fn job_too_large(&self) -> String {

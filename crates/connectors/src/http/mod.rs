@@ -204,6 +204,29 @@ pub enum Verdict {
     },
 }
 
+impl Verdict {
+    /// The same verdict with the platform's own message (read from its error body by `reason`, which is
+    /// only called for a failure) in place of the body excerpt: for policies whose status handling is
+    /// the default's and whose only addition is a better message.
+    pub fn with_reason(self, reason: impl FnOnce() -> String) -> Verdict {
+        match self {
+            Verdict::Success => Verdict::Success,
+            Verdict::Unauthorized { .. } => Verdict::Unauthorized { reason: reason() },
+            Verdict::Retry {
+                after, throttled, ..
+            } => Verdict::Retry {
+                after,
+                throttled,
+                reason: reason(),
+            },
+            Verdict::Fail { code, .. } => Verdict::Fail {
+                code,
+                reason: reason(),
+            },
+        }
+    }
+}
+
 /// Classifies replies. The default treats 2xx as success, 401 as unauthorized, 408/429/5xx as retryable
 /// (honouring Retry-After) and every other status as failure; platforms override it to read their own
 /// error bodies.

@@ -82,21 +82,7 @@ impl ResponsePolicy for KlaviyoPolicy {
                 })
                 .unwrap_or_else(|| body_excerpt(body))
         };
-        match default_classify(status, headers, body) {
-            Verdict::Success => Verdict::Success,
-            Verdict::Unauthorized { .. } => Verdict::Unauthorized { reason: reason() },
-            Verdict::Retry {
-                after, throttled, ..
-            } => Verdict::Retry {
-                after,
-                throttled,
-                reason: reason(),
-            },
-            Verdict::Fail { code, .. } => Verdict::Fail {
-                code,
-                reason: reason(),
-            },
-        }
+        default_classify(status, headers, body).with_reason(reason)
     }
 }
 

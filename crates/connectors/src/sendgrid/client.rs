@@ -104,18 +104,7 @@ impl ResponsePolicy for SendGridPolicy {
                 reason,
             };
         }
-        match default_classify(status, headers, body) {
-            Verdict::Unauthorized { .. } => Verdict::Unauthorized { reason },
-            Verdict::Retry {
-                after, throttled, ..
-            } => Verdict::Retry {
-                after,
-                throttled,
-                reason,
-            },
-            Verdict::Fail { code, .. } => Verdict::Fail { code, reason },
-            Verdict::Success => Verdict::Success,
-        }
+        default_classify(status, headers, body).with_reason(|| reason)
     }
 }
 

@@ -11,8 +11,8 @@ use super::mapping;
 use crate::common;
 use crate::error::{ConfigError, ConnectorError};
 use crate::http::{
-    default_classify, Auth, HttpKit, HttpReply, HttpStatsSnapshot, OAuth2RefreshToken,
-    ResponsePolicy, Verdict,
+    default_classify, json_request, Auth, HttpKit, HttpReply, HttpStatsSnapshot,
+    OAuth2RefreshToken, ResponsePolicy, Verdict,
 };
 use crate::model::{
     AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, JobAction, PreparedMember,
@@ -400,13 +400,7 @@ impl GoogleAdsDestination {
         let url = self.kit.url(path);
         self.kit
             .send_with_retry(operation, &self.policy, |c| {
-                let mut req = c.request(method.clone(), &url);
-                if !query.is_empty() {
-                    req = req.query(query);
-                }
-                if let Some(b) = body {
-                    req = req.json(b);
-                }
+                let mut req = json_request(c, &method, &url, query, body);
                 match self.api {
                     GoogleApi::CustomerMatch => {
                         if let Some(d) = &self.developer_token {

@@ -130,6 +130,25 @@ pub fn build_client(settings: &HttpSettings) -> Result<reqwest::Client, reqwest:
         .build()
 }
 
+/// `method url` with `query` appended (nothing when empty) and `body` as JSON when given: the request a
+/// JSON platform builds on every attempt, before its own headers.
+pub fn json_request(
+    client: &reqwest::Client,
+    method: &reqwest::Method,
+    url: &str,
+    query: &[(&str, String)],
+    body: Option<&serde_json::Value>,
+) -> reqwest::RequestBuilder {
+    let mut req = client.request(method.clone(), url);
+    if !query.is_empty() {
+        req = req.query(query);
+    }
+    if let Some(b) = body {
+        req = req.json(b);
+    }
+    req
+}
+
 /// Counters of one destination's HTTP traffic, for the Prometheus metrics added later.
 #[derive(Debug, Default)]
 pub struct HttpStats {

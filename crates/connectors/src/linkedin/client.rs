@@ -5,7 +5,8 @@ use super::mapping;
 use crate::common;
 use crate::error::{ConfigError, ConnectorError};
 use crate::http::{
-    next_offset, Auth, DefaultPolicy, HttpKit, HttpReply, HttpStatsSnapshot, OAuth2RefreshToken,
+    json_request, next_offset, Auth, DefaultPolicy, HttpKit, HttpReply, HttpStatsSnapshot,
+    OAuth2RefreshToken,
 };
 use crate::model::{
     AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, PreparedMember, Rejection,
@@ -187,18 +188,11 @@ impl LinkedInDestination {
         let url = self.kit.url(path);
         self.kit
             .send_with_retry(operation, &DefaultPolicy, |c| {
-                let mut req = c
-                    .request(method.clone(), &url)
+                let mut req = json_request(c, &method, &url, query, body)
                     .header("LinkedIn-Version", &self.version)
                     .header("X-Restli-Protocol-Version", "2.0.0");
-                if !query.is_empty() {
-                    req = req.query(query);
-                }
                 if let Some(m) = restli_method {
                     req = req.header("X-RestLi-Method", m);
-                }
-                if let Some(b) = body {
-                    req = req.json(b);
                 }
                 req
             })

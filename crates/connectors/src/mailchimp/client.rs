@@ -5,7 +5,8 @@ use super::config::{data_center, default_base_url, MailchimpConfig, MAX_CONNECTI
 use super::mapping;
 use crate::error::{ConfigError, ConnectorError};
 use crate::http::{
-    body_excerpt, default_classify, next_offset, Auth, HttpKit, ResponsePolicy, Verdict,
+    body_excerpt, default_classify, json_request, next_offset, Auth, HttpKit, ResponsePolicy,
+    Verdict,
 };
 use crate::list_audience::{Keyed, ListPlatform};
 use crate::model::{AudienceRef, BatchOutcome, Contact, NoIdentifier, PreparedMember};
@@ -257,11 +258,7 @@ impl MailchimpDestination {
         let reply = self
             .kit
             .send_with_retry(operation, &self.policy, |c| {
-                let mut req = c.request(method.clone(), url).query(query);
-                if let Some(b) = body {
-                    req = req.json(b);
-                }
-                req
+                json_request(c, &method, url, query, body)
             })
             .await?;
         Ok(reply.body)

@@ -5,7 +5,8 @@ use super::config::SendGridConfig;
 use super::mapping;
 use crate::error::{ConfigError, ConnectorError};
 use crate::http::{
-    body_excerpt, default_classify, next_cursor, Auth, HttpKit, HttpReply, ResponsePolicy, Verdict,
+    body_excerpt, default_classify, json_request, next_cursor, Auth, HttpKit, HttpReply,
+    ResponsePolicy, Verdict,
 };
 use crate::list_audience::{Keyed, ListPlatform};
 use crate::model::{BatchOutcome, Contact, NoIdentifier, PreparedMember, SubmittedJob};
@@ -288,13 +289,7 @@ impl SendGridDestination {
         authenticated: bool,
     ) -> Result<HttpReply, ConnectorError> {
         self.pace().await;
-        let build = |c: &reqwest::Client| {
-            let mut req = c.request(method.clone(), url).query(query);
-            if let Some(b) = body {
-                req = req.json(b);
-            }
-            req
-        };
+        let build = |c: &reqwest::Client| json_request(c, &method, url, query, body);
         let reply = if authenticated {
             self.kit
                 .send_with_retry(operation, &self.policy, build)

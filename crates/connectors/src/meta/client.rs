@@ -251,9 +251,9 @@ impl MetaDestination {
         loop {
             pages += 1;
             let cursor = after.clone();
-            let reply = self
+            let page: AudiencePage = self
                 .kit
-                .send_with_retry("list audiences", &self.policy, |c| {
+                .send_json("list audiences", &self.policy, |c| {
                     let mut query = vec![
                         ("fields", "id,name".to_string()),
                         ("limit", PAGE_LIMIT.to_string()),
@@ -264,7 +264,6 @@ impl MetaDestination {
                     c.get(&url).query(&query)
                 })
                 .await?;
-            let page: AudiencePage = self.kit.parse_json("list audiences", &reply.body)?;
             let matches: Vec<&AudienceEntry> =
                 page.data.iter().filter(|a| a.name == name).collect();
             if let Some(first) = matches.first() {
@@ -300,13 +299,12 @@ impl MetaDestination {
             ("description", description),
             ("customer_file_source", "USER_PROVIDED_ONLY"),
         ];
-        let reply = self
+        let created: Created = self
             .kit
-            .send_with_retry("create audience", &self.policy, |c| {
+            .send_json("create audience", &self.policy, |c| {
                 c.post(&url).form(&form)
             })
             .await?;
-        let created: Created = self.kit.parse_json("create audience", &reply.body)?;
         Ok(created.id)
     }
 

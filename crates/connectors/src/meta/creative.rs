@@ -39,11 +39,10 @@ impl MetaDestination {
     ) -> Result<(), ConnectorError> {
         let url = self.kit.url(ad_id);
         let form = [(field, value)];
-        let reply = self
+        let parsed: Success = self
             .kit
-            .send_with_retry(operation, &self.policy, |c| c.post(&url).form(&form))
+            .send_json(operation, &self.policy, |c| c.post(&url).form(&form))
             .await?;
-        let parsed: Success = self.kit.parse_json(operation, &reply.body)?;
         if !parsed.success {
             return Err(self
                 .kit

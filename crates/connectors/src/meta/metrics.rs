@@ -210,9 +210,9 @@ impl MetaDestination {
         let mut after: Option<String> = None;
         loop {
             let cursor = after.clone();
-            let reply = self
+            let page: InsightsPage = self
                 .kit
-                .send_with_retry(OP, &self.policy, |c| {
+                .send_json(OP, &self.policy, |c| {
                     let mut query = vec![
                         ("fields", INSIGHTS_FIELDS.to_string()),
                         ("time_increment", "1".to_string()),
@@ -225,7 +225,6 @@ impl MetaDestination {
                     c.get(&url).query(&query)
                 })
                 .await?;
-            let page: InsightsPage = self.kit.parse_json(OP, &reply.body)?;
             for r in &page.data {
                 rows.push(
                     self.insights_row(ad_id, r)
@@ -288,16 +287,15 @@ impl MetricsSource for MetaDestination {
             });
         }
         let url = self.kit.url(remote_id);
-        let reply = self
+        let node: AudienceNode = self
             .kit
-            .send_with_retry(OP, &self.policy, |c| {
+            .send_json(OP, &self.policy, |c| {
                 c.get(&url).query(&[(
                     "fields",
                     "approximate_count_lower_bound,approximate_count_upper_bound",
                 )])
             })
             .await?;
-        let node: AudienceNode = self.kit.parse_json(OP, &reply.body)?;
         Ok(size_of(&node))
     }
 }

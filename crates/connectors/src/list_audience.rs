@@ -5,7 +5,7 @@
 //! Each platform implements the small [`ListPlatform`] trait with what really differs (its calls, its
 //! id check, its limits); the blanket impl below turns that into the destination the engine sees.
 //! [`Keyed`] is their shared bookkeeping of one chunk: members grouped by the email (or phone) key the
-//! platform's replies name.
+//! platform's replies name; [`poll_import`] their wait for an import job.
 
 use crate::common;
 use crate::error::ConnectorError;
@@ -18,6 +18,8 @@ use crate::traits::AudienceDestination;
 use async_trait::async_trait;
 use serde_json::Value;
 use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
 
 /// What an email-list platform supplies so [`AudienceDestination`] can be written once for all of them.
 #[async_trait]
@@ -302,5 +304,51 @@ impl<'a> Keyed<'a> {
             }
         }
         true
+    }
+}
+
+/// What one poll of an import job found.
+pub(crate) enum JobPoll<T> {
+    /// The job finished; its result.
+    Done(T),
+    /// Still running, with the platform's status word for the timeout message.
+    Running(String),
+}
+
+/// Polls an import job with `poll` every `interval` until it is done. Still running after `timeout` is a
+/// transient [`ConnectorError::Transport`], so the engine keeps the batch pending and it is sent again
+/// (the imports are idempotent upserts); an error from `poll` (a cancelled job, a bad reply) ends it.
+pub(crate) async fn poll_import<T, F, Fut>(
+    destination: &str,
+    job_id: &str,
+    interval: Duration,
+    timeout: Duration,
+    mut poll: F,
+) -> Result<T, ConnectorError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<JobPoll<T>, ConnectorError>>,
+{
+    let started = tokio::time::Instant::now();
+    let mut polls = 0u32;
+    loop {
+        polls += 1;
+        match poll().await? {
+            JobPoll::Done(result) => return Ok(result),
+            JobPoll::Running(status) => {
+                if started.elapsed() >= timeout {
+                    return Err(ConnectorError::Transport {
+                        destination: destination.to_string(),
+                        operation: "poll import job".into(),
+                        attempts: polls,
+                        message: format!(
+                            "import job {job_id} still `{status}` after {}s; the batch will be sent again",
+                            timeout.as_secs()
+                        ),
+                    });
+                }
+                tokio::time::sleep(interval).await;
+            }
+        }
     }
 }

@@ -7,7 +7,7 @@ use crate::error::{ConfigError, ConnectorError};
 use crate::http::{
     body_excerpt, default_classify, next_cursor, Auth, HttpKit, ResponsePolicy, Verdict,
 };
-use crate::list_audience::{Keyed, ListPlatform};
+use crate::list_audience::{poll_import, JobPoll, Keyed, ListPlatform};
 use crate::model::{BatchOutcome, Contact, NoIdentifier, PreparedMember, SubmittedJob};
 use crate::secret::SecretResolver;
 use async_trait::async_trait;
@@ -220,52 +220,41 @@ impl KlaviyoDestination {
 
     /// Polls a bulk import job until it completes; returns its `failed_count`.
     async fn wait_for_job(&self, job_id: &str) -> Result<u64, ConnectorError> {
-        let url = self.kit.url(&format!("profile-bulk-import-jobs/{job_id}"));
-        let started = tokio::time::Instant::now();
-        let mut polls = 0u32;
-        loop {
-            polls += 1;
-            let body = self
-                .send("poll import job", Method::GET, &url, &[], None)
-                .await?;
-            let job: Single = self.kit.parse_json("poll import job", &body)?;
-            let attrs = &job.data.attributes;
-            let status = attrs
-                .get("status")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            match status {
-                "complete" => {
-                    return Ok(attrs
-                        .get("failed_count")
-                        .and_then(Value::as_u64)
-                        .unwrap_or(0))
-                }
-                "cancelled" => {
-                    return Err(ConnectorError::Api {
+        let url = &self.kit.url(&format!("profile-bulk-import-jobs/{job_id}"));
+        poll_import(
+            &self.name,
+            job_id,
+            self.poll_interval,
+            self.poll_timeout,
+            || async move {
+                let body = self
+                    .send("poll import job", Method::GET, url, &[], None)
+                    .await?;
+                let job: Single = self.kit.parse_json("poll import job", &body)?;
+                let attrs = &job.data.attributes;
+                let status = attrs
+                    .get("status")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                match status {
+                    "complete" => Ok(JobPoll::Done(
+                        attrs
+                            .get("failed_count")
+                            .and_then(Value::as_u64)
+                            .unwrap_or(0),
+                    )),
+                    "cancelled" => Err(ConnectorError::Api {
                         destination: self.name.clone(),
                         operation: "poll import job".into(),
                         status: 200,
                         code: None,
                         message: format!("import job {job_id} was cancelled"),
-                    })
+                    }),
+                    other => Ok(JobPoll::Running(other.to_string())),
                 }
-                other => {
-                    if started.elapsed() >= self.poll_timeout {
-                        return Err(ConnectorError::Transport {
-                            destination: self.name.clone(),
-                            operation: "poll import job".into(),
-                            attempts: polls,
-                            message: format!(
-                                "import job {job_id} still `{other}` after {}s; the batch will be sent again",
-                                self.poll_timeout.as_secs()
-                            ),
-                        });
-                    }
-                    tokio::time::sleep(self.poll_interval).await;
-                }
-            }
-        }
+            },
+        )
+        .await
     }
 
     /// Reads a job's import errors: (member key, reason) for every refused row.

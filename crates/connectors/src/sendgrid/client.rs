@@ -8,7 +8,7 @@ use crate::http::{
     body_excerpt, default_classify, json_request, next_cursor, Auth, HttpKit, HttpReply,
     ResponsePolicy, Verdict,
 };
-use crate::list_audience::{Keyed, ListPlatform};
+use crate::list_audience::{poll_import, JobPoll, Keyed, ListPlatform};
 use crate::model::{BatchOutcome, Contact, NoIdentifier, PreparedMember, SubmittedJob};
 use crate::secret::SecretResolver;
 use async_trait::async_trait;
@@ -309,51 +309,43 @@ impl SendGridDestination {
         &self,
         job_id: &str,
     ) -> Result<Option<Vec<(String, String)>>, ConnectorError> {
-        let url = self
+        let url = &self
             .kit
             .url(&format!("marketing/contacts/imports/{job_id}"));
-        let started = tokio::time::Instant::now();
-        let mut polls = 0u32;
-        loop {
-            polls += 1;
-            let reply = self
-                .send("poll import job", Method::GET, &url, &[], None, true)
-                .await?;
-            let status: ImportStatus = self.kit.parse_json("poll import job", &reply.body)?;
-            match status.status.as_str() {
-                "completed" => return Ok(Some(Vec::new())),
-                "errored" | "failed" => {
-                    let results = status.results.unwrap_or(ImportResults {
-                        errored_count: None,
-                        errors_url: None,
-                    });
-                    let errored = results.errored_count.unwrap_or(0.0) as usize;
-                    let refused = match &results.errors_url {
-                        Some(u) => self.fetch_errors(u).await,
-                        None => Vec::new(),
-                    };
-                    if refused.is_empty() || (errored > 0 && refused.len() < errored) {
-                        tracing::warn!(destination = %self.name, job_id, errored, read = refused.len(), "import job errors could not all be attributed");
-                        return Ok(None);
-                    }
-                    return Ok(Some(refused));
-                }
-                other => {
-                    if started.elapsed() >= self.poll_timeout {
-                        return Err(ConnectorError::Transport {
-                            destination: self.name.clone(),
-                            operation: "poll import job".into(),
-                            attempts: polls,
-                            message: format!(
-                                "import job {job_id} still `{other}` after {}s; the batch will be sent again",
-                                self.poll_timeout.as_secs()
-                            ),
+        poll_import(
+            &self.name,
+            job_id,
+            self.poll_interval,
+            self.poll_timeout,
+            || async move {
+                let reply = self
+                    .send("poll import job", Method::GET, url, &[], None, true)
+                    .await?;
+                let status: ImportStatus =
+                    self.kit.parse_json("poll import job", &reply.body)?;
+                match status.status.as_str() {
+                    "completed" => Ok(JobPoll::Done(Some(Vec::new()))),
+                    "errored" | "failed" => {
+                        let results = status.results.unwrap_or(ImportResults {
+                            errored_count: None,
+                            errors_url: None,
                         });
+                        let errored = results.errored_count.unwrap_or(0.0) as usize;
+                        let refused = match &results.errors_url {
+                            Some(u) => self.fetch_errors(u).await,
+                            None => Vec::new(),
+                        };
+                        if refused.is_empty() || (errored > 0 && refused.len() < errored) {
+                            tracing::warn!(destination = %self.name, job_id, errored, read = refused.len(), "import job errors could not all be attributed");
+                            return Ok(JobPoll::Done(None));
+                        }
+                        Ok(JobPoll::Done(Some(refused)))
                     }
-                    tokio::time::sleep(self.poll_interval).await;
+                    other => Ok(JobPoll::Running(other.to_string())),
                 }
-            }
-        }
+            },
+        )
+        .await
     }
 
     /// Downloads a job's errors file; the key is only sent when the file lives under our API base.

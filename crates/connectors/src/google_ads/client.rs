@@ -18,7 +18,7 @@ use crate::model::{
     AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, JobAction, PreparedMember,
     ReplaceSession, SubmittedJob,
 };
-use crate::secret::{Secret, SecretRef, SecretResolver};
+use crate::secret::{Secret, SecretResolver};
 use crate::traits::AudienceDestination;
 use async_trait::async_trait;
 use reqwest::header::HeaderMap;
@@ -295,19 +295,6 @@ fn gaql_quote(s: &str) -> String {
     format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
-fn resolve(
-    name: &str,
-    key: &str,
-    r: &SecretRef,
-    secrets: &SecretResolver,
-) -> Result<Secret, ConfigError> {
-    secrets.resolve(r).map_err(|e| ConfigError::Secret {
-        destination: name.to_string(),
-        key: key.to_string(),
-        message: e.to_string(),
-    })
-}
-
 impl GoogleAdsDestination {
     /// Builds the destination from its config, resolving the secrets.
     pub fn from_config(
@@ -335,7 +322,7 @@ impl GoogleAdsDestination {
             }
         }
         let developer_token = match (&config.developer_token, config.api) {
-            (Some(r), _) => Some(resolve(name, "developer_token", r, secrets)?),
+            (Some(r), _) => Some(common::resolve_secret(name, "developer_token", r, secrets)?),
             (None, GoogleApi::CustomerMatch) => {
                 return Err(invalid(
                     "developer_token",
@@ -344,9 +331,11 @@ impl GoogleAdsDestination {
             }
             (None, GoogleApi::DataManager) => None,
         };
-        let client_id = resolve(name, "client_id", &config.client_id, secrets)?;
-        let client_secret = resolve(name, "client_secret", &config.client_secret, secrets)?;
-        let refresh_token = resolve(name, "refresh_token", &config.refresh_token, secrets)?;
+        let client_id = common::resolve_secret(name, "client_id", &config.client_id, secrets)?;
+        let client_secret =
+            common::resolve_secret(name, "client_secret", &config.client_secret, secrets)?;
+        let refresh_token =
+            common::resolve_secret(name, "refresh_token", &config.refresh_token, secrets)?;
         let settings = config.http_settings();
         let mut registered: Vec<&Secret> = vec![&client_secret, &refresh_token, &client_id];
         if let Some(d) = &developer_token {

@@ -3,6 +3,7 @@
 
 use super::config::KlaviyoConfig;
 use super::mapping;
+use crate::common;
 use crate::error::{ConfigError, ConnectorError};
 use crate::http::{
     body_excerpt, default_classify, next_cursor, Auth, HttpKit, ResponsePolicy, Verdict,
@@ -148,21 +149,11 @@ impl KlaviyoDestination {
             key: key.to_string(),
             message,
         };
-        let parsed = url::Url::parse(&config.base_url)
-            .map_err(|e| invalid("base_url", format!("not a URL: {e}")))?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(invalid("base_url", "expected an http(s) URL".into()));
-        }
+        common::check_base_url(name, &config.base_url)?;
         if !config.revision_is_valid() {
             return Err(invalid("revision", "expected a date, YYYY-MM-DD".into()));
         }
-        let api_key = secrets
-            .resolve(&config.api_key)
-            .map_err(|e| ConfigError::Secret {
-                destination: name.to_string(),
-                key: "api_key".into(),
-                message: e.to_string(),
-            })?;
+        let api_key = common::resolve_secret(name, "api_key", &config.api_key, secrets)?;
         let settings = config.http_settings();
         let kit = HttpKit::new(name, &settings, &[&api_key])
             .map_err(|e| invalid(".", format!("cannot build HTTP client: {e}")))?

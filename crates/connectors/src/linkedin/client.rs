@@ -11,7 +11,7 @@ use crate::http::{
 use crate::model::{
     AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, PreparedMember, Rejection,
 };
-use crate::secret::{Secret, SecretRef, SecretResolver};
+use crate::secret::SecretResolver;
 use crate::traits::AudienceDestination;
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -96,19 +96,6 @@ fn id_string(v: &Value) -> Option<String> {
     }
 }
 
-fn resolve(
-    name: &str,
-    key: &str,
-    r: &SecretRef,
-    secrets: &SecretResolver,
-) -> Result<Secret, ConfigError> {
-    secrets.resolve(r).map_err(|e| ConfigError::Secret {
-        destination: name.to_string(),
-        key: key.to_string(),
-        message: e.to_string(),
-    })
-}
-
 impl LinkedInDestination {
     /// Builds the destination from its config, resolving the secrets.
     pub fn from_config(
@@ -138,9 +125,11 @@ impl LinkedInDestination {
                 format!("must be between 1 and {MAX_BATCH}"),
             ));
         }
-        let client_id = resolve(name, "client_id", &config.client_id, secrets)?;
-        let client_secret = resolve(name, "client_secret", &config.client_secret, secrets)?;
-        let refresh_token = resolve(name, "refresh_token", &config.refresh_token, secrets)?;
+        let client_id = common::resolve_secret(name, "client_id", &config.client_id, secrets)?;
+        let client_secret =
+            common::resolve_secret(name, "client_secret", &config.client_secret, secrets)?;
+        let refresh_token =
+            common::resolve_secret(name, "refresh_token", &config.refresh_token, secrets)?;
         let settings = config.http_settings();
         let kit = HttpKit::new(
             name,

@@ -3,6 +3,7 @@
 
 use super::config::{data_center, default_base_url, MailchimpConfig, MAX_CONNECTIONS};
 use super::mapping;
+use crate::common;
 use crate::error::{ConfigError, ConnectorError};
 use crate::http::{
     body_excerpt, default_classify, json_request, next_offset, Auth, HttpKit, ResponsePolicy,
@@ -178,19 +179,10 @@ impl MailchimpDestination {
                 "expected the list's alphanumeric id (Audience settings → Audience ID)".into(),
             ));
         }
-        let api_key = secrets
-            .resolve(&config.api_key)
-            .map_err(|e| ConfigError::Secret {
-                destination: name.to_string(),
-                key: "api_key".into(),
-                message: e.to_string(),
-            })?;
+        let api_key = common::resolve_secret(name, "api_key", &config.api_key, secrets)?;
         let base_url = match &config.base_url {
             Some(url) => {
-                let parsed = url::Url::parse(url).map_err(|e| invalid("base_url", format!("not a URL: {e}")))?;
-                if !matches!(parsed.scheme(), "http" | "https") {
-                    return Err(invalid("base_url", "expected an http(s) URL".into()));
-                }
+                common::check_base_url(name, url)?;
                 url.trim_end_matches('/').to_string()
             }
             None => match data_center(api_key.expose()) {

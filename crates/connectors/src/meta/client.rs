@@ -209,13 +209,7 @@ impl MetaDestination {
             key: "ad_account_id".into(),
             message: "expected `act_<digits>` or `<digits>`".into(),
         })?;
-        let token = secrets
-            .resolve(&config.access_token)
-            .map_err(|e| ConfigError::Secret {
-                destination: name.to_string(),
-                key: "access_token".into(),
-                message: e.to_string(),
-            })?;
+        let token = common::resolve_secret(name, "access_token", &config.access_token, secrets)?;
         let settings = config.http_settings();
         let kit = HttpKit::new(name, &settings, &[&token])
             .map_err(|e| ConfigError::Invalid {

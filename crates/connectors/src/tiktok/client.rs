@@ -2,6 +2,7 @@
 
 use super::config::TikTokConfig;
 use super::mapping;
+use crate::common;
 use crate::error::{ConfigError, ConnectorError};
 use crate::http::{
     body_excerpt, default_classify, Auth, HttpKit, HttpReply, HttpStatsSnapshot, ResponsePolicy,
@@ -177,13 +178,7 @@ impl TikTokDestination {
         if batch == 0 {
             return Err(invalid("batch_size", "must be at least 1".into()));
         }
-        let token = secrets
-            .resolve(&config.access_token)
-            .map_err(|e| ConfigError::Secret {
-                destination: name.to_string(),
-                key: "access_token".into(),
-                message: e.to_string(),
-            })?;
+        let token = common::resolve_secret(name, "access_token", &config.access_token, secrets)?;
         let settings = config.http_settings();
         let kit = HttpKit::new(name, &settings, &[&token])
             .map_err(|e| invalid(".", format!("cannot build HTTP client: {e}")))?

@@ -127,13 +127,7 @@ impl WebhookDestination {
         if batch_size == 0 {
             return Err(invalid("batch_size", "must be at least 1".into()));
         }
-        let secret = secrets
-            .resolve(&config.secret)
-            .map_err(|e| ConfigError::Secret {
-                destination: name.to_string(),
-                key: "secret".into(),
-                message: e.to_string(),
-            })?;
+        let secret = common::resolve_secret(name, "secret", &config.secret, secrets)?;
         let settings = HttpSettings::from_config(
             config.connect_timeout_ms,
             config.request_timeout_ms,

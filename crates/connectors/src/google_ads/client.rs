@@ -341,8 +341,7 @@ impl GoogleAdsDestination {
         if let Some(d) = &developer_token {
             registered.push(d);
         }
-        let kit = HttpKit::new(name, &settings, &registered)
-            .map_err(|e| invalid(".", &format!("cannot build HTTP client: {e}")))?
+        let kit = HttpKit::for_destination(name, &settings, &registered)?
             .with_base_url(&config.effective_base_url());
         let token = OAuth2RefreshToken::new(
             name,

@@ -34,7 +34,7 @@ pub use paging::{next_cursor, next_offset};
 pub use redact::{derived_forms, Redactor};
 pub use token::{OAuth2RefreshToken, StaticToken, TokenSource};
 
-use crate::error::ConnectorError;
+use crate::error::{ConfigError, ConnectorError};
 use crate::secret::Secret;
 use rand::Rng;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
@@ -429,6 +429,20 @@ impl HttpKit {
     {
         let reply = self.send_with_retry(operation, policy, build).await?;
         self.parse_json(operation, &reply.body)
+    }
+
+    /// [`Self::new`] for a configured destination: a client that cannot be built (no TLS roots, say) is
+    /// a configuration error of the section (key `.`).
+    pub fn for_destination(
+        destination: &str,
+        settings: &HttpSettings,
+        secrets: &[&Secret],
+    ) -> Result<Self, ConfigError> {
+        Self::new(destination, settings, secrets).map_err(|e| ConfigError::Invalid {
+            destination: destination.to_string(),
+            key: ".".into(),
+            message: format!("cannot build HTTP client: {e}"),
+        })
     }
 
     /// The kit with `auth` applied to every request from now on (its static secret is registered with

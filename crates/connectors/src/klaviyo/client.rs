@@ -155,8 +155,7 @@ impl KlaviyoDestination {
         }
         let api_key = common::resolve_secret(name, "api_key", &config.api_key, secrets)?;
         let settings = config.http_settings();
-        let kit = HttpKit::new(name, &settings, &[&api_key])
-            .map_err(|e| invalid(".", format!("cannot build HTTP client: {e}")))?
+        let kit = HttpKit::for_destination(name, &settings, &[&api_key])?
             .with_base_url(&config.base_url)
             .with_auth(Auth::static_header(
                 "authorization",

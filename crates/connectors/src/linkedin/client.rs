@@ -131,12 +131,11 @@ impl LinkedInDestination {
         let refresh_token =
             common::resolve_secret(name, "refresh_token", &config.refresh_token, secrets)?;
         let settings = config.http_settings();
-        let kit = HttpKit::new(
+        let kit = HttpKit::for_destination(
             name,
             &settings,
             &[&client_secret, &refresh_token, &client_id],
-        )
-        .map_err(|e| invalid(".", format!("cannot build HTTP client: {e}")))?
+        )?
         .with_base_url(&config.base_url);
         let token = OAuth2RefreshToken::new(
             name,

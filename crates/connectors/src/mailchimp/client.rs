@@ -203,8 +203,7 @@ impl MailchimpDestination {
             ));
         }
         let settings = config.http_settings();
-        let kit = HttpKit::new(name, &settings, &[&api_key])
-            .map_err(|e| invalid(".", format!("cannot build HTTP client: {e}")))?
+        let kit = HttpKit::for_destination(name, &settings, &[&api_key])?
             .with_base_url(&base_url)
             .with_auth(Auth::basic(BASIC_USER, api_key));
         Ok(MailchimpDestination {

@@ -211,12 +211,7 @@ impl MetaDestination {
         })?;
         let token = common::resolve_secret(name, "access_token", &config.access_token, secrets)?;
         let settings = config.http_settings();
-        let kit = HttpKit::new(name, &settings, &[&token])
-            .map_err(|e| ConfigError::Invalid {
-                destination: name.to_string(),
-                key: ".".into(),
-                message: format!("cannot build HTTP client: {e}"),
-            })?
+        let kit = HttpKit::for_destination(name, &settings, &[&token])?
             .with_base_url(&config.base_url)
             .with_auth(Auth::static_bearer(token));
         Ok(MetaDestination {

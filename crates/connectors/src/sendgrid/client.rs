@@ -230,16 +230,10 @@ impl SendGridDestination {
         config: SendGridConfig,
         secrets: &SecretResolver,
     ) -> Result<Self, ConfigError> {
-        let invalid = |key: &str, message: String| ConfigError::Invalid {
-            destination: name.to_string(),
-            key: key.to_string(),
-            message,
-        };
         common::check_base_url(name, &config.base_url)?;
         let key = common::resolve_secret(name, "api_key", &config.api_key, secrets)?;
         let settings = config.http_settings();
-        let kit = HttpKit::new(name, &settings, &[&key])
-            .map_err(|e| invalid(".", format!("cannot build HTTP client: {e}")))?
+        let kit = HttpKit::for_destination(name, &settings, &[&key])?
             .with_base_url(&config.base_url)
             .with_auth(Auth::static_bearer(key));
         Ok(SendGridDestination {

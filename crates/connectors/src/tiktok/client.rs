@@ -180,8 +180,7 @@ impl TikTokDestination {
         }
         let token = common::resolve_secret(name, "access_token", &config.access_token, secrets)?;
         let settings = config.http_settings();
-        let kit = HttpKit::new(name, &settings, &[&token])
-            .map_err(|e| invalid(".", format!("cannot build HTTP client: {e}")))?
+        let kit = HttpKit::for_destination(name, &settings, &[&token])?
             .with_base_url(&config.base_url)
             .with_auth(Auth::static_header("access-token", "", token));
         Ok(TikTokDestination {

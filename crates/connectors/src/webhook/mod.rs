@@ -134,8 +134,7 @@ impl WebhookDestination {
             config.retry,
             config.requests_per_second,
         );
-        let kit = HttpKit::new(name, &settings, &[&secret])
-            .map_err(|e| invalid(".", format!("cannot build HTTP client: {e}")))?;
+        let kit = HttpKit::for_destination(name, &settings, &[&secret])?;
         Ok(WebhookDestination {
             name: name.to_string(),
             url: config.url,

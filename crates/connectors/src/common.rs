@@ -2,11 +2,42 @@
 
 use std::future::Future;
 
-use crate::error::ConnectorError;
+use crate::error::{ConfigError, ConnectorError};
 use crate::model::{
     AudienceRef, BatchOutcome, Contact, IdentifierKinds, NoIdentifier, PreparedMember, SubmittedJob,
 };
+use crate::secret::{Secret, SecretRef, SecretResolver};
 use campaignd_core::identifiers::{normalize_email, normalize_phone};
+
+/// Resolves the secret under `key` of destination `name`; a reference that cannot be read is a
+/// [`ConfigError::Secret`] naming the key (never the value).
+pub(crate) fn resolve_secret(
+    name: &str,
+    key: &str,
+    r: &SecretRef,
+    secrets: &SecretResolver,
+) -> Result<Secret, ConfigError> {
+    secrets.resolve(r).map_err(|e| ConfigError::Secret {
+        destination: name.to_string(),
+        key: key.to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// Checks a configured `base_url` is an http(s) URL, so a typo is a config error at start rather than a
+/// transport error on the first sync.
+pub(crate) fn check_base_url(name: &str, base_url: &str) -> Result<(), ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid {
+        destination: name.to_string(),
+        key: "base_url".into(),
+        message,
+    };
+    let parsed = url::Url::parse(base_url).map_err(|e| invalid(format!("not a URL: {e}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(invalid("expected an http(s) URL".into()));
+    }
+    Ok(())
+}
 
 /// Refuses a blank audience name before any request is made: platforms would either reject it with a
 /// less helpful error or, worse, create an unnamed audience.

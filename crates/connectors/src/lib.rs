@@ -9,7 +9,9 @@
 //! ready destination.
 //!
 //! Adding a platform: write `src/<platform>/` (config.rs with a `deny_unknown_fields` Config, mapping.rs
-//! with a pure `prepare`, client.rs implementing [`AudienceDestination`] over [`http::HttpKit`]), add one
+//! with a pure `prepare`, client.rs implementing [`AudienceDestination`] over [`http::HttpKit`], or, for
+//! an email-list platform shaped like Klaviyo, SendGrid and Mailchimp, the smaller `ListPlatform` trait
+//! of `list_audience.rs`, which implements the destination for it), add one
 //! arm to [`registry::build_destination`], and add a stateful fake to `campaignd-fakes` on its shared
 //! skeleton so the tests run over loopback HTTP.
 
@@ -21,6 +23,7 @@ pub mod google_ads;
 pub mod http;
 pub mod klaviyo;
 pub mod linkedin;
+mod list_audience;
 pub mod mailchimp;
 pub mod meta;
 pub mod model;

@@ -1,35 +1,44 @@
 //! The Google Ads destination: user list lookup/creation and member changes over either the Google Ads API
 //! (Customer Match offline user data jobs) or the Data Manager API, on the shared HTTP kit.
+//!
+//! This file holds what both APIs share: Google's error envelope and [`GooglePolicy`], the configured
+//! destination and its headers, and the one place that picks the API per call (the
+//! [`AudienceDestination`] impl). Each API's own calls live in a child module: `customer_match.rs` and
+//! `data_manager.rs`; `creative.rs` and `metrics.rs` always speak the Google Ads API.
 
 use super::config::{normalize_customer_id, GoogleAdsConfig, GoogleApi};
 use super::mapping;
 use crate::common;
 use crate::error::{ConfigError, ConnectorError};
 use crate::http::{
-    body_excerpt, default_classify, HttpKit, HttpReply, HttpStatsSnapshot, OAuth2RefreshToken,
-    ResponsePolicy, TokenSource, Verdict,
+    default_classify, json_request, Auth, HttpKit, HttpReply, HttpStatsSnapshot,
+    OAuth2RefreshToken, ResponsePolicy, Verdict,
 };
 use crate::model::{
     AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, JobAction, PreparedMember,
-    Rejection, ReplaceSession, SubmittedJob,
+    ReplaceSession, SubmittedJob,
 };
-use crate::secret::{Secret, SecretRef, SecretResolver};
+use crate::secret::{Secret, SecretResolver};
 use crate::traits::AudienceDestination;
 use async_trait::async_trait;
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
-use serde_json::{json, Value};
-use std::time::{Duration, Instant};
+use serde_json::Value;
+use std::time::Duration;
 
 /// Creative rotation (`CreativeSwapper`): a child module so it shares this client's kit, token and policy.
 #[path = "creative.rs"]
 mod creative;
+/// `api = "customer_match"`: user lists and offline user data jobs over the Google Ads API.
+#[path = "customer_match.rs"]
+mod customer_match;
+/// `api = "data_manager"`: user lists and audience member requests over the Data Manager API.
+#[path = "data_manager.rs"]
+mod data_manager;
 /// Daily metrics by GAQL (`MetricsSource`), a child module for the same reason.
 #[path = "metrics.rs"]
 mod metrics;
-
-use super::request_status::{dm_settle, DmSettled, RetrieveRequestStatusResponse};
 
 /// People per `addOperations` call and per Data Manager request (Google advises ~10,000 operations per
 /// `addOperations`; Data Manager takes at most 10,000 audience members per request).
@@ -42,11 +51,6 @@ pub const NOT_ALLOWLISTED: &str = "CUSTOMER_NOT_ALLOWLISTED_FOR_THIS_FEATURE";
 pub const NOT_ALLOWLISTED_HINT: &str = "this developer token is not allowlisted for Customer Match uploads \
 (CUSTOMER_NOT_ALLOWLISTED_FOR_THIS_FEATURE); set `api = \"data_manager\"` in this destination to upload \
 through Google's Data Manager API instead";
-/// Customer Match `membershipLifeSpan` in days: 540, the maximum (`user_list.proto`: "must be between 0
-/// and 540 inclusive"; the old "10000 = no expiry" is refused).
-const CM_MEMBERSHIP_LIFE_SPAN_DAYS: i64 = 540;
-/// Data Manager user list membership: 540 days, the Customer Match maximum.
-const DM_MEMBERSHIP_DURATION: &str = "46656000s";
 
 /// Classifies Google's JSON error envelope (`{"error": {code, message, status, details}}`): 401 /
 /// `UNAUTHENTICATED` refreshes the token, 429 / `RESOURCE_EXHAUSTED` waits `quotaErrorDetails.retryDelay`
@@ -239,11 +243,9 @@ impl ResponsePolicy for GooglePolicy {
 pub struct GoogleAdsDestination {
     name: String,
     api: GoogleApi,
-    base_url: String,
     customer_id: String,
     login_customer_id: Option<String>,
     developer_token: Option<Secret>,
-    token: OAuth2RefreshToken,
     kit: HttpKit,
     policy: GooglePolicy,
     user_list_id: Option<String>,
@@ -279,41 +281,6 @@ struct SearchPage {
     next_page_token: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct DmUserListPage {
-    #[serde(default)]
-    user_lists: Vec<DmUserList>,
-    #[serde(default)]
-    next_page_token: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct DmUserList {
-    #[serde(default)]
-    id: Option<Value>,
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    display_name: String,
-}
-
-impl DmUserList {
-    fn list_id(&self) -> Option<String> {
-        match &self.id {
-            Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-            Some(Value::Number(n)) => Some(n.to_string()),
-            _ => self
-                .name
-                .rsplit('/')
-                .next()
-                .filter(|s| !s.is_empty())
-                .map(str::to_string),
-        }
-    }
-}
-
 /// The id at the end of a resource name (`customers/1/userLists/42` → `42`).
 fn last_segment(resource: &str) -> Option<String> {
     resource
@@ -326,19 +293,6 @@ fn last_segment(resource: &str) -> Option<String> {
 /// A GAQL string literal.
 fn gaql_quote(s: &str) -> String {
     format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
-}
-
-fn resolve(
-    name: &str,
-    key: &str,
-    r: &SecretRef,
-    secrets: &SecretResolver,
-) -> Result<Secret, ConfigError> {
-    secrets.resolve(r).map_err(|e| ConfigError::Secret {
-        destination: name.to_string(),
-        key: key.to_string(),
-        message: e.to_string(),
-    })
 }
 
 impl GoogleAdsDestination {
@@ -368,7 +322,7 @@ impl GoogleAdsDestination {
             }
         }
         let developer_token = match (&config.developer_token, config.api) {
-            (Some(r), _) => Some(resolve(name, "developer_token", r, secrets)?),
+            (Some(r), _) => Some(common::resolve_secret(name, "developer_token", r, secrets)?),
             (None, GoogleApi::CustomerMatch) => {
                 return Err(invalid(
                     "developer_token",
@@ -377,16 +331,18 @@ impl GoogleAdsDestination {
             }
             (None, GoogleApi::DataManager) => None,
         };
-        let client_id = resolve(name, "client_id", &config.client_id, secrets)?;
-        let client_secret = resolve(name, "client_secret", &config.client_secret, secrets)?;
-        let refresh_token = resolve(name, "refresh_token", &config.refresh_token, secrets)?;
+        let client_id = common::resolve_secret(name, "client_id", &config.client_id, secrets)?;
+        let client_secret =
+            common::resolve_secret(name, "client_secret", &config.client_secret, secrets)?;
+        let refresh_token =
+            common::resolve_secret(name, "refresh_token", &config.refresh_token, secrets)?;
         let settings = config.http_settings();
         let mut registered: Vec<&Secret> = vec![&client_secret, &refresh_token, &client_id];
         if let Some(d) = &developer_token {
             registered.push(d);
         }
-        let kit = HttpKit::new(name, &settings, &registered)
-            .map_err(|e| invalid(".", &format!("cannot build HTTP client: {e}")))?;
+        let kit = HttpKit::for_destination(name, &settings, &registered)?
+            .with_base_url(&config.effective_base_url());
         let token = OAuth2RefreshToken::new(
             name,
             kit.client().clone(),
@@ -396,14 +352,13 @@ impl GoogleAdsDestination {
             refresh_token,
         )
         .map_err(|e| invalid("token_url", &e.to_string()))?;
+        let kit = kit.with_auth(Auth::bearer(token));
         Ok(GoogleAdsDestination {
             name: name.to_string(),
             api: config.api,
-            base_url: config.effective_base_url(),
             customer_id,
             login_customer_id,
             developer_token,
-            token,
             kit,
             policy: GooglePolicy {
                 member_violations_to_caller: config.api == GoogleApi::DataManager,
@@ -421,27 +376,6 @@ impl GoogleAdsDestination {
         self.api
     }
 
-    fn invalid_response(&self, operation: &str, message: String) -> ConnectorError {
-        ConnectorError::InvalidResponse {
-            destination: self.name.clone(),
-            operation: operation.into(),
-            message,
-        }
-    }
-
-    fn parse<T: for<'de> Deserialize<'de>>(
-        &self,
-        operation: &str,
-        body: &[u8],
-    ) -> Result<T, ConnectorError> {
-        serde_json::from_slice(body).map_err(|e| {
-            self.invalid_response(
-                operation,
-                format!("{e}: {}", self.kit.redactor().redact(&body_excerpt(body))),
-            )
-        })
-    }
-
     /// Sends one JSON request with the API's auth headers, through the kit.
     async fn send(
         &self,
@@ -451,603 +385,31 @@ impl GoogleAdsDestination {
         query: &[(&str, String)],
         body: Option<&Value>,
     ) -> Result<HttpReply, ConnectorError> {
-        let url = format!("{}/{}", self.base_url, path);
+        let url = self.kit.url(path);
         self.kit
-            .send_with_retry(
-                operation,
-                &self.policy,
-                Some(&self.token as &dyn TokenSource),
-                |c, t| {
-                    let mut req = c
-                        .request(method.clone(), &url)
-                        .bearer_auth(t.map(|s| s.expose()).unwrap_or_default());
-                    if !query.is_empty() {
-                        req = req.query(query);
-                    }
-                    if let Some(b) = body {
-                        req = req.json(b);
-                    }
-                    match self.api {
-                        GoogleApi::CustomerMatch => {
-                            if let Some(d) = &self.developer_token {
-                                req = req.header("developer-token", d.expose());
-                            }
-                            if let Some(l) = &self.login_customer_id {
-                                req = req.header("login-customer-id", l);
-                            }
+            .send_with_retry(operation, &self.policy, |c| {
+                let mut req = json_request(c, &method, &url, query, body);
+                match self.api {
+                    GoogleApi::CustomerMatch => {
+                        if let Some(d) = &self.developer_token {
+                            req = req.header("developer-token", d.expose());
                         }
-                        GoogleApi::DataManager => {
-                            if let Some(l) = &self.login_customer_id {
-                                req = req.header(
-                                    "login-account",
-                                    format!("accountTypes/GOOGLE_ADS/accounts/{l}"),
-                                );
-                            }
+                        if let Some(l) = &self.login_customer_id {
+                            req = req.header("login-customer-id", l);
                         }
                     }
-                    req
-                },
-            )
-            .await
-    }
-
-    // ---- Customer Match (Google Ads API) ----
-
-    async fn cm_find_list(&self, name: &str) -> Result<Option<String>, ConnectorError> {
-        let path = format!("customers/{}/googleAds:search", self.customer_id);
-        let query = "SELECT user_list.resource_name, user_list.id, user_list.name FROM user_list \
-                     WHERE user_list.type = 'CRM_BASED'";
-        let mut page_token: Option<String> = None;
-        loop {
-            let mut body = json!({ "query": query });
-            if let Some(t) = &page_token {
-                body["pageToken"] = json!(t);
-            }
-            let reply = self
-                .send("list user lists", Method::POST, &path, &[], Some(&body))
-                .await?;
-            let page: SearchPage = self.parse("list user lists", &reply.body)?;
-            for row in &page.results {
-                let list = row.get("userList").cloned().unwrap_or_default();
-                if list.get("name").and_then(Value::as_str) == Some(name) {
-                    let id = list
-                        .get("resourceName")
-                        .and_then(Value::as_str)
-                        .and_then(last_segment);
-                    return id.map(Some).ok_or_else(|| {
-                        self.invalid_response(
-                            "list user lists",
-                            "user list row without a resource name".into(),
-                        )
-                    });
+                    GoogleApi::DataManager => {
+                        if let Some(l) = &self.login_customer_id {
+                            req = req.header(
+                                "login-account",
+                                format!("accountTypes/GOOGLE_ADS/accounts/{l}"),
+                            );
+                        }
+                    }
                 }
-            }
-            match page.next_page_token.filter(|t| !t.is_empty()) {
-                Some(t) if Some(&t) != page_token.as_ref() && !page.results.is_empty() => {
-                    page_token = Some(t)
-                }
-                _ => return Ok(None),
-            }
-        }
-    }
-
-    async fn cm_create_list(
-        &self,
-        name: &str,
-        description: &str,
-    ) -> Result<String, ConnectorError> {
-        let path = format!("customers/{}/userLists:mutate", self.customer_id);
-        let body = json!({"operations": [{"create": {
-            "name": name,
-            "description": description,
-            "crmBasedUserList": {"uploadKeyType": "CONTACT_INFO"},
-            "membershipLifeSpan": CM_MEMBERSHIP_LIFE_SPAN_DAYS,
-        }}]});
-        let reply = self
-            .send("create user list", Method::POST, &path, &[], Some(&body))
-            .await?;
-        let parsed: Value = self.parse("create user list", &reply.body)?;
-        parsed
-            .pointer("/results/0/resourceName")
-            .and_then(Value::as_str)
-            .and_then(last_segment)
-            .ok_or_else(|| {
-                self.invalid_response("create user list", "no resourceName in the reply".into())
+                req
             })
-    }
-
-    /// One offline user data job: create, add the operations (≤ [`MAX_MEMBERS_PER_CALL`] per call, partial
-    /// failure on), run, poll to completion. `remove_all_first` prefixes the job with `removeAll`.
-    async fn cm_job(
-        &self,
-        op: Op,
-        list_id: &str,
-        members: &[PreparedMember],
-        remove_all_first: bool,
-    ) -> Result<BatchOutcome, ConnectorError> {
-        common::submit_and_await(
-            members,
-            |m| self.cm_submit(op, list_id, m, remove_all_first),
-            |job, held| async move { self.cm_finish(&job, &held).await },
-        )
-        .await
-    }
-
-    /// Creates an offline user data job, adds the operations and starts it (`:run`), without waiting;
-    /// operations the partial failure names are refused up front, with Google's reason.
-    async fn cm_submit(
-        &self,
-        op: Op,
-        list_id: &str,
-        members: &[PreparedMember],
-        remove_all_first: bool,
-    ) -> Result<SubmittedJob, ConnectorError> {
-        let mut outcome = BatchOutcome::default();
-        let mut ops: Vec<(Option<usize>, Value)> = Vec::with_capacity(members.len() + 1);
-        if remove_all_first {
-            ops.push((None, json!({"removeAll": true})));
-        }
-        for (i, m) in members.iter().enumerate() {
-            let Some(identifiers) = mapping::cm_identifiers(&m.payload) else {
-                outcome.rejected.push(Rejection {
-                    customer_id: m.customer_id.clone(),
-                    reason: "stored payload is not a Google user identifier set".into(),
-                });
-                continue;
-            };
-            let data = json!({ "userIdentifiers": identifiers });
-            ops.push((
-                Some(i),
-                if op == Op::Add {
-                    json!({ "create": data })
-                } else {
-                    json!({ "remove": data })
-                },
-            ));
-        }
-        if ops.is_empty() {
-            return Ok(SubmittedJob {
-                job_id: None,
-                rejected: outcome.rejected,
-            });
-        }
-        let create_path = format!("customers/{}/offlineUserDataJobs:create", self.customer_id);
-        let body = json!({"job": {
-            "type": "CUSTOMER_MATCH_USER_LIST",
-            "customerMatchUserListMetadata": {
-                "userList": format!("customers/{}/userLists/{list_id}", self.customer_id),
-                "consent": {"adUserData": "GRANTED", "adPersonalization": "GRANTED"},
-            },
-        }});
-        let reply = self
-            .send(
-                "create offline user data job",
-                Method::POST,
-                &create_path,
-                &[],
-                Some(&body),
-            )
-            .await?;
-        let created: Value = self.parse("create offline user data job", &reply.body)?;
-        let job = created
-            .get("resourceName")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .ok_or_else(|| {
-                self.invalid_response("create offline user data job", "no resourceName".into())
-            })?;
-
-        for chunk in ops.chunks(MAX_MEMBERS_PER_CALL) {
-            let operations: Vec<&Value> = chunk.iter().map(|(_, v)| v).collect();
-            let body = json!({"operations": operations, "enablePartialFailure": true});
-            let reply = self
-                .send(
-                    "add job operations",
-                    Method::POST,
-                    &format!("{job}:addOperations"),
-                    &[],
-                    Some(&body),
-                )
-                .await?;
-            let parsed: Value = self.parse("add job operations", &reply.body)?;
-            let Some(failure) = parsed.get("partialFailureError").filter(|v| !v.is_null()) else {
-                continue;
-            };
-            let details = failure
-                .get("details")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            let mut attributed = 0usize;
-            for err in details
-                .iter()
-                .filter_map(|d| d.get("errors").and_then(Value::as_array))
-                .flatten()
-            {
-                let index = err
-                    .pointer("/location/fieldPathElements")
-                    .and_then(Value::as_array)
-                    .and_then(|els| {
-                        els.iter().find(|e| {
-                            e.get("fieldName").and_then(Value::as_str) == Some("operations")
-                        })
-                    })
-                    .and_then(|e| e.get("index"))
-                    .and_then(|i| {
-                        i.as_u64()
-                            .or_else(|| i.as_str().and_then(|s| s.parse().ok()))
-                    });
-                let code = err
-                    .get("errorCode")
-                    .and_then(Value::as_object)
-                    .and_then(|o| o.values().next())
-                    .and_then(Value::as_str)
-                    .unwrap_or("ERROR");
-                let message = err
-                    .get("message")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                let reason = format!("{code}: {message}");
-                match index.and_then(|i| chunk.get(i as usize)) {
-                    Some((Some(owner), _)) => {
-                        let cid = &members[*owner].customer_id;
-                        if !outcome.rejected.iter().any(|r| &r.customer_id == cid) {
-                            outcome.rejected.push(Rejection {
-                                customer_id: cid.clone(),
-                                reason,
-                            });
-                            attributed += 1;
-                        }
-                    }
-                    Some((None, _)) => {
-                        return Err(ConnectorError::Api {
-                            destination: self.name.clone(),
-                            operation: "add job operations".into(),
-                            status: reply.status.as_u16(),
-                            code: None,
-                            message: format!("removeAll was refused: {reason}"),
-                        })
-                    }
-                    None => {
-                        tracing::warn!(destination = %self.name, reason = %reason, "partial failure without an operation index")
-                    }
-                }
-            }
-            if attributed == 0 {
-                tracing::warn!(destination = %self.name, "partialFailureError named no operation we sent");
-            }
-        }
-
-        self.send(
-            "run offline user data job",
-            Method::POST,
-            &format!("{job}:run"),
-            &[],
-            Some(&json!({})),
-        )
-        .await?;
-        Ok(SubmittedJob {
-            job_id: Some(job),
-            rejected: outcome.rejected,
-        })
-    }
-
-    /// Waits for a started job; its rows (`members`) are held once it reports `SUCCESS`.
-    async fn cm_finish(
-        &self,
-        job: &str,
-        members: &[PreparedMember],
-    ) -> Result<BatchOutcome, ConnectorError> {
-        self.cm_wait(job).await?;
-        Ok(BatchOutcome {
-            accepted: members.len(),
-            rejected: Vec::new(),
-        })
-    }
-
-    async fn cm_wait(&self, job: &str) -> Result<(), ConnectorError> {
-        let path = format!("customers/{}/googleAds:search", self.customer_id);
-        let query = format!(
-            "SELECT offline_user_data_job.resource_name, offline_user_data_job.status, \
-             offline_user_data_job.failure_reason FROM offline_user_data_job \
-             WHERE offline_user_data_job.resource_name = {}",
-            gaql_quote(job)
-        );
-        let started = Instant::now();
-        loop {
-            let reply = self
-                .send(
-                    "poll offline user data job",
-                    Method::POST,
-                    &path,
-                    &[],
-                    Some(&json!({ "query": query })),
-                )
-                .await?;
-            let page: SearchPage = self.parse("poll offline user data job", &reply.body)?;
-            let row = page
-                .results
-                .first()
-                .and_then(|r| r.get("offlineUserDataJob"))
-                .cloned()
-                .unwrap_or_default();
-            let status = row
-                .get("status")
-                .and_then(Value::as_str)
-                .unwrap_or("UNKNOWN");
-            match status {
-                "SUCCESS" => return Ok(()),
-                "FAILED" => {
-                    let reason = row
-                        .get("failureReason")
-                        .and_then(Value::as_str)
-                        .unwrap_or("UNSPECIFIED");
-                    return Err(ConnectorError::Api {
-                        destination: self.name.clone(),
-                        operation: "offline user data job".into(),
-                        status: reply.status.as_u16(),
-                        code: None,
-                        message: format!("job {job} FAILED: {reason}"),
-                    });
-                }
-                _ => {}
-            }
-            if started.elapsed() >= self.job_timeout {
-                // The job keeps running on Google's side; resending the batch later is harmless.
-                return Err(ConnectorError::Api {
-                    destination: self.name.clone(),
-                    operation: "offline user data job".into(),
-                    status: 504,
-                    code: None,
-                    message: format!(
-                        "job {job} still {status} after {}s",
-                        self.job_timeout.as_secs()
-                    ),
-                });
-            }
-            tracing::debug!(destination = %self.name, job, status, "offline user data job not done yet");
-            tokio::time::sleep(self.poll_interval).await;
-        }
-    }
-
-    // ---- Data Manager API ----
-
-    async fn dm_find_list(&self, name: &str) -> Result<Option<String>, ConnectorError> {
-        let path = format!(
-            "accountTypes/GOOGLE_ADS/accounts/{}/userLists",
-            self.customer_id
-        );
-        let mut page_token: Option<String> = None;
-        loop {
-            let mut query = vec![("pageSize", "1000".to_string())];
-            if let Some(t) = &page_token {
-                query.push(("pageToken", t.clone()));
-            }
-            let reply = self
-                .send("list user lists", Method::GET, &path, &query, None)
-                .await?;
-            let page: DmUserListPage = self.parse("list user lists", &reply.body)?;
-            if let Some(found) = page.user_lists.iter().find(|l| l.display_name == name) {
-                return found.list_id().map(Some).ok_or_else(|| {
-                    self.invalid_response("list user lists", "user list without an id".into())
-                });
-            }
-            match page.next_page_token.filter(|t| !t.is_empty()) {
-                Some(t) if Some(&t) != page_token.as_ref() && !page.user_lists.is_empty() => {
-                    page_token = Some(t)
-                }
-                _ => return Ok(None),
-            }
-        }
-    }
-
-    async fn dm_create_list(
-        &self,
-        name: &str,
-        description: &str,
-    ) -> Result<String, ConnectorError> {
-        let path = format!(
-            "accountTypes/GOOGLE_ADS/accounts/{}/userLists",
-            self.customer_id
-        );
-        let body = json!({
-            "displayName": name,
-            "description": description,
-            "membershipDuration": DM_MEMBERSHIP_DURATION,
-            "ingestedUserListInfo": {
-                "uploadKeyTypes": ["CONTACT_ID"],
-                "contactIdInfo": {"dataSourceType": "DATA_SOURCE_TYPE_FIRST_PARTY"},
-            },
-        });
-        let reply = self
-            .send("create user list", Method::POST, &path, &[], Some(&body))
-            .await?;
-        let created: DmUserList = self.parse("create user list", &reply.body)?;
-        created
-            .list_id()
-            .ok_or_else(|| self.invalid_response("create user list", "no id in the reply".into()))
-    }
-
-    fn dm_destination(&self, list_id: &str) -> Value {
-        let mut d = json!({
-            "operatingAccount": {"accountType": "GOOGLE_ADS", "accountId": self.customer_id},
-            "productDestinationId": list_id,
-        });
-        if let Some(l) = &self.login_customer_id {
-            d["loginAccount"] = json!({"accountType": "GOOGLE_ADS", "accountId": l});
-        }
-        d
-    }
-
-    /// Sends one Data Manager request (≤ [`MAX_MEMBERS_PER_CALL`] members) and returns its `requestId`
-    /// without waiting for Google to process it. Google validates the whole request, so members named in
-    /// field violations become rejections up front and the rest is sent once more.
-    async fn dm_submit(
-        &self,
-        op: Op,
-        list_id: &str,
-        chunk: &[PreparedMember],
-    ) -> Result<SubmittedJob, ConnectorError> {
-        let mut rejected = Vec::new();
-        let mut pending: Vec<(&PreparedMember, Value)> = Vec::with_capacity(chunk.len());
-        for m in chunk {
-            match mapping::dm_identifiers(&m.payload) {
-                Some(identifiers) => {
-                    pending.push((m, json!({"userData": {"userIdentifiers": identifiers}})));
-                }
-                None => rejected.push(Rejection {
-                    customer_id: m.customer_id.clone(),
-                    reason: "stored payload is not a Google user identifier set".into(),
-                }),
-            }
-        }
-        let (path, label) = match op {
-            Op::Add => ("audienceMembers:ingest", "ingest audience members"),
-            Op::Remove => ("audienceMembers:remove", "remove audience members"),
-        };
-        for attempt in 0..2 {
-            if pending.is_empty() {
-                break;
-            }
-            let members: Vec<&Value> = pending.iter().map(|(_, v)| v).collect();
-            let mut body = json!({
-                "destinations": [self.dm_destination(list_id)],
-                "audienceMembers": members,
-                "encoding": "HEX",
-            });
-            if op == Op::Add {
-                body["consent"] = json!({"adUserData": "CONSENT_GRANTED", "adPersonalization": "CONSENT_GRANTED"});
-                body["termsOfService"] = json!({"customerMatchTermsOfServiceStatus": "ACCEPTED"});
-            }
-            let reply = self
-                .send(label, Method::POST, path, &[], Some(&body))
-                .await?;
-            if reply.status.is_success() {
-                // `IngestAudienceMembersResponse` / `RemoveAudienceMembersResponse`: the id Google
-                // assigned to the request, to poll with `requestStatus:retrieve`.
-                let ack: Value = self.parse(label, &reply.body)?;
-                let Some(request_id) = ack
-                    .get("requestId")
-                    .and_then(Value::as_str)
-                    .map(str::trim)
-                    .filter(|id| !id.is_empty())
-                else {
-                    return Err(self.invalid_response(
-                        label,
-                        format!(
-                            "not acknowledged: no requestId in the reply: {}",
-                            self.kit.redactor().redact(&body_excerpt(&reply.body))
-                        ),
-                    ));
-                };
-                return Ok(SubmittedJob {
-                    job_id: Some(request_id.to_string()),
-                    rejected,
-                });
-            }
-            let env: Envelope = self.parse(label, &reply.body)?;
-            let violations = member_violations(&env.error.details);
-            if attempt == 1 {
-                return Err(ConnectorError::Api {
-                    destination: self.name.clone(),
-                    operation: label.into(),
-                    status: reply.status.as_u16(),
-                    code: env.error.code,
-                    message: self.kit.redactor().redact(&env.error.describe()),
-                });
-            }
-            let mut bad: Vec<usize> = violations
-                .iter()
-                .map(|(i, _)| *i)
-                .filter(|i| *i < pending.len())
-                .collect();
-            bad.sort_unstable();
-            bad.dedup();
-            for &i in bad.iter().rev() {
-                let (m, _) = pending.remove(i);
-                let reason = violations
-                    .iter()
-                    .filter(|(j, _)| *j == i)
-                    .map(|(_, r)| r.as_str())
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                rejected.push(Rejection {
-                    customer_id: m.customer_id.clone(),
-                    reason,
-                });
-            }
-        }
-        Ok(SubmittedJob {
-            job_id: None,
-            rejected,
-        })
-    }
-
-    /// Polls `requestStatus:retrieve` for a submitted request every `job_poll_interval_ms` until Google
-    /// reports a final status for its destination, and settles `members`, the rows the request held
-    /// (see [`dm_settle`]). Still `PROCESSING` after `job_timeout_secs` is a transient error, so the
-    /// engine keeps the request and polls it again next run.
-    async fn dm_finish(
-        &self,
-        request_id: &str,
-        members: &[PreparedMember],
-    ) -> Result<BatchOutcome, ConnectorError> {
-        const LABEL: &str = "retrieve request status";
-        let started = Instant::now();
-        loop {
-            let reply = self
-                .send(
-                    LABEL,
-                    Method::GET,
-                    "requestStatus:retrieve",
-                    &[("requestId", request_id.to_string())],
-                    None,
-                )
-                .await?;
-            let parsed: RetrieveRequestStatusResponse = self.parse(LABEL, &reply.body)?;
-            let status = parsed
-                .request_status_per_destination
-                .into_iter()
-                .next()
-                .ok_or_else(|| {
-                    self.invalid_response(
-                        LABEL,
-                        format!("request {request_id}: no requestStatusPerDestination"),
-                    )
-                })?;
-            match dm_settle(&status, members) {
-                DmSettled::Pending => {}
-                DmSettled::Done(outcome) => {
-                    for w in &status.warning_info.warning_counts {
-                        tracing::warn!(destination = %self.name, request_id, reason = %w.reason, records = w.record_count, "Data Manager warning");
-                    }
-                    return Ok(outcome);
-                }
-                DmSettled::Failed(message) => {
-                    return Err(ConnectorError::Api {
-                        destination: self.name.clone(),
-                        operation: LABEL.into(),
-                        status: reply.status.as_u16(),
-                        code: None,
-                        message: format!("request {request_id} {message}"),
-                    })
-                }
-            }
-            if started.elapsed() >= self.job_timeout {
-                return Err(ConnectorError::Api {
-                    destination: self.name.clone(),
-                    operation: LABEL.into(),
-                    status: 504,
-                    code: None,
-                    message: format!(
-                        "request {request_id} still PROCESSING after {}s",
-                        self.job_timeout.as_secs()
-                    ),
-                });
-            }
-            tracing::debug!(destination = %self.name, request_id, "Data Manager request still processing");
-            tokio::time::sleep(self.poll_interval).await;
-        }
+            .await
     }
 
     /// Refuses job batches over the engine's size (one offline user data job or one Data Manager request).

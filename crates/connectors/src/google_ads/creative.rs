@@ -9,7 +9,7 @@
 
 use super::{gaql_quote, GoogleAdsDestination, SearchPage};
 use crate::error::ConnectorError;
-use crate::http::{HttpReply, TokenSource};
+use crate::http::{next_cursor, HttpReply};
 use crate::traits::CreativeSwapper;
 use async_trait::async_trait;
 use reqwest::Method;
@@ -46,22 +46,16 @@ impl GoogleAdsDestination {
         };
         let url = format!("{}/{}", self.ads_base_url, path);
         self.kit
-            .send_with_retry(
-                operation,
-                &self.policy,
-                Some(&self.token as &dyn TokenSource),
-                |c, t| {
-                    let mut req = c
-                        .request(Method::POST, &url)
-                        .bearer_auth(t.map(|s| s.expose()).unwrap_or_default())
-                        .header("developer-token", dev.expose())
-                        .json(body);
-                    if let Some(l) = &self.login_customer_id {
-                        req = req.header("login-customer-id", l);
-                    }
-                    req
-                },
-            )
+            .send_with_retry(operation, &self.policy, |c| {
+                let mut req = c
+                    .request(Method::POST, &url)
+                    .header("developer-token", dev.expose())
+                    .json(body);
+                if let Some(l) = &self.login_customer_id {
+                    req = req.header("login-customer-id", l);
+                }
+                req
+            })
             .await
     }
 
@@ -92,7 +86,7 @@ impl GoogleAdsDestination {
                 body["pageToken"] = json!(t);
             }
             let reply = self.ads_send(OP, &path, &body).await?;
-            let page: SearchPage = self.parse(OP, &reply.body)?;
+            let page: SearchPage = self.kit.parse_json(OP, &reply.body)?;
             for row in &page.results {
                 let ad = row.get("adGroupAd");
                 let id = int_field(ad.and_then(|a| a.pointer("/ad/id")));
@@ -103,17 +97,19 @@ impl GoogleAdsDestination {
                 match id {
                     Some(id) => out.push((id, status.to_string())),
                     None => {
-                        return Err(
-                            self.invalid_response(OP, "ad_group_ad row without ad.id".into())
-                        )
+                        return Err(self
+                            .kit
+                            .invalid_response(OP, "ad_group_ad row without ad.id".into()))
                     }
                 }
             }
-            match page.next_page_token.filter(|t| !t.is_empty()) {
-                Some(t) if Some(&t) != page_token.as_ref() && !page.results.is_empty() => {
-                    page_token = Some(t)
-                }
-                _ => return Ok(out),
+            match next_cursor(
+                page.next_page_token,
+                page.results.is_empty(),
+                page_token.as_ref(),
+            ) {
+                Some(t) => page_token = Some(t),
+                None => return Ok(out),
             }
         }
     }

@@ -157,11 +157,11 @@ impl MetricsSource for GoogleAdsDestination {
         );
         let path = format!("customers/{}/googleAds:searchStream", self.customer_id);
         let reply = self.ads_send(OP, &path, &json!({ "query": query })).await?;
-        let batches: Vec<StreamBatch> = self.parse(OP, &reply.body)?;
+        let batches: Vec<StreamBatch> = self.kit.parse_json(OP, &reply.body)?;
         batches
             .iter()
             .flat_map(|b| b.results.iter())
-            .map(|r| row(r).map_err(|m| self.invalid_response(OP, m)))
+            .map(|r| row(r).map_err(|m| self.kit.invalid_response(OP, m)))
             .collect()
     }
 
@@ -187,7 +187,7 @@ impl MetricsSource for GoogleAdsDestination {
                         Some(&json!({ "query": query })),
                     )
                     .await?;
-                let page: Value = self.parse(OP, &reply.body)?;
+                let page: Value = self.kit.parse_json(OP, &reply.body)?;
                 let Some(list) = page.pointer("/results/0/userList") else {
                     return Ok(None);
                 };
@@ -203,7 +203,7 @@ impl MetricsSource for GoogleAdsDestination {
                     self.customer_id
                 );
                 let reply = self.send(OP, Method::GET, &path, &[], None).await?;
-                let list: Value = self.parse(OP, &reply.body)?;
+                let list: Value = self.kit.parse_json(OP, &reply.body)?;
                 list_size(
                     list.pointer("/sizeInfo/searchNetworkMembersCount"),
                     list.pointer("/sizeInfo/displayNetworkMembersCount"),
@@ -211,6 +211,6 @@ impl MetricsSource for GoogleAdsDestination {
                 )
             }
         };
-        size.map_err(|m| self.invalid_response(OP, m))
+        size.map_err(|m| self.kit.invalid_response(OP, m))
     }
 }

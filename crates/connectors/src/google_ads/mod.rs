@@ -61,6 +61,10 @@
 //! `ad_group_ad` (`segments.date`, `ad_group_ad.ad.id`, impressions, clicks, conversions, `cost_micros` →
 //! major units, `conversions_value`) for the requested ad groups and date range.
 //!
+//! Layout: `client.rs` is the shared part (policy, config to destination, headers, the per-call choice of
+//! API), `customer_match.rs` and `data_manager.rs` hold each API's calls, `request_status.rs` how a Data
+//! Manager request status settles the rows.
+//!
 //! Both: 429 `RESOURCE_EXHAUSTED` waits `quotaErrorDetails.retryDelay` through the kit; a 401 refreshes the
 //! token once. Identifiers: email trimmed and lower-cased, phone E.164 **with** `+`, both SHA-256 hex.
 //! Channel: ads. Minimum audience: 1,000 matched people.

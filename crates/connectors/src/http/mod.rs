@@ -2,9 +2,14 @@
 //! redaction behave the same everywhere (DESIGN §6: 429/5xx/timeouts retry with backoff and Retry-After;
 //! a 401 refreshes the token once; no secret in any error or log line).
 //!
-//! A client calls [`HttpKit::send_with_retry`] with a closure that builds the request (called again for
-//! every attempt, with the current token) and a [`ResponsePolicy`] that classifies replies; platforms whose
-//! throttling lives in the body (Meta) override the policy.
+//! A client builds its kit with the destination's [`Auth`] (bearer from a token source, basic, or a named
+//! header), then calls [`HttpKit::send_with_retry`] with a closure that builds the request (called again
+//! for every attempt; the kit adds the current credentials) and a [`ResponsePolicy`] that classifies
+//! replies; platforms whose throttling lives in the body (Meta) override the policy. A credential that is
+//! absent or empty is a [`ConnectorError::Auth`] before any request is sent. Replies are read as JSON
+//! with [`HttpKit::parse_json`] (or sent and read in one step with [`HttpKit::send_json`]): a body that is
+//! not the expected shape is a [`ConnectorError::InvalidResponse`] carrying the redacted excerpt, the
+//! same for every platform; [`next_cursor`] and [`next_offset`] say when a paged listing is done.
 //!
 //! Bounds toward a platform that misbehaves (issue 12): the client follows **no redirects** (a 3xx is a
 //! [`ConnectorError::Redirected`], never retried, so a batch and its credentials cannot be re-sent to a host
@@ -14,18 +19,22 @@
 //! token source and the `Authorization: Basic` credentials the kit sends are redacted like every other
 //! secret ([`Redactor`]).
 
+mod auth;
 mod limiter;
+mod paging;
 mod redact;
 mod token;
 
 #[cfg(test)]
 mod tests;
 
+pub use auth::Auth;
 pub use limiter::RateLimiter;
+pub use paging::{next_cursor, next_offset};
 pub use redact::{derived_forms, Redactor};
 pub use token::{OAuth2RefreshToken, StaticToken, TokenSource};
 
-use crate::error::ConnectorError;
+use crate::error::{ConfigError, ConnectorError};
 use crate::secret::Secret;
 use rand::Rng;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
@@ -121,6 +130,25 @@ pub fn build_client(settings: &HttpSettings) -> Result<reqwest::Client, reqwest:
         .build()
 }
 
+/// `method url` with `query` appended (nothing when empty) and `body` as JSON when given: the request a
+/// JSON platform builds on every attempt, before its own headers.
+pub fn json_request(
+    client: &reqwest::Client,
+    method: &reqwest::Method,
+    url: &str,
+    query: &[(&str, String)],
+    body: Option<&serde_json::Value>,
+) -> reqwest::RequestBuilder {
+    let mut req = client.request(method.clone(), url);
+    if !query.is_empty() {
+        req = req.query(query);
+    }
+    if let Some(b) = body {
+        req = req.json(b);
+    }
+    req
+}
+
 /// Counters of one destination's HTTP traffic, for the Prometheus metrics added later.
 #[derive(Debug, Default)]
 pub struct HttpStats {
@@ -193,6 +221,29 @@ pub enum Verdict {
         /// Platform's reason.
         reason: String,
     },
+}
+
+impl Verdict {
+    /// The same verdict with the platform's own message (read from its error body by `reason`, which is
+    /// only called for a failure) in place of the body excerpt: for policies whose status handling is
+    /// the default's and whose only addition is a better message.
+    pub fn with_reason(self, reason: impl FnOnce() -> String) -> Verdict {
+        match self {
+            Verdict::Success => Verdict::Success,
+            Verdict::Unauthorized { .. } => Verdict::Unauthorized { reason: reason() },
+            Verdict::Retry {
+                after, throttled, ..
+            } => Verdict::Retry {
+                after,
+                throttled,
+                reason: reason(),
+            },
+            Verdict::Fail { code, .. } => Verdict::Fail {
+                code,
+                reason: reason(),
+            },
+        }
+    }
 }
 
 /// Classifies replies. The default treats 2xx as success, 401 as unauthorized, 408/429/5xx as retryable
@@ -280,6 +331,9 @@ pub struct HttpKit {
     stats: Arc<HttpStats>,
     redactor: Redactor,
     max_reply_bytes: u64,
+    auth: Auth,
+    base_url: String,
+    requests_per_second: Option<f64>,
 }
 
 impl HttpKit {
@@ -305,7 +359,105 @@ impl HttpKit {
             stats,
             redactor,
             max_reply_bytes: settings.max_reply_bytes,
+            auth: Auth::None,
+            base_url: String::new(),
+            requests_per_second: settings.requests_per_second,
         })
+    }
+
+    /// The kit with the platform's API root, so [`Self::url`] joins every path the same way.
+    pub fn with_base_url(mut self, base_url: &str) -> Self {
+        self.base_url = base_url.trim_end_matches('/').to_string();
+        self
+    }
+
+    /// `path` under the base URL: `{base}/{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/{}", self.base_url, path)
+    }
+
+    /// The base URL (no trailing `/`), for checks such as "is this link on our own host".
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// An [`ConnectorError::InvalidResponse`] of this destination: the reply was 2xx but not what the
+    /// call needs. `message` must already be redacted (see [`Self::excerpt`]).
+    pub fn invalid_response(&self, operation: &str, message: String) -> ConnectorError {
+        ConnectorError::InvalidResponse {
+            destination: self.destination.clone(),
+            operation: operation.into(),
+            message,
+        }
+    }
+
+    /// The first 500 characters of a body with the destination's secrets masked, for messages.
+    pub fn excerpt(&self, body: &[u8]) -> String {
+        self.redactor.redact(&body_excerpt(body))
+    }
+
+    /// Parses a JSON reply as `T`; a body that is not a `T` is an invalid response carrying serde's
+    /// reason and the redacted excerpt (`<reason>: <body>`).
+    pub fn parse_json<T: serde::de::DeserializeOwned>(
+        &self,
+        operation: &str,
+        body: &[u8],
+    ) -> Result<T, ConnectorError> {
+        serde_json::from_slice(body)
+            .map_err(|e| self.invalid_response(operation, format!("{e}: {}", self.excerpt(body))))
+    }
+
+    /// The error for a 2xx reply that does not acknowledge what was sent (a `{}` or an error body where
+    /// the platform's count or id should be): `not acknowledged (<why>): <redacted body>`.
+    pub fn not_acknowledged(&self, operation: &str, why: &str, body: &[u8]) -> ConnectorError {
+        self.invalid_response(
+            operation,
+            format!("not acknowledged ({why}): {}", self.excerpt(body)),
+        )
+    }
+
+    /// [`Self::send_with_retry`], then [`Self::parse_json`] of the reply.
+    pub async fn send_json<T, F>(
+        &self,
+        operation: &str,
+        policy: &dyn ResponsePolicy,
+        build: F,
+    ) -> Result<T, ConnectorError>
+    where
+        T: serde::de::DeserializeOwned,
+        F: Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync,
+    {
+        let reply = self.send_with_retry(operation, policy, build).await?;
+        self.parse_json(operation, &reply.body)
+    }
+
+    /// [`Self::new`] for a configured destination: a client that cannot be built (no TLS roots, say) is
+    /// a configuration error of the section (key `.`).
+    pub fn for_destination(
+        destination: &str,
+        settings: &HttpSettings,
+        secrets: &[&Secret],
+    ) -> Result<Self, ConfigError> {
+        Self::new(destination, settings, secrets).map_err(|e| ConfigError::Invalid {
+            destination: destination.to_string(),
+            key: ".".into(),
+            message: format!("cannot build HTTP client: {e}"),
+        })
+    }
+
+    /// The kit with `auth` applied to every request from now on (its static secret is registered with
+    /// the redactor, like every token the source hands out later).
+    pub fn with_auth(mut self, auth: Auth) -> Self {
+        if let Some(s) = auth.secret() {
+            self.redactor.add(s);
+        }
+        self.auth = auth;
+        self
+    }
+
+    /// The configured pacing (`None` = unlimited), which destinations also report to the engine.
+    pub fn requests_per_second(&self) -> Option<f64> {
+        self.requests_per_second
     }
 
     /// The underlying client (for token endpoints and the like).
@@ -328,20 +480,48 @@ impl HttpKit {
         &self.destination
     }
 
-    /// Sends a request built by `build` until it succeeds, fails permanently or the retry budget runs
-    /// out. `build` is called per attempt with the current token (if `auth` is given). Transport errors
-    /// and timeouts, 429/5xx and whatever `policy` calls retryable are retried with exponential backoff and
-    /// jitter, or after the platform-requested delay; an unauthorized reply refreshes the token once.
-    /// Every message in the returned error and in log lines is redacted.
+    /// Sends a request built by `build`, with the kit's [`Auth`], until it succeeds, fails permanently or
+    /// the retry budget runs out. `build` is called per attempt; the kit adds the current credentials.
+    /// Transport errors and timeouts, 429/5xx and whatever `policy` calls retryable are retried with
+    /// exponential backoff and jitter, or after the platform-requested delay; an unauthorized reply
+    /// refreshes the token once. Every message in the returned error and in log lines is redacted.
     pub async fn send_with_retry<F>(
         &self,
         operation: &str,
         policy: &dyn ResponsePolicy,
-        auth: Option<&dyn TokenSource>,
         build: F,
     ) -> Result<HttpReply, ConnectorError>
     where
-        F: Fn(&reqwest::Client, Option<&Secret>) -> reqwest::RequestBuilder + Send + Sync,
+        F: Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync,
+    {
+        self.send_counted(operation, policy, &self.auth, build)
+            .await
+    }
+
+    /// [`Self::send_with_retry`] without the kit's credentials, for a URL the platform hands out on
+    /// another host (SendGrid's signed error-CSV links), which must never receive our key.
+    pub async fn send_anonymous<F>(
+        &self,
+        operation: &str,
+        policy: &dyn ResponsePolicy,
+        build: F,
+    ) -> Result<HttpReply, ConnectorError>
+    where
+        F: Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync,
+    {
+        self.send_counted(operation, policy, &Auth::None, build)
+            .await
+    }
+
+    async fn send_counted<F>(
+        &self,
+        operation: &str,
+        policy: &dyn ResponsePolicy,
+        auth: &Auth,
+        build: F,
+    ) -> Result<HttpReply, ConnectorError>
+    where
+        F: Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync,
     {
         let result = self.send_inner(operation, policy, auth, build).await;
         if result.is_err() {
@@ -354,11 +534,11 @@ impl HttpKit {
         &self,
         operation: &str,
         policy: &dyn ResponsePolicy,
-        auth: Option<&dyn TokenSource>,
+        auth: &Auth,
         build: F,
     ) -> Result<HttpReply, ConnectorError>
     where
-        F: Fn(&reqwest::Client, Option<&Secret>) -> reqwest::RequestBuilder + Send + Sync,
+        F: Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync,
     {
         let budget_ms = self.retry.max_total_ms.max(1);
         let deadline = Instant::now() + Duration::from_millis(budget_ms);
@@ -379,7 +559,7 @@ impl HttpKit {
         loop {
             attempt += 1;
             let left = deadline.saturating_duration_since(Instant::now());
-            let exchange = tokio::time::timeout(left, self.exchange(auth, &build)).await;
+            let exchange = tokio::time::timeout(left, self.exchange(operation, auth, &build)).await;
             let outcome = match exchange {
                 Err(_elapsed) => return Err(out_of_time(attempt, &last)),
                 Ok(outcome) => outcome?,
@@ -435,7 +615,7 @@ impl HttpKit {
                 Verdict::Unauthorized { reason } => {
                     let reason = self.redactor.redact(&reason);
                     if !refreshed {
-                        if let Some(source) = auth {
+                        if let Some(source) = auth.source() {
                             if source.refresh().await.map_err(|e| self.redact_error(e))? {
                                 refreshed = true;
                                 attempt -= 1;
@@ -506,20 +686,21 @@ impl HttpKit {
     }
 
     /// One attempt: pacing, the current token, the request, and the reply read up to the body limit.
-    /// `Err` only for a token source's failure (redacted); transport trouble is an [`Exchange::Failed`]
-    /// for the retry loop to judge.
+    /// `Err` only for a token source's failure (redacted) or a credential that is missing, which sends
+    /// nothing; transport trouble is an [`Exchange::Failed`] for the retry loop to judge.
     async fn exchange<F>(
         &self,
-        auth: Option<&dyn TokenSource>,
+        operation: &str,
+        auth: &Auth,
         build: &F,
     ) -> Result<Exchange, ConnectorError>
     where
-        F: Fn(&reqwest::Client, Option<&Secret>) -> reqwest::RequestBuilder + Send + Sync,
+        F: Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync,
     {
         if self.limiter.acquire().await {
             HttpStats::bump(&self.stats.rate_limited_waits);
         }
-        let token = match auth {
+        let token = match auth.source() {
             Some(source) => {
                 let t = source
                     .access_token()
@@ -530,8 +711,15 @@ impl HttpKit {
             }
             None => None,
         };
+        let builder = auth::apply(auth, token.as_ref(), build(&self.client)).map_err(|why| {
+            ConnectorError::Auth {
+                destination: self.destination.clone(),
+                operation: operation.to_string(),
+                message: format!("{why}; nothing was sent"),
+            }
+        })?;
         HttpStats::bump(&self.stats.requests);
-        let request = match build(&self.client, token.as_ref()).build() {
+        let request = match builder.build() {
             Ok(r) => r,
             Err(e) => return Ok(Exchange::Failed(e)),
         };

@@ -90,7 +90,7 @@ async fn timeouts_are_retried_then_reported() {
     let kit = HttpKit::new("t", &fast_settings(), &[]).expect("kit");
     let url = format!("{base}/slow");
     let reply = kit
-        .send_with_retry("slow", &DefaultPolicy, None, |c, _| c.get(&url))
+        .send_with_retry("slow", &DefaultPolicy, |c| c.get(&url))
         .await
         .expect("second try");
     assert_eq!(reply.body, b"ok");
@@ -98,7 +98,7 @@ async fn timeouts_are_retried_then_reported() {
 
     let refused = "http://127.0.0.1:9/nothing".to_string();
     let err = kit
-        .send_with_retry("refused", &DefaultPolicy, None, |c, _| c.get(&refused))
+        .send_with_retry("refused", &DefaultPolicy, |c| c.get(&refused))
         .await
         .expect_err("refused");
     assert!(
@@ -138,6 +138,20 @@ async fn api(State(st): State<Arc<OAuthState>>, headers: AxHeaders) -> impl Into
     }
 }
 
+/// Refreshes through the real grant but always hands out the revoked first token.
+struct Stale(Arc<OAuth2RefreshToken>);
+
+#[async_trait::async_trait]
+impl TokenSource for Stale {
+    async fn access_token(&self) -> Result<Secret, ConnectorError> {
+        Ok(Secret::new("at-1"))
+    }
+
+    async fn refresh(&self) -> Result<bool, ConnectorError> {
+        self.0.refresh().await
+    }
+}
+
 #[tokio::test]
 async fn unauthorized_refreshes_oauth2_token_once() {
     let st = Arc::new(OAuthState::default());
@@ -148,22 +162,23 @@ async fn unauthorized_refreshes_oauth2_token_once() {
             .with_state(st.clone()),
     )
     .await;
-    let kit = HttpKit::new("g", &fast_settings(), &[]).expect("kit");
-    let source = OAuth2RefreshToken::new(
-        "g",
-        kit.client().clone(),
-        &format!("{base}/token"),
-        "client",
-        Some(Secret::new("client-secret")),
-        Secret::new("rt-1"),
-    )
-    .expect("source");
+    let plain = HttpKit::new("g", &fast_settings(), &[]).expect("kit");
+    let source = Arc::new(
+        OAuth2RefreshToken::new(
+            "g",
+            plain.client().clone(),
+            &format!("{base}/token"),
+            "client",
+            Some(Secret::new("client-secret")),
+            Secret::new("rt-1"),
+        )
+        .expect("source"),
+    );
+    let kit = plain.clone().with_auth(Auth::Bearer(source.clone()));
     let url = format!("{base}/api");
-    let build = |c: &reqwest::Client, t: Option<&Secret>| {
-        c.get(&url).bearer_auth(t.map(Secret::expose).unwrap_or(""))
-    };
+    let build = |c: &reqwest::Client| c.get(&url);
     let reply = kit
-        .send_with_retry("api", &DefaultPolicy, Some(&source), build)
+        .send_with_retry("api", &DefaultPolicy, build)
         .await
         .expect("after refresh");
     assert_eq!(reply.body, b"fine");
@@ -172,9 +187,9 @@ async fn unauthorized_refreshes_oauth2_token_once() {
 
     // A token that stays refused after one refresh is an Auth error, with no token in the message.
     let url2 = format!("{base}/api");
-    let bad = |c: &reqwest::Client, _t: Option<&Secret>| c.get(&url2).bearer_auth("at-1");
-    let err = kit
-        .send_with_retry("api", &DefaultPolicy, Some(&source), bad)
+    let stale = plain.with_auth(Auth::Bearer(Arc::new(Stale(source))));
+    let err = stale
+        .send_with_retry("api", &DefaultPolicy, |c| c.get(&url2))
         .await
         .expect_err("auth");
     assert!(matches!(err, ConnectorError::Auth { .. }), "{err}");
@@ -241,7 +256,7 @@ async fn redirects_are_refused_and_never_followed() {
     let url = format!("{base}/upload");
     for (op, status) in [("post", 307u16), ("get", 302)] {
         let err = kit
-            .send_with_retry(op, &DefaultPolicy, None, |c, _| {
+            .send_with_retry(op, &DefaultPolicy, |c| {
                 if op == "post" {
                     c.post(&url).body("hashed rows")
                 } else {
@@ -280,7 +295,7 @@ async fn a_hung_platform_is_bounded_by_the_call_budget() {
     let kit = HttpKit::new("h", &settings, &[]).expect("kit");
     let url = format!("{base}/hang");
     let err = kit
-        .send_with_retry("hang", &DefaultPolicy, None, |c, _| c.get(&url))
+        .send_with_retry("hang", &DefaultPolicy, |c| c.get(&url))
         .await
         .expect_err("budget");
     assert!(
@@ -309,7 +324,7 @@ async fn a_hung_platform_is_bounded_by_the_call_budget() {
     let kit = HttpKit::new("h", &settings, &[]).expect("kit");
     let url = format!("{base}/busy");
     let err = kit
-        .send_with_retry("busy", &DefaultPolicy, None, |c, _| c.get(&url))
+        .send_with_retry("busy", &DefaultPolicy, |c| c.get(&url))
         .await
         .expect_err("budget");
     assert!(matches!(err, ConnectorError::OutOfTime { .. }), "{err}");
@@ -340,7 +355,7 @@ async fn an_endless_or_oversized_body_is_refused() {
     for path in ["endless", "big"] {
         let url = format!("{base}/{path}");
         let err = kit
-            .send_with_retry(path, &DefaultPolicy, None, |c, _| c.get(&url))
+            .send_with_retry(path, &DefaultPolicy, |c| c.get(&url))
             .await
             .expect_err("too large");
         assert!(
@@ -376,11 +391,11 @@ async fn echoed_secrets_are_masked_in_every_form() {
     let base = serve(Router::new().fallback(echo)).await;
     let (id, secret, refresh) = ("client/id+1", "sec\"ret&=2", "refresh\\tok/3");
     let secrets = [Secret::new(id), Secret::new(secret), Secret::new(refresh)];
-    let kit =
+    let plain =
         HttpKit::new("e", &fast_settings(), &secrets.iter().collect::<Vec<_>>()).expect("kit");
     let source = OAuth2RefreshToken::new(
         "e",
-        kit.client().clone(),
+        plain.client().clone(),
         &format!("{base}/token"),
         id,
         Some(secrets[1].clone()),
@@ -388,20 +403,20 @@ async fn echoed_secrets_are_masked_in_every_form() {
     )
     .expect("source");
     let url = format!("{base}/api");
-    let token_err = kit
-        .send_with_retry("api", &DefaultPolicy, Some(&source), |c, t| {
-            c.get(&url).bearer_auth(t.map(Secret::expose).unwrap_or(""))
-        })
+    let token_err = plain
+        .clone()
+        .with_auth(Auth::bearer(source))
+        .send_with_retry("api", &DefaultPolicy, |c| c.get(&url))
         .await
         .expect_err("token endpoint refuses");
     let api_key = "mc-key/with+odd\"chars-us21";
-    let basic_err = kit
-        .send_with_retry("basic", &DefaultPolicy, None, |c, _| {
+    let basic_err = plain
+        .with_auth(Auth::basic("anystring", Secret::new(api_key)))
+        .send_with_retry("basic", &DefaultPolicy, |c| {
             c.post(format!(
                 "{url}?key={}",
                 url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
             ))
-            .basic_auth("anystring", Some(api_key))
             .form(&[("secret", secret)])
         })
         .await
@@ -432,4 +447,83 @@ async fn echoed_secrets_are_masked_in_every_form() {
 
 fn enc(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Hands out an empty token, as a misbehaving token endpoint could.
+struct EmptyToken;
+
+#[async_trait::async_trait]
+impl TokenSource for EmptyToken {
+    async fn access_token(&self) -> Result<Secret, ConnectorError> {
+        Ok(Secret::new(""))
+    }
+
+    async fn refresh(&self) -> Result<bool, ConnectorError> {
+        Ok(false)
+    }
+}
+
+#[tokio::test]
+async fn the_kit_sends_its_auth_and_never_an_empty_credential() {
+    let (base, hits) = counting_server().await;
+    let url = format!("{base}/anything");
+    for auth in [
+        Auth::Bearer(Arc::new(EmptyToken)),
+        Auth::Header {
+            name: reqwest::header::HeaderName::from_static("access-token"),
+            prefix: "",
+            source: Arc::new(EmptyToken),
+        },
+        Auth::basic("user", Secret::new("")),
+    ] {
+        let kit = HttpKit::new("a", &fast_settings(), &[])
+            .expect("kit")
+            .with_auth(auth);
+        let err = kit
+            .send_with_retry("call", &DefaultPolicy, |c| c.get(&url))
+            .await
+            .expect_err("no credential");
+        assert!(matches!(err, ConnectorError::Auth { .. }), "{err}");
+        assert!(err.to_string().contains("nothing was sent"), "{err}");
+        assert_eq!(kit.stats().requests, 0);
+    }
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "no request reached the platform"
+    );
+
+    // The credential the kit owns is what goes on the wire, in the header the platform reads.
+    let seen = serve(Router::new().fallback(|headers: AxHeaders| async move {
+        let get = |n: &str| {
+            headers
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-")
+                .to_string()
+        };
+        format!("{}|{}", get("authorization"), get("access-token"))
+    }))
+    .await;
+    for (auth, expected) in [
+        (Auth::static_bearer(Secret::new("tok")), "Bearer tok|-"),
+        (
+            Auth::static_header("access-token", "", Secret::new("tt")),
+            "-|tt",
+        ),
+        (
+            Auth::static_header("authorization", "Klaviyo-API-Key ", Secret::new("pk")),
+            "Klaviyo-API-Key pk|-",
+        ),
+        (Auth::basic("u", Secret::new("p")), "Basic dTpw|-"),
+    ] {
+        let kit = HttpKit::new("a", &fast_settings(), &[])
+            .expect("kit")
+            .with_auth(auth);
+        let reply = kit
+            .send_with_retry("call", &DefaultPolicy, |c| c.get(&seen))
+            .await
+            .expect("sent");
+        assert_eq!(String::from_utf8_lossy(&reply.body), expected);
+    }
 }

@@ -11,7 +11,8 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-/// A source of bearer tokens for [`super::HttpKit::send_with_retry`].
+/// A source of access tokens for an [`super::Auth`] (bearer or named header), which the kit asks before
+/// every attempt and refreshes once after a 401.
 #[async_trait]
 pub trait TokenSource: Send + Sync {
     /// The token to use now (fetching one if none is cached or it is about to expire).

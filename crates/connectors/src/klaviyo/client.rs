@@ -6,20 +6,17 @@ use super::mapping;
 use crate::common;
 use crate::error::{ConfigError, ConnectorError};
 use crate::http::{
-    body_excerpt, default_classify, HttpKit, HttpStatsSnapshot, ResponsePolicy, Verdict,
+    body_excerpt, default_classify, next_cursor, Auth, HttpKit, ResponsePolicy, Verdict,
 };
-use crate::model::{
-    AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, JobAction, PreparedMember,
-    Rejection, SubmittedJob,
-};
-use crate::secret::{Secret, SecretResolver};
-use crate::traits::AudienceDestination;
+use crate::list_audience::{poll_import, JobPoll, Keyed, ListPlatform};
+use crate::model::{BatchOutcome, Contact, NoIdentifier, PreparedMember, SubmittedJob};
+use crate::secret::SecretResolver;
 use async_trait::async_trait;
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// Template assignment (`CreativeSwapper`), a child module so it shares this client's kit and key.
@@ -41,14 +38,11 @@ const JSON_API: &str = "application/vnd.api+json";
 #[derive(Debug)]
 pub struct KlaviyoDestination {
     name: String,
-    base_url: String,
     revision: String,
-    api_key: Secret,
     kit: HttpKit,
     policy: KlaviyoPolicy,
     poll_interval: Duration,
     poll_timeout: Duration,
-    rps: f64,
     /// The account's conversion metric (e.g. Placed Order) for campaign reports.
     conversion_metric_id: Option<String>,
 }
@@ -89,21 +83,7 @@ impl ResponsePolicy for KlaviyoPolicy {
                 })
                 .unwrap_or_else(|| body_excerpt(body))
         };
-        match default_classify(status, headers, body) {
-            Verdict::Success => Verdict::Success,
-            Verdict::Unauthorized { .. } => Verdict::Unauthorized { reason: reason() },
-            Verdict::Retry {
-                after, throttled, ..
-            } => Verdict::Retry {
-                after,
-                throttled,
-                reason: reason(),
-            },
-            Verdict::Fail { code, .. } => Verdict::Fail {
-                code,
-                reason: reason(),
-            },
-        }
+        default_classify(status, headers, body).with_reason(reason)
     }
 }
 
@@ -142,56 +122,14 @@ fn key_of(email: Option<&str>, phone: Option<&str>) -> Option<String> {
     }
 }
 
-/// One chunk's members grouped by key (several customers can share one).
-struct Chunk<'a> {
-    keys: Vec<String>,
-    owners: HashMap<String, Vec<&'a PreparedMember>>,
-}
-
-impl Chunk<'_> {
-    fn reject(&self, key: &str, reason: &str, outcome: &mut BatchOutcome) -> bool {
-        let Some(owners) = self.owners.get(key) else {
-            return false;
-        };
-        for m in owners {
-            if !outcome
-                .rejected
-                .iter()
-                .any(|r| r.customer_id == m.customer_id)
-            {
-                outcome.rejected.push(Rejection {
-                    customer_id: m.customer_id.clone(),
-                    reason: reason.to_string(),
-                });
-            }
-        }
-        true
-    }
-}
-
-fn group<'a>(members: &'a [PreparedMember], outcome: &mut BatchOutcome) -> Chunk<'a> {
-    let mut chunk = Chunk {
-        keys: Vec::new(),
-        owners: HashMap::new(),
-    };
-    for m in members {
-        let key = mapping::identifiers_of(&m.payload)
-            .and_then(|(e, p)| key_of(e.as_deref(), p.as_deref()));
-        match key {
-            Some(k) => {
-                let owners = chunk.owners.entry(k.clone()).or_default();
-                if owners.is_empty() {
-                    chunk.keys.push(k);
-                }
-                owners.push(m);
-            }
-            None => outcome.rejected.push(Rejection {
-                customer_id: m.customer_id.clone(),
-                reason: "stored payload has neither a valid email nor an E.164 phone".into(),
-            }),
-        }
-    }
-    chunk
+/// One chunk's members by key; payloads with neither identifier are refused up front.
+fn group<'a>(members: &'a [PreparedMember], outcome: &mut BatchOutcome) -> Keyed<'a> {
+    Keyed::group(
+        members,
+        outcome,
+        |p| mapping::identifiers_of(p).and_then(|(e, ph)| key_of(e.as_deref(), ph.as_deref())),
+        "stored payload has neither a valid email nor an E.164 phone",
+    )
 }
 
 /// A JSON string literal for a Klaviyo filter value.
@@ -211,51 +149,27 @@ impl KlaviyoDestination {
             key: key.to_string(),
             message,
         };
-        let parsed = url::Url::parse(&config.base_url)
-            .map_err(|e| invalid("base_url", format!("not a URL: {e}")))?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(invalid("base_url", "expected an http(s) URL".into()));
-        }
+        common::check_base_url(name, &config.base_url)?;
         if !config.revision_is_valid() {
             return Err(invalid("revision", "expected a date, YYYY-MM-DD".into()));
         }
-        let api_key = secrets
-            .resolve(&config.api_key)
-            .map_err(|e| ConfigError::Secret {
-                destination: name.to_string(),
-                key: "api_key".into(),
-                message: e.to_string(),
-            })?;
+        let api_key = common::resolve_secret(name, "api_key", &config.api_key, secrets)?;
         let settings = config.http_settings();
-        let kit = HttpKit::new(name, &settings, &[&api_key])
-            .map_err(|e| invalid(".", format!("cannot build HTTP client: {e}")))?;
+        let kit = HttpKit::for_destination(name, &settings, &[&api_key])?
+            .with_base_url(&config.base_url)
+            .with_auth(Auth::static_header(
+                "authorization",
+                "Klaviyo-API-Key ",
+                api_key,
+            ));
         Ok(KlaviyoDestination {
             name: name.to_string(),
-            base_url: config.base_url.trim_end_matches('/').to_string(),
             revision: config.revision.clone(),
-            api_key,
             kit,
             policy: KlaviyoPolicy,
             poll_interval: Duration::from_millis(config.poll_interval_ms.unwrap_or(2_000)),
             poll_timeout: Duration::from_secs(config.poll_timeout_secs.unwrap_or(900)),
-            rps: settings.requests_per_second.unwrap_or(10.0),
             conversion_metric_id: config.conversion_metric_id.clone(),
-        })
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}/{}", self.base_url, path)
-    }
-
-    fn parse<T: for<'de> Deserialize<'de>>(
-        &self,
-        operation: &str,
-        body: &[u8],
-    ) -> Result<T, ConnectorError> {
-        serde_json::from_slice(body).map_err(|e| ConnectorError::InvalidResponse {
-            destination: self.name.clone(),
-            operation: operation.into(),
-            message: format!("{e}: {}", self.kit.redactor().redact(&body_excerpt(body))),
         })
     }
 
@@ -269,14 +183,10 @@ impl KlaviyoDestination {
     ) -> Result<Vec<u8>, ConnectorError> {
         let reply = self
             .kit
-            .send_with_retry(operation, &self.policy, None, |c, _| {
+            .send_with_retry(operation, &self.policy, |c| {
                 let mut req = c
                     .request(method.clone(), url)
                     .query(query)
-                    .header(
-                        "Authorization",
-                        format!("Klaviyo-API-Key {}", self.api_key.expose()),
-                    )
                     .header("revision", &self.revision)
                     .header("accept", JSON_API);
                 if let Some(b) = body {
@@ -289,7 +199,7 @@ impl KlaviyoDestination {
     }
 
     /// The `page[cursor]` of a `links.next` URL, re-sent against our own base URL.
-    fn next_cursor(links: Option<Links>) -> Option<String> {
+    fn cursor_of(links: Option<Links>) -> Option<String> {
         let next = url::Url::parse(&links?.next?).ok()?;
         let cursor = next
             .query_pairs()
@@ -298,95 +208,43 @@ impl KlaviyoDestination {
         cursor
     }
 
-    async fn find_list(&self, name: &str) -> Result<Option<String>, ConnectorError> {
-        let url = self.url("lists");
-        let mut cursor: Option<String> = None;
-        loop {
-            let mut query = vec![("fields[list]", "name".to_string())];
-            if let Some(c) = &cursor {
-                query.push(("page[cursor]", c.clone()));
-            }
-            let body = self
-                .send("list lists", Method::GET, &url, &query, None)
-                .await?;
-            let page: Collection = self.parse("list lists", &body)?;
-            if let Some(l) = page
-                .data
-                .iter()
-                .find(|l| l.attributes.get("name").and_then(Value::as_str) == Some(name))
-            {
-                return Ok(Some(l.id.clone()));
-            }
-            match Self::next_cursor(page.links) {
-                Some(c) if !page.data.is_empty() && Some(&c) != cursor.as_ref() => cursor = Some(c),
-                _ => return Ok(None),
-            }
-        }
-    }
-
-    async fn create_list(&self, name: &str) -> Result<String, ConnectorError> {
-        let body = json!({"data": {"type": "list", "attributes": {"name": name}}});
-        let reply = self
-            .send(
-                "create list",
-                Method::POST,
-                &self.url("lists"),
-                &[],
-                Some(&body),
-            )
-            .await?;
-        let created: Single = self.parse("create list", &reply)?;
-        Ok(created.data.id)
-    }
-
     /// Polls a bulk import job until it completes; returns its `failed_count`.
     async fn wait_for_job(&self, job_id: &str) -> Result<u64, ConnectorError> {
-        let url = self.url(&format!("profile-bulk-import-jobs/{job_id}"));
-        let started = tokio::time::Instant::now();
-        let mut polls = 0u32;
-        loop {
-            polls += 1;
-            let body = self
-                .send("poll import job", Method::GET, &url, &[], None)
-                .await?;
-            let job: Single = self.parse("poll import job", &body)?;
-            let attrs = &job.data.attributes;
-            let status = attrs
-                .get("status")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            match status {
-                "complete" => {
-                    return Ok(attrs
-                        .get("failed_count")
-                        .and_then(Value::as_u64)
-                        .unwrap_or(0))
-                }
-                "cancelled" => {
-                    return Err(ConnectorError::Api {
+        let url = &self.kit.url(&format!("profile-bulk-import-jobs/{job_id}"));
+        poll_import(
+            &self.name,
+            job_id,
+            self.poll_interval,
+            self.poll_timeout,
+            || async move {
+                let body = self
+                    .send("poll import job", Method::GET, url, &[], None)
+                    .await?;
+                let job: Single = self.kit.parse_json("poll import job", &body)?;
+                let attrs = &job.data.attributes;
+                let status = attrs
+                    .get("status")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                match status {
+                    "complete" => Ok(JobPoll::Done(
+                        attrs
+                            .get("failed_count")
+                            .and_then(Value::as_u64)
+                            .unwrap_or(0),
+                    )),
+                    "cancelled" => Err(ConnectorError::Api {
                         destination: self.name.clone(),
                         operation: "poll import job".into(),
                         status: 200,
                         code: None,
                         message: format!("import job {job_id} was cancelled"),
-                    })
+                    }),
+                    other => Ok(JobPoll::Running(other.to_string())),
                 }
-                other => {
-                    if started.elapsed() >= self.poll_timeout {
-                        return Err(ConnectorError::Transport {
-                            destination: self.name.clone(),
-                            operation: "poll import job".into(),
-                            attempts: polls,
-                            message: format!(
-                                "import job {job_id} still `{other}` after {}s; the batch will be sent again",
-                                self.poll_timeout.as_secs()
-                            ),
-                        });
-                    }
-                    tokio::time::sleep(self.poll_interval).await;
-                }
-            }
-        }
+            },
+        )
+        .await
     }
 
     /// Reads a job's import errors: (member key, reason) for every refused row.
@@ -394,7 +252,9 @@ impl KlaviyoDestination {
         &self,
         job_id: &str,
     ) -> Result<Vec<(Option<String>, String)>, ConnectorError> {
-        let url = self.url(&format!("profile-bulk-import-jobs/{job_id}/import-errors"));
+        let url = self
+            .kit
+            .url(&format!("profile-bulk-import-jobs/{job_id}/import-errors"));
         let mut cursor: Option<String> = None;
         let mut out = Vec::new();
         loop {
@@ -403,7 +263,7 @@ impl KlaviyoDestination {
             let body = self
                 .send("read import errors", Method::GET, &url, &query, None)
                 .await?;
-            let page: Collection = self.parse("read import errors", &body)?;
+            let page: Collection = self.kit.parse_json("read import errors", &body)?;
             for e in &page.data {
                 let a = &e.attributes;
                 let payload = a.get("original_payload");
@@ -420,16 +280,169 @@ impl KlaviyoDestination {
                     detail.unwrap_or("refused by Klaviyo").to_string(),
                 ));
             }
-            match Self::next_cursor(page.links) {
-                Some(c) if !page.data.is_empty() && Some(&c) != cursor.as_ref() => cursor = Some(c),
-                _ => return Ok(out),
+            match next_cursor(
+                Self::cursor_of(page.links),
+                page.data.is_empty(),
+                cursor.as_ref(),
+            ) {
+                Some(c) => cursor = Some(c),
+                None => return Ok(out),
             }
         }
     }
 
+    /// Looks up profile ids for the chunk's keys (emails and phones separately).
+    async fn profile_ids(&self, chunk: &Keyed<'_>) -> Result<BTreeSet<String>, ConnectorError> {
+        let url = self.kit.url("profiles");
+        let emails: Vec<&str> = chunk
+            .keys
+            .iter()
+            .filter(|k| !k.starts_with("phone:"))
+            .map(String::as_str)
+            .collect();
+        let phones: Vec<&str> = chunk
+            .keys
+            .iter()
+            .filter_map(|k| k.strip_prefix("phone:"))
+            .collect();
+        let mut ids = BTreeSet::new();
+        for (field, values) in [("email", emails), ("phone_number", phones)] {
+            for part in values.chunks(LOOKUP_CHUNK) {
+                let list: Vec<String> = part.iter().map(|v| filter_literal(v)).collect();
+                let filter = format!("any({field},[{}])", list.join(","));
+                let mut cursor: Option<String> = None;
+                loop {
+                    let mut query = vec![
+                        ("filter", filter.clone()),
+                        ("fields[profile]", "email,phone_number".to_string()),
+                        ("page[size]", LOOKUP_CHUNK.to_string()),
+                    ];
+                    if let Some(c) = &cursor {
+                        query.push(("page[cursor]", c.clone()));
+                    }
+                    let body = self
+                        .send("look up profiles", Method::GET, &url, &query, None)
+                        .await?;
+                    let page: Collection = self.kit.parse_json("look up profiles", &body)?;
+                    ids.extend(page.data.iter().map(|p| p.id.clone()));
+                    match next_cursor(
+                        Self::cursor_of(page.links),
+                        page.data.is_empty(),
+                        cursor.as_ref(),
+                    ) {
+                        Some(c) => cursor = Some(c),
+                        None => break,
+                    }
+                }
+            }
+        }
+        Ok(ids)
+    }
+}
+
+#[async_trait]
+impl ListPlatform for KlaviyoDestination {
+    const KIND: &'static str = "klaviyo";
+    const ID_NAME: &'static str = "Klaviyo list id";
+    const AUDIENCE: &'static str = "list";
+    const MAX_BATCH: usize = MAX_IMPORT;
+    /// Adds are bulk import jobs (polled at `/api/profile-bulk-import-jobs/{id}`); removals are
+    /// synchronous relationship deletes.
+    const JOB_ADDS: bool = true;
+
+    fn kit(&self) -> &HttpKit {
+        &self.kit
+    }
+
+    fn id_char(c: char) -> bool {
+        c.is_ascii_alphanumeric() || c == '-' || c == '_'
+    }
+
+    fn prepare_member(&self, contact: &Contact) -> Result<PreparedMember, NoIdentifier> {
+        mapping::prepare(contact)
+    }
+
+    async fn find(&self, name: &str) -> Result<Option<String>, ConnectorError> {
+        let url = self.kit.url("lists");
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut query = vec![("fields[list]", "name".to_string())];
+            if let Some(c) = &cursor {
+                query.push(("page[cursor]", c.clone()));
+            }
+            let body = self
+                .send("list lists", Method::GET, &url, &query, None)
+                .await?;
+            let page: Collection = self.kit.parse_json("list lists", &body)?;
+            if let Some(l) = page
+                .data
+                .iter()
+                .find(|l| l.attributes.get("name").and_then(Value::as_str) == Some(name))
+            {
+                return Ok(Some(l.id.clone()));
+            }
+            match next_cursor(
+                Self::cursor_of(page.links),
+                page.data.is_empty(),
+                cursor.as_ref(),
+            ) {
+                Some(c) => cursor = Some(c),
+                None => return Ok(None),
+            }
+        }
+    }
+
+    async fn create(&self, name: &str) -> Result<String, ConnectorError> {
+        let body = json!({"data": {"type": "list", "attributes": {"name": name}}});
+        let reply = self
+            .send(
+                "create list",
+                Method::POST,
+                &self.kit.url("lists"),
+                &[],
+                Some(&body),
+            )
+            .await?;
+        let created: Single = self.kit.parse_json("create list", &reply)?;
+        Ok(created.data.id)
+    }
+
+    fn job_too_large(&self) -> String {
+        format!("an import job takes at most {MAX_IMPORT} profiles")
+    }
+
+    async fn remove_chunk(
+        &self,
+        list_id: &str,
+        members: &[PreparedMember],
+    ) -> Result<BatchOutcome, ConnectorError> {
+        let mut outcome = BatchOutcome::default();
+        let chunk = group(members, &mut outcome);
+        let ids: Vec<String> = self.profile_ids(&chunk).await?.into_iter().collect();
+        let url = self
+            .kit
+            .url(&format!("lists/{list_id}/relationships/profiles"));
+        for part in ids.chunks(MAX_RELATIONSHIP) {
+            let data: Vec<Value> = part
+                .iter()
+                .map(|id| json!({"type": "profile", "id": id}))
+                .collect();
+            self.send(
+                "remove from list",
+                Method::DELETE,
+                &url,
+                &[],
+                Some(&json!({"data": data})),
+            )
+            .await?;
+        }
+        outcome.accepted = members.len() - outcome.rejected.len();
+        Ok(outcome)
+    }
+
     /// Submits one bulk import job (`POST /api/profile-bulk-import-jobs` with the list attached); does
     /// not wait for it. Rows without a usable key are refused up front.
-    async fn submit_import(
+    async fn submit_add(
         &self,
         list_id: &str,
         members: &[PreparedMember],
@@ -445,7 +458,7 @@ impl KlaviyoDestination {
         let profiles: Vec<Value> = chunk
             .keys
             .iter()
-            .filter_map(|k| chunk.owners.get(k).and_then(|o| o.first()))
+            .filter_map(|k| chunk.first(k))
             .map(|m| json!({"type": "profile", "attributes": m.payload}))
             .collect();
         let body = json!({"data": {
@@ -457,12 +470,12 @@ impl KlaviyoDestination {
             .send(
                 "import profiles",
                 Method::POST,
-                &self.url("profile-bulk-import-jobs"),
+                &self.kit.url("profile-bulk-import-jobs"),
                 &[],
                 Some(&body),
             )
             .await?;
-        let job: Single = self.parse("import profiles", &reply)?;
+        let job: Single = self.kit.parse_json("import profiles", &reply)?;
         if job.data.id.trim().is_empty() {
             return Err(ConnectorError::InvalidResponse {
                 destination: self.name.clone(),
@@ -477,7 +490,7 @@ impl KlaviyoDestination {
     }
 
     /// Waits for a bulk import job and attributes its import errors to `members`, the rows it holds.
-    async fn finish_import(
+    async fn finish_add(
         &self,
         job_id: &str,
         members: &[PreparedMember],
@@ -512,221 +525,5 @@ impl KlaviyoDestination {
         }
         outcome.accepted = members.len() - outcome.rejected.len();
         Ok(outcome)
-    }
-
-    async fn import_chunk(
-        &self,
-        list_id: &str,
-        members: &[PreparedMember],
-    ) -> Result<BatchOutcome, ConnectorError> {
-        let mut outcome = common::submit_and_await(
-            members,
-            |m| self.submit_import(list_id, m),
-            |job, held| async move { self.finish_import(&job, &held).await },
-        )
-        .await?;
-        outcome.accepted = members.len() - outcome.rejected.len();
-        Ok(outcome)
-    }
-
-    /// Looks up profile ids for the chunk's keys (emails and phones separately).
-    async fn profile_ids(&self, chunk: &Chunk<'_>) -> Result<BTreeSet<String>, ConnectorError> {
-        let url = self.url("profiles");
-        let emails: Vec<&str> = chunk
-            .keys
-            .iter()
-            .filter(|k| !k.starts_with("phone:"))
-            .map(String::as_str)
-            .collect();
-        let phones: Vec<&str> = chunk
-            .keys
-            .iter()
-            .filter_map(|k| k.strip_prefix("phone:"))
-            .collect();
-        let mut ids = BTreeSet::new();
-        for (field, values) in [("email", emails), ("phone_number", phones)] {
-            for part in values.chunks(LOOKUP_CHUNK) {
-                let list: Vec<String> = part.iter().map(|v| filter_literal(v)).collect();
-                let filter = format!("any({field},[{}])", list.join(","));
-                let mut cursor: Option<String> = None;
-                loop {
-                    let mut query = vec![
-                        ("filter", filter.clone()),
-                        ("fields[profile]", "email,phone_number".to_string()),
-                        ("page[size]", LOOKUP_CHUNK.to_string()),
-                    ];
-                    if let Some(c) = &cursor {
-                        query.push(("page[cursor]", c.clone()));
-                    }
-                    let body = self
-                        .send("look up profiles", Method::GET, &url, &query, None)
-                        .await?;
-                    let page: Collection = self.parse("look up profiles", &body)?;
-                    ids.extend(page.data.iter().map(|p| p.id.clone()));
-                    match Self::next_cursor(page.links) {
-                        Some(c) if !page.data.is_empty() && Some(&c) != cursor.as_ref() => {
-                            cursor = Some(c)
-                        }
-                        _ => break,
-                    }
-                }
-            }
-        }
-        Ok(ids)
-    }
-
-    async fn remove_chunk(
-        &self,
-        list_id: &str,
-        members: &[PreparedMember],
-    ) -> Result<BatchOutcome, ConnectorError> {
-        let mut outcome = BatchOutcome::default();
-        let chunk = group(members, &mut outcome);
-        let ids: Vec<String> = self.profile_ids(&chunk).await?.into_iter().collect();
-        let url = self.url(&format!("lists/{list_id}/relationships/profiles"));
-        for part in ids.chunks(MAX_RELATIONSHIP) {
-            let data: Vec<Value> = part
-                .iter()
-                .map(|id| json!({"type": "profile", "id": id}))
-                .collect();
-            self.send(
-                "remove from list",
-                Method::DELETE,
-                &url,
-                &[],
-                Some(&json!({"data": data})),
-            )
-            .await?;
-        }
-        outcome.accepted = members.len() - outcome.rejected.len();
-        Ok(outcome)
-    }
-
-    fn only_import_jobs(&self, action: JobAction, rows: usize) -> Result<(), ConnectorError> {
-        if action != JobAction::Add {
-            return Err(ConnectorError::Unsupported {
-                destination: self.name.clone(),
-                operation: "remove as a job",
-            });
-        }
-        if rows > MAX_IMPORT {
-            return Err(ConnectorError::Invalid {
-                destination: self.name.clone(),
-                message: format!("an import job takes at most {MAX_IMPORT} profiles"),
-            });
-        }
-        Ok(())
-    }
-
-    fn list_id<'a>(&self, audience: &'a AudienceRef) -> Result<&'a str, ConnectorError> {
-        let id = audience.remote_id.trim();
-        if id.is_empty()
-            || !id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            return Err(ConnectorError::Invalid {
-                destination: self.name.clone(),
-                message: format!("`{}` is not a Klaviyo list id", audience.remote_id),
-            });
-        }
-        Ok(id)
-    }
-}
-
-#[async_trait]
-impl AudienceDestination for KlaviyoDestination {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn kind(&self) -> &'static str {
-        "klaviyo"
-    }
-
-    fn limits(&self) -> DestinationLimits {
-        DestinationLimits {
-            max_batch: MAX_IMPORT,
-            min_audience_size: 0,
-            requests_per_second: self.rps,
-        }
-    }
-
-    fn channel(&self) -> Channel {
-        Channel::Email
-    }
-
-    fn prepare(&self, contact: &Contact) -> Result<PreparedMember, crate::model::NoIdentifier> {
-        mapping::prepare(contact)
-    }
-
-    async fn find_or_create_audience(
-        &self,
-        name: &str,
-        _description: &str,
-    ) -> Result<AudienceRef, ConnectorError> {
-        common::find_or_create(
-            &self.name,
-            name,
-            "list",
-            self.find_list(name),
-            self.create_list(name),
-        )
-        .await
-    }
-
-    async fn add_members(
-        &self,
-        audience: &AudienceRef,
-        members: &[PreparedMember],
-    ) -> Result<BatchOutcome, ConnectorError> {
-        let list_id = self.list_id(audience)?;
-        common::in_chunks(members, MAX_IMPORT, |chunk| {
-            self.import_chunk(list_id, chunk)
-        })
-        .await
-    }
-
-    async fn remove_members(
-        &self,
-        audience: &AudienceRef,
-        members: &[PreparedMember],
-    ) -> Result<BatchOutcome, ConnectorError> {
-        let list_id = self.list_id(audience)?;
-        common::in_chunks(members, MAX_IMPORT, |chunk| {
-            self.remove_chunk(list_id, chunk)
-        })
-        .await
-    }
-
-    /// Adds are bulk import jobs (polled at `/api/profile-bulk-import-jobs/{id}`); removals are
-    /// synchronous relationship deletes.
-    fn remote_job(&self, action: JobAction) -> bool {
-        action == JobAction::Add
-    }
-
-    async fn submit_job(
-        &self,
-        audience: &AudienceRef,
-        action: JobAction,
-        members: &[PreparedMember],
-    ) -> Result<SubmittedJob, ConnectorError> {
-        self.only_import_jobs(action, members.len())?;
-        self.submit_import(self.list_id(audience)?, members).await
-    }
-
-    async fn await_job(
-        &self,
-        _audience: &AudienceRef,
-        action: JobAction,
-        job_id: &str,
-        members: &[PreparedMember],
-    ) -> Result<BatchOutcome, ConnectorError> {
-        self.only_import_jobs(action, members.len())?;
-        self.finish_import(job_id, members).await
-    }
-
-    fn http_stats(&self) -> Option<HttpStatsSnapshot> {
-        Some(self.kit.stats())
     }
 }

@@ -45,16 +45,18 @@ impl CreativeSwapper for KlaviyoDestination {
         const OP: &str = "list campaign messages";
         check_id(self, "campaign id", object_id)?;
         check_id(self, "template id", new_creative_id)?;
-        let url = self.url(&format!("campaigns/{object_id}/campaign-messages"));
+        let url = self
+            .kit
+            .url(&format!("campaigns/{object_id}/campaign-messages"));
         let body = self.send(OP, Method::GET, &url, &[], None).await?;
-        let messages: Collection = self.parse(OP, &body)?;
+        let messages: Collection = self.kit.parse_json(OP, &body)?;
         if messages.data.is_empty() {
             return Err(ConnectorError::Invalid {
                 destination: self.name.clone(),
                 message: format!("campaign {object_id} has no message to assign a template to"),
             });
         }
-        let url = self.url("campaign-message-assign-template");
+        let url = self.kit.url("campaign-message-assign-template");
         for m in &messages.data {
             let body = json!({"data": {
                 "type": "campaign-message",

@@ -96,9 +96,9 @@ impl KlaviyoDestination {
             "conversion_metric_id": metric,
             "filter": filter(ids),
         }}});
-        let url = self.url("campaign-values-reports");
+        let url = self.kit.url("campaign-values-reports");
         let reply = self.send(OP, Method::POST, &url, &[], Some(&body)).await?;
-        let doc: ReportDoc = self.parse(OP, &reply)?;
+        let doc: ReportDoc = self.kit.parse_json(OP, &reply)?;
         let mut out: BTreeMap<String, Totals> = BTreeMap::new();
         for r in &doc.data.attributes.results {
             let Some(id) = r.groupings.get("campaign_id").and_then(Value::as_str) else {
@@ -116,9 +116,9 @@ impl KlaviyoDestination {
     /// The UTC date a campaign was sent, if it was.
     async fn send_date(&self, id: &str) -> Result<Option<NaiveDate>, ConnectorError> {
         const OP: &str = "get campaign";
-        let url = self.url(&format!("campaigns/{id}"));
+        let url = self.kit.url(&format!("campaigns/{id}"));
         let body = self.send(OP, Method::GET, &url, &[], None).await?;
-        let doc: Single = self.parse(OP, &body)?;
+        let doc: Single = self.kit.parse_json(OP, &body)?;
         let Some(t) = doc
             .data
             .attributes

@@ -5,13 +5,13 @@ use super::mapping;
 use crate::common;
 use crate::error::{ConfigError, ConnectorError};
 use crate::http::{
-    body_excerpt, DefaultPolicy, HttpKit, HttpReply, HttpStatsSnapshot, OAuth2RefreshToken,
-    TokenSource,
+    json_request, next_offset, Auth, DefaultPolicy, HttpKit, HttpReply, HttpStatsSnapshot,
+    OAuth2RefreshToken,
 };
 use crate::model::{
     AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, PreparedMember, Rejection,
 };
-use crate::secret::{Secret, SecretRef, SecretResolver};
+use crate::secret::SecretResolver;
 use crate::traits::AudienceDestination;
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -35,11 +35,9 @@ const PAGE_COUNT: usize = 100;
 /// A configured LinkedIn ad account.
 pub struct LinkedInDestination {
     name: String,
-    base_url: String,
     version: String,
     account: String,
     source_platform: String,
-    token: OAuth2RefreshToken,
     kit: HttpKit,
     batch: usize,
     post_create_delay: Duration,
@@ -98,19 +96,6 @@ fn id_string(v: &Value) -> Option<String> {
     }
 }
 
-fn resolve(
-    name: &str,
-    key: &str,
-    r: &SecretRef,
-    secrets: &SecretResolver,
-) -> Result<Secret, ConfigError> {
-    secrets.resolve(r).map_err(|e| ConfigError::Secret {
-        destination: name.to_string(),
-        key: key.to_string(),
-        message: e.to_string(),
-    })
-}
-
 impl LinkedInDestination {
     /// Builds the destination from its config, resolving the secrets.
     pub fn from_config(
@@ -140,16 +125,18 @@ impl LinkedInDestination {
                 format!("must be between 1 and {MAX_BATCH}"),
             ));
         }
-        let client_id = resolve(name, "client_id", &config.client_id, secrets)?;
-        let client_secret = resolve(name, "client_secret", &config.client_secret, secrets)?;
-        let refresh_token = resolve(name, "refresh_token", &config.refresh_token, secrets)?;
+        let client_id = common::resolve_secret(name, "client_id", &config.client_id, secrets)?;
+        let client_secret =
+            common::resolve_secret(name, "client_secret", &config.client_secret, secrets)?;
+        let refresh_token =
+            common::resolve_secret(name, "refresh_token", &config.refresh_token, secrets)?;
         let settings = config.http_settings();
-        let kit = HttpKit::new(
+        let kit = HttpKit::for_destination(
             name,
             &settings,
             &[&client_secret, &refresh_token, &client_id],
-        )
-        .map_err(|e| invalid(".", format!("cannot build HTTP client: {e}")))?;
+        )?
+        .with_base_url(&config.base_url);
         let token = OAuth2RefreshToken::new(
             name,
             kit.client().clone(),
@@ -160,41 +147,19 @@ impl LinkedInDestination {
         )
         .map_err(|e| invalid("token_url", e.to_string()))?
         .with_credentials_in_body();
+        let kit = kit.with_auth(Auth::bearer(token));
         Ok(LinkedInDestination {
             name: name.to_string(),
-            base_url: config.base_url.trim_end_matches('/').to_string(),
             version: config.linkedin_version.clone(),
             account,
             source_platform: config
                 .source_platform
                 .clone()
                 .unwrap_or_else(|| "LIST_UPLOAD".into()),
-            token,
             kit,
             batch,
             post_create_delay: Duration::from_millis(config.post_create_delay_ms.unwrap_or(5_000)),
             rps: settings.requests_per_second.unwrap_or(8.0),
-        })
-    }
-
-    fn invalid_response(&self, operation: &str, message: String) -> ConnectorError {
-        ConnectorError::InvalidResponse {
-            destination: self.name.clone(),
-            operation: operation.into(),
-            message,
-        }
-    }
-
-    fn parse<T: for<'de> Deserialize<'de>>(
-        &self,
-        operation: &str,
-        body: &[u8],
-    ) -> Result<T, ConnectorError> {
-        serde_json::from_slice(body).map_err(|e| {
-            self.invalid_response(
-                operation,
-                format!("{e}: {}", self.kit.redactor().redact(&body_excerpt(body))),
-            )
         })
     }
 
@@ -208,30 +173,17 @@ impl LinkedInDestination {
         body: Option<&Value>,
         restli_method: Option<&str>,
     ) -> Result<HttpReply, ConnectorError> {
-        let url = format!("{}/{}", self.base_url, path);
+        let url = self.kit.url(path);
         self.kit
-            .send_with_retry(
-                operation,
-                &DefaultPolicy,
-                Some(&self.token as &dyn TokenSource),
-                |c, t| {
-                    let mut req = c
-                        .request(method.clone(), &url)
-                        .bearer_auth(t.map(|s| s.expose()).unwrap_or_default())
-                        .header("LinkedIn-Version", &self.version)
-                        .header("X-Restli-Protocol-Version", "2.0.0");
-                    if !query.is_empty() {
-                        req = req.query(query);
-                    }
-                    if let Some(m) = restli_method {
-                        req = req.header("X-RestLi-Method", m);
-                    }
-                    if let Some(b) = body {
-                        req = req.json(b);
-                    }
-                    req
-                },
-            )
+            .send_with_retry(operation, &DefaultPolicy, |c| {
+                let mut req = json_request(c, &method, &url, query, body)
+                    .header("LinkedIn-Version", &self.version)
+                    .header("X-Restli-Protocol-Version", "2.0.0");
+                if let Some(m) = restli_method {
+                    req = req.header("X-RestLi-Method", m);
+                }
+                req
+            })
             .await
     }
 
@@ -254,16 +206,17 @@ impl LinkedInDestination {
                     None,
                 )
                 .await?;
-            let page: FinderPage = self.parse("list DMP segments", &reply.body)?;
+            let page: FinderPage = self.kit.parse_json("list DMP segments", &reply.body)?;
             if let Some(found) = page.elements.iter().find(|s| s.name == name) {
                 return id_string(&found.id).map(Some).ok_or_else(|| {
-                    self.invalid_response("list DMP segments", "segment without an id".into())
+                    self.kit
+                        .invalid_response("list DMP segments", "segment without an id".into())
                 });
             }
             let total = page.paging.and_then(|p| p.total).unwrap_or(0) as usize;
-            start += page.elements.len();
-            if page.elements.is_empty() || start >= total {
-                return Ok(None);
+            match next_offset(start, page.elements.len(), total) {
+                Some(next) => start = next,
+                None => return Ok(None),
             }
         }
     }
@@ -298,7 +251,7 @@ impl LinkedInDestination {
             .or_else(|| header("location").and_then(|l| l.rsplit('/').next().map(str::to_string)))
             .and_then(|s| id_string(&Value::String(s)))
             .ok_or_else(|| {
-                self.invalid_response(
+                self.kit.invalid_response(
                     "create DMP segment",
                     "no x-restli-id or Location header".into(),
                 )
@@ -345,17 +298,17 @@ impl LinkedInDestination {
                     Some("BATCH_CREATE"),
                 )
                 .await?;
-            let parsed: BatchReply = self.parse(label, &reply.body)?;
+            let parsed: BatchReply = self.kit.parse_json(label, &reply.body)?;
             // The acknowledgement is one status per element sent; anything else says nothing about
             // which rows LinkedIn took (a 200 with `{}` included), so the batch fails.
             if parsed.elements.len() != chunk.len() {
-                return Err(self.invalid_response(
+                return Err(self.kit.invalid_response(
                     label,
                     format!(
                         "not acknowledged: {} element statuses for {} elements sent: {}",
                         parsed.elements.len(),
                         chunk.len(),
-                        self.kit.redactor().redact(&body_excerpt(&reply.body))
+                        self.kit.excerpt(&reply.body)
                     ),
                 ));
             }

@@ -107,7 +107,7 @@ impl CreativeSwapper for LinkedInDestination {
         let reply = self
             .send(OP, reqwest::Method::GET, &path, &[], None, None)
             .await?;
-        let page: CreativePage = self.parse(OP, &reply.body)?;
+        let page: CreativePage = self.kit.parse_json(OP, &reply.body)?;
         if !page.elements.iter().any(|c| c.id == creative) {
             return Err(self.invalid(format!("{creative} is not a creative of {campaign}")));
         }

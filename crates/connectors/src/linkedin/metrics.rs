@@ -202,7 +202,7 @@ impl MetricsSource for LinkedInDestination {
         let reply = self
             .send(OP, reqwest::Method::GET, &path, &[], None, None)
             .await?;
-        let analytics: Analytics = self.parse(OP, &reply.body)?;
+        let analytics: Analytics = self.kit.parse_json(OP, &reply.body)?;
         analytics
             .elements
             .iter()
@@ -238,7 +238,7 @@ impl MetricsSource for LinkedInDestination {
             Err(ConnectorError::Api { status: 404, .. }) => return Ok(None),
             Err(e) => return Err(e),
         };
-        let seg: SegmentSizes = self.parse(OP, &reply.body)?;
+        let seg: SegmentSizes = self.kit.parse_json(OP, &reply.body)?;
         segment_size(&seg).map_err(|m| ConnectorError::InvalidResponse {
             destination: self.name.clone(),
             operation: OP.into(),

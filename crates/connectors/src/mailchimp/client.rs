@@ -6,19 +6,17 @@ use super::mapping;
 use crate::common;
 use crate::error::{ConfigError, ConnectorError};
 use crate::http::{
-    body_excerpt, default_classify, HttpKit, HttpStatsSnapshot, ResponsePolicy, Verdict,
+    body_excerpt, default_classify, json_request, next_offset, Auth, HttpKit, ResponsePolicy,
+    Verdict,
 };
-use crate::model::{
-    AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, PreparedMember, Rejection,
-};
-use crate::secret::{Secret, SecretResolver};
-use crate::traits::AudienceDestination;
+use crate::list_audience::{Keyed, ListPlatform};
+use crate::model::{AudienceRef, BatchOutcome, Contact, NoIdentifier, PreparedMember};
+use crate::secret::SecretResolver;
 use async_trait::async_trait;
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use tokio::sync::Semaphore;
 
 /// Template swap (`CreativeSwapper`), a child module so it shares this client's kit, key and connection cap.
@@ -39,13 +37,10 @@ const BASIC_USER: &str = "campaignd";
 #[derive(Debug)]
 pub struct MailchimpDestination {
     name: String,
-    base_url: String,
     list_id: String,
-    api_key: Secret,
     kit: HttpKit,
     policy: MailchimpPolicy,
     connections: Semaphore,
-    rps: f64,
 }
 
 /// Reads Mailchimp's problem documents (`{"title", "status", "detail", "errors"}`): 401 is an auth
@@ -101,18 +96,7 @@ impl ResponsePolicy for MailchimpPolicy {
                 reason,
             };
         }
-        match default_classify(status, headers, body) {
-            Verdict::Unauthorized { .. } => Verdict::Unauthorized { reason },
-            Verdict::Retry {
-                after, throttled, ..
-            } => Verdict::Retry {
-                after,
-                throttled,
-                reason,
-            },
-            Verdict::Fail { code, .. } => Verdict::Fail { code, reason },
-            Verdict::Success => Verdict::Success,
-        }
+        default_classify(status, headers, body).with_reason(|| reason)
     }
 }
 
@@ -175,12 +159,6 @@ fn is_already_absent(error: &str) -> bool {
         || e.contains("no longer")
 }
 
-/// One chunk's members grouped by email (several customers can share one).
-struct Chunk<'a> {
-    emails: Vec<String>,
-    owners: HashMap<String, Vec<&'a PreparedMember>>,
-}
-
 impl MailchimpDestination {
     /// Builds the destination from its config, resolving the key and deriving the base URL from the
     /// key's data centre when `base_url` is not given.
@@ -201,19 +179,10 @@ impl MailchimpDestination {
                 "expected the list's alphanumeric id (Audience settings → Audience ID)".into(),
             ));
         }
-        let api_key = secrets
-            .resolve(&config.api_key)
-            .map_err(|e| ConfigError::Secret {
-                destination: name.to_string(),
-                key: "api_key".into(),
-                message: e.to_string(),
-            })?;
+        let api_key = common::resolve_secret(name, "api_key", &config.api_key, secrets)?;
         let base_url = match &config.base_url {
             Some(url) => {
-                let parsed = url::Url::parse(url).map_err(|e| invalid("base_url", format!("not a URL: {e}")))?;
-                if !matches!(parsed.scheme(), "http" | "https") {
-                    return Err(invalid("base_url", "expected an http(s) URL".into()));
-                }
+                common::check_base_url(name, url)?;
                 url.trim_end_matches('/').to_string()
             }
             None => match data_center(api_key.expose()) {
@@ -234,33 +203,15 @@ impl MailchimpDestination {
             ));
         }
         let settings = config.http_settings();
-        let kit = HttpKit::new(name, &settings, &[&api_key])
-            .map_err(|e| invalid(".", format!("cannot build HTTP client: {e}")))?;
+        let kit = HttpKit::for_destination(name, &settings, &[&api_key])?
+            .with_base_url(&base_url)
+            .with_auth(Auth::basic(BASIC_USER, api_key));
         Ok(MailchimpDestination {
             name: name.to_string(),
-            base_url,
             list_id,
-            api_key,
             kit,
             policy: MailchimpPolicy,
             connections: Semaphore::new(max_connections),
-            rps: settings.requests_per_second.unwrap_or(10.0),
-        })
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}/{}", self.base_url, path)
-    }
-
-    fn parse<T: for<'de> Deserialize<'de>>(
-        &self,
-        operation: &str,
-        body: &[u8],
-    ) -> Result<T, ConnectorError> {
-        serde_json::from_slice(body).map_err(|e| ConnectorError::InvalidResponse {
-            destination: self.name.clone(),
-            operation: operation.into(),
-            message: format!("{e}: {}", self.kit.redactor().redact(&body_excerpt(body))),
         })
     }
 
@@ -272,15 +223,8 @@ impl MailchimpDestination {
         body: &[u8],
         check: impl FnOnce(&Value) -> Result<(), String>,
     ) -> Result<T, ConnectorError> {
-        let value: Value = self.parse(operation, body)?;
-        let fail = |why: String| ConnectorError::InvalidResponse {
-            destination: self.name.clone(),
-            operation: operation.into(),
-            message: format!(
-                "not acknowledged ({why}): {}",
-                self.kit.redactor().redact(&body_excerpt(body))
-            ),
-        };
+        let value: Value = self.kit.parse_json(operation, body)?;
+        let fail = |why: String| self.kit.not_acknowledged(operation, &why, body);
         check(&value).map_err(fail)?;
         serde_json::from_value(value).map_err(|e| fail(e.to_string()))
     }
@@ -304,22 +248,47 @@ impl MailchimpDestination {
             })?;
         let reply = self
             .kit
-            .send_with_retry(operation, &self.policy, None, |c, _| {
-                let mut req = c
-                    .request(method.clone(), url)
-                    .basic_auth(BASIC_USER, Some(self.api_key.expose()))
-                    .query(query);
-                if let Some(b) = body {
-                    req = req.json(b);
-                }
-                req
+            .send_with_retry(operation, &self.policy, |c| {
+                json_request(c, &method, url, query, body)
             })
             .await?;
         Ok(reply.body)
     }
 
-    async fn find_segment(&self, name: &str) -> Result<Option<String>, ConnectorError> {
-        let url = self.url(&format!("lists/{}/segments", self.list_id));
+    /// Splits members into a chunk of distinct emails, rejecting payloads without one.
+    fn group<'a>(members: &'a [PreparedMember], outcome: &mut BatchOutcome) -> Keyed<'a> {
+        Keyed::group(
+            members,
+            outcome,
+            mapping::email_of,
+            "stored payload has no valid email",
+        )
+    }
+}
+
+#[async_trait]
+impl ListPlatform for MailchimpDestination {
+    const KIND: &'static str = "mailchimp";
+    const ID_NAME: &'static str = "Mailchimp segment id";
+    const AUDIENCE: &'static str = "static segment";
+    const MAX_BATCH: usize = MAX_MEMBERS;
+    /// Every call is synchronous.
+    const JOB_ADDS: bool = false;
+
+    fn kit(&self) -> &HttpKit {
+        &self.kit
+    }
+
+    fn id_char(c: char) -> bool {
+        c.is_ascii_digit()
+    }
+
+    fn prepare_member(&self, contact: &Contact) -> Result<PreparedMember, NoIdentifier> {
+        mapping::prepare(contact)
+    }
+
+    async fn find(&self, name: &str) -> Result<Option<String>, ConnectorError> {
+        let url = self.kit.url(&format!("lists/{}/segments", self.list_id));
         let mut offset = 0usize;
         loop {
             let query = [
@@ -334,20 +303,20 @@ impl MailchimpDestination {
             let body = self
                 .send("list segments", reqwest::Method::GET, &url, &query, None)
                 .await?;
-            let page: SegmentPage = self.parse("list segments", &body)?;
+            let page: SegmentPage = self.kit.parse_json("list segments", &body)?;
             if let Some(s) = page.segments.iter().find(|s| s.name == name) {
                 return Ok(Some(s.id.to_string()));
             }
-            offset += page.segments.len();
             let total = page.total_items.unwrap_or(0);
-            if page.segments.is_empty() || offset >= total {
-                return Ok(None);
+            match next_offset(offset, page.segments.len(), total) {
+                Some(next) => offset = next,
+                None => return Ok(None),
             }
         }
     }
 
-    async fn create_segment(&self, name: &str) -> Result<String, ConnectorError> {
-        let url = self.url(&format!("lists/{}/segments", self.list_id));
+    async fn create(&self, name: &str) -> Result<String, ConnectorError> {
+        let url = self.kit.url(&format!("lists/{}/segments", self.list_id));
         let body = json!({"name": name, "static_segment": []});
         let reply = self
             .send(
@@ -358,62 +327,16 @@ impl MailchimpDestination {
                 Some(&body),
             )
             .await?;
-        let created: SegmentEntry = self.parse("create segment", &reply)?;
+        let created: SegmentEntry = self.kit.parse_json("create segment", &reply)?;
         Ok(created.id.to_string())
     }
 
-    fn segment_url(&self, audience: &AudienceRef) -> Result<String, ConnectorError> {
-        let id = audience.remote_id.trim();
-        if id.is_empty() || !id.chars().all(|c| c.is_ascii_digit()) {
-            return Err(ConnectorError::Invalid {
-                destination: self.name.clone(),
-                message: format!("`{}` is not a Mailchimp segment id", audience.remote_id),
-            });
-        }
-        Ok(self.url(&format!("lists/{}/segments/{id}", self.list_id)))
-    }
-
-    /// Splits members into a chunk of distinct emails, rejecting payloads without one.
-    fn group<'a>(&self, members: &'a [PreparedMember], outcome: &mut BatchOutcome) -> Chunk<'a> {
-        let mut chunk = Chunk {
-            emails: Vec::new(),
-            owners: HashMap::new(),
-        };
-        for m in members {
-            match mapping::email_of(&m.payload) {
-                Some(e) => {
-                    let owners = chunk.owners.entry(e.clone()).or_default();
-                    if owners.is_empty() {
-                        chunk.emails.push(e);
-                    }
-                    owners.push(m);
-                }
-                None => outcome.rejected.push(Rejection {
-                    customer_id: m.customer_id.clone(),
-                    reason: "stored payload has no valid email".into(),
-                }),
-            }
-        }
-        chunk
-    }
-
-    fn reject(chunk: &Chunk<'_>, email: &str, reason: &str, outcome: &mut BatchOutcome) -> bool {
-        let Some(owners) = chunk.owners.get(&email.trim().to_lowercase()) else {
-            return false;
-        };
-        for m in owners {
-            if !outcome
-                .rejected
-                .iter()
-                .any(|r| r.customer_id == m.customer_id)
-            {
-                outcome.rejected.push(Rejection {
-                    customer_id: m.customer_id.clone(),
-                    reason: reason.to_string(),
-                });
-            }
-        }
-        true
+    /// Members are addressed by the segment's URL under the configured list.
+    fn members_at(&self, audience: &AudienceRef) -> Result<String, ConnectorError> {
+        let id = self.checked_id(audience)?;
+        Ok(self
+            .kit
+            .url(&format!("lists/{}/segments/{id}", self.list_id)))
     }
 
     async fn add_chunk(
@@ -422,11 +345,11 @@ impl MailchimpDestination {
         members: &[PreparedMember],
     ) -> Result<BatchOutcome, ConnectorError> {
         let mut outcome = BatchOutcome::default();
-        let chunk = self.group(members, &mut outcome);
-        if !chunk.emails.is_empty() {
-            let list_url = self.url(&format!("lists/{}", self.list_id));
+        let chunk = Self::group(members, &mut outcome);
+        if !chunk.keys.is_empty() {
+            let list_url = self.kit.url(&format!("lists/{}", self.list_id));
             let subscribe: Vec<Value> = chunk
-                .emails
+                .keys
                 .iter()
                 .map(|e| json!({"email_address": e, "status": "subscribed"}))
                 .collect();
@@ -440,7 +363,7 @@ impl MailchimpDestination {
                     Some(&body),
                 )
                 .await?;
-            let sent = chunk.emails.len();
+            let sent = chunk.keys.len();
             let parsed: BatchSubscribeReply =
                 self.acknowledged("subscribe members", &reply, |v| {
                     crate::ack::mailchimp_subscribe(v, sent)
@@ -448,14 +371,14 @@ impl MailchimpDestination {
             let mut refused = std::collections::HashSet::new();
             for e in parsed.errors.iter().filter(|e| !is_already_member(e)) {
                 let reason = format!("not added to the list: {}", e.error);
-                if Self::reject(&chunk, &e.email_address, &reason, &mut outcome) {
+                if chunk.reject(&e.email_address, &reason, &mut outcome) {
                     refused.insert(e.email_address.trim().to_lowercase());
                 } else {
                     tracing::warn!(destination = %self.name, error = %e.error, "Mailchimp reported an error for an address we did not send");
                 }
             }
             let to_add: Vec<&String> = chunk
-                .emails
+                .keys
                 .iter()
                 .filter(|e| !refused.contains(*e))
                 .collect();
@@ -477,7 +400,7 @@ impl MailchimpDestination {
                 for e in &parsed.errors {
                     let reason = format!("not added to the segment: {}", e.error);
                     for email in &e.email_addresses {
-                        Self::reject(&chunk, email, &reason, &mut outcome);
+                        chunk.reject(email, &reason, &mut outcome);
                     }
                 }
             }
@@ -492,9 +415,9 @@ impl MailchimpDestination {
         members: &[PreparedMember],
     ) -> Result<BatchOutcome, ConnectorError> {
         let mut outcome = BatchOutcome::default();
-        let chunk = self.group(members, &mut outcome);
-        if !chunk.emails.is_empty() {
-            let body = json!({"members_to_remove": chunk.emails});
+        let chunk = Self::group(members, &mut outcome);
+        if !chunk.keys.is_empty() {
+            let body = json!({"members_to_remove": chunk.keys});
             let reply = self
                 .send(
                     "remove from segment",
@@ -504,7 +427,7 @@ impl MailchimpDestination {
                     Some(&body),
                 )
                 .await?;
-            let sent = chunk.emails.len();
+            let sent = chunk.keys.len();
             let parsed: SegmentReply = self.acknowledged("remove from segment", &reply, |v| {
                 crate::ack::mailchimp_segment(v, true, sent)
             })?;
@@ -515,75 +438,11 @@ impl MailchimpDestination {
             {
                 let reason = format!("not removed from the segment: {}", e.error);
                 for email in &e.email_addresses {
-                    Self::reject(&chunk, email, &reason, &mut outcome);
+                    chunk.reject(email, &reason, &mut outcome);
                 }
             }
         }
         outcome.accepted = members.len() - outcome.rejected.len();
         Ok(outcome)
-    }
-}
-
-#[async_trait]
-impl AudienceDestination for MailchimpDestination {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn kind(&self) -> &'static str {
-        "mailchimp"
-    }
-
-    fn limits(&self) -> DestinationLimits {
-        DestinationLimits {
-            max_batch: MAX_MEMBERS,
-            min_audience_size: 0,
-            requests_per_second: self.rps,
-        }
-    }
-
-    fn channel(&self) -> Channel {
-        Channel::Email
-    }
-
-    fn prepare(&self, contact: &Contact) -> Result<PreparedMember, crate::model::NoIdentifier> {
-        mapping::prepare(contact)
-    }
-
-    async fn find_or_create_audience(
-        &self,
-        name: &str,
-        _description: &str,
-    ) -> Result<AudienceRef, ConnectorError> {
-        common::find_or_create(
-            &self.name,
-            name,
-            "static segment",
-            self.find_segment(name),
-            self.create_segment(name),
-        )
-        .await
-    }
-
-    async fn add_members(
-        &self,
-        audience: &AudienceRef,
-        members: &[PreparedMember],
-    ) -> Result<BatchOutcome, ConnectorError> {
-        let url = self.segment_url(audience)?;
-        common::in_chunks(members, MAX_MEMBERS, |chunk| self.add_chunk(&url, chunk)).await
-    }
-
-    async fn remove_members(
-        &self,
-        audience: &AudienceRef,
-        members: &[PreparedMember],
-    ) -> Result<BatchOutcome, ConnectorError> {
-        let url = self.segment_url(audience)?;
-        common::in_chunks(members, MAX_MEMBERS, |chunk| self.remove_chunk(&url, chunk)).await
-    }
-
-    fn http_stats(&self) -> Option<HttpStatsSnapshot> {
-        Some(self.kit.stats())
     }
 }

@@ -48,7 +48,7 @@ impl CreativeSwapper for MailchimpDestination {
                     destination: self.name.clone(),
                     message: format!("template id `{new_creative_id}` is not numeric"),
                 })?;
-        let url = self.url(&format!("campaigns/{object_id}/content"));
+        let url = self.kit.url(&format!("campaigns/{object_id}/content"));
         let body = json!({ "template": { "id": template } });
         self.send(
             "swap campaign template",

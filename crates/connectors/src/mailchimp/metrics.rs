@@ -72,7 +72,7 @@ impl MetricsSource for MailchimpDestination {
         let mut out = Vec::new();
         for id in object_ids {
             check_campaign_id(self, id)?;
-            let url = self.url(&format!("reports/{id}"));
+            let url = self.kit.url(&format!("reports/{id}"));
             let query = [("fields", REPORT_FIELDS.to_string())];
             let body = match self
                 .send(OP, reqwest::Method::GET, &url, &query, None)
@@ -85,7 +85,7 @@ impl MetricsSource for MailchimpDestination {
                 }
                 Err(e) => return Err(e),
             };
-            let report: Report = self.parse(OP, &body)?;
+            let report: Report = self.kit.parse_json(OP, &body)?;
             let Some(date) = report.send_time.as_deref().filter(|t| !t.is_empty()) else {
                 continue;
             };

@@ -5,8 +5,7 @@ use super::mapping;
 use crate::common;
 use crate::error::{ConfigError, ConnectorError};
 use crate::http::{
-    body_excerpt, default_classify, HttpKit, HttpStatsSnapshot, ResponsePolicy, StaticToken,
-    TokenSource, Verdict,
+    default_classify, next_cursor, Auth, HttpKit, HttpStatsSnapshot, ResponsePolicy, Verdict,
 };
 use crate::model::{
     AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, PreparedMember, Rejection,
@@ -42,9 +41,7 @@ const PAGE_LIMIT: usize = 100;
 #[derive(Debug)]
 pub struct MetaDestination {
     name: String,
-    base_url: String,
     account: String,
-    token: StaticToken,
     kit: HttpKit,
     policy: MetaPolicy,
     rps: f64,
@@ -212,24 +209,14 @@ impl MetaDestination {
             key: "ad_account_id".into(),
             message: "expected `act_<digits>` or `<digits>`".into(),
         })?;
-        let token = secrets
-            .resolve(&config.access_token)
-            .map_err(|e| ConfigError::Secret {
-                destination: name.to_string(),
-                key: "access_token".into(),
-                message: e.to_string(),
-            })?;
+        let token = common::resolve_secret(name, "access_token", &config.access_token, secrets)?;
         let settings = config.http_settings();
-        let kit = HttpKit::new(name, &settings, &[&token]).map_err(|e| ConfigError::Invalid {
-            destination: name.to_string(),
-            key: ".".into(),
-            message: format!("cannot build HTTP client: {e}"),
-        })?;
+        let kit = HttpKit::for_destination(name, &settings, &[&token])?
+            .with_base_url(&config.base_url)
+            .with_auth(Auth::static_bearer(token));
         Ok(MetaDestination {
             name: name.to_string(),
-            base_url: config.base_url.trim_end_matches('/').to_string(),
             account,
-            token: StaticToken::new(token),
             kit,
             policy: MetaPolicy,
             rps: settings.requests_per_second.unwrap_or(10.0),
@@ -246,59 +233,26 @@ impl MetaDestination {
         })
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("{}/{}", self.base_url, path)
-    }
-
-    fn invalid_response(&self, operation: &str, message: String) -> ConnectorError {
-        ConnectorError::InvalidResponse {
-            destination: self.name.clone(),
-            operation: operation.into(),
-            message,
-        }
-    }
-
-    fn parse<T: for<'de> Deserialize<'de>>(
-        &self,
-        operation: &str,
-        body: &[u8],
-    ) -> Result<T, ConnectorError> {
-        serde_json::from_slice(body).map_err(|e| {
-            self.invalid_response(
-                operation,
-                format!("{e}: {}", self.kit.redactor().redact(&body_excerpt(body))),
-            )
-        })
-    }
-
     async fn find_audience(&self, name: &str) -> Result<Option<String>, ConnectorError> {
-        let url = self.url(&format!("{}/customaudiences", self.account));
+        let url = self.kit.url(&format!("{}/customaudiences", self.account));
         let mut after: Option<String> = None;
         let mut pages = 0usize;
         loop {
             pages += 1;
             let cursor = after.clone();
-            let reply = self
+            let page: AudiencePage = self
                 .kit
-                .send_with_retry(
-                    "list audiences",
-                    &self.policy,
-                    Some(&self.token as &dyn TokenSource),
-                    |c, t| {
-                        let mut query = vec![
-                            ("fields", "id,name".to_string()),
-                            ("limit", PAGE_LIMIT.to_string()),
-                        ];
-                        if let Some(a) = &cursor {
-                            query.push(("after", a.clone()));
-                        }
-                        c.get(&url)
-                            .query(&query)
-                            .bearer_auth(t.map(|s| s.expose()).unwrap_or_default())
-                    },
-                )
+                .send_json("list audiences", &self.policy, |c| {
+                    let mut query = vec![
+                        ("fields", "id,name".to_string()),
+                        ("limit", PAGE_LIMIT.to_string()),
+                    ];
+                    if let Some(a) = &cursor {
+                        query.push(("after", a.clone()));
+                    }
+                    c.get(&url).query(&query)
+                })
                 .await?;
-            let page: AudiencePage = self.parse("list audiences", &reply.body)?;
             let matches: Vec<&AudienceEntry> =
                 page.data.iter().filter(|a| a.name == name).collect();
             if let Some(first) = matches.first() {
@@ -311,12 +265,10 @@ impl MetaDestination {
                 cursors: None,
                 next: None,
             });
-            let next_cursor = paging.cursors.and_then(|c| c.after);
-            match (paging.next, next_cursor) {
-                (Some(_), Some(c)) if !page.data.is_empty() && Some(&c) != after.as_ref() => {
-                    after = Some(c)
-                }
-                _ => {
+            let named = paging.next.and(paging.cursors).and_then(|c| c.after);
+            match next_cursor(named, page.data.is_empty(), after.as_ref()) {
+                Some(c) => after = Some(c),
+                None => {
                     tracing::debug!(destination = %self.name, pages, "audience list exhausted");
                     return Ok(None);
                 }
@@ -329,27 +281,19 @@ impl MetaDestination {
         name: &str,
         description: &str,
     ) -> Result<String, ConnectorError> {
-        let url = self.url(&format!("{}/customaudiences", self.account));
+        let url = self.kit.url(&format!("{}/customaudiences", self.account));
         let form = [
             ("name", name),
             ("subtype", "CUSTOM"),
             ("description", description),
             ("customer_file_source", "USER_PROVIDED_ONLY"),
         ];
-        let reply = self
+        let created: Created = self
             .kit
-            .send_with_retry(
-                "create audience",
-                &self.policy,
-                Some(&self.token as &dyn TokenSource),
-                |c, t| {
-                    c.post(&url)
-                        .form(&form)
-                        .bearer_auth(t.map(|s| s.expose()).unwrap_or_default())
-                },
-            )
+            .send_json("create audience", &self.policy, |c| {
+                c.post(&url).form(&form)
+            })
             .await?;
-        let created: Created = self.parse("create audience", &reply.body)?;
         Ok(created.id)
     }
 
@@ -385,38 +329,26 @@ impl MetaDestination {
             UsersOp::Replace => (format!("{}/usersreplace", audience.remote_id), op.label()),
             _ => (format!("{}/users", audience.remote_id), op.label()),
         };
-        let url = self.url(&path);
+        let url = self.kit.url(&path);
         let reply = self
             .kit
-            .send_with_retry(
-                label,
-                &self.policy,
-                Some(&self.token as &dyn TokenSource),
-                |c, t| {
-                    let mut form: Vec<(&str, &str)> = vec![("payload", payload.as_str())];
-                    if let Some(s) = &session {
-                        form.push(("session", s.as_str()));
-                    }
-                    let req = match op {
-                        UsersOp::Remove => c.delete(&url),
-                        _ => c.post(&url),
-                    };
-                    req.form(&form)
-                        .bearer_auth(t.map(|s| s.expose()).unwrap_or_default())
-                },
-            )
+            .send_with_retry(label, &self.policy, |c| {
+                let mut form: Vec<(&str, &str)> = vec![("payload", payload.as_str())];
+                if let Some(s) = &session {
+                    form.push(("session", s.as_str()));
+                }
+                let req = match op {
+                    UsersOp::Remove => c.delete(&url),
+                    _ => c.post(&url),
+                };
+                req.form(&form)
+            })
             .await?;
-        let parsed: Value = self.parse(label, &reply.body)?;
+        let parsed: Value = self.kit.parse_json(label, &reply.body)?;
         // Only Meta's own count is an acknowledgement: a 200 with `{}` or an `error` is not.
-        let invalid = crate::ack::meta_users(&parsed, rows.len()).map_err(|why| {
-            self.invalid_response(
-                label,
-                format!(
-                    "not acknowledged ({why}): {}",
-                    self.kit.redactor().redact(&body_excerpt(&reply.body))
-                ),
-            )
-        })? as usize;
+        let invalid = crate::ack::meta_users(&parsed, rows.len())
+            .map_err(|why| self.kit.not_acknowledged(label, &why, &reply.body))?
+            as usize;
         let before = outcome.rejected.len();
         if invalid > 0 {
             for (value, reason) in sample_entries(parsed.get("invalid_entry_samples")) {

@@ -6,7 +6,6 @@
 
 use super::MetaDestination;
 use crate::error::ConnectorError;
-use crate::http::TokenSource;
 use crate::traits::CreativeSwapper;
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -38,24 +37,16 @@ impl MetaDestination {
         field: &str,
         value: &str,
     ) -> Result<(), ConnectorError> {
-        let url = self.url(ad_id);
+        let url = self.kit.url(ad_id);
         let form = [(field, value)];
-        let reply = self
+        let parsed: Success = self
             .kit
-            .send_with_retry(
-                operation,
-                &self.policy,
-                Some(&self.token as &dyn TokenSource),
-                |c, t| {
-                    c.post(&url)
-                        .form(&form)
-                        .bearer_auth(t.map(|s| s.expose()).unwrap_or_default())
-                },
-            )
+            .send_json(operation, &self.policy, |c| c.post(&url).form(&form))
             .await?;
-        let parsed: Success = self.parse(operation, &reply.body)?;
         if !parsed.success {
-            return Err(self.invalid_response(operation, "Meta did not confirm the update".into()));
+            return Err(self
+                .kit
+                .invalid_response(operation, "Meta did not confirm the update".into()));
         }
         Ok(())
     }

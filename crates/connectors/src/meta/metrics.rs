@@ -21,7 +21,6 @@
 
 use super::{MetaDestination, Paging};
 use crate::error::ConnectorError;
-use crate::http::TokenSource;
 use crate::model::{AudienceSize, MetricsRow};
 use crate::traits::MetricsSource;
 use async_trait::async_trait;
@@ -201,7 +200,7 @@ impl MetaDestination {
         until: NaiveDate,
     ) -> Result<Vec<MetricsRow>, ConnectorError> {
         const OP: &str = "ad insights";
-        let url = self.url(&format!("{ad_id}/insights"));
+        let url = self.kit.url(&format!("{ad_id}/insights"));
         let range = json!({
             "since": since.format("%Y-%m-%d").to_string(),
             "until": until.format("%Y-%m-%d").to_string(),
@@ -211,33 +210,25 @@ impl MetaDestination {
         let mut after: Option<String> = None;
         loop {
             let cursor = after.clone();
-            let reply = self
+            let page: InsightsPage = self
                 .kit
-                .send_with_retry(
-                    OP,
-                    &self.policy,
-                    Some(&self.token as &dyn TokenSource),
-                    |c, t| {
-                        let mut query = vec![
-                            ("fields", INSIGHTS_FIELDS.to_string()),
-                            ("time_increment", "1".to_string()),
-                            ("time_range", range.clone()),
-                            ("limit", INSIGHTS_PAGE_LIMIT.to_string()),
-                        ];
-                        if let Some(a) = &cursor {
-                            query.push(("after", a.clone()));
-                        }
-                        c.get(&url)
-                            .query(&query)
-                            .bearer_auth(t.map(|s| s.expose()).unwrap_or_default())
-                    },
-                )
+                .send_json(OP, &self.policy, |c| {
+                    let mut query = vec![
+                        ("fields", INSIGHTS_FIELDS.to_string()),
+                        ("time_increment", "1".to_string()),
+                        ("time_range", range.clone()),
+                        ("limit", INSIGHTS_PAGE_LIMIT.to_string()),
+                    ];
+                    if let Some(a) = &cursor {
+                        query.push(("after", a.clone()));
+                    }
+                    c.get(&url).query(&query)
+                })
                 .await?;
-            let page: InsightsPage = self.parse(OP, &reply.body)?;
             for r in &page.data {
                 rows.push(
                     self.insights_row(ad_id, r)
-                        .map_err(|m| self.invalid_response(OP, m))?,
+                        .map_err(|m| self.kit.invalid_response(OP, m))?,
                 );
             }
             let next_cursor = page
@@ -246,9 +237,9 @@ impl MetaDestination {
                 .filter(|p| p.next.is_some())
                 .and_then(|p| p.cursors.as_ref())
                 .and_then(|c| c.after.clone());
-            match next_cursor {
-                Some(c) if !page.data.is_empty() && Some(&c) != after.as_ref() => after = Some(c),
-                _ => return Ok(rows),
+            match crate::http::next_cursor(next_cursor, page.data.is_empty(), after.as_ref()) {
+                Some(c) => after = Some(c),
+                None => return Ok(rows),
             }
         }
     }
@@ -295,24 +286,16 @@ impl MetricsSource for MetaDestination {
                 message: format!("audience id `{remote_id}` is not a numeric Graph id"),
             });
         }
-        let url = self.url(remote_id);
-        let reply = self
+        let url = self.kit.url(remote_id);
+        let node: AudienceNode = self
             .kit
-            .send_with_retry(
-                OP,
-                &self.policy,
-                Some(&self.token as &dyn TokenSource),
-                |c, t| {
-                    c.get(&url)
-                        .query(&[(
-                            "fields",
-                            "approximate_count_lower_bound,approximate_count_upper_bound",
-                        )])
-                        .bearer_auth(t.map(|s| s.expose()).unwrap_or_default())
-                },
-            )
+            .send_json(OP, &self.policy, |c| {
+                c.get(&url).query(&[(
+                    "fields",
+                    "approximate_count_lower_bound,approximate_count_upper_bound",
+                )])
+            })
             .await?;
-        let node: AudienceNode = self.parse(OP, &reply.body)?;
         Ok(size_of(&node))
     }
 }

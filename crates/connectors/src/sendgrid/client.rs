@@ -6,15 +6,12 @@ use super::mapping;
 use crate::common;
 use crate::error::{ConfigError, ConnectorError};
 use crate::http::{
-    body_excerpt, default_classify, HttpKit, HttpReply, HttpStatsSnapshot, ResponsePolicy,
-    StaticToken, TokenSource, Verdict,
+    body_excerpt, default_classify, json_request, next_cursor, Auth, HttpKit, HttpReply,
+    ResponsePolicy, Verdict,
 };
-use crate::model::{
-    AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, JobAction, PreparedMember,
-    Rejection, SubmittedJob,
-};
+use crate::list_audience::{poll_import, JobPoll, Keyed, ListPlatform};
+use crate::model::{BatchOutcome, Contact, NoIdentifier, PreparedMember, SubmittedJob};
 use crate::secret::SecretResolver;
-use crate::traits::AudienceDestination;
 use async_trait::async_trait;
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
@@ -41,14 +38,11 @@ const RESET_MARGIN: Duration = Duration::from_millis(50);
 #[derive(Debug)]
 pub struct SendGridDestination {
     name: String,
-    base_url: String,
-    token: StaticToken,
     kit: HttpKit,
     policy: SendGridPolicy,
     pace_until: std::sync::Mutex<Option<SystemTime>>,
     poll_interval: Duration,
     poll_timeout: Duration,
-    rps: f64,
 }
 
 /// Reads SendGrid's `{"errors": [{"field", "message"}]}` bodies; a 429 waits until
@@ -112,18 +106,7 @@ impl ResponsePolicy for SendGridPolicy {
                 reason,
             };
         }
-        match default_classify(status, headers, body) {
-            Verdict::Unauthorized { .. } => Verdict::Unauthorized { reason },
-            Verdict::Retry {
-                after, throttled, ..
-            } => Verdict::Retry {
-                after,
-                throttled,
-                reason,
-            },
-            Verdict::Fail { code, .. } => Verdict::Fail { code, reason },
-            Verdict::Success => Verdict::Success,
-        }
+        default_classify(status, headers, body).with_reason(|| reason)
     }
 }
 
@@ -230,55 +213,14 @@ fn parse_errors_csv(body: &[u8]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// One chunk's members grouped by email (several customers can share one).
-struct Chunk<'a> {
-    emails: Vec<String>,
-    owners: HashMap<String, Vec<&'a PreparedMember>>,
-}
-
-impl Chunk<'_> {
-    fn reject(&self, email: &str, reason: &str, outcome: &mut BatchOutcome) {
-        for m in self
-            .owners
-            .get(&email.trim().to_lowercase())
-            .into_iter()
-            .flatten()
-        {
-            if !outcome
-                .rejected
-                .iter()
-                .any(|r| r.customer_id == m.customer_id)
-            {
-                outcome.rejected.push(Rejection {
-                    customer_id: m.customer_id.clone(),
-                    reason: reason.to_string(),
-                });
-            }
-        }
-    }
-}
-
-fn group<'a>(members: &'a [PreparedMember], outcome: &mut BatchOutcome) -> Chunk<'a> {
-    let mut chunk = Chunk {
-        emails: Vec::new(),
-        owners: HashMap::new(),
-    };
-    for m in members {
-        match mapping::email_of(&m.payload) {
-            Some(e) => {
-                let owners = chunk.owners.entry(e.clone()).or_default();
-                if owners.is_empty() {
-                    chunk.emails.push(e);
-                }
-                owners.push(m);
-            }
-            None => outcome.rejected.push(Rejection {
-                customer_id: m.customer_id.clone(),
-                reason: "stored payload has no valid email".into(),
-            }),
-        }
-    }
-    chunk
+/// One chunk's members by email; payloads without one are refused up front.
+fn group<'a>(members: &'a [PreparedMember], outcome: &mut BatchOutcome) -> Keyed<'a> {
+    Keyed::group(
+        members,
+        outcome,
+        mapping::email_of,
+        "stored payload has no valid email",
+    )
 }
 
 impl SendGridDestination {
@@ -288,52 +230,19 @@ impl SendGridDestination {
         config: SendGridConfig,
         secrets: &SecretResolver,
     ) -> Result<Self, ConfigError> {
-        let invalid = |key: &str, message: String| ConfigError::Invalid {
-            destination: name.to_string(),
-            key: key.to_string(),
-            message,
-        };
-        let parsed = url::Url::parse(&config.base_url)
-            .map_err(|e| invalid("base_url", format!("not a URL: {e}")))?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(invalid("base_url", "expected an http(s) URL".into()));
-        }
-        let key = secrets
-            .resolve(&config.api_key)
-            .map_err(|e| ConfigError::Secret {
-                destination: name.to_string(),
-                key: "api_key".into(),
-                message: e.to_string(),
-            })?;
+        common::check_base_url(name, &config.base_url)?;
+        let key = common::resolve_secret(name, "api_key", &config.api_key, secrets)?;
         let settings = config.http_settings();
-        let kit = HttpKit::new(name, &settings, &[&key])
-            .map_err(|e| invalid(".", format!("cannot build HTTP client: {e}")))?;
+        let kit = HttpKit::for_destination(name, &settings, &[&key])?
+            .with_base_url(&config.base_url)
+            .with_auth(Auth::static_bearer(key));
         Ok(SendGridDestination {
             name: name.to_string(),
-            base_url: config.base_url.trim_end_matches('/').to_string(),
-            token: StaticToken::new(key),
             kit,
             policy: SendGridPolicy,
             pace_until: std::sync::Mutex::new(None),
             poll_interval: Duration::from_millis(config.poll_interval_ms.unwrap_or(2_000)),
             poll_timeout: Duration::from_secs(config.poll_timeout_secs.unwrap_or(900)),
-            rps: settings.requests_per_second.unwrap_or(10.0),
-        })
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}/{}", self.base_url, path)
-    }
-
-    fn parse<T: for<'de> Deserialize<'de>>(
-        &self,
-        operation: &str,
-        body: &[u8],
-    ) -> Result<T, ConnectorError> {
-        serde_json::from_slice(body).map_err(|e| ConnectorError::InvalidResponse {
-            destination: self.name.clone(),
-            operation: operation.into(),
-            message: format!("{e}: {}", self.kit.redactor().redact(&body_excerpt(body))),
         })
     }
 
@@ -365,69 +274,18 @@ impl SendGridDestination {
         authenticated: bool,
     ) -> Result<HttpReply, ConnectorError> {
         self.pace().await;
-        let auth = authenticated.then_some(&self.token as &dyn TokenSource);
-        let reply = self
-            .kit
-            .send_with_retry(operation, &self.policy, auth, |c, t| {
-                let mut req = c.request(method.clone(), url).query(query);
-                if let Some(t) = t {
-                    req = req.bearer_auth(t.expose());
-                }
-                if let Some(b) = body {
-                    req = req.json(b);
-                }
-                req
-            })
-            .await?;
+        let build = |c: &reqwest::Client| json_request(c, &method, url, query, body);
+        let reply = if authenticated {
+            self.kit
+                .send_with_retry(operation, &self.policy, build)
+                .await
+        } else {
+            self.kit
+                .send_anonymous(operation, &self.policy, build)
+                .await
+        }?;
         self.note_rate_headers(&reply.headers);
         Ok(reply)
-    }
-
-    async fn find_list(&self, name: &str) -> Result<Option<String>, ConnectorError> {
-        let url = self.url("marketing/lists");
-        let mut token: Option<String> = None;
-        loop {
-            let mut query = vec![("page_size", PAGE_SIZE.to_string())];
-            if let Some(t) = &token {
-                query.push(("page_token", t.clone()));
-            }
-            let reply = self
-                .send("list lists", Method::GET, &url, &query, None, true)
-                .await?;
-            let page: ListPage = self.parse("list lists", &reply.body)?;
-            if let Some(l) = page.result.iter().find(|l| l.name == name) {
-                return Ok(Some(l.id.clone()));
-            }
-            let next_token = page
-                .metadata
-                .and_then(|m| m.next)
-                .and_then(|n| url::Url::parse(&n).ok())
-                .and_then(|u| {
-                    u.query_pairs()
-                        .find(|(k, _)| k == "page_token")
-                        .map(|(_, v)| v.into_owned())
-                });
-            match next_token {
-                Some(t) if !page.result.is_empty() && Some(&t) != token.as_ref() => token = Some(t),
-                _ => return Ok(None),
-            }
-        }
-    }
-
-    async fn create_list(&self, name: &str) -> Result<String, ConnectorError> {
-        let body = json!({"name": name});
-        let reply = self
-            .send(
-                "create list",
-                Method::POST,
-                &self.url("marketing/lists"),
-                &[],
-                Some(&body),
-                true,
-            )
-            .await?;
-        let created: ListEntry = self.parse("create list", &reply.body)?;
-        Ok(created.id)
     }
 
     /// Polls an import job until it finishes; returns (email, reason) of the refused rows, or `None` when
@@ -436,55 +294,50 @@ impl SendGridDestination {
         &self,
         job_id: &str,
     ) -> Result<Option<Vec<(String, String)>>, ConnectorError> {
-        let url = self.url(&format!("marketing/contacts/imports/{job_id}"));
-        let started = tokio::time::Instant::now();
-        let mut polls = 0u32;
-        loop {
-            polls += 1;
-            let reply = self
-                .send("poll import job", Method::GET, &url, &[], None, true)
-                .await?;
-            let status: ImportStatus = self.parse("poll import job", &reply.body)?;
-            match status.status.as_str() {
-                "completed" => return Ok(Some(Vec::new())),
-                "errored" | "failed" => {
-                    let results = status.results.unwrap_or(ImportResults {
-                        errored_count: None,
-                        errors_url: None,
-                    });
-                    let errored = results.errored_count.unwrap_or(0.0) as usize;
-                    let refused = match &results.errors_url {
-                        Some(u) => self.fetch_errors(u).await,
-                        None => Vec::new(),
-                    };
-                    if refused.is_empty() || (errored > 0 && refused.len() < errored) {
-                        tracing::warn!(destination = %self.name, job_id, errored, read = refused.len(), "import job errors could not all be attributed");
-                        return Ok(None);
-                    }
-                    return Ok(Some(refused));
-                }
-                other => {
-                    if started.elapsed() >= self.poll_timeout {
-                        return Err(ConnectorError::Transport {
-                            destination: self.name.clone(),
-                            operation: "poll import job".into(),
-                            attempts: polls,
-                            message: format!(
-                                "import job {job_id} still `{other}` after {}s; the batch will be sent again",
-                                self.poll_timeout.as_secs()
-                            ),
+        let url = &self
+            .kit
+            .url(&format!("marketing/contacts/imports/{job_id}"));
+        poll_import(
+            &self.name,
+            job_id,
+            self.poll_interval,
+            self.poll_timeout,
+            || async move {
+                let reply = self
+                    .send("poll import job", Method::GET, url, &[], None, true)
+                    .await?;
+                let status: ImportStatus =
+                    self.kit.parse_json("poll import job", &reply.body)?;
+                match status.status.as_str() {
+                    "completed" => Ok(JobPoll::Done(Some(Vec::new()))),
+                    "errored" | "failed" => {
+                        let results = status.results.unwrap_or(ImportResults {
+                            errored_count: None,
+                            errors_url: None,
                         });
+                        let errored = results.errored_count.unwrap_or(0.0) as usize;
+                        let refused = match &results.errors_url {
+                            Some(u) => self.fetch_errors(u).await,
+                            None => Vec::new(),
+                        };
+                        if refused.is_empty() || (errored > 0 && refused.len() < errored) {
+                            tracing::warn!(destination = %self.name, job_id, errored, read = refused.len(), "import job errors could not all be attributed");
+                            return Ok(JobPoll::Done(None));
+                        }
+                        Ok(JobPoll::Done(Some(refused)))
                     }
-                    tokio::time::sleep(self.poll_interval).await;
+                    other => Ok(JobPoll::Running(other.to_string())),
                 }
-            }
-        }
+            },
+        )
+        .await
     }
 
     /// Downloads a job's errors file; the key is only sent when the file lives under our API base.
     async fn fetch_errors(&self, errors_url: &str) -> Vec<(String, String)> {
         let own = |u: &str| url::Url::parse(u).ok().map(|u| u.origin());
-        let authenticated = own(errors_url).is_some() && own(errors_url) == own(&self.base_url);
+        let authenticated =
+            own(errors_url).is_some() && own(errors_url) == own(self.kit.base_url());
         match self
             .send(
                 "read import errors",
@@ -503,29 +356,162 @@ impl SendGridDestination {
             }
         }
     }
+}
+
+#[async_trait]
+impl ListPlatform for SendGridDestination {
+    const KIND: &'static str = "sendgrid";
+    const ID_NAME: &'static str = "SendGrid list id";
+    const AUDIENCE: &'static str = "list";
+    const MAX_BATCH: usize = BATCH_SIZE;
+    /// Upserts are import jobs (`202` + `job_id`, polled at `/v3/marketing/contacts/imports/{id}`);
+    /// removals are synchronous deletes.
+    const JOB_ADDS: bool = true;
+
+    fn kit(&self) -> &HttpKit {
+        &self.kit
+    }
+
+    fn id_char(c: char) -> bool {
+        c.is_ascii_alphanumeric() || c == '-'
+    }
+
+    fn prepare_member(&self, contact: &Contact) -> Result<PreparedMember, NoIdentifier> {
+        mapping::prepare(contact)
+    }
+
+    async fn find(&self, name: &str) -> Result<Option<String>, ConnectorError> {
+        let url = self.kit.url("marketing/lists");
+        let mut token: Option<String> = None;
+        loop {
+            let mut query = vec![("page_size", PAGE_SIZE.to_string())];
+            if let Some(t) = &token {
+                query.push(("page_token", t.clone()));
+            }
+            let reply = self
+                .send("list lists", Method::GET, &url, &query, None, true)
+                .await?;
+            let page: ListPage = self.kit.parse_json("list lists", &reply.body)?;
+            if let Some(l) = page.result.iter().find(|l| l.name == name) {
+                return Ok(Some(l.id.clone()));
+            }
+            let next_token = page
+                .metadata
+                .and_then(|m| m.next)
+                .and_then(|n| url::Url::parse(&n).ok())
+                .and_then(|u| {
+                    u.query_pairs()
+                        .find(|(k, _)| k == "page_token")
+                        .map(|(_, v)| v.into_owned())
+                });
+            match next_cursor(next_token, page.result.is_empty(), token.as_ref()) {
+                Some(t) => token = Some(t),
+                None => return Ok(None),
+            }
+        }
+    }
+
+    async fn create(&self, name: &str) -> Result<String, ConnectorError> {
+        let body = json!({"name": name});
+        let reply = self
+            .send(
+                "create list",
+                Method::POST,
+                &self.kit.url("marketing/lists"),
+                &[],
+                Some(&body),
+                true,
+            )
+            .await?;
+        let created: ListEntry = self.kit.parse_json("create list", &reply.body)?;
+        Ok(created.id)
+    }
+
+    fn job_too_large(&self) -> String {
+        format!("a job takes at most {BATCH_SIZE} contacts")
+    }
+
+    async fn remove_chunk(
+        &self,
+        list_id: &str,
+        members: &[PreparedMember],
+    ) -> Result<BatchOutcome, ConnectorError> {
+        let mut outcome = BatchOutcome::default();
+        let chunk = group(members, &mut outcome);
+        let search_url = self.kit.url("marketing/contacts/search/emails");
+        let mut ids: Vec<String> = Vec::new();
+        for emails in chunk.keys.chunks(SEARCH_CHUNK) {
+            let body = json!({"emails": emails});
+            match self
+                .send(
+                    "look up contacts",
+                    Method::POST,
+                    &search_url,
+                    &[],
+                    Some(&body),
+                    true,
+                )
+                .await
+            {
+                Ok(reply) => {
+                    let found: SearchReply =
+                        self.kit.parse_json("look up contacts", &reply.body)?;
+                    ids.extend(
+                        found
+                            .result
+                            .into_values()
+                            .filter_map(|h| h.contact)
+                            .map(|c| c.id),
+                    );
+                }
+                // 404 = none of these emails is a contact: nothing to remove.
+                Err(ConnectorError::Api { status: 404, .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let unique: HashSet<String> = ids.into_iter().collect();
+        let mut ids: Vec<String> = unique.into_iter().collect();
+        ids.sort();
+        let url = self.kit.url(&format!("marketing/lists/{list_id}/contacts"));
+        for batch in ids.chunks(DELETE_CHUNK) {
+            let query = [("contact_ids", batch.join(","))];
+            let reply = self
+                .send("remove from list", Method::DELETE, &url, &query, None, true)
+                .await?;
+            // `202 {"job_id"}` is SendGrid's acknowledgement of a removal; a bare 2xx is not.
+            let job: JobCreated = self.kit.parse_json("remove from list", &reply.body)?;
+            if job.job_id.trim().is_empty() {
+                return Err(ConnectorError::InvalidResponse {
+                    destination: self.name.clone(),
+                    operation: "remove from list".into(),
+                    message: "not acknowledged: the reply names no job_id".into(),
+                });
+            }
+        }
+        outcome.accepted = members.len() - outcome.rejected.len();
+        Ok(outcome)
+    }
 
     /// Submits one upsert job (the `PUT /v3/marketing/contacts` that answers `202` with a `job_id`),
     /// dropping rows a 400 names by index and trying once more without them; does not wait for the job.
-    async fn submit_upsert(
+    async fn submit_add(
         &self,
         list_id: &str,
         members: &[PreparedMember],
     ) -> Result<SubmittedJob, ConnectorError> {
         let mut outcome = BatchOutcome::default();
         let chunk = group(members, &mut outcome);
-        let mut emails = chunk.emails.clone();
+        let mut emails = chunk.keys.clone();
         let payload_of = |email: &str| -> Value {
             let mut obj = chunk
-                .owners
-                .get(email)
-                .and_then(|o| o.first())
+                .first(email)
                 .and_then(|m| m.payload.as_object())
                 .cloned()
                 .unwrap_or_else(Map::new);
             obj.insert("email".into(), Value::String(email.to_string()));
             Value::Object(obj)
         };
-        let url = self.url("marketing/contacts");
+        let url = self.kit.url("marketing/contacts");
         let mut job: Option<String> = None;
         for _ in 0..2 {
             if emails.is_empty() {
@@ -549,7 +535,8 @@ impl SendGridDestination {
                 .await
             {
                 Ok(reply) => {
-                    let created: JobCreated = self.parse("upsert contacts", &reply.body)?;
+                    let created: JobCreated =
+                        self.kit.parse_json("upsert contacts", &reply.body)?;
                     if created.job_id.trim().is_empty() {
                         return Err(ConnectorError::InvalidResponse {
                             destination: self.name.clone(),
@@ -596,7 +583,7 @@ impl SendGridDestination {
 
     /// Waits for an upsert job and attributes its refused rows (from the errors file) to `members`,
     /// the rows the job holds.
-    async fn finish_upsert(
+    async fn finish_add(
         &self,
         job_id: &str,
         members: &[PreparedMember],
@@ -614,212 +601,13 @@ impl SendGridDestination {
                 }
             }
             None => {
-                for e in &chunk.emails {
+                for e in &chunk.keys {
                     chunk.reject(e, "SendGrid import job reported errors that could not be read; resent next run", &mut outcome);
                 }
             }
         }
         outcome.accepted = members.len() - outcome.rejected.len();
         Ok(outcome)
-    }
-
-    async fn upsert_chunk(
-        &self,
-        list_id: &str,
-        members: &[PreparedMember],
-    ) -> Result<BatchOutcome, ConnectorError> {
-        let mut outcome = common::submit_and_await(
-            members,
-            |m| self.submit_upsert(list_id, m),
-            |job, held| async move { self.finish_upsert(&job, &held).await },
-        )
-        .await?;
-        outcome.accepted = members.len() - outcome.rejected.len();
-        Ok(outcome)
-    }
-
-    async fn remove_chunk(
-        &self,
-        list_id: &str,
-        members: &[PreparedMember],
-    ) -> Result<BatchOutcome, ConnectorError> {
-        let mut outcome = BatchOutcome::default();
-        let chunk = group(members, &mut outcome);
-        let search_url = self.url("marketing/contacts/search/emails");
-        let mut ids: Vec<String> = Vec::new();
-        for emails in chunk.emails.chunks(SEARCH_CHUNK) {
-            let body = json!({"emails": emails});
-            match self
-                .send(
-                    "look up contacts",
-                    Method::POST,
-                    &search_url,
-                    &[],
-                    Some(&body),
-                    true,
-                )
-                .await
-            {
-                Ok(reply) => {
-                    let found: SearchReply = self.parse("look up contacts", &reply.body)?;
-                    ids.extend(
-                        found
-                            .result
-                            .into_values()
-                            .filter_map(|h| h.contact)
-                            .map(|c| c.id),
-                    );
-                }
-                // 404 = none of these emails is a contact: nothing to remove.
-                Err(ConnectorError::Api { status: 404, .. }) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        let unique: HashSet<String> = ids.into_iter().collect();
-        let mut ids: Vec<String> = unique.into_iter().collect();
-        ids.sort();
-        let url = self.url(&format!("marketing/lists/{list_id}/contacts"));
-        for batch in ids.chunks(DELETE_CHUNK) {
-            let query = [("contact_ids", batch.join(","))];
-            let reply = self
-                .send("remove from list", Method::DELETE, &url, &query, None, true)
-                .await?;
-            // `202 {"job_id"}` is SendGrid's acknowledgement of a removal; a bare 2xx is not.
-            let job: JobCreated = self.parse("remove from list", &reply.body)?;
-            if job.job_id.trim().is_empty() {
-                return Err(ConnectorError::InvalidResponse {
-                    destination: self.name.clone(),
-                    operation: "remove from list".into(),
-                    message: "not acknowledged: the reply names no job_id".into(),
-                });
-            }
-        }
-        outcome.accepted = members.len() - outcome.rejected.len();
-        Ok(outcome)
-    }
-
-    fn only_upsert_jobs(&self, action: JobAction) -> Result<(), ConnectorError> {
-        if action == JobAction::Add {
-            return Ok(());
-        }
-        Err(ConnectorError::Unsupported {
-            destination: self.name.clone(),
-            operation: "remove as a job",
-        })
-    }
-
-    fn list_id<'a>(&self, audience: &'a AudienceRef) -> Result<&'a str, ConnectorError> {
-        let id = audience.remote_id.trim();
-        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-            return Err(ConnectorError::Invalid {
-                destination: self.name.clone(),
-                message: format!("`{}` is not a SendGrid list id", audience.remote_id),
-            });
-        }
-        Ok(id)
-    }
-}
-
-#[async_trait]
-impl AudienceDestination for SendGridDestination {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn kind(&self) -> &'static str {
-        "sendgrid"
-    }
-
-    fn limits(&self) -> DestinationLimits {
-        DestinationLimits {
-            max_batch: BATCH_SIZE,
-            min_audience_size: 0,
-            requests_per_second: self.rps,
-        }
-    }
-
-    fn channel(&self) -> Channel {
-        Channel::Email
-    }
-
-    fn prepare(&self, contact: &Contact) -> Result<PreparedMember, crate::model::NoIdentifier> {
-        mapping::prepare(contact)
-    }
-
-    async fn find_or_create_audience(
-        &self,
-        name: &str,
-        _description: &str,
-    ) -> Result<AudienceRef, ConnectorError> {
-        common::find_or_create(
-            &self.name,
-            name,
-            "list",
-            self.find_list(name),
-            self.create_list(name),
-        )
-        .await
-    }
-
-    async fn add_members(
-        &self,
-        audience: &AudienceRef,
-        members: &[PreparedMember],
-    ) -> Result<BatchOutcome, ConnectorError> {
-        let list_id = self.list_id(audience)?;
-        common::in_chunks(members, BATCH_SIZE, |chunk| {
-            self.upsert_chunk(list_id, chunk)
-        })
-        .await
-    }
-
-    async fn remove_members(
-        &self,
-        audience: &AudienceRef,
-        members: &[PreparedMember],
-    ) -> Result<BatchOutcome, ConnectorError> {
-        let list_id = self.list_id(audience)?;
-        common::in_chunks(members, BATCH_SIZE, |chunk| {
-            self.remove_chunk(list_id, chunk)
-        })
-        .await
-    }
-
-    /// Upserts are import jobs (`202` + `job_id`, polled at `/v3/marketing/contacts/imports/{id}`);
-    /// removals are synchronous deletes.
-    fn remote_job(&self, action: JobAction) -> bool {
-        action == JobAction::Add
-    }
-
-    async fn submit_job(
-        &self,
-        audience: &AudienceRef,
-        action: JobAction,
-        members: &[PreparedMember],
-    ) -> Result<SubmittedJob, ConnectorError> {
-        self.only_upsert_jobs(action)?;
-        if members.len() > BATCH_SIZE {
-            return Err(ConnectorError::Invalid {
-                destination: self.name.clone(),
-                message: format!("a job takes at most {BATCH_SIZE} contacts"),
-            });
-        }
-        self.submit_upsert(self.list_id(audience)?, members).await
-    }
-
-    async fn await_job(
-        &self,
-        _audience: &AudienceRef,
-        action: JobAction,
-        job_id: &str,
-        members: &[PreparedMember],
-    ) -> Result<BatchOutcome, ConnectorError> {
-        self.only_upsert_jobs(action)?;
-        self.finish_upsert(job_id, members).await
-    }
-
-    fn http_stats(&self) -> Option<HttpStatsSnapshot> {
-        Some(self.kit.stats())
     }
 }
 

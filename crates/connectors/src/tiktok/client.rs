@@ -2,10 +2,11 @@
 
 use super::config::TikTokConfig;
 use super::mapping;
+use crate::common;
 use crate::error::{ConfigError, ConnectorError};
 use crate::http::{
-    body_excerpt, default_classify, HttpKit, HttpReply, HttpStatsSnapshot, ResponsePolicy,
-    StaticToken, TokenSource, Verdict,
+    body_excerpt, default_classify, Auth, HttpKit, HttpReply, HttpStatsSnapshot, ResponsePolicy,
+    Verdict,
 };
 use crate::model::{
     AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, PreparedMember, Rejection,
@@ -103,9 +104,7 @@ impl ResponsePolicy for TikTokPolicy {
 #[derive(Debug)]
 pub struct TikTokDestination {
     name: String,
-    base_url: String,
     advertiser_id: String,
-    token: StaticToken,
     kit: HttpKit,
     batch: usize,
     rps: f64,
@@ -179,21 +178,14 @@ impl TikTokDestination {
         if batch == 0 {
             return Err(invalid("batch_size", "must be at least 1".into()));
         }
-        let token = secrets
-            .resolve(&config.access_token)
-            .map_err(|e| ConfigError::Secret {
-                destination: name.to_string(),
-                key: "access_token".into(),
-                message: e.to_string(),
-            })?;
+        let token = common::resolve_secret(name, "access_token", &config.access_token, secrets)?;
         let settings = config.http_settings();
-        let kit = HttpKit::new(name, &settings, &[&token])
-            .map_err(|e| invalid(".", format!("cannot build HTTP client: {e}")))?;
+        let kit = HttpKit::for_destination(name, &settings, &[&token])?
+            .with_base_url(&config.base_url)
+            .with_auth(Auth::static_header("access-token", "", token));
         Ok(TikTokDestination {
             name: name.to_string(),
-            base_url: config.base_url.trim_end_matches('/').to_string(),
             advertiser_id,
-            token: StaticToken::new(token),
             kit,
             batch,
             rps: settings.requests_per_second.unwrap_or(5.0),
@@ -201,22 +193,14 @@ impl TikTokDestination {
         })
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("{}/{}", self.base_url, path)
-    }
-
     fn data<T: for<'de> Deserialize<'de>>(
         &self,
         operation: &str,
         reply: &HttpReply,
     ) -> Result<T, ConnectorError> {
-        let bad = |m: String| ConnectorError::InvalidResponse {
-            destination: self.name.clone(),
-            operation: operation.into(),
-            message: format!(
-                "{m}: {}",
-                self.kit.redactor().redact(&body_excerpt(&reply.body))
-            ),
+        let bad = |m: String| {
+            self.kit
+                .invalid_response(operation, format!("{m}: {}", self.kit.excerpt(&reply.body)))
         };
         let env: Envelope = serde_json::from_slice(&reply.body).map_err(|e| bad(e.to_string()))?;
         serde_json::from_value(env.data).map_err(|e| bad(e.to_string()))
@@ -228,23 +212,14 @@ impl TikTokDestination {
         path: &str,
         body: &Value,
     ) -> Result<HttpReply, ConnectorError> {
-        let url = self.url(path);
+        let url = self.kit.url(path);
         self.kit
-            .send_with_retry(
-                operation,
-                &TikTokPolicy,
-                Some(&self.token as &dyn TokenSource),
-                |c, t| {
-                    c.post(&url)
-                        .header("Access-Token", t.map(|s| s.expose()).unwrap_or_default())
-                        .json(body)
-                },
-            )
+            .send_with_retry(operation, &TikTokPolicy, |c| c.post(&url).json(body))
             .await
     }
 
     async fn find_audience(&self, name: &str) -> Result<Option<String>, ConnectorError> {
-        let url = self.url("dmp/custom_audience/list/");
+        let url = self.kit.url("dmp/custom_audience/list/");
         let mut page = 1u64;
         loop {
             let query = [
@@ -254,16 +229,9 @@ impl TikTokDestination {
             ];
             let reply = self
                 .kit
-                .send_with_retry(
-                    "list audiences",
-                    &TikTokPolicy,
-                    Some(&self.token as &dyn TokenSource),
-                    |c, t| {
-                        c.get(&url)
-                            .query(&query)
-                            .header("Access-Token", t.map(|s| s.expose()).unwrap_or_default())
-                    },
-                )
+                .send_with_retry("list audiences", &TikTokPolicy, |c| {
+                    c.get(&url).query(&query)
+                })
                 .await?;
             let data: ListData = self.data("list audiences", &reply)?;
             if let Some(found) = data.list.iter().find(|a| a.name == name) {
@@ -283,28 +251,20 @@ impl TikTokDestination {
         file.push('\n');
         let file = file.into_bytes();
         let signature = hex::encode(Md5::digest(&file));
-        let url = self.url("dmp/custom_audience/file/upload/");
+        let url = self.kit.url("dmp/custom_audience/file/upload/");
         let reply = self
             .kit
-            .send_with_retry(
-                "upload customer file",
-                &TikTokPolicy,
-                Some(&self.token as &dyn TokenSource),
-                |c, t| {
-                    let form = reqwest::multipart::Form::new()
-                        .text("advertiser_id", self.advertiser_id.clone())
-                        .text("calculate_type", mapping::CALCULATE_TYPE)
-                        .text("file_signature", signature.clone())
-                        .part(
-                            "file",
-                            reqwest::multipart::Part::bytes(file.clone())
-                                .file_name("campaignd.txt"),
-                        );
-                    c.post(&url)
-                        .header("Access-Token", t.map(|s| s.expose()).unwrap_or_default())
-                        .multipart(form)
-                },
-            )
+            .send_with_retry("upload customer file", &TikTokPolicy, |c| {
+                let form = reqwest::multipart::Form::new()
+                    .text("advertiser_id", self.advertiser_id.clone())
+                    .text("calculate_type", mapping::CALCULATE_TYPE)
+                    .text("file_signature", signature.clone())
+                    .part(
+                        "file",
+                        reqwest::multipart::Part::bytes(file.clone()).file_name("campaignd.txt"),
+                    );
+                c.post(&url).multipart(form)
+            })
             .await?;
         #[derive(Deserialize)]
         struct Uploaded {

@@ -9,7 +9,6 @@
 
 use super::{id_string, PageInfo, TikTokDestination, TikTokPolicy};
 use crate::error::ConnectorError;
-use crate::http::TokenSource;
 use crate::traits::CreativeSwapper;
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -55,19 +54,10 @@ impl TikTokDestination {
         path: &str,
         query: &[(&str, String)],
     ) -> Result<T, ConnectorError> {
-        let url = self.url(path);
+        let url = self.kit.url(path);
         let reply = self
             .kit
-            .send_with_retry(
-                operation,
-                &TikTokPolicy,
-                Some(&self.token as &dyn TokenSource),
-                |c, t| {
-                    c.get(&url)
-                        .query(query)
-                        .header("Access-Token", t.map(|s| s.expose()).unwrap_or_default())
-                },
-            )
+            .send_with_retry(operation, &TikTokPolicy, |c| c.get(&url).query(query))
             .await?;
         self.data(operation, &reply)
     }

@@ -127,21 +127,14 @@ impl WebhookDestination {
         if batch_size == 0 {
             return Err(invalid("batch_size", "must be at least 1".into()));
         }
-        let secret = secrets
-            .resolve(&config.secret)
-            .map_err(|e| ConfigError::Secret {
-                destination: name.to_string(),
-                key: "secret".into(),
-                message: e.to_string(),
-            })?;
+        let secret = common::resolve_secret(name, "secret", &config.secret, secrets)?;
         let settings = HttpSettings::from_config(
             config.connect_timeout_ms,
             config.request_timeout_ms,
             config.retry,
             config.requests_per_second,
         );
-        let kit = HttpKit::new(name, &settings, &[&secret])
-            .map_err(|e| invalid(".", format!("cannot build HTTP client: {e}")))?;
+        let kit = HttpKit::for_destination(name, &settings, &[&secret])?;
         Ok(WebhookDestination {
             name: name.to_string(),
             url: config.url,
@@ -196,18 +189,13 @@ impl WebhookDestination {
             let url = self.url.clone();
             // Any error, a whole-batch 4xx included, fails the call: the engine keeps the batch pending.
             self.kit
-                .send_with_retry(
-                    &format!("{action} members"),
-                    &DefaultPolicy,
-                    None,
-                    |c, _| {
-                        c.post(&url)
-                            .header(reqwest::header::CONTENT_TYPE, "application/json")
-                            .header(SIGNATURE_HEADER, &sig)
-                            .header(IDEMPOTENCY_HEADER, &key)
-                            .body(body.clone())
-                    },
-                )
+                .send_with_retry(&format!("{action} members"), &DefaultPolicy, |c| {
+                    c.post(&url)
+                        .header(reqwest::header::CONTENT_TYPE, "application/json")
+                        .header(SIGNATURE_HEADER, &sig)
+                        .header(IDEMPOTENCY_HEADER, &key)
+                        .body(body.clone())
+                })
                 .await?;
             total.accepted += chunk.len();
         }

@@ -489,68 +489,140 @@ struct Desired<'a> {
     prepared: i64,
     holdout: Option<HoldoutPlan>,
     progress: Progress,
+    /// The next page, being read and prepared while this one is consumed.
+    ahead: Option<tokio::task::JoinHandle<Result<FetchedPage, StepError>>>,
+}
+
+/// What [`Desired`] reads for one page: where to go on from, and its members prepared.
+struct PageQuery {
+    store: Store,
+    dest: Arc<dyn AudienceDestination>,
+    segment: String,
+    consent: Consent,
+    changes_against: Option<(String, String)>,
+    holdout: Option<HoldoutPlan>,
+    after: String,
+}
+
+/// One page of desired members, read and prepared.
+struct FetchedPage {
+    /// Rows the store returned (before the holdout filter).
+    read: usize,
+    /// The last customer id read: where the next page starts.
+    last: Option<String>,
+    /// Contacts handed to `prepare`.
+    prepared: i64,
+    tally: IdentifierTally,
+    members: Vec<(PreparedMember, i64)>,
+}
+
+impl PageQuery {
+    /// Reads the page after `after` and prepares it (on the blocking pool, both cores).
+    async fn fetch(self) -> Result<FetchedPage, StepError> {
+        let rows = match &self.changes_against {
+            None => {
+                self.store
+                    .sync_candidates(&self.segment, self.consent, &self.after, PAGE)
+                    .await?
+            }
+            Some((destination, audience)) => {
+                self.store
+                    .sync_changes(
+                        &self.segment,
+                        self.consent,
+                        destination,
+                        audience,
+                        &self.after,
+                        PAGE,
+                    )
+                    .await?
+            }
+        };
+        let read = rows.len();
+        let last = rows.last().map(|r| r.customer_id.clone());
+        let kept = crate::holdout::without_held_out(rows, self.holdout.as_ref());
+        let versions: HashMap<String, i64> = kept
+            .iter()
+            .map(|c| (c.customer_id.clone(), c.identity_version))
+            .collect();
+        let contacts: Vec<Contact> = kept.into_iter().map(contact_of).collect();
+        let prepared = contacts.len() as i64;
+        let (members, tally) = prepare_in_parallel(&self.dest, contacts).await?;
+        let members = members
+            .into_iter()
+            .map(|m| {
+                let version = versions.get(&m.customer_id).copied().ok_or_else(|| {
+                    StepError::Internal(format!(
+                        "prepared customer {} was not on the page read",
+                        m.customer_id
+                    ))
+                })?;
+                Ok((m, version))
+            })
+            .collect::<Result<Vec<_>, StepError>>()?;
+        Ok(FetchedPage {
+            read,
+            last,
+            prepared,
+            tally,
+            members,
+        })
+    }
 }
 
 impl Desired<'_> {
-    /// The next member with the `identity_version` it was prepared from.
+    fn query(&self) -> PageQuery {
+        PageQuery {
+            store: self.store.clone(),
+            dest: self.dest.clone(),
+            segment: self.segment.clone(),
+            consent: self.consent,
+            changes_against: self.changes_against.clone(),
+            holdout: self.holdout.clone(),
+            after: self.after.clone(),
+        }
+    }
+
+    /// The next member with the `identity_version` it was prepared from. While one page is
+    /// consumed (its batches sent and acknowledged), the next is read and prepared in the
+    /// background, so the store, the hashing and the platform work at the same time; the pages
+    /// follow each other in id order, so the ledger written meanwhile lies behind the page read.
     async fn next(&mut self) -> Result<Option<(PreparedMember, i64)>, StepError> {
         loop {
             if let Some(m) = self.page.next() {
                 return Ok(Some(m));
             }
-            if self.exhausted {
-                return Ok(None);
-            }
-            let rows = match &self.changes_against {
-                None => {
-                    self.store
-                        .sync_candidates(&self.segment, self.consent, &self.after, PAGE)
-                        .await?
-                }
-                Some((destination, audience)) => {
-                    self.store
-                        .sync_changes(
-                            &self.segment,
-                            self.consent,
-                            destination,
-                            audience,
-                            &self.after,
-                            PAGE,
-                        )
-                        .await?
-                }
+            let fetched = match self.ahead.take() {
+                Some(task) => task
+                    .await
+                    .map_err(|e| StepError::Internal(format!("reading members: {e}")))??,
+                None if self.exhausted => return Ok(None),
+                None => self.query().fetch().await?,
             };
-            match rows.last() {
-                Some(last) => self.after = last.customer_id.clone(),
+            self.progress.advance(fetched.read as u64);
+            self.prepared += fetched.prepared;
+            self.tally.add(&fetched.tally);
+            match fetched.last {
+                Some(last) => self.after = last,
                 None => {
                     self.exhausted = true;
                     continue;
                 }
             }
-            self.exhausted = (rows.len() as i64) < PAGE;
-            self.progress.advance(rows.len() as u64);
-            let kept = crate::holdout::without_held_out(rows, self.holdout.as_ref());
-            let versions: HashMap<String, i64> = kept
-                .iter()
-                .map(|c| (c.customer_id.clone(), c.identity_version))
-                .collect();
-            let contacts: Vec<Contact> = kept.into_iter().map(contact_of).collect();
-            self.prepared += contacts.len() as i64;
-            let (prepared, tally) = prepare_in_parallel(&self.dest, contacts).await?;
-            self.tally.add(&tally);
-            let page = prepared
-                .into_iter()
-                .map(|m| {
-                    let version = versions.get(&m.customer_id).copied().ok_or_else(|| {
-                        StepError::Internal(format!(
-                            "prepared customer {} was not on the page read",
-                            m.customer_id
-                        ))
-                    })?;
-                    Ok((m, version))
-                })
-                .collect::<Result<Vec<_>, StepError>>()?;
-            self.page = page.into_iter();
+            self.exhausted = (fetched.read as i64) < PAGE;
+            if !self.exhausted {
+                self.ahead = Some(tokio::spawn(self.query().fetch()));
+            }
+            self.page = fetched.members.into_iter();
+        }
+    }
+}
+
+impl Drop for Desired<'_> {
+    /// A merge that stops early (failure, shutdown) does not leave a page being read for nobody.
+    fn drop(&mut self) {
+        if let Some(task) = self.ahead.take() {
+            task.abort();
         }
     }
 }
@@ -876,6 +948,7 @@ impl<'a> Job<'a> {
             prepared: 0,
             holdout: self.holdout.clone(),
             progress: self.progress.clone(),
+            ahead: None,
         }
     }
 

@@ -403,6 +403,12 @@ rule = "orders.count() >= 1"
     b.sigterm();
     let (status, log) = b.exit().await;
     assert_eq!(status.code(), Some(0), "{log}");
+    // While A led, B's skipped ticks were logged at info (issue 12: not at debug only).
+    assert!(
+        log.lines().any(|l| l.contains("INFO")
+            && l.contains("tick skipped: another live replica holds this job's lease")),
+        "B logged no skipped tick at info:\n{log}"
+    );
 
     let ticks = store
         .claimed_ticks(Some("recompute_sync"), 10_000)

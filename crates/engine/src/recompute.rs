@@ -119,6 +119,7 @@ pub async fn recompute_with_progress(
     store
         .finish_run(run_id, Outcome::Success, &counts, None)
         .await?;
+    crate::sync::fold_wal(store, "recompute").await;
     Ok(RecomputeReport {
         run_id,
         segments: done,

@@ -469,8 +469,19 @@ async fn run_one(
         store
             .finish_run(run_id, status, &counts, error.as_deref())
             .await?;
+        fold_wal(store, "sync").await;
     }
     Ok(outcome)
+}
+
+/// After a job that may have written a lot (a first sync writes a ledger row per member: about
+/// 475 MiB at 1M members), folds SQLite's write-ahead log back into the file and truncates it, so a
+/// daemon that keeps the store open does not keep a log of that size on disk or make the next job's
+/// reads search it. A failure only costs disk and speed: it is logged, and the job's outcome stands.
+pub(crate) async fn fold_wal(store: &Store, job: &str) {
+    if let Err(e) = store.checkpoint().await {
+        tracing::warn!(job, error = %e, "could not checkpoint the SQLite write-ahead log");
+    }
 }
 
 /// One side of the merge: the desired members, prepared by the connector, in bytewise id order.

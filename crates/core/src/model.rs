@@ -7,33 +7,52 @@ use serde::{Deserialize, Serialize};
 /// One shop customer. Consent flags default to `false`: nobody is sent anywhere without an explicit yes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Customer {
+    /// The shop's own customer id: the key every other table and every audience ledger uses.
     pub id: String,
+    /// Email as the shop holds it; each connector normalises it the way its platform does.
     pub email: Option<String>,
+    /// Phone as written; normalised to E.164 with the customer's country as the default region.
     pub phone: Option<String>,
+    /// Given name (a match key on Meta and Google).
     pub first_name: Option<String>,
+    /// Family name (a match key on Meta and Google).
     pub last_name: Option<String>,
     /// ISO-3166 alpha-2, upper-case.
     pub country: Option<String>,
+    /// City (Meta's `CT` match key).
     pub city: Option<String>,
     /// State, province or region as the shop typed it (Meta's `ST` match key).
     pub region: Option<String>,
+    /// Postal code as written; normalised per platform (US five digits, UK sector, ...).
     pub postal_code: Option<String>,
+    /// Date of birth: `customer.age` in rules, Meta's `DOBY`/`DOBM`/`DOBD`.
     pub birth_date: Option<NaiveDate>,
+    /// Gender as written; Meta takes `m`/`f`.
     pub gender: Option<String>,
+    /// When the customer first appeared (first-time-visitor and lapsed templates).
     pub created_at: Option<DateTime<Utc>>,
+    /// Consent to ad and social platforms: without it a member is never sent to one.
     pub consent_ads: bool,
+    /// Consent to email platforms: without it a member is never sent to one.
     pub consent_email: bool,
 }
 
 /// One order; `total` is in major units of `currency`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Order {
+    /// The shop's order id: re-importing the same order updates it.
     pub id: String,
+    /// Who placed it (must be a known customer).
     pub customer_id: String,
+    /// When it was placed: recency, frequency, conversion windows and lift all count from it.
     pub placed_at: DateTime<Utc>,
+    /// Order value in major units, rounded to cents on import on both backends.
     pub total: f64,
+    /// ISO 4217 code, if the shop sells in more than one.
     pub currency: Option<String>,
+    /// The discount code used, if any (the discount-hunter template).
     pub discount_code: Option<String>,
+    /// Whether shipping was free (a rule attribute).
     pub free_shipping: bool,
 }
 
@@ -41,10 +60,15 @@ pub struct Order {
 /// derives a stable one from the row so re-importing the same file stays idempotent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
+    /// The shop's event id, or none (see above).
     pub id: Option<String>,
+    /// Whose event it is.
     pub customer_id: String,
+    /// What happened: `events(kind)` in rules (`visit`, `add_to_cart`, `checkout`, ...).
     pub kind: String,
+    /// When it happened.
     pub occurred_at: DateTime<Utc>,
+    /// Free-form details, kept as given.
     pub properties: Option<serde_json::Value>,
 }
 
@@ -53,7 +77,10 @@ pub struct Event {
 pub struct Suppression {
     /// `email`, `phone` or `customer_id`.
     pub identifier_kind: String,
+    /// The identifier, normalised when written so the sync's lookup matches it.
     pub identifier: String,
+    /// Why (opt-out, erasure, ...), for the operator.
     pub reason: Option<String>,
+    /// When it was recorded.
     pub created_at: Option<DateTime<Utc>>,
 }

@@ -366,8 +366,12 @@ destination = "fake_meta"
         .await?
         .iter()
         .rev()
-        .map(|r| r.counts["prepared"].as_i64().unwrap_or(-1))
-        .collect();
+        .map(|r| {
+            r.counts["prepared"]
+                .as_i64()
+                .with_context(|| format!("sync run {} has no `prepared` count", r.id))
+        })
+        .collect::<anyhow::Result<_>>()?;
     store.close().await;
     println!(
         "peak RSS is each `campaignd sync` process's own VmHWM (the fake runs in the bench process)"

@@ -28,8 +28,7 @@ use campaignd_connectors::{
 };
 use campaignd_core::progress::Progress;
 use campaignd_store::ledger::{
-    Acknowledged, AudienceRecord, Candidate, Consent, KindCounts, LedgerEntry, KINDS_ADDRESS,
-    KINDS_EMAIL, KINDS_PHONE,
+    Acknowledged, AudienceRecord, Candidate, Consent, KindCounts, LedgerEntry,
 };
 use campaignd_store::remote_jobs::RemoteJob;
 use campaignd_store::runs::Outcome;
@@ -160,7 +159,7 @@ pub struct SyncOutcome {
     /// changed since the ledger recorded them (and those with none usable, who are never held).
     pub prepared: i64,
     /// How many members carried each identifier kind.
-    pub identifiers: IdentifierCounts,
+    pub identifiers: KindCounts,
     /// Why the `skipped_no_identifier` members had none.
     pub no_identifier_reasons: NoIdentifierReasons,
     /// Eligible members kept in the sync's holdout: never sent (and removed if held).
@@ -294,10 +293,7 @@ fn to_entry(m: &PreparedMember, version: Option<i64>) -> LedgerEntry {
 
 /// The identifier kinds of a freshly prepared member as the ledger stores them.
 fn kind_bits(m: &PreparedMember) -> i64 {
-    let bit = |on: bool, b: i64| if on { b } else { 0 };
-    bit(m.kinds.email, KINDS_EMAIL)
-        | bit(m.kinds.phone, KINDS_PHONE)
-        | bit(m.kinds.address, KINDS_ADDRESS)
+    campaignd_store::ledger::kind_bits(m.kinds.email, m.kinds.phone, m.kinds.address)
 }
 
 /// A contact no shop holds, with every identifier column set in the forms shops write them: what the
@@ -405,7 +401,7 @@ async fn run_one(
             skipped_suppressed: 0,
             skipped_no_identifier: 0,
             prepared: 0,
-            identifiers: IdentifierCounts::default(),
+            identifiers: KindCounts::default(),
             no_identifier_reasons: NoIdentifierReasons::default(),
             held_out: 0,
             batches: 0,
@@ -485,31 +481,27 @@ pub(crate) async fn fold_wal(store: &Store, job: &str) {
 }
 
 /// One side of the merge: the desired members, prepared by the connector, in bytewise id order.
-struct Desired<'a> {
-    store: &'a Store,
-    dest: Arc<dyn AudienceDestination>,
-    segment: String,
-    consent: Consent,
-    /// Only members the audience `(destination, audience)` does not hold as they are now.
-    changes_against: Option<(String, String)>,
-    after: String,
+struct Desired {
+    /// The next page to read (its `after` advances page by page).
+    query: PageQuery,
     page: std::vec::IntoIter<(PreparedMember, i64)>,
     exhausted: bool,
     tally: IdentifierTally,
     /// Contacts handed to the connector's `prepare` so far.
     prepared: i64,
-    holdout: Option<HoldoutPlan>,
     progress: Progress,
     /// The next page, being read and prepared while this one is consumed.
     ahead: Option<tokio::task::JoinHandle<Result<FetchedPage, StepError>>>,
 }
 
 /// What [`Desired`] reads for one page: where to go on from, and its members prepared.
+#[derive(Clone)]
 struct PageQuery {
     store: Store,
     dest: Arc<dyn AudienceDestination>,
     segment: String,
     consent: Consent,
+    /// Only members the audience `(destination, audience)` does not hold as they are now.
     changes_against: Option<(String, String)>,
     holdout: Option<HoldoutPlan>,
     after: String,
@@ -530,25 +522,20 @@ struct FetchedPage {
 impl PageQuery {
     /// Reads the page after `after` and prepares it (on the blocking pool, both cores).
     async fn fetch(self) -> Result<FetchedPage, StepError> {
-        let rows = match &self.changes_against {
-            None => {
-                self.store
-                    .sync_candidates(&self.segment, self.consent, &self.after, PAGE)
-                    .await?
-            }
-            Some((destination, audience)) => {
-                self.store
-                    .sync_changes(
-                        &self.segment,
-                        self.consent,
-                        destination,
-                        audience,
-                        &self.after,
-                        PAGE,
-                    )
-                    .await?
-            }
-        };
+        let changes_against = self
+            .changes_against
+            .as_ref()
+            .map(|(d, a)| (d.as_str(), a.as_str()));
+        let rows = self
+            .store
+            .candidates_page(
+                &self.segment,
+                self.consent,
+                changes_against,
+                &self.after,
+                PAGE,
+            )
+            .await?;
         let read = rows.len();
         let last = rows.last().map(|r| r.customer_id.clone());
         let kept = crate::holdout::without_held_out(rows, self.holdout.as_ref());
@@ -581,19 +568,7 @@ impl PageQuery {
     }
 }
 
-impl Desired<'_> {
-    fn query(&self) -> PageQuery {
-        PageQuery {
-            store: self.store.clone(),
-            dest: self.dest.clone(),
-            segment: self.segment.clone(),
-            consent: self.consent,
-            changes_against: self.changes_against.clone(),
-            holdout: self.holdout.clone(),
-            after: self.after.clone(),
-        }
-    }
-
+impl Desired {
     /// The next member with the `identity_version` it was prepared from. While one page is
     /// consumed (its batches sent and acknowledged), the next is read and prepared in the
     /// background, so the store, the hashing and the platform work at the same time; the pages
@@ -608,13 +583,13 @@ impl Desired<'_> {
                     .await
                     .map_err(|e| StepError::Internal(format!("reading members: {e}")))??,
                 None if self.exhausted => return Ok(None),
-                None => self.query().fetch().await?,
+                None => self.query.clone().fetch().await?,
             };
             self.progress.advance(fetched.read as u64);
             self.prepared += fetched.prepared;
             self.tally.add(&fetched.tally);
             match fetched.last {
-                Some(last) => self.after = last,
+                Some(last) => self.query.after = last,
                 None => {
                     self.exhausted = true;
                     continue;
@@ -622,32 +597,20 @@ impl Desired<'_> {
             }
             self.exhausted = (fetched.read as i64) < PAGE;
             if !self.exhausted {
-                self.ahead = Some(tokio::spawn(self.query().fetch()));
+                self.ahead = Some(tokio::spawn(self.query.clone().fetch()));
             }
             self.page = fetched.members.into_iter();
         }
     }
 }
 
-impl Drop for Desired<'_> {
+impl Drop for Desired {
     /// A merge that stops early (failure, shutdown) does not leave a page being read for nobody.
     fn drop(&mut self) {
         if let Some(task) = self.ahead.take() {
             task.abort();
         }
     }
-}
-
-/// How many of a sync's members carried each identifier kind: the basis of match rates by identifier
-/// (recorded as `identifiers` in the run's counts).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct IdentifierCounts {
-    /// Members sent with an email.
-    pub email: i64,
-    /// Members sent with a phone.
-    pub phone: i64,
-    /// Members sent with name + postal code (Meta) or Google's address info.
-    pub address: i64,
 }
 
 /// Why members had no usable identifier (recorded as `no_identifier_reasons`; they sum to
@@ -690,15 +653,13 @@ pub fn contact_of(c: Candidate) -> Contact {
 /// The identifier counts of the members a sync prepared, by kind and by reason for none.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct IdentifierTally {
-    kinds: IdentifierCounts,
+    kinds: KindCounts,
     reasons: NoIdentifierReasons,
 }
 
 impl IdentifierTally {
     fn member(&mut self, m: &PreparedMember) {
-        self.kinds.email += i64::from(m.kinds.email);
-        self.kinds.phone += i64::from(m.kinds.phone);
-        self.kinds.address += i64::from(m.kinds.address);
+        self.kinds.add_bits(kind_bits(m));
     }
 
     fn skipped(&mut self, why: NoIdentifier) {
@@ -710,9 +671,7 @@ impl IdentifierTally {
     }
 
     fn add(&mut self, other: &IdentifierTally) {
-        self.kinds.email += other.kinds.email;
-        self.kinds.phone += other.kinds.phone;
-        self.kinds.address += other.kinds.address;
+        self.kinds.add(&other.kinds);
         self.reasons.invalid_phone += other.reasons.invalid_phone;
         self.reasons.invalid_email += other.reasons.invalid_email;
         self.reasons.none += other.reasons.none;
@@ -775,25 +734,17 @@ impl Held<'_> {
             if self.exhausted {
                 return Ok(None);
             }
-            let rows = match &self.changes_of {
-                None => {
-                    self.store
-                        .ledger_page(&self.destination, &self.audience, &self.after, PAGE)
-                        .await?
-                }
-                Some((segment, consent)) => {
-                    self.store
-                        .ledger_changes(
-                            &self.destination,
-                            &self.audience,
-                            segment,
-                            *consent,
-                            &self.after,
-                            PAGE,
-                        )
-                        .await?
-                }
-            };
+            let changes_of = self.changes_of.as_ref().map(|(s, c)| (s.as_str(), *c));
+            let rows = self
+                .store
+                .held_page(
+                    &self.destination,
+                    &self.audience,
+                    changes_of,
+                    &self.after,
+                    PAGE,
+                )
+                .await?;
             match rows.last() {
                 Some(last) => self.after = last.customer_id.clone(),
                 None => {
@@ -803,9 +754,7 @@ impl Held<'_> {
             }
             self.exhausted = (rows.len() as i64) < PAGE;
             for kinds in rows.iter().filter_map(|r| r.kinds) {
-                self.kinds_read.email += i64::from(kinds & KINDS_EMAIL != 0);
-                self.kinds_read.phone += i64::from(kinds & KINDS_PHONE != 0);
-                self.kinds_read.address += i64::from(kinds & KINDS_ADDRESS != 0);
+                self.kinds_read.add_bits(kinds);
             }
             self.page = rows.into_iter();
         }
@@ -944,20 +893,22 @@ impl<'a> Job<'a> {
 
     /// The desired side of the merge: every eligible member, or (`incremental`) only those the
     /// audience does not hold exactly as they are now.
-    fn desired(&self, incremental: bool) -> Desired<'a> {
+    fn desired(&self, incremental: bool) -> Desired {
         Desired {
-            store: self.store,
-            dest: self.dest.clone(),
-            segment: self.cfg.segment.clone(),
-            consent: self.consent,
-            changes_against: incremental
-                .then(|| (self.cfg.destination.clone(), self.outcome.audience.clone())),
-            after: String::new(),
+            query: PageQuery {
+                store: self.store.clone(),
+                dest: self.dest.clone(),
+                segment: self.cfg.segment.clone(),
+                consent: self.consent,
+                changes_against: incremental
+                    .then(|| (self.cfg.destination.clone(), self.outcome.audience.clone())),
+                holdout: self.holdout.clone(),
+                after: String::new(),
+            },
             page: Vec::new().into_iter(),
             exhausted: false,
             tally: IdentifierTally::default(),
             prepared: 0,
-            holdout: self.holdout.clone(),
             progress: self.progress.clone(),
             ahead: None,
         }
@@ -1056,9 +1007,7 @@ impl<'a> Job<'a> {
         self.outcome.prepared = desired.prepared;
         let mut kinds = desired.tally.kinds;
         if incremental {
-            kinds.email += held_before.email - held.kinds_read.email;
-            kinds.phone += held_before.phone - held.kinds_read.phone;
-            kinds.address += held_before.address - held.kinds_read.address;
+            kinds.add(&held_before.less(&held.kinds_read));
         }
         self.outcome.identifiers = kinds;
         self.outcome.no_identifier_reasons = desired.tally.reasons;

@@ -5,8 +5,8 @@
 //! same customer-id order (bytewise: `COLLATE "C"` on Postgres, SQLite's default BINARY) and merges
 //! them, so memory stays flat in the audience size, nothing is written for unchanged members, and a
 //! crashed run resumes from the ledger without resending acknowledged batches. Each ledger row keeps
-//! the `customers.identity_version` its payload was prepared from, so [`Store::sync_changes`] and
-//! [`Store::ledger_changes`] can leave out, in the database, every member held as they are now.
+//! the `customers.identity_version` its payload was prepared from, so [`Store::candidates_page`] and
+//! [`Store::held_page`] can leave out, in the database, every member held as they are now.
 
 use chrono::NaiveDate;
 use sqlx::Row;
@@ -103,15 +103,47 @@ pub const KINDS_PHONE: i64 = 2;
 /// [`LedgerEntry::kinds`] bit: the payload carries a name and postal address.
 pub const KINDS_ADDRESS: i64 = 4;
 
-/// How many held members carry each identifier kind (see [`Store::held_kinds`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// The [`LedgerEntry::kinds`] value of a payload carrying these identifier kinds.
+pub fn kind_bits(email: bool, phone: bool, address: bool) -> i64 {
+    let bit = |on: bool, b: i64| if on { b } else { 0 };
+    bit(email, KINDS_EMAIL) | bit(phone, KINDS_PHONE) | bit(address, KINDS_ADDRESS)
+}
+
+/// How many members carry each identifier kind: the basis of match rates by identifier (a sync
+/// records it as `identifiers` in its run's counts; [`Store::held_kinds`] counts the ledger's).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct KindCounts {
-    /// Members whose payload carries an email.
+    /// Members sent with an email.
     pub email: i64,
-    /// Members whose payload carries a phone.
+    /// Members sent with a phone.
     pub phone: i64,
-    /// Members whose payload carries a name and postal address.
+    /// Members sent with name + postal code (Meta) or Google's address info.
     pub address: i64,
+}
+
+impl KindCounts {
+    /// Counts one member whose payload carries the kinds `bits` (see [`kind_bits`]).
+    pub fn add_bits(&mut self, bits: i64) {
+        self.email += i64::from(bits & KINDS_EMAIL != 0);
+        self.phone += i64::from(bits & KINDS_PHONE != 0);
+        self.address += i64::from(bits & KINDS_ADDRESS != 0);
+    }
+
+    /// Adds another count to this one.
+    pub fn add(&mut self, other: &KindCounts) {
+        self.email += other.email;
+        self.phone += other.phone;
+        self.address += other.address;
+    }
+
+    /// This count less `part` of it (the members of `part` are among these).
+    pub fn less(&self, part: &KindCounts) -> KindCounts {
+        KindCounts {
+            email: self.email - part.email,
+            phone: self.phone - part.phone,
+            address: self.address - part.address,
+        }
+    }
 }
 
 /// What the platform did with one batch, as the ledger records it.
@@ -329,30 +361,11 @@ impl Store {
             .await
     }
 
-    /// Like [`Store::sync_candidates`], but only the members the audience `(destination,
-    /// audience_name)` does not hold as they are now: not in its ledger, or recorded from another
-    /// `identity_version` (or an unknown one). Members held unchanged are skipped in the database, so
-    /// their identifiers are neither read nor prepared again.
-    pub async fn sync_changes(
-        &self,
-        segment: &str,
-        consent: Consent,
-        destination: &str,
-        audience_name: &str,
-        after: &str,
-        limit: i64,
-    ) -> Result<Vec<Candidate>, StoreError> {
-        self.candidates_page(
-            segment,
-            consent,
-            Some((destination, audience_name)),
-            after,
-            limit,
-        )
-        .await
-    }
-
-    async fn candidates_page(
+    /// Like [`Store::sync_candidates`]; with `changes_against = Some((destination, audience_name))`
+    /// only the members that audience does not hold as they are now: not in its ledger, or recorded
+    /// from another `identity_version` (or an unknown one). Members held unchanged are skipped in the
+    /// database, so their identifiers are neither read nor prepared again.
+    pub async fn candidates_page(
         &self,
         segment: &str,
         consent: Consent,
@@ -442,30 +455,11 @@ impl Store {
             .await
     }
 
-    /// Like [`Store::ledger_page`], but only what the audience holds for members who are no longer
-    /// an eligible member of `segment` on a `consent` channel exactly as recorded (they left, lost
-    /// consent, were suppressed, or their identifiers changed since): the other side of
-    /// [`Store::sync_changes`].
-    pub async fn ledger_changes(
-        &self,
-        destination: &str,
-        audience_name: &str,
-        segment: &str,
-        consent: Consent,
-        after: &str,
-        limit: i64,
-    ) -> Result<Vec<LedgerEntry>, StoreError> {
-        self.held_page(
-            destination,
-            audience_name,
-            Some((segment, consent)),
-            after,
-            limit,
-        )
-        .await
-    }
-
-    async fn held_page(
+    /// Like [`Store::ledger_page`]; with `changes_of = Some((segment, consent))` only what the
+    /// audience holds for members who are no longer an eligible member of `segment` on a `consent`
+    /// channel exactly as recorded (they left, lost consent, were suppressed, or their identifiers
+    /// changed since): the other side of [`Store::candidates_page`].
+    pub async fn held_page(
         &self,
         destination: &str,
         audience_name: &str,
@@ -536,7 +530,7 @@ impl Store {
 
     /// How many of the rows the audience's ledger holds with known kinds carry each identifier kind
     /// (one pass over its primary-key range): read before an incremental sync, less the rows
-    /// [`Store::ledger_changes`] returns, it counts the identifiers of the members held unchanged
+    /// [`Store::held_page`] returns for changes, it counts the identifiers of the members held unchanged
     /// without preparing them.
     pub async fn held_kinds(
         &self,

@@ -163,6 +163,17 @@ fn full_flow(env: &Env) {
         .assert()
         .success()
         .stdout(predicate::str::contains("\"job\": \"recompute\""));
+    // One job's runs only; a job name nothing records is bad usage, not an empty list.
+    env.cmd()
+        .args(["runs", "--json", "--job", "sync"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("\"job\": \"recompute\"").not());
+    env.cmd()
+        .args(["runs", "--job", "syncs"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("syncs"));
 }
 
 #[test]

@@ -168,9 +168,10 @@ pub enum Command {
         /// How many runs to show.
         #[arg(long, default_value_t = 20)]
         limit: i64,
-        /// Only runs of this job (`sync`, `recompute`, `rotate` or `metrics`): the demo and a
-        /// daemon record a rotate and a metrics run a day, which would hide the last sync.
-        #[arg(long)]
+        /// Only runs of this job: the demo and a daemon record a rotate and a metrics run a day,
+        /// which would hide the last sync. A name no job records is refused rather than listing
+        /// nothing.
+        #[arg(long, value_parser = ["sync", "recompute", "rotate", "metrics", "bench"])]
         job: Option<String>,
         /// Print JSON instead of a table.
         #[arg(long)]

@@ -523,6 +523,11 @@ async fn unacknowledged_users_reply_is_a_failed_batch(body: &str, why: &str) {
         .unwrap();
     assert_eq!(sync["outcome"], "failed", "{sync}");
     assert!(sync["error"].as_str().unwrap().contains(why), "{sync}");
+    // A reply that acknowledges nothing is no platform hiccup: the run says a person must look.
+    assert_eq!(
+        sync["counts"]["status"]["failed"]["transient"], false,
+        "{sync}"
+    );
 
     let none = BTreeSet::new();
     let want = expected(N + 1, &none, &none);
@@ -533,6 +538,47 @@ async fn unacknowledged_users_reply_is_a_failed_batch(body: &str, why: &str) {
         want.len(),
         "the whole batch is sent again"
     );
+    assert_eq!(ledger_len(&env, "meta_ads", "US buyers").await, want.len());
+}
+
+/// Server errors past the retry budget fail the sync as transient: the run records it so, nobody in the
+/// unacknowledged batch is held, and the next run sends the whole batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_errors_past_the_retries_fail_the_sync_as_transient() {
+    let fake = FakeMeta::start(TOKEN, "act_1234567890").await.unwrap();
+    let env = setup(
+        &fake,
+        "retry = { max_attempts = 2, initial_backoff_ms = 10, max_backoff_ms = 20 }",
+    )
+    .await;
+    // Every request answers 500 (the listing first), more often than the client retries.
+    fake.faults().server_error_next(1_000);
+    let out = blocking(run_failing(&env)).await;
+    assert!(out.contains("transient"), "{out}");
+    let runs = blocking(run_ok(&env, &["runs", "--json"])).await;
+    let runs: serde_json::Value = serde_json::from_str(&runs).unwrap();
+    let sync = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["job"] == "sync")
+        .unwrap();
+    assert_eq!(
+        sync["counts"]["status"]["failed"]["transient"], true,
+        "{sync}"
+    );
+    assert!(
+        sync["error"].as_str().unwrap().contains("retried next run"),
+        "{sync}"
+    );
+    assert_eq!(ledger_len(&env, "meta_ads", "US buyers").await, 0);
+
+    fake.faults().server_error_next(0);
+    blocking(run_ok(&env, &["sync"])).await;
+    let id = fake.audience_id("US buyers").unwrap();
+    let none = BTreeSet::new();
+    let want = expected(N + 1, &none, &none);
+    assert_same(&fake.members(&id), &want, "audience after the retry");
     assert_eq!(ledger_len(&env, "meta_ads", "US buyers").await, want.len());
 }
 

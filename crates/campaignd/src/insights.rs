@@ -9,11 +9,11 @@ use anyhow::{anyhow, Context};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 use campaignd_connectors::Contact;
+use campaignd_core::model::Channel;
 use campaignd_engine::lift::{self, LiftQuery, LiftRow};
 use campaignd_engine::report;
 use campaignd_engine::Settings;
 use campaignd_store::kpis::{KpiQuery, KpiRow, Period};
-use campaignd_store::ledger::Consent;
 use campaignd_store::Store;
 
 use crate::cli::ReportFormat;
@@ -275,13 +275,13 @@ async fn sync_contacts(store: &Store, segment: &str) -> Result<Vec<Contact>, Fai
     let mut after = String::new();
     loop {
         let page = store
-            .sync_candidates(segment, Consent::Ads, &after, 5_000)
+            .sync_candidates(segment, Channel::Ads, &after, 5_000)
             .await
             .map_err(Failure::job)?;
         let Some(last) = page.last() else { break };
-        after = last.customer_id.clone();
+        after = last.contact.customer_id.clone();
         let done = page.len() < 5_000;
-        out.extend(page.into_iter().map(campaignd_engine::sync::contact_of));
+        out.extend(page.into_iter().map(|c| c.contact));
         if done {
             break;
         }

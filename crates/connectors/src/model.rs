@@ -7,65 +7,9 @@
 //! [`prepare`]: crate::AudienceDestination::prepare
 
 use campaignd_core::identifiers::sha256_hex;
+pub use campaignd_core::model::{Channel, Contact, NoIdentifier};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
-
-/// One customer's raw identifiers as the store holds them; the destination normalises and hashes them
-/// itself because every platform wants something slightly different.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct Contact {
-    /// Shop customer id: the key the ledger and rejections use.
-    pub customer_id: String,
-    /// Raw email.
-    pub email: Option<String>,
-    /// Raw phone, in any format the shop stored.
-    pub phone: Option<String>,
-    /// Raw first name.
-    pub first_name: Option<String>,
-    /// Raw last name.
-    pub last_name: Option<String>,
-    /// ISO alpha-2 country: also the default region for national phone numbers.
-    pub country: Option<String>,
-    /// Raw postal code.
-    pub postal_code: Option<String>,
-    /// Raw city (Meta `CT`).
-    pub city: Option<String>,
-    /// Raw state, province or region (Meta `ST`).
-    pub region: Option<String>,
-    /// Raw gender as the shop stored it (Meta `GEN` takes `m`/`f`).
-    pub gender: Option<String>,
-    /// Birth date (Meta `DOBY`/`DOBM`/`DOBD`).
-    pub birth_date: Option<NaiveDate>,
-}
-
-impl Contact {
-    /// Why this contact yields no member for a platform: an email or phone that was given but is invalid
-    /// (the email first, as the primary key), or nothing usable at all. `uses_phone` is false for
-    /// email-only platforms, whose members' phones do not matter.
-    pub fn no_identifier(&self, uses_phone: bool) -> NoIdentifier {
-        let given = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
-        if given(&self.email) {
-            NoIdentifier::InvalidEmail
-        } else if uses_phone && given(&self.phone) {
-            NoIdentifier::InvalidPhone
-        } else {
-            NoIdentifier::None
-        }
-    }
-}
-
-/// Why a contact was not sent: the per-sync `no_identifier_reasons` counts, so a shop can see whether it
-/// lacks identifiers or stores them wrongly.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NoIdentifier {
-    /// A phone was given but libphonenumber found it invalid, and no other identifier was usable.
-    InvalidPhone,
-    /// An email was given but is not a valid address, and no other identifier was usable.
-    InvalidEmail,
-    /// Neither an email nor (where the platform takes one) a phone was given.
-    None,
-}
 
 /// Which identifier kinds one prepared member carries, counted per sync for match rates by identifier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -76,25 +20,6 @@ pub struct IdentifierKinds {
     pub phone: bool,
     /// Name and postal code (Meta) or Google's full address info were sent.
     pub address: bool,
-}
-
-impl From<&campaignd_core::model::Customer> for Contact {
-    /// Lets the engine feed store rows straight in without copying field by field.
-    fn from(c: &campaignd_core::model::Customer) -> Self {
-        Contact {
-            customer_id: c.id.clone(),
-            email: c.email.clone(),
-            phone: c.phone.clone(),
-            first_name: c.first_name.clone(),
-            last_name: c.last_name.clone(),
-            country: c.country.clone(),
-            postal_code: c.postal_code.clone(),
-            city: c.city.clone(),
-            region: c.region.clone(),
-            gender: c.gender.clone(),
-            birth_date: c.birth_date,
-        }
-    }
 }
 
 /// A contact mapped for one platform: exactly what will be sent (hashed where the platform takes hashes),
@@ -278,16 +203,6 @@ pub struct DestinationLimits {
     pub min_audience_size: usize,
     /// Requests per second the connector paces itself to.
     pub requests_per_second: f64,
-}
-
-/// Which consent flag applies to a destination: `consent_ads` for ad/social, `consent_email` for email.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Channel {
-    /// Ad and social platforms (`consent_ads`).
-    Ads,
-    /// Email platforms (`consent_email`).
-    Email,
 }
 
 /// A replace-all session the engine persists, so a restart continues the same platform session instead of

@@ -5,8 +5,9 @@
 //! desired audience. A held-out member the platform already holds is therefore removed by the merge
 //! like anyone who left the segment — nothing about them is sent again.
 
+use campaignd_core::model::Channel;
 use campaignd_store::experiments::Group;
-use campaignd_store::ledger::{Candidate, Consent};
+use campaignd_store::ledger::Candidate;
 use campaignd_store::{Store, StoreError};
 use chrono::{DateTime, Utc};
 
@@ -22,7 +23,7 @@ const PAGE: i64 = 5_000;
 pub async fn assign(
     store: &Store,
     cfg: &SyncSettings,
-    consent: Consent,
+    consent: Channel,
     plan: Option<&HoldoutPlan>,
     run_id: Option<i64>,
     as_of: DateTime<Utc>,
@@ -73,7 +74,7 @@ pub fn without_held_out(rows: Vec<Candidate>, plan: Option<&HoldoutPlan>) -> Vec
         None => rows,
         Some(p) => rows
             .into_iter()
-            .filter(|c| !p.holds_out(&c.customer_id))
+            .filter(|c| !p.holds_out(&c.contact.customer_id))
             .collect(),
     }
 }

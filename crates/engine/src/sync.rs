@@ -27,9 +27,7 @@ use campaignd_connectors::{
     NoIdentifier, PreparedMember, ReplaceSession, SecretResolver, SyncContext,
 };
 use campaignd_core::progress::Progress;
-use campaignd_store::ledger::{
-    Acknowledged, AudienceRecord, Candidate, Consent, KindCounts, LedgerEntry,
-};
+use campaignd_store::ledger::{Acknowledged, AudienceRecord, KindCounts, LedgerEntry};
 use campaignd_store::remote_jobs::RemoteJob;
 use campaignd_store::runs::Outcome;
 use campaignd_store::{Store, StoreError};
@@ -78,17 +76,38 @@ enum StepError {
 }
 
 impl StepError {
-    /// The run's error text: the platform's (redacted) reason, and whether the next run retries it.
-    fn describe(&self) -> String {
-        match self {
-            StepError::Connector(e) if e.is_transient() => {
+    /// What the run and the binary report: the platform's (redacted) reason, and whether the next run
+    /// retries it.
+    fn failure(&self) -> SyncFailure {
+        let transient = matches!(self, StepError::Connector(e) if e.is_transient());
+        let reason = match self {
+            StepError::Connector(e) if transient => {
                 format!("{e} (transient: the batch stays pending and is retried next run)")
             }
             StepError::Connector(e) => {
                 format!("{e} (the batch was not acknowledged: nobody in it is recorded as held)")
             }
             other => other.to_string(),
-        }
+        };
+        SyncFailure { transient, reason }
+    }
+}
+
+/// Why a sync stopped, kept apart from the text so the daemon and the run log can tell a failure the
+/// next run retries on its own from one a person must look at.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SyncFailure {
+    /// The platform throttled, was unreachable or failed on its side: the unacknowledged batch stays
+    /// pending and the next run sends it again. `false` for a refusal, an unacknowledged 2xx, or a
+    /// store error.
+    pub transient: bool,
+    /// The redacted reason, with what it means for the batch; the run's `error` column holds it.
+    pub reason: String,
+}
+
+impl std::fmt::Display for SyncFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
     }
 }
 
@@ -126,7 +145,7 @@ pub enum SyncStatus {
     /// Stopped by a shutdown request between batches; the next run continues.
     Interrupted,
     /// A platform or store error stopped this sync; the ledger holds what was acknowledged.
-    Failed(String),
+    Failed(SyncFailure),
 }
 
 /// The counts of one sync, as recorded in its run.
@@ -245,7 +264,7 @@ struct Job<'a> {
     store: &'a Store,
     cfg: &'a SyncSettings,
     dest: Arc<dyn AudienceDestination>,
-    consent: Consent,
+    consent: Channel,
     run_id: i64,
     audience_ref: Option<AudienceRef>,
     holdout: Option<HoldoutPlan>,
@@ -363,10 +382,7 @@ async fn run_one(
 ) -> Result<SyncOutcome, SyncError> {
     let started = Instant::now();
     let audience = cfg.audience().to_string();
-    let consent = match dest.channel() {
-        Channel::Ads => Consent::Ads,
-        Channel::Email => Consent::Email,
-    };
+    let consent = dest.channel();
     let run_id = if opts.dry_run {
         0
     } else {
@@ -414,7 +430,7 @@ async fn run_one(
     let mut outcome = job.outcome;
     if let Err(e) = result {
         tracing::warn!(destination = %cfg.destination, segment = %cfg.segment, error = %e, "sync failed");
-        outcome.status = SyncStatus::Failed(e.describe());
+        outcome.status = SyncStatus::Failed(e.failure());
     }
     if !opts.dry_run {
         let mut counts = json!({
@@ -459,7 +475,7 @@ async fn run_one(
                 } else {
                     Outcome::Failed
                 },
-                Some(e.clone()),
+                Some(e.reason.clone()),
             ),
         };
         store
@@ -500,7 +516,7 @@ struct PageQuery {
     store: Store,
     dest: Arc<dyn AudienceDestination>,
     segment: String,
-    consent: Consent,
+    consent: Channel,
     /// Only members the audience `(destination, audience)` does not hold as they are now.
     changes_against: Option<(String, String)>,
     holdout: Option<HoldoutPlan>,
@@ -537,13 +553,13 @@ impl PageQuery {
             )
             .await?;
         let read = rows.len();
-        let last = rows.last().map(|r| r.customer_id.clone());
+        let last = rows.last().map(|r| r.contact.customer_id.clone());
         let kept = crate::holdout::without_held_out(rows, self.holdout.as_ref());
         let versions: HashMap<String, i64> = kept
             .iter()
-            .map(|c| (c.customer_id.clone(), c.identity_version))
+            .map(|c| (c.contact.customer_id.clone(), c.identity_version))
             .collect();
-        let contacts: Vec<Contact> = kept.into_iter().map(contact_of).collect();
+        let contacts: Vec<Contact> = kept.into_iter().map(|c| c.contact).collect();
         let prepared = contacts.len() as i64;
         let (members, tally) = prepare_in_parallel(&self.dest, contacts).await?;
         let members = members
@@ -632,24 +648,6 @@ impl NoIdentifierReasons {
     }
 }
 
-/// A segment member as the store reads it, as the contact a connector prepares: the one place that maps
-/// the identifier columns, so a new column reaches the sync and the demo alike.
-pub fn contact_of(c: Candidate) -> Contact {
-    Contact {
-        customer_id: c.customer_id,
-        email: c.email,
-        phone: c.phone,
-        first_name: c.first_name,
-        last_name: c.last_name,
-        country: c.country,
-        postal_code: c.postal_code,
-        city: c.city,
-        region: c.region,
-        gender: c.gender,
-        birth_date: c.birth_date,
-    }
-}
-
 /// The identifier counts of the members a sync prepared, by kind and by reason for none.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct IdentifierTally {
@@ -717,7 +715,7 @@ struct Held<'a> {
     destination: String,
     audience: String,
     /// Only what is held for members no longer eligible members of this segment as recorded.
-    changes_of: Option<(String, Consent)>,
+    changes_of: Option<(String, Channel)>,
     /// The identifier kinds of the rows returned so far (those whose kinds are known).
     kinds_read: KindCounts,
     after: String,

@@ -13,8 +13,9 @@ use serde::Serialize;
 use sqlx::Row;
 
 use crate::bind::on_pool;
-use crate::ledger::{bytewise, eligible_sql, Consent};
+use crate::ledger::{bytewise, eligible_sql};
 use crate::{Dialect, Store, StoreError};
+use campaignd_core::model::Channel;
 
 /// Which group a member of a sync with a holdout is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -88,7 +89,7 @@ impl Store {
     pub async fn holdout_page(
         &self,
         segment: &str,
-        consent: Consent,
+        consent: Channel,
         destination: &str,
         audience: &str,
         after: &str,

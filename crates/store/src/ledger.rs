@@ -8,27 +8,17 @@
 //! the `customers.identity_version` its payload was prepared from, so [`Store::candidates_page`] and
 //! [`Store::held_page`] can leave out, in the database, every member held as they are now.
 
-use chrono::NaiveDate;
+use campaignd_core::model::{Channel, Contact};
 use sqlx::Row;
 
 use crate::bind::on_pool;
 use crate::{Store, StoreError};
 
-/// Which consent flag a destination's channel requires.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Consent {
-    /// `consent_ads`: ad and social platforms.
-    Ads,
-    /// `consent_email`: email platforms.
-    Email,
-}
-
-impl Consent {
-    pub(crate) fn column(self) -> &'static str {
-        match self {
-            Consent::Ads => "consent_ads",
-            Consent::Email => "consent_email",
-        }
+/// The `customers` column holding the consent `channel` requires.
+pub(crate) fn consent_column(channel: Channel) -> &'static str {
+    match channel {
+        Channel::Ads => "consent_ads",
+        Channel::Email => "consent_email",
     }
 }
 
@@ -45,31 +35,12 @@ pub struct AudienceRecord {
     pub mapping: Option<String>,
 }
 
-/// A segment member eligible to be sent, with the raw contact columns connectors normalise.
+/// A segment member eligible to be sent: the raw contact columns connectors normalise, and the version
+/// they were read at.
 #[derive(Debug, Clone, Default)]
 pub struct Candidate {
-    /// Customer id.
-    pub customer_id: String,
-    /// Raw email.
-    pub email: Option<String>,
-    /// Raw phone.
-    pub phone: Option<String>,
-    /// First name.
-    pub first_name: Option<String>,
-    /// Last name.
-    pub last_name: Option<String>,
-    /// ISO alpha-2 country.
-    pub country: Option<String>,
-    /// Postal code.
-    pub postal_code: Option<String>,
-    /// City.
-    pub city: Option<String>,
-    /// State, province or region.
-    pub region: Option<String>,
-    /// Gender as stored.
-    pub gender: Option<String>,
-    /// Birth date.
-    pub birth_date: Option<NaiveDate>,
+    /// The customer's identifiers as stored (`contact.customer_id` is the key).
+    pub contact: Contact,
     /// The customer's `identity_version` when this row was read: recorded in the ledger with the
     /// payload prepared from these columns, so a later sync knows whether they changed since.
     pub identity_version: i64,
@@ -212,15 +183,15 @@ fn suppressed_sql(kinds: SuppressionKinds) -> String {
 }
 
 /// `c` may be sent to a destination needing `consent`.
-pub(crate) fn eligible_sql(consent: Consent) -> String {
+pub(crate) fn eligible_sql(consent: Channel) -> String {
     eligible_sql_with(consent, SuppressionKinds::ALL)
 }
 
 /// [`eligible_sql`] for a suppression list holding only `kinds`.
-fn eligible_sql_with(consent: Consent, kinds: SuppressionKinds) -> String {
+fn eligible_sql_with(consent: Channel, kinds: SuppressionKinds) -> String {
     format!(
         "(c.{} = TRUE AND NOT {})",
-        consent.column(),
+        consent_column(consent),
         suppressed_sql(kinds)
     )
 }
@@ -330,13 +301,13 @@ impl Store {
     pub async fn sync_exclusions(
         &self,
         segment: &str,
-        consent: Consent,
+        consent: Channel,
     ) -> Result<Exclusions, StoreError> {
         let sql = format!(
             "SELECT COUNT(*), COALESCE(SUM(CASE WHEN c.{col} = TRUE THEN 0 ELSE 1 END), 0), \
                     COALESCE(SUM(CASE WHEN c.{col} = TRUE AND {sup} THEN 1 ELSE 0 END), 0) \
              FROM segment_memberships m JOIN customers c ON c.id = m.customer_id WHERE m.segment = $1",
-            col = consent.column(),
+            col = consent_column(consent),
             sup = suppressed_sql(self.suppression_kinds().await?)
         );
         let (members, no_consent, suppressed): (i64, i64, i64) = on_pool!(self, pool => sqlx::query_as(&sql)
@@ -353,7 +324,7 @@ impl Store {
     pub async fn sync_candidates(
         &self,
         segment: &str,
-        consent: Consent,
+        consent: Channel,
         after: &str,
         limit: i64,
     ) -> Result<Vec<Candidate>, StoreError> {
@@ -368,7 +339,7 @@ impl Store {
     pub async fn candidates_page(
         &self,
         segment: &str,
-        consent: Consent,
+        consent: Channel,
         changes_against: Option<(&str, &str)>,
         after: &str,
         limit: i64,
@@ -397,17 +368,19 @@ impl Store {
                 .iter()
                 .map(|r| -> Result<Candidate, sqlx::Error> {
                     Ok(Candidate {
-                        customer_id: r.try_get(0)?,
-                        email: r.try_get(1)?,
-                        phone: r.try_get(2)?,
-                        first_name: r.try_get(3)?,
-                        last_name: r.try_get(4)?,
-                        country: r.try_get(5)?,
-                        postal_code: r.try_get(6)?,
-                        city: r.try_get(7)?,
-                        region: r.try_get(8)?,
-                        gender: r.try_get(9)?,
-                        birth_date: r.try_get(10)?,
+                        contact: Contact {
+                            customer_id: r.try_get(0)?,
+                            email: r.try_get(1)?,
+                            phone: r.try_get(2)?,
+                            first_name: r.try_get(3)?,
+                            last_name: r.try_get(4)?,
+                            country: r.try_get(5)?,
+                            postal_code: r.try_get(6)?,
+                            city: r.try_get(7)?,
+                            region: r.try_get(8)?,
+                            gender: r.try_get(9)?,
+                            birth_date: r.try_get(10)?,
+                        },
                         identity_version: r.try_get(11)?,
                     })
                 })
@@ -420,7 +393,7 @@ impl Store {
     /// an upsert sync keeps them, and removes the rest.
     pub async fn still_eligible(
         &self,
-        consent: Consent,
+        consent: Channel,
         ids: &[String],
     ) -> Result<std::collections::HashSet<String>, StoreError> {
         let mut out = std::collections::HashSet::new();
@@ -463,7 +436,7 @@ impl Store {
         &self,
         destination: &str,
         audience_name: &str,
-        changes_of: Option<(&str, Consent)>,
+        changes_of: Option<(&str, Channel)>,
         after: &str,
         limit: i64,
     ) -> Result<Vec<LedgerEntry>, StoreError> {

@@ -15,6 +15,7 @@ use std::process::{Child, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use campaignd_fakes::FakeMeta;
+use campaignd_store::runs::Job;
 use campaignd_store::Store;
 use common::{blocking, Env};
 
@@ -232,40 +233,43 @@ schedule = "*/3 * * * * *"
                 let hook_failed: Vec<i64> = runs
                     .iter()
                     .filter(|r| {
-                        r.job == "sync"
+                        r.job == Job::Sync
                             && r.target.as_deref() == Some("buyers -> hook")
-                            && r.outcome == "failed"
+                            && r.outcome.as_str() == "failed"
                     })
                     .map(|r| r.id)
                     .collect();
                 let first_failure = *hook_failed.iter().min()?;
-                let ok_after = |job: &str, target: Option<&str>| {
+                let ok_after = |job: Job, target: Option<&str>| {
                     runs.iter()
                         .filter(|r| {
                             r.job == job
                                 && r.target.as_deref() == target
-                                && r.outcome == "success"
+                                && r.outcome.as_str() == "success"
                                 && r.id > first_failure
                         })
                         .count()
                 };
                 (hook_failed.len() >= 2
-                    && ok_after("recompute", None) >= 2
-                    && ok_after("sync", Some("buyers -> sandbox")) >= 2)
+                    && ok_after(Job::Recompute, None) >= 2
+                    && ok_after(Job::Sync, Some("buyers -> sandbox")) >= 2)
                     .then_some(runs)
             }
         },
     )
     .await;
     // Every finished run has an outcome and the failures say why, without the secret.
-    let failed = runs.iter().find(|r| r.outcome == "failed").unwrap();
+    let failed = runs
+        .iter()
+        .find(|r| r.outcome.as_str() == "failed")
+        .unwrap();
     let error = failed.error.clone().unwrap_or_default();
     assert!(!error.is_empty(), "{failed:?}");
     assert!(!error.contains("hook-secret-value"));
     // The per-[[sync]] job recomputed its own segment before syncing.
     assert!(runs
         .iter()
-        .any(|r| r.job == "recompute" && r.target.as_deref() == Some("buyers")));
+        .any(|r| r.job == Job::Recompute && r.target.as_deref() == Some("buyers")));
 
     // The metrics agree.
     let (status, text) = get(&daemon.url("/metrics"), None).await;
@@ -435,7 +439,10 @@ rule = "orders.count() >= 1"
     assert_eq!(switches, 1, "{holders:?}");
     assert_eq!(holders[0], a_pid);
     // Every claimed tick is one recompute run (A may have died between a claim and its run record).
-    let runs = store.recent_runs(10_000, Some("recompute")).await.unwrap();
+    let runs = store
+        .recent_runs(10_000, Some(Job::Recompute))
+        .await
+        .unwrap();
     assert!(
         runs.len() == ticks.len() || runs.len() + 1 == ticks.len(),
         "{} runs for {} ticks",
@@ -505,8 +512,8 @@ audience_name = "Buyers"
     );
     // The batch in flight finished and was recorded: the ledger holds exactly what the platform has.
     assert_eq!(ledger_count(&store).await, on_platform as i64);
-    let syncs = store.recent_runs(10, Some("sync")).await.unwrap();
-    assert_eq!(syncs[0].outcome, "partial", "{syncs:?}");
+    let syncs = store.recent_runs(10, Some(Job::Sync)).await.unwrap();
+    assert_eq!(syncs[0].outcome.as_str(), "partial", "{syncs:?}");
     assert!(syncs[0].finished_at.is_some());
     assert!(
         syncs[0]
@@ -524,8 +531,8 @@ audience_name = "Buyers"
     poll("the next run completes the sync", || {
         let store = store.clone();
         async move {
-            let runs = store.recent_runs(1, Some("sync")).await.ok()?;
-            (runs.first()?.outcome == "success").then_some(())
+            let runs = store.recent_runs(1, Some(Job::Sync)).await.ok()?;
+            (runs.first()?.outcome.as_str() == "success").then_some(())
         }
     })
     .await;
@@ -687,11 +694,11 @@ destination = "sandbox"
         let store = store.clone();
         async move {
             store
-                .recent_runs(1, Some("sync"))
+                .recent_runs(1, Some(Job::Sync))
                 .await
                 .ok()?
                 .first()
-                .filter(|r| r.outcome == "success")
+                .filter(|r| r.outcome.as_str() == "success")
                 .map(|_| ())
         }
     })
@@ -885,11 +892,11 @@ audience_name = "VIP"
         let store = store.clone();
         async move {
             store
-                .recent_runs(1, Some("sync"))
+                .recent_runs(1, Some(Job::Sync))
                 .await
                 .ok()?
                 .first()
-                .filter(|r| r.outcome == "success")
+                .filter(|r| r.outcome.as_str() == "success")
                 .map(|_| ())
         }
     })
@@ -1019,8 +1026,8 @@ audience_name = "Buyers"
     poll("the restarted daemon's start-up sync completes", || {
         let store = store.clone();
         async move {
-            let runs = store.recent_runs(1, Some("sync")).await.ok()?;
-            (runs.first()?.outcome == "success").then_some(())
+            let runs = store.recent_runs(1, Some(Job::Sync)).await.ok()?;
+            (runs.first()?.outcome.as_str() == "success").then_some(())
         }
     })
     .await;

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use campaignd_core::identifiers::sha256_hex;
 use campaignd_fakes::FakeMeta;
+use campaignd_store::runs::Job;
 use campaignd_store::Store;
 use common::{blocking, Env};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -259,8 +260,8 @@ audience_name = "Buyers"
         campaignd_store::Pool::Sqlite(_) => unreachable!(),
     };
     assert_eq!(ledger, N as i64, "the ledger does not equal the segment");
-    let syncs = direct.recent_runs(10, Some("sync")).await.unwrap();
-    assert_eq!(syncs[0].outcome, "success", "{syncs:?}");
-    assert_eq!(syncs[1].outcome, "abandoned", "{syncs:?}");
+    let syncs = direct.recent_runs(10, Some(Job::Sync)).await.unwrap();
+    assert_eq!(syncs[0].outcome.as_str(), "success", "{syncs:?}");
+    assert_eq!(syncs[1].outcome.as_str(), "abandoned", "{syncs:?}");
     direct.close().await;
 }

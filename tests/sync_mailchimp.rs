@@ -252,8 +252,11 @@ async fn unacknowledged_segment_add(store_url: &str, body: &str, why: &str) {
         "the ledger recorded an unacknowledged batch"
     );
     let runs = store.recent_runs(10, None).await.unwrap();
-    let sync = runs.iter().find(|r| r.job == "sync").unwrap();
-    assert_eq!(sync.outcome, "failed");
+    let sync = runs
+        .iter()
+        .find(|r| r.job == campaignd_store::runs::Job::Sync)
+        .unwrap();
+    assert_eq!(sync.outcome.as_str(), "failed");
     assert!(
         sync.error.as_deref().unwrap_or_default().contains(why),
         "{sync:?}"

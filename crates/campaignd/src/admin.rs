@@ -39,6 +39,7 @@ use campaignd_engine::report;
 use campaignd_engine::scheduler::{Destinations, JobTable, Stats, DURATION_BUCKETS};
 use campaignd_engine::settings::AdminSettings;
 use campaignd_engine::Settings;
+use campaignd_store::runs::Job;
 use campaignd_store::Store;
 
 const INDEX_HTML: &str = include_str!("../assets/index.html");
@@ -475,7 +476,23 @@ struct RunsQuery {
 
 async fn api_runs(State(state): State<AdminState>, Query(q): Query<RunsQuery>) -> Response {
     let limit = q.limit.unwrap_or(50).clamp(1, MAX_RUNS_LIMIT);
-    match state.store.recent_runs(limit, q.job.as_deref()).await {
+    let job = match q
+        .job
+        .as_deref()
+        .map(|name| Job::from_name(name).ok_or(name))
+    {
+        None => None,
+        Some(Ok(job)) => Some(job),
+        Some(Err(name)) => {
+            let known: Vec<&str> = Job::ALL.iter().map(|j| j.as_str()).collect();
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({ "error": format!("job: no job is named {name:?} (one of {})", known.join(", ")) })),
+            )
+                .into_response();
+        }
+    };
+    match state.store.recent_runs(limit, job).await {
         Ok(runs) => Json(json!({ "runs": runs, "limit": limit })).into_response(),
         Err(e) => server_error(e),
     }

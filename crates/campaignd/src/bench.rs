@@ -11,6 +11,7 @@ use anyhow::Context;
 use chrono::Utc;
 
 use campaignd_core::rules::{compile_segment, parse_rule, templates};
+use campaignd_store::runs::Job;
 use campaignd_store::segments::{SegmentPlan, SegmentQuery};
 use campaignd_store::{Pool, Store};
 
@@ -75,7 +76,7 @@ pub async fn recompute(
         "{:<22} {:>9} {:>9} {:>9} {:>9} {:>7}",
         "segment", "size", "first s", "rerun s", "bare s", "ratio"
     );
-    let run_id = store.start_run("bench", None, Utc::now()).await?;
+    let run_id = store.start_run(Job::Bench, None, Utc::now()).await?;
     let (mut total_first, mut total_rerun, mut total_bare) = (0.0, 0.0, 0.0);
     progress.start(
         "bench recompute",
@@ -362,7 +363,7 @@ destination = "fake_meta"
     );
     let store = Store::connect(&settings.store.url).await?;
     let prepared: Vec<i64> = store
-        .recent_runs(3, Some("sync"))
+        .recent_runs(3, Some(Job::Sync))
         .await?
         .iter()
         .rev()

@@ -3,9 +3,11 @@
 use std::path::PathBuf;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use clap::builder::TypedValueParser;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::settings_load::DEFAULT_CONFIG;
+use campaignd_store::runs::Job;
 
 /// campaignd keeps a shop's marketing audiences true to its customer data.
 #[derive(Debug, Parser)]
@@ -171,8 +173,8 @@ pub enum Command {
         /// Only runs of this job: the demo and a daemon record a rotate and a metrics run a day,
         /// which would hide the last sync. A name no job records is refused rather than listing
         /// nothing.
-        #[arg(long, value_parser = ["sync", "recompute", "rotate", "metrics", "bench"])]
-        job: Option<String>,
+        #[arg(long, value_parser = job_name())]
+        job: Option<Job>,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -298,4 +300,10 @@ pub fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| format!("expected an RFC 3339 time like 2025-06-01T00:00:00Z: {e}"))
+}
+
+/// `--job`: the names the run log records, listed in `--help` and in the error for any other.
+fn job_name() -> impl TypedValueParser<Value = Job> {
+    clap::builder::PossibleValuesParser::new(Job::ALL.map(Job::as_str))
+        .try_map(|name: String| Job::from_name(&name).ok_or(format!("no job is named {name:?}")))
 }

@@ -127,10 +127,7 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
         }
         Command::Runs { limit, job, json } => {
             let store = open_store(&settings).await?;
-            let runs = store
-                .recent_runs(limit, job.as_deref())
-                .await
-                .map_err(Failure::job)?;
+            let runs = store.recent_runs(limit, job).await.map_err(Failure::job)?;
             if json {
                 println!(
                     "{}",

@@ -23,7 +23,7 @@ use campaignd_core::metrics::Totals;
 use campaignd_store::audience_sizes::AudienceSizeRecord;
 use campaignd_store::creatives::RotationRecord;
 use campaignd_store::metrics::{day_secs, DailyMetric};
-use campaignd_store::runs::Outcome;
+use campaignd_store::runs::{Job, Outcome};
 use campaignd_store::{Store, StoreError};
 
 use crate::creative_sets::CreativeSetError;
@@ -186,7 +186,7 @@ pub async fn pull(
             until: opts.until,
         });
     }
-    let run_id = store.start_run("metrics", None, opts.as_of).await?;
+    let run_id = store.start_run(Job::Metrics, None, opts.as_of).await?;
     let mut destinations = Vec::new();
     for (name, source) in sources {
         let objects = objects_for(settings, name);

@@ -7,7 +7,7 @@ use thiserror::Error;
 
 use campaignd_core::progress::Progress;
 use campaignd_core::rules::compile_segment;
-use campaignd_store::runs::Outcome;
+use campaignd_store::runs::{Job, Outcome};
 use campaignd_store::segments::{RecomputeOutcome, SegmentPlan, SegmentQuery};
 use campaignd_store::{Store, StoreError};
 
@@ -77,7 +77,7 @@ pub async fn recompute_with_progress(
             return Err(RecomputeError::UnknownSegment(name.to_string()));
         }
     }
-    let run_id = store.start_run("recompute", only, Utc::now()).await?;
+    let run_id = store.start_run(Job::Recompute, only, Utc::now()).await?;
     let mut done = Vec::new();
     let selected: Vec<&SegmentDef> = defs
         .iter()

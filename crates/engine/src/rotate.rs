@@ -24,7 +24,7 @@ use campaignd_connectors::{CreativeSwapper, SecretResolver};
 use campaignd_core::metrics::Totals;
 use campaignd_core::rotation::{self, FatigueBaseline, Strategy, VariantState};
 use campaignd_store::creatives::{NewRotation, Retirement};
-use campaignd_store::runs::Outcome;
+use campaignd_store::runs::{Job, Outcome};
 use campaignd_store::{Store, StoreError};
 
 use crate::creative_sets::{CreativeSetError, CreativeSetSettings};
@@ -138,7 +138,7 @@ pub async fn rotate(
     let run_id = if opts.dry_run {
         None
     } else {
-        Some(store.start_run("rotate", None, opts.as_of).await?)
+        Some(store.start_run(Job::Rotate, None, opts.as_of).await?)
     };
     let mut sets = Vec::with_capacity(settings.creative_sets.len());
     for set in &settings.creative_sets {

@@ -25,7 +25,7 @@ use thiserror::Error;
 use tokio_cron_scheduler::{Job, JobScheduler};
 
 use campaignd_connectors::{AudienceDestination, CreativeSwapper, MetricsSource};
-use campaignd_store::runs::Outcome;
+use campaignd_store::runs::{Job as RunJob, Outcome};
 use campaignd_store::Store;
 
 use crate::lease::Leases;
@@ -273,7 +273,7 @@ struct Inner {
 struct Failure {
     message: String,
     recorded: bool,
-    run_job: &'static str,
+    run_job: RunJob,
 }
 
 /// A scheduled job as shown by the admin API.
@@ -484,7 +484,7 @@ async fn tick(inner: Arc<Inner>, entry: Arc<Entry>, slot: i64) {
 
 /// Puts a failure the engine could not record itself (bad configuration at run time, an unreachable
 /// destination section, ...) in the run log, so `campaignd runs` and `/api/runs` show it.
-async fn record_failure(store: &Store, run_job: &str, scheduled: &str, message: &str) {
+async fn record_failure(store: &Store, run_job: RunJob, scheduled: &str, message: &str) {
     let res = async {
         let id = store
             .start_run(run_job, Some(scheduled), Utc::now())
@@ -521,7 +521,7 @@ async fn run_job(inner: &Inner, plan: &JobPlan, stop: &Shutdown) -> Result<bool,
             failure = Some(Failure {
                 message: format!("recompute: {e}"),
                 recorded,
-                run_job: "recompute",
+                run_job: RunJob::Recompute,
             });
         }
     }
@@ -563,7 +563,7 @@ async fn run_job(inner: &Inner, plan: &JobPlan, stop: &Shutdown) -> Result<bool,
                     failure = Some(Failure {
                         message: format!("sync: {}", failed.join("; ")),
                         recorded: true,
-                        run_job: "sync",
+                        run_job: RunJob::Sync,
                     });
                 }
                 if interrupted && failure.is_none() {
@@ -576,7 +576,7 @@ async fn run_job(inner: &Inner, plan: &JobPlan, stop: &Shutdown) -> Result<bool,
                     failure = Some(Failure {
                         message: format!("sync: {e}"),
                         recorded,
-                        run_job: "sync",
+                        run_job: RunJob::Sync,
                     });
                 }
             }
@@ -597,13 +597,13 @@ async fn run_rotate(ctx: &SchedulerContext) -> Result<bool, Failure> {
         Ok(report) if report.any_failed() => Err(Failure {
             message: "rotate: one or more creative sets failed (see the run's counts)".into(),
             recorded: true,
-            run_job: "rotate",
+            run_job: RunJob::Rotate,
         }),
         Ok(_) => Ok(true),
         Err(e) => Err(Failure {
             recorded: matches!(e, RotateError::Store(_)),
             message: format!("rotate: {e}"),
-            run_job: "rotate",
+            run_job: RunJob::Rotate,
         }),
     }
 }
@@ -620,13 +620,13 @@ async fn run_metrics_pull(ctx: &SchedulerContext) -> Result<bool, Failure> {
         Ok(report) if report.any_failed() => Err(Failure {
             message: "metrics pull: one or more destinations failed (see the run's counts)".into(),
             recorded: true,
-            run_job: "metrics",
+            run_job: RunJob::Metrics,
         }),
         Ok(_) => Ok(true),
         Err(e) => Err(Failure {
             recorded: matches!(e, PullError::Store(_)),
             message: format!("metrics pull: {e}"),
-            run_job: "metrics",
+            run_job: RunJob::Metrics,
         }),
     }
 }

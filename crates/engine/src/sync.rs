@@ -29,7 +29,7 @@ use campaignd_connectors::{
 use campaignd_core::progress::Progress;
 use campaignd_store::ledger::{Acknowledged, AudienceRecord, KindCounts, LedgerEntry};
 use campaignd_store::remote_jobs::RemoteJob;
-use campaignd_store::runs::Outcome;
+use campaignd_store::runs::{Job, Outcome};
 use campaignd_store::{Store, StoreError};
 
 use crate::settings::{HoldoutPlan, Settings, SettingsError, SyncMode, SyncSettings};
@@ -260,7 +260,7 @@ pub async fn sync(
     Ok(report)
 }
 
-struct Job<'a> {
+struct SyncJob<'a> {
     store: &'a Store,
     cfg: &'a SyncSettings,
     dest: Arc<dyn AudienceDestination>,
@@ -388,14 +388,14 @@ async fn run_one(
     } else {
         store
             .start_run(
-                "sync",
+                Job::Sync,
                 Some(&format!("{} -> {}", cfg.segment, cfg.destination)),
                 Utc::now(),
             )
             .await?
     };
     let min_audience_size = dest.limits().min_audience_size;
-    let mut job = Job {
+    let mut job = SyncJob {
         store,
         cfg,
         dest,
@@ -772,7 +772,7 @@ struct Pending {
     restamp: Vec<(String, i64, i64)>,
 }
 
-impl<'a> Job<'a> {
+impl<'a> SyncJob<'a> {
     async fn execute(&mut self, opts: &SyncOptions, shutdown: &Shutdown) -> Result<(), StepError> {
         let mirror = self.cfg.mode == SyncMode::Mirror;
         let (dest_name, audience) = (self.cfg.destination.clone(), self.outcome.audience.clone());

@@ -40,8 +40,8 @@ pub struct AudienceSizeRecord {
     pub run_id: Option<i64>,
 }
 
-fn day_of(secs: i64) -> NaiveDate {
-    to_time(secs).date_naive()
+fn day_of(secs: i64) -> Result<NaiveDate, sqlx::Error> {
+    Ok(to_time("day", secs)?.date_naive())
 }
 
 impl Store {
@@ -75,7 +75,7 @@ impl Store {
             rows.iter()
                 .map(|r| -> Result<AudienceSizeRecord, sqlx::Error> {
                     Ok(AudienceSizeRecord {
-                        day: day_of(r.try_get("day")?),
+                        day: day_of(r.try_get("day")?)?,
                         destination: r.try_get("destination")?,
                         audience_name: r.try_get("audience_name")?,
                         segment: r.try_get("segment")?,
@@ -83,7 +83,7 @@ impl Store {
                         lower: r.try_get("lower_bound")?,
                         upper: r.try_get("upper_bound")?,
                         match_rate_percent: r.try_get("match_rate_percent")?,
-                        pulled_at: to_time(r.try_get("pulled_at")?),
+                        pulled_at: to_time("pulled_at", r.try_get("pulled_at")?)?,
                         run_id: r.try_get("run_id")?,
                     })
                 })
@@ -137,7 +137,7 @@ mod tests {
             lower,
             upper: lower.map(|l| l + 100),
             match_rate_percent: None,
-            pulled_at: to_time(1_700_000_000 + i64::from(day)),
+            pulled_at: to_time("pulled_at", 1_700_000_000 + i64::from(day)).unwrap(),
             run_id: Some(i64::from(day)),
         }
     }

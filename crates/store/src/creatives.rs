@@ -92,8 +92,11 @@ macro_rules! rotation_record {
                 object_id: r.try_get("object_id")?,
                 variant_id: r.try_get("variant_id")?,
                 creative_id: r.try_get("creative_id")?,
-                live_from: to_time(r.try_get("live_from")?),
-                live_until: r.try_get::<Option<i64>, _>("live_until")?.map(to_time),
+                live_from: to_time("live_from", r.try_get("live_from")?)?,
+                live_until: r
+                    .try_get::<Option<i64>, _>("live_until")?
+                    .map(|t| to_time("live_until", t))
+                    .transpose()?,
             })
         })()
     };
@@ -242,7 +245,7 @@ impl Store {
             let rows = sqlx::query(SQL).bind(set_name).fetch_all(pool).await?;
             rows.iter()
                 .map(|r| -> Result<(String, DateTime<Utc>), sqlx::Error> {
-                    Ok((r.try_get("variant_id")?, to_time(r.try_get("retired_at")?)))
+                    Ok((r.try_get("variant_id")?, to_time("retired_at", r.try_get("retired_at")?)?))
                 })
                 .collect::<Result<BTreeMap<_, _>, _>>()?
         });

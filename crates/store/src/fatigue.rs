@@ -96,7 +96,7 @@ impl Store {
                 Ok(EarlyRotation {
                     set_name: r.try_get("set_name")?,
                     variant_id: r.try_get("variant_id")?,
-                    at: to_time(r.try_get("live_from")?),
+                    at: to_time("live_from", r.try_get("live_from")?)?,
                     reason: r.try_get("reason")?,
                 })
             }).collect::<Result<Vec<_>, _>>()?

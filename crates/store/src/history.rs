@@ -35,7 +35,7 @@ impl Store {
                 Ok(SizePoint {
                     segment: r.try_get("segment")?,
                     run_id: r.try_get("run_id")?,
-                    at: to_time(r.try_get("at")?),
+                    at: to_time("at", r.try_get("at")?)?,
                     size: r.try_get("size")?,
                 })
             }).collect::<Result<Vec<_>, _>>()?

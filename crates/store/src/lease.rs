@@ -179,9 +179,9 @@ impl Store {
                 Ok(LeaseRecord {
                     job: r.try_get("job")?,
                     holder: r.try_get("holder")?,
-                    expires_at: to_time(r.try_get("expires_at")?),
-                    last_tick: to_time(r.try_get("last_tick")?),
-                    acquired_at: to_time(r.try_get("acquired_at")?),
+                    expires_at: to_time("expires_at", r.try_get("expires_at")?)?,
+                    last_tick: to_time("last_tick", r.try_get("last_tick")?)?,
+                    acquired_at: to_time("acquired_at", r.try_get("acquired_at")?)?,
                 })
             }).collect::<Result<Vec<_>, _>>()?
         });
@@ -202,7 +202,7 @@ impl Store {
                     job: r.try_get("job")?,
                     tick: r.try_get("tick")?,
                     holder: r.try_get("holder")?,
-                    claimed_at: to_time(r.try_get("claimed_at")?),
+                    claimed_at: to_time("claimed_at", r.try_get("claimed_at")?)?,
                 })
             }).collect::<Result<Vec<_>, _>>()?
         });

@@ -38,7 +38,8 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    fn as_str(self) -> &'static str {
+    /// The `runs.outcome` text, also what `campaignd runs` prints.
+    pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Success => "success",
             Outcome::Partial => "partial",
@@ -48,22 +49,118 @@ impl Outcome {
     }
 }
 
+/// Which job a run belongs to: the name `campaignd runs --job` and `/api/runs?job=` filter by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Job {
+    /// `segments recompute`, or the daemon's recompute.
+    Recompute,
+    /// One segment → destination sync.
+    Sync,
+    /// Creative rotation.
+    Rotate,
+    /// Performance metrics pull.
+    Metrics,
+    /// A benchmark's run (`bench sync` reads its child syncs' counts back through the log).
+    Bench,
+}
+
+impl Job {
+    /// Every job, in the order `--job` lists them.
+    pub const ALL: [Job; 5] = [
+        Job::Sync,
+        Job::Recompute,
+        Job::Rotate,
+        Job::Metrics,
+        Job::Bench,
+    ];
+
+    /// The `runs.job` text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Job::Recompute => "recompute",
+            Job::Sync => "sync",
+            Job::Rotate => "rotate",
+            Job::Metrics => "metrics",
+            Job::Bench => "bench",
+        }
+    }
+
+    /// The job named `name`, if it is one.
+    pub fn from_name(name: &str) -> Option<Job> {
+        Job::ALL.into_iter().find(|j| j.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a run is: still open, or how it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunState {
+    /// Started and not (yet) ended: in progress, or its process died and nobody has noticed yet.
+    Running,
+    /// Ended so.
+    Ended(Outcome),
+}
+
+impl RunState {
+    /// The `runs.outcome` text: `running` or the outcome's.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Running => "running",
+            RunState::Ended(o) => o.as_str(),
+        }
+    }
+
+    fn from_name(name: &str) -> Option<RunState> {
+        if name == "running" {
+            return Some(RunState::Running);
+        }
+        [
+            Outcome::Success,
+            Outcome::Partial,
+            Outcome::Failed,
+            Outcome::Abandoned,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == name)
+        .map(RunState::Ended)
+    }
+}
+
+impl std::fmt::Display for RunState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for RunState {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// One row of the run log.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunRecord {
     /// Run id, increasing.
     pub id: i64,
-    /// Which job: `recompute`, `sync`, `rotate`, `metrics`.
-    pub job: String,
+    /// Which job.
+    pub job: Job,
     /// What the run worked on (a segment, a sync), if narrower than the whole job.
     pub target: Option<String>,
     /// When it started.
     pub started_at: DateTime<Utc>,
     /// When it ended; `None` while running or if the process died.
     pub finished_at: Option<DateTime<Utc>>,
-    /// `running`, `success`, `partial`, `failed` or `abandoned`.
-    pub outcome: String,
-    /// Job-specific counts (members added, removed, rejected, skipped by reason, ...).
+    /// Still running, or how it ended.
+    pub outcome: RunState,
+    /// Job-specific counts (members added, removed, rejected, skipped by reason, ...), a JSON object
+    /// whose shape each job documents; `{}` while running.
     pub counts: serde_json::Value,
     /// The error, when the run did not succeed.
     pub error: Option<String>,
@@ -118,8 +215,23 @@ impl Drop for RunTracker {
     }
 }
 
-pub(crate) fn to_time(secs: i64) -> DateTime<Utc> {
-    Utc.timestamp_opt(secs, 0).single().unwrap_or_default()
+/// A stored instant (seconds since 1970) back as a time; a value no time has is reported as a decode
+/// error of `column`, never read as 1970.
+pub(crate) fn to_time(column: &str, secs: i64) -> Result<DateTime<Utc>, sqlx::Error> {
+    Utc.timestamp_opt(secs, 0).single().ok_or_else(|| {
+        corrupt(
+            column,
+            format!("{secs} is not a time in seconds since 1970"),
+        )
+    })
+}
+
+/// A stored value campaignd cannot have written, as the decode error of `column` sqlx would give.
+pub(crate) fn corrupt(column: &str, message: String) -> sqlx::Error {
+    sqlx::Error::ColumnDecode {
+        index: column.to_string(),
+        source: message.into(),
+    }
 }
 
 impl Store {
@@ -127,7 +239,7 @@ impl Store {
     /// fresh until [`Store::finish_run`].
     pub async fn start_run(
         &self,
-        job: &str,
+        job: Job,
         target: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
@@ -138,7 +250,7 @@ impl Store {
         );
         let holder = Holder::current().id();
         let id: i64 = on_pool!(self, pool => sqlx::query_scalar(&sql)
-            .bind(job)
+            .bind(job.as_str())
             .bind(target)
             .bind(now.timestamp())
             .bind(holder.as_str())
@@ -279,24 +391,35 @@ impl Store {
     pub async fn recent_runs(
         &self,
         limit: i64,
-        job: Option<&str>,
+        job: Option<Job>,
     ) -> Result<Vec<RunRecord>, StoreError> {
         const SQL: &str =
             "SELECT id, job, target, started_at, finished_at, outcome, counts, error, holder FROM runs \
              WHERE ($1 IS NULL OR job = $1) ORDER BY id DESC LIMIT $2";
         let rows = on_pool!(self, pool => {
-            let rows = sqlx::query(SQL).bind(job).bind(limit).fetch_all(pool).await?;
+            let rows = sqlx::query(SQL).bind(job.map(Job::as_str)).bind(limit).fetch_all(pool).await?;
             rows.iter()
                 .map(|r| -> Result<RunRecord, sqlx::Error> {
+                    let id: i64 = r.try_get("id")?;
+                    let job: String = r.try_get("job")?;
+                    let outcome: String = r.try_get("outcome")?;
                     let counts: String = r.try_get("counts")?;
                     Ok(RunRecord {
-                        id: r.try_get("id")?,
-                        job: r.try_get("job")?,
+                        id,
+                        job: Job::from_name(&job)
+                            .ok_or_else(|| corrupt("job", format!("run {id}: unknown job {job:?}")))?,
                         target: r.try_get("target")?,
-                        started_at: to_time(r.try_get("started_at")?),
-                        finished_at: r.try_get::<Option<i64>, _>("finished_at")?.map(to_time),
-                        outcome: r.try_get("outcome")?,
-                        counts: serde_json::from_str(&counts).unwrap_or(serde_json::Value::Null),
+                        started_at: to_time("started_at", r.try_get("started_at")?)?,
+                        finished_at: r
+                            .try_get::<Option<i64>, _>("finished_at")?
+                            .map(|t| to_time("finished_at", t))
+                            .transpose()?,
+                        outcome: RunState::from_name(&outcome).ok_or_else(|| {
+                            corrupt("outcome", format!("run {id}: unknown outcome {outcome:?}"))
+                        })?,
+                        counts: serde_json::from_str(&counts).map_err(|e| {
+                            corrupt("counts", format!("run {id}: counts are not JSON: {e}"))
+                        })?,
                         error: r.try_get("error")?,
                         holder: r.try_get("holder")?,
                     })
@@ -358,7 +481,7 @@ mod tests {
     async fn outcome(store: &Store, id: i64) -> (String, Option<String>) {
         let runs = store.recent_runs(100, None).await.unwrap();
         let r = runs.iter().find(|r| r.id == id).unwrap();
-        (r.outcome.clone(), r.error.clone())
+        (r.outcome.as_str().to_string(), r.error.clone())
     }
 
     async fn dead_runs_are_abandoned(store: Store) {
@@ -380,7 +503,7 @@ mod tests {
         let silent_remote = foreign_run(&store, &elsewhere(2).id(), 3600).await;
         let legacy = foreign_run(&store, "old-host:12:abcd1234", 3600).await;
         let mine = store
-            .start_run("recompute", None, Utc::now())
+            .start_run(Job::Recompute, None, Utc::now())
             .await
             .unwrap();
 
@@ -433,7 +556,7 @@ mod tests {
             .await
             .unwrap();
         assert!(store.runs.active().is_empty());
-        let record = store.recent_runs(1, Some("recompute")).await.unwrap();
+        let record = store.recent_runs(1, Some(Job::Recompute)).await.unwrap();
         assert_eq!(record[0].holder.as_deref(), Some(me.id().as_str()));
     }
 
@@ -455,5 +578,69 @@ mod tests {
         let store = Store::connect_with(&url, &options()).await.unwrap();
         store.migrate().await.unwrap();
         dead_runs_are_abandoned(store).await;
+    }
+
+    /// A run row campaignd cannot have written is reported with its column and id, never read as a
+    /// run of 1970 with null counts.
+    async fn corrupt_runs_are_reported(store: Store) {
+        let cases = [
+            ("'sync'", "0", "'success'", "'not json'", "counts"),
+            (
+                "'sync'",
+                "99999999999999",
+                "'success'",
+                "'{}'",
+                "started_at",
+            ),
+            ("'resync'", "0", "'success'", "'{}'", "job"),
+            ("'sync'", "0", "'half-done'", "'{}'", "outcome"),
+        ];
+        for (job, started, outcome, counts, column) in cases {
+            let sql = format!(
+                "INSERT INTO runs (job, started_at, outcome, counts) VALUES ({job}, {started}, {outcome}, {counts}) \
+                 RETURNING id"
+            );
+            let id: Result<i64, StoreError> = async {
+                Ok(on_pool!(&store, pool => sqlx::query_scalar(&sql).fetch_one(pool).await?))
+            }
+            .await;
+            let id = id.unwrap();
+            let err = store.recent_runs(10, None).await.unwrap_err().to_string();
+            assert!(err.contains(column), "{column}: {err}");
+            if column != "started_at" {
+                assert!(err.contains(&format!("run {id}")), "{column}: {err}");
+            }
+            let sql = "DELETE FROM runs WHERE id = $1";
+            let gone: Result<(), StoreError> = async {
+                on_pool!(&store, pool => sqlx::query(sql).bind(id).execute(pool).await.map(|_| ())?);
+                Ok(())
+            }
+            .await;
+            gone.unwrap();
+        }
+        let good = store.start_run(Job::Sync, None, Utc::now()).await.unwrap();
+        let runs = store.recent_runs(10, Some(Job::Sync)).await.unwrap();
+        assert_eq!(runs[0].id, good);
+        assert_eq!(runs[0].outcome, RunState::Running);
+    }
+
+    #[tokio::test]
+    async fn corrupt_runs_are_reported_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("runs.db").display());
+        let store = Store::connect_with(&url, &options()).await.unwrap();
+        store.migrate().await.unwrap();
+        corrupt_runs_are_reported(store).await;
+    }
+
+    #[tokio::test]
+    async fn corrupt_runs_are_reported_postgres() {
+        let Some(url) = fresh_pg_database().await.unwrap() else {
+            eprintln!("CAMPAIGND_TEST_PG_URL not set: skipping");
+            return;
+        };
+        let store = Store::connect_with(&url, &options()).await.unwrap();
+        store.migrate().await.unwrap();
+        corrupt_runs_are_reported(store).await;
     }
 }

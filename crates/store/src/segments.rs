@@ -379,7 +379,10 @@ impl Store {
                     last_joined: r.try_get("last_joined")?,
                     last_left: r.try_get("last_left")?,
                     last_dropped: r.try_get("last_dropped")?,
-                    computed_at: r.try_get::<Option<i64>, _>("computed_at")?.map(to_time),
+                    computed_at: r
+                        .try_get::<Option<i64>, _>("computed_at")?
+                        .map(|t| to_time("computed_at", t))
+                        .transpose()?,
                 })
             }).collect::<Result<Vec<_>, _>>()?
         });
@@ -396,7 +399,7 @@ impl Store {
                     customer_id: r.try_get("customer_id")?,
                     email: r.try_get("email")?,
                     phone: r.try_get("phone")?,
-                    joined_at: to_time(r.try_get("joined_at")?),
+                    joined_at: to_time("joined_at", r.try_get("joined_at")?)?,
                 })
             }).collect::<Result<Vec<_>, _>>()?
         });

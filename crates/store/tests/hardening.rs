@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use campaignd_core::progress::{Progress, ProgressSink};
 use campaignd_core::rules::{compile_segment, parse_rule};
 use campaignd_store::import::{ImportKind, ImportOptions};
+use campaignd_store::runs::Job;
 use campaignd_store::segments::{SegmentPlan, SegmentQuery};
 use campaignd_store::{testkit, Pool, Store};
 use chrono::{TimeZone, Utc};
@@ -76,7 +77,7 @@ async fn sql_segment_keeps_only_customers_and_counts_the_rest() {
         let path = write(dir.path(), "customers.csv", CUSTOMERS);
         import(&store, ImportKind::Customers, &path).await;
         let run = store
-            .start_run("recompute", None, Utc::now())
+            .start_run(Job::Recompute, None, Utc::now())
             .await
             .unwrap();
         let plan = user_sql(
@@ -276,7 +277,7 @@ async fn recompute_rounds(
     as_of: chrono::DateTime<Utc>,
 ) -> Result<(), campaignd_store::StoreError> {
     for round in 0..3 {
-        let run = store.start_run("recompute", None, Utc::now()).await?;
+        let run = store.start_run(Job::Recompute, None, Utc::now()).await?;
         for plan in plans {
             store
                 .recompute_segment(plan, run, as_of + chrono::Duration::days(round))

@@ -1,8 +1,14 @@
-//! `campaignd bench recompute`: figures, not assertions. Generates a shop, then for every template
-//! times campaignd's recompute (first run, which writes every membership, and a steady-state rerun)
-//! against the very same compiled SQL run bare (`SELECT COUNT(*)` over it) under identical conditions —
-//! store checkpointed before each timing, rerun and bare query alternated, best of [`BEST_OF`] — so the
-//! ratio says what campaignd adds around the query; prints the load's rows/s and peak memory.
+//! The benchmarks (`campaignd bench recompute|sync`, built with `--features bench`): figures, not
+//! assertions, each printed beside the limit it is measured against.
+//!
+//! - `bench recompute` generates a shop, prints the load's rows/s, then for every template times
+//!   campaignd's recompute (first run, which writes every membership, and a steady-state rerun) against
+//!   the very same compiled SQL run bare (`SELECT COUNT(*)` over it) under identical conditions — store
+//!   checkpointed before each timing, rerun and bare query alternated, best of [`BEST_OF`] — so the
+//!   ratio says what campaignd adds around the query; and the peak memory.
+//! - `bench sync` syncs a one-segment store to a local fake Meta as child `campaignd sync` processes
+//!   (first sync, after churn, with nothing changed) and prints identifiers/s, requests, bytes, each
+//!   child's peak RSS and members prepared, beside the cost of only preparing the same members.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -399,18 +405,64 @@ destination = "fake_meta"
         .collect();
     let t = Instant::now();
     let (left, right) = contacts.split_at(contacts.len() / 2);
-    let ok = std::thread::scope(|scope| {
-        let a = scope.spawn(|| left.iter().filter(|c| meta.prepare(c).is_ok()).count());
-        let b = scope.spawn(|| right.iter().filter(|c| meta.prepare(c).is_ok()).count());
-        a.join().unwrap_or(0) + b.join().unwrap_or(0)
+    let prepare_all = |part: &[campaignd_connectors::Contact]| {
+        part.iter()
+            .filter_map(|c| meta.prepare(c).ok())
+            .collect::<Vec<_>>()
+    };
+    let prepared = std::thread::scope(|scope| {
+        let a = scope.spawn(|| prepare_all(left));
+        let b = scope.spawn(|| prepare_all(right));
+        let mut all = a.join().unwrap_or_default();
+        all.extend(b.join().unwrap_or_default());
+        all
     });
     let prep = t.elapsed().as_secs_f64();
-    anyhow::ensure!(ok == members, "prepared {ok} of {members} in memory");
+    anyhow::ensure!(
+        prepared.len() == members,
+        "prepared {} of {members} in memory",
+        prepared.len()
+    );
+    drop(contacts);
+
+    // The other limit: only sending the prepared members, in the platform's batches, to a second
+    // audience on the same fake — the connector's request building, HTTP and the fake's parsing, with
+    // no store read, ledger write or preparing.
+    let send_audience = meta
+        .find_or_create_audience("bench send-only", "bench: send only")
+        .await?;
+    let reqs_before = fake.requests().all().len();
+    let t = Instant::now();
+    for chunk in prepared.chunks(meta.limits().max_batch) {
+        let outcome = meta.add_members(&send_audience, chunk).await?;
+        anyhow::ensure!(
+            outcome.rejected.is_empty(),
+            "the fake rejected {} members of a send-only batch",
+            outcome.rejected.len()
+        );
+    }
+    let send = t.elapsed().as_secs_f64();
+    let send_reqs = fake.requests().all().len() - reqs_before;
+    anyhow::ensure!(
+        fake.members(&send_audience.remote_id).len() == members,
+        "the send-only audience holds {} members, expected {members}",
+        fake.members(&send_audience.remote_id).len()
+    );
     println!("limits (the same {members} members, in this process):");
     println!(
         "  prepare only (normalise + hash, 2 threads): {prep:.2}s = {:.0} ids/s; first sync / prepare = {:.2}",
         members as f64 / prep.max(1e-9),
         first_secs / prep.max(1e-9)
+    );
+    println!(
+        "  send only (prepared members, {send_reqs} requests to the fake, no store): {send:.2}s = {:.0} ids/s; first sync / send = {:.2}",
+        members as f64 / send.max(1e-9),
+        first_secs / send.max(1e-9)
+    );
+    println!(
+        "  prepare + send, one after the other: {:.2}s; first sync / (prepare + send) = {:.2}",
+        prep + send,
+        first_secs / (prep + send).max(1e-9)
     );
     println!(
         "  goals (issue 13): first sync of 1M ≥ {FIRST_SYNC_GOAL_IDS_PER_SEC} ids/s under {RSS_GOAL_MIB} MiB; 1 % churn of 1M ≤ {CHURN_GOAL_SECS} s"

@@ -1,5 +1,7 @@
 //! Row types of the shop's input tables (DESIGN §4), shared by import, the synthetic generator and the
-//! plain-Rust reference evaluator of the rule language.
+//! plain-Rust reference evaluator of the rule language; and the two shapes every layer passes between
+//! them: a customer's identifiers as stored ([`Contact`], what connectors normalise and the store reads
+//! for a sync) and the consent [`Channel`] a destination requires.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};

@@ -17,7 +17,7 @@ const CLIENT_ID: &str = "client-id-123.apps.example";
 const CLIENT_SECRET: &str = "client-SECRET-abcdef";
 const REFRESH: &str = "1//refresh-SECRET-xyz987";
 
-async fn fake(login: Option<&str>) -> FakeGoogleAds {
+pub(crate) async fn fake(login: Option<&str>) -> FakeGoogleAds {
     FakeGoogleAds::start(GoogleFakeConfig {
         developer_token: DEV_TOKEN.into(),
         customer_id: "1234567890".into(),
@@ -64,7 +64,7 @@ fn section(fake: &FakeGoogleAds, api: &str, extra: serde_json::Value) -> serde_j
     s
 }
 
-fn destination(fake: &FakeGoogleAds, api: &str) -> Arc<dyn AudienceDestination> {
+pub(crate) fn destination(fake: &FakeGoogleAds, api: &str) -> Arc<dyn AudienceDestination> {
     build_destination("gads", &section(fake, api, json!({})), &resolver(REFRESH))
         .expect("google destination")
 }

@@ -30,11 +30,11 @@ fn destination_with(
     build_destination("kl", &section, &secrets).expect("klaviyo destination")
 }
 
-fn destination(fake: &FakeKlaviyo) -> Arc<dyn AudienceDestination> {
+pub(crate) fn destination(fake: &FakeKlaviyo) -> Arc<dyn AudienceDestination> {
     destination_with(fake, KEY, json!({}))
 }
 
-async fn fake() -> FakeKlaviyo {
+pub(crate) async fn fake() -> FakeKlaviyo {
     FakeKlaviyo::start(KEY).await.expect("fake klaviyo")
 }
 

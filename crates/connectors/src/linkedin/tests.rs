@@ -10,15 +10,15 @@ use std::sync::Arc;
 
 const CLIENT_ID: &str = "li-client-77";
 const CLIENT_SECRET: &str = "li-client-SECRET-abc";
-const REFRESH: &str = "AQX-refresh-SECRET-0987654321";
+pub(crate) const REFRESH: &str = "AQX-refresh-SECRET-0987654321";
 
-async fn fake() -> FakeLinkedIn {
+pub(crate) async fn fake() -> FakeLinkedIn {
     FakeLinkedIn::start("5150", CLIENT_ID, CLIENT_SECRET, REFRESH)
         .await
         .expect("fake linkedin")
 }
 
-fn destination(
+pub(crate) fn destination(
     fake: &FakeLinkedIn,
     refresh: &str,
     extra: serde_json::Value,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const KEY: &str = "0123456789abcdef0123456789abcdef-us21";
-const LIST: &str = "a1b2c3d4e5";
+pub(crate) const LIST: &str = "a1b2c3d4e5";
 
 fn destination_with(
     fake: &FakeMailchimp,
@@ -32,11 +32,11 @@ fn destination_with(
     build_destination("mc", &section, &secrets).expect("mailchimp destination")
 }
 
-fn destination(fake: &FakeMailchimp) -> Arc<dyn AudienceDestination> {
+pub(crate) fn destination(fake: &FakeMailchimp) -> Arc<dyn AudienceDestination> {
     destination_with(fake, KEY, json!({}))
 }
 
-async fn fake() -> FakeMailchimp {
+pub(crate) async fn fake() -> FakeMailchimp {
     FakeMailchimp::start(KEY, LIST)
         .await
         .expect("fake mailchimp")

@@ -9,9 +9,13 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const TOKEN: &str = "EAAG-test-token-0123456789";
+pub(crate) const TOKEN: &str = "EAAG-test-token-0123456789";
 
-fn destination(fake: &FakeMeta, token: &str, max_attempts: u32) -> Arc<dyn AudienceDestination> {
+pub(crate) fn destination(
+    fake: &FakeMeta,
+    token: &str,
+    max_attempts: u32,
+) -> Arc<dyn AudienceDestination> {
     let secrets = secrets(&[("META_TOKEN", token)]);
     let section = json!({
         "kind": "meta",
@@ -25,7 +29,7 @@ fn destination(fake: &FakeMeta, token: &str, max_attempts: u32) -> Arc<dyn Audie
     build_destination("fb", &section, &secrets).expect("meta destination")
 }
 
-async fn fake() -> FakeMeta {
+pub(crate) async fn fake() -> FakeMeta {
     FakeMeta::start(TOKEN, "1234").await.expect("fake meta")
 }
 

@@ -30,11 +30,11 @@ fn destination_with(
     build_destination("sg", &section, &secrets).expect("sendgrid destination")
 }
 
-fn destination(fake: &FakeSendGrid) -> Arc<dyn AudienceDestination> {
+pub(crate) fn destination(fake: &FakeSendGrid) -> Arc<dyn AudienceDestination> {
     destination_with(fake, KEY, json!({}))
 }
 
-async fn fake() -> FakeSendGrid {
+pub(crate) async fn fake() -> FakeSendGrid {
     FakeSendGrid::start(KEY).await.expect("fake sendgrid")
 }
 

@@ -217,39 +217,6 @@ async fn mailchimp_caps_simultaneous_connections() {
 }
 
 #[tokio::test]
-async fn mailchimp_partial_rejection_is_surfaced_per_member() {
-    let fake = fake().await;
-    let d = destination(&fake);
-    let aud = d.find_or_create_audience("a", "").await.expect("audience");
-    fake.reject_emails([email(3), email(7)]);
-    let out = d
-        .add_members(&aud, &prepare_all(d.as_ref(), 0..10, email_contact))
-        .await
-        .expect("add");
-    assert_eq!(out.accepted, 8);
-    let mut ids: Vec<&str> = out
-        .rejected
-        .iter()
-        .map(|r| r.customer_id.as_str())
-        .collect();
-    ids.sort();
-    assert_eq!(ids, ["c3", "c7"]);
-    assert!(
-        out.rejected[0].reason.contains("looks fake or invalid"),
-        "{:?}",
-        out.rejected
-    );
-    let members = fake.segment_members(&aud.remote_id);
-    assert_eq!(members.len(), 8);
-    assert!(!members.contains(&email(3)));
-
-    // A corrupted ledger payload is rejected locally, not sent.
-    let bad = PreparedMember::new("cx", json!({"EMAIL": "x"}));
-    let out = d.add_members(&aud, &[bad]).await.expect("local rejection");
-    assert_eq!((out.accepted, out.rejected.len()), (0, 1));
-}
-
-#[tokio::test]
 async fn mailchimp_wrong_key_is_a_clear_error_without_the_key() {
     let fake = fake().await;
     let wrong = "ffffffffffffffffffffffffSECRET99-us21";

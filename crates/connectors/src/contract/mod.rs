@@ -5,10 +5,11 @@
 //! anything, report partially rejected rows with the platform's reason while keeping the accepted ones,
 //! reject a corrupt stored payload without sending it, and remove members.
 //!
-//! Each platform supplies a [`Harness`] (in [`platforms`]): it starts the fake, builds the destination
-//! through the platform test module's own constructor, reads back what the fake holds and injects
-//! rejections and throttling. A platform without a behaviour (a webhook has no listing) answers that
-//! scenario with a [`Skip`] naming why; the suite prints the reason and checks nothing else for it.
+//! Each platform (in [`platforms`]) starts its fake, builds the destination through the platform test
+//! module's own constructor, and hands the suite a [`Harness`]: a [`Spec`] declaring what the platform
+//! stores and does, and a [`Fake`] that reads back what the fake holds and injects rejections. A
+//! platform without a behaviour (a webhook has no listing) declares that scenario a [`Skip`] naming
+//! why; the suite prints the reason and checks nothing else for it.
 //! Platform-specific behaviour (spec fidelity, hashing rules, odd error bodies) stays in each platform's
 //! `tests.rs`.
 
@@ -18,6 +19,7 @@ use crate::model::{AudienceRef, Channel, Contact, PreparedMember};
 use crate::AudienceDestination;
 use campaignd_fakes::{Faults, RequestLog};
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 /// The audience name the scenarios work on (safe as a file destination's directory name too).
 const NAME: &str = "campaignd-contract";
@@ -57,20 +59,31 @@ pub(crate) struct Batching {
     pub(crate) path: String,
 }
 
-/// One platform's fake and destination, as the scenarios drive them.
-pub(crate) trait Harness: Send + Sync {
+/// What a platform declares to the suite, as data: what it stores, its limits, and each scenario it
+/// has (with the request shape to count) or the reason it has none.
+pub(crate) struct Spec {
     /// Platform label for failure messages.
-    fn platform(&self) -> &'static str;
-    /// The destination, built against the fake.
-    fn destination(&self) -> &dyn AudienceDestination;
-    /// Contact `i` (default: email only, written un-normalised).
-    fn contact(&self, i: usize) -> Contact {
-        crate::test_support::email_contact(i)
-    }
+    pub(crate) platform: &'static str,
     /// The key the fake stores contact `i` under (a hash, an email or the customer id).
-    fn key(&self, i: usize) -> String;
+    pub(crate) key: fn(usize) -> String,
     /// Channel, batch size and minimum audience size the destination must declare.
-    fn expected_limits(&self) -> (Channel, usize, usize);
+    pub(crate) limits: (Channel, usize, usize),
+    /// Whether audiences are remote objects, and when they come to exist.
+    pub(crate) creation: Result<Creation, Skip>,
+    /// How the platform lists audiences.
+    pub(crate) listing: Result<Listing, Skip>,
+    /// How uploads are capped.
+    pub(crate) batching: Result<Batching, Skip>,
+    /// Whether the fake's `throttle_next` has the platform's own throttling reply to give.
+    pub(crate) throttles: Result<(), Skip>,
+    /// Text the platform's reason for refusing a row carries.
+    pub(crate) rejection: Result<&'static str, Skip>,
+    /// A stored payload this platform cannot take (a corrupted ledger row).
+    pub(crate) corrupt: Result<serde_json::Value, Skip>,
+}
+
+/// How the suite reads and steers one platform's fake.
+pub(crate) trait Fake: Send + Sync {
     /// The remote id of the audience called `name`, if the platform holds one.
     fn audience_id(&self, name: &str) -> Option<String>;
     /// Audiences the platform holds.
@@ -79,58 +92,99 @@ pub(crate) trait Harness: Send + Sync {
     fn members(&self, remote_id: &str) -> BTreeSet<String>;
     /// The fake's request log; `None` for a destination that makes no requests.
     fn requests(&self) -> Option<&RequestLog>;
-    /// Whether audiences are remote objects, and when they come to exist.
-    fn creation(&self) -> Result<Creation, Skip>;
-    /// How the platform lists audiences (and sets the fake's page size to a small one).
-    fn listing(&self) -> Result<Listing, Skip>;
+    /// The fake's fault knobs; `None` without a server.
+    fn faults(&self) -> Option<&Faults>;
     /// Creates audiences directly on the platform (as if made in its UI); returns their remote ids.
     fn seed_audiences(&self, names: &[String]) -> Vec<String>;
-    /// How uploads are capped.
-    fn batching(&self) -> Result<Batching, Skip>;
     /// The most rows the fake saw in one upload request.
     fn max_rows_seen(&self) -> usize;
-    /// Fault knobs whose `throttle_next` answers with the platform's own throttling reply.
-    fn throttling(&self) -> Result<&Faults, Skip>;
-    /// Makes the platform refuse contacts `indices`; returns the text its reason carries.
-    fn reject(&self, indices: &[usize]) -> Result<&'static str, Skip>;
-    /// A stored payload this platform cannot take (a corrupted ledger row).
-    fn corrupt_payload(&self) -> Result<PreparedMember, Skip>;
+    /// Makes the platform refuse the members stored under `keys`.
+    fn reject(&self, keys: Vec<String>);
 }
 
-fn skipped(h: &dyn Harness, scenario: &str, skip: Skip) {
+/// One platform's fake and destination, as the scenarios drive them.
+pub(crate) struct Harness {
+    spec: Spec,
+    fake: Box<dyn Fake>,
+    destination: Arc<dyn AudienceDestination>,
+}
+
+impl Harness {
+    fn platform(&self) -> &'static str {
+        self.spec.platform
+    }
+
+    fn destination(&self) -> &dyn AudienceDestination {
+        self.destination.as_ref()
+    }
+
+    /// Contact `i`: an email only, written un-normalised.
+    fn contact(&self, i: usize) -> Contact {
+        crate::test_support::email_contact(i)
+    }
+
+    fn key(&self, i: usize) -> String {
+        (self.spec.key)(i)
+    }
+
+    /// Fault knobs whose `throttle_next` answers with the platform's own throttling reply.
+    fn throttling(&self) -> Result<&Faults, Skip> {
+        self.spec.throttles?;
+        Ok(self
+            .fake
+            .faults()
+            .unwrap_or_else(|| panic!("{}: throttling needs a server", self.platform())))
+    }
+
+    /// Makes the platform refuse contacts `indices`; returns the text its reason carries.
+    fn reject(&self, indices: &[usize]) -> Result<&'static str, Skip> {
+        let reason = self.spec.rejection?;
+        self.fake
+            .reject(indices.iter().map(|&i| self.key(i)).collect());
+        Ok(reason)
+    }
+
+    fn corrupt_payload(&self) -> Result<PreparedMember, Skip> {
+        let payload = self.spec.corrupt.clone()?;
+        Ok(PreparedMember::new("cx", payload))
+    }
+}
+
+fn skipped(h: &Harness, scenario: &str, skip: Skip) {
     eprintln!("contract: {} skips {scenario}: {}", h.platform(), skip.0);
 }
 
-fn prepare(h: &dyn Harness, range: std::ops::Range<usize>) -> Vec<PreparedMember> {
+fn prepare(h: &Harness, range: std::ops::Range<usize>) -> Vec<PreparedMember> {
     range
         .map(|i| h.destination().prepare(&h.contact(i)).expect("usable"))
         .collect()
 }
 
-fn keys(h: &dyn Harness, indices: impl IntoIterator<Item = usize>) -> BTreeSet<String> {
+fn keys(h: &Harness, indices: impl IntoIterator<Item = usize>) -> BTreeSet<String> {
     indices.into_iter().map(|i| h.key(i)).collect()
 }
 
 /// What the platform holds for the audience called `name`.
-fn held(h: &dyn Harness, name: &str) -> BTreeSet<String> {
-    h.audience_id(name)
-        .map(|id| h.members(&id))
+fn held(h: &Harness, name: &str) -> BTreeSet<String> {
+    h.fake
+        .audience_id(name)
+        .map(|id| h.fake.members(&id))
         .unwrap_or_default()
 }
 
-fn request_total(h: &dyn Harness) -> usize {
-    h.requests().map_or(0, |log| log.all().len())
+fn request_total(h: &Harness) -> usize {
+    h.fake.requests().map_or(0, |log| log.all().len())
 }
 
 /// Upload requests so far, or every request where the harness names no upload request.
-fn uploads(h: &dyn Harness) -> usize {
-    match (h.batching(), h.requests()) {
+fn uploads(h: &Harness) -> usize {
+    match (h.spec.batching.clone(), h.fake.requests()) {
         (Ok(b), Some(log)) => log.count(b.method, &b.path),
         _ => request_total(h),
     }
 }
 
-async fn audience(h: &dyn Harness) -> AudienceRef {
+async fn audience(h: &Harness) -> AudienceRef {
     h.destination()
         .find_or_create_audience(NAME, "made by the contract suite")
         .await
@@ -138,9 +192,9 @@ async fn audience(h: &dyn Harness) -> AudienceRef {
 }
 
 /// The destination declares the platform's channel, batch cap and minimum audience size.
-pub(crate) async fn declares_the_platform_limits(h: &dyn Harness) {
+pub(crate) async fn declares_the_platform_limits(h: &Harness) {
     let d = h.destination();
-    let (channel, max_batch, min_size) = h.expected_limits();
+    let (channel, max_batch, min_size) = h.spec.limits;
     let limits = d.limits();
     assert_eq!(
         (d.channel(), limits.max_batch, limits.min_audience_size),
@@ -151,21 +205,25 @@ pub(crate) async fn declares_the_platform_limits(h: &dyn Harness) {
 }
 
 /// An absent audience is created once; asking again adopts it instead of creating another.
-pub(crate) async fn creates_when_absent(h: &dyn Harness) {
-    let creation = match h.creation() {
+pub(crate) async fn creates_when_absent(h: &Harness) {
+    let creation = match h.spec.creation {
         Ok(c) => c,
         Err(s) => return skipped(h, "creates_when_absent", s),
     };
     let p = h.platform();
     let d = h.destination();
-    let before = h.audience_count();
+    let before = h.fake.audience_count();
     let first = audience(h).await;
     assert!(!first.adopted, "{p}: {first:?}");
     match creation {
         Creation::Immediate => {
-            assert_eq!(h.audience_id(NAME), Some(first.remote_id.clone()), "{p}")
+            assert_eq!(
+                h.fake.audience_id(NAME),
+                Some(first.remote_id.clone()),
+                "{p}"
+            )
         }
-        Creation::OnFirstBatch => assert_eq!(h.audience_id(NAME), None, "{p}"),
+        Creation::OnFirstBatch => assert_eq!(h.fake.audience_id(NAME), None, "{p}"),
     }
     let out = d
         .add_members(&first, &prepare(h, 0..1))
@@ -173,9 +231,10 @@ pub(crate) async fn creates_when_absent(h: &dyn Harness) {
         .unwrap_or_else(|e| panic!("{p}: add: {e}"));
     assert_eq!((out.accepted, out.rejected.len()), (1, 0), "{p}");
     let id = h
+        .fake
         .audience_id(NAME)
         .unwrap_or_else(|| panic!("{p}: not created"));
-    assert_eq!(h.members(&id), keys(h, [0]), "{p}");
+    assert_eq!(h.fake.members(&id), keys(h, [0]), "{p}");
     let again = audience(h).await;
     assert_eq!(
         again,
@@ -185,24 +244,29 @@ pub(crate) async fn creates_when_absent(h: &dyn Harness) {
         },
         "{p}"
     );
-    assert_eq!(h.audience_count(), before + 1, "{p}: one audience created");
+    assert_eq!(
+        h.fake.audience_count(),
+        before + 1,
+        "{p}: one audience created"
+    );
 }
 
 /// An audience that appears only on the last listing page is adopted, every page read, none created.
-pub(crate) async fn adopts_from_a_later_page(h: &dyn Harness) {
-    let listing = match h.listing() {
+pub(crate) async fn adopts_from_a_later_page(h: &Harness) {
+    let listing = match h.spec.listing.clone() {
         Ok(l) => l,
         Err(s) => return skipped(h, "adopts_from_a_later_page", s),
     };
     let p = h.platform();
     let log = h
+        .fake
         .requests()
         .unwrap_or_else(|| panic!("{p}: a listing needs requests"));
     let n = 2 * listing.page_size + 3;
     let names: Vec<String> = (0..n).map(|i| format!("existing {i}")).collect();
-    let ids = h.seed_audiences(&names);
+    let ids = h.fake.seed_audiences(&names);
     assert_eq!(ids.len(), n, "{p}: seeded");
-    let before = h.audience_count();
+    let before = h.fake.audience_count();
     let lists = log.count(listing.method, &listing.path);
     let got = h
         .destination()
@@ -223,17 +287,18 @@ pub(crate) async fn adopts_from_a_later_page(h: &dyn Harness) {
         "{p}: {n} audiences at {} a page are three listing requests",
         listing.page_size
     );
-    assert_eq!(h.audience_count(), before, "{p}: nothing created");
+    assert_eq!(h.fake.audience_count(), before, "{p}: nothing created");
 }
 
 /// A batch of `2 × cap + 1` goes as three uploads, none above the platform's cap, and all of it lands.
-pub(crate) async fn splits_batches_at_the_cap(h: &dyn Harness) {
-    let batching = match h.batching() {
+pub(crate) async fn splits_batches_at_the_cap(h: &Harness) {
+    let batching = match h.spec.batching.clone() {
         Ok(b) => b,
         Err(s) => return skipped(h, "splits_batches_at_the_cap", s),
     };
     let p = h.platform();
     let log = h
+        .fake
         .requests()
         .unwrap_or_else(|| panic!("{p}: uploads need requests"));
     let d = h.destination();
@@ -252,13 +317,13 @@ pub(crate) async fn splits_batches_at_the_cap(h: &dyn Harness) {
         "{p}: {n} rows at {} a request",
         batching.cap
     );
-    assert_eq!(h.max_rows_seen(), batching.cap, "{p}: largest upload");
+    assert_eq!(h.fake.max_rows_seen(), batching.cap, "{p}: largest upload");
     assert_eq!(held(h, NAME), keys(h, 0..n), "{p}");
 }
 
 /// Two throttle answers cost exactly two more requests than the same batch unthrottled: each throttled
 /// request is retried once, nothing is resent or lost.
-pub(crate) async fn retries_throttling_without_loss(h: &dyn Harness) {
+pub(crate) async fn retries_throttling_without_loss(h: &Harness) {
     let faults = match h.throttling() {
         Ok(f) => f,
         Err(s) => return skipped(h, "retries_throttling_without_loss", s),
@@ -299,7 +364,7 @@ pub(crate) async fn retries_throttling_without_loss(h: &dyn Harness) {
 }
 
 /// Rows the platform refuses come back as rejections with its reason; the others are held.
-pub(crate) async fn reports_partial_rejection(h: &dyn Harness) {
+pub(crate) async fn reports_partial_rejection(h: &Harness) {
     let reason = match h.reject(&[3, 7]) {
         Ok(r) => r,
         Err(s) => return skipped(h, "reports_partial_rejection", s),
@@ -327,7 +392,7 @@ pub(crate) async fn reports_partial_rejection(h: &dyn Harness) {
 }
 
 /// A corrupt stored payload is rejected locally: no upload carries it, the rest of its batch lands.
-pub(crate) async fn rejects_corrupt_payloads_locally(h: &dyn Harness) {
+pub(crate) async fn rejects_corrupt_payloads_locally(h: &Harness) {
     let bad = match h.corrupt_payload() {
         Ok(b) => b,
         Err(s) => return skipped(h, "rejects_corrupt_payloads_locally", s),
@@ -354,7 +419,7 @@ pub(crate) async fn rejects_corrupt_payloads_locally(h: &dyn Harness) {
 }
 
 /// Removing takes members out; removing people who are not members is harmless.
-pub(crate) async fn removes_members(h: &dyn Harness) {
+pub(crate) async fn removes_members(h: &Harness) {
     let p = h.platform();
     let d = h.destination();
     let aud = audience(h).await;
@@ -376,51 +441,31 @@ pub(crate) async fn removes_members(h: &dyn Harness) {
     assert_eq!(held(h, NAME), keys(h, 5..20), "{p}");
 }
 
-/// One module per platform, one test per scenario, each on a freshly started fake.
+/// The scenario tests of one platform, each on a freshly started fake.
+macro_rules! scenario_tests {
+    ($platform:ident: $($scenario:ident),* $(,)?) => {$(
+        #[tokio::test]
+        async fn $scenario() {
+            super::$scenario(&super::platforms::$platform().await).await
+        }
+    )*};
+}
+
+/// One module per platform, one test per scenario.
 macro_rules! contract_suite {
     ($($platform:ident),* $(,)?) => {$(
         mod $platform {
-            use super::platforms;
-
-            #[tokio::test]
-            async fn declares_the_platform_limits() {
-                super::declares_the_platform_limits(&*platforms::$platform().await).await
-            }
-
-            #[tokio::test]
-            async fn creates_when_absent() {
-                super::creates_when_absent(&*platforms::$platform().await).await
-            }
-
-            #[tokio::test]
-            async fn adopts_from_a_later_page() {
-                super::adopts_from_a_later_page(&*platforms::$platform().await).await
-            }
-
-            #[tokio::test]
-            async fn splits_batches_at_the_cap() {
-                super::splits_batches_at_the_cap(&*platforms::$platform().await).await
-            }
-
-            #[tokio::test]
-            async fn retries_throttling_without_loss() {
-                super::retries_throttling_without_loss(&*platforms::$platform().await).await
-            }
-
-            #[tokio::test]
-            async fn reports_partial_rejection() {
-                super::reports_partial_rejection(&*platforms::$platform().await).await
-            }
-
-            #[tokio::test]
-            async fn rejects_corrupt_payloads_locally() {
-                super::rejects_corrupt_payloads_locally(&*platforms::$platform().await).await
-            }
-
-            #[tokio::test]
-            async fn removes_members() {
-                super::removes_members(&*platforms::$platform().await).await
-            }
+            scenario_tests!(
+                $platform:
+                declares_the_platform_limits,
+                creates_when_absent,
+                adopts_from_a_later_page,
+                splits_batches_at_the_cap,
+                retries_throttling_without_loss,
+                reports_partial_rejection,
+                rejects_corrupt_payloads_locally,
+                removes_members,
+            );
         }
     )*};
 }

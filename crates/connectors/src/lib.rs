@@ -38,6 +38,9 @@ pub mod webhook;
 #[cfg(test)]
 pub(crate) mod test_support;
 
+#[cfg(test)]
+mod contract;
+
 pub use error::{ConfigError, ConnectorError};
 pub use model::{
     AudienceRef, AudienceSize, BatchOutcome, Channel, Contact, DestinationLimits, IdentifierKinds,

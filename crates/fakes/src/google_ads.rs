@@ -1,7 +1,8 @@
 //! A stateful fake of Google's audience APIs: the Google Ads API **v25** Customer Match surface
 //! (`googleAds:search`, `userLists:mutate`, `offlineUserDataJobs:create|addOperations|run`), the **Data
 //! Manager API v1** (`audienceMembers:ingest|remove`, `accountTypes/GOOGLE_ADS/accounts/{id}/userLists`) and
-//! an OAuth2 token endpoint that issues short-lived access tokens from a refresh token.
+//! an OAuth2 token endpoint that issues short-lived access tokens from a refresh token (the skeleton's
+//! [`OAuthIssuer`], shared with the LinkedIn fake).
 //!
 //! Strict where the real APIs are strict: bearer token issued by the fake and not expired, `developer-token`
 //! header (Ads API only), `login-customer-id` when configured, one identifier kind per `userIdentifiers`
@@ -20,7 +21,9 @@
 // Handlers return the platform's error reply as `Err(Response)`; boxing it would only add noise here.
 #![allow(clippy::result_large_err)]
 
-use crate::skeleton::{credentials, FakeServer, Faults, RequestLog};
+use crate::skeleton::identifiers::is_sha256_hex;
+use crate::skeleton::lists::{listed, Lists};
+use crate::skeleton::{FakeServer, Faults, OAuthIssuer, RequestLog, TokenProblem};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
@@ -28,9 +31,8 @@ use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
 
 /// Ad groups, ads and metrics (creative rotation and metrics), in their own file.
 #[path = "google_ads_ads.rs"]
@@ -58,204 +60,6 @@ pub const MATCH_RATE_PERCENT: i64 = 63;
 /// Members per Data Manager request.
 pub const MAX_DM_MEMBERS: usize = 10_000;
 
-/// Whether `s` is a SHA-256 hash as the ad platforms want it: 64 lowercase hex digits.
-pub fn is_sha256_hex(s: &str) -> bool {
-    s.len() == 64
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
-/// Standard base64 (with padding), for HTTP Basic client authentication.
-pub fn base64_encode(input: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// An OAuth2 authorization server for the refresh-token grant, shared by the Google and LinkedIn fakes:
-/// client authentication by HTTP Basic or form fields, tokens that expire after a configurable TTL, and a
-/// knob that expires every issued token at once (so the next API call gets a 401).
-pub struct OAuthIssuer {
-    client_id: String,
-    client_secret: String,
-    refresh_token: String,
-    prefix: String,
-    form_only: bool,
-    ttl_secs: AtomicU64,
-    issued: AtomicUsize,
-    tokens: Mutex<HashMap<String, Instant>>,
-}
-
-impl std::fmt::Debug for OAuthIssuer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OAuthIssuer")
-            .field("prefix", &self.prefix)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Why a bearer token was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenProblem {
-    /// No `Authorization: Bearer` header.
-    Missing,
-    /// Not a token this issuer handed out.
-    Invalid,
-    /// Issued, but past its lifetime (or expired by the knob).
-    Expired,
-}
-
-impl OAuthIssuer {
-    /// An issuer accepting these client credentials and refresh token; issued tokens start with `prefix`.
-    pub fn new(client_id: &str, client_secret: &str, refresh_token: &str, prefix: &str) -> Self {
-        OAuthIssuer {
-            client_id: client_id.to_string(),
-            client_secret: client_secret.to_string(),
-            refresh_token: refresh_token.to_string(),
-            prefix: prefix.to_string(),
-            form_only: false,
-            ttl_secs: AtomicU64::new(3600),
-            issued: AtomicUsize::new(0),
-            tokens: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Accepts client credentials only as `client_id` / `client_secret` form fields, as LinkedIn's token
-    /// endpoint does: a request carrying them only in an HTTP Basic header is refused with
-    /// `invalid_request` (Microsoft Learn, "Refresh Tokens with OAuth 2.0", LinkedIn authentication docs).
-    pub fn require_form_credentials(mut self) -> Self {
-        self.form_only = true;
-        self
-    }
-
-    fn tokens(&self) -> MutexGuard<'_, HashMap<String, Instant>> {
-        self.tokens.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Lifetime (`expires_in`) of tokens issued from now on.
-    pub fn set_ttl(&self, ttl: Duration) {
-        self.ttl_secs.store(ttl.as_secs(), Ordering::SeqCst);
-    }
-
-    /// Makes every token issued so far expired.
-    pub fn expire_all(&self) {
-        let past = Instant::now();
-        for v in self.tokens().values_mut() {
-            *v = past;
-        }
-    }
-
-    /// Number of tokens issued.
-    pub fn issued(&self) -> usize {
-        self.issued.load(Ordering::SeqCst)
-    }
-
-    /// Checks `Authorization: Bearer <token>`.
-    pub fn check_bearer(&self, headers: &HeaderMap) -> Result<(), TokenProblem> {
-        let token = credentials(headers, "Bearer ").ok_or(TokenProblem::Missing)?;
-        match self.tokens().get(token) {
-            None => Err(TokenProblem::Invalid),
-            Some(exp) if Instant::now() >= *exp => Err(TokenProblem::Expired),
-            Some(_) => Ok(()),
-        }
-    }
-
-    /// Handles a token request (`application/x-www-form-urlencoded`, RFC 6749 §6).
-    pub fn token_endpoint(&self, headers: &HeaderMap, body: &[u8]) -> Response {
-        let oauth_error = |status: StatusCode, error: &str, description: &str| {
-            (
-                status,
-                Json(json!({"error": error, "error_description": description})),
-            )
-                .into_response()
-        };
-        let form: HashMap<String, String> = match serde_urlencoded::from_bytes(body) {
-            Ok(f) => f,
-            Err(_) => {
-                return oauth_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    "body must be form-encoded",
-                )
-            }
-        };
-        // RFC 6749 §2.3.1: the client id and secret are form-URL-encoded before the Basic encoding
-        // (the oauth2 crate does so); a client that skips it is accepted for ids/secrets without
-        // special characters, where both are the same.
-        let enc =
-            |s: &str| serde_urlencoded::to_string([("", s)]).unwrap_or_default()[1..].to_string();
-        let basic = format!(
-            "Basic {}",
-            base64_encode(
-                format!("{}:{}", enc(&self.client_id), enc(&self.client_secret)).as_bytes()
-            )
-        );
-        let plain = format!(
-            "Basic {}",
-            base64_encode(format!("{}:{}", self.client_id, self.client_secret).as_bytes())
-        );
-        let sent = headers.get("authorization").and_then(|v| v.to_str().ok());
-        let header_ok = sent == Some(basic.as_str()) || sent == Some(plain.as_str());
-        let form_ok = form.get("client_id") == Some(&self.client_id)
-            && form.get("client_secret") == Some(&self.client_secret);
-        if self.form_only {
-            for field in ["client_id", "client_secret"] {
-                if !form.contains_key(field) {
-                    return oauth_error(
-                        StatusCode::BAD_REQUEST,
-                        "invalid_request",
-                        &format!("A required parameter \"{field}\" is missing"),
-                    );
-                }
-            }
-        }
-        let authenticated = form_ok || (header_ok && !self.form_only);
-        if !authenticated {
-            return oauth_error(
-                StatusCode::UNAUTHORIZED,
-                "invalid_client",
-                "The OAuth client was not found.",
-            );
-        }
-        if form.get("grant_type").map(String::as_str) != Some("refresh_token") {
-            return oauth_error(
-                StatusCode::BAD_REQUEST,
-                "unsupported_grant_type",
-                "Invalid grant_type",
-            );
-        }
-        if form.get("refresh_token") != Some(&self.refresh_token) {
-            return oauth_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_grant",
-                "Token has been expired or revoked.",
-            );
-        }
-        let n = self.issued.fetch_add(1, Ordering::SeqCst) + 1;
-        let token = format!("{}{n:04}-{:x}", self.prefix, n * 7919 + 17);
-        let ttl = self.ttl_secs.load(Ordering::SeqCst);
-        self.tokens()
-            .insert(token.clone(), Instant::now() + Duration::from_secs(ttl));
-        Json(json!({"access_token": token, "expires_in": ttl, "token_type": "Bearer"}))
-            .into_response()
-    }
-}
-
 /// One user list in the fake.
 #[derive(Debug, Clone, Default)]
 pub struct FakeUserList {
@@ -268,6 +72,8 @@ pub struct FakeUserList {
     /// Member keys (email hash, or `PHONE:<hash>`).
     pub members: BTreeSet<String>,
 }
+
+listed!(FakeUserList);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum JobOp {
@@ -322,14 +128,13 @@ struct DmRequest {
 
 #[derive(Debug, Default)]
 struct Inner {
-    lists: Vec<FakeUserList>,
+    lists: Lists<FakeUserList>,
     /// Data Manager requests by `requestId`.
     dm_requests: HashMap<String, DmRequest>,
     /// Outcomes for the next Data Manager requests, in order; `Success` once empty.
     dm_next_outcomes: std::collections::VecDeque<DmOutcome>,
     /// Retrieves each new request answers `PROCESSING` before it settles.
     dm_processing_polls: u32,
-    next_id: u64,
     jobs: HashMap<String, Job>,
     rejected_emails: HashSet<String>,
     max_identifiers_seen: usize,
@@ -537,7 +342,7 @@ impl FakeGoogleAds {
             retry_delay_secs: AtomicU64::new(1),
             hold_dm_requests: AtomicBool::new(false),
             inner: Mutex::new(Inner {
-                next_id: 9_100_000_001,
+                lists: Lists::starting_at(9_100_000_001),
                 dm_processing_polls: 1,
                 ..Inner::default()
             }),
@@ -597,53 +402,27 @@ impl FakeGoogleAds {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let mut inner = self.state.lock();
-        names
-            .into_iter()
-            .map(|n| {
-                let id = inner.next_id.to_string();
-                inner.next_id += 1;
-                inner.lists.push(FakeUserList {
-                    id: id.clone(),
-                    name: n.into(),
-                    ..FakeUserList::default()
-                });
-                id
-            })
-            .collect()
+        self.state.lock().lists.seed(names)
     }
 
     /// Puts member keys into a list directly.
     pub fn seed_members<I: IntoIterator<Item = String>>(&self, list_id: &str, keys: I) {
-        if let Some(l) = self.state.lock().lists.iter_mut().find(|l| l.id == list_id) {
-            l.members.extend(keys);
-        }
+        self.state.lock().lists.seed_members(list_id, keys);
     }
 
     /// All lists.
     pub fn lists(&self) -> Vec<FakeUserList> {
-        self.state.lock().lists.clone()
+        self.state.lock().lists.snapshot()
     }
 
     /// The id of the (first) list with this name.
     pub fn list_id(&self, name: &str) -> Option<String> {
-        self.state
-            .lock()
-            .lists
-            .iter()
-            .find(|l| l.name == name)
-            .map(|l| l.id.clone())
+        self.state.lock().lists.id_of(name)
     }
 
     /// Current member keys of a list.
     pub fn members(&self, list_id: &str) -> BTreeSet<String> {
-        self.state
-            .lock()
-            .lists
-            .iter()
-            .find(|l| l.id == list_id)
-            .map(|l| l.members.clone())
-            .unwrap_or_default()
+        self.state.lock().lists.members_of(list_id)
     }
 
     /// People whose email hash is in `hashes` are refused (partial failure / field violation).
@@ -1004,14 +783,13 @@ fn mutate_user_lists(st: &GoogleState, cid: &str, body: &Value) -> Response {
                 )
             }
         }
-        if inner.lists.iter().any(|l| l.name == name) {
+        if inner.lists.has_name(&name) {
             return bad_request(
                 "Another user list with the same name already exists.",
                 json!({"userListError": "NAME_ALREADY_USED"}),
             );
         }
-        let id = inner.next_id.to_string();
-        inner.next_id += 1;
+        let id = inner.lists.mint_id();
         inner.lists.push(FakeUserList {
             id: id.clone(),
             name,
@@ -1085,8 +863,7 @@ fn create_job(st: &GoogleState, cid: &str, body: &Value) -> Response {
             json!({"offlineUserDataJobError": "CONCURRENT_JOB_ON_SAME_USER_LIST"}),
         );
     }
-    let id = inner.next_id.to_string();
-    inner.next_id += 1;
+    let id = inner.lists.mint_id();
     inner.jobs.insert(
         id.clone(),
         Job {
@@ -1424,7 +1201,7 @@ fn dm_create_user_list(st: &GoogleState, body: &Value) -> Response {
         );
     }
     let mut inner = st.lock();
-    if inner.lists.iter().any(|l| l.name == name) {
+    if inner.lists.has_name(&name) {
         return google_error(
             StatusCode::CONFLICT,
             "ALREADY_EXISTS",
@@ -1432,8 +1209,7 @@ fn dm_create_user_list(st: &GoogleState, body: &Value) -> Response {
             vec![],
         );
     }
-    let id = inner.next_id.to_string();
-    inner.next_id += 1;
+    let id = inner.lists.mint_id();
     inner.lists.push(FakeUserList {
         id: id.clone(),
         name: name.clone(),

@@ -17,6 +17,7 @@
 //! listed as import errors carrying their `original_payload`. Throttling is a 429 with `Retry-After`.
 
 use crate::schema::Shape;
+use crate::skeleton::identifiers::is_e164;
 use crate::skeleton::{credentials, FakeServer, Faults, RequestLog};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -375,11 +376,6 @@ async fn create_list(State(st): State<Arc<KlState>>, headers: HeaderMap, body: B
         Json(json!({"data": {"type": "list", "id": id, "attributes": {"name": name}}})),
     )
         .into_response()
-}
-
-fn is_e164(p: &str) -> bool {
-    p.strip_prefix('+')
-        .is_some_and(|d| (8..=15).contains(&d.len()) && d.chars().all(|c| c.is_ascii_digit()))
 }
 
 async fn create_job(State(st): State<Arc<KlState>>, headers: HeaderMap, body: Bytes) -> Response {

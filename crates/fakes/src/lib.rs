@@ -5,8 +5,10 @@
 //!
 //! All fakes share [`skeleton`]: a [`skeleton::FakeServer`] bound to `127.0.0.1:0` that nests the
 //! platform's router under its API prefix, records requests and applies the generic [`skeleton::Faults`]
-//! before the platform handlers run. Adding a platform = a module with its state, an axum `Router`, and a
-//! `throttle` responder in that platform's error shape, started through `FakeServer::start`.
+//! before the platform handlers run. The skeleton also holds what several platforms do alike: the OAuth2
+//! token issuer ([`skeleton::OAuthIssuer`]), identifier checks ([`skeleton::identifiers`]) and the
+//! audience bookkeeping of the ad fakes. Adding a platform = a module with its state, an axum `Router`,
+//! and a `throttle` responder in that platform's error shape, started through `FakeServer::start`.
 
 pub mod google_ads;
 pub mod klaviyo;

@@ -12,8 +12,9 @@
 // Handlers return the platform's error reply as `Err(Response)`; boxing it would only add noise here.
 #![allow(clippy::result_large_err)]
 
-use crate::google_ads::{is_sha256_hex, OAuthIssuer, TokenProblem};
-use crate::skeleton::{FakeServer, Faults, RequestLog};
+use crate::skeleton::identifiers::is_sha256_hex;
+use crate::skeleton::lists::{listed, Lists};
+use crate::skeleton::{FakeServer, Faults, OAuthIssuer, RequestLog, TokenProblem};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
@@ -51,10 +52,11 @@ pub struct FakeSegment {
     pub inputs: u64,
 }
 
+listed!(FakeSegment);
+
 #[derive(Debug, Default)]
 struct Inner {
-    segments: Vec<FakeSegment>,
-    next_id: u64,
+    segments: Lists<FakeSegment>,
     rejected: HashSet<String>,
     max_batch_seen: usize,
     /// Campaign creatives and their analytics.
@@ -156,7 +158,7 @@ impl FakeLinkedIn {
             oauth: OAuthIssuer::new(client_id, client_secret, refresh_token, "AQV-fake-")
                 .require_form_credentials(),
             inner: Mutex::new(Inner {
-                next_id: 41_000_001,
+                segments: Lists::starting_at(41_000_001),
                 ..Inner::default()
             }),
         });
@@ -197,46 +199,22 @@ impl FakeLinkedIn {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let mut inner = self.state.lock();
-        names
-            .into_iter()
-            .map(|n| {
-                let id = inner.next_id.to_string();
-                inner.next_id += 1;
-                inner.segments.push(FakeSegment {
-                    id: id.clone(),
-                    name: n.into(),
-                    ..FakeSegment::default()
-                });
-                id
-            })
-            .collect()
+        self.state.lock().segments.seed(names)
     }
 
     /// All segments.
     pub fn segments(&self) -> Vec<FakeSegment> {
-        self.state.lock().segments.clone()
+        self.state.lock().segments.snapshot()
     }
 
     /// Id of the (first) segment with this name.
     pub fn segment_id(&self, name: &str) -> Option<String> {
-        self.state
-            .lock()
-            .segments
-            .iter()
-            .find(|s| s.name == name)
-            .map(|s| s.id.clone())
+        self.state.lock().segments.id_of(name)
     }
 
     /// Current members of a segment.
     pub fn members(&self, id: &str) -> BTreeSet<String> {
-        self.state
-            .lock()
-            .segments
-            .iter()
-            .find(|s| s.id == id)
-            .map(|s| s.members.clone())
-            .unwrap_or_default()
+        self.state.lock().segments.members_of(id)
     }
 
     /// Elements whose hash is in `hashes` get a per-element 400.
@@ -443,8 +421,7 @@ fn create(st: &LinkedInState, body: &Value) -> Response {
         );
     }
     let mut inner = st.lock();
-    let id = inner.next_id.to_string();
-    inner.next_id += 1;
+    let id = inner.segments.mint_id();
     inner.segments.push(FakeSegment {
         id: id.clone(),
         name,

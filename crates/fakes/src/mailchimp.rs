@@ -15,6 +15,7 @@
 //! [`FakeMailchimp::throttle_with_403`]).
 
 use crate::schema::Shape;
+use crate::skeleton::identifiers::{base64_decode, email_shape};
 use crate::skeleton::{credentials, FakeServer, Faults, RequestLog};
 
 /// The SDKs' request-body shapes, in their own file.
@@ -146,38 +147,6 @@ impl McState {
                 "The requested resource could not be found.",
             )
         })
-    }
-}
-
-/// Decodes standard base64 (padding optional).
-fn base64_decode(input: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(input.len() * 3 / 4);
-    let mut acc: u32 = 0;
-    let mut bits = 0;
-    for c in input.bytes().filter(|c| *c != b'=') {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
-}
-
-fn looks_like_email(e: &str) -> bool {
-    match e.split_once('@') {
-        Some((local, domain)) => !local.is_empty() && domain.contains('.') && !domain.contains('@'),
-        None => false,
     }
 }
 
@@ -522,7 +491,7 @@ async fn batch_subscribe(
             .and_then(Value::as_str)
             .unwrap_or("subscribed")
             .to_string();
-        if !looks_like_email(&email) || inner.rejected.contains(&email) {
+        if !email_shape(&email) || inner.rejected.contains(&email) {
             errors.push(json!({
                 "email_address": raw,
                 "error": format!("{raw} looks fake or invalid, please enter a real email address."),

@@ -7,6 +7,8 @@
 //! Deliberately hostile: a bad token's error message echoes the token it received, so tests prove the
 //! connector redacts it.
 
+use crate::skeleton::identifiers::is_sha256_hex;
+use crate::skeleton::lists::{listed, Lists};
 use crate::skeleton::{credentials, request_params, FakeServer, Faults, RequestLog};
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -51,6 +53,8 @@ pub struct FakeAudience {
     replace: Option<ReplaceState>,
 }
 
+listed!(FakeAudience);
+
 #[derive(Debug, Clone)]
 struct ReplaceState {
     session_id: u64,
@@ -61,8 +65,7 @@ struct ReplaceState {
 
 #[derive(Debug, Default)]
 struct Inner {
-    audiences: Vec<FakeAudience>,
-    next_id: u64,
+    audiences: Lists<FakeAudience>,
     rejected_emails: HashSet<String>,
     max_rows_seen: usize,
     users_calls: usize,
@@ -208,7 +211,7 @@ impl FakeMeta {
             throttle_code: AtomicI64::new(80003),
             trace: AtomicU64::new(0),
             inner: Mutex::new(Inner {
-                next_id: 23_850_000_000_001,
+                audiences: Lists::starting_at(23_850_000_000_001),
                 ..Inner::default()
             }),
         });
@@ -256,54 +259,27 @@ impl FakeMeta {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let mut inner = self.state.lock();
-        names
-            .into_iter()
-            .map(|n| {
-                let id = inner.next_id.to_string();
-                inner.next_id += 1;
-                inner.audiences.push(FakeAudience {
-                    id: id.clone(),
-                    name: n.into(),
-                    ..FakeAudience::default()
-                });
-                id
-            })
-            .collect()
+        self.state.lock().audiences.seed(names)
     }
 
     /// Puts member keys into an audience directly (e.g. people added by hand before adoption).
     pub fn seed_members<I: IntoIterator<Item = String>>(&self, audience_id: &str, keys: I) {
-        let mut inner = self.state.lock();
-        if let Some(a) = inner.audiences.iter_mut().find(|a| a.id == audience_id) {
-            a.members.extend(keys);
-        }
+        self.state.lock().audiences.seed_members(audience_id, keys);
     }
 
     /// All audiences.
     pub fn audiences(&self) -> Vec<FakeAudience> {
-        self.state.lock().audiences.clone()
+        self.state.lock().audiences.snapshot()
     }
 
     /// The id of the (first) audience with this name.
     pub fn audience_id(&self, name: &str) -> Option<String> {
-        self.state
-            .lock()
-            .audiences
-            .iter()
-            .find(|a| a.name == name)
-            .map(|a| a.id.clone())
+        self.state.lock().audiences.id_of(name)
     }
 
     /// Current member keys of an audience (EMAIL hashes, `PHONE:<hash>` for phone-only rows).
     pub fn members(&self, audience_id: &str) -> BTreeSet<String> {
-        self.state
-            .lock()
-            .audiences
-            .iter()
-            .find(|a| a.id == audience_id)
-            .map(|a| a.members.clone())
-            .unwrap_or_default()
+        self.state.lock().audiences.members_of(audience_id)
     }
 
     /// Every identifier value ever received in an add or replace call (removals excluded).
@@ -499,8 +475,7 @@ fn create_audience(st: &MetaState, req: &Req) -> Response {
             false,
         );
     }
-    let id = inner.next_id.to_string();
-    inner.next_id += 1;
+    let id = inner.audiences.mint_id();
     inner.audiences.push(FakeAudience {
         id: id.clone(),
         name,
@@ -550,12 +525,6 @@ fn closed_domain(key: &str) -> Option<&'static std::collections::HashSet<String>
         "DOBD" => DOBD.get_or_init(|| hashes((1..=31).map(|d| format!("{d:02}")))),
         _ => return None,
     })
-}
-
-fn is_hash(s: &str) -> bool {
-    s.len() == 64
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Parses a JSON-valued parameter given as a JSON string (form) or inline (JSON body).
@@ -643,7 +612,7 @@ fn users(st: &MetaState, req: &Req, op: Op) -> Response {
         };
         for (k, v) in schema.iter().zip(&cells) {
             let hashed = !PLAIN_KEYS.contains(&k.as_str());
-            if hashed && !v.is_empty() && !is_hash(v) {
+            if hashed && !v.is_empty() && !is_sha256_hex(v) {
                 return bad(format!(
                     "row {i}: {k} must be a SHA-256 hash (64 lowercase hex) or empty"
                 ));

@@ -17,6 +17,7 @@
 //! with [`FakeSendGrid::set_rate_limit`] a per-second budget is enforced with 429s.
 
 use crate::schema::Shape;
+use crate::skeleton::identifiers::email_shape;
 use crate::skeleton::{credentials, FakeServer, Faults, RequestLog};
 
 /// The spec's request-body shapes, in their own file.
@@ -357,13 +358,9 @@ fn json_body(body: &[u8], shape: &Shape) -> Result<serde_json::Map<String, Value
     }
 }
 
+/// SendGrid also refuses whitespace anywhere in the address.
 fn valid_email(e: &str) -> bool {
-    match e.split_once('@') {
-        Some((l, d)) => {
-            !l.is_empty() && d.contains('.') && !d.contains('@') && !e.contains(char::is_whitespace)
-        }
-        None => false,
-    }
+    email_shape(e) && !e.contains(char::is_whitespace)
 }
 
 async fn list_lists(

@@ -1,4 +1,12 @@
-//! The shared part of every fake: server lifecycle, request log and generic fault injection.
+//! The shared part of every fake: server lifecycle, request log and generic fault injection, plus the
+//! pieces several platforms implement alike — the OAuth2 token issuer ([`oauth`]), identifier checks
+//! and encodings ([`identifiers`]) and audience bookkeeping (`lists`).
+
+pub mod identifiers;
+pub(crate) mod lists;
+pub mod oauth;
+
+pub use oauth::{OAuthIssuer, TokenProblem};
 
 use axum::body::Body;
 use axum::extract::{Request, State};

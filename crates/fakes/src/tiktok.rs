@@ -18,8 +18,9 @@
 // Handlers return the platform's error reply as `Err(Response)`; boxing it would only add noise here.
 #![allow(clippy::result_large_err)]
 
-use crate::google_ads::is_sha256_hex;
 use crate::schema::{field, Shape};
+use crate::skeleton::identifiers::is_sha256_hex;
+use crate::skeleton::lists::{listed, Lists};
 use crate::skeleton::{FakeServer, Faults, RequestLog};
 use axum::body::Bytes;
 use axum::extract::State;
@@ -73,11 +74,13 @@ pub struct FakeCustomAudience {
     pub members: BTreeSet<String>,
 }
 
+// Audiences made in the UI are email-hash audiences.
+listed!(FakeCustomAudience, calculate_type: "EMAIL_SHA256".into());
+
 #[derive(Debug, Default)]
 struct Inner {
-    audiences: Vec<FakeCustomAudience>,
+    audiences: Lists<FakeCustomAudience>,
     files: HashMap<String, (String, Vec<String>)>,
-    next_id: u64,
     uploads: usize,
     max_lines_per_file: usize,
     /// Ads, ad groups and their daily stats.
@@ -151,7 +154,7 @@ impl FakeTikTok {
             advertiser_id: advertiser_id.to_string(),
             request_seq: AtomicU64::new(1),
             inner: Mutex::new(Inner {
-                next_id: 7_300_000_001,
+                audiences: Lists::starting_at(7_300_000_001),
                 ..Inner::default()
             }),
         });
@@ -188,54 +191,27 @@ impl FakeTikTok {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let mut inner = self.state.lock();
-        names
-            .into_iter()
-            .map(|n| {
-                let id = inner.next_id.to_string();
-                inner.next_id += 1;
-                inner.audiences.push(FakeCustomAudience {
-                    id: id.clone(),
-                    name: n.into(),
-                    calculate_type: "EMAIL_SHA256".into(),
-                    ..FakeCustomAudience::default()
-                });
-                id
-            })
-            .collect()
+        self.state.lock().audiences.seed(names)
     }
 
     /// Puts hashes into an audience directly.
     pub fn seed_members<I: IntoIterator<Item = String>>(&self, id: &str, hashes: I) {
-        if let Some(a) = self.state.lock().audiences.iter_mut().find(|a| a.id == id) {
-            a.members.extend(hashes);
-        }
+        self.state.lock().audiences.seed_members(id, hashes);
     }
 
     /// All audiences.
     pub fn audiences(&self) -> Vec<FakeCustomAudience> {
-        self.state.lock().audiences.clone()
+        self.state.lock().audiences.snapshot()
     }
 
     /// Id of the (first) audience with this name.
     pub fn audience_id(&self, name: &str) -> Option<String> {
-        self.state
-            .lock()
-            .audiences
-            .iter()
-            .find(|a| a.name == name)
-            .map(|a| a.id.clone())
+        self.state.lock().audiences.id_of(name)
     }
 
     /// Current members of an audience.
     pub fn members(&self, id: &str) -> BTreeSet<String> {
-        self.state
-            .lock()
-            .audiences
-            .iter()
-            .find(|a| a.id == id)
-            .map(|a| a.members.clone())
-            .unwrap_or_default()
+        self.state.lock().audiences.members_of(id)
     }
 
     /// Files accepted so far.
@@ -603,8 +579,7 @@ fn create(st: &TikTokState, body: &Value) -> Response {
         Ok(m) => m,
         Err(r) => return r,
     };
-    let id = inner.next_id.to_string();
-    inner.next_id += 1;
+    let id = inner.audiences.mint_id();
     inner.audiences.push(FakeCustomAudience {
         id: id.clone(),
         name,

@@ -8,7 +8,7 @@
 //! first write to the audience.
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use crate::error::{ConfigError, ConnectorError};
 use crate::model::{

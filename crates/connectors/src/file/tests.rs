@@ -5,7 +5,7 @@ use crate::{build_destination, AudienceDestination, SecretResolver};
 use serde_json::json;
 use std::sync::Arc;
 
-fn destination(
+pub(crate) fn destination(
     dir: &std::path::Path,
     format: &str,
     include_plain: bool,

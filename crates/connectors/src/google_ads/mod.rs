@@ -75,7 +75,7 @@ mod mapping;
 mod request_status;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 #[cfg(test)]
 mod rotation_tests;

@@ -17,7 +17,7 @@ const CLIENT_ID: &str = "client-id-123.apps.example";
 const CLIENT_SECRET: &str = "client-SECRET-abcdef";
 const REFRESH: &str = "1//refresh-SECRET-xyz987";
 
-async fn fake(login: Option<&str>) -> FakeGoogleAds {
+pub(crate) async fn fake(login: Option<&str>) -> FakeGoogleAds {
     FakeGoogleAds::start(GoogleFakeConfig {
         developer_token: DEV_TOKEN.into(),
         customer_id: "1234567890".into(),
@@ -64,7 +64,7 @@ fn section(fake: &FakeGoogleAds, api: &str, extra: serde_json::Value) -> serde_j
     s
 }
 
-fn destination(fake: &FakeGoogleAds, api: &str) -> Arc<dyn AudienceDestination> {
+pub(crate) fn destination(fake: &FakeGoogleAds, api: &str) -> Arc<dyn AudienceDestination> {
     build_destination("gads", &section(fake, api, json!({})), &resolver(REFRESH))
         .expect("google destination")
 }
@@ -89,41 +89,6 @@ fn google_phone_hash_keeps_the_plus() {
     };
     let m = super::prepare(&c).expect("phone");
     assert_eq!(m.payload["hashedPhoneNumber"], sha256_hex("+16502530000"));
-}
-
-#[tokio::test]
-async fn customer_match_find_or_create_pages_and_adopts() {
-    let fake = fake(None).await;
-    let ids = fake.seed_lists((0..60).map(|i| format!("existing {i}")));
-    let d = destination(&fake, "customer_match");
-    let adopted = d
-        .find_or_create_audience("existing 57", "x")
-        .await
-        .expect("adopt");
-    assert_eq!(
-        adopted,
-        AudienceRef {
-            remote_id: ids[57].clone(),
-            adopted: true
-        }
-    );
-    // 60 lists at 25 per page: three searches.
-    assert_eq!(fake.requests().count("POST", "/googleAds:search"), 3);
-    let created = d
-        .find_or_create_audience("campaignd: vip", "VIP")
-        .await
-        .expect("create");
-    assert!(!created.adopted);
-    assert_eq!(
-        fake.list_id("campaignd: vip"),
-        Some(created.remote_id.clone())
-    );
-    let again = d
-        .find_or_create_audience("campaignd: vip", "VIP")
-        .await
-        .expect("adopt own");
-    assert_eq!((again.remote_id, again.adopted), (created.remote_id, true));
-    assert_eq!(fake.lists().len(), 61);
 }
 
 #[tokio::test]
@@ -216,36 +181,6 @@ async fn expired_token_is_refreshed_once() {
     assert_eq!(out.accepted, 5);
     assert_eq!(fake.oauth().issued(), 2);
     assert_eq!(d.http_stats().expect("stats").token_refreshes, 1);
-}
-
-#[tokio::test]
-async fn partial_failure_becomes_rejections() {
-    let fake = fake(None).await;
-    let d = destination(&fake, "customer_match");
-    let aud = d.find_or_create_audience("a", "").await.expect("list");
-    fake.reject_emails([email_hash(3), email_hash(7)]);
-    let mut members = prepare_all(d.as_ref(), 0..10, contact);
-    members.push(PreparedMember::new(
-        "corrupt",
-        json!({"hashedEmail": "NOT-A-HASH"}),
-    ));
-    let out = d.add_members(&aud, &members).await.expect("add");
-    assert_eq!(out.accepted, 8);
-    let mut ids: Vec<&str> = out
-        .rejected
-        .iter()
-        .map(|r| r.customer_id.as_str())
-        .collect();
-    ids.sort();
-    assert_eq!(ids, ["c3", "c7", "corrupt"]);
-    let c3 = out
-        .rejected
-        .iter()
-        .find(|r| r.customer_id == "c3")
-        .expect("c3");
-    assert!(c3.reason.contains("INVALID_EMAIL_ADDRESS"), "{c3:?}");
-    assert!(!fake.members(&aud.remote_id).contains(&email_hash(3)));
-    assert_eq!(fake.members(&aud.remote_id).len(), 8);
 }
 
 #[tokio::test]

@@ -1,24 +1,23 @@
 //! LinkedIn connector tests against the stateful fake over loopback HTTP.
 
-use crate::model::{AudienceRef, PreparedMember};
-use crate::test_support::{email_contact, email_hash, extend_section, prepare_all, secrets};
+use crate::test_support::{email_contact, extend_section, prepare_all, secrets};
 use crate::{build_destination, AudienceDestination, ConnectorError, SecretResolver};
 use campaignd_fakes::FakeLinkedIn;
 use serde_json::json;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 const CLIENT_ID: &str = "li-client-77";
 const CLIENT_SECRET: &str = "li-client-SECRET-abc";
-const REFRESH: &str = "AQX-refresh-SECRET-0987654321";
+pub(crate) const REFRESH: &str = "AQX-refresh-SECRET-0987654321";
 
-async fn fake() -> FakeLinkedIn {
+pub(crate) async fn fake() -> FakeLinkedIn {
     FakeLinkedIn::start("5150", CLIENT_ID, CLIENT_SECRET, REFRESH)
         .await
         .expect("fake linkedin")
 }
 
-fn destination(
+pub(crate) fn destination(
     fake: &FakeLinkedIn,
     refresh: &str,
     extra: serde_json::Value,
@@ -43,58 +42,6 @@ fn destination(
     });
     extend_section(&mut section, &extra);
     build_destination("li", &section, &secrets).expect("linkedin destination")
-}
-
-#[tokio::test]
-async fn find_or_create_pages_and_adopts() {
-    let fake = fake().await;
-    let ids = fake.seed_segments((0..230).map(|i| format!("existing {i}")));
-    let d = destination(&fake, REFRESH, json!({}));
-    let adopted = d
-        .find_or_create_audience("existing 229", "")
-        .await
-        .expect("adopt");
-    assert_eq!(
-        adopted,
-        AudienceRef {
-            remote_id: ids[229].clone(),
-            adopted: true
-        }
-    );
-    assert_eq!(fake.requests().count("GET", "/dmpSegments"), 3);
-    let created = d
-        .find_or_create_audience("campaignd: vip", "")
-        .await
-        .expect("create");
-    assert!(!created.adopted);
-    assert_eq!(
-        fake.segment_id("campaignd: vip"),
-        Some(created.remote_id.clone())
-    );
-    let again = d
-        .find_or_create_audience("campaignd: vip", "")
-        .await
-        .expect("adopt own");
-    assert_eq!((again.remote_id, again.adopted), (created.remote_id, true));
-    assert_eq!(fake.segments().len(), 231);
-}
-
-#[tokio::test]
-async fn add_remove_converge_in_batches_of_five_thousand() {
-    let fake = fake().await;
-    let d = destination(&fake, REFRESH, json!({}));
-    assert_eq!(d.limits().max_batch, 5_000);
-    assert_eq!(d.limits().min_audience_size, 300);
-    let aud = d.find_or_create_audience("a", "").await.expect("segment");
-    let all = prepare_all(d.as_ref(), 0..5_300, email_contact);
-    let out = d.add_members(&aud, &all).await.expect("add");
-    assert_eq!((out.accepted, out.rejected.len()), (5_300, 0));
-    assert_eq!(fake.requests().count("POST", "/users"), 2);
-    assert_eq!(fake.max_batch_seen(), 5_000);
-    let out = d.remove_members(&aud, &all[..300]).await.expect("remove");
-    assert_eq!(out.accepted, 300);
-    let expected: BTreeSet<String> = (300..5_300).map(email_hash).collect();
-    assert_eq!(fake.members(&aud.remote_id), expected);
 }
 
 #[tokio::test]
@@ -141,32 +88,6 @@ async fn expired_token_is_refreshed_once() {
     assert_eq!(out.accepted, 4);
     assert_eq!(fake.oauth().issued(), 2);
     assert_eq!(d.http_stats().expect("stats").token_refreshes, 1);
-}
-
-#[tokio::test]
-async fn per_element_failures_become_rejections() {
-    let fake = fake().await;
-    let d = destination(&fake, REFRESH, json!({}));
-    let aud = d.find_or_create_audience("a", "").await.expect("segment");
-    fake.reject_emails([email_hash(2), email_hash(5)]);
-    let mut members = prepare_all(d.as_ref(), 0..8, email_contact);
-    members.push(PreparedMember::new("corrupt", json!({"EMAIL": "x"})));
-    let out = d.add_members(&aud, &members).await.expect("add");
-    assert_eq!(out.accepted, 6);
-    let mut ids: Vec<&str> = out
-        .rejected
-        .iter()
-        .map(|r| r.customer_id.as_str())
-        .collect();
-    ids.sort();
-    assert_eq!(ids, ["c2", "c5", "corrupt"]);
-    let c2 = out
-        .rejected
-        .iter()
-        .find(|r| r.customer_id == "c2")
-        .expect("c2");
-    assert!(c2.reason.contains("400"), "{c2:?}");
-    assert_eq!(fake.members(&aud.remote_id).len(), 6);
 }
 
 #[tokio::test]

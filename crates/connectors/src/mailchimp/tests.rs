@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const KEY: &str = "0123456789abcdef0123456789abcdef-us21";
-const LIST: &str = "a1b2c3d4e5";
+pub(crate) const LIST: &str = "a1b2c3d4e5";
 
 fn destination_with(
     fake: &FakeMailchimp,
@@ -32,11 +32,11 @@ fn destination_with(
     build_destination("mc", &section, &secrets).expect("mailchimp destination")
 }
 
-fn destination(fake: &FakeMailchimp) -> Arc<dyn AudienceDestination> {
+pub(crate) fn destination(fake: &FakeMailchimp) -> Arc<dyn AudienceDestination> {
     destination_with(fake, KEY, json!({}))
 }
 
-async fn fake() -> FakeMailchimp {
+pub(crate) async fn fake() -> FakeMailchimp {
     FakeMailchimp::start(KEY, LIST)
         .await
         .expect("fake mailchimp")
@@ -214,39 +214,6 @@ async fn mailchimp_caps_simultaneous_connections() {
         fake.max_concurrent()
     );
     assert_eq!(fake.segment_members(&aud.remote_id).len(), 30);
-}
-
-#[tokio::test]
-async fn mailchimp_partial_rejection_is_surfaced_per_member() {
-    let fake = fake().await;
-    let d = destination(&fake);
-    let aud = d.find_or_create_audience("a", "").await.expect("audience");
-    fake.reject_emails([email(3), email(7)]);
-    let out = d
-        .add_members(&aud, &prepare_all(d.as_ref(), 0..10, email_contact))
-        .await
-        .expect("add");
-    assert_eq!(out.accepted, 8);
-    let mut ids: Vec<&str> = out
-        .rejected
-        .iter()
-        .map(|r| r.customer_id.as_str())
-        .collect();
-    ids.sort();
-    assert_eq!(ids, ["c3", "c7"]);
-    assert!(
-        out.rejected[0].reason.contains("looks fake or invalid"),
-        "{:?}",
-        out.rejected
-    );
-    let members = fake.segment_members(&aud.remote_id);
-    assert_eq!(members.len(), 8);
-    assert!(!members.contains(&email(3)));
-
-    // A corrupted ledger payload is rejected locally, not sent.
-    let bad = PreparedMember::new("cx", json!({"EMAIL": "x"}));
-    let out = d.add_members(&aud, &[bad]).await.expect("local rejection");
-    assert_eq!((out.accepted, out.rejected.len()), (0, 1));
 }
 
 #[tokio::test]

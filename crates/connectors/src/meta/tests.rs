@@ -1,6 +1,6 @@
 //! Meta connector tests against the stateful fake over loopback HTTP.
 
-use crate::model::{AudienceRef, Contact, PreparedMember, ReplaceSession};
+use crate::model::{Contact, PreparedMember, ReplaceSession};
 use crate::test_support::{email_contact, email_hash, prepare_all, secrets};
 use crate::{build_destination, AudienceDestination, ConnectorError};
 use campaignd_fakes::FakeMeta;
@@ -9,9 +9,13 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const TOKEN: &str = "EAAG-test-token-0123456789";
+pub(crate) const TOKEN: &str = "EAAG-test-token-0123456789";
 
-fn destination(fake: &FakeMeta, token: &str, max_attempts: u32) -> Arc<dyn AudienceDestination> {
+pub(crate) fn destination(
+    fake: &FakeMeta,
+    token: &str,
+    max_attempts: u32,
+) -> Arc<dyn AudienceDestination> {
     let secrets = secrets(&[("META_TOKEN", token)]);
     let section = json!({
         "kind": "meta",
@@ -25,7 +29,7 @@ fn destination(fake: &FakeMeta, token: &str, max_attempts: u32) -> Arc<dyn Audie
     build_destination("fb", &section, &secrets).expect("meta destination")
 }
 
-async fn fake() -> FakeMeta {
+pub(crate) async fn fake() -> FakeMeta {
     FakeMeta::start(TOKEN, "1234").await.expect("fake meta")
 }
 
@@ -39,77 +43,6 @@ fn contact(i: usize) -> Contact {
         postal_code: Some("94025".into()),
         ..email_contact(i)
     }
-}
-
-#[tokio::test]
-async fn find_or_create_pages_and_adopts() {
-    let fake = fake().await;
-    let names: Vec<String> = (0..60).map(|i| format!("existing {i}")).collect();
-    let ids = fake.seed_audiences(names);
-    let d = destination(&fake, TOKEN, 3);
-
-    let adopted = d
-        .find_or_create_audience("existing 57", "x")
-        .await
-        .expect("adopt");
-    assert_eq!(
-        adopted,
-        AudienceRef {
-            remote_id: ids[57].clone(),
-            adopted: true
-        }
-    );
-    // 60 audiences at 25 per page: three list requests.
-    assert_eq!(fake.requests().count("GET", "/act_1234/customaudiences"), 3);
-
-    let created = d
-        .find_or_create_audience("campaignd: vip", "VIP customers")
-        .await
-        .expect("create");
-    assert!(!created.adopted);
-    assert_eq!(
-        fake.audience_id("campaignd: vip"),
-        Some(created.remote_id.clone())
-    );
-    let again = d
-        .find_or_create_audience("campaignd: vip", "VIP customers")
-        .await
-        .expect("adopt own");
-    assert_eq!(again.remote_id, created.remote_id);
-    assert!(again.adopted);
-    assert_eq!(fake.audiences().len(), 61);
-}
-
-#[tokio::test]
-async fn add_and_remove_converge_to_expected_set() {
-    let fake = fake().await;
-    let d = destination(&fake, TOKEN, 3);
-    let aud = d.find_or_create_audience("a", "").await.expect("audience");
-    let all = prepare_all(d.as_ref(), 0..250, contact);
-    let out = d.add_members(&aud, &all).await.expect("add");
-    assert_eq!(out.accepted, 250);
-    assert!(out.rejected.is_empty());
-    let out = d.remove_members(&aud, &all[..100]).await.expect("remove");
-    assert_eq!(out.accepted, 100);
-    let expected: BTreeSet<String> = (100..250).map(email_hash).collect();
-    assert_eq!(fake.members(&aud.remote_id), expected);
-    assert_eq!(d.limits().min_audience_size, 100);
-}
-
-#[tokio::test]
-async fn large_adds_are_split_at_ten_thousand_rows() {
-    let fake = fake().await;
-    let d = destination(&fake, TOKEN, 3);
-    let aud = d
-        .find_or_create_audience("big", "")
-        .await
-        .expect("audience");
-    let all = prepare_all(d.as_ref(), 0..10_500, contact);
-    let out = d.add_members(&aud, &all).await.expect("add");
-    assert_eq!(out.accepted, 10_500);
-    assert_eq!(fake.requests().count("POST", "/users"), 2);
-    assert_eq!(fake.max_rows_per_call(), 10_000);
-    assert_eq!(fake.members(&aud.remote_id).len(), 10_500);
 }
 
 #[tokio::test]
@@ -199,37 +132,6 @@ async fn server_errors_are_retried_then_reported() {
     );
     assert!(err.is_transient());
     fake.faults().server_error_next(0);
-}
-
-#[tokio::test]
-async fn partial_rejection_is_surfaced_per_member() {
-    let fake = fake().await;
-    let d = destination(&fake, TOKEN, 3);
-    let aud = d.find_or_create_audience("a", "").await.expect("audience");
-    fake.reject_emails([email_hash(3), email_hash(7)]);
-    let out = d
-        .add_members(&aud, &prepare_all(d.as_ref(), 0..10, contact))
-        .await
-        .expect("add");
-    assert_eq!(out.accepted, 8);
-    let mut ids: Vec<&str> = out
-        .rejected
-        .iter()
-        .map(|r| r.customer_id.as_str())
-        .collect();
-    ids.sort();
-    assert_eq!(ids, ["c3", "c7"]);
-    assert!(
-        out.rejected[0].reason.contains("Invalid EMAIL"),
-        "{:?}",
-        out.rejected
-    );
-    assert!(!fake.members(&aud.remote_id).contains(&email_hash(3)));
-
-    // A corrupted ledger payload is rejected locally, not sent.
-    let bad = PreparedMember::new("cx", json!({"NOT_META": "x"}));
-    let out = d.add_members(&aud, &[bad]).await.expect("local rejection");
-    assert_eq!((out.accepted, out.rejected.len()), (0, 1));
 }
 
 #[tokio::test]

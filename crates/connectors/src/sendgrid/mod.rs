@@ -44,7 +44,7 @@ mod config;
 mod mapping;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use client::{SendGridDestination, SendGridPolicy, BATCH_SIZE};
 pub use config::{SendGridConfig, DEFAULT_BASE_URL};

@@ -46,7 +46,7 @@ mod config;
 mod mapping;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 #[cfg(test)]
 mod rotation_tests;

@@ -9,15 +9,15 @@ use serde_json::json;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-const TOKEN: &str = "tt-access-SECRET-0123456789abcdef";
+pub(crate) const TOKEN: &str = "tt-access-SECRET-0123456789abcdef";
 
-async fn fake() -> FakeTikTok {
+pub(crate) async fn fake() -> FakeTikTok {
     FakeTikTok::start(TOKEN, "7000000001")
         .await
         .expect("fake tiktok")
 }
 
-fn destination(
+pub(crate) fn destination(
     fake: &FakeTikTok,
     token: &str,
     batch: usize,

@@ -13,7 +13,7 @@
 //! within this process.
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use crate::common;
 use crate::error::{ConfigError, ConnectorError};

@@ -8,9 +8,13 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-const SECRET: &str = "whsec-shared-secret-42";
+pub(crate) const SECRET: &str = "whsec-shared-secret-42";
 
-fn destination(url: &str, secret: &str, batch_size: usize) -> Arc<dyn AudienceDestination> {
+pub(crate) fn destination(
+    url: &str,
+    secret: &str,
+    batch_size: usize,
+) -> Arc<dyn AudienceDestination> {
     let secrets = SecretResolver::from_map(HashMap::from([(
         "HOOK_SECRET".to_string(),
         secret.to_string(),

@@ -39,6 +39,15 @@ pub enum StoreError {
     /// is not finite); the column is named so the caller can find the row.
     #[error("cannot store value: {0}")]
     Unwritable(String),
+    /// A bulk write on SQLite's own handle (see [`crate::load`]) failed; the table is named.
+    #[error("database error writing {table}: {source}")]
+    SqliteWrite {
+        /// The table being written.
+        table: &'static str,
+        /// What SQLite said.
+        #[source]
+        source: rusqlite::Error,
+    },
     /// A file could not be read.
     #[error("{0}")]
     Io(String),

@@ -662,3 +662,91 @@ async fn awkward_text_round_trips_and_nul_is_refused_by_line() {
         store.close().await;
     }
 }
+
+/// The bulk paths write like any other writer: re-importing a customer whose email changed bumps its
+/// `identity_version` (migration 0011's trigger) and one re-imported unchanged keeps it, on both backends;
+/// after an orders and an events import (on Postgres a bulk transaction that sets the customer keys aside)
+/// the keys are back, so a row naming no customer is still refused by the database itself.
+#[tokio::test]
+async fn bulk_writes_fire_identity_triggers_and_keep_customer_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = write(
+        dir.path(),
+        "first.csv",
+        "id,email\nc1,one@example.com\nc2,two@example.com\n",
+    );
+    let second = write(
+        dir.path(),
+        "second.csv",
+        "id,email\nc1,new@example.com\nc2,two@example.com\n",
+    );
+    let orders = write(
+        dir.path(),
+        "orders.csv",
+        "id,customer_id,placed_at,total\no1,c1,2024-03-01T10:00:00Z,10\no2,zz,2024-03-01T10:00:00Z,5\n",
+    );
+    let events = write(
+        dir.path(),
+        "events.csv",
+        "id,customer_id,kind,occurred_at\ne1,c2,visit,2024-03-01T10:00:00Z\n",
+    );
+    for (backend, store) in stores(dir.path()).await {
+        for path in [&first, &second] {
+            let r = import(&store, ImportKind::Customers, path, false).await;
+            assert_eq!((r.imported, r.rejected), (2, 0), "{backend}");
+        }
+        let sql = "SELECT id || ':' || identity_version FROM customers ORDER BY id";
+        let versions: Vec<String> = match store.pool() {
+            Pool::Sqlite(p) => sqlx::query_scalar(sql).fetch_all(p).await.unwrap(),
+            Pool::Postgres(p) => sqlx::query_scalar(sql).fetch_all(p).await.unwrap(),
+        };
+        assert_eq!(versions, vec!["c1:1", "c2:0"], "{backend}");
+
+        let r = import(&store, ImportKind::Orders, &orders, false).await;
+        assert_eq!(
+            errors(&r),
+            vec![format!(
+                "{}:3: unknown customer_id \"zz\"",
+                orders.display()
+            )],
+            "{backend}"
+        );
+        assert_eq!(r.imported, 1, "{backend}");
+        let r = import(&store, ImportKind::Events, &events, false).await;
+        assert_eq!((r.imported, r.rejected), (1, 0), "{backend}");
+        assert_eq!(count(&store, "orders").await, 1, "{backend}");
+        assert_eq!(count(&store, "events").await, 1, "{backend}");
+
+        let orphan = match store.pool() {
+            Pool::Sqlite(p) => sqlx::query(
+                "INSERT INTO orders (id, customer_id, placed_at, total) VALUES ('o9', 'zz', 0, 1)",
+            )
+            .execute(p)
+            .await
+            .map(|_| ()),
+            Pool::Postgres(p) => sqlx::query(
+                "INSERT INTO orders (id, customer_id, placed_at, total) VALUES ('o9', 'zz', now(), 1)",
+            )
+            .execute(p)
+            .await
+            .map(|_| ()),
+        };
+        let err = orphan.expect_err("an order naming no customer is refused");
+        assert!(
+            err.to_string().to_lowercase().contains("foreign key"),
+            "{backend}: {err}"
+        );
+        if let Pool::Postgres(p) = store.pool() {
+            let keys: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM pg_constraint WHERE contype = 'f' \
+                 AND confrelid = 'customers'::regclass \
+                 AND conrelid IN ('orders'::regclass, 'events'::regclass) AND convalidated",
+            )
+            .fetch_one(p)
+            .await
+            .unwrap();
+            assert_eq!(keys, 2, "{backend}");
+        }
+        store.close().await;
+    }
+}

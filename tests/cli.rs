@@ -342,6 +342,51 @@ fn unknown_config_key_is_named() {
 }
 
 #[test]
+fn a_misspelt_destination_key_fails_every_command_at_load() {
+    let env = env_with(
+        None,
+        "\n[destinations.fb]\nkind = \"meta\"\nad_account_id = \"1\"\naccess_token = { env = \"META_TOKEN\" }\nrequest_timout_ms = 5000\n",
+    );
+    env.cmd()
+        .args(["segments", "list"])
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("destinations.fb")
+                .and(predicate::str::contains("request_timout_ms")),
+        );
+    let env = env_with(None, "\n[destinations.fb]\nkind = \"myspace\"\n");
+    env.cmd()
+        .args(["segments", "list"])
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("destinations.fb")
+                .and(predicate::str::contains("myspace"))
+                .and(predicate::str::contains("sandbox")),
+        );
+}
+
+#[test]
+fn env_var_overrides_reach_destination_keys() {
+    let env = env_with(
+        None,
+        "\n[destinations.out]\nkind = \"file\"\npath = \"exports\"\nformat = \"csv\"\n",
+    );
+    env.cmd().args(["segments", "list"]).assert().success();
+    env.cmd()
+        .env("CAMPAIGND__DESTINATIONS__OUT__FORMAT", "xlsx")
+        .args(["segments", "list"])
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("destinations.out")
+                .and(predicate::str::contains("format"))
+                .and(predicate::str::contains("xlsx")),
+        );
+}
+
+#[test]
 fn dependency_cycle_is_named() {
     let env = env_with(None, "\n[[segment]]\nname = \"a\"\nrule = 'in_segment(\"b\")'\n[[segment]]\nname = \"b\"\nrule = 'in_segment(\"a\")'\n");
     env.cmd()

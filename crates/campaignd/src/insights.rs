@@ -307,23 +307,26 @@ pub async fn demo_insights(
         if settings.holdout_plan(sync).is_none() {
             continue;
         }
-        let Some(section) = settings.destinations.get(&sync.destination) else {
+        let Some(sandbox) = settings
+            .destinations
+            .get(&sync.destination)
+            .and_then(|d| d.as_sandbox())
+        else {
             continue;
         };
-        if section.get("kind").and_then(|k| k.as_str()) != Some("sandbox") {
-            continue;
-        }
-        let response = campaignd_connectors::sandbox::SandboxResponse::from_section(section)
+        let response = campaignd_connectors::sandbox::SandboxResponse::from_config(sandbox)
             .map_err(|e| Failure::usage(anyhow!("[destinations.{}] {e}", sync.destination)))?;
         let groups = store
             .holdout_groups(&sync.destination, sync.audience())
             .await
             .map_err(Failure::job)?;
-        let path = campaignd_connectors::sandbox::sandbox_path(section);
         let contacts = sync_contacts(store, &sync.segment).await?;
-        let received =
-            campaignd_connectors::sandbox::received_customers(&path, sync.audience(), &contacts)
-                .map_err(|e| Failure::job(anyhow!("reading the sandbox audience: {e}")))?;
+        let received = campaignd_connectors::sandbox::received_customers(
+            &sandbox.path,
+            sync.audience(),
+            &contacts,
+        )
+        .map_err(|e| Failure::job(anyhow!("reading the sandbox audience: {e}")))?;
         let members: Vec<(String, bool)> = groups
             .keys()
             .filter(|id| seen.insert((*id).clone()))

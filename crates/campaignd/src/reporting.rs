@@ -249,17 +249,14 @@ pub(crate) fn csv_field(s: &str) -> String {
 fn sandbox_dirs(settings: &Settings) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for set in &settings.creative_sets {
-        let Some(section) = settings.destinations.get(&set.destination) else {
+        let Some(sandbox) = settings
+            .destinations
+            .get(&set.destination)
+            .and_then(|d| d.as_sandbox())
+        else {
             continue;
         };
-        if section.get("kind").and_then(|k| k.as_str()) != Some("sandbox") {
-            continue;
-        }
-        let path = section
-            .get("path")
-            .and_then(|p| p.as_str())
-            .unwrap_or(campaignd_connectors::sandbox::DEFAULT_PATH);
-        let path = PathBuf::from(path);
+        let path = sandbox.path.clone();
         if !out.contains(&path) {
             out.push(path);
         }

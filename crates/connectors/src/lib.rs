@@ -2,18 +2,23 @@
 //!
 //! The engine sees platforms only through the traits in [`traits`] — [`AudienceDestination`] (audience
 //! sync), [`CreativeSwapper`] (creative rotation) and [`MetricsSource`] (daily performance and audience
-//! sizes) — so diffing, consent, the ledger and resume logic stay platform-free. Each platform is one module (`meta`, `webhook`, `file`, ...) with its own
-//! serde `Config`, mapping (normalise + hash per platform rules, see platforms.md) and client built on the
-//! shared [`http`] kit (timeouts, retry with backoff and Retry-After, rate limiting, token refresh,
-//! redaction). [`registry::build_destination`] turns a `[destinations.NAME]` config section into a
-//! ready destination.
+//! sizes) — so diffing, consent, the ledger and resume logic stay platform-free. Each platform is one
+//! folder (`meta`, `webhook`, `file`, ...) shaped the same way: config.rs with its typed config (the
+//! four HTTP keys in a shared [`http::HttpConfig`]) implementing [`PlatformConfig`], mapping (normalise +
+//! hash per platform rules, see platforms.md) and a client built on the shared [`http`] kit (timeouts,
+//! retry with backoff and Retry-After, rate limiting, token refresh, redaction).
 //!
-//! Adding a platform: write `src/<platform>/` (config.rs with a `deny_unknown_fields` Config, mapping.rs
-//! with a pure `prepare`, client.rs implementing [`AudienceDestination`] over [`http::HttpKit`], or, for
-//! an email-list platform shaped like Klaviyo, SendGrid and Mailchimp, the smaller `ListPlatform` trait
-//! of `list_audience.rs`, which implements the destination for it), add one
-//! arm to [`registry::build_destination`], and add a stateful fake to `campaignd-fakes` on its shared
-//! skeleton so the tests run over loopback HTTP.
+//! From config to HTTP request: settings loading types each `[destinations.NAME]` section through
+//! [`registry::deserialize_destinations`] into a [`DestinationConfig`] (the platform's config, chosen by
+//! `kind` from [`PLATFORMS`]); [`DestinationConfig::build`] calls the platform's
+//! [`PlatformConfig::build`], which makes the client and its [`http::HttpKit`].
+//!
+//! Adding a platform: write `src/<platform>/` (config.rs with a `deny_unknown_fields` config and its
+//! [`PlatformConfig`], mapping.rs with a pure `prepare`, client.rs implementing [`AudienceDestination`]
+//! over [`http::HttpKit`], or, for an email-list platform shaped like Klaviyo, SendGrid and Mailchimp,
+//! the smaller `ListPlatform` trait of `list_audience.rs`, which implements the destination for it),
+//! declare the module below, add one `Registration::of` line to [`PLATFORMS`], and add a stateful fake
+//! to `campaignd-fakes` on its shared skeleton so the tests run over loopback HTTP.
 
 pub mod ack;
 mod common;
@@ -37,6 +42,8 @@ pub mod webhook;
 
 #[cfg(test)]
 pub(crate) mod test_support;
+#[cfg(test)]
+pub(crate) use test_support::{build_creative_swapper, build_destination, build_metrics_source};
 
 #[cfg(test)]
 mod contract;
@@ -48,8 +55,8 @@ pub use model::{
     SyncContext,
 };
 pub use registry::{
-    build_creative_swapper, build_destination, build_metrics_source, build_platform, Platform,
-    KNOWN_KINDS,
+    deserialize_destinations, known_kinds, DestinationConfig, Platform, PlatformConfig,
+    Registration, PLATFORMS,
 };
 pub use secret::{Secret, SecretRef, SecretResolver};
 pub use traits::{AudienceDestination, CreativeSwapper, MetricsSource};

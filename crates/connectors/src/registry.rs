@@ -1,36 +1,221 @@
-//! Turns a `[destinations.NAME]` config section into a ready destination: `kind` picks the platform, the
-//! rest of the section is deserialised into that platform's `Config` (unknown keys rejected), secrets are
-//! resolved. Errors name the destination and the offending key.
+//! From a `[destinations.NAME]` section to a ready platform, in one place.
+//!
+//! Each platform folder's `config.rs` holds its typed config (unknown keys rejected) and implements
+//! [`PlatformConfig`] for it: how to build the platform (resolving secrets, checking values), which
+//! creative-set object keys it takes, and whether it is the sandbox. [`PLATFORMS`] lists every platform
+//! once, as `kind` → config type; that list is the only place a new platform is registered.
+//!
+//! Settings are typed when they are loaded: [`deserialize_destinations`] (the `deserialize_with` of
+//! `Settings.destinations`) reads each section's `kind`, finds its [`Registration`] and deserialises the
+//! rest into that platform's config, so a missing or unknown kind, a misspelt key or a bad value fails
+//! the load with an error naming the destination and the key. [`DestinationConfig::build`] later turns
+//! the typed config into a [`Platform`].
+//!
+//! Adding a platform: write `src/<platform>/` shaped like the others (config.rs with the config and its
+//! `PlatformConfig`, mapping.rs, client.rs), declare the module in lib.rs and add one
+//! `Registration::of::<TheConfig>("kind")` line to [`PLATFORMS`].
 
 use crate::error::ConfigError;
-use crate::file::{FileConfig, FileDestination};
-use crate::google_ads::{GoogleAdsConfig, GoogleAdsDestination};
-use crate::klaviyo::{KlaviyoConfig, KlaviyoDestination};
-use crate::linkedin::{LinkedInConfig, LinkedInDestination};
-use crate::mailchimp::{MailchimpConfig, MailchimpDestination};
-use crate::meta::{MetaConfig, MetaDestination};
-use crate::sandbox::{SandboxConfig, SandboxDestination};
+use crate::file::FileConfig;
+use crate::google_ads::GoogleAdsConfig;
+use crate::klaviyo::KlaviyoConfig;
+use crate::linkedin::LinkedInConfig;
+use crate::mailchimp::MailchimpConfig;
+use crate::meta::MetaConfig;
+use crate::sandbox::SandboxConfig;
 use crate::secret::SecretResolver;
-use crate::sendgrid::{SendGridConfig, SendGridDestination};
-use crate::tiktok::{TikTokConfig, TikTokDestination};
+use crate::sendgrid::SendGridConfig;
+use crate::tiktok::TikTokConfig;
 use crate::traits::{AudienceDestination, CreativeSwapper, MetricsSource};
-use crate::webhook::{WebhookConfig, WebhookDestination};
-use serde::de::DeserializeOwned;
+use crate::webhook::WebhookConfig;
+use serde::de::{DeserializeOwned, DeserializeSeed, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
 use std::sync::Arc;
 
-/// Every `kind` this build can construct.
-pub const KNOWN_KINDS: &[&str] = &[
-    "meta",
-    "webhook",
-    "file",
-    "sandbox",
-    "google_ads",
-    "tiktok",
-    "linkedin",
-    "mailchimp",
-    "klaviyo",
-    "sendgrid",
+/// Every platform this build can construct: the `kind` a section names and the config type its keys
+/// deserialise into. Adding a platform is one line here.
+pub const PLATFORMS: &[Registration] = &[
+    Registration::of::<MetaConfig>("meta"),
+    Registration::of::<WebhookConfig>("webhook"),
+    Registration::of::<FileConfig>("file"),
+    Registration::of::<SandboxConfig>("sandbox"),
+    Registration::of::<GoogleAdsConfig>("google_ads"),
+    Registration::of::<TikTokConfig>("tiktok"),
+    Registration::of::<LinkedInConfig>("linkedin"),
+    Registration::of::<MailchimpConfig>("mailchimp"),
+    Registration::of::<KlaviyoConfig>("klaviyo"),
+    Registration::of::<SendGridConfig>("sendgrid"),
 ];
+
+/// The kinds of [`PLATFORMS`], comma-separated, for error messages.
+pub fn known_kinds() -> String {
+    PLATFORMS
+        .iter()
+        .map(|p| p.kind)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What a platform's typed config does: the way a sink config builds its sink, each platform folder's
+/// config.rs implements this for its config, and the engine and binary use only these methods.
+pub trait PlatformConfig: fmt::Debug + Send + Sync + 'static {
+    /// Builds destination `name` with the capabilities its platform has, resolving secrets and checking
+    /// the values a type cannot (ids, URLs, ranges); errors name the destination and the key.
+    fn build(&self, name: &str, secrets: &SecretResolver) -> Result<Platform, ConfigError>;
+
+    /// The `[[creative_set]]` object keys (`ad_id`, `ad_group_id`, `campaign_id`, `template_id`) that
+    /// name the object whose creative this platform swaps, besides the generic `object_id`; `None` when
+    /// the platform does not restrict them (the sandbox takes any, and `rotate` reports sets on platforms
+    /// that cannot swap).
+    fn creative_object_keys(&self) -> Option<&'static [&'static str]> {
+        None
+    }
+
+    /// The sandbox config when this is the sandbox, whose files the demo and the simulated response
+    /// read; `None` for every real platform.
+    fn as_sandbox(&self) -> Option<&SandboxConfig> {
+        None
+    }
+}
+
+/// One entry of [`PLATFORMS`]: a `kind` and how to deserialise its section's keys.
+pub struct Registration {
+    /// The `kind = "..."` that selects this platform.
+    pub kind: &'static str,
+    parse: fn(serde_json::Value) -> Result<Arc<dyn PlatformConfig>, ParseError>,
+}
+
+/// A platform config's deserialisation error with the dotted path of the failing key.
+type ParseError = serde_path_to_error::Error<serde_json::Error>;
+
+impl Registration {
+    /// The registration of config type `C` under `kind`.
+    pub const fn of<C: PlatformConfig + DeserializeOwned>(kind: &'static str) -> Registration {
+        Registration {
+            kind,
+            parse: parse_as::<C>,
+        }
+    }
+}
+
+fn parse_as<C: PlatformConfig + DeserializeOwned>(
+    value: serde_json::Value,
+) -> Result<Arc<dyn PlatformConfig>, ParseError> {
+    let config: C = serde_path_to_error::deserialize(value)?;
+    Ok(Arc::new(config))
+}
+
+/// One `[destinations.NAME]` section, typed: its `kind` and that platform's config.
+#[derive(Debug, Clone)]
+pub struct DestinationConfig {
+    kind: &'static str,
+    config: Arc<dyn PlatformConfig>,
+}
+
+impl DestinationConfig {
+    /// Types section `name` (a table, e.g. converted from TOML): `kind` picks the platform in
+    /// [`PLATFORMS`], the other keys are deserialised into its config. Errors name the destination and
+    /// the offending key.
+    pub fn parse(name: &str, section: serde_json::Value) -> Result<DestinationConfig, ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            destination: name.to_string(),
+            key: key.to_string(),
+            message,
+        };
+        let serde_json::Value::Object(mut map) = section else {
+            return Err(invalid(".", "expected a table".into()));
+        };
+        let kind = match map.remove("kind") {
+            None => {
+                return Err(ConfigError::MissingKind {
+                    destination: name.to_string(),
+                    known: known_kinds(),
+                })
+            }
+            Some(serde_json::Value::String(k)) => k,
+            Some(_) => return Err(invalid("kind", "expected a string".into())),
+        };
+        let Some(registration) = PLATFORMS.iter().find(|p| p.kind == kind) else {
+            return Err(ConfigError::UnknownKind {
+                destination: name.to_string(),
+                kind,
+                known: known_kinds(),
+            });
+        };
+        let config = (registration.parse)(serde_json::Value::Object(map)).map_err(|e| {
+            let key = e.path().to_string();
+            invalid(&key, e.into_inner().to_string())
+        })?;
+        Ok(DestinationConfig {
+            kind: registration.kind,
+            config,
+        })
+    }
+
+    /// The `kind` the section named.
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    /// Builds destination `name` (see [`PlatformConfig::build`]).
+    pub fn build(&self, name: &str, secrets: &SecretResolver) -> Result<Platform, ConfigError> {
+        self.config.build(name, secrets)
+    }
+
+    /// The creative-set object keys the platform takes (see [`PlatformConfig::creative_object_keys`]).
+    pub fn creative_object_keys(&self) -> Option<&'static [&'static str]> {
+        self.config.creative_object_keys()
+    }
+
+    /// The sandbox config, when this destination is the sandbox.
+    pub fn as_sandbox(&self) -> Option<&SandboxConfig> {
+        self.config.as_sandbox()
+    }
+}
+
+/// `deserialize_with` for `[destinations]`: every section typed by [`DestinationConfig::parse`], so a
+/// bad section fails the settings load. The error is raised while the section's value is read, so a
+/// path-tracking deserialiser reports it at `destinations.NAME`.
+pub fn deserialize_destinations<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<String, DestinationConfig>, D::Error> {
+    deserializer.deserialize_map(SectionsVisitor)
+}
+
+struct SectionsVisitor;
+
+impl<'de> Visitor<'de> for SectionsVisitor {
+    type Value = BTreeMap<String, DestinationConfig>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a table of [destinations.NAME] sections")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out = BTreeMap::new();
+        while let Some(name) = map.next_key::<String>()? {
+            let section = map.next_value_seed(Section { name: &name })?;
+            out.insert(name, section);
+        }
+        Ok(out)
+    }
+}
+
+/// The seed that types one section, knowing its name for the error.
+struct Section<'a> {
+    name: &'a str,
+}
+
+impl<'de> DeserializeSeed<'de> for Section<'_> {
+    type Value = DestinationConfig;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        DestinationConfig::parse(self.name, value).map_err(serde::de::Error::custom)
+    }
+}
 
 /// One configured destination with each capability its platform has. Built once per section, so a sync,
 /// a creative swap and a metrics pull to the same destination share one HTTP client, rate limiter and
@@ -46,8 +231,8 @@ pub struct Platform {
 }
 
 impl Platform {
-    /// A platform with every capability.
-    fn full<T>(platform: T) -> Platform
+    /// A platform with every capability (audiences, creative swaps, metrics).
+    pub fn full<T>(platform: T) -> Platform
     where
         T: AudienceDestination + CreativeSwapper + MetricsSource + 'static,
     {
@@ -60,7 +245,7 @@ impl Platform {
     }
 
     /// A platform that only holds audiences.
-    fn audience_only<T: AudienceDestination + 'static>(platform: T) -> Platform {
+    pub fn audience_only<T: AudienceDestination + 'static>(platform: T) -> Platform {
         Platform {
             destination: Arc::new(platform),
             swapper: None,
@@ -69,143 +254,77 @@ impl Platform {
     }
 }
 
-/// Builds destination `name` from its `[destinations.NAME]` section (a JSON value, e.g. converted from
-/// TOML): `kind` picks the platform, the rest is deserialised into its `Config` (unknown keys rejected),
-/// secrets are resolved. Errors name the destination and the offending key. One arm per platform.
-pub fn build_platform(
-    name: &str,
-    section: &serde_json::Value,
-    secrets: &SecretResolver,
-) -> Result<Platform, ConfigError> {
-    let (kind, rest) = split_kind(name, section)?;
-    Ok(match kind.as_str() {
-        "meta" => Platform::full(MetaDestination::from_config(
-            name,
-            parse::<MetaConfig>(name, rest)?,
-            secrets,
-        )?),
-        "google_ads" => Platform::full(GoogleAdsDestination::from_config(
-            name,
-            parse::<GoogleAdsConfig>(name, rest)?,
-            secrets,
-        )?),
-        "tiktok" => Platform::full(TikTokDestination::from_config(
-            name,
-            parse::<TikTokConfig>(name, rest)?,
-            secrets,
-        )?),
-        "linkedin" => Platform::full(LinkedInDestination::from_config(
-            name,
-            parse::<LinkedInConfig>(name, rest)?,
-            secrets,
-        )?),
-        "mailchimp" => Platform::full(MailchimpDestination::from_config(
-            name,
-            parse::<MailchimpConfig>(name, rest)?,
-            secrets,
-        )?),
-        "klaviyo" => Platform::full(KlaviyoDestination::from_config(
-            name,
-            parse::<KlaviyoConfig>(name, rest)?,
-            secrets,
-        )?),
-        "sandbox" => Platform::full(SandboxDestination::from_config(
-            name,
-            parse::<SandboxConfig>(name, rest)?,
-        )?),
-        "sendgrid" => Platform::audience_only(SendGridDestination::from_config(
-            name,
-            parse::<SendGridConfig>(name, rest)?,
-            secrets,
-        )?),
-        "webhook" => Platform::audience_only(WebhookDestination::from_config(
-            name,
-            parse::<WebhookConfig>(name, rest)?,
-            secrets,
-        )?),
-        "file" => Platform::audience_only(FileDestination::from_config(
-            name,
-            parse::<FileConfig>(name, rest)?,
-        )?),
-        other => {
-            return Err(ConfigError::UnknownKind {
-                destination: name.to_string(),
-                kind: other.to_string(),
-                known: KNOWN_KINDS.join(", "),
-            })
-        }
-    })
-}
-
-/// The audience-sync capability of destination `name` (see [`build_platform`]).
-pub fn build_destination(
-    name: &str,
-    section: &serde_json::Value,
-    secrets: &SecretResolver,
-) -> Result<Arc<dyn AudienceDestination>, ConfigError> {
-    Ok(build_platform(name, section, secrets)?.destination)
-}
-
-/// The creative-swap capability of destination `name`; `Ok(None)` when its platform cannot swap
-/// creatives, so `rotate` reports the creative set instead of failing at startup.
-pub fn build_creative_swapper(
-    name: &str,
-    section: &serde_json::Value,
-    secrets: &SecretResolver,
-) -> Result<Option<Arc<dyn CreativeSwapper>>, ConfigError> {
-    Ok(build_platform(name, section, secrets)?.swapper)
-}
-
-/// The daily-metrics capability of destination `name`; `Ok(None)` when its platform reports no
-/// performance, so `metrics pull` skips it.
-pub fn build_metrics_source(
-    name: &str,
-    section: &serde_json::Value,
-    secrets: &SecretResolver,
-) -> Result<Option<Arc<dyn MetricsSource>>, ConfigError> {
-    Ok(build_platform(name, section, secrets)?.metrics)
-}
-
-/// Splits a `[destinations.NAME]` section into its `kind` and the remaining keys.
-fn split_kind(
-    name: &str,
-    section: &serde_json::Value,
-) -> Result<(String, serde_json::Value), ConfigError> {
-    let invalid = |key: &str, message: String| ConfigError::Invalid {
-        destination: name.to_string(),
-        key: key.to_string(),
-        message,
-    };
-    let mut map = section
-        .as_object()
-        .cloned()
-        .ok_or_else(|| invalid(".", "expected a table".into()))?;
-    match map.remove("kind") {
-        None => Err(ConfigError::MissingKind {
-            destination: name.to_string(),
-            known: KNOWN_KINDS.join(", "),
-        }),
-        Some(serde_json::Value::String(k)) => Ok((k, serde_json::Value::Object(map))),
-        Some(_) => Err(invalid("kind", "expected a string".into())),
-    }
-}
-
-/// Deserialises a platform config, reporting the dotted path of the failing key.
-fn parse<T: DeserializeOwned>(name: &str, value: serde_json::Value) -> Result<T, ConfigError> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let key = e.path().to_string();
-        ConfigError::Invalid {
-            destination: name.to_string(),
-            key,
-            message: e.into_inner().to_string(),
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{build_creative_swapper, build_destination, build_metrics_source};
     use std::collections::HashMap;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Sections {
+        #[serde(deserialize_with = "deserialize_destinations")]
+        destinations: BTreeMap<String, DestinationConfig>,
+    }
+
+    fn load(text: &str) -> Result<Sections, String> {
+        let de = toml::Deserializer::new(text);
+        serde_path_to_error::deserialize(de)
+            .map_err(|e| format!("key `{}`: {}", e.path(), e.inner().message()))
+    }
+
+    #[test]
+    fn sections_are_typed_at_load_and_errors_name_the_section_and_key() {
+        let s = load(
+            r#"
+            [destinations.fb]
+            kind = "meta"
+            ad_account_id = "1"
+            access_token = { env = "META_TOKEN" }
+            requests_per_second = 3
+            [destinations.box]
+            kind = "sandbox"
+            path = "elsewhere"
+            "#,
+        )
+        .expect("typed");
+        assert_eq!(s.destinations["fb"].kind(), "meta");
+        assert!(s.destinations["fb"].as_sandbox().is_none());
+        assert_eq!(
+            s.destinations["fb"].creative_object_keys(),
+            Some(&["ad_id"][..])
+        );
+        let sandbox = s.destinations["box"].as_sandbox().expect("sandbox");
+        assert_eq!(sandbox.path, std::path::PathBuf::from("elsewhere"));
+        let fb = s.destinations["fb"]
+            .build("fb", &resolver())
+            .expect("built");
+        assert_eq!(fb.destination.limits().requests_per_second, 3.0);
+
+        let e = load("[destinations.fb]\nkind = \"meta\"\nad_account_id = \"1\"\naccess_token = { env = \"T\" }\nrequest_timout_ms = 5\n")
+            .expect_err("misspelt key");
+        assert!(
+            e.contains("destinations.fb") && e.contains("request_timout_ms"),
+            "{e}"
+        );
+        let e = load("[destinations.fb]\nkind = \"meta\"\nad_account_id = \"1\"\naccess_token = { env = \"T\" }\nretry = { max_attempts = \"x\" }\n")
+            .expect_err("bad value");
+        assert!(
+            e.contains("destinations.fb") && e.contains("retry.max_attempts"),
+            "{e}"
+        );
+        let e = load("[destinations.fb]\nkind = \"myspace\"\n").expect_err("unknown kind");
+        assert!(e.contains("myspace") && e.contains(&known_kinds()), "{e}");
+    }
+
+    #[test]
+    fn every_platform_is_registered_once() {
+        let mut kinds: Vec<&str> = PLATFORMS.iter().map(|p| p.kind).collect();
+        let n = kinds.len();
+        kinds.sort_unstable();
+        kinds.dedup();
+        assert_eq!(kinds.len(), n, "{kinds:?}");
+    }
 
     fn resolver() -> SecretResolver {
         SecretResolver::from_map(HashMap::from([(

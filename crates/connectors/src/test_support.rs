@@ -2,9 +2,50 @@
 //! its platform (which contact fields it maps, which secrets it needs).
 
 use crate::model::{Contact, PreparedMember};
-use crate::{AudienceDestination, SecretResolver};
+use crate::{
+    AudienceDestination, ConfigError, CreativeSwapper, DestinationConfig, MetricsSource, Platform,
+    SecretResolver,
+};
 use campaignd_core::identifiers::sha256_hex;
 use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Types destination `name`'s section as a settings load does, then builds it: the whole path from a
+/// `[destinations.NAME]` section (as JSON) to a platform, in one call for tests.
+pub(crate) fn build_platform(
+    name: &str,
+    section: &serde_json::Value,
+    secrets: &SecretResolver,
+) -> Result<Platform, ConfigError> {
+    DestinationConfig::parse(name, section.clone())?.build(name, secrets)
+}
+
+/// The audience-sync capability of a section (see [`build_platform`]).
+pub(crate) fn build_destination(
+    name: &str,
+    section: &serde_json::Value,
+    secrets: &SecretResolver,
+) -> Result<Arc<dyn AudienceDestination>, ConfigError> {
+    Ok(build_platform(name, section, secrets)?.destination)
+}
+
+/// The creative-swap capability of a section; `None` where the platform has none.
+pub(crate) fn build_creative_swapper(
+    name: &str,
+    section: &serde_json::Value,
+    secrets: &SecretResolver,
+) -> Result<Option<Arc<dyn CreativeSwapper>>, ConfigError> {
+    Ok(build_platform(name, section, secrets)?.swapper)
+}
+
+/// The daily-metrics capability of a section; `None` where the platform reports none.
+pub(crate) fn build_metrics_source(
+    name: &str,
+    section: &serde_json::Value,
+    secrets: &SecretResolver,
+) -> Result<Option<Arc<dyn MetricsSource>>, ConfigError> {
+    Ok(build_platform(name, section, secrets)?.metrics)
+}
 
 /// A resolver over fixed `(env name, value)` pairs, standing in for the process environment.
 pub(crate) fn secrets(pairs: &[(&str, &str)]) -> SecretResolver {

@@ -125,8 +125,8 @@ pub trait AudienceDestination: Send + Sync {
     }
 }
 
-/// A platform whose live ads can have their creative swapped (creative rotation, DESIGN §7). Built by
-/// [`crate::registry::build_creative_swapper`]; what `object_id` and a creative id mean is per platform
+/// A platform whose live ads can have their creative swapped (creative rotation, DESIGN §7). Held in
+/// [`crate::Platform::swapper`] where the platform has it; what `object_id` and a creative id mean is per platform
 /// (Meta: ad / ad creative; Google Ads and TikTok: ad group / ad; LinkedIn: campaign / creative;
 /// Mailchimp and Klaviyo: campaign / template), documented in each platform's `creative.rs`.
 #[async_trait]
@@ -146,8 +146,8 @@ pub trait CreativeSwapper: Send + Sync {
     async fn set_active(&self, object_id: &str, active: bool) -> Result<(), ConnectorError>;
 }
 
-/// A platform that reports daily delivery metrics for audiences, ads and creatives. Built by
-/// [`crate::registry::build_metrics_source`]; `object_ids` are the same objects the creative swap takes
+/// A platform that reports daily delivery metrics for audiences, ads and creatives. Held in
+/// [`crate::Platform::metrics`] where the platform has it; `object_ids` are the same objects the creative swap takes
 /// (Meta: ad ids; Google Ads and TikTok: ad group ids; LinkedIn, Mailchimp, Klaviyo: campaign ids), and
 /// email platforms give one row per campaign dated on its send day. See each platform's `metrics.rs`.
 #[async_trait]

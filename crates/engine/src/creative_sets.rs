@@ -217,20 +217,9 @@ impl CreativeSetSettings {
     }
 }
 
-/// Object keys a destination kind accepts besides the generic `object_id`; `None` = any key.
-fn keys_for_kind(kind: &str) -> Option<&'static [&'static str]> {
-    match kind {
-        "meta" | "tiktok" => Some(&["ad_id"]),
-        "google_ads" => Some(&["ad_group_id"]),
-        "linkedin" => Some(&["campaign_id"]),
-        "mailchimp" | "klaviyo" => Some(&["campaign_id", "template_id"]),
-        _ => None,
-    }
-}
-
 impl Settings {
     /// Checks every `[[creative_set]]`: unique names, known segment and destination, exactly one object
-    /// key (one the destination's kind understands), a valid period, rates in 0..=1, and at least one
+    /// key (one the destination's platform declares in its `creative_object_keys`), a valid period, rates in 0..=1, and at least one
     /// variant with unique ids and a creative id.
     pub fn validate_creative_sets(&self) -> Result<(), CreativeSetError> {
         let mut names = BTreeSet::new();
@@ -289,13 +278,13 @@ impl Settings {
                     if set.object_id().trim().is_empty() {
                         return Err(err(key, "must not be empty".into()));
                     }
-                    let kind = section.get("kind").and_then(|k| k.as_str()).unwrap_or("");
-                    if let Some(allowed) = keys_for_kind(kind) {
+                    if let Some(allowed) = section.creative_object_keys() {
                         if *key != "object_id" && !allowed.contains(key) {
                             return Err(err(
                                 key,
                                 format!(
-                                    "a {kind} destination names its object with {} (or object_id)",
+                                    "a {} destination names its object with {} (or object_id)",
+                                    section.kind(),
                                     allowed.join(" or ")
                                 ),
                             ));
@@ -379,9 +368,15 @@ mod tests {
 
         [destinations.meta_ads]
         kind = "meta"
+        ad_account_id = "1"
+        access_token = { env = "META_TOKEN" }
 
         [destinations.gads]
         kind = "google_ads"
+        customer_id = "1"
+        client_id = { env = "GOOGLE_CLIENT_ID" }
+        client_secret = { env = "GOOGLE_CLIENT_SECRET" }
+        refresh_token = { env = "GOOGLE_REFRESH_TOKEN" }
 
         [destinations.sandbox]
         kind = "sandbox"

@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use campaignd_connectors::{
-    build_platform, AudienceDestination, ConfigError, CreativeSwapper, MetricsSource,
-    SecretResolver,
+    AudienceDestination, ConfigError, CreativeSwapper, MetricsSource, SecretResolver,
 };
 
 use crate::Settings;
@@ -23,14 +22,15 @@ pub struct Platforms {
     pub metrics: BTreeMap<String, Arc<dyn MetricsSource>>,
 }
 
-/// Builds every `[destinations.NAME]` once; errors name the destination and key.
+/// Builds every `[destinations.NAME]` once from its typed config; errors (an unresolvable secret, a value
+/// the platform refuses) name the destination and key.
 pub fn build_platforms(
     settings: &Settings,
     secrets: &SecretResolver,
 ) -> Result<Platforms, ConfigError> {
     let mut out = Platforms::default();
-    for (name, section) in &settings.destinations {
-        let platform = build_platform(name, section, secrets)?;
+    for (name, config) in &settings.destinations {
+        let platform = config.build(name, secrets)?;
         out.destinations.insert(name.clone(), platform.destination);
         if let Some(s) = platform.swapper {
             out.swappers.insert(name.clone(), s);

@@ -22,9 +22,14 @@ pub struct Settings {
     /// The segments to maintain, in the order the user listed them.
     #[serde(default, rename = "segment")]
     pub segments: Vec<SegmentSettings>,
-    /// Destination sections by name (`[destinations.NAME]`), interpreted by the connector registry.
-    #[serde(default)]
-    pub destinations: BTreeMap<String, serde_json::Value>,
+    /// Destination sections by name (`[destinations.NAME]`), each typed into its platform's config as the
+    /// settings load, so a missing kind, a misspelt key or a bad value fails the load naming the section
+    /// and the key.
+    #[serde(
+        default,
+        deserialize_with = "campaignd_connectors::registry::deserialize_destinations"
+    )]
+    pub destinations: BTreeMap<String, campaignd_connectors::DestinationConfig>,
     /// `[[sync]]` entries tying a segment to a destination.
     #[serde(default, rename = "sync")]
     pub syncs: Vec<SyncSettings>,

@@ -7,8 +7,11 @@
 //! The run id comes from [`AudienceDestination::begin_sync`], else a UTC timestamp taken at this process's
 //! first write to the audience.
 
+mod config;
 #[cfg(test)]
 pub(crate) mod tests;
+
+pub use config::{FileConfig, FileFormat};
 
 use crate::error::{ConfigError, ConnectorError};
 use crate::model::{
@@ -17,48 +20,10 @@ use crate::model::{
 use crate::traits::AudienceDestination;
 use async_trait::async_trait;
 use campaignd_core::identifiers::{google_phone_input, sha256_hex};
-use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use tokio::sync::Mutex;
-
-/// Output format of snapshots and diffs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum FileFormat {
-    /// One JSON object per line.
-    #[default]
-    Jsonl,
-    /// CSV with a header row.
-    Csv,
-}
-
-impl FileFormat {
-    fn ext(self) -> &'static str {
-        match self {
-            FileFormat::Jsonl => "jsonl",
-            FileFormat::Csv => "csv",
-        }
-    }
-}
-
-/// `kind = "file"` config.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    /// Output directory (created if missing).
-    pub path: PathBuf,
-    /// `jsonl` (default) or `csv`.
-    #[serde(default)]
-    pub format: FileFormat,
-    /// Also write the normalised plain email and phone (off by default: files travel).
-    #[serde(default)]
-    pub include_plain: bool,
-    /// Which consent applies (default ads).
-    #[serde(default)]
-    pub channel: Option<Channel>,
-}
 
 /// Columns of the CSV files (diffs prepend `action`).
 const COLUMNS: [&str; 5] = [

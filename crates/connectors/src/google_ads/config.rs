@@ -1,7 +1,10 @@
 //! `[destinations.NAME]` keys for `kind = "google_ads"`.
 
-use crate::http::{HttpSettings, RetrySettings};
-use crate::secret::SecretRef;
+use super::GoogleAdsDestination;
+use crate::error::ConfigError;
+use crate::http::{http_platform_config, HttpSettings};
+use crate::registry::{Platform, PlatformConfig};
+use crate::secret::{SecretRef, SecretResolver};
 use serde::Deserialize;
 
 /// Default Google Ads API base URL: the version this connector was written and tested against.
@@ -24,60 +27,49 @@ pub enum GoogleApi {
     DataManager,
 }
 
-/// Google Ads destination config. Unknown keys are rejected so typos surface at startup.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GoogleAdsConfig {
-    /// `data_manager` (default) or `customer_match` (allowlisted developer tokens only).
-    #[serde(default)]
-    pub api: GoogleApi,
-    /// API base including the version; defaults to [`DEFAULT_ADS_BASE_URL`] for `customer_match` and
-    /// [`DEFAULT_DATA_MANAGER_BASE_URL`] for `data_manager`. Tests point it at the fake.
-    #[serde(default)]
-    pub base_url: Option<String>,
-    /// OAuth2 token endpoint (refresh-token grant).
-    #[serde(default = "default_token_url")]
-    pub token_url: String,
-    /// Advertiser customer id (`123-456-7890` or digits).
-    pub customer_id: String,
-    /// Manager account id, sent as `login-customer-id` (Ads API) or `loginAccount` (Data Manager).
-    #[serde(default)]
-    pub login_customer_id: Option<String>,
-    /// Google Ads developer token; required for `customer_match`, unused by `data_manager`.
-    #[serde(default)]
-    pub developer_token: Option<SecretRef>,
-    /// OAuth2 client id.
-    pub client_id: SecretRef,
-    /// OAuth2 client secret.
-    pub client_secret: SecretRef,
-    /// OAuth2 refresh token (scope `adwords` for Customer Match, `datamanager` for Data Manager).
-    pub refresh_token: SecretRef,
-    /// An existing user list to write to instead of finding or creating one by name.
-    #[serde(default)]
-    pub user_list_id: Option<String>,
-    /// Customer Match: time between job status polls (default 10,000 ms).
-    #[serde(default)]
-    pub job_poll_interval_ms: Option<u64>,
-    /// Customer Match: how long to wait for a job before handing the batch back as transient (default
-    /// 3,600 s; jobs can take hours, and resending a batch is harmless).
-    #[serde(default)]
-    pub job_timeout_secs: Option<u64>,
-    /// Connect timeout in milliseconds.
-    #[serde(default)]
-    pub connect_timeout_ms: Option<u64>,
-    /// Whole-request timeout in milliseconds.
-    #[serde(default)]
-    pub request_timeout_ms: Option<u64>,
-    /// Retry budget.
-    #[serde(default)]
-    pub retry: Option<RetrySettings>,
-    /// Request pacing (default 5/s).
-    #[serde(default)]
-    pub requests_per_second: Option<f64>,
-    /// Google Ads API base for creative rotation and metrics when `api = "data_manager"` (default
-    /// [`DEFAULT_ADS_BASE_URL`]; with `customer_match` they use `base_url`). Needs `developer_token`.
-    #[serde(default)]
-    pub ads_base_url: Option<String>,
+http_platform_config! {
+    /// Google Ads destination config, typed when the settings load. Unknown keys are rejected so typos
+    /// surface at startup; the four HTTP keys live in `http`.
+    pub struct GoogleAdsConfig {
+        /// `data_manager` (default) or `customer_match` (allowlisted developer tokens only).
+        #[serde(default)]
+        pub api: GoogleApi,
+        /// API base including the version; defaults to [`DEFAULT_ADS_BASE_URL`] for `customer_match` and
+        /// [`DEFAULT_DATA_MANAGER_BASE_URL`] for `data_manager`. Tests point it at the fake.
+        #[serde(default)]
+        pub base_url: Option<String>,
+        /// OAuth2 token endpoint (refresh-token grant).
+        #[serde(default = "default_token_url")]
+        pub token_url: String,
+        /// Advertiser customer id (`123-456-7890` or digits).
+        pub customer_id: String,
+        /// Manager account id, sent as `login-customer-id` (Ads API) or `loginAccount` (Data Manager).
+        #[serde(default)]
+        pub login_customer_id: Option<String>,
+        /// Google Ads developer token; required for `customer_match`, unused by `data_manager`.
+        #[serde(default)]
+        pub developer_token: Option<SecretRef>,
+        /// OAuth2 client id.
+        pub client_id: SecretRef,
+        /// OAuth2 client secret.
+        pub client_secret: SecretRef,
+        /// OAuth2 refresh token (scope `adwords` for Customer Match, `datamanager` for Data Manager).
+        pub refresh_token: SecretRef,
+        /// An existing user list to write to instead of finding or creating one by name.
+        #[serde(default)]
+        pub user_list_id: Option<String>,
+        /// Customer Match: time between job status polls (default 10,000 ms).
+        #[serde(default)]
+        pub job_poll_interval_ms: Option<u64>,
+        /// Customer Match: how long to wait for a job before handing the batch back as transient (default
+        /// 3,600 s; jobs can take hours, and resending a batch is harmless).
+        #[serde(default)]
+        pub job_timeout_secs: Option<u64>,
+        /// Google Ads API base for creative rotation and metrics when `api = "data_manager"` (default
+        /// [`DEFAULT_ADS_BASE_URL`]; with `customer_match` they use `base_url`). Needs `developer_token`.
+        #[serde(default)]
+        pub ads_base_url: Option<String>,
+    }
 }
 
 fn default_token_url() -> String {
@@ -113,13 +105,22 @@ impl GoogleAdsConfig {
         }
     }
 
-    /// HTTP kit settings from the optional keys.
+    /// HTTP kit settings; pacing defaults to 5/s.
     pub fn http_settings(&self) -> HttpSettings {
-        HttpSettings::from_config(
-            self.connect_timeout_ms,
-            self.request_timeout_ms,
-            self.retry.clone(),
-            Some(self.requests_per_second.unwrap_or(5.0)),
-        )
+        self.http.settings(Some(5.0))
+    }
+}
+
+impl PlatformConfig for GoogleAdsConfig {
+    fn build(&self, name: &str, secrets: &SecretResolver) -> Result<Platform, ConfigError> {
+        Ok(Platform::full(GoogleAdsDestination::from_config(
+            name,
+            self.clone(),
+            secrets,
+        )?))
+    }
+
+    fn creative_object_keys(&self) -> Option<&'static [&'static str]> {
+        Some(&["ad_group_id"])
     }
 }

@@ -20,6 +20,7 @@
 //! secret ([`Redactor`]).
 
 mod auth;
+mod config;
 mod limiter;
 mod paging;
 mod redact;
@@ -29,6 +30,8 @@ mod token;
 mod tests;
 
 pub use auth::Auth;
+pub(crate) use config::http_platform_config;
+pub use config::{HttpConfig, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS};
 pub use limiter::RateLimiter;
 pub use paging::{next_cursor, next_offset};
 pub use redact::{derived_forms, Redactor};
@@ -84,7 +87,7 @@ impl Default for RetrySettings {
     }
 }
 
-/// Everything the kit needs from a destination's config.
+/// Everything the kit needs from a destination's config, made from its HTTP keys by [`HttpConfig::settings`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct HttpSettings {
     /// TCP/TLS connect timeout.
@@ -97,25 +100,6 @@ pub struct HttpSettings {
     pub requests_per_second: Option<f64>,
     /// Longest reply body read, in bytes ([`MAX_REPLY_BYTES`] unless a test lowers it).
     pub max_reply_bytes: u64,
-}
-
-impl HttpSettings {
-    /// Builds settings from the optional per-destination keys, applying defaults (10 s connect, 120 s
-    /// request: a 10,000-row upload is several MB).
-    pub fn from_config(
-        connect_timeout_ms: Option<u64>,
-        request_timeout_ms: Option<u64>,
-        retry: Option<RetrySettings>,
-        requests_per_second: Option<f64>,
-    ) -> Self {
-        HttpSettings {
-            connect_timeout: Duration::from_millis(connect_timeout_ms.unwrap_or(10_000)),
-            request_timeout: Duration::from_millis(request_timeout_ms.unwrap_or(120_000)),
-            retry: retry.unwrap_or_default(),
-            requests_per_second,
-            max_reply_bytes: MAX_REPLY_BYTES,
-        }
-    }
 }
 
 /// Builds the one reqwest client configuration campaignd uses (rustls, timeouts, user agent, no

@@ -1,48 +1,39 @@
 //! `[destinations.NAME]` keys for `kind = "klaviyo"`.
 
-use crate::http::{HttpSettings, RetrySettings};
-use crate::secret::SecretRef;
-use serde::Deserialize;
+use super::KlaviyoDestination;
+use crate::error::ConfigError;
+use crate::http::{http_platform_config, HttpSettings};
+use crate::registry::{Platform, PlatformConfig};
+use crate::secret::{SecretRef, SecretResolver};
 
 /// Default API base URL.
 pub const DEFAULT_BASE_URL: &str = "https://a.klaviyo.com/api";
 /// API revision this connector was written and tested against (the `revision` header).
 pub const DEFAULT_REVISION: &str = "2026-07-15";
 
-/// Klaviyo destination config. Unknown keys are rejected so typos surface at startup.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KlaviyoConfig {
-    /// API base; tests point it at the fake.
-    #[serde(default = "default_base_url")]
-    pub base_url: String,
-    /// Private API key (scopes `lists:write`, `profiles:write`).
-    pub api_key: SecretRef,
-    /// `revision` header, `YYYY-MM-DD` (default [`DEFAULT_REVISION`]).
-    #[serde(default = "default_revision")]
-    pub revision: String,
-    /// Delay between import-job status polls in milliseconds (default 2,000).
-    #[serde(default)]
-    pub poll_interval_ms: Option<u64>,
-    /// How long to wait for one import job before handing the batch back (default 900 s).
-    #[serde(default)]
-    pub poll_timeout_secs: Option<u64>,
-    /// Connect timeout in milliseconds.
-    #[serde(default)]
-    pub connect_timeout_ms: Option<u64>,
-    /// Whole-request timeout in milliseconds.
-    #[serde(default)]
-    pub request_timeout_ms: Option<u64>,
-    /// Retry budget.
-    #[serde(default)]
-    pub retry: Option<RetrySettings>,
-    /// Request pacing (default 10/s, Klaviyo's burst limit for lists and import jobs).
-    #[serde(default)]
-    pub requests_per_second: Option<f64>,
-    /// Metric id campaign reports count conversions and conversion value by (the account's "Placed
-    /// Order" metric); required for metrics.
-    #[serde(default)]
-    pub conversion_metric_id: Option<String>,
+http_platform_config! {
+    /// Klaviyo destination config, typed when the settings load. Unknown keys are rejected so typos
+    /// surface at startup; the four HTTP keys live in `http`.
+    pub struct KlaviyoConfig {
+        /// API base; tests point it at the fake.
+        #[serde(default = "default_base_url")]
+        pub base_url: String,
+        /// Private API key (scopes `lists:write`, `profiles:write`).
+        pub api_key: SecretRef,
+        /// `revision` header, `YYYY-MM-DD` (default [`DEFAULT_REVISION`]).
+        #[serde(default = "default_revision")]
+        pub revision: String,
+        /// Delay between import-job status polls in milliseconds (default 2,000).
+        #[serde(default)]
+        pub poll_interval_ms: Option<u64>,
+        /// How long to wait for one import job before handing the batch back (default 900 s).
+        #[serde(default)]
+        pub poll_timeout_secs: Option<u64>,
+        /// Metric id campaign reports count conversions and conversion value by (the account's "Placed
+        /// Order" metric); required for metrics.
+        #[serde(default)]
+        pub conversion_metric_id: Option<String>,
+    }
 }
 
 fn default_base_url() -> String {
@@ -67,13 +58,22 @@ impl KlaviyoConfig {
             })
     }
 
-    /// HTTP kit settings from the optional keys.
+    /// HTTP kit settings; pacing defaults to 10/s, Klaviyo's burst limit for lists and import jobs.
     pub fn http_settings(&self) -> HttpSettings {
-        HttpSettings::from_config(
-            self.connect_timeout_ms,
-            self.request_timeout_ms,
-            self.retry.clone(),
-            Some(self.requests_per_second.unwrap_or(10.0)),
-        )
+        self.http.settings(Some(10.0))
+    }
+}
+
+impl PlatformConfig for KlaviyoConfig {
+    fn build(&self, name: &str, secrets: &SecretResolver) -> Result<Platform, ConfigError> {
+        Ok(Platform::full(KlaviyoDestination::from_config(
+            name,
+            self.clone(),
+            secrets,
+        )?))
+    }
+
+    fn creative_object_keys(&self) -> Option<&'static [&'static str]> {
+        Some(&["campaign_id", "template_id"])
     }
 }

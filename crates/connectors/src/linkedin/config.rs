@@ -1,8 +1,10 @@
 //! `[destinations.NAME]` keys for `kind = "linkedin"`.
 
-use crate::http::{HttpSettings, RetrySettings};
-use crate::secret::SecretRef;
-use serde::Deserialize;
+use super::LinkedInDestination;
+use crate::error::ConfigError;
+use crate::http::{http_platform_config, HttpSettings};
+use crate::registry::{Platform, PlatformConfig};
+use crate::secret::{SecretRef, SecretResolver};
 
 /// Default LinkedIn Marketing API base URL (versioned REST; the version travels in a header).
 pub const DEFAULT_BASE_URL: &str = "https://api.linkedin.com/rest";
@@ -11,49 +13,38 @@ pub const DEFAULT_VERSION: &str = "202610";
 /// LinkedIn's OAuth2 token endpoint.
 pub const DEFAULT_TOKEN_URL: &str = "https://www.linkedin.com/oauth/v2/accessToken";
 
-/// LinkedIn destination config. Unknown keys are rejected so typos surface at startup.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LinkedInConfig {
-    /// REST base; tests point it at the fake.
-    #[serde(default = "default_base_url")]
-    pub base_url: String,
-    /// `LinkedIn-Version` header value (`YYYYMM`).
-    #[serde(default = "default_version")]
-    pub linkedin_version: String,
-    /// OAuth2 token endpoint (refresh-token grant).
-    #[serde(default = "default_token_url")]
-    pub token_url: String,
-    /// Sponsored (ad) account id, digits or `urn:li:sponsoredAccount:<digits>`.
-    pub ad_account_id: String,
-    /// OAuth2 client id.
-    pub client_id: SecretRef,
-    /// OAuth2 client secret.
-    pub client_secret: SecretRef,
-    /// OAuth2 refresh token (scope `rw_dmp_segments`).
-    pub refresh_token: SecretRef,
-    /// `sourcePlatform` of segments campaignd creates (default `LIST_UPLOAD`; LinkedIn assigns partner
-    /// values to approved integrations).
-    #[serde(default)]
-    pub source_platform: Option<String>,
-    /// Elements per `/users` batch (default and maximum 5,000).
-    #[serde(default)]
-    pub batch_size: Option<usize>,
-    /// Wait after creating a segment before adding users (LinkedIn asks for 5 s; default 5,000 ms).
-    #[serde(default)]
-    pub post_create_delay_ms: Option<u64>,
-    /// Connect timeout in milliseconds.
-    #[serde(default)]
-    pub connect_timeout_ms: Option<u64>,
-    /// Whole-request timeout in milliseconds.
-    #[serde(default)]
-    pub request_timeout_ms: Option<u64>,
-    /// Retry budget.
-    #[serde(default)]
-    pub retry: Option<RetrySettings>,
-    /// Request pacing (default 8/s, under the 600 requests/min per member on `/users`).
-    #[serde(default)]
-    pub requests_per_second: Option<f64>,
+http_platform_config! {
+    /// LinkedIn destination config, typed when the settings load. Unknown keys are rejected so typos
+    /// surface at startup; the four HTTP keys live in `http`.
+    pub struct LinkedInConfig {
+        /// REST base; tests point it at the fake.
+        #[serde(default = "default_base_url")]
+        pub base_url: String,
+        /// `LinkedIn-Version` header value (`YYYYMM`).
+        #[serde(default = "default_version")]
+        pub linkedin_version: String,
+        /// OAuth2 token endpoint (refresh-token grant).
+        #[serde(default = "default_token_url")]
+        pub token_url: String,
+        /// Sponsored (ad) account id, digits or `urn:li:sponsoredAccount:<digits>`.
+        pub ad_account_id: String,
+        /// OAuth2 client id.
+        pub client_id: SecretRef,
+        /// OAuth2 client secret.
+        pub client_secret: SecretRef,
+        /// OAuth2 refresh token (scope `rw_dmp_segments`).
+        pub refresh_token: SecretRef,
+        /// `sourcePlatform` of segments campaignd creates (default `LIST_UPLOAD`; LinkedIn assigns partner
+        /// values to approved integrations).
+        #[serde(default)]
+        pub source_platform: Option<String>,
+        /// Elements per `/users` batch (default and maximum 5,000).
+        #[serde(default)]
+        pub batch_size: Option<usize>,
+        /// Wait after creating a segment before adding users (LinkedIn asks for 5 s; default 5,000 ms).
+        #[serde(default)]
+        pub post_create_delay_ms: Option<u64>,
+    }
 }
 
 fn default_base_url() -> String {
@@ -77,13 +68,22 @@ impl LinkedInConfig {
             .then(|| format!("urn:li:sponsoredAccount:{digits}"))
     }
 
-    /// HTTP kit settings from the optional keys.
+    /// HTTP kit settings; pacing defaults to 8/s, under the 600 requests/min per member on `/users`.
     pub fn http_settings(&self) -> HttpSettings {
-        HttpSettings::from_config(
-            self.connect_timeout_ms,
-            self.request_timeout_ms,
-            self.retry.clone(),
-            Some(self.requests_per_second.unwrap_or(8.0)),
-        )
+        self.http.settings(Some(8.0))
+    }
+}
+
+impl PlatformConfig for LinkedInConfig {
+    fn build(&self, name: &str, secrets: &SecretResolver) -> Result<Platform, ConfigError> {
+        Ok(Platform::full(LinkedInDestination::from_config(
+            name,
+            self.clone(),
+            secrets,
+        )?))
+    }
+
+    fn creative_object_keys(&self) -> Option<&'static [&'static str]> {
+        Some(&["campaign_id"])
     }
 }

@@ -1,41 +1,32 @@
 //! `[destinations.NAME]` keys for `kind = "mailchimp"`.
 
-use crate::http::{HttpSettings, RetrySettings};
-use crate::secret::SecretRef;
-use serde::Deserialize;
+use super::MailchimpDestination;
+use crate::error::ConfigError;
+use crate::http::{http_platform_config, HttpSettings, RetrySettings};
+use crate::registry::{Platform, PlatformConfig};
+use crate::secret::{SecretRef, SecretResolver};
 
 /// Marketing API version this connector was written and tested against; part of every default base URL.
 pub const API_VERSION: &str = "3.0";
 /// Mailchimp allows this many simultaneous connections per user.
 pub const MAX_CONNECTIONS: usize = 10;
 
-/// Mailchimp destination config. Unknown keys are rejected so typos surface at startup.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MailchimpConfig {
-    /// API base including the version, e.g. `https://us21.api.mailchimp.com/3.0`. Defaults to the real
-    /// one for the data centre named by the API key's suffix (`…-us21`); tests point it at the fake.
-    #[serde(default)]
-    pub base_url: Option<String>,
-    /// The audience list whose static segments campaignd manages.
-    pub list_id: String,
-    /// API key (HTTP Basic password).
-    pub api_key: SecretRef,
-    /// Simultaneous requests this destination opens (1–10, default 10).
-    #[serde(default)]
-    pub max_connections: Option<usize>,
-    /// Connect timeout in milliseconds.
-    #[serde(default)]
-    pub connect_timeout_ms: Option<u64>,
-    /// Whole-request timeout in milliseconds.
-    #[serde(default)]
-    pub request_timeout_ms: Option<u64>,
-    /// Retry budget (default 8 attempts from 1 s: Mailchimp's throttle carries no wait hint).
-    #[serde(default)]
-    pub retry: Option<RetrySettings>,
-    /// Request pacing (default 10/s).
-    #[serde(default)]
-    pub requests_per_second: Option<f64>,
+http_platform_config! {
+    /// Mailchimp destination config, typed when the settings load. Unknown keys are rejected so typos
+    /// surface at startup; the four HTTP keys live in `http`.
+    pub struct MailchimpConfig {
+        /// API base including the version, e.g. `https://us21.api.mailchimp.com/3.0`. Defaults to the real
+        /// one for the data centre named by the API key's suffix (`…-us21`); tests point it at the fake.
+        #[serde(default)]
+        pub base_url: Option<String>,
+        /// The audience list whose static segments campaignd manages.
+        pub list_id: String,
+        /// API key (HTTP Basic password).
+        pub api_key: SecretRef,
+        /// Simultaneous requests this destination opens (1–10, default 10).
+        #[serde(default)]
+        pub max_connections: Option<usize>,
+    }
 }
 
 /// The data centre named by an API key's suffix (`0123…-us21` → `us21`), if it has a plausible one.
@@ -51,18 +42,30 @@ pub fn default_base_url(dc: &str) -> String {
 }
 
 impl MailchimpConfig {
-    /// HTTP kit settings from the optional keys.
+    /// HTTP kit settings: pacing defaults to 10/s, and retrying to 8 attempts from 1 s (Mailchimp's
+    /// throttle carries no wait hint).
     pub fn http_settings(&self) -> HttpSettings {
-        let retry = self.retry.clone().unwrap_or(RetrySettings {
-            max_attempts: 8,
-            initial_backoff_ms: 1_000,
-            ..RetrySettings::default()
-        });
-        HttpSettings::from_config(
-            self.connect_timeout_ms,
-            self.request_timeout_ms,
-            Some(retry),
-            Some(self.requests_per_second.unwrap_or(10.0)),
+        self.http.settings_with_retry(
+            Some(10.0),
+            RetrySettings {
+                max_attempts: 8,
+                initial_backoff_ms: 1_000,
+                ..RetrySettings::default()
+            },
         )
+    }
+}
+
+impl PlatformConfig for MailchimpConfig {
+    fn build(&self, name: &str, secrets: &SecretResolver) -> Result<Platform, ConfigError> {
+        Ok(Platform::full(MailchimpDestination::from_config(
+            name,
+            self.clone(),
+            secrets,
+        )?))
+    }
+
+    fn creative_object_keys(&self) -> Option<&'static [&'static str]> {
+        Some(&["campaign_id", "template_id"])
     }
 }

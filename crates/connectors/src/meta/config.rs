@@ -1,43 +1,34 @@
 //! `[destinations.NAME]` keys for `kind = "meta"`.
 
-use crate::http::{HttpSettings, RetrySettings};
-use crate::secret::SecretRef;
-use serde::Deserialize;
+use super::MetaDestination;
+use crate::error::ConfigError;
+use crate::http::{http_platform_config, HttpSettings};
+use crate::registry::{Platform, PlatformConfig};
+use crate::secret::{SecretRef, SecretResolver};
 
 /// Default Graph API base URL: the version this connector was written and tested against.
 pub const DEFAULT_BASE_URL: &str = "https://graph.facebook.com/v25.0";
 
-/// Meta destination config. Unknown keys are rejected so typos surface at startup.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MetaConfig {
-    /// Graph API base including the version; tests point it at the fake.
-    #[serde(default = "default_base_url")]
-    pub base_url: String,
-    /// Ad account id, `act_123` or `123`.
-    pub ad_account_id: String,
-    /// System-user or long-lived token.
-    pub access_token: SecretRef,
-    /// Connect timeout in milliseconds.
-    #[serde(default)]
-    pub connect_timeout_ms: Option<u64>,
-    /// Whole-request timeout in milliseconds.
-    #[serde(default)]
-    pub request_timeout_ms: Option<u64>,
-    /// Retry budget.
-    #[serde(default)]
-    pub retry: Option<RetrySettings>,
-    /// Request pacing (default 10/s, well under Meta's mutation QPS limits).
-    #[serde(default)]
-    pub requests_per_second: Option<f64>,
-    /// Rows per `/users` call (default and maximum 10,000): smaller batches make each acknowledged step
-    /// of a large sync smaller.
-    #[serde(default)]
-    pub batch_size: Option<usize>,
-    /// Insights `action_type` counted as conversions and revenue. Unset: the first present of
-    /// `omni_purchase` (Ads Manager's "Purchases"), `purchase`, `offsite_conversion.fb_pixel_purchase`.
-    #[serde(default)]
-    pub purchase_action_type: Option<String>,
+http_platform_config! {
+    /// Meta destination config, typed when the settings load. Unknown keys are rejected so typos
+    /// surface at startup; the four HTTP keys live in `http`.
+    pub struct MetaConfig {
+        /// Graph API base including the version; tests point it at the fake.
+        #[serde(default = "default_base_url")]
+        pub base_url: String,
+        /// Ad account id, `act_123` or `123`.
+        pub ad_account_id: String,
+        /// System-user or long-lived token.
+        pub access_token: SecretRef,
+        /// Rows per `/users` call (default and maximum 10,000): smaller batches make each acknowledged step
+        /// of a large sync smaller.
+        #[serde(default)]
+        pub batch_size: Option<usize>,
+        /// Insights `action_type` counted as conversions and revenue. Unset: the first present of
+        /// `omni_purchase` (Ads Manager's "Purchases"), `purchase`, `offsite_conversion.fb_pixel_purchase`.
+        #[serde(default)]
+        pub purchase_action_type: Option<String>,
+    }
 }
 
 fn default_base_url() -> String {
@@ -53,13 +44,22 @@ impl MetaConfig {
             .then(|| format!("act_{digits}"))
     }
 
-    /// HTTP kit settings from the optional keys.
+    /// HTTP kit settings; pacing defaults to 10/s, well under Meta's mutation QPS limits.
     pub fn http_settings(&self) -> HttpSettings {
-        HttpSettings::from_config(
-            self.connect_timeout_ms,
-            self.request_timeout_ms,
-            self.retry.clone(),
-            Some(self.requests_per_second.unwrap_or(10.0)),
-        )
+        self.http.settings(Some(10.0))
+    }
+}
+
+impl PlatformConfig for MetaConfig {
+    fn build(&self, name: &str, secrets: &SecretResolver) -> Result<Platform, ConfigError> {
+        Ok(Platform::full(MetaDestination::from_config(
+            name,
+            self.clone(),
+            secrets,
+        )?))
+    }
+
+    fn creative_object_keys(&self) -> Option<&'static [&'static str]> {
+        Some(&["ad_id"])
     }
 }

@@ -1,5 +1,9 @@
 //! `[destinations.NAME]` keys for `kind = "sandbox"`.
 
+use super::SandboxDestination;
+use crate::error::ConfigError;
+use crate::registry::{Platform, PlatformConfig};
+use crate::secret::SecretResolver;
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -52,4 +56,17 @@ fn default_path() -> PathBuf {
 
 fn default_batch_size() -> usize {
     DEFAULT_BATCH_SIZE
+}
+
+impl PlatformConfig for SandboxConfig {
+    fn build(&self, name: &str, _secrets: &SecretResolver) -> Result<Platform, ConfigError> {
+        Ok(Platform::full(SandboxDestination::from_config(
+            name,
+            self.clone(),
+        )?))
+    }
+
+    fn as_sandbox(&self) -> Option<&SandboxConfig> {
+        Some(self)
+    }
 }

@@ -39,4 +39,4 @@ pub use performance::{
     creatives, with_clock, SandboxCreatives, SandboxObject, SandboxSwap, CREATIVES_FORMAT_VERSION,
     DEFAULT_REACH,
 };
-pub use response::{received_customers, sandbox_path, SandboxResponse};
+pub use response::{received_customers, SandboxResponse};

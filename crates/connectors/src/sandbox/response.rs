@@ -5,16 +5,14 @@
 //! can only ever get the baseline rate: the demo's lift is measured, not assumed.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-
-use serde_json::Value;
+use std::path::Path;
 
 use super::client::audiences;
-use super::config::{SandboxConfig, DEFAULT_PATH};
+use super::config::SandboxConfig;
 use super::mapping::{member_key, prepare};
 use crate::model::Contact;
 
-/// The conversion rates of a sandbox destination section.
+/// The conversion rates of a sandbox destination.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SandboxResponse {
     /// Members the audience holds.
@@ -24,36 +22,21 @@ pub struct SandboxResponse {
 }
 
 impl SandboxResponse {
-    /// Reads the rates from a `[destinations.NAME]` section of `kind = "sandbox"`.
-    pub fn from_section(section: &Value) -> Result<SandboxResponse, String> {
-        let mut rest = section.clone();
-        if let Some(map) = rest.as_object_mut() {
-            map.remove("kind");
-        }
-        let cfg: SandboxConfig = serde_json::from_value(rest).map_err(|e| e.to_string())?;
+    /// Reads the rates from a `kind = "sandbox"` destination's config, checking each is a share.
+    pub fn from_config(config: &SandboxConfig) -> Result<SandboxResponse, String> {
         for (key, v) in [
-            ("treated_conversion", cfg.treated_conversion),
-            ("baseline_conversion", cfg.baseline_conversion),
+            ("treated_conversion", config.treated_conversion),
+            ("baseline_conversion", config.baseline_conversion),
         ] {
             if !(0.0..=1.0).contains(&v) {
                 return Err(format!("{key}: {v} is not a share between 0 and 1"));
             }
         }
         Ok(SandboxResponse {
-            treated_conversion: cfg.treated_conversion,
-            baseline_conversion: cfg.baseline_conversion,
+            treated_conversion: config.treated_conversion,
+            baseline_conversion: config.baseline_conversion,
         })
     }
-}
-
-/// The sandbox directory of a destination section (`path`, default `sandbox`).
-pub fn sandbox_path(section: &Value) -> PathBuf {
-    PathBuf::from(
-        section
-            .get("path")
-            .and_then(|p| p.as_str())
-            .unwrap_or(DEFAULT_PATH),
-    )
 }
 
 /// The customer ids among `contacts` whose member key the audience named `audience_name` holds.

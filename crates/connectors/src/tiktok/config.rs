@@ -1,38 +1,29 @@
 //! `[destinations.NAME]` keys for `kind = "tiktok"`.
 
-use crate::http::{HttpSettings, RetrySettings};
-use crate::secret::SecretRef;
-use serde::Deserialize;
+use super::TikTokDestination;
+use crate::error::ConfigError;
+use crate::http::{http_platform_config, HttpSettings};
+use crate::registry::{Platform, PlatformConfig};
+use crate::secret::{SecretRef, SecretResolver};
 
 /// Default TikTok Marketing API base URL: the version this connector was written against.
 pub const DEFAULT_BASE_URL: &str = "https://business-api.tiktok.com/open_api/v1.3";
 
-/// TikTok destination config. Unknown keys are rejected so typos surface at startup.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TikTokConfig {
-    /// API base including the version; tests point it at the fake.
-    #[serde(default = "default_base_url")]
-    pub base_url: String,
-    /// Advertiser id (digits).
-    pub advertiser_id: String,
-    /// Long-lived Marketing API access token, sent as `Access-Token`.
-    pub access_token: SecretRef,
-    /// Hashed ids per uploaded file (default 50,000).
-    #[serde(default)]
-    pub batch_size: Option<usize>,
-    /// Connect timeout in milliseconds.
-    #[serde(default)]
-    pub connect_timeout_ms: Option<u64>,
-    /// Whole-request timeout in milliseconds.
-    #[serde(default)]
-    pub request_timeout_ms: Option<u64>,
-    /// Retry budget.
-    #[serde(default)]
-    pub retry: Option<RetrySettings>,
-    /// Request pacing (default 5/s).
-    #[serde(default)]
-    pub requests_per_second: Option<f64>,
+http_platform_config! {
+    /// TikTok destination config, typed when the settings load. Unknown keys are rejected so typos
+    /// surface at startup; the four HTTP keys live in `http`.
+    pub struct TikTokConfig {
+        /// API base including the version; tests point it at the fake.
+        #[serde(default = "default_base_url")]
+        pub base_url: String,
+        /// Advertiser id (digits).
+        pub advertiser_id: String,
+        /// Long-lived Marketing API access token, sent as `Access-Token`.
+        pub access_token: SecretRef,
+        /// Hashed ids per uploaded file (default 50,000).
+        #[serde(default)]
+        pub batch_size: Option<usize>,
+    }
 }
 
 fn default_base_url() -> String {
@@ -40,13 +31,22 @@ fn default_base_url() -> String {
 }
 
 impl TikTokConfig {
-    /// HTTP kit settings from the optional keys.
+    /// HTTP kit settings; pacing defaults to 5/s.
     pub fn http_settings(&self) -> HttpSettings {
-        HttpSettings::from_config(
-            self.connect_timeout_ms,
-            self.request_timeout_ms,
-            self.retry.clone(),
-            Some(self.requests_per_second.unwrap_or(5.0)),
-        )
+        self.http.settings(Some(5.0))
+    }
+}
+
+impl PlatformConfig for TikTokConfig {
+    fn build(&self, name: &str, secrets: &SecretResolver) -> Result<Platform, ConfigError> {
+        Ok(Platform::full(TikTokDestination::from_config(
+            name,
+            self.clone(),
+            secrets,
+        )?))
+    }
+
+    fn creative_object_keys(&self) -> Option<&'static [&'static str]> {
+        Some(&["ad_id"])
     }
 }

@@ -12,22 +12,24 @@
 //! [`AudienceDestination::begin_sync`]; without it they are `null`, and `batch_seq` counts per audience
 //! within this process.
 
+mod config;
 #[cfg(test)]
 pub(crate) mod tests;
 
+pub use config::WebhookConfig;
+
 use crate::common;
 use crate::error::{ConfigError, ConnectorError};
-use crate::http::{DefaultPolicy, HttpKit, HttpSettings, HttpStatsSnapshot, RetrySettings};
+use crate::http::{DefaultPolicy, HttpKit, HttpStatsSnapshot};
 use crate::model::{
     canonical_json, AudienceRef, BatchOutcome, Channel, Contact, DestinationLimits, PreparedMember,
     SyncContext,
 };
-use crate::secret::{Secret, SecretRef, SecretResolver};
+use crate::secret::{Secret, SecretResolver};
 use crate::traits::AudienceDestination;
 use async_trait::async_trait;
 use campaignd_core::identifiers::{google_phone_input, sha256_hex};
 use hmac::{Hmac, Mac};
-use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use sha2::Sha256;
 use std::collections::HashMap;
@@ -37,37 +39,6 @@ use std::sync::Mutex;
 pub const SIGNATURE_HEADER: &str = "X-Campaignd-Signature";
 /// Idempotency header name.
 pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
-
-/// `kind = "webhook"` config.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookConfig {
-    /// Receiver URL.
-    pub url: String,
-    /// Shared HMAC secret.
-    pub secret: SecretRef,
-    /// Members per POST (default 1,000).
-    #[serde(default)]
-    pub batch_size: Option<usize>,
-    /// Which consent applies to what the receiver does with the members (default ads).
-    #[serde(default)]
-    pub channel: Option<Channel>,
-    /// Minimum audience size to push (default 0).
-    #[serde(default)]
-    pub min_audience_size: Option<usize>,
-    /// Connect timeout in milliseconds.
-    #[serde(default)]
-    pub connect_timeout_ms: Option<u64>,
-    /// Whole-request timeout in milliseconds.
-    #[serde(default)]
-    pub request_timeout_ms: Option<u64>,
-    /// Retry budget.
-    #[serde(default)]
-    pub retry: Option<RetrySettings>,
-    /// Request pacing (default unlimited).
-    #[serde(default)]
-    pub requests_per_second: Option<f64>,
-}
 
 #[derive(Debug, Default)]
 struct AudienceState {
@@ -128,12 +99,7 @@ impl WebhookDestination {
             return Err(invalid("batch_size", "must be at least 1".into()));
         }
         let secret = common::resolve_secret(name, "secret", &config.secret, secrets)?;
-        let settings = HttpSettings::from_config(
-            config.connect_timeout_ms,
-            config.request_timeout_ms,
-            config.retry,
-            config.requests_per_second,
-        );
+        let settings = config.http_settings();
         let kit = HttpKit::for_destination(name, &settings, &[&secret])?;
         Ok(WebhookDestination {
             name: name.to_string(),
@@ -142,7 +108,7 @@ impl WebhookDestination {
             batch_size,
             channel: config.channel.unwrap_or(Channel::Ads),
             min_audience_size: config.min_audience_size.unwrap_or(0),
-            rps: config.requests_per_second.unwrap_or(0.0),
+            rps: settings.requests_per_second.unwrap_or(0.0),
             kit,
             state: Mutex::new(HashMap::new()),
         })

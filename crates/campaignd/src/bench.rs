@@ -7,8 +7,9 @@
 //!   checkpointed before each timing, rerun and bare query alternated, best of [`BEST_OF`] — so the
 //!   ratio says what campaignd adds around the query; and the peak memory.
 //! - `bench sync` syncs a one-segment store to a local fake Meta as child `campaignd sync` processes
-//!   (first sync, after churn, with nothing changed) and prints identifiers/s, requests, bytes, each
-//!   child's peak RSS and members prepared, beside the cost of only preparing the same members.
+//!   (first sync, after churn, with nothing changed) and prints each child's wall and CPU time,
+//!   identifiers/s, requests, bytes, each child's peak RSS and members prepared, beside the cost of
+//!   only preparing the same members and of only sending them.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -192,11 +193,42 @@ fn bench_customers(
         .collect()
 }
 
+/// Seconds of CPU (user + system) used by this process's children that have been waited for, from
+/// `/proc/self/stat` (`cutime` + `cstime`, in the kernel's fixed `USER_HZ` of 100 ticks a second).
+fn children_cpu_secs() -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").context("reading /proc/self/stat")?;
+    // The fields after the command name, which is in parentheses and may hold spaces: the 3rd field
+    // of the line is the first of these, so `cutime` (16th) and `cstime` (17th) are the 14th and 15th.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| -> anyhow::Result<f64> {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .with_context(|| format!("/proc/self/stat has no field {} in {stat:?}", i + 3))
+    };
+    Ok((ticks(13)? + ticks(14)?) / 100.0)
+}
+
+/// What [`timed_sync`] measured of one `campaignd sync` child.
+struct SyncTiming {
+    /// Wall time, seconds.
+    wall: f64,
+    /// CPU the child used (user + system), seconds: against `wall`, how much of the run it waited
+    /// for the cores, which the machine's other work shares.
+    cpu: f64,
+    /// The child's own peak RSS in MiB, if read.
+    rss: Option<f64>,
+}
+
 /// Runs `campaignd sync` as a child process (so its memory is measured alone) and returns its wall
-/// time and peak RSS in MiB. The peak is the child's own `VmHWM`, polled until it exits: rusage of
-/// children would also count the pages the child shared with this process before `exec`.
-fn timed_sync(config: &std::path::Path) -> anyhow::Result<(f64, Option<f64>)> {
+/// time, CPU time and peak RSS in MiB. The peak is the child's own `VmHWM`, polled until it exits:
+/// rusage of children would also count the pages the child shared with this process before `exec`.
+fn timed_sync(config: &std::path::Path) -> anyhow::Result<SyncTiming> {
     let exe = std::env::current_exe().context("locating the campaignd binary")?;
+    let cpu_before = children_cpu_secs()?;
     let started = Instant::now();
     let mut child = std::process::Command::new(exe)
         .arg("--config")
@@ -224,11 +256,13 @@ fn timed_sync(config: &std::path::Path) -> anyhow::Result<(f64, Option<f64>)> {
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     };
+    let wall = started.elapsed().as_secs_f64();
     anyhow::ensure!(status.success(), "campaignd sync failed: {status}");
-    Ok((
-        started.elapsed().as_secs_f64(),
-        peak_kib.map(|k| k / 1024.0),
-    ))
+    Ok(SyncTiming {
+        wall,
+        cpu: children_cpu_secs()? - cpu_before,
+        rss: peak_kib.map(|k| k / 1024.0),
+    })
 }
 
 /// `campaignd bench sync`: a first sync of `members` people to a local fake Meta, then an incremental
@@ -291,27 +325,29 @@ destination = "fake_meta"
     );
     println!();
     println!(
-        "{:<13} {:>9} {:>9} {:>10} {:>9} {:>11} {:>12}",
-        "run", "changes", "seconds", "ids/s", "requests", "MiB sent", "peak RSS MiB"
+        "{:<13} {:>9} {:>9} {:>9} {:>10} {:>9} {:>11} {:>12}",
+        "run", "changes", "seconds", "CPU s", "ids/s", "requests", "MiB sent", "peak RSS MiB"
     );
-    let report =
-        |label: &str, changes: usize, secs: f64, rss: Option<f64>, reqs: usize, bytes: u64| {
-            println!(
-                "{:<13} {:>9} {:>9.2} {:>10.0} {:>9} {:>11.1} {:>12}",
-                label,
-                changes,
-                secs,
-                changes as f64 / secs.max(1e-9),
-                reqs,
-                bytes as f64 / (1024.0 * 1024.0),
-                rss.map(|m| format!("{m:.0}")).unwrap_or_else(|| "?".into())
-            );
-        };
-    let (secs, rss) = timed_sync(&config)?;
-    let first_secs = secs;
+    let report = |label: &str, changes: usize, t: &SyncTiming, reqs: usize, bytes: u64| {
+        println!(
+            "{:<13} {:>9} {:>9.2} {:>9.2} {:>10.0} {:>9} {:>11.1} {:>12}",
+            label,
+            changes,
+            t.wall,
+            t.cpu,
+            changes as f64 / t.wall.max(1e-9),
+            reqs,
+            bytes as f64 / (1024.0 * 1024.0),
+            t.rss
+                .map(|m| format!("{m:.0}"))
+                .unwrap_or_else(|| "?".into())
+        );
+    };
+    let timing = timed_sync(&config)?;
+    let first_secs = timing.wall;
     let log = fake.requests().all();
     let bytes: u64 = log.iter().map(|r| r.body_bytes).sum();
-    report("first sync", members, secs, rss, log.len(), bytes);
+    report("first sync", members, &timing, log.len(), bytes);
     let audience = fake
         .audiences()
         .into_iter()
@@ -336,14 +372,13 @@ destination = "fake_meta"
     campaignd_engine::recompute::recompute(&store, &settings, Utc::now(), None).await?;
     store.close().await;
     let (reqs_before, bytes_before) = (log.len(), bytes);
-    let (secs, rss) = timed_sync(&config)?;
+    let timing = timed_sync(&config)?;
     let log = fake.requests().all();
     let bytes: u64 = log.iter().map(|r| r.body_bytes).sum();
     report(
         &format!("{churn_pct}% churn"),
         changed,
-        secs,
-        rss,
+        &timing,
         log.len() - reqs_before,
         bytes - bytes_before,
     );
@@ -356,14 +391,13 @@ destination = "fake_meta"
 
     // Nothing changed: the cost is the diff query alone.
     let (reqs_before, bytes_before) = (log.len(), bytes);
-    let (secs, rss) = timed_sync(&config)?;
+    let timing = timed_sync(&config)?;
     let log = fake.requests().all();
     let bytes: u64 = log.iter().map(|r| r.body_bytes).sum();
     report(
         "no change",
         0,
-        secs,
-        rss,
+        &timing,
         log.len() - reqs_before,
         bytes - bytes_before,
     );
@@ -381,7 +415,8 @@ destination = "fake_meta"
         .collect::<anyhow::Result<_>>()?;
     store.close().await;
     println!(
-        "peak RSS is each `campaignd sync` process's own VmHWM (the fake runs in the bench process)"
+        "peak RSS is each `campaignd sync` process's own VmHWM (the fake runs in the bench process); \
+         CPU s its user + system time: seconds well above it are time spent waiting for the cores"
     );
     println!("members prepared (read, normalised, hashed) by the three runs: {prepared:?}");
     println!();

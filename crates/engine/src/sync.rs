@@ -3,7 +3,8 @@
 //!
 //! Two keyset-paged streams in bytewise customer-id order are merged: the desired members (segment
 //! members with the channel's consent, not suppressed, not held out, prepared — normalised and hashed —
-//! by the connector page by page) and the ledger of what the audience holds. The diff is done in the
+//! by the connector page by page) and the ledger of what the audience holds; each stream reads its next
+//! page in the background while the current one is merged. The diff is done in the
 //! database: while the audience's recorded mapping (see `mapping_of`) is unchanged, the desired stream
 //! holds only members the ledger does not hold at their current `customers.identity_version`
 //! (maintained by triggers, whoever writes the table), and the ledger stream only rows of members who
@@ -710,51 +711,82 @@ async fn prepare_in_parallel(
 }
 
 /// The other side of the merge: what the ledger says the platform holds, in the same order.
-struct Held<'a> {
-    store: &'a Store,
+struct Held {
+    query: HeldQuery,
+    /// The identifier kinds of the rows returned so far (those whose kinds are known).
+    kinds_read: KindCounts,
+    page: std::vec::IntoIter<LedgerEntry>,
+    exhausted: bool,
+    /// The next page, being read while this one is consumed.
+    ahead: Option<tokio::task::JoinHandle<Result<Vec<LedgerEntry>, StoreError>>>,
+}
+
+/// What [`Held`] reads for one page: where to go on from.
+#[derive(Clone)]
+struct HeldQuery {
+    store: Store,
     destination: String,
     audience: String,
     /// Only what is held for members no longer eligible members of this segment as recorded.
     changes_of: Option<(String, Channel)>,
-    /// The identifier kinds of the rows returned so far (those whose kinds are known).
-    kinds_read: KindCounts,
     after: String,
-    page: std::vec::IntoIter<LedgerEntry>,
-    exhausted: bool,
 }
 
-impl Held<'_> {
+impl HeldQuery {
+    async fn fetch(self) -> Result<Vec<LedgerEntry>, StoreError> {
+        let changes_of = self.changes_of.as_ref().map(|(s, c)| (s.as_str(), *c));
+        self.store
+            .held_page(
+                &self.destination,
+                &self.audience,
+                changes_of,
+                &self.after,
+                PAGE,
+            )
+            .await
+    }
+}
+
+impl Held {
+    /// The next held row. Like [`Desired::next`], the next page is read in the background while
+    /// this one is consumed: the merge writes the ledger only at ids up to the row it is at, which
+    /// lies before the page being read.
     async fn next(&mut self) -> Result<Option<LedgerEntry>, StepError> {
         loop {
             if let Some(e) = self.page.next() {
                 return Ok(Some(e));
             }
-            if self.exhausted {
-                return Ok(None);
-            }
-            let changes_of = self.changes_of.as_ref().map(|(s, c)| (s.as_str(), *c));
-            let rows = self
-                .store
-                .held_page(
-                    &self.destination,
-                    &self.audience,
-                    changes_of,
-                    &self.after,
-                    PAGE,
-                )
-                .await?;
+            let rows = match self.ahead.take() {
+                Some(task) => task
+                    .await
+                    .map_err(|e| StepError::Internal(format!("reading the ledger: {e}")))??,
+                None if self.exhausted => return Ok(None),
+                None => self.query.clone().fetch().await?,
+            };
             match rows.last() {
-                Some(last) => self.after = last.customer_id.clone(),
+                Some(last) => self.query.after = last.customer_id.clone(),
                 None => {
                     self.exhausted = true;
                     continue;
                 }
             }
             self.exhausted = (rows.len() as i64) < PAGE;
+            if !self.exhausted {
+                self.ahead = Some(tokio::spawn(self.query.clone().fetch()));
+            }
             for kinds in rows.iter().filter_map(|r| r.kinds) {
                 self.kinds_read.add_bits(kinds);
             }
             self.page = rows.into_iter();
+        }
+    }
+}
+
+impl Drop for Held {
+    /// A merge that stops early does not leave a page being read for nobody.
+    fn drop(&mut self) {
+        if let Some(task) = self.ahead.take() {
+            task.abort();
         }
     }
 }
@@ -929,27 +961,35 @@ impl<'a> SyncJob<'a> {
         let incremental = incremental && !ignore_ledger;
         // The kinds of everything held now, less those of the rows the held stream returns below:
         // the kinds of the members held unchanged, which nobody prepares.
-        let held_before = if incremental {
-            store
-                .held_kinds(&self.cfg.destination, &self.outcome.audience)
-                .await?
-        } else {
-            Default::default()
+        let held_kinds = async {
+            if incremental {
+                store
+                    .held_kinds(&self.cfg.destination, &self.outcome.audience)
+                    .await
+            } else {
+                Ok(KindCounts::default())
+            }
         };
         let mut desired = self.desired(incremental);
         let mut held = Held {
-            store,
-            destination: self.cfg.destination.clone(),
-            audience: self.outcome.audience.clone(),
-            changes_of: incremental.then(|| (self.cfg.segment.clone(), self.consent)),
-            after: String::new(),
+            query: HeldQuery {
+                store: store.clone(),
+                destination: self.cfg.destination.clone(),
+                audience: self.outcome.audience.clone(),
+                changes_of: incremental.then(|| (self.cfg.segment.clone(), self.consent)),
+                after: String::new(),
+            },
             page: Vec::new().into_iter(),
             exhausted: ignore_ledger,
             kinds_read: KindCounts::default(),
+            ahead: None,
         };
         let mut pending = Pending::default();
-        let mut want = desired.next().await?;
-        let mut have = held.next().await?;
+        // The scans that start an incremental sync (the ledger's kinds and each stream's first page,
+        // each a pass over the segment or the ledger) run side by side on separate connections.
+        let (held_before, want, have) = tokio::join!(held_kinds, desired.next(), held.next());
+        let held_before = held_before?;
+        let (mut want, mut have) = (want?, have?);
         loop {
             match (want.take(), have.take()) {
                 (None, None) => break,

@@ -6,7 +6,12 @@
 //! them, so memory stays flat in the audience size, nothing is written for unchanged members, and a
 //! crashed run resumes from the ledger without resending acknowledged batches. Each ledger row keeps
 //! the `customers.identity_version` its payload was prepared from, so [`Store::candidates_page`] and
-//! [`Store::held_page`] can leave out, in the database, every member held as they are now.
+//! [`Store::held_page`] can leave out, in the database, every member held as they are now: each
+//! incremental page is a set difference of `(customer id, identity_version)` pairs (eligible members
+//! `EXCEPT` the ledger's complete rows, and the other way round), which SQLite runs as one merge of
+//! index-ordered scans over the covering indexes `sync_ledger_diff` and `customers_sync` (migration
+//! 0012) with no per-row lookup into the ledger; payloads and identifier columns are read only for
+//! the rows a page returns.
 
 use campaignd_core::model::{Channel, Contact};
 use sqlx::Row;
@@ -196,6 +201,16 @@ fn eligible_sql_with(consent: Channel, kinds: SuppressionKinds) -> String {
     )
 }
 
+/// `(customer id, identity_version)` of an audience's ledger rows (destination and audience name in
+/// the parameters `destination` and `audience`) after the id in parameter `after`, in the order of
+/// the index `sync_ledger_diff`: one arm of the diff's merges, which compare these pairs only.
+fn ledger_pairs_sql(c: &str, destination: &str, audience: &str, after: &str) -> String {
+    format!(
+        "l.customer_id{c} AS id, l.identity_version AS v FROM sync_ledger l \
+         WHERE l.destination = {destination} AND l.audience_name = {audience} AND l.customer_id{c} > {after}"
+    )
+}
+
 /// The ordering both merge streams share: bytewise, so Rust's `str` ordering agrees with the database.
 pub(crate) fn bytewise(store: &Store) -> &'static str {
     match store.pool() {
@@ -345,20 +360,28 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<Candidate>, StoreError> {
         let c = bytewise(self);
-        let (join, changed) = match changes_against {
-            None => ("", ""),
-            Some(_) => (
-                " LEFT JOIN sync_ledger l ON l.destination = $4 AND l.audience_name = $5 AND l.customer_id = m.customer_id",
-                " AND (l.identity_version IS NULL OR l.kinds IS NULL OR l.identity_version <> c.identity_version)",
+        let eligible = eligible_sql_with(consent, self.suppression_kinds().await?);
+        const COLUMNS: &str =
+            "c.id, c.email, c.phone, c.first_name, c.last_name, c.country, c.postal_code, \
+             c.city, c.region, c.gender, c.birth_date, c.identity_version";
+        let sql = match changes_against {
+            None => format!(
+                "SELECT {COLUMNS} FROM segment_memberships m JOIN customers c ON c.id = m.customer_id \
+                 WHERE m.segment = $1 AND m.customer_id{c} > $2 AND {eligible} ORDER BY m.customer_id{c} LIMIT $3"
+            ),
+            // The page's ids first, from a merge of two index-ordered scans of (id, version) pairs:
+            // the eligible members EXCEPT the ledger's complete rows. Only the returned rows'
+            // identifier columns are read.
+            Some(_) => format!(
+                "SELECT {COLUMNS} FROM (\
+                 SELECT m.customer_id{c} AS id, c.identity_version AS v FROM segment_memberships m \
+                 JOIN customers c ON c.id = m.customer_id \
+                 WHERE m.segment = $1 AND m.customer_id{c} > $2 AND {eligible} \
+                 EXCEPT SELECT {ledger_pairs} AND l.kinds IS NOT NULL \
+                 ORDER BY 1, 2 LIMIT $3) d JOIN customers c ON c.id{c} = d.id ORDER BY d.id",
+                ledger_pairs = ledger_pairs_sql(c, "$4", "$5", "$2"),
             ),
         };
-        let sql = format!(
-            "SELECT c.id, c.email, c.phone, c.first_name, c.last_name, c.country, c.postal_code, \
-             c.city, c.region, c.gender, c.birth_date, c.identity_version \
-             FROM segment_memberships m JOIN customers c ON c.id = m.customer_id{join} \
-             WHERE m.segment = $1 AND m.customer_id{c} > $2 AND {}{changed} ORDER BY m.customer_id{c} LIMIT $3",
-            eligible_sql_with(consent, self.suppression_kinds().await?)
-        );
         let rows = on_pool!(self, pool => {
             let mut q = sqlx::query(&sql).bind(segment).bind(after).bind(limit);
             if let Some((destination, audience_name)) = changes_against {
@@ -441,20 +464,30 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<LedgerEntry>, StoreError> {
         let c = bytewise(self);
-        let changed = match changes_of {
-            None => String::new(),
+        const COLUMNS: &str =
+            "l.customer_id, l.fingerprint, l.payload, l.identity_version, l.kinds";
+        let sql = match changes_of {
+            None => format!(
+                "SELECT {COLUMNS} FROM sync_ledger l \
+                 WHERE l.destination = $1 AND l.audience_name = $2 AND l.customer_id{c} > $3 \
+                 ORDER BY l.customer_id{c} LIMIT $4"
+            ),
+            // The page's ids first, from merges of index-ordered scans of (id, version) pairs: the
+            // ledger's rows EXCEPT the eligible members, UNION the rows of unknown kinds. Only the
+            // returned rows' payloads are read.
             Some((_, consent)) => format!(
-                " AND NOT EXISTS (SELECT 1 FROM segment_memberships m JOIN customers c ON c.id = m.customer_id \
-                 WHERE m.segment = $5 AND m.customer_id = l.customer_id AND c.identity_version = l.identity_version \
-                 AND l.kinds IS NOT NULL AND {})",
-                eligible_sql_with(consent, self.suppression_kinds().await?)
+                "SELECT {COLUMNS} FROM (\
+                 SELECT {ledger_pairs} \
+                 EXCEPT SELECT m.customer_id{c}, c.identity_version FROM segment_memberships m \
+                 JOIN customers c ON c.id = m.customer_id \
+                 WHERE m.segment = $5 AND m.customer_id{c} > $3 AND {eligible} \
+                 UNION SELECT {ledger_pairs} AND l.kinds IS NULL \
+                 ORDER BY 1, 2 LIMIT $4) d JOIN sync_ledger l \
+                 ON l.destination = $1 AND l.audience_name = $2 AND l.customer_id{c} = d.id ORDER BY d.id",
+                ledger_pairs = ledger_pairs_sql(c, "$1", "$2", "$3"),
+                eligible = eligible_sql_with(consent, self.suppression_kinds().await?),
             ),
         };
-        let sql = format!(
-            "SELECT l.customer_id, l.fingerprint, l.payload, l.identity_version, l.kinds FROM sync_ledger l \
-             WHERE l.destination = $1 AND l.audience_name = $2 AND l.customer_id{c} > $3{changed} \
-             ORDER BY l.customer_id{c} LIMIT $4"
-        );
         let rows: Vec<HeldRow> = on_pool!(self, pool => {
             let mut q = sqlx::query_as(&sql).bind(destination).bind(audience_name).bind(after).bind(limit);
             if let Some((segment, _)) = changes_of {

@@ -179,13 +179,16 @@ fn bench_customers(
 ) -> Vec<campaignd_core::model::Customer> {
     range
         .map(|i| campaignd_core::model::Customer {
-            id: format!("b{i:09}"),
-            email: Some(format!("member{i}@example.com")),
-            phone: Some(format!("+1650{}", 2_000_000 + i % 8_000_000)),
-            first_name: Some("Alex".into()),
-            last_name: Some("Doe".into()),
-            country: Some("US".into()),
-            postal_code: Some("94105".into()),
+            contact: campaignd_connectors::Contact {
+                customer_id: format!("b{i:09}"),
+                email: Some(format!("member{i}@example.com")),
+                phone: Some(format!("+1650{}", 2_000_000 + i % 8_000_000)),
+                first_name: Some("Alex".into()),
+                last_name: Some("Doe".into()),
+                country: Some("US".into()),
+                postal_code: Some("94105".into()),
+                ..Default::default()
+            },
             consent_ads: consent,
             consent_email: consent,
             ..Default::default()
@@ -435,8 +438,8 @@ destination = "fake_meta"
         .context("the bench config has no fake_meta destination")?
         .clone();
     let contacts: Vec<campaignd_connectors::Contact> = bench_customers(0..members, true)
-        .iter()
-        .map(campaignd_connectors::Contact::from)
+        .into_iter()
+        .map(|c| c.contact)
         .collect();
     let t = Instant::now();
     let (left, right) = contacts.split_at(contacts.len() / 2);

@@ -6,31 +6,13 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-/// One shop customer. Consent flags default to `false`: nobody is sent anywhere without an explicit yes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+/// One shop customer: the identifiers every destination is sent ([`Contact`], one shape for import, the
+/// synthetic shop, the reference evaluator and the sync) plus what only segments and consent read. Consent
+/// flags default to `false`: nobody is sent anywhere without an explicit yes.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Customer {
-    /// The shop's own customer id: the key every other table and every audience ledger uses.
-    pub id: String,
-    /// Email as the shop holds it; each connector normalises it the way its platform does.
-    pub email: Option<String>,
-    /// Phone as written; normalised to E.164 with the customer's country as the default region.
-    pub phone: Option<String>,
-    /// Given name (a match key on Meta and Google).
-    pub first_name: Option<String>,
-    /// Family name (a match key on Meta and Google).
-    pub last_name: Option<String>,
-    /// ISO-3166 alpha-2, upper-case.
-    pub country: Option<String>,
-    /// City (Meta's `CT` match key).
-    pub city: Option<String>,
-    /// State, province or region as the shop typed it (Meta's `ST` match key).
-    pub region: Option<String>,
-    /// Postal code as written; normalised per platform (US five digits, UK sector, ...).
-    pub postal_code: Option<String>,
-    /// Date of birth: `customer.age` in rules, Meta's `DOBY`/`DOBM`/`DOBD`.
-    pub birth_date: Option<NaiveDate>,
-    /// Gender as written; Meta takes `m`/`f`.
-    pub gender: Option<String>,
+    /// The customer's id and raw identifiers, as a destination receives them.
+    pub contact: Contact,
     /// When the customer first appeared (first-time-visitor and lapsed templates).
     pub created_at: Option<DateTime<Utc>>,
     /// Consent to ad and social platforms: without it a member is never sent to one.
@@ -91,19 +73,19 @@ pub struct Suppression {
 /// itself because every platform wants something slightly different.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Contact {
-    /// Shop customer id: the key the ledger and rejections use.
+    /// The shop's own customer id: the key every other table, every audience ledger and every rejection uses.
     pub customer_id: String,
-    /// Raw email.
+    /// Email as the shop holds it; each connector normalises it the way its platform does.
     pub email: Option<String>,
-    /// Raw phone, in any format the shop stored.
+    /// Phone as written, in any format; normalised to E.164 with the customer's country as the default region.
     pub phone: Option<String>,
-    /// Raw first name.
+    /// Given name (a match key on Meta and Google).
     pub first_name: Option<String>,
-    /// Raw last name.
+    /// Family name (a match key on Meta and Google).
     pub last_name: Option<String>,
     /// ISO alpha-2 country: also the default region for national phone numbers.
     pub country: Option<String>,
-    /// Raw postal code.
+    /// Postal code as written; normalised per platform (US five digits, UK sector, ...).
     pub postal_code: Option<String>,
     /// Raw city (Meta `CT`).
     pub city: Option<String>,
@@ -111,7 +93,7 @@ pub struct Contact {
     pub region: Option<String>,
     /// Raw gender as the shop stored it (Meta `GEN` takes `m`/`f`).
     pub gender: Option<String>,
-    /// Birth date (Meta `DOBY`/`DOBM`/`DOBD`).
+    /// Date of birth: `customer.age` in rules, Meta's `DOBY`/`DOBM`/`DOBD`.
     pub birth_date: Option<NaiveDate>,
 }
 
@@ -142,25 +124,6 @@ pub enum NoIdentifier {
     InvalidEmail,
     /// Neither an email nor (where the platform takes one) a phone was given.
     None,
-}
-
-impl From<&Customer> for Contact {
-    /// The identifiers of a shop row, for the demo and tests that prepare customers without a store.
-    fn from(c: &Customer) -> Self {
-        Contact {
-            customer_id: c.id.clone(),
-            email: c.email.clone(),
-            phone: c.phone.clone(),
-            first_name: c.first_name.clone(),
-            last_name: c.last_name.clone(),
-            country: c.country.clone(),
-            postal_code: c.postal_code.clone(),
-            city: c.city.clone(),
-            region: c.region.clone(),
-            gender: c.gender.clone(),
-            birth_date: c.birth_date,
-        }
-    }
 }
 
 /// Which consent flag applies to a destination: `consent_ads` for ad/social, `consent_email` for email.

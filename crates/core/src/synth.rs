@@ -16,7 +16,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
-use crate::model::{Customer, Event, Order};
+use crate::model::{Contact, Customer, Event, Order};
 
 const DAY: i64 = 86_400;
 const HOUR: i64 = 3_600;
@@ -285,17 +285,19 @@ impl ShopGenerator {
             _ => None,
         };
         out.customers.push(Customer {
-            id,
-            email,
-            phone: phone(&mut rng, country),
-            first_name: Some(first.to_string()),
-            last_name: Some(last.to_string()),
-            country: Some(country.code.to_string()),
-            city: Some(city.to_string()),
-            region: region_of(country.code, city).map(str::to_string),
-            postal_code: Some(postal_code),
-            birth_date,
-            gender: gender.map(str::to_string),
+            contact: Contact {
+                customer_id: id,
+                email,
+                phone: phone(&mut rng, country),
+                first_name: Some(first.to_string()),
+                last_name: Some(last.to_string()),
+                country: Some(country.code.to_string()),
+                city: Some(city.to_string()),
+                region: region_of(country.code, city).map(str::to_string),
+                postal_code: Some(postal_code),
+                birth_date,
+                gender: gender.map(str::to_string),
+            },
             created_at: Some(to_time(created_at)),
             consent_ads,
             consent_email,
@@ -876,8 +878,8 @@ mod tests {
         let d = all(500, 8, 64);
         assert_ne!(a.customers, d.customers);
         assert_eq!(a.customers.len(), 500);
-        assert_eq!(a.customers[0].id, "c000001");
-        assert_eq!(a.customers[499].id, "c000500");
+        assert_eq!(a.customers[0].contact.customer_id, "c000001");
+        assert_eq!(a.customers[499].contact.customer_id, "c000500");
     }
 
     #[test]
@@ -896,7 +898,7 @@ mod tests {
         let created: HashMap<&str, DateTime<Utc>> = shop
             .customers
             .iter()
-            .map(|c| (c.id.as_str(), c.created_at.unwrap()))
+            .map(|c| (c.contact.customer_id.as_str(), c.created_at.unwrap()))
             .collect();
         let start = as_of() - chrono::Duration::days(731);
         for c in &shop.customers {
@@ -933,7 +935,12 @@ mod tests {
         let count = |f: &dyn Fn(u32) -> bool| {
             shop.customers
                 .iter()
-                .filter(|c| f(orders_per.get(c.id.as_str()).copied().unwrap_or(0)))
+                .filter(|c| {
+                    f(orders_per
+                        .get(c.contact.customer_id.as_str())
+                        .copied()
+                        .unwrap_or(0))
+                })
                 .count() as f64
                 / n as f64
         };
@@ -964,7 +971,7 @@ mod tests {
         assert!((0.67..0.73).contains(&ads), "consent_ads {ads}");
         assert!((0.57..0.63).contains(&mail), "consent_email {mail}");
         let malformed = share(&|c| {
-            c.email.as_deref().is_some_and(|e| {
+            c.contact.email.as_deref().is_some_and(|e| {
                 let e = e.trim();
                 let parts: Vec<&str> = e.split('@').collect();
                 parts.len() != 2
@@ -980,17 +987,19 @@ mod tests {
         let countries: std::collections::HashSet<&str> = shop
             .customers
             .iter()
-            .filter_map(|c| c.country.as_deref())
+            .filter_map(|c| c.contact.country.as_deref())
             .collect();
         assert!(countries.len() >= 10);
-        assert!(shop
-            .customers
-            .iter()
-            .any(|c| c.phone.as_deref().is_some_and(|p| p.starts_with('+'))));
-        assert!(shop
-            .customers
-            .iter()
-            .any(|c| c.phone.as_deref().is_some_and(|p| p.starts_with('0'))));
+        assert!(shop.customers.iter().any(|c| c
+            .contact
+            .phone
+            .as_deref()
+            .is_some_and(|p| p.starts_with('+'))));
+        assert!(shop.customers.iter().any(|c| c
+            .contact
+            .phone
+            .as_deref()
+            .is_some_and(|p| p.starts_with('0'))));
 
         // Kinds present, with the personas the templates look for.
         let kinds: std::collections::HashSet<&str> =

@@ -28,7 +28,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::str::FromStr;
 
-use campaignd_core::model::{Customer, Event, Order, Suppression};
+use campaignd_core::model::{Contact, Customer, Event, Order, Suppression};
 use campaignd_core::money;
 use campaignd_core::progress::Progress;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -633,17 +633,19 @@ fn parse_customer(mut c: Cells) -> Result<Customer, String> {
         ),
     };
     Ok(Customer {
-        id,
-        email: c.text("email")?,
-        phone: c.text("phone")?,
-        first_name: c.text("first_name")?,
-        last_name: c.text("last_name")?,
-        country,
-        city: c.text("city")?,
-        region: c.text("region")?,
-        postal_code: c.text("postal_code")?,
-        birth_date,
-        gender: c.text("gender")?,
+        contact: Contact {
+            customer_id: id,
+            email: c.text("email")?,
+            phone: c.text("phone")?,
+            first_name: c.text("first_name")?,
+            last_name: c.text("last_name")?,
+            country,
+            city: c.text("city")?,
+            region: c.text("region")?,
+            postal_code: c.text("postal_code")?,
+            birth_date,
+            gender: c.text("gender")?,
+        },
         created_at: c.time("created_at")?,
         consent_ads: c.boolean("consent_ads")?,
         consent_email: c.boolean("consent_email")?,

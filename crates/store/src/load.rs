@@ -474,12 +474,12 @@ impl<'c> LoadTx<'c> {
 
     /// Upserts customers by id; returns how many distinct customers were written.
     pub async fn upsert_customers(&mut self, rows: &[Customer]) -> Result<u64, StoreError> {
-        let keep = last_of_each(rows.iter().map(|c| c.id.as_str()));
+        let keep = last_of_each(rows.iter().map(|c| c.contact.customer_id.as_str()));
         let mut vals = Vec::with_capacity(keep.len() * CUSTOMERS.columns.len());
         for &i in &keep {
-            let c = &rows[i];
+            let (row, c) = (&rows[i], &rows[i].contact);
             vals.extend([
-                req(&c.id),
+                req(&c.customer_id),
                 text(&c.email),
                 text(&c.phone),
                 text(&c.first_name),
@@ -490,9 +490,9 @@ impl<'c> LoadTx<'c> {
                 text(&c.postal_code),
                 Val::Date(c.birth_date),
                 text(&c.gender),
-                Val::Ts(c.created_at),
-                Val::Bool(c.consent_ads),
-                Val::Bool(c.consent_email),
+                Val::Ts(row.created_at),
+                Val::Bool(row.consent_ads),
+                Val::Bool(row.consent_email),
             ]);
         }
         self.execute(&CUSTOMERS, &vals).await?;

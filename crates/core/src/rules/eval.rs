@@ -72,8 +72,12 @@ pub fn evaluate(
         .iter()
         .filter(|c| c.created_at.is_none_or(|t| secs(t) <= now))
         .filter(|c| ctx.condition(expr, c))
-        .filter(|c| !excludes.iter().any(|x| is_member(x, &c.id)))
-        .map(|c| c.id.clone())
+        .filter(|c| {
+            !excludes
+                .iter()
+                .any(|x| is_member(x, &c.contact.customer_id))
+        })
+        .map(|c| c.contact.customer_id.clone())
         .collect()
 }
 
@@ -236,19 +240,19 @@ impl<'a> Ctx<'a> {
                     RfmScore::M => 2,
                 };
                 self.rfm
-                    .get(&c.id)
+                    .get(&c.contact.customer_id)
                     .map_or(Val::Null, |v| Val::Num(v[slot] as f64))
             }
             Term::InSegment(name) => Val::Bool(
                 self.memberships
                     .get(name)
-                    .is_some_and(|m| m.contains(&c.id)),
+                    .is_some_and(|m| m.contains(&c.contact.customer_id)),
             ),
             Term::Orders { func, window } => {
                 let from = self.window_start(*window);
                 let os: Vec<&Order> = self
                     .orders
-                    .get(c.id.as_str())
+                    .get(c.contact.customer_id.as_str())
                     .map(|v| {
                         v.iter()
                             .copied()
@@ -262,7 +266,7 @@ impl<'a> Ctx<'a> {
                 let from = self.window_start(*window);
                 let times = self
                     .events
-                    .get(c.id.as_str())
+                    .get(c.contact.customer_id.as_str())
                     .into_iter()
                     .flatten()
                     .filter(|e| kind.as_ref().is_none_or(|k| &e.kind == k))
@@ -278,12 +282,13 @@ impl<'a> Ctx<'a> {
 }
 
 /// An attribute's value; `today` is the UTC date of `as_of`, for `age`.
-fn customer_attr(a: CustomerAttr, c: &Customer, today: NaiveDate) -> Val<'_> {
+fn customer_attr(a: CustomerAttr, customer: &Customer, today: NaiveDate) -> Val<'_> {
+    let c = &customer.contact;
     fn s(v: &Option<String>) -> Option<&str> {
         v.as_deref()
     }
     let text = match a {
-        CustomerAttr::Id => Some(c.id.as_str()),
+        CustomerAttr::Id => Some(c.customer_id.as_str()),
         CustomerAttr::Email => s(&c.email),
         CustomerAttr::Phone => s(&c.phone),
         CustomerAttr::FirstName => s(&c.first_name),
@@ -303,9 +308,11 @@ fn customer_attr(a: CustomerAttr, c: &Customer, today: NaiveDate) -> Val<'_> {
                 .and_then(|d| d.and_hms_opt(0, 0, 0))
                 .map_or(Val::Null, |t| Val::Ts(t.and_utc().timestamp()))
         }
-        CustomerAttr::CreatedAt => return c.created_at.map_or(Val::Null, |t| Val::Ts(secs(t))),
-        CustomerAttr::ConsentAds => return Val::Bool(c.consent_ads),
-        CustomerAttr::ConsentEmail => return Val::Bool(c.consent_email),
+        CustomerAttr::CreatedAt => {
+            return customer.created_at.map_or(Val::Null, |t| Val::Ts(secs(t)))
+        }
+        CustomerAttr::ConsentAds => return Val::Bool(customer.consent_ads),
+        CustomerAttr::ConsentEmail => return Val::Bool(customer.consent_email),
     };
     text.map_or(Val::Null, Val::Str)
 }
@@ -362,6 +369,7 @@ fn order_agg<'a>(func: OrderFn, os: &[&Order]) -> Val<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Contact;
     use crate::rules::parse_rule;
     use chrono::{Duration as Span, NaiveDate, TimeZone};
 
@@ -373,7 +381,10 @@ mod tests {
 
     fn customer(id: &str) -> Customer {
         Customer {
-            id: id.to_string(),
+            contact: Contact {
+                customer_id: id.to_string(),
+                ..Contact::default()
+            },
             created_at: Some(as_of() - Span::days(400)),
             ..Customer::default()
         }
@@ -430,18 +441,18 @@ mod tests {
     /// e: one order one second after `as_of` (invisible), born 1990-05-17.
     fn shop() -> Shop {
         let mut a = customer("a");
-        a.country = Some("FR".into());
+        a.contact.country = Some("FR".into());
         let mut b = customer("b");
-        b.country = Some("US".into());
+        b.contact.country = Some("US".into());
         b.consent_ads = true;
-        b.city = Some("Austin".into());
+        b.contact.city = Some("Austin".into());
         let mut c = customer("c");
         c.created_at = Some(as_of() + Span::seconds(1));
         let mut d = customer("d");
         d.created_at = None;
         let mut e = customer("e");
-        e.country = Some("CA".into());
-        e.birth_date = NaiveDate::from_ymd_opt(1990, 5, 17);
+        e.contact.country = Some("CA".into());
+        e.contact.birth_date = NaiveDate::from_ymd_opt(1990, 5, 17);
         let mut a1 = order("a", Span::days(7), 10.00);
         a1.discount_code = Some("SAVE".into());
         let a2 = order("a", Span::days(200), 10.01);

@@ -19,7 +19,7 @@ use super::eval::{Dataset, Memberships};
 use super::parser::{self, MAX_NODES};
 use super::typecheck::{self, MAX_TREE_DEPTH};
 use super::{parse_rule, Rule};
-use crate::model::{Customer, Event, Order};
+use crate::model::{Contact, Customer, Event, Order};
 
 /// Checks every invariant on `src`. `Ok(Some(rule))` when it is a valid rule, `Ok(None)` when it is
 /// cleanly refused, `Err(what broke)` when an invariant does not hold (a bug to fix).
@@ -109,14 +109,20 @@ fn fixed_as_of() -> DateTime<Utc> {
 /// to take a value and a missing value.
 fn tiny_shop(as_of: DateTime<Utc>) -> (Vec<Customer>, Vec<Order>, Vec<Event>) {
     let full = Customer {
-        id: "a".into(),
-        country: Some("US".into()),
-        birth_date: NaiveDate::from_ymd_opt(1992, 2, 29),
+        contact: Contact {
+            customer_id: "a".into(),
+            country: Some("US".into()),
+            birth_date: NaiveDate::from_ymd_opt(1992, 2, 29),
+            ..Contact::default()
+        },
         consent_ads: true,
         ..Customer::default()
     };
     let empty = Customer {
-        id: "b".into(),
+        contact: Contact {
+            customer_id: "b".into(),
+            ..Contact::default()
+        },
         ..Customer::default()
     };
     let order = Order {

@@ -384,6 +384,26 @@ fn env_var_overrides_reach_destination_keys() {
                 .and(predicate::str::contains("format"))
                 .and(predicate::str::contains("xlsx")),
         );
+    // A numeric-looking value for a string key (an ad account id) is that string, as for every other
+    // settings key; a value a number key cannot take still names the key.
+    let env = env_with(
+        None,
+        "\n[destinations.fb]\nkind = \"meta\"\nad_account_id = \"1\"\naccess_token = { env = \"META_TOKEN\" }\n",
+    );
+    env.cmd()
+        .env("CAMPAIGND__DESTINATIONS__FB__AD_ACCOUNT_ID", "123")
+        .env("CAMPAIGND__DESTINATIONS__FB__BATCH_SIZE", "500")
+        .args(["segments", "list"])
+        .assert()
+        .success();
+    env.cmd()
+        .env("CAMPAIGND__DESTINATIONS__FB__BATCH_SIZE", "lots")
+        .args(["segments", "list"])
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("destinations.fb").and(predicate::str::contains("batch_size")),
+        );
 }
 
 #[test]

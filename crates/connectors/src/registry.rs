@@ -84,11 +84,11 @@ pub trait PlatformConfig: fmt::Debug + Send + Sync + 'static {
 pub struct Registration {
     /// The `kind = "..."` that selects this platform.
     pub kind: &'static str,
-    parse: fn(serde_json::Value) -> Result<Arc<dyn PlatformConfig>, ParseError>,
+    parse: fn(config::Value) -> Result<Arc<dyn PlatformConfig>, ParseError>,
 }
 
 /// A platform config's deserialisation error with the dotted path of the failing key.
-type ParseError = serde_path_to_error::Error<serde_json::Error>;
+type ParseError = serde_path_to_error::Error<config::ConfigError>;
 
 impl Registration {
     /// The registration of config type `C` under `kind`.
@@ -101,7 +101,7 @@ impl Registration {
 }
 
 fn parse_as<C: PlatformConfig + DeserializeOwned>(
-    value: serde_json::Value,
+    value: config::Value,
 ) -> Result<Arc<dyn PlatformConfig>, ParseError> {
     let config: C = serde_path_to_error::deserialize(value)?;
     Ok(Arc::new(config))
@@ -115,26 +115,28 @@ pub struct DestinationConfig {
 }
 
 impl DestinationConfig {
-    /// Types section `name` (a table, e.g. converted from TOML): `kind` picks the platform in
-    /// [`PLATFORMS`], the other keys are deserialised into its config. Errors name the destination and
-    /// the offending key.
-    pub fn parse(name: &str, section: serde_json::Value) -> Result<DestinationConfig, ConfigError> {
+    /// Types section `name` (a table as the `config` crate read it from the file and the environment):
+    /// `kind` picks the platform in [`PLATFORMS`], the other keys are deserialised into its config.
+    /// Scalars convert the way every other settings key does (`config`'s own deserialiser), so an
+    /// environment override `CAMPAIGND__DESTINATIONS__FB__AD_ACCOUNT_ID=123` is the string `"123"` and
+    /// `..._REQUESTS_PER_SECOND=3` the number 3. Errors name the destination and the offending key.
+    pub fn parse(name: &str, section: config::Value) -> Result<DestinationConfig, ConfigError> {
         let invalid = |key: &str, message: String| ConfigError::Invalid {
             destination: name.to_string(),
             key: key.to_string(),
             message,
         };
-        let serde_json::Value::Object(mut map) = section else {
+        let config::ValueKind::Table(mut map) = section.kind else {
             return Err(invalid(".", "expected a table".into()));
         };
-        let kind = match map.remove("kind") {
+        let kind = match map.remove("kind").map(|k| k.kind) {
             None => {
                 return Err(ConfigError::MissingKind {
                     destination: name.to_string(),
                     known: known_kinds(),
                 })
             }
-            Some(serde_json::Value::String(k)) => k,
+            Some(config::ValueKind::String(k)) => k,
             Some(_) => return Err(invalid("kind", "expected a string".into())),
         };
         let Some(registration) = PLATFORMS.iter().find(|p| p.kind == kind) else {
@@ -144,7 +146,8 @@ impl DestinationConfig {
                 known: known_kinds(),
             });
         };
-        let config = (registration.parse)(serde_json::Value::Object(map)).map_err(|e| {
+        let keys = config::Value::new(None, config::ValueKind::Table(map));
+        let config = (registration.parse)(keys).map_err(|e| {
             let key = e.path().to_string();
             invalid(&key, e.into_inner().to_string())
         })?;
@@ -212,7 +215,7 @@ impl<'de> DeserializeSeed<'de> for Section<'_> {
     type Value = DestinationConfig;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        let value = serde_json::Value::deserialize(deserializer)?;
+        let value = config::Value::deserialize(deserializer)?;
         DestinationConfig::parse(self.name, value).map_err(serde::de::Error::custom)
     }
 }
@@ -315,6 +318,30 @@ mod tests {
         );
         let e = load("[destinations.fb]\nkind = \"myspace\"\n").expect_err("unknown kind");
         assert!(e.contains("myspace") && e.contains(&known_kinds()), "{e}");
+    }
+
+    /// Environment overrides reach a section as whatever the `config` crate parsed them as (`123` is a
+    /// number, `"3"` from a file a string): each key converts to its declared type the way every other
+    /// settings key does, and a value that cannot convert still names the key.
+    #[test]
+    fn section_scalars_convert_to_the_declared_type() {
+        let s = load(
+            "[destinations.fb]\nkind = \"meta\"\nad_account_id = 123\naccess_token = { env = \"META_TOKEN\" }\nrequests_per_second = \"4\"\nbatch_size = \"500\"\n",
+        )
+        .expect("numbers and numeric strings convert");
+        let fb = s.destinations["fb"]
+            .build("fb", &resolver())
+            .expect("built");
+        assert_eq!(fb.destination.limits().requests_per_second, 4.0);
+        assert_eq!(fb.destination.limits().max_batch, 500);
+        let e = load(
+            "[destinations.fb]\nkind = \"meta\"\nad_account_id = \"1\"\naccess_token = { env = \"T\" }\nbatch_size = \"many\"\n",
+        )
+        .expect_err("not a number");
+        assert!(
+            e.contains("destinations.fb") && e.contains("batch_size"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ use crate::{
     SecretResolver,
 };
 use campaignd_core::identifiers::sha256_hex;
+use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -17,7 +18,13 @@ pub(crate) fn build_platform(
     section: &serde_json::Value,
     secrets: &SecretResolver,
 ) -> Result<Platform, ConfigError> {
-    DestinationConfig::parse(name, section.clone())?.build(name, secrets)
+    let section =
+        config::Value::deserialize(section.clone()).map_err(|e| ConfigError::Invalid {
+            destination: name.to_string(),
+            key: ".".into(),
+            message: e.to_string(),
+        })?;
+    DestinationConfig::parse(name, section)?.build(name, secrets)
 }
 
 /// The audience-sync capability of a section (see [`build_platform`]).

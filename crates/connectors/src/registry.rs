@@ -87,8 +87,9 @@ pub struct Registration {
     parse: fn(config::Value) -> Result<Arc<dyn PlatformConfig>, ParseError>,
 }
 
-/// A platform config's deserialisation error with the dotted path of the failing key.
-type ParseError = serde_path_to_error::Error<config::ConfigError>;
+/// A platform config's deserialisation error with the dotted path of the failing key (boxed: the
+/// `config` crate's error is large and travels only on the failure path).
+type ParseError = Box<serde_path_to_error::Error<config::ConfigError>>;
 
 impl Registration {
     /// The registration of config type `C` under `kind`.
@@ -103,7 +104,7 @@ impl Registration {
 fn parse_as<C: PlatformConfig + DeserializeOwned>(
     value: config::Value,
 ) -> Result<Arc<dyn PlatformConfig>, ParseError> {
-    let config: C = serde_path_to_error::deserialize(value)?;
+    let config: C = serde_path_to_error::deserialize(value).map_err(Box::new)?;
     Ok(Arc::new(config))
 }
 
@@ -149,7 +150,7 @@ impl DestinationConfig {
         let keys = config::Value::new(None, config::ValueKind::Table(map));
         let config = (registration.parse)(keys).map_err(|e| {
             let key = e.path().to_string();
-            invalid(&key, e.into_inner().to_string())
+            invalid(&key, e.inner().to_string())
         })?;
         Ok(DestinationConfig {
             kind: registration.kind,

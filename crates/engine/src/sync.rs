@@ -44,6 +44,12 @@ use crate::shutdown::Shutdown;
 /// Rows read from the store per page of each merge stream.
 const PAGE: i64 = 5_000;
 
+/// Changed rows per side of one incremental diff page ([`Store::diff_page`]): large enough that the
+/// changes of a typical run (1 % churn of 1M members is 5,000 a side) fit one page, whose single pass
+/// then also counted the exclusions, and small enough that a page's members and payloads stay a few
+/// MiB.
+const DIFF_PAGE: usize = 20_000;
+
 /// What the ledger records per member and how the diff reads it; bumping it makes every audience's
 /// next sync compare all its members once (see [`mapping_of`]).
 const LEDGER_FORMAT: u32 = 1;
@@ -731,7 +737,7 @@ impl PageQuery for DiffQuery {
                 &self.destination,
                 &self.audience,
                 &self.cursor,
-                PAGE as usize,
+                DIFF_PAGE,
             )
             .await?;
         let desired = self.prep.prepare(page.joined).await?;

@@ -140,7 +140,8 @@ pub fn kind_bits(email: bool, phone: bool, address: bool) -> i64 {
 }
 
 /// How many members carry each identifier kind: the basis of match rates by identifier (a sync
-/// records it as `identifiers` in its run's counts; [`Store::held_kinds`] counts the ledger's).
+/// records it as `identifiers` in its run's counts; [`Store::diff_page`] counts those of the members
+/// held unchanged).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct KindCounts {
     /// Members sent with an email.
@@ -381,18 +382,6 @@ impl Store {
     /// The next page (bytewise customer-id order) of segment members who may be sent to a `consent`
     /// channel.
     pub async fn sync_candidates(
-        &self,
-        segment: &str,
-        consent: Channel,
-        after: &str,
-        limit: i64,
-    ) -> Result<Vec<Candidate>, StoreError> {
-        self.candidates_page(segment, consent, after, limit).await
-    }
-
-    /// The members `segment` may send whose rows the page reads: every eligible member after `after`
-    /// (up to `limit`), in bytewise id order.
-    async fn candidates_page(
         &self,
         segment: &str,
         consent: Channel,

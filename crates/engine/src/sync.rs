@@ -782,6 +782,8 @@ fn take_step(
 
 /// Where the merge's steps come from: two streams read side by side (every member compared), or the
 /// diff's one stream of changes (incremental).
+// One per sync, on the merge's stack frame: the size difference costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 enum Sides {
     Streams {
         desired: Desired,

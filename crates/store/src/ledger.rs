@@ -878,7 +878,7 @@ impl Store {
         cursor: &mut DiffCursor,
         limit: usize,
         kinds: SuppressionKinds,
-    ) -> Result<(Vec<String>, Vec<String>), StoreError> {
+    ) -> Result<ChangedIds, StoreError> {
         if !cursor.started {
             cursor.exclusions = self.sync_exclusions(segment, consent).await?;
             cursor.exclusions_complete = true;
@@ -937,6 +937,9 @@ const SUPPRESSED: i64 = 1;
 /// [`DiffScan`]'s member scan: the member may be sent.
 const ELIGIBLE: i64 = 2;
 
+/// The changed customer ids of one diff page: (desired side, held side), each in id order.
+type ChangedIds = (Vec<String>, Vec<String>);
+
 /// The SQLite diff pass of [`Store::diff_page`]: its two scans and their parameters.
 struct DiffScan {
     /// `(customer id, identity_version, eligibility)` of the segment's members after `?2`, in id order.
@@ -991,7 +994,7 @@ impl DiffScan {
         &self,
         db: std::ptr::NonNull<rusqlite::ffi::sqlite3>,
         mut cursor: DiffCursor,
-    ) -> rusqlite::Result<((Vec<String>, Vec<String>), DiffCursor)> {
+    ) -> rusqlite::Result<(ChangedIds, DiffCursor)> {
         // SAFETY: the caller guarantees `db` is open and exclusively ours for this call. A connection
         // made with `from_handle` does not own the handle, and it is dropped, after its statements,
         // before this returns. Both statements are open at once, so they read one snapshot.

@@ -1,18 +1,21 @@
 //! The sync job (DESIGN §6): for each `[[sync]]`, make the destination's audience equal to (mirror) or
 //! a superset of (upsert) the segment, sending only what changed since the platform last acknowledged.
 //!
-//! Two keyset-paged streams in bytewise customer-id order are merged: the desired members (segment
-//! members with the channel's consent, not suppressed, not held out, prepared — normalised and hashed —
-//! by the connector page by page) and the ledger of what the audience holds; each stream reads its next
-//! page in the background while the current one is merged. The diff is done in the
-//! database: while the audience's recorded mapping (see `mapping_of`) is unchanged, the desired stream
-//! holds only members the ledger does not hold at their current `customers.identity_version`
-//! (maintained by triggers, whoever writes the table), and the ledger stream only rows of members who
-//! are no longer eligible members as recorded; unchanged members are neither read nor prepared, and
-//! their identifier counts come from the ledger. A changed member whose payload came out the same is
-//! only re-stamped with its new version. The ledger advances after every acknowledged batch, so a
-//! crash resumes where it stopped with at most one batch resent. Rows a platform rejects never enter
-//! the ledger: they are recorded with the reason and retried next run.
+//! The desired members (segment members with the channel's consent, not suppressed, not held out,
+//! prepared — normalised and hashed — by the connector page by page) are merged in bytewise customer-id
+//! order with the ledger of what the audience holds. While the audience's recorded mapping (see
+//! `mapping_of`) is unchanged the diff is done in the database ([`Store::diff_page`]): one stream of
+//! pages, each holding, over one id range, the members the ledger does not hold at their current
+//! `customers.identity_version` (maintained by triggers, whoever writes the table) and the ledger rows
+//! of members who are no longer eligible members as recorded; unchanged members are neither read nor
+//! prepared, and the same pass counts the exclusions and the identifier kinds held unchanged (when the
+//! changes fit one page nothing else reads the segment). Otherwise (first sync, changed mapping,
+//! `--full`) every member is read and prepared, and two streams, members and ledger, are merged. Each
+//! stream reads its next page in the background while the current one is merged ([`ReadAhead`]). A
+//! changed member whose payload came out the same is only re-stamped with its new version. The ledger
+//! advances after every acknowledged batch, so a crash resumes where it stopped with at most one batch
+//! resent. Rows a platform rejects never enter the ledger: they are recorded with the reason and
+//! retried next run.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -28,7 +31,9 @@ use campaignd_connectors::{
     NoIdentifier, PreparedMember, ReplaceSession, SecretResolver, SyncContext,
 };
 use campaignd_core::progress::Progress;
-use campaignd_store::ledger::{Acknowledged, AudienceRecord, KindCounts, LedgerEntry};
+use campaignd_store::ledger::{
+    Acknowledged, AudienceRecord, Candidate, DiffCursor, KindCounts, LedgerEntry,
+};
 use campaignd_store::remote_jobs::RemoteJob;
 use campaignd_store::runs::{Job, Outcome};
 use campaignd_store::{Store, StoreError};
@@ -38,6 +43,12 @@ use crate::shutdown::Shutdown;
 
 /// Rows read from the store per page of each merge stream.
 const PAGE: i64 = 5_000;
+
+/// Changed rows per side of one incremental diff page ([`Store::diff_page`]): large enough that the
+/// changes of a typical run (1 % churn of 1M members is 5,000 a side) fit one page, whose single pass
+/// then also counted the exclusions, and small enough that a page's members and payloads stay a few
+/// MiB.
+const DIFF_PAGE: usize = 20_000;
 
 /// What the ledger records per member and how the diff reads it; bumping it makes every audience's
 /// next sync compare all its members once (see [`mapping_of`]).
@@ -497,35 +508,114 @@ pub(crate) async fn fold_wal(store: &Store, job: &str) {
     }
 }
 
-/// One side of the merge: the desired members, prepared by the connector, in bytewise id order.
-struct Desired {
-    /// The next page to read (its `after` advances page by page).
-    query: PageQuery,
-    page: std::vec::IntoIter<(PreparedMember, i64)>,
+/// A keyset-paged read that [`ReadAhead`] pages through.
+trait PageQuery: Clone + Send + 'static {
+    /// One page as read (and, for members, prepared).
+    type Page: Send + 'static;
+    /// Reads the page at this query's position.
+    fn fetch(self) -> impl std::future::Future<Output = Result<Self::Page, StepError>> + Send;
+    /// Moves this query past `page`; false when `page` was the last one.
+    fn advance(&mut self, page: &Self::Page) -> bool;
+}
+
+/// A [`PageQuery`]'s pages in order, the next one read in the background while the caller consumes
+/// the current one, so the store, the hashing and the platform work at the same time.
+///
+/// Invariant: at most one page is in flight, and it is the one right after the last page returned,
+/// read from a position fixed when that page was returned. The caller writes the store (the ledger,
+/// after each acknowledged batch) only at customer ids up to the row it is at, which lie at or before
+/// the end of the page it holds, so the page in flight, which starts after that end, neither misses nor
+/// repeats a row because of those writes. Dropping it (a merge that stops early) aborts the read in
+/// flight, so no page is read for nobody.
+struct ReadAhead<Q: PageQuery> {
+    query: Q,
+    ahead: Option<tokio::task::JoinHandle<Result<Q::Page, StepError>>>,
     exhausted: bool,
+    /// What is read, for the error if the background read dies.
+    what: &'static str,
+}
+
+impl<Q: PageQuery> ReadAhead<Q> {
+    /// Pages from `query`'s position on; `exhausted` for a side known to be empty.
+    fn new(query: Q, exhausted: bool, what: &'static str) -> Self {
+        ReadAhead {
+            query,
+            ahead: None,
+            exhausted,
+            what,
+        }
+    }
+
+    /// The next page, `None` after the last; starts reading the one after it.
+    async fn next_page(&mut self) -> Result<Option<Q::Page>, StepError> {
+        let page = match self.ahead.take() {
+            Some(task) => task
+                .await
+                .map_err(|e| StepError::Internal(format!("{}: {e}", self.what)))??,
+            None if self.exhausted => return Ok(None),
+            None => self.query.clone().fetch().await?,
+        };
+        if self.query.advance(&page) {
+            self.ahead = Some(tokio::spawn(self.query.clone().fetch()));
+        } else {
+            self.exhausted = true;
+        }
+        Ok(Some(page))
+    }
+}
+
+impl<Q: PageQuery> Drop for ReadAhead<Q> {
+    /// A merge that stops early (failure, shutdown) does not leave a page being read for nobody.
+    fn drop(&mut self) {
+        if let Some(task) = self.ahead.take() {
+            task.abort();
+        }
+    }
+}
+
+/// What the desired side has prepared so far, whichever stream it came from.
+struct Preparing {
     tally: IdentifierTally,
     /// Contacts handed to the connector's `prepare` so far.
     prepared: i64,
     progress: Progress,
-    /// The next page, being read and prepared while this one is consumed.
-    ahead: Option<tokio::task::JoinHandle<Result<FetchedPage, StepError>>>,
 }
 
-/// What [`Desired`] reads for one page: where to go on from, and its members prepared.
+impl Preparing {
+    /// Counts one page of members read and prepared.
+    fn count(&mut self, page: &PreparedPage) {
+        self.progress.advance(page.read as u64);
+        self.prepared += page.prepared;
+        self.tally.add(&page.tally);
+    }
+}
+
+/// One side of the merge: the desired members, prepared by the connector, in bytewise id order.
+struct Desired {
+    pages: ReadAhead<MemberQuery>,
+    page: std::vec::IntoIter<(PreparedMember, i64)>,
+    counts: Preparing,
+}
+
+/// What [`Desired`] reads for one page: where to go on from, and how its members are prepared.
 #[derive(Clone)]
-struct PageQuery {
-    store: Store,
-    dest: Arc<dyn AudienceDestination>,
+struct MemberQuery {
+    prep: Preparer,
     segment: String,
     consent: Channel,
-    /// Only members the audience `(destination, audience)` does not hold as they are now.
-    changes_against: Option<(String, String)>,
-    holdout: Option<HoldoutPlan>,
     after: String,
 }
 
-/// One page of desired members, read and prepared.
-struct FetchedPage {
+/// How a page of candidates becomes members: the destination's `prepare`, after the holdout.
+#[derive(Clone)]
+struct Preparer {
+    store: Store,
+    dest: Arc<dyn AudienceDestination>,
+    holdout: Option<HoldoutPlan>,
+}
+
+/// A page of desired members, read and prepared.
+struct PreparedPage {
     /// Rows the store returned (before the holdout filter).
     read: usize,
     /// The last customer id read: where the next page starts.
@@ -536,23 +626,10 @@ struct FetchedPage {
     members: Vec<(PreparedMember, i64)>,
 }
 
-impl PageQuery {
-    /// Reads the page after `after` and prepares it (on the blocking pool, both cores).
-    async fn fetch(self) -> Result<FetchedPage, StepError> {
-        let changes_against = self
-            .changes_against
-            .as_ref()
-            .map(|(d, a)| (d.as_str(), a.as_str()));
-        let rows = self
-            .store
-            .candidates_page(
-                &self.segment,
-                self.consent,
-                changes_against,
-                &self.after,
-                PAGE,
-            )
-            .await?;
+impl Preparer {
+    /// Prepares the candidates a page read (on the blocking pool, both cores), each with the
+    /// `identity_version` it was read at; held-out members are left out before being prepared.
+    async fn prepare(&self, rows: Vec<Candidate>) -> Result<PreparedPage, StepError> {
         let read = rows.len();
         let last = rows.last().map(|r| r.contact.customer_id.clone());
         let kept = crate::holdout::without_held_out(rows, self.holdout.as_ref());
@@ -575,7 +652,7 @@ impl PageQuery {
                 Ok((m, version))
             })
             .collect::<Result<Vec<_>, StepError>>()?;
-        Ok(FetchedPage {
+        Ok(PreparedPage {
             read,
             last,
             prepared,
@@ -585,47 +662,208 @@ impl PageQuery {
     }
 }
 
+impl PageQuery for MemberQuery {
+    type Page = PreparedPage;
+
+    /// Reads the eligible members after `after` and prepares them.
+    async fn fetch(self) -> Result<PreparedPage, StepError> {
+        let rows = self
+            .prep
+            .store
+            .sync_candidates(&self.segment, self.consent, &self.after, PAGE)
+            .await?;
+        self.prep.prepare(rows).await
+    }
+
+    fn advance(&mut self, page: &PreparedPage) -> bool {
+        match &page.last {
+            Some(last) => {
+                self.after.clone_from(last);
+                page.read as i64 >= PAGE
+            }
+            None => false,
+        }
+    }
+}
+
 impl Desired {
-    /// The next member with the `identity_version` it was prepared from. While one page is
-    /// consumed (its batches sent and acknowledged), the next is read and prepared in the
-    /// background, so the store, the hashing and the platform work at the same time; the pages
-    /// follow each other in id order, so the ledger written meanwhile lies behind the page read.
+    /// The next member with the `identity_version` it was prepared from (see [`ReadAhead`]).
     async fn next(&mut self) -> Result<Option<(PreparedMember, i64)>, StepError> {
         loop {
             if let Some(m) = self.page.next() {
                 return Ok(Some(m));
             }
-            let fetched = match self.ahead.take() {
-                Some(task) => task
-                    .await
-                    .map_err(|e| StepError::Internal(format!("reading members: {e}")))??,
-                None if self.exhausted => return Ok(None),
-                None => self.query.clone().fetch().await?,
+            let Some(fetched) = self.pages.next_page().await? else {
+                return Ok(None);
             };
-            self.progress.advance(fetched.read as u64);
-            self.prepared += fetched.prepared;
-            self.tally.add(&fetched.tally);
-            match fetched.last {
-                Some(last) => self.query.after = last,
-                None => {
-                    self.exhausted = true;
-                    continue;
-                }
-            }
-            self.exhausted = (fetched.read as i64) < PAGE;
-            if !self.exhausted {
-                self.ahead = Some(tokio::spawn(self.query.clone().fetch()));
-            }
+            self.counts.count(&fetched);
             self.page = fetched.members.into_iter();
         }
     }
 }
 
-impl Drop for Desired {
-    /// A merge that stops early (failure, shutdown) does not leave a page being read for nobody.
-    fn drop(&mut self) {
-        if let Some(task) = self.ahead.take() {
-            task.abort();
+/// The incremental merge's one stream: pages of [`Store::diff_page`], the joined members prepared.
+#[derive(Clone)]
+struct DiffQuery {
+    prep: Preparer,
+    segment: String,
+    consent: Channel,
+    destination: String,
+    audience: String,
+    cursor: DiffCursor,
+}
+
+/// One diff page: both sides over the same customer-id range.
+struct DiffFetched {
+    /// The eligible members the audience does not hold as they are now, prepared.
+    desired: PreparedPage,
+    /// What the audience holds for members no longer eligible members as recorded.
+    held: Vec<LedgerEntry>,
+    /// Where the diff stands after this page, with its counts.
+    cursor: DiffCursor,
+}
+
+impl PageQuery for DiffQuery {
+    type Page = DiffFetched;
+
+    /// Reads the next diff page and prepares its joined members.
+    async fn fetch(self) -> Result<DiffFetched, StepError> {
+        let page = self
+            .prep
+            .store
+            .diff_page(
+                &self.segment,
+                self.consent,
+                &self.destination,
+                &self.audience,
+                &self.cursor,
+                DIFF_PAGE,
+            )
+            .await?;
+        let desired = self.prep.prepare(page.joined).await?;
+        Ok(DiffFetched {
+            desired,
+            held: page.held,
+            cursor: page.cursor,
+        })
+    }
+
+    fn advance(&mut self, page: &DiffFetched) -> bool {
+        self.cursor = page.cursor.clone();
+        !self.cursor.done()
+    }
+}
+
+/// One step of the merge, in customer-id order: a member only desired, only held, or both.
+enum Step {
+    Want((PreparedMember, i64)),
+    Have(LedgerEntry),
+    Both((PreparedMember, i64), LedgerEntry),
+}
+
+/// Takes the step at the smaller of two id-ordered heads (both heads when they are the same member),
+/// leaving the other head in place; `None` when both are empty.
+fn take_step(
+    want: &mut Option<(PreparedMember, i64)>,
+    have: &mut Option<LedgerEntry>,
+) -> Option<Step> {
+    let order = match (want.as_ref(), have.as_ref()) {
+        (None, None) => return None,
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (Some(w), Some(h)) => w.0.customer_id.as_str().cmp(h.customer_id.as_str()),
+    };
+    match order {
+        std::cmp::Ordering::Less => want.take().map(Step::Want),
+        std::cmp::Ordering::Greater => have.take().map(Step::Have),
+        std::cmp::Ordering::Equal => want.take().zip(have.take()).map(|(w, h)| Step::Both(w, h)),
+    }
+}
+
+/// Where the merge's steps come from: two streams read side by side (every member compared), or the
+/// diff's one stream of changes (incremental).
+// One per sync, on the merge's stack frame: the size difference costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
+enum Sides {
+    Streams {
+        desired: Desired,
+        held: Held,
+        want: Option<(PreparedMember, i64)>,
+        have: Option<LedgerEntry>,
+    },
+    Diff {
+        pages: ReadAhead<DiffQuery>,
+        /// A page read before the merge started (the one whose counts the sync used).
+        first: Option<DiffFetched>,
+        counts: Preparing,
+        want: std::vec::IntoIter<(PreparedMember, i64)>,
+        have: std::vec::IntoIter<LedgerEntry>,
+        heads: (Option<(PreparedMember, i64)>, Option<LedgerEntry>),
+        /// The identifier kinds of the members held unchanged, once the diff is done.
+        unchanged: Option<KindCounts>,
+    },
+}
+
+impl Sides {
+    /// The next step of the merge.
+    async fn next(&mut self) -> Result<Option<Step>, StepError> {
+        match self {
+            Sides::Streams {
+                desired,
+                held,
+                want,
+                have,
+            } => {
+                match (want.is_none(), have.is_none()) {
+                    // The first scans of each side (or both refills) run side by side.
+                    (true, true) => {
+                        let (w, h) = tokio::join!(desired.next(), held.next());
+                        (*want, *have) = (w?, h?);
+                    }
+                    (true, false) => *want = desired.next().await?,
+                    (false, true) => *have = held.next().await?,
+                    (false, false) => {}
+                }
+                Ok(take_step(want, have))
+            }
+            Sides::Diff {
+                pages,
+                first,
+                counts,
+                want,
+                have,
+                heads,
+                unchanged,
+            } => loop {
+                if heads.0.is_none() {
+                    heads.0 = want.next();
+                }
+                if heads.1.is_none() {
+                    heads.1 = have.next();
+                }
+                if let Some(step) = take_step(&mut heads.0, &mut heads.1) {
+                    return Ok(Some(step));
+                }
+                let page = match first.take() {
+                    Some(page) => page,
+                    None => match pages.next_page().await? {
+                        Some(page) => page,
+                        None => return Ok(None),
+                    },
+                };
+                counts.count(&page.desired);
+                *unchanged = page.cursor.unchanged_kinds();
+                *want = page.desired.members.into_iter();
+                *have = page.held.into_iter();
+            },
+        }
+    }
+
+    /// What the desired side prepared.
+    fn counts(&self) -> &Preparing {
+        match self {
+            Sides::Streams { desired, .. } => &desired.counts,
+            Sides::Diff { counts, .. } => counts,
         }
     }
 }
@@ -710,15 +948,10 @@ async fn prepare_in_parallel(
     Ok((first, tally))
 }
 
-/// The other side of the merge: what the ledger says the platform holds, in the same order.
+/// The other side of the two-stream merge: what the ledger says the platform holds, in the same order.
 struct Held {
-    query: HeldQuery,
-    /// The identifier kinds of the rows returned so far (those whose kinds are known).
-    kinds_read: KindCounts,
+    pages: ReadAhead<HeldQuery>,
     page: std::vec::IntoIter<LedgerEntry>,
-    exhausted: bool,
-    /// The next page, being read while this one is consumed.
-    ahead: Option<tokio::task::JoinHandle<Result<Vec<LedgerEntry>, StoreError>>>,
 }
 
 /// What [`Held`] reads for one page: where to go on from.
@@ -727,68 +960,58 @@ struct HeldQuery {
     store: Store,
     destination: String,
     audience: String,
-    /// Only what is held for members no longer eligible members of this segment as recorded.
-    changes_of: Option<(String, Channel)>,
     after: String,
 }
 
-impl HeldQuery {
-    async fn fetch(self) -> Result<Vec<LedgerEntry>, StoreError> {
-        let changes_of = self.changes_of.as_ref().map(|(s, c)| (s.as_str(), *c));
-        self.store
-            .held_page(
-                &self.destination,
-                &self.audience,
-                changes_of,
-                &self.after,
-                PAGE,
-            )
-            .await
+impl PageQuery for HeldQuery {
+    type Page = Vec<LedgerEntry>;
+
+    async fn fetch(self) -> Result<Vec<LedgerEntry>, StepError> {
+        Ok(self
+            .store
+            .ledger_page(&self.destination, &self.audience, &self.after, PAGE)
+            .await?)
+    }
+
+    fn advance(&mut self, page: &Vec<LedgerEntry>) -> bool {
+        match page.last() {
+            Some(last) => {
+                self.after.clone_from(&last.customer_id);
+                page.len() as i64 >= PAGE
+            }
+            None => false,
+        }
     }
 }
 
 impl Held {
-    /// The next held row. Like [`Desired::next`], the next page is read in the background while
-    /// this one is consumed: the merge writes the ledger only at ids up to the row it is at, which
-    /// lies before the page being read.
+    /// The next held row (see [`ReadAhead`]).
     async fn next(&mut self) -> Result<Option<LedgerEntry>, StepError> {
         loop {
             if let Some(e) = self.page.next() {
                 return Ok(Some(e));
             }
-            let rows = match self.ahead.take() {
-                Some(task) => task
-                    .await
-                    .map_err(|e| StepError::Internal(format!("reading the ledger: {e}")))??,
-                None if self.exhausted => return Ok(None),
-                None => self.query.clone().fetch().await?,
+            let Some(rows) = self.pages.next_page().await? else {
+                return Ok(None);
             };
-            match rows.last() {
-                Some(last) => self.query.after = last.customer_id.clone(),
-                None => {
-                    self.exhausted = true;
-                    continue;
-                }
-            }
-            self.exhausted = (rows.len() as i64) < PAGE;
-            if !self.exhausted {
-                self.ahead = Some(tokio::spawn(self.query.clone().fetch()));
-            }
-            for kinds in rows.iter().filter_map(|r| r.kinds) {
-                self.kinds_read.add_bits(kinds);
-            }
             self.page = rows.into_iter();
         }
     }
 }
 
-impl Drop for Held {
-    /// A merge that stops early does not leave a page being read for nobody.
-    fn drop(&mut self) {
-        if let Some(task) = self.ahead.take() {
-            task.abort();
-        }
-    }
+/// How [`SyncJob::merge`] runs.
+#[derive(Debug, Clone, Copy)]
+struct MergeFlags {
+    /// Mirror mode: held members who are no longer wanted are removed (upsert: only if no longer
+    /// allowed at all).
+    mirror: bool,
+    /// The audience is taken as empty (unknown, or about to be replaced).
+    ignore_ledger: bool,
+    /// Only the members whose identifiers, membership or eligibility changed since the ledger recorded
+    /// them are looked at (the audience's mapping is unchanged).
+    incremental: bool,
+    /// Count only; send and write nothing.
+    dry_run: bool,
 }
 
 /// Changes waiting to be sent: removals always go out before the additions collected with them, so a
@@ -808,10 +1031,42 @@ impl<'a> SyncJob<'a> {
     async fn execute(&mut self, opts: &SyncOptions, shutdown: &Shutdown) -> Result<(), StepError> {
         let mirror = self.cfg.mode == SyncMode::Mirror;
         let (dest_name, audience) = (self.cfg.destination.clone(), self.outcome.audience.clone());
-        let excl = self
-            .store
-            .sync_exclusions(&self.cfg.segment, self.consent)
-            .await?;
+        let recorded = self.store.audience(&dest_name, &audience).await?;
+        let mapping = mapping_of(self.dest.as_ref(), self.holdout.as_ref());
+        let same_mapping = |r: &AudienceRecord| r.mapping.as_deref() == Some(mapping.as_str());
+        // The merge below is incremental exactly when this holds (a dry run and a real sync alike).
+        // Then its diff's first page is read now: when the changes fit one page, that single pass
+        // over both sides also counted the exclusions, and nothing else reads the segment. Not while
+        // an earlier run's remote jobs wait: settling them writes the ledger before the merge.
+        let incremental_ahead = !opts.full
+            && recorded
+                .as_ref()
+                .is_some_and(|r| same_mapping(r) && !(r.needs_replace && mirror));
+        let mut early = None;
+        if incremental_ahead
+            && (opts.dry_run
+                || self
+                    .store
+                    .remote_jobs(&dest_name, &audience)
+                    .await?
+                    .is_empty())
+        {
+            let mut pages = self.diff();
+            let first = pages.next_page().await?;
+            early = Some((pages, first));
+        }
+        let counted = early
+            .as_ref()
+            .and_then(|(_, first)| first.as_ref())
+            .and_then(|page| page.cursor.exclusions());
+        let excl = match counted {
+            Some(excl) => excl,
+            None => {
+                self.store
+                    .sync_exclusions(&self.cfg.segment, self.consent)
+                    .await?
+            }
+        };
         self.outcome.skipped_no_consent = excl.no_consent;
         self.outcome.skipped_suppressed = excl.suppressed;
         let held_out = crate::holdout::assign(
@@ -839,17 +1094,19 @@ impl<'a> SyncJob<'a> {
             self.outcome.status = SyncStatus::BelowMinimum;
             return Ok(());
         }
-        let recorded = self.store.audience(&dest_name, &audience).await?;
         let batch = limits.max_batch.max(1);
-        let mapping = mapping_of(self.dest.as_ref(), self.holdout.as_ref());
-        let same_mapping = |r: &AudienceRecord| r.mapping.as_deref() == Some(mapping.as_str());
         if opts.dry_run {
             // An unknown or to-be-replaced audience receives everyone; otherwise the merge's counts.
             let replace = opts.full || recorded.as_ref().is_none_or(|r| r.needs_replace);
             let ignore_ledger = recorded.is_none() || (replace && mirror);
             let incremental = !opts.full && recorded.as_ref().is_some_and(same_mapping);
-            self.merge(mirror, batch, ignore_ledger, incremental, true, shutdown)
-                .await?;
+            let flags = MergeFlags {
+                mirror,
+                ignore_ledger,
+                incremental,
+                dry_run: true,
+            };
+            self.merge(flags, batch, early, shutdown).await?;
             self.outcome.status = SyncStatus::Planned;
             return Ok(());
         }
@@ -904,8 +1161,13 @@ impl<'a> SyncJob<'a> {
             self.store.mark_replaced(&dest_name, &audience).await?;
             incremental = false;
         }
-        self.merge(mirror, batch, false, incremental, false, shutdown)
-            .await?;
+        let flags = MergeFlags {
+            mirror,
+            ignore_ledger: false,
+            incremental,
+            dry_run: false,
+        };
+        self.merge(flags, batch, early, shutdown).await?;
         self.mapping_done(&mapping).await
     }
 
@@ -921,112 +1183,115 @@ impl<'a> SyncJob<'a> {
         Ok(())
     }
 
-    /// The desired side of the merge: every eligible member, or (`incremental`) only those the
-    /// audience does not hold exactly as they are now.
-    fn desired(&self, incremental: bool) -> Desired {
-        Desired {
-            query: PageQuery {
-                store: self.store.clone(),
-                dest: self.dest.clone(),
-                segment: self.cfg.segment.clone(),
-                consent: self.consent,
-                changes_against: incremental
-                    .then(|| (self.cfg.destination.clone(), self.outcome.audience.clone())),
-                holdout: self.holdout.clone(),
-                after: String::new(),
-            },
-            page: Vec::new().into_iter(),
-            exhausted: false,
-            tally: IdentifierTally::default(),
-            prepared: 0,
-            progress: self.progress.clone(),
-            ahead: None,
+    /// How this sync prepares a page of candidates.
+    fn preparer(&self) -> Preparer {
+        Preparer {
+            store: self.store.clone(),
+            dest: self.dest.clone(),
+            holdout: self.holdout.clone(),
         }
     }
 
+    /// Nothing prepared yet, progress reported to this sync's bar.
+    fn preparing(&self) -> Preparing {
+        Preparing {
+            tally: IdentifierTally::default(),
+            prepared: 0,
+            progress: self.progress.clone(),
+        }
+    }
+
+    /// Every eligible member, prepared, in id order.
+    fn desired(&self) -> Desired {
+        let query = MemberQuery {
+            prep: self.preparer(),
+            segment: self.cfg.segment.clone(),
+            consent: self.consent,
+            after: String::new(),
+        };
+        Desired {
+            pages: ReadAhead::new(query, false, "reading members"),
+            page: Vec::new().into_iter(),
+            counts: self.preparing(),
+        }
+    }
+
+    /// The pages of the incremental diff against this sync's audience, from its start.
+    fn diff(&self) -> ReadAhead<DiffQuery> {
+        let query = DiffQuery {
+            prep: self.preparer(),
+            segment: self.cfg.segment.clone(),
+            consent: self.consent,
+            destination: self.cfg.destination.clone(),
+            audience: self.outcome.audience.clone(),
+            cursor: DiffCursor::default(),
+        };
+        ReadAhead::new(query, false, "reading the sync diff")
+    }
+
     /// Merges the desired members with the ledger and sends the differences in platform-sized batches
-    /// (or, for a dry run, only counts them). `incremental`: both sides hold only the members whose
-    /// identifiers, membership or eligibility changed since the ledger recorded them (the diff is
-    /// done in the database); the identifier counts of the others come from the ledger.
+    /// (or, for a dry run, only counts them). Incremental: one stream of the changes, diffed in the
+    /// database ([`Store::diff_page`]), where `early` may hold its pages already started; the
+    /// identifier counts of the members held unchanged come from the diff. Otherwise every eligible
+    /// member is read, prepared and compared with the ledger (none of it when `ignore_ledger`).
     async fn merge(
         &mut self,
-        mirror: bool,
+        flags: MergeFlags,
         batch: usize,
-        ignore_ledger: bool,
-        incremental: bool,
-        dry_run: bool,
+        early: Option<(ReadAhead<DiffQuery>, Option<DiffFetched>)>,
         shutdown: &Shutdown,
     ) -> Result<(), StepError> {
-        let store = self.store;
-        let incremental = incremental && !ignore_ledger;
-        // The kinds of everything held now, less those of the rows the held stream returns below:
-        // the kinds of the members held unchanged, which nobody prepares.
-        let held_kinds = async {
-            if incremental {
-                store
-                    .held_kinds(&self.cfg.destination, &self.outcome.audience)
-                    .await
-            } else {
-                Ok(KindCounts::default())
+        let MergeFlags {
+            mirror,
+            ignore_ledger,
+            incremental,
+            dry_run,
+        } = flags;
+        let mut sides = if incremental && !ignore_ledger {
+            let (pages, first) = early.unwrap_or_else(|| (self.diff(), None));
+            Sides::Diff {
+                pages,
+                first,
+                counts: self.preparing(),
+                want: Vec::new().into_iter(),
+                have: Vec::new().into_iter(),
+                heads: (None, None),
+                unchanged: None,
             }
-        };
-        let mut desired = self.desired(incremental);
-        let mut held = Held {
-            query: HeldQuery {
-                store: store.clone(),
+        } else {
+            drop(early);
+            let held = HeldQuery {
+                store: self.store.clone(),
                 destination: self.cfg.destination.clone(),
                 audience: self.outcome.audience.clone(),
-                changes_of: incremental.then(|| (self.cfg.segment.clone(), self.consent)),
                 after: String::new(),
-            },
-            page: Vec::new().into_iter(),
-            exhausted: ignore_ledger,
-            kinds_read: KindCounts::default(),
-            ahead: None,
+            };
+            Sides::Streams {
+                desired: self.desired(),
+                held: Held {
+                    pages: ReadAhead::new(held, ignore_ledger, "reading the ledger"),
+                    page: Vec::new().into_iter(),
+                },
+                want: None,
+                have: None,
+            }
         };
         let mut pending = Pending::default();
-        // The scans that start an incremental sync (the ledger's kinds and each stream's first page,
-        // each a pass over the segment or the ledger) run side by side on separate connections.
-        let (held_before, want, have) = tokio::join!(held_kinds, desired.next(), held.next());
-        let held_before = held_before?;
-        let (mut want, mut have) = (want?, have?);
-        loop {
-            match (want.take(), have.take()) {
-                (None, None) => break,
-                (Some(w), None) => {
-                    self.want(&mut pending, w);
-                    want = desired.next().await?;
-                }
-                (None, Some(h)) => {
-                    self.held_but_not_wanted(&mut pending, h, mirror);
-                    have = held.next().await?;
-                }
-                (Some(w), Some(h)) => match w.0.customer_id.as_str().cmp(h.customer_id.as_str()) {
-                    std::cmp::Ordering::Less => {
-                        self.want(&mut pending, w);
-                        want = desired.next().await?;
-                        have = Some(h);
-                    }
-                    std::cmp::Ordering::Greater => {
-                        self.held_but_not_wanted(&mut pending, h, mirror);
-                        have = held.next().await?;
-                        want = Some(w);
-                    }
-                    std::cmp::Ordering::Equal => {
-                        let (member, version) = w;
-                        if member.fingerprint != h.fingerprint {
-                            pending.removals.push(h);
-                            self.want(&mut pending, (member, version));
-                        } else {
-                            let bits = kind_bits(&member);
-                            if h.identity_version != Some(version) || h.kinds != Some(bits) {
-                                pending.restamp.push((member.customer_id, version, bits));
-                            }
+        while let Some(step) = sides.next().await? {
+            match step {
+                Step::Want(w) => self.want(&mut pending, w),
+                Step::Have(h) => self.held_but_not_wanted(&mut pending, h, mirror),
+                Step::Both((member, version), h) => {
+                    if member.fingerprint != h.fingerprint {
+                        pending.removals.push(h);
+                        self.want(&mut pending, (member, version));
+                    } else {
+                        let bits = kind_bits(&member);
+                        if h.identity_version != Some(version) || h.kinds != Some(bits) {
+                            pending.restamp.push((member.customer_id, version, bits));
                         }
-                        want = desired.next().await?;
-                        have = held.next().await?;
                     }
-                },
+                }
             }
             if pending.additions.len() >= batch
                 || pending.removals.len() >= batch
@@ -1041,14 +1306,18 @@ impl<'a> SyncJob<'a> {
             }
         }
         self.flush(&mut pending, batch, dry_run, true).await?;
-        self.outcome.skipped_no_identifier = desired.tally.reasons.total();
-        self.outcome.prepared = desired.prepared;
-        let mut kinds = desired.tally.kinds;
-        if incremental {
-            kinds.add(&held_before.less(&held.kinds_read));
+        let counts = sides.counts();
+        self.outcome.skipped_no_identifier = counts.tally.reasons.total();
+        self.outcome.prepared = counts.prepared;
+        let mut kinds = counts.tally.kinds;
+        if let Sides::Diff { unchanged, .. } = &sides {
+            let unchanged = unchanged.ok_or_else(|| {
+                StepError::Internal("the sync diff ended before its last page".to_string())
+            })?;
+            kinds.add(&unchanged);
         }
         self.outcome.identifiers = kinds;
-        self.outcome.no_identifier_reasons = desired.tally.reasons;
+        self.outcome.no_identifier_reasons = counts.tally.reasons;
         Ok(())
     }
 
@@ -1342,7 +1611,7 @@ impl<'a> SyncJob<'a> {
         let (dest_name, audience) = (self.cfg.destination.clone(), self.outcome.audience.clone());
         self.store.clear_ledger(&dest_name, &audience).await?;
         let mut session = ReplaceSession::new(eligible as u64);
-        let mut desired = self.desired(false);
+        let mut desired = self.desired();
         let mut slice: Vec<PreparedMember> = Vec::with_capacity(batch);
         let mut next = desired.next().await?;
         while let Some((member, version)) = next {
@@ -1360,10 +1629,11 @@ impl<'a> SyncJob<'a> {
                 slice.clear();
             }
         }
-        self.outcome.skipped_no_identifier = desired.tally.reasons.total();
-        self.outcome.prepared = desired.prepared;
-        self.outcome.identifiers = desired.tally.kinds;
-        self.outcome.no_identifier_reasons = desired.tally.reasons;
+        let counts = &desired.counts;
+        self.outcome.skipped_no_identifier = counts.tally.reasons.total();
+        self.outcome.prepared = counts.prepared;
+        self.outcome.identifiers = counts.tally.kinds;
+        self.outcome.no_identifier_reasons = counts.tally.reasons;
         self.store.mark_replaced(&dest_name, &audience).await?;
         Ok(())
     }

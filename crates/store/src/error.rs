@@ -48,6 +48,15 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
+    /// A read on SQLite's own handle (the sync diff's scans, see [`crate::ledger`]) failed.
+    #[error("database error reading {what}: {source}")]
+    SqliteRead {
+        /// What was being read.
+        what: &'static str,
+        /// What SQLite said.
+        #[source]
+        source: rusqlite::Error,
+    },
     /// A file could not be read.
     #[error("{0}")]
     Io(String),

@@ -1,17 +1,19 @@
 //! The sync ledger: which customers (and exactly which identifier payloads) each destination audience
 //! holds, advanced only per acknowledged batch.
 //!
-//! The engine reads the segment's eligible members and the ledger as two keyset-paged streams in the
-//! same customer-id order (bytewise: `COLLATE "C"` on Postgres, SQLite's default BINARY) and merges
-//! them, so memory stays flat in the audience size, nothing is written for unchanged members, and a
-//! crashed run resumes from the ledger without resending acknowledged batches. Each ledger row keeps
-//! the `customers.identity_version` its payload was prepared from, so [`Store::candidates_page`] and
-//! [`Store::held_page`] can leave out, in the database, every member held as they are now: each
-//! incremental page is a set difference of `(customer id, identity_version)` pairs (eligible members
-//! `EXCEPT` the ledger's complete rows, and the other way round), which SQLite runs as one merge of
-//! index-ordered scans over the covering indexes `sync_ledger_diff` and `customers_sync` (migration
-//! 0012) with no per-row lookup into the ledger; payloads and identifier columns are read only for
-//! the rows a page returns.
+//! A sync that compares every member (the first one, a changed mapping, `--full`) reads the segment's
+//! eligible members and the ledger as two keyset-paged streams in the same customer-id order
+//! (bytewise: `COLLATE "C"` on Postgres, SQLite's default BINARY) and merges them, so memory stays
+//! flat in the audience size, nothing is written for unchanged members, and a crashed run resumes
+//! from the ledger without resending acknowledged batches. Each ledger row keeps the
+//! `customers.identity_version` its payload was prepared from, so an incremental sync reads only the
+//! diff ([`Store::diff_page`]): pages of the eligible members the audience does not hold at their
+//! current version and of the ledger rows of members no longer eligible as recorded, both over the
+//! same id range, comparing `(customer id, identity_version)` pairs only. On SQLite that is one pass
+//! per side over the covering indexes `sync_ledger_diff` and `customers_sync` (migration 0012),
+//! stepped side by side on a pooled connection's own handle and merged in Rust, which also counts the
+//! exclusions and the identifier kinds held unchanged; on Postgres a `FULL JOIN` of the same pairs.
+//! Payloads and identifier columns are read only for the rows a page returns.
 
 use campaignd_core::model::{Channel, Contact};
 use sqlx::Row;
@@ -72,6 +74,58 @@ pub struct LedgerEntry {
 /// A ledger row as read: customer id, fingerprint, payload, identity version, kinds.
 type HeldRow = (String, String, String, Option<i64>, Option<i64>);
 
+/// The ledger columns a [`HeldRow`] reads.
+const HELD_COLUMNS: &str = "l.customer_id, l.fingerprint, l.payload, l.identity_version, l.kinds";
+
+/// The customer columns [`candidate`] reads, in its order.
+const CANDIDATE_COLUMNS: &str =
+    "c.id, c.email, c.phone, c.first_name, c.last_name, c.country, c.postal_code, \
+     c.city, c.region, c.gender, c.birth_date, c.identity_version";
+
+fn held_entry(
+    (customer_id, fingerprint, payload, identity_version, kinds): HeldRow,
+) -> LedgerEntry {
+    LedgerEntry {
+        customer_id,
+        fingerprint,
+        payload,
+        identity_version,
+        kinds,
+    }
+}
+
+/// A row of [`CANDIDATE_COLUMNS`] as a [`Candidate`].
+fn candidate<R: Row>(r: &R) -> Result<Candidate, sqlx::Error>
+where
+    usize: sqlx::ColumnIndex<R>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Option<String>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Option<chrono::NaiveDate>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(Candidate {
+        contact: Contact {
+            customer_id: r.try_get(0)?,
+            email: r.try_get(1)?,
+            phone: r.try_get(2)?,
+            first_name: r.try_get(3)?,
+            last_name: r.try_get(4)?,
+            country: r.try_get(5)?,
+            postal_code: r.try_get(6)?,
+            city: r.try_get(7)?,
+            region: r.try_get(8)?,
+            gender: r.try_get(9)?,
+            birth_date: r.try_get(10)?,
+        },
+        identity_version: r.try_get(11)?,
+    })
+}
+
+/// `ids` as one JSON array, bound as a single value that SQLite's `json_each` unpacks.
+fn json_ids(ids: &[String]) -> Result<String, StoreError> {
+    serde_json::to_string(ids).map_err(|e| StoreError::Unwritable(format!("customer ids: {e}")))
+}
+
 /// [`LedgerEntry::kinds`] bit: the payload carries an email.
 pub const KINDS_EMAIL: i64 = 1;
 /// [`LedgerEntry::kinds`] bit: the payload carries a phone.
@@ -86,7 +140,8 @@ pub fn kind_bits(email: bool, phone: bool, address: bool) -> i64 {
 }
 
 /// How many members carry each identifier kind: the basis of match rates by identifier (a sync
-/// records it as `identifiers` in its run's counts; [`Store::held_kinds`] counts the ledger's).
+/// records it as `identifiers` in its run's counts; [`Store::diff_page`] counts those of the members
+/// held unchanged).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct KindCounts {
     /// Members sent with an email.
@@ -198,16 +253,6 @@ fn eligible_sql_with(consent: Channel, kinds: SuppressionKinds) -> String {
         "(c.{} = TRUE AND NOT {})",
         consent_column(consent),
         suppressed_sql(kinds)
-    )
-}
-
-/// `(customer id, identity_version)` of an audience's ledger rows (destination and audience name in
-/// the parameters `destination` and `audience`) after the id in parameter `after`, in the order of
-/// the index `sync_ledger_diff`: one arm of the diff's merges, which compare these pairs only.
-fn ledger_pairs_sql(c: &str, destination: &str, audience: &str, after: &str) -> String {
-    format!(
-        "l.customer_id{c} AS id, l.identity_version AS v FROM sync_ledger l \
-         WHERE l.destination = {destination} AND l.audience_name = {audience} AND l.customer_id{c} > {after}"
     )
 }
 
@@ -343,72 +388,55 @@ impl Store {
         after: &str,
         limit: i64,
     ) -> Result<Vec<Candidate>, StoreError> {
-        self.candidates_page(segment, consent, None, after, limit)
-            .await
-    }
-
-    /// Like [`Store::sync_candidates`]; with `changes_against = Some((destination, audience_name))`
-    /// only the members that audience does not hold as they are now: not in its ledger, or recorded
-    /// from another `identity_version` (or an unknown one). Members held unchanged are skipped in the
-    /// database, so their identifiers are neither read nor prepared again.
-    pub async fn candidates_page(
-        &self,
-        segment: &str,
-        consent: Channel,
-        changes_against: Option<(&str, &str)>,
-        after: &str,
-        limit: i64,
-    ) -> Result<Vec<Candidate>, StoreError> {
         let c = bytewise(self);
         let eligible = eligible_sql_with(consent, self.suppression_kinds().await?);
-        const COLUMNS: &str =
-            "c.id, c.email, c.phone, c.first_name, c.last_name, c.country, c.postal_code, \
-             c.city, c.region, c.gender, c.birth_date, c.identity_version";
-        let sql = match changes_against {
-            None => format!(
-                "SELECT {COLUMNS} FROM segment_memberships m JOIN customers c ON c.id = m.customer_id \
-                 WHERE m.segment = $1 AND m.customer_id{c} > $2 AND {eligible} ORDER BY m.customer_id{c} LIMIT $3"
-            ),
-            // The page's ids first, from a merge of two index-ordered scans of (id, version) pairs:
-            // the eligible members EXCEPT the ledger's complete rows. Only the returned rows'
-            // identifier columns are read.
-            Some(_) => format!(
-                "SELECT {COLUMNS} FROM (\
-                 SELECT m.customer_id{c} AS id, c.identity_version AS v FROM segment_memberships m \
-                 JOIN customers c ON c.id = m.customer_id \
-                 WHERE m.segment = $1 AND m.customer_id{c} > $2 AND {eligible} \
-                 EXCEPT SELECT {ledger_pairs} AND l.kinds IS NOT NULL \
-                 ORDER BY 1, 2 LIMIT $3) d JOIN customers c ON c.id{c} = d.id ORDER BY d.id",
-                ledger_pairs = ledger_pairs_sql(c, "$4", "$5", "$2"),
-            ),
-        };
-        let rows = on_pool!(self, pool => {
-            let mut q = sqlx::query(&sql).bind(segment).bind(after).bind(limit);
-            if let Some((destination, audience_name)) = changes_against {
-                q = q.bind(destination).bind(audience_name);
+        let sql = format!(
+            "SELECT {CANDIDATE_COLUMNS} FROM segment_memberships m JOIN customers c ON c.id = m.customer_id \
+             WHERE m.segment = $1 AND m.customer_id{c} > $2 AND {eligible} ORDER BY m.customer_id{c} LIMIT $3"
+        );
+        let rows = on_pool!(self, pool => sqlx::query(&sql).bind(segment).bind(after).bind(limit)
+            .fetch_all(pool).await?.iter().map(candidate).collect::<Result<Vec<_>, _>>()?);
+        Ok(rows)
+    }
+
+    /// The customer rows of `ids` (bytewise id order), read for the members a diff page returns:
+    /// the only identifier columns an incremental sync reads.
+    async fn candidates_by_id(&self, ids: &[String]) -> Result<Vec<Candidate>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = match self.pool() {
+            crate::Pool::Sqlite(pool) => {
+                let sql = format!(
+                    "SELECT {CANDIDATE_COLUMNS} FROM customers c \
+                     WHERE c.id IN (SELECT value FROM json_each($1)) ORDER BY c.id"
+                );
+                sqlx::query(&sql)
+                    .bind(json_ids(ids)?)
+                    .fetch_all(pool)
+                    .await?
+                    .iter()
+                    .map(candidate)
+                    .collect::<Result<Vec<_>, _>>()?
             }
-            q.fetch_all(pool).await?
-                .iter()
-                .map(|r| -> Result<Candidate, sqlx::Error> {
-                    Ok(Candidate {
-                        contact: Contact {
-                            customer_id: r.try_get(0)?,
-                            email: r.try_get(1)?,
-                            phone: r.try_get(2)?,
-                            first_name: r.try_get(3)?,
-                            last_name: r.try_get(4)?,
-                            country: r.try_get(5)?,
-                            postal_code: r.try_get(6)?,
-                            city: r.try_get(7)?,
-                            region: r.try_get(8)?,
-                            gender: r.try_get(9)?,
-                            birth_date: r.try_get(10)?,
-                        },
-                        identity_version: r.try_get(11)?,
-                    })
+            crate::Pool::Postgres(pool) => {
+                let sql = format!(
+                    "SELECT {CANDIDATE_COLUMNS} FROM customers c WHERE c.id = ANY($1) ORDER BY c.id COLLATE \"C\""
+                );
+                self.bounded(async {
+                    Ok::<_, StoreError>(
+                        sqlx::query(&sql)
+                            .bind(ids)
+                            .fetch_all(pool)
+                            .await?
+                            .iter()
+                            .map(candidate)
+                            .collect::<Result<Vec<_>, _>>()?,
+                    )
                 })
-                .collect::<Result<Vec<_>, _>>()?
-        });
+                .await?
+            }
+        };
         Ok(rows)
     }
 
@@ -447,66 +475,60 @@ impl Store {
         after: &str,
         limit: i64,
     ) -> Result<Vec<LedgerEntry>, StoreError> {
-        self.held_page(destination, audience_name, None, after, limit)
-            .await
+        let c = bytewise(self);
+        let sql = format!(
+            "SELECT {HELD_COLUMNS} FROM sync_ledger l \
+             WHERE l.destination = $1 AND l.audience_name = $2 AND l.customer_id{c} > $3 \
+             ORDER BY l.customer_id{c} LIMIT $4"
+        );
+        let rows: Vec<HeldRow> = on_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(destination).bind(audience_name).bind(after).bind(limit).fetch_all(pool).await?);
+        Ok(rows.into_iter().map(held_entry).collect())
     }
 
-    /// Like [`Store::ledger_page`]; with `changes_of = Some((segment, consent))` only what the
-    /// audience holds for members who are no longer an eligible member of `segment` on a `consent`
-    /// channel exactly as recorded (they left, lost consent, were suppressed, or their identifiers
-    /// changed since): the other side of [`Store::candidates_page`].
-    pub async fn held_page(
+    /// The ledger rows of `ids` (bytewise id order), read for the members a diff page returns: the
+    /// only payloads an incremental sync reads.
+    async fn held_by_id(
         &self,
         destination: &str,
         audience_name: &str,
-        changes_of: Option<(&str, Channel)>,
-        after: &str,
-        limit: i64,
+        ids: &[String],
     ) -> Result<Vec<LedgerEntry>, StoreError> {
-        let c = bytewise(self);
-        const COLUMNS: &str =
-            "l.customer_id, l.fingerprint, l.payload, l.identity_version, l.kinds";
-        let sql = match changes_of {
-            None => format!(
-                "SELECT {COLUMNS} FROM sync_ledger l \
-                 WHERE l.destination = $1 AND l.audience_name = $2 AND l.customer_id{c} > $3 \
-                 ORDER BY l.customer_id{c} LIMIT $4"
-            ),
-            // The page's ids first, from merges of index-ordered scans of (id, version) pairs: the
-            // ledger's rows EXCEPT the eligible members, UNION the rows of unknown kinds. Only the
-            // returned rows' payloads are read.
-            Some((_, consent)) => format!(
-                "SELECT {COLUMNS} FROM (\
-                 SELECT {ledger_pairs} \
-                 EXCEPT SELECT m.customer_id{c}, c.identity_version FROM segment_memberships m \
-                 JOIN customers c ON c.id = m.customer_id \
-                 WHERE m.segment = $5 AND m.customer_id{c} > $3 AND {eligible} \
-                 UNION SELECT {ledger_pairs} AND l.kinds IS NULL \
-                 ORDER BY 1, 2 LIMIT $4) d JOIN sync_ledger l \
-                 ON l.destination = $1 AND l.audience_name = $2 AND l.customer_id{c} = d.id ORDER BY d.id",
-                ledger_pairs = ledger_pairs_sql(c, "$1", "$2", "$3"),
-                eligible = eligible_sql_with(consent, self.suppression_kinds().await?),
-            ),
-        };
-        let rows: Vec<HeldRow> = on_pool!(self, pool => {
-            let mut q = sqlx::query_as(&sql).bind(destination).bind(audience_name).bind(after).bind(limit);
-            if let Some((segment, _)) = changes_of {
-                q = q.bind(segment);
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<HeldRow> = match self.pool() {
+            crate::Pool::Sqlite(pool) => {
+                let sql = format!(
+                    "SELECT {HELD_COLUMNS} FROM sync_ledger l WHERE l.destination = $1 AND l.audience_name = $2 \
+                     AND l.customer_id IN (SELECT value FROM json_each($3)) ORDER BY l.customer_id"
+                );
+                sqlx::query_as(&sql)
+                    .bind(destination)
+                    .bind(audience_name)
+                    .bind(json_ids(ids)?)
+                    .fetch_all(pool)
+                    .await?
             }
-            q.fetch_all(pool).await?
-        });
-        Ok(rows
-            .into_iter()
-            .map(
-                |(customer_id, fingerprint, payload, identity_version, kinds)| LedgerEntry {
-                    customer_id,
-                    fingerprint,
-                    payload,
-                    identity_version,
-                    kinds,
-                },
-            )
-            .collect())
+            crate::Pool::Postgres(pool) => {
+                let sql = format!(
+                    "SELECT {HELD_COLUMNS} FROM sync_ledger l WHERE l.destination = $1 AND l.audience_name = $2 \
+                     AND l.customer_id = ANY($3) ORDER BY l.customer_id COLLATE \"C\""
+                );
+                self.bounded(async {
+                    Ok::<_, StoreError>(
+                        sqlx::query_as(&sql)
+                            .bind(destination)
+                            .bind(audience_name)
+                            .bind(ids)
+                            .fetch_all(pool)
+                            .await?,
+                    )
+                })
+                .await?
+            }
+        };
+        Ok(rows.into_iter().map(held_entry).collect())
     }
 
     /// Records that held members' identifiers changed without changing what the platform holds (the
@@ -535,10 +557,10 @@ impl Store {
     }
 
     /// How many of the rows the audience's ledger holds with known kinds carry each identifier kind
-    /// (one pass over its primary-key range): read before an incremental sync, less the rows
-    /// [`Store::held_page`] returns for changes, it counts the identifiers of the members held unchanged
-    /// without preparing them.
-    pub async fn held_kinds(
+    /// (one pass over its covering index): on Postgres, read at the start of a diff, less the rows
+    /// [`Store::diff_page`] returns for changes, it counts the identifiers of the members held
+    /// unchanged without preparing them.
+    async fn held_kinds(
         &self,
         destination: &str,
         audience_name: &str,
@@ -701,5 +723,348 @@ impl Store {
         let rows: Vec<(String, String, String)> = on_pool!(self, pool => sqlx::query_as(SQL)
             .bind(run_id).fetch_all(pool).await?);
         Ok(rows)
+    }
+}
+
+/// Where an incremental diff stands ([`Store::diff_page`]) and what it has counted so far.
+#[derive(Debug, Clone, Default)]
+pub struct DiffCursor {
+    /// Customer ids up to this one are compared on both sides.
+    after: String,
+    /// A page was read.
+    started: bool,
+    /// Both sides are compared to their end.
+    done: bool,
+    /// The segment's exclusion counts: of the members compared so far on SQLite, of the whole
+    /// segment from the first page on on Postgres (`exclusions_complete`).
+    exclusions: Exclusions,
+    exclusions_complete: bool,
+    /// The identifier kinds of the members held unchanged: on SQLite those compared so far, on
+    /// Postgres those of every known-kinds ledger row less the changed ones returned so far.
+    unchanged_kinds: KindCounts,
+}
+
+impl DiffCursor {
+    /// Both sides are compared to their end: there is no next page.
+    pub fn done(&self) -> bool {
+        self.done
+    }
+
+    /// The segment's members and those left out for consent or suppression, once the counts cover
+    /// the whole segment (SQLite counts them in the diff's own pass, so only once it is done).
+    pub fn exclusions(&self) -> Option<Exclusions> {
+        (self.exclusions_complete || self.done).then_some(self.exclusions)
+    }
+
+    /// Once done, how many members the audience holds unchanged (never prepared by this sync) carry
+    /// each identifier kind.
+    pub fn unchanged_kinds(&self) -> Option<KindCounts> {
+        self.done.then_some(self.unchanged_kinds)
+    }
+}
+
+/// One page of an incremental diff: both sides complete over the same customer-id range, each in
+/// bytewise id order.
+#[derive(Debug, Clone, Default)]
+pub struct DiffPage {
+    /// Eligible members the audience does not hold as they are now (joined, identifiers changed, or
+    /// held from an unknown version), with their identifier columns.
+    pub joined: Vec<Candidate>,
+    /// What the audience holds for members that are not eligible members as recorded (left, lost
+    /// consent, suppressed, identifiers changed, or unknown kinds).
+    pub held: Vec<LedgerEntry>,
+    /// Where the next page starts, and the counts so far.
+    pub cursor: DiffCursor,
+}
+
+impl Store {
+    /// The next page of the diff of `segment`'s eligible members (on a `consent` channel) against what
+    /// the audience `(destination, audience_name)` holds, after `cursor` (start from
+    /// `DiffCursor::default()`), holding at most `limit` rows on either side. Only `(customer id,
+    /// identity_version)` pairs are compared; identifier columns and payloads are read only for the
+    /// rows returned.
+    ///
+    /// SQLite: one pass in customer-id order, on a pooled connection's own handle off the async
+    /// threads, stepping two index-ordered scans side by side (the eligible members with their
+    /// versions, through `customers_sync`; the ledger's pairs, through `sync_ledger_diff`) and merging
+    /// them here; the same pass counts the exclusions and the kinds held unchanged, so a sync whose
+    /// changes fit one page reads each side once and nothing else. Postgres: a `FULL JOIN` of the same
+    /// two sides keeping the changed ids, its counts from two aggregates at the first page.
+    pub async fn diff_page(
+        &self,
+        segment: &str,
+        consent: Channel,
+        destination: &str,
+        audience_name: &str,
+        cursor: &DiffCursor,
+        limit: usize,
+    ) -> Result<DiffPage, StoreError> {
+        let mut next = cursor.clone();
+        if next.done {
+            return Ok(DiffPage {
+                cursor: next,
+                ..DiffPage::default()
+            });
+        }
+        let limit = limit.max(1);
+        let kinds = self.suppression_kinds().await?;
+        let (joined_ids, held_ids) = match self.pool() {
+            crate::Pool::Sqlite(pool) => {
+                let scan = DiffScan {
+                    members: format!(
+                        "SELECT m.customer_id, c.identity_version, \
+                         CASE WHEN c.{col} = TRUE THEN (CASE WHEN {sup} THEN {SUPPRESSED} ELSE {ELIGIBLE} END) ELSE {NO_CONSENT} END \
+                         FROM segment_memberships m JOIN customers c ON c.id = m.customer_id \
+                         WHERE m.segment = ?1 AND m.customer_id > ?2 ORDER BY m.customer_id",
+                        col = consent_column(consent),
+                        sup = suppressed_sql(kinds),
+                    ),
+                    ledger: "SELECT customer_id, identity_version, kinds FROM sync_ledger INDEXED BY sync_ledger_diff \
+                             WHERE destination = ?1 AND audience_name = ?2 AND customer_id > ?3 ORDER BY customer_id"
+                        .to_string(),
+                    segment: segment.to_string(),
+                    destination: destination.to_string(),
+                    audience: audience_name.to_string(),
+                    limit,
+                };
+                let mut conn = pool.acquire().await?;
+                let runtime = tokio::runtime::Handle::current();
+                let (ids, scanned) = tokio::task::spawn_blocking(move || {
+                    let mut locked = runtime.block_on(conn.lock_handle())?;
+                    // SAFETY: `locked` keeps sqlx's worker off this connection until it is dropped,
+                    // after the call; the pooled connection it borrows keeps the handle open.
+                    unsafe { scan.run(locked.as_raw_handle(), next) }.map_err(|source| {
+                        StoreError::SqliteRead {
+                            what: "the sync diff",
+                            source,
+                        }
+                    })
+                })
+                .await
+                .map_err(|e| StoreError::Io(format!("diff scan worker: {e}")))??;
+                next = scanned;
+                ids
+            }
+            crate::Pool::Postgres(pool) => {
+                let scope = (segment, consent, destination, audience_name);
+                self.pg_diff_ids(pool, scope, &mut next, limit, kinds)
+                    .await?
+            }
+        };
+        let joined = self.candidates_by_id(&joined_ids).await?;
+        let held = self
+            .held_by_id(destination, audience_name, &held_ids)
+            .await?;
+        if matches!(self.pool(), crate::Pool::Postgres(_)) {
+            for bits in held.iter().filter_map(|h| h.kinds) {
+                let mut one = KindCounts::default();
+                one.add_bits(bits);
+                next.unchanged_kinds = next.unchanged_kinds.less(&one);
+            }
+        }
+        Ok(DiffPage {
+            joined,
+            held,
+            cursor: next,
+        })
+    }
+
+    /// The Postgres half of [`Store::diff_page`]: the changed ids of the next page, from one `FULL JOIN`
+    /// of the eligible members' and the ledger's `(id, version)` pairs; the counts at the first page.
+    async fn pg_diff_ids(
+        &self,
+        pool: &sqlx::PgPool,
+        (segment, consent, destination, audience_name): (&str, Channel, &str, &str),
+        cursor: &mut DiffCursor,
+        limit: usize,
+        kinds: SuppressionKinds,
+    ) -> Result<ChangedIds, StoreError> {
+        if !cursor.started {
+            cursor.exclusions = self.sync_exclusions(segment, consent).await?;
+            cursor.exclusions_complete = true;
+            cursor.unchanged_kinds = self.held_kinds(destination, audience_name).await?;
+        }
+        cursor.started = true;
+        let sql = format!(
+            "SELECT COALESCE(e.id, l.id) AS id, e.id IS NOT NULL AS want, l.id IS NOT NULL AS have FROM \
+             (SELECT m.customer_id COLLATE \"C\" AS id, c.identity_version AS v FROM segment_memberships m \
+              JOIN customers c ON c.id = m.customer_id \
+              WHERE m.segment = $1 AND m.customer_id COLLATE \"C\" > $2 AND {eligible}) e \
+             FULL JOIN (SELECT l.customer_id COLLATE \"C\" AS id, l.identity_version AS v, l.kinds FROM sync_ledger l \
+              WHERE l.destination = $3 AND l.audience_name = $4 AND l.customer_id COLLATE \"C\" > $2) l ON l.id = e.id \
+             WHERE e.id IS NULL OR l.id IS NULL OR l.kinds IS NULL OR l.v IS DISTINCT FROM e.v \
+             ORDER BY 1 LIMIT $5",
+            eligible = eligible_sql_with(consent, kinds),
+        );
+        let rows: Vec<(String, bool, bool)> = self
+            .bounded(async {
+                Ok::<_, StoreError>(
+                    sqlx::query_as(&sql)
+                        .bind(segment)
+                        .bind(&cursor.after)
+                        .bind(destination)
+                        .bind(audience_name)
+                        .bind(limit as i64)
+                        .fetch_all(pool)
+                        .await?,
+                )
+            })
+            .await?;
+        cursor.done = rows.len() < limit;
+        if let Some((last, _, _)) = rows.last() {
+            cursor.after.clone_from(last);
+        }
+        let mut joined = Vec::new();
+        let mut held = Vec::new();
+        for (id, want, have) in rows {
+            if want && have {
+                joined.push(id.clone());
+                held.push(id);
+            } else if want {
+                joined.push(id);
+            } else if have {
+                held.push(id);
+            }
+        }
+        Ok((joined, held))
+    }
+}
+
+/// [`DiffScan`]'s member scan: the member may not be sent for lack of the channel's consent.
+const NO_CONSENT: i64 = 0;
+/// [`DiffScan`]'s member scan: the member has consent but is suppressed.
+const SUPPRESSED: i64 = 1;
+/// [`DiffScan`]'s member scan: the member may be sent.
+const ELIGIBLE: i64 = 2;
+
+/// The changed customer ids of one diff page: (desired side, held side), each in id order.
+type ChangedIds = (Vec<String>, Vec<String>);
+
+/// The SQLite diff pass of [`Store::diff_page`]: its two scans and their parameters.
+struct DiffScan {
+    /// `(customer id, identity_version, eligibility)` of the segment's members after `?2`, in id order.
+    members: String,
+    /// `(customer id, identity_version, kinds)` of the audience's ledger rows after `?3`, in id order.
+    ledger: String,
+    segment: String,
+    destination: String,
+    audience: String,
+    limit: usize,
+}
+
+/// The row a scan is at: its id (a buffer reused row to row), version and third column.
+#[derive(Default)]
+struct ScanHead {
+    live: bool,
+    id: String,
+    version: Option<i64>,
+    extra: Option<i64>,
+}
+
+impl ScanHead {
+    /// Moves to the scan's next row (`live` false past its end).
+    fn advance(&mut self, rows: &mut rusqlite::Rows<'_>) -> rusqlite::Result<()> {
+        match rows.next()? {
+            Some(r) => {
+                let id = r.get_ref(0)?;
+                let id = id.as_str().map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(0, id.data_type(), Box::new(e))
+                })?;
+                self.id.clear();
+                self.id.push_str(id);
+                self.version = r.get(1)?;
+                self.extra = r.get(2)?;
+                self.live = true;
+            }
+            None => self.live = false,
+        }
+        Ok(())
+    }
+}
+
+impl DiffScan {
+    /// Merges the two scans from `cursor` until either side has `limit` changes or both end, counting
+    /// on the way; returns the changed ids of each side and the cursor after them.
+    ///
+    /// # Safety
+    ///
+    /// `db` must be the open handle of a connection that nothing else uses until this returns: the
+    /// caller holds sqlx's [`sqlx::sqlite::LockedSqliteHandle`] for it.
+    unsafe fn run(
+        &self,
+        db: std::ptr::NonNull<rusqlite::ffi::sqlite3>,
+        mut cursor: DiffCursor,
+    ) -> rusqlite::Result<(ChangedIds, DiffCursor)> {
+        // SAFETY: the caller guarantees `db` is open and exclusively ours for this call. A connection
+        // made with `from_handle` does not own the handle, and it is dropped, after its statements,
+        // before this returns. Both statements are open at once, so they read one snapshot.
+        let conn = unsafe { rusqlite::Connection::from_handle(db.as_ptr()) }?;
+        let mut members_stmt = conn.prepare(&self.members)?;
+        let mut ledger_stmt = conn.prepare(&self.ledger)?;
+        let mut members = members_stmt.query(rusqlite::params![self.segment, cursor.after])?;
+        let mut ledger = ledger_stmt.query(rusqlite::params![
+            self.destination,
+            self.audience,
+            cursor.after
+        ])?;
+        let (mut m, mut l) = (ScanHead::default(), ScanHead::default());
+        m.advance(&mut members)?;
+        l.advance(&mut ledger)?;
+        let (mut joined, mut held) = (Vec::new(), Vec::new());
+        cursor.started = true;
+        loop {
+            if joined.len() >= self.limit || held.len() >= self.limit {
+                break;
+            }
+            let order = match (m.live, l.live) {
+                (false, false) => {
+                    cursor.done = true;
+                    break;
+                }
+                (true, false) => std::cmp::Ordering::Less,
+                (false, true) => std::cmp::Ordering::Greater,
+                (true, true) => m.id.as_str().cmp(l.id.as_str()),
+            };
+            let mut eligible = false;
+            if order.is_le() {
+                cursor.exclusions.members += 1;
+                match m.extra {
+                    Some(ELIGIBLE) => eligible = true,
+                    Some(SUPPRESSED) => cursor.exclusions.suppressed += 1,
+                    _ => cursor.exclusions.no_consent += 1,
+                }
+            }
+            match order {
+                std::cmp::Ordering::Less => {
+                    if eligible {
+                        joined.push(m.id.clone());
+                    }
+                    cursor.after.clone_from(&m.id);
+                    m.advance(&mut members)?;
+                }
+                std::cmp::Ordering::Greater => {
+                    held.push(l.id.clone());
+                    cursor.after.clone_from(&l.id);
+                    l.advance(&mut ledger)?;
+                }
+                std::cmp::Ordering::Equal => {
+                    match l.extra {
+                        Some(bits) if eligible && l.version == m.version => {
+                            cursor.unchanged_kinds.add_bits(bits);
+                        }
+                        _ => {
+                            if eligible {
+                                joined.push(m.id.clone());
+                            }
+                            held.push(l.id.clone());
+                        }
+                    }
+                    cursor.after.clone_from(&m.id);
+                    m.advance(&mut members)?;
+                    l.advance(&mut ledger)?;
+                }
+            }
+        }
+        Ok(((joined, held), cursor))
     }
 }

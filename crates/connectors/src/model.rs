@@ -91,7 +91,10 @@ impl std::io::Write for HashWriter {
 }
 
 /// Writes the canonical form: keys sorted, strings and scalars exactly as `serde_json` prints them.
-fn write_canonical(value: &serde_json::Value, out: &mut impl std::io::Write) -> std::io::Result<()> {
+fn write_canonical(
+    value: &serde_json::Value,
+    out: &mut impl std::io::Write,
+) -> std::io::Result<()> {
     match value {
         serde_json::Value::Object(map) => {
             let mut entries: Vec<(&String, &serde_json::Value)> = map.iter().collect();

@@ -363,8 +363,10 @@ unsafe fn sqlite_upsert_added(
             values_rows(rows, 4, 5).replace('$', "?")
         );
         let mut stmt = conn.prepare(&sql).map_err(failed)?;
-        stmt.raw_bind_parameter(1, head.destination).map_err(failed)?;
-        stmt.raw_bind_parameter(2, head.audience_name).map_err(failed)?;
+        stmt.raw_bind_parameter(1, head.destination)
+            .map_err(failed)?;
+        stmt.raw_bind_parameter(2, head.audience_name)
+            .map_err(failed)?;
         stmt.raw_bind_parameter(3, head.now).map_err(failed)?;
         stmt.raw_bind_parameter(4, head.run_id).map_err(failed)?;
         Ok(stmt)

@@ -6,10 +6,11 @@
 //!
 //! [`prepare`]: crate::AudienceDestination::prepare
 
-use campaignd_core::identifiers::sha256_hex;
+use campaignd_core::identifiers::lower_hex;
 pub use campaignd_core::model::{Channel, Contact, NoIdentifier};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 /// Which identifier kinds one prepared member carries, counted per sync for match rates by identifier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -41,7 +42,7 @@ pub struct PreparedMember {
 impl PreparedMember {
     /// Builds a member and computes its fingerprint, so no connector can forget or vary it.
     pub fn new(customer_id: impl Into<String>, payload: serde_json::Value) -> Self {
-        let fingerprint = sha256_hex(&canonical_json(&payload));
+        let fingerprint = canonical_sha256_hex(&payload);
         PreparedMember {
             customer_id: customer_id.into(),
             payload,
@@ -60,40 +61,66 @@ impl PreparedMember {
 /// Compact JSON with object keys sorted at every level, independent of serde_json's `preserve_order`
 /// feature, so fingerprints and idempotency keys are stable across builds.
 pub fn canonical_json(value: &serde_json::Value) -> String {
-    let mut out = String::new();
-    write_canonical(value, &mut out);
-    out
+    let mut out = Vec::new();
+    // Writing into a Vec cannot fail, and serde_json writes only valid UTF-8.
+    let _ = write_canonical(value, &mut out);
+    String::from_utf8_lossy(&out).into_owned()
 }
 
-fn write_canonical(value: &serde_json::Value, out: &mut String) {
+/// SHA-256 hex of [`canonical_json`] of `value`, hashed as it is written: the fingerprint of every
+/// prepared member, so no intermediate string is built per member.
+fn canonical_sha256_hex(value: &serde_json::Value) -> String {
+    let mut hasher = HashWriter(Sha256::new());
+    // Feeding a hasher cannot fail.
+    let _ = write_canonical(value, &mut hasher);
+    lower_hex(&hasher.0.finalize())
+}
+
+/// An `io::Write` that feeds a SHA-256 hasher.
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Writes the canonical form: keys sorted, strings and scalars exactly as `serde_json` prints them.
+fn write_canonical(
+    value: &serde_json::Value,
+    out: &mut impl std::io::Write,
+) -> std::io::Result<()> {
     match value {
         serde_json::Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.iter().enumerate() {
+            let mut entries: Vec<(&String, &serde_json::Value)> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            out.write_all(b"{")?;
+            for (i, (k, v)) in entries.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.write_all(b",")?;
                 }
-                out.push_str(&serde_json::Value::String((*k).clone()).to_string());
-                out.push(':');
-                if let Some(v) = map.get(*k) {
-                    write_canonical(v, out);
-                }
+                serde_json::to_writer(&mut *out, k)?;
+                out.write_all(b":")?;
+                write_canonical(v, out)?;
             }
-            out.push('}');
+            out.write_all(b"}")
         }
         serde_json::Value::Array(items) => {
-            out.push('[');
+            out.write_all(b"[")?;
             for (i, v) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.write_all(b",")?;
                 }
-                write_canonical(v, out);
+                write_canonical(v, out)?;
             }
-            out.push(']');
+            out.write_all(b"]")
         }
-        other => out.push_str(&other.to_string()),
+        other => Ok(serde_json::to_writer(&mut *out, other)?),
     }
 }
 
@@ -264,4 +291,28 @@ pub struct MetricsRow {
     pub revenue: f64,
     /// Account currency.
     pub currency: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use campaignd_core::identifiers::sha256_hex;
+
+    /// The fingerprint is stored in every ledger: hashing while writing must give exactly the hash of
+    /// the canonical text, or every member would look changed after an upgrade.
+    #[test]
+    fn fingerprint_is_sha256_of_canonical_json() {
+        let payload = serde_json::json!({
+            "z": [1, 2.5, null, true, "a\"b\\c\u{1}é"],
+            "a": {"y": "", "b": {"k": -3}},
+            "EMAIL": "ab",
+        });
+        let canonical = canonical_json(&payload);
+        assert_eq!(
+            canonical,
+            r#"{"EMAIL":"ab","a":{"b":{"k":-3},"y":""},"z":[1,2.5,null,true,"a\"b\\c\u0001é"]}"#
+        );
+        let member = PreparedMember::new("c1", payload);
+        assert_eq!(member.fingerprint, sha256_hex(&canonical));
+    }
 }

@@ -6,7 +6,9 @@
 //! detect a changed identifier.
 //!
 //! Sources (the platforms' own normalisers; versions as checked):
-//! - Phones: Google's libphonenumber metadata through the `phonenumber` crate (0.3.10, metadata 9.0.33):
+//! - Phones: Google's libphonenumber through the `rlibphonenumber` crate (2.2.15, a port of
+//!   libphonenumber 9.0.8 with metadata 9.0.42, differential-fuzzed against the C++ library; its
+//!   regexes compile lazily per metadata entry, so parallel callers share no lock):
 //!   the customer's country is the default region, a number typed with its country code but without `+`
 //!   keeps the code once, `00`/IDD prefixes and extensions are handled by libphonenumber's parser, and a
 //!   number libphonenumber does not consider valid is not sent.
@@ -24,6 +26,7 @@
 
 use celes::LookupTable;
 use md5::Md5;
+use rlibphonenumber::{PhoneNumberFormat, Region, PHONE_NUMBER_UTIL};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -82,26 +85,28 @@ pub fn normalize_phone(raw: &str, default_country: Option<&str>) -> Option<Strin
     if trimmed.is_empty() || trimmed.len() > 64 {
         return None;
     }
-    let region = default_country
-        .and_then(country_alpha2)
-        .and_then(|a2| a2.parse::<phonenumber::country::Id>().ok());
-    let number = phonenumber::parse(region, trimmed).ok()?;
-    if !phonenumber::is_valid(&number) {
+    let region = default_country.and_then(phone_region);
+    let number = PHONE_NUMBER_UTIL.parse(trimmed, region).ok()?;
+    if !number.is_valid() {
         return None;
     }
-    let e164 = number.format().mode(phonenumber::Mode::E164).to_string();
-    (e164.starts_with('+') && e164.len() > 2).then_some(e164)
+    let e164 = number.format_as(PhoneNumberFormat::E164);
+    (e164.starts_with('+') && e164.len() > 2).then(|| e164.into_owned())
+}
+
+/// The libphonenumber region of a country (any spelling [`country_alpha2`] knows). A region without
+/// metadata is accepted: libphonenumber then parses only numbers written with their country code, as
+/// with no region at all.
+fn phone_region(country: &str) -> Option<Region> {
+    Region::from_code(country_alpha2(country)?).ok()
 }
 
 /// Returns the E.164 calling code (digits, no `+`) of a country from libphonenumber's metadata, so callers
 /// can tell whether a customer's country is known for phone matching.
 pub fn country_calling_code(country: &str) -> Option<String> {
-    let id = country_alpha2(country)?
-        .parse::<phonenumber::country::Id>()
-        .ok()?;
-    phonenumber::metadata::DATABASE
-        .by_id(id.as_ref())
-        .map(|m| m.country_code().to_string())
+    PHONE_NUMBER_UTIL
+        .get_country_code_for_region(phone_region(country)?)
+        .map(|code| code.to_string())
 }
 
 /// Common English names and abbreviations of countries that are not ISO 3166-1 codes or names, keyed in
@@ -421,7 +426,19 @@ pub fn normalize_postal_code_google(raw: &str) -> Option<String> {
 
 /// SHA-256 of the UTF-8 bytes as 64 lowercase hex digits: the hash every ad platform matches on.
 pub fn sha256_hex(value: &str) -> String {
-    hex::encode(Sha256::digest(value.as_bytes()))
+    lower_hex(&Sha256::digest(value.as_bytes()))
+}
+
+/// Lower-case hex of bytes, written straight into one pre-sized `String`: every hashed identifier goes
+/// through here, and `hex::encode`'s per-character iterator was a visible share of a sync's CPU.
+pub fn lower_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
 }
 
 /// True for 64 lowercase hex digits: the form every hashed identifier is sent in.
@@ -448,7 +465,7 @@ pub fn google_phone_input(e164: &str) -> String {
 /// Mailchimp's member id: MD5 hex of the lower-cased email. A path key Mailchimp requires, not a privacy
 /// measure.
 pub fn mailchimp_member_id(email: &str) -> String {
-    hex::encode(Md5::digest(email.trim().to_lowercase().as_bytes()))
+    lower_hex(&Md5::digest(email.trim().to_lowercase().as_bytes()))
 }
 
 /// The stored form of a suppression, so the sync can match it with an index lookup: emails trimmed and

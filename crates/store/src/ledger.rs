@@ -14,6 +14,11 @@
 //! stepped side by side on a pooled connection's own handle and merged in Rust, which also counts the
 //! exclusions and the identifier kinds held unchanged; on Postgres a `FULL JOIN` of the same pairs.
 //! Payloads and identifier columns are read only for the rows a page returns.
+//!
+//! An acknowledged batch is written in one transaction. On SQLite its members' ledger rows go through one
+//! prepared 64-row upsert on the connection's own handle (rusqlite over sqlx's `lock_handle`, as the
+//! bulk loads in [`crate::load`] do), since sqlx re-resolved each of a statement's hundreds of parameters
+//! by name on every execution; on Postgres they go as multi-row statements through sqlx.
 
 use campaignd_core::model::{Channel, Contact};
 use sqlx::Row;
@@ -294,6 +299,150 @@ pub(crate) fn values_rows(rows: usize, shared: usize, per_row: usize) -> String 
         sql.push(')');
     }
     sql
+}
+
+/// The start of the ledger upsert of acknowledged members; the rows follow.
+const ADD_HEAD: &str = "INSERT INTO sync_ledger (destination, audience_name, synced_at, run_id, customer_id, fingerprint, payload, identity_version, kinds) VALUES ";
+/// The end of the ledger upsert: a member already held gets the new payload and version.
+const ADD_TAIL: &str = " ON CONFLICT (destination, audience_name, customer_id) DO UPDATE SET \
+     fingerprint = excluded.fingerprint, payload = excluded.payload, synced_at = excluded.synced_at, run_id = excluded.run_id, \
+     identity_version = excluded.identity_version, kinds = excluded.kinds";
+/// Rows per step of the SQLite ledger upsert on the connection's own handle ([`sqlite_upsert_added`]).
+const SQLITE_ADDED_ROWS_PER_STEP: usize = 64;
+
+/// The values every row of one acknowledged batch shares.
+struct AddedHead<'a> {
+    destination: &'a str,
+    audience_name: &'a str,
+    now: i64,
+    run_id: i64,
+}
+
+/// Writes the acknowledged members of a batch into the ledger inside the batch's transaction, the way
+/// each backend does it fastest.
+trait UpsertAdded {
+    /// Upserts `added` for `head`'s audience; `chunk_rows` rows per statement where statements are
+    /// built per chunk.
+    async fn upsert_added(
+        &mut self,
+        head: &AddedHead<'_>,
+        added: &[LedgerEntry],
+        chunk_rows: usize,
+    ) -> Result<(), StoreError>;
+}
+
+impl UpsertAdded for sqlx::Transaction<'_, sqlx::Postgres> {
+    /// Multi-row statements of `chunk_rows` rows through sqlx.
+    async fn upsert_added(
+        &mut self,
+        head: &AddedHead<'_>,
+        added: &[LedgerEntry],
+        chunk_rows: usize,
+    ) -> Result<(), StoreError> {
+        for chunk in added.chunks(chunk_rows) {
+            let sql = format!("{ADD_HEAD}{}{ADD_TAIL}", values_rows(chunk.len(), 4, 5));
+            let mut q = sqlx::query(&sql)
+                .bind(head.destination)
+                .bind(head.audience_name)
+                .bind(head.now)
+                .bind(head.run_id);
+            for m in chunk {
+                q = q
+                    .bind(&m.customer_id)
+                    .bind(&m.fingerprint)
+                    .bind(&m.payload)
+                    .bind(m.identity_version)
+                    .bind(m.kinds);
+            }
+            q.execute(&mut **self).await?;
+        }
+        Ok(())
+    }
+}
+
+impl UpsertAdded for sqlx::Transaction<'_, sqlx::Sqlite> {
+    /// On the connection's own handle: sqlx-sqlite resolved every one of a statement's hundreds of
+    /// parameters by name on each execution (`sqlite3_bind_parameter_name` was a visible share of a
+    /// first sync's CPU, issue 13) and handed each statement to its worker thread.
+    async fn upsert_added(
+        &mut self,
+        head: &AddedHead<'_>,
+        added: &[LedgerEntry],
+        _chunk_rows: usize,
+    ) -> Result<(), StoreError> {
+        if added.is_empty() {
+            return Ok(());
+        }
+        let mut locked = self.lock_handle().await?;
+        // SAFETY: `locked` keeps sqlx's worker off this connection until it is dropped, after the call;
+        // the handle stays open because the transaction borrows the connection.
+        unsafe { sqlite_upsert_added(locked.as_raw_handle(), head, added) }
+    }
+}
+
+/// The ledger upsert of `added` through SQLite's C API on `db`, the handle of the sqlx connection whose
+/// transaction is open: one prepared statement of [`SQLITE_ADDED_ROWS_PER_STEP`] rows, its shared
+/// values bound once, reused for every full group (the last, shorter group gets its own).
+///
+/// # Safety
+///
+/// `db` must be the open handle of a connection that nothing else uses until this returns: the caller
+/// holds sqlx's [`sqlx::sqlite::LockedSqliteHandle`] for it.
+unsafe fn sqlite_upsert_added(
+    db: std::ptr::NonNull<rusqlite::ffi::sqlite3>,
+    head: &AddedHead<'_>,
+    added: &[LedgerEntry],
+) -> Result<(), StoreError> {
+    let failed = |source| StoreError::SqliteWrite {
+        table: "sync_ledger",
+        source,
+    };
+    // SAFETY: the caller guarantees `db` is open and exclusively ours for this call. A connection made
+    // with `from_handle` does not own the handle and is dropped, its statements finalized first, before
+    // this function returns. Its statements run inside the transaction sqlx opened on the connection.
+    let conn = unsafe { rusqlite::Connection::from_handle(db.as_ptr()) }.map_err(failed)?;
+    let prepare = |rows: usize| -> Result<rusqlite::Statement<'_>, StoreError> {
+        // `?N` numbers the same parameters as `$N` does for sqlx.
+        let sql = format!(
+            "{ADD_HEAD}{}{ADD_TAIL}",
+            values_rows(rows, 4, 5).replace('$', "?")
+        );
+        let mut stmt = conn.prepare(&sql).map_err(failed)?;
+        stmt.raw_bind_parameter(1, head.destination)
+            .map_err(failed)?;
+        stmt.raw_bind_parameter(2, head.audience_name)
+            .map_err(failed)?;
+        stmt.raw_bind_parameter(3, head.now).map_err(failed)?;
+        stmt.raw_bind_parameter(4, head.run_id).map_err(failed)?;
+        Ok(stmt)
+    };
+    let mut full = None;
+    for group in added.chunks(SQLITE_ADDED_ROWS_PER_STEP) {
+        let mut short;
+        let stmt = if group.len() == SQLITE_ADDED_ROWS_PER_STEP {
+            match &mut full {
+                Some(stmt) => stmt,
+                None => full.insert(prepare(group.len())?),
+            }
+        } else {
+            short = prepare(group.len())?;
+            &mut short
+        };
+        for (r, m) in group.iter().enumerate() {
+            let base = 4 + r * 5;
+            stmt.raw_bind_parameter(base + 1, m.customer_id.as_str())
+                .map_err(failed)?;
+            stmt.raw_bind_parameter(base + 2, m.fingerprint.as_str())
+                .map_err(failed)?;
+            stmt.raw_bind_parameter(base + 3, m.payload.as_str())
+                .map_err(failed)?;
+            stmt.raw_bind_parameter(base + 4, m.identity_version)
+                .map_err(failed)?;
+            stmt.raw_bind_parameter(base + 5, m.kinds).map_err(failed)?;
+        }
+        stmt.raw_execute().map_err(failed)?;
+    }
+    Ok(())
 }
 
 pub(crate) fn entries(rows: Vec<(String, String, String)>) -> Vec<LedgerEntry> {
@@ -649,24 +798,14 @@ impl Store {
             removed,
             rejected,
         } = *batch;
-        const ADD_HEAD: &str = "INSERT INTO sync_ledger (destination, audience_name, synced_at, run_id, customer_id, fingerprint, payload, identity_version, kinds) VALUES ";
-        const ADD_TAIL: &str = " ON CONFLICT (destination, audience_name, customer_id) DO UPDATE SET \
-             fingerprint = excluded.fingerprint, payload = excluded.payload, synced_at = excluded.synced_at, run_id = excluded.run_id, \
-             identity_version = excluded.identity_version, kinds = excluded.kinds";
         const REMOVE_HEAD: &str = "DELETE FROM sync_ledger WHERE destination = $1 AND audience_name = $2 AND customer_id IN ";
         const REJECT: &str = "INSERT INTO sync_rejections (run_id, destination, audience_name, customer_id, action, reason, at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)";
         let chunk_rows = rows_per_statement(self);
         on_pool!(self, pool => {
             let mut tx = pool.begin_with(self.begin_write_sql()).await?;
-            for chunk in added.chunks(chunk_rows) {
-                let sql = format!("{ADD_HEAD}{}{ADD_TAIL}", values_rows(chunk.len(), 4, 5));
-                let mut q = sqlx::query(&sql).bind(destination).bind(audience_name).bind(now).bind(run_id);
-                for m in chunk {
-                    q = q.bind(&m.customer_id).bind(&m.fingerprint).bind(&m.payload).bind(m.identity_version).bind(m.kinds);
-                }
-                q.execute(&mut *tx).await?;
-            }
+            let head = AddedHead { destination, audience_name, now, run_id };
+            tx.upsert_added(&head, added, chunk_rows).await?;
             for chunk in removed.chunks(chunk_rows) {
                 let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
                 let sql = format!("{REMOVE_HEAD}({})", placeholders.join(", "));

@@ -1,21 +1,38 @@
-//! Compiler: a checked rule → one parameterised `SELECT` per SQL dialect.
+//! Compiler: checked rules → parameterised SQL per dialect, as one shared aggregate pass per run plus
+//! one cheap filter per segment.
 //!
-//! The query returns the `customer_id` of every member and runs entirely in the database (set-based,
-//! correlated subqueries on the `orders(customer_id, placed_at)` and
-//! `events(customer_id, kind, occurred_at)` indexes). Every rule literal, every time bound derived
-//! from `as_of`, and every segment name is a bound parameter, never SQL text, so no rule can inject
-//! SQL. Semantics (mirrored exactly by [`super::eval`]):
+//! A recompute run compiles all its rules with one [`RunCompiler`]. Every value a rule reads from the
+//! shop (a customer attribute, `orders.<fn>(window)`, `events.<fn>(kind, window)`, the RFM scores)
+//! becomes a column of a per-run aggregate table, `segment_aggregates_N`, with one row per customer
+//! visible at `as_of` (created at or before it). [`RunCompiler::tables`] gives the statements that
+//! build those tables: each is `customers LEFT JOIN` one `GROUP BY customer_id` pass over `orders` and
+//! one over `events` (windows and kinds as `CASE` inside the aggregates), so the shop's rows are read
+//! once per run whatever the number of segments. Each segment's query
+//! ([`RunCompiler::segment`]) is then a filter over those tables: `SELECT a0.customer_id FROM
+//! segment_aggregates_0 a0 WHERE <rule over columns>`, a scan with no subquery per term. A run with
+//! more than [`COLUMNS_PER_TABLE`] distinct values spreads them over several tables, joined by
+//! customer id (SQLite allows 2,000 columns, Postgres 1,600). [`compile_segment`] compiles one rule on
+//! its own: the same tables as `WITH` clauses in front of the same filter, so it runs anywhere.
+//!
+//! Every rule literal, every time bound derived from `as_of`, and every segment name and event kind
+//! is a bound parameter, never SQL text, so no rule can inject SQL. Semantics (mirrored exactly by
+//! [`super::eval`]):
 //!
 //! * only data at or before `as_of` (whole seconds) is visible; a window `7d` means
 //!   `as_of - 7d < t <= as_of`; `D ago` is `as_of - D`;
 //! * every comparison is `COALESCE((lhs op rhs), FALSE)`: two-valued logic, a missing value (no
-//!   orders, NULL attribute, no RFM score) makes the comparison false and `not` of it true;
+//!   orders, NULL attribute, no RFM score) makes the comparison false and `not` of it true; counts
+//!   and sums of customers without rows are 0, not missing;
 //! * sums are rounded to cents; averages are computed on exact cents and rounded half away from
-//!   zero, so SQLite (REAL), Postgres (NUMERIC) and Rust (f64) agree to the last bit.
+//!   zero, so SQLite (REAL), Postgres (NUMERIC) and Rust (f64) agree to the last bit;
+//! * RFM scores are `NTILE(5)` over every customer with an order at or before `as_of`, ties broken
+//!   by bytewise customer id.
+
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
 
-use super::ast::{CustomerAttr, EventFn, Expr, ExprKind, Literal, OrderFn, Term, Type};
+use super::ast::{CustomerAttr, Duration, EventFn, Expr, ExprKind, Literal, OrderFn, Term, Type};
 
 /// The SQL dialect to generate: the two stores campaignd supports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -42,13 +59,39 @@ pub enum SqlParam {
     Timestamp(DateTime<Utc>),
 }
 
-/// A compiled segment query: SQL text plus its parameters in placeholder order.
+/// A compiled query: SQL text plus its parameters in placeholder order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CompiledQuery {
-    /// `SELECT c.id AS customer_id FROM customers c ... WHERE ...`
+    /// The SQL; a segment query is `[WITH ...] SELECT a0.customer_id AS customer_id FROM ...`.
     pub sql: String,
     /// The values for `?` / `$1..$n`, in order.
     pub params: Vec<SqlParam>,
+}
+
+/// One per-run aggregate table: how to create and fill it before the run's segment queries, which
+/// read it. It lives on one connection only (a temporary table) and for one run only.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AggregateTable {
+    /// The table's name, `segment_aggregates_N`.
+    pub name: String,
+    /// `CREATE TEMP TABLE name (...)`, no parameters: the column types are spelled out because
+    /// Postgres takes no bound parameters in `CREATE TABLE ... AS`.
+    pub create: String,
+    /// `INSERT INTO name SELECT ...`: the aggregate pass itself.
+    pub fill: CompiledQuery,
+    /// The bare `SELECT` that `fill` inserts (what [`compile_segment`] puts in a `WITH` clause).
+    pub select: CompiledQuery,
+    /// `CREATE UNIQUE INDEX` on the customer id, for tables after the first, which filters join to
+    /// the first by id; `None` for the first, which filters only scan.
+    pub index: Option<String>,
+}
+
+/// Most value columns in one aggregate table; a run reading more distinct values gets more tables.
+pub const COLUMNS_PER_TABLE: usize = 250;
+
+/// The name of the `n`-th aggregate table of a run.
+pub fn aggregate_table_name(n: usize) -> String {
+    format!("segment_aggregates_{n}")
 }
 
 /// Truncates an instant to whole seconds (toward the past): SQLite stores seconds, so rules see
@@ -57,7 +100,8 @@ pub fn whole_seconds(t: DateTime<Utc>) -> DateTime<Utc> {
     t.with_nanosecond(0).unwrap_or(t)
 }
 
-/// Compiles a checked rule into the membership query of a segment.
+/// Compiles one checked rule into a self-contained membership query: the run's aggregate tables as
+/// `WITH` clauses in front of the filter [`RunCompiler::segment`] gives.
 ///
 /// `excludes` are segments whose current members are removed (`NOT EXISTS` on
 /// `segment_memberships`); `as_of` is "now" (truncated to whole seconds).
@@ -67,29 +111,359 @@ pub fn compile_segment(
     dialect: Dialect,
     as_of: DateTime<Utc>,
 ) -> CompiledQuery {
-    let mut c = Compiler {
-        dialect,
-        as_of: whole_seconds(as_of),
-        params: Vec::new(),
-    };
-    let mut sql = String::from("SELECT c.id AS customer_id FROM customers c");
-    if expr.uses_rfm() {
-        sql.push_str(&c.rfm_join());
+    let mut run = RunCompiler::new(dialect, as_of);
+    // The first pass registers the columns the rule reads; the tables come from them; the filter is
+    // compiled again after the tables' parameters so Postgres' `$n` numbers follow on.
+    run.segment(expr, excludes);
+    let mut sql = String::from("WITH ");
+    let mut params = Vec::new();
+    for t in 0..run.table_count() {
+        let select = run.table_select(t, params.len());
+        if t > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!("{} AS ({})", aggregate_table_name(t), select.sql));
+        params.extend(select.params);
     }
-    let p = c.param(SqlParam::Timestamp(c.as_of));
-    sql.push_str(&format!(
-        " WHERE (c.created_at IS NULL OR c.created_at <= {p}) AND ({})",
-        c.condition(expr)
-    ));
-    for name in excludes {
-        let p = c.param(SqlParam::Text(name.clone()));
-        sql.push_str(&format!(
-            " AND NOT EXISTS (SELECT 1 FROM segment_memberships x WHERE x.segment = {p} AND x.customer_id = c.id)"
-        ));
+    let filter = run.filter(expr, excludes, params.len());
+    sql.push(' ');
+    sql.push_str(&filter.sql);
+    params.extend(filter.params);
+    CompiledQuery { sql, params }
+}
+
+/// One value a rule reads, stored as a column of an aggregate table.
+#[derive(Debug, Clone, PartialEq)]
+enum Column {
+    /// A `customers` column, copied as is.
+    Attr(CustomerAttr),
+    /// `orders.<func>(window)`.
+    Orders(OrderFn, Option<Duration>),
+    /// `events.<func>(kind, window)`.
+    Events(EventFn, Option<String>, Option<Duration>),
+    /// The three RFM scores `r`, `f`, `m`.
+    Rfm,
+}
+
+impl Column {
+    /// Slots of [`COLUMNS_PER_TABLE`] it takes.
+    fn width(&self) -> usize {
+        match self {
+            Column::Rfm => 3,
+            _ => 1,
+        }
     }
-    CompiledQuery {
-        sql,
-        params: c.params,
+}
+
+/// Compiles the rules of one recompute run against shared aggregate tables: call
+/// [`RunCompiler::segment`] for every segment, then [`RunCompiler::tables`] for the statements that
+/// build what those queries read.
+#[derive(Debug, Clone)]
+pub struct RunCompiler {
+    dialect: Dialect,
+    as_of: DateTime<Utc>,
+    /// Registered columns, with the table each lives in and its column name there.
+    columns: Vec<(Column, usize, String)>,
+    /// Column key (the term as printed) → index into `columns`.
+    index: HashMap<String, usize>,
+    /// Slots used in the last table.
+    last_slots: usize,
+}
+
+impl RunCompiler {
+    /// A compiler for a run at `as_of` (truncated to whole seconds) on `dialect`.
+    pub fn new(dialect: Dialect, as_of: DateTime<Utc>) -> Self {
+        RunCompiler {
+            dialect,
+            as_of: whole_seconds(as_of),
+            columns: Vec::new(),
+            index: HashMap::new(),
+            last_slots: 0,
+        }
+    }
+
+    /// The membership query of one segment of the run: a filter over the run's aggregate tables
+    /// (which must be built from [`RunCompiler::tables`], called after the run's last `segment`).
+    pub fn segment(&mut self, expr: &Expr, excludes: &[String]) -> CompiledQuery {
+        self.register(expr);
+        self.filter(expr, excludes, 0)
+    }
+
+    /// The aggregate tables every segment compiled so far reads, in build order.
+    pub fn tables(&self) -> Vec<AggregateTable> {
+        (0..self.table_count())
+            .map(|t| {
+                let name = aggregate_table_name(t);
+                let select = self.table_select(t, 0);
+                let create = format!(
+                    "CREATE TEMP TABLE {name} ({})",
+                    self.table_columns(t)
+                        .iter()
+                        .map(|(col, ty)| if ty.is_empty() {
+                            col.clone()
+                        } else {
+                            format!("{col} {ty}")
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                let fill = CompiledQuery {
+                    sql: format!("INSERT INTO {name} {}", select.sql),
+                    params: select.params.clone(),
+                };
+                let index = (t > 0)
+                    .then(|| format!("CREATE UNIQUE INDEX {name}_id ON {name} (customer_id)"));
+                AggregateTable {
+                    name,
+                    create,
+                    fill,
+                    select,
+                    index,
+                }
+            })
+            .collect()
+    }
+
+    /// Tables the registered columns need; the first always exists (the visible customers).
+    fn table_count(&self) -> usize {
+        self.columns.last().map_or(1, |(_, t, _)| t + 1)
+    }
+
+    /// Registers every column `expr` reads.
+    fn register(&mut self, expr: &Expr) {
+        expr.walk(&mut |e| {
+            if let ExprKind::Term(t) = &e.kind {
+                if let Some(col) = Self::column_of(t) {
+                    self.add(col, t);
+                }
+            }
+        });
+    }
+
+    /// The column a term reads, if it reads one (`customer.id` is the key, `in_segment` reads the
+    /// memberships).
+    fn column_of(t: &Term) -> Option<Column> {
+        match t {
+            Term::Customer(CustomerAttr::Id) | Term::InSegment(_) => None,
+            Term::Customer(CustomerAttr::Age | CustomerAttr::BirthDate) => {
+                Some(Column::Attr(CustomerAttr::BirthDate))
+            }
+            Term::Customer(a) => Some(Column::Attr(*a)),
+            Term::Orders { func, window } => Some(Column::Orders(*func, *window)),
+            Term::Events { func, kind, window } => {
+                Some(Column::Events(*func, kind.clone(), *window))
+            }
+            Term::Rfm(_) => Some(Column::Rfm),
+        }
+    }
+
+    /// The key a column is registered under.
+    fn key(col: &Column, t: &Term) -> String {
+        match col {
+            Column::Attr(a) => format!("customer.{}", a.name()),
+            Column::Rfm => "rfm".to_string(),
+            _ => t.to_string(),
+        }
+    }
+
+    fn add(&mut self, col: Column, term: &Term) {
+        let key = Self::key(&col, term);
+        if self.index.contains_key(&key) {
+            return;
+        }
+        let mut table = self.table_count() - 1;
+        if self.last_slots + col.width() > COLUMNS_PER_TABLE {
+            table += 1;
+            self.last_slots = 0;
+        }
+        self.last_slots += col.width();
+        let name = match &col {
+            Column::Attr(a) => a.name().to_string(),
+            Column::Rfm => String::new(),
+            _ => format!("v{}", self.columns.len()),
+        };
+        self.index.insert(key, self.columns.len());
+        self.columns.push((col, table, name));
+    }
+
+    /// The table and column name holding `t`'s value (registered by [`RunCompiler::register`]).
+    fn lookup(&self, t: &Term) -> Option<(usize, String)> {
+        let col = Self::column_of(t)?;
+        let i = *self.index.get(&Self::key(&col, t))?;
+        let (_, table, name) = &self.columns[i];
+        let name = match t {
+            Term::Rfm(s) => s.name().to_string(),
+            _ => name.clone(),
+        };
+        Some((*table, name))
+    }
+
+    /// `(column name, SQL type)` of table `t`, the customer id first; the type is empty where
+    /// SQLite should keep each value as computed (no affinity), as `CREATE TABLE ... AS` would.
+    fn table_columns(&self, t: usize) -> Vec<(String, &'static str)> {
+        let pg = self.dialect == Dialect::Postgres;
+        let mut out = vec![("customer_id".to_string(), "TEXT NOT NULL")];
+        for (col, table, name) in &self.columns {
+            if *table != t {
+                continue;
+            }
+            let ty = match (col, pg) {
+                (Column::Attr(CustomerAttr::BirthDate), true) => "DATE",
+                (Column::Attr(CustomerAttr::CreatedAt), true) => "TIMESTAMPTZ",
+                (Column::Attr(CustomerAttr::ConsentAds | CustomerAttr::ConsentEmail), true) => {
+                    "BOOLEAN"
+                }
+                (Column::Attr(CustomerAttr::CreatedAt), false) => "INTEGER",
+                (Column::Attr(CustomerAttr::ConsentAds | CustomerAttr::ConsentEmail), false) => {
+                    "INTEGER"
+                }
+                (Column::Attr(_), _) => "TEXT",
+                (_, false) => "",
+                (Column::Orders(OrderFn::Count, _) | Column::Events(EventFn::Count, ..), true) => {
+                    "BIGINT"
+                }
+                (
+                    Column::Orders(OrderFn::LastAt | OrderFn::FirstAt, _)
+                    | Column::Events(EventFn::LastAt, ..),
+                    true,
+                ) => "TIMESTAMPTZ",
+                (Column::Orders(..), true) => "DOUBLE PRECISION",
+                (Column::Rfm, true) => "INTEGER",
+            };
+            match col {
+                Column::Rfm => {
+                    for s in ["r", "f", "m"] {
+                        out.push((s.to_string(), ty));
+                    }
+                }
+                _ => out.push((name.clone(), ty)),
+            }
+        }
+        out
+    }
+
+    /// The `SELECT` filling table `t`, its placeholders numbered after `offset` earlier parameters.
+    fn table_select(&self, t: usize, offset: usize) -> CompiledQuery {
+        let mut c = Compiler::new(self, offset);
+        let cols: Vec<&(Column, usize, String)> =
+            self.columns.iter().filter(|(_, table, _)| *table == t).collect();
+        let mut outer = vec!["c.id AS customer_id".to_string()];
+        let mut order_cols = Vec::new();
+        let mut event_cols = Vec::new();
+        let mut rfm = false;
+        for (col, _, name) in &cols {
+            match col {
+                Column::Attr(a) => outer.push(format!("c.{0} AS {0}", a.name())),
+                Column::Orders(func, window) => {
+                    order_cols.push((*func, *window, name.clone()));
+                    outer.push(match func {
+                        OrderFn::Count | OrderFn::Sum => format!("COALESCE(oa.{name}, 0) AS {name}"),
+                        _ => format!("oa.{name} AS {name}"),
+                    });
+                }
+                Column::Events(func, kind, window) => {
+                    event_cols.push((*func, kind.clone(), *window, name.clone()));
+                    outer.push(match func {
+                        EventFn::Count => format!("COALESCE(ea.{name}, 0) AS {name}"),
+                        EventFn::LastAt => format!("ea.{name} AS {name}"),
+                    });
+                }
+                Column::Rfm => {
+                    rfm = true;
+                    for s in ["r", "f", "m"] {
+                        outer.push(format!("oa.{s} AS {s}"));
+                    }
+                }
+            }
+        }
+        let mut joins = String::new();
+        if !order_cols.is_empty() || rfm {
+            let mut inner = vec!["o.customer_id AS customer_id".to_string()];
+            for (func, window, name) in &order_cols {
+                let expr = c.order_aggregate(*func, *window);
+                inner.push(format!("{expr} AS {name}"));
+            }
+            if rfm {
+                let id = c.id_order("o.customer_id");
+                inner.push(format!("NTILE(5) OVER (ORDER BY MAX(o.placed_at), {id}) AS r"));
+                inner.push(format!("NTILE(5) OVER (ORDER BY COUNT(*), {id}) AS f"));
+                inner.push(format!(
+                    "NTILE(5) OVER (ORDER BY ROUND(SUM(o.total), 2), {id}) AS m"
+                ));
+            }
+            let p = c.param(SqlParam::Timestamp(self.as_of));
+            joins.push_str(&format!(
+                " LEFT JOIN (SELECT {} FROM orders o WHERE o.placed_at <= {p} GROUP BY o.customer_id) oa ON oa.customer_id = c.id",
+                inner.join(", ")
+            ));
+        }
+        if !event_cols.is_empty() {
+            let mut inner = vec!["e.customer_id AS customer_id".to_string()];
+            for (func, kind, window, name) in &event_cols {
+                let expr = c.event_aggregate(*func, kind.as_deref(), *window);
+                inner.push(format!("{expr} AS {name}"));
+            }
+            // Rows no column of this table can count are left out of the pass: other kinds when
+            // every column names a kind, older rows when every column has a window.
+            let mut filter = Vec::new();
+            let kinds: Option<BTreeSet<&str>> =
+                event_cols.iter().map(|(_, k, _, _)| k.as_deref()).collect();
+            if let Some(kinds) = kinds {
+                let list: Vec<String> = kinds
+                    .into_iter()
+                    .map(|k| c.param(SqlParam::Text(k.to_string())))
+                    .collect();
+                filter.push(format!("e.kind IN ({})", list.join(", ")));
+            }
+            let bounds: Option<Vec<DateTime<Utc>>> = event_cols
+                .iter()
+                .map(|(_, _, w, _)| w.map(|w| w.before(self.as_of)))
+                .collect();
+            if let Some(earliest) = bounds.and_then(|b| b.into_iter().min()) {
+                let p = c.param(SqlParam::Timestamp(earliest));
+                filter.push(format!("e.occurred_at > {p}"));
+            }
+            let p = c.param(SqlParam::Timestamp(self.as_of));
+            filter.push(format!("e.occurred_at <= {p}"));
+            joins.push_str(&format!(
+                " LEFT JOIN (SELECT {} FROM events e WHERE {} GROUP BY e.customer_id) ea ON ea.customer_id = c.id",
+                inner.join(", "),
+                filter.join(" AND ")
+            ));
+        }
+        let p = c.param(SqlParam::Timestamp(self.as_of));
+        let sql = format!(
+            "SELECT {} FROM customers c{joins} WHERE (c.created_at IS NULL OR c.created_at <= {p})",
+            outer.join(", ")
+        );
+        CompiledQuery {
+            sql,
+            params: c.params,
+        }
+    }
+
+    /// The filter of one segment over the registered columns, placeholders after `offset`.
+    fn filter(&self, expr: &Expr, excludes: &[String], offset: usize) -> CompiledQuery {
+        let mut c = Compiler::new(self, offset);
+        let cond = c.condition(expr);
+        let mut sql = format!("SELECT a0.customer_id AS customer_id FROM {} a0", aggregate_table_name(0));
+        for t in c.used.iter().copied().filter(|t| *t > 0) {
+            sql.push_str(&format!(
+                " JOIN {} a{t} ON a{t}.customer_id = a0.customer_id",
+                aggregate_table_name(t)
+            ));
+        }
+        sql.push_str(&format!(" WHERE ({cond})"));
+        for name in excludes {
+            let p = c.param(SqlParam::Text(name.clone()));
+            sql.push_str(&format!(
+                " AND NOT EXISTS (SELECT 1 FROM segment_memberships x WHERE x.segment = {p} AND x.customer_id = a0.customer_id)"
+            ));
+        }
+        CompiledQuery {
+            sql,
+            params: c.params,
+        }
     }
 }
 
@@ -116,19 +490,36 @@ fn balanced(parts: &[String], word: &str) -> String {
     )
 }
 
-struct Compiler {
+/// Builds one statement's text and parameters.
+struct Compiler<'r> {
+    run: &'r RunCompiler,
     dialect: Dialect,
     as_of: DateTime<Utc>,
     params: Vec<SqlParam>,
+    /// Parameters bound before this statement's (Postgres numbers continue after them).
+    offset: usize,
+    /// Aggregate tables the filter reads.
+    used: BTreeSet<usize>,
 }
 
-impl Compiler {
+impl<'r> Compiler<'r> {
+    fn new(run: &'r RunCompiler, offset: usize) -> Self {
+        Compiler {
+            run,
+            dialect: run.dialect,
+            as_of: run.as_of,
+            params: Vec::new(),
+            offset,
+            used: BTreeSet::new(),
+        }
+    }
+
     /// Adds a parameter and returns its placeholder.
     fn param(&mut self, p: SqlParam) -> String {
         self.params.push(p);
         match self.dialect {
             Dialect::Sqlite => "?".to_string(),
-            Dialect::Postgres => format!("${}", self.params.len()),
+            Dialect::Postgres => format!("${}", self.offset + self.params.len()),
         }
     }
 
@@ -143,18 +534,6 @@ impl Compiler {
         } else {
             col.to_string()
         }
-    }
-
-    fn rfm_join(&mut self) -> String {
-        let p = self.param(SqlParam::Timestamp(self.as_of));
-        let id = self.id_order("o.customer_id");
-        format!(
-            " LEFT JOIN (SELECT o.customer_id AS customer_id, \
-             NTILE(5) OVER (ORDER BY MAX(o.placed_at), {id}) AS r, \
-             NTILE(5) OVER (ORDER BY COUNT(*), {id}) AS f, \
-             NTILE(5) OVER (ORDER BY ROUND(SUM(o.total), 2), {id}) AS m \
-             FROM orders o WHERE o.placed_at <= {p} GROUP BY o.customer_id) rfm ON rfm.customer_id = c.id"
-        )
     }
 
     /// SQL for a boolean node, never NULL.
@@ -217,7 +596,7 @@ impl Compiler {
 
     fn in_segment(&mut self, name: &str) -> String {
         let p = self.param(SqlParam::Text(name.to_string()));
-        format!("EXISTS (SELECT 1 FROM segment_memberships sm WHERE sm.segment = {p} AND sm.customer_id = c.id)")
+        format!("EXISTS (SELECT 1 FROM segment_memberships sm WHERE sm.segment = {p} AND sm.customer_id = a0.customer_id)")
     }
 
     /// SQL for a value (operand of a comparison or `in`); may be NULL.
@@ -241,46 +620,36 @@ impl Compiler {
         }
     }
 
+    /// The aggregate-table column holding `t`; `NULL` for a term the run never registered (only
+    /// reachable by calling [`RunCompiler::filter`] with a rule not passed to `segment`, which the
+    /// public API does not allow), so even then the SQL stays valid and the comparison false.
+    fn column(&mut self, t: &Term) -> String {
+        match self.run.lookup(t) {
+            Some((table, name)) => {
+                self.used.insert(table);
+                format!("a{table}.{name}")
+            }
+            None => "NULL".to_string(),
+        }
+    }
+
     fn term(&mut self, t: &Term) -> String {
         match t {
-            Term::Customer(CustomerAttr::BirthDate) => match self.dialect {
-                Dialect::Sqlite => "CAST(strftime('%s', c.birth_date) AS INTEGER)".to_string(),
-                Dialect::Postgres => {
-                    "(CAST(c.birth_date AS TIMESTAMP) AT TIME ZONE 'UTC')".to_string()
+            Term::Customer(CustomerAttr::BirthDate) => {
+                let col = self.column(t);
+                match self.dialect {
+                    Dialect::Sqlite => format!("CAST(strftime('%s', {col}) AS INTEGER)"),
+                    Dialect::Postgres => format!("(CAST({col} AS TIMESTAMP) AT TIME ZONE 'UTC')"),
                 }
-            },
-            Term::Customer(CustomerAttr::Age) => self.age(),
-            Term::Customer(a) => format!("c.{}", a.name()),
-            Term::Rfm(s) => format!("rfm.{}", s.name()),
-            Term::InSegment(name) => self.in_segment(name),
-            Term::Orders { func, window } => {
-                let select = self.order_select(*func);
-                let mut filter = String::from("o.customer_id = c.id");
-                if let Some(w) = window {
-                    let p = self.param(SqlParam::Timestamp(w.before(self.as_of)));
-                    filter.push_str(&format!(" AND o.placed_at > {p}"));
-                }
-                let p = self.param(SqlParam::Timestamp(self.as_of));
-                filter.push_str(&format!(" AND o.placed_at <= {p}"));
-                format!("(SELECT {select} FROM orders o WHERE {filter})")
             }
-            Term::Events { func, kind, window } => {
-                let select = match func {
-                    EventFn::Count => "COUNT(*)",
-                    EventFn::LastAt => "MAX(e.occurred_at)",
-                };
-                let mut filter = String::from("e.customer_id = c.id");
-                if let Some(k) = kind {
-                    let p = self.param(SqlParam::Text(k.clone()));
-                    filter.push_str(&format!(" AND e.kind = {p}"));
-                }
-                if let Some(w) = window {
-                    let p = self.param(SqlParam::Timestamp(w.before(self.as_of)));
-                    filter.push_str(&format!(" AND e.occurred_at > {p}"));
-                }
-                let p = self.param(SqlParam::Timestamp(self.as_of));
-                filter.push_str(&format!(" AND e.occurred_at <= {p}"));
-                format!("(SELECT {select} FROM events e WHERE {filter})")
+            Term::Customer(CustomerAttr::Age) => {
+                let col = self.column(t);
+                self.age(&col)
+            }
+            Term::Customer(CustomerAttr::Id) => "a0.customer_id".to_string(),
+            Term::InSegment(name) => self.in_segment(name),
+            Term::Customer(_) | Term::Rfm(_) | Term::Orders { .. } | Term::Events { .. } => {
+                self.column(t)
             }
         }
     }
@@ -289,53 +658,112 @@ impl Compiler {
     /// month * 100 + day) is still to come in `as_of`'s year; NULL without a birth date. Integer
     /// arithmetic on both dialects (no `AGE()` interval or locale-dependent text), so it equals
     /// [`super::eval`]'s count of whole years exactly, 29 February included.
-    fn age(&mut self) -> String {
+    fn age(&mut self, birth: &str) -> String {
         let year = self.param(SqlParam::Int(i64::from(self.as_of.year())));
         let today = i64::from(self.as_of.month() * 100 + self.as_of.day());
         let today = self.param(SqlParam::Int(today));
         let (birth_year, birthday) = match self.dialect {
             Dialect::Sqlite => (
-                "CAST(strftime('%Y', c.birth_date) AS INTEGER)",
-                "CAST(strftime('%m%d', c.birth_date) AS INTEGER)",
+                format!("CAST(strftime('%Y', {birth}) AS INTEGER)"),
+                format!("CAST(strftime('%m%d', {birth}) AS INTEGER)"),
             ),
             Dialect::Postgres => (
-                "CAST(EXTRACT(YEAR FROM c.birth_date) AS INTEGER)",
-                "CAST(EXTRACT(MONTH FROM c.birth_date) * 100 + EXTRACT(DAY FROM c.birth_date) AS INTEGER)",
+                format!("CAST(EXTRACT(YEAR FROM {birth}) AS INTEGER)"),
+                format!("CAST(EXTRACT(MONTH FROM {birth}) * 100 + EXTRACT(DAY FROM {birth}) AS INTEGER)"),
             ),
         };
         format!("({year} - {birth_year} - (CASE WHEN {today} < {birthday} THEN 1 ELSE 0 END))")
     }
 
-    fn order_select(&self, func: OrderFn) -> String {
+    /// One aggregate of the orders pass (rows at or before `as_of`, grouped by customer): the
+    /// window, if any, is a `CASE` inside the aggregate.
+    fn order_aggregate(&mut self, func: OrderFn, window: Option<Duration>) -> String {
         let pg = self.pg();
-        let double = |s: &str| {
+        let within = window.map(|w| {
+            let p = self.param(SqlParam::Timestamp(w.before(self.as_of)));
+            format!("o.placed_at > {p}")
+        });
+        let only = |value: &str| match &within {
+            Some(w) => format!("CASE WHEN {w} THEN {value} END"),
+            None => value.to_string(),
+        };
+        let count = match &within {
+            Some(w) => format!("COUNT(CASE WHEN {w} THEN 1 END)"),
+            None => "COUNT(*)".to_string(),
+        };
+        let double = |s: String| {
             if pg {
                 format!("CAST({s} AS DOUBLE PRECISION)")
             } else {
-                s.to_string()
+                s
             }
         };
         let share = |cond: &str| {
             let real = if pg { "DOUBLE PRECISION" } else { "REAL" };
-            format!("CAST(SUM(CASE WHEN {cond} THEN 1 ELSE 0 END) AS {real}) / NULLIF(COUNT(*), 0)")
+            let cond = match &within {
+                Some(w) => format!("{w} AND {cond}"),
+                None => cond.to_string(),
+            };
+            format!("CAST(SUM(CASE WHEN {cond} THEN 1 ELSE 0 END) AS {real}) / NULLIF({count}, 0)")
         };
         match func {
-            OrderFn::Count => "COUNT(*)".to_string(),
-            OrderFn::Sum => double("ROUND(COALESCE(SUM(o.total), 0), 2)"),
+            OrderFn::Count => count.clone(),
+            OrderFn::Sum => double(format!(
+                "ROUND(COALESCE(SUM({}), 0), 2)",
+                only("o.total")
+            )),
             // Exact cents, divided, rounded half away from zero (see module docs).
             OrderFn::Avg => {
+                let total = only("o.total");
                 if pg {
-                    double("ROUND(ROUND(SUM(o.total) * 100) / NULLIF(COUNT(*), 0)) / 100")
+                    double(format!(
+                        "ROUND(ROUND(SUM({total}) * 100) / NULLIF({count}, 0)) / 100"
+                    ))
                 } else {
-                    "ROUND(ROUND(SUM(o.total) * 100) / NULLIF(COUNT(*), 0)) / 100.0".to_string()
+                    format!("ROUND(ROUND(SUM({total}) * 100) / NULLIF({count}, 0)) / 100.0")
                 }
             }
-            OrderFn::LastAt => "MAX(o.placed_at)".to_string(),
-            OrderFn::FirstAt => "MIN(o.placed_at)".to_string(),
+            OrderFn::LastAt => format!("MAX({})", only("o.placed_at")),
+            OrderFn::FirstAt => format!("MIN({})", only("o.placed_at")),
             OrderFn::DiscountShare => {
                 share("o.discount_code IS NOT NULL AND LENGTH(o.discount_code) > 0")
             }
             OrderFn::FreeShippingShare => share("o.free_shipping"),
+        }
+    }
+
+    /// One aggregate of the events pass (rows at or before `as_of`, grouped by customer): kind and
+    /// window, if any, are a `CASE` inside the aggregate.
+    fn event_aggregate(
+        &mut self,
+        func: EventFn,
+        kind: Option<&str>,
+        window: Option<Duration>,
+    ) -> String {
+        let mut conds = Vec::new();
+        if let Some(k) = kind {
+            let p = self.param(SqlParam::Text(k.to_string()));
+            conds.push(format!("e.kind = {p}"));
+        }
+        if let Some(w) = window {
+            let p = self.param(SqlParam::Timestamp(w.before(self.as_of)));
+            conds.push(format!("e.occurred_at > {p}"));
+        }
+        let value = match func {
+            EventFn::Count => "1",
+            EventFn::LastAt => "e.occurred_at",
+        };
+        let arg = if conds.is_empty() {
+            match func {
+                EventFn::Count => "*".to_string(),
+                EventFn::LastAt => value.to_string(),
+            }
+        } else {
+            format!("CASE WHEN {} THEN {value} END", conds.join(" AND "))
+        };
+        match func {
+            EventFn::Count => format!("COUNT({arg})"),
+            EventFn::LastAt => format!("MAX({arg})"),
         }
     }
 }

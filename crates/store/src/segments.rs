@@ -261,9 +261,9 @@ impl Store {
     pub async fn segment_session(&self) -> Result<SegmentSession<'_>, StoreError> {
         let conn = match self.pool() {
             Pool::Sqlite(pool) => SessionConn::Sqlite(pool.acquire().await?),
-            Pool::Postgres(pool) => SessionConn::Postgres(
-                self.bounded(async { Ok(pool.acquire().await?) }).await?,
-            ),
+            Pool::Postgres(pool) => {
+                SessionConn::Postgres(self.bounded(async { Ok(pool.acquire().await?) }).await?)
+            }
         };
         let mut session = SegmentSession {
             store: self,
@@ -545,7 +545,6 @@ impl SegmentSession<'_> {
         })
     }
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -345,8 +345,11 @@ impl RunCompiler {
     /// The `SELECT` filling table `t`, its placeholders numbered after `offset` earlier parameters.
     fn table_select(&self, t: usize, offset: usize) -> CompiledQuery {
         let mut c = Compiler::new(self, offset);
-        let cols: Vec<&(Column, usize, String)> =
-            self.columns.iter().filter(|(_, table, _)| *table == t).collect();
+        let cols: Vec<&(Column, usize, String)> = self
+            .columns
+            .iter()
+            .filter(|(_, table, _)| *table == t)
+            .collect();
         let mut outer = vec!["c.id AS customer_id".to_string()];
         let mut order_cols = Vec::new();
         let mut event_cols = Vec::new();
@@ -357,7 +360,9 @@ impl RunCompiler {
                 Column::Orders(func, window) => {
                     order_cols.push((*func, *window, name.clone()));
                     outer.push(match func {
-                        OrderFn::Count | OrderFn::Sum => format!("COALESCE(oa.{name}, 0) AS {name}"),
+                        OrderFn::Count | OrderFn::Sum => {
+                            format!("COALESCE(oa.{name}, 0) AS {name}")
+                        }
                         _ => format!("oa.{name} AS {name}"),
                     });
                 }
@@ -385,7 +390,9 @@ impl RunCompiler {
             }
             if rfm {
                 let id = c.id_order("o.customer_id");
-                inner.push(format!("NTILE(5) OVER (ORDER BY MAX(o.placed_at), {id}) AS r"));
+                inner.push(format!(
+                    "NTILE(5) OVER (ORDER BY MAX(o.placed_at), {id}) AS r"
+                ));
                 inner.push(format!("NTILE(5) OVER (ORDER BY COUNT(*), {id}) AS f"));
                 inner.push(format!(
                     "NTILE(5) OVER (ORDER BY ROUND(SUM(o.total), 2), {id}) AS m"
@@ -446,7 +453,10 @@ impl RunCompiler {
     fn filter(&self, expr: &Expr, excludes: &[String], offset: usize) -> CompiledQuery {
         let mut c = Compiler::new(self, offset);
         let cond = c.condition(expr);
-        let mut sql = format!("SELECT a0.customer_id AS customer_id FROM {} a0", aggregate_table_name(0));
+        let mut sql = format!(
+            "SELECT a0.customer_id AS customer_id FROM {} a0",
+            aggregate_table_name(0)
+        );
         for t in c.used.iter().copied().filter(|t| *t > 0) {
             sql.push_str(&format!(
                 " JOIN {} a{t} ON a{t}.customer_id = a0.customer_id",
@@ -676,19 +686,26 @@ impl<'r> Compiler<'r> {
     }
 
     /// One aggregate of the orders pass (rows at or before `as_of`, grouped by customer): the
-    /// window, if any, is a `CASE` inside the aggregate.
+    /// window, if any, is a `CASE` inside the aggregate. Each use of the window's bound is its own
+    /// parameter, so SQLite's positional `?` and Postgres' `$n` bind the same values.
     fn order_aggregate(&mut self, func: OrderFn, window: Option<Duration>) -> String {
         let pg = self.pg();
-        let within = window.map(|w| {
-            let p = self.param(SqlParam::Timestamp(w.before(self.as_of)));
-            format!("o.placed_at > {p}")
-        });
-        let only = |value: &str| match &within {
+        let bound = window.map(|w| w.before(self.as_of));
+        let within = |c: &mut Self| {
+            bound.map(|b| {
+                let p = c.param(SqlParam::Timestamp(b));
+                format!("o.placed_at > {p}")
+            })
+        };
+        let only = |c: &mut Self, value: &str| match within(c) {
             Some(w) => format!("CASE WHEN {w} THEN {value} END"),
             None => value.to_string(),
         };
-        let count = match &within {
-            Some(w) => format!("COUNT(CASE WHEN {w} THEN 1 END)"),
+        let count = |c: &mut Self| match bound {
+            Some(b) => {
+                let p = c.param(SqlParam::Timestamp(b));
+                format!("COUNT(CASE WHEN o.placed_at > {p} THEN 1 END)")
+            }
             None => "COUNT(*)".to_string(),
         };
         let double = |s: String| {
@@ -698,37 +715,40 @@ impl<'r> Compiler<'r> {
                 s
             }
         };
-        let share = |cond: &str| {
-            let real = if pg { "DOUBLE PRECISION" } else { "REAL" };
-            let cond = match &within {
+        let real = if pg { "DOUBLE PRECISION" } else { "REAL" };
+        let share = |c: &mut Self, cond: &str| {
+            let cond = match within(c) {
                 Some(w) => format!("{w} AND {cond}"),
                 None => cond.to_string(),
             };
-            format!("CAST(SUM(CASE WHEN {cond} THEN 1 ELSE 0 END) AS {real}) / NULLIF({count}, 0)")
+            let n = count(c);
+            format!("CAST(SUM(CASE WHEN {cond} THEN 1 ELSE 0 END) AS {real}) / NULLIF({n}, 0)")
         };
         match func {
-            OrderFn::Count => count.clone(),
+            OrderFn::Count => count(self),
             OrderFn::Sum => double(format!(
                 "ROUND(COALESCE(SUM({}), 0), 2)",
-                only("o.total")
+                only(self, "o.total")
             )),
             // Exact cents, divided, rounded half away from zero (see module docs).
             OrderFn::Avg => {
-                let total = only("o.total");
+                let total = only(self, "o.total");
+                let n = count(self);
                 if pg {
                     double(format!(
-                        "ROUND(ROUND(SUM({total}) * 100) / NULLIF({count}, 0)) / 100"
+                        "ROUND(ROUND(SUM({total}) * 100) / NULLIF({n}, 0)) / 100"
                     ))
                 } else {
-                    format!("ROUND(ROUND(SUM({total}) * 100) / NULLIF({count}, 0)) / 100.0")
+                    format!("ROUND(ROUND(SUM({total}) * 100) / NULLIF({n}, 0)) / 100.0")
                 }
             }
-            OrderFn::LastAt => format!("MAX({})", only("o.placed_at")),
-            OrderFn::FirstAt => format!("MIN({})", only("o.placed_at")),
-            OrderFn::DiscountShare => {
-                share("o.discount_code IS NOT NULL AND LENGTH(o.discount_code) > 0")
-            }
-            OrderFn::FreeShippingShare => share("o.free_shipping"),
+            OrderFn::LastAt => format!("MAX({})", only(self, "o.placed_at")),
+            OrderFn::FirstAt => format!("MIN({})", only(self, "o.placed_at")),
+            OrderFn::DiscountShare => share(
+                self,
+                "o.discount_code IS NOT NULL AND LENGTH(o.discount_code) > 0",
+            ),
+            OrderFn::FreeShippingShare => share(self, "o.free_shipping"),
         }
     }
 
@@ -792,146 +812,119 @@ mod tests {
             .with_timezone(&Utc)
     }
 
-    const SQLITE_HEAD: &str = "SELECT c.id AS customer_id FROM customers c WHERE (c.created_at IS NULL OR c.created_at <= ?) AND (";
-    const PG_HEAD: &str = "SELECT c.id AS customer_id FROM customers c WHERE (c.created_at IS NULL OR c.created_at <= $1) AND (";
+    const SQLITE_HEAD: &str =
+        "SELECT a0.customer_id AS customer_id FROM segment_aggregates_0 a0 WHERE (";
+    const PG_HEAD: &str = SQLITE_HEAD;
 
-    /// (rule, SQLite condition, Postgres condition, params shared by both dialects). The full
-    /// query is `HEAD + condition + ")"`; the first parameter is always `as_of` for `created_at`.
+    /// (rule, SQLite condition, Postgres condition, params shared by both dialects). The filter is
+    /// `HEAD + condition + ")"` over the run's first aggregate table; a rule alone in its run
+    /// numbers its value columns from `v0` in the order it reads them (customer columns keep
+    /// their names).
     #[allow(clippy::type_complexity)]
     fn cases() -> Vec<(&'static str, &'static str, &'static str, Vec<SqlParam>)> {
         vec![
-        (
-            "orders.count() >= 2",
-            "COALESCE(((SELECT COUNT(*) FROM orders o WHERE o.customer_id = c.id AND o.placed_at <= ?) >= ?), FALSE)",
-            "COALESCE(((SELECT COUNT(*) FROM orders o WHERE o.customer_id = c.id AND o.placed_at <= $2) >= $3), FALSE)",
-            vec![ts("2025-06-01T00:00:00Z"), ts("2025-06-01T00:00:00Z"), Int(2)],
-        ),
+        ("orders.count() >= 2", "COALESCE((a0.v0 >= ?), FALSE)", "COALESCE((a0.v0 >= $1), FALSE)", vec![Int(2)]),
         (
             "orders.count() == 0 and events.count(\"visit\", 30d) >= 1",
-            "COALESCE(((SELECT COUNT(*) FROM orders o WHERE o.customer_id = c.id AND o.placed_at <= ?) = ?), FALSE) AND COALESCE(((SELECT COUNT(*) FROM events e WHERE e.customer_id = c.id AND e.kind = ? AND e.occurred_at > ? AND e.occurred_at <= ?) >= ?), FALSE)",
-            "COALESCE(((SELECT COUNT(*) FROM orders o WHERE o.customer_id = c.id AND o.placed_at <= $2) = $3), FALSE) AND COALESCE(((SELECT COUNT(*) FROM events e WHERE e.customer_id = c.id AND e.kind = $4 AND e.occurred_at > $5 AND e.occurred_at <= $6) >= $7), FALSE)",
-            vec![ts("2025-06-01T00:00:00Z"), ts("2025-06-01T00:00:00Z"), Int(0), text("visit"), ts("2025-05-02T00:00:00Z"), ts("2025-06-01T00:00:00Z"), Int(1)],
+            "COALESCE((a0.v0 = ?), FALSE) AND COALESCE((a0.v1 >= ?), FALSE)",
+            "COALESCE((a0.v0 = $1), FALSE) AND COALESCE((a0.v1 >= $2), FALSE)",
+            vec![Int(0), Int(1)],
         ),
-        (
-            "orders.sum(365d) >= 1000",
-            "COALESCE(((SELECT ROUND(COALESCE(SUM(o.total), 0), 2) FROM orders o WHERE o.customer_id = c.id AND o.placed_at > ? AND o.placed_at <= ?) >= ?), FALSE)",
-            "COALESCE(((SELECT CAST(ROUND(COALESCE(SUM(o.total), 0), 2) AS DOUBLE PRECISION) FROM orders o WHERE o.customer_id = c.id AND o.placed_at > $2 AND o.placed_at <= $3) >= $4), FALSE)",
-            vec![ts("2025-06-01T00:00:00Z"), ts("2024-06-01T00:00:00Z"), ts("2025-06-01T00:00:00Z"), Int(1000)],
-        ),
-        (
-            "orders.avg() > 49.5",
-            "COALESCE(((SELECT ROUND(ROUND(SUM(o.total) * 100) / NULLIF(COUNT(*), 0)) / 100.0 FROM orders o WHERE o.customer_id = c.id AND o.placed_at <= ?) > ?), FALSE)",
-            "COALESCE(((SELECT CAST(ROUND(ROUND(SUM(o.total) * 100) / NULLIF(COUNT(*), 0)) / 100 AS DOUBLE PRECISION) FROM orders o WHERE o.customer_id = c.id AND o.placed_at <= $2) > $3), FALSE)",
-            vec![ts("2025-06-01T00:00:00Z"), ts("2025-06-01T00:00:00Z"), Float(49.5)],
-        ),
+        ("orders.sum(365d) >= 1000", "COALESCE((a0.v0 >= ?), FALSE)", "COALESCE((a0.v0 >= $1), FALSE)", vec![Int(1000)]),
+        ("orders.avg() > 49.5", "COALESCE((a0.v0 > ?), FALSE)", "COALESCE((a0.v0 > $1), FALSE)", vec![Float(49.5)]),
         (
             "orders.count() >= 1 and orders.last_at() < 180d ago",
-            "COALESCE(((SELECT COUNT(*) FROM orders o WHERE o.customer_id = c.id AND o.placed_at <= ?) >= ?), FALSE) AND COALESCE(((SELECT MAX(o.placed_at) FROM orders o WHERE o.customer_id = c.id AND o.placed_at <= ?) < ?), FALSE)",
-            "COALESCE(((SELECT COUNT(*) FROM orders o WHERE o.customer_id = c.id AND o.placed_at <= $2) >= $3), FALSE) AND COALESCE(((SELECT MAX(o.placed_at) FROM orders o WHERE o.customer_id = c.id AND o.placed_at <= $4) < $5), FALSE)",
-            vec![ts("2025-06-01T00:00:00Z"), ts("2025-06-01T00:00:00Z"), Int(1), ts("2025-06-01T00:00:00Z"), ts("2024-12-03T00:00:00Z")],
+            "COALESCE((a0.v0 >= ?), FALSE) AND COALESCE((a0.v1 < ?), FALSE)",
+            "COALESCE((a0.v0 >= $1), FALSE) AND COALESCE((a0.v1 < $2), FALSE)",
+            vec![Int(1), ts("2024-12-03T00:00:00Z")],
         ),
         (
             "orders.first_at(12w) >= 2025-01-01T00:00:00Z",
-            "COALESCE(((SELECT MIN(o.placed_at) FROM orders o WHERE o.customer_id = c.id AND o.placed_at > ? AND o.placed_at <= ?) >= ?), FALSE)",
-            "COALESCE(((SELECT MIN(o.placed_at) FROM orders o WHERE o.customer_id = c.id AND o.placed_at > $2 AND o.placed_at <= $3) >= $4), FALSE)",
-            vec![ts("2025-06-01T00:00:00Z"), ts("2025-03-09T00:00:00Z"), ts("2025-06-01T00:00:00Z"), ts("2025-01-01T00:00:00Z")],
+            "COALESCE((a0.v0 >= ?), FALSE)",
+            "COALESCE((a0.v0 >= $1), FALSE)",
+            vec![ts("2025-01-01T00:00:00Z")],
         ),
-        (
-            "orders.discount_share(365d) >= 0.5",
-            "COALESCE(((SELECT CAST(SUM(CASE WHEN o.discount_code IS NOT NULL AND LENGTH(o.discount_code) > 0 THEN 1 ELSE 0 END) AS REAL) / NULLIF(COUNT(*), 0) FROM orders o WHERE o.customer_id = c.id AND o.placed_at > ? AND o.placed_at <= ?) >= ?), FALSE)",
-            "COALESCE(((SELECT CAST(SUM(CASE WHEN o.discount_code IS NOT NULL AND LENGTH(o.discount_code) > 0 THEN 1 ELSE 0 END) AS DOUBLE PRECISION) / NULLIF(COUNT(*), 0) FROM orders o WHERE o.customer_id = c.id AND o.placed_at > $2 AND o.placed_at <= $3) >= $4), FALSE)",
-            vec![ts("2025-06-01T00:00:00Z"), ts("2024-06-01T00:00:00Z"), ts("2025-06-01T00:00:00Z"), Float(0.5)],
-        ),
-        (
-            "orders.free_shipping_share() > 0.25",
-            "COALESCE(((SELECT CAST(SUM(CASE WHEN o.free_shipping THEN 1 ELSE 0 END) AS REAL) / NULLIF(COUNT(*), 0) FROM orders o WHERE o.customer_id = c.id AND o.placed_at <= ?) > ?), FALSE)",
-            "COALESCE(((SELECT CAST(SUM(CASE WHEN o.free_shipping THEN 1 ELSE 0 END) AS DOUBLE PRECISION) / NULLIF(COUNT(*), 0) FROM orders o WHERE o.customer_id = c.id AND o.placed_at <= $2) > $3), FALSE)",
-            vec![ts("2025-06-01T00:00:00Z"), ts("2025-06-01T00:00:00Z"), Float(0.25)],
-        ),
+        ("orders.discount_share(365d) >= 0.5", "COALESCE((a0.v0 >= ?), FALSE)", "COALESCE((a0.v0 >= $1), FALSE)", vec![Float(0.5)]),
+        ("orders.free_shipping_share() > 0.25", "COALESCE((a0.v0 > ?), FALSE)", "COALESCE((a0.v0 > $1), FALSE)", vec![Float(0.25)]),
         (
             "events.count() > 3 or events.count(24h) >= 1",
-            "COALESCE(((SELECT COUNT(*) FROM events e WHERE e.customer_id = c.id AND e.occurred_at <= ?) > ?), FALSE) OR COALESCE(((SELECT COUNT(*) FROM events e WHERE e.customer_id = c.id AND e.occurred_at > ? AND e.occurred_at <= ?) >= ?), FALSE)",
-            "COALESCE(((SELECT COUNT(*) FROM events e WHERE e.customer_id = c.id AND e.occurred_at <= $2) > $3), FALSE) OR COALESCE(((SELECT COUNT(*) FROM events e WHERE e.customer_id = c.id AND e.occurred_at > $4 AND e.occurred_at <= $5) >= $6), FALSE)",
-            vec![ts("2025-06-01T00:00:00Z"), ts("2025-06-01T00:00:00Z"), Int(3), ts("2025-05-31T00:00:00Z"), ts("2025-06-01T00:00:00Z"), Int(1)],
+            "COALESCE((a0.v0 > ?), FALSE) OR COALESCE((a0.v1 >= ?), FALSE)",
+            "COALESCE((a0.v0 > $1), FALSE) OR COALESCE((a0.v1 >= $2), FALSE)",
+            vec![Int(3), Int(1)],
         ),
         (
             "events.last_at(\"email_open\") > 90m ago",
-            "COALESCE(((SELECT MAX(e.occurred_at) FROM events e WHERE e.customer_id = c.id AND e.kind = ? AND e.occurred_at <= ?) > ?), FALSE)",
-            "COALESCE(((SELECT MAX(e.occurred_at) FROM events e WHERE e.customer_id = c.id AND e.kind = $2 AND e.occurred_at <= $3) > $4), FALSE)",
-            vec![ts("2025-06-01T00:00:00Z"), text("email_open"), ts("2025-06-01T00:00:00Z"), ts("2025-05-31T22:30:00Z")],
+            "COALESCE((a0.v0 > ?), FALSE)",
+            "COALESCE((a0.v0 > $1), FALSE)",
+            vec![ts("2025-05-31T22:30:00Z")],
         ),
         (
             "customer.country in (\"US\", \"CA\") and customer.consent_ads",
-            "COALESCE((c.country IN (?, ?)), FALSE) AND COALESCE(c.consent_ads = TRUE, FALSE)",
-            "COALESCE((c.country IN ($2, $3)), FALSE) AND COALESCE(c.consent_ads = TRUE, FALSE)",
-            vec![ts("2025-06-01T00:00:00Z"), text("US"), text("CA")],
+            "COALESCE((a0.country IN (?, ?)), FALSE) AND COALESCE(a0.consent_ads = TRUE, FALSE)",
+            "COALESCE((a0.country IN ($1, $2)), FALSE) AND COALESCE(a0.consent_ads = TRUE, FALSE)",
+            vec![text("US"), text("CA")],
         ),
         (
             "customer.country not in (\"FR\")",
-            "COALESCE((c.country NOT IN (?)), FALSE)",
-            "COALESCE((c.country NOT IN ($2)), FALSE)",
-            vec![ts("2025-06-01T00:00:00Z"), text("FR")],
+            "COALESCE((a0.country NOT IN (?)), FALSE)",
+            "COALESCE((a0.country NOT IN ($1)), FALSE)",
+            vec![text("FR")],
         ),
         (
             "customer.city < \"M\"",
-            "COALESCE((c.city < ?), FALSE)",
-            "COALESCE((c.city COLLATE \"C\" < $2), FALSE)",
-            vec![ts("2025-06-01T00:00:00Z"), text("M")],
+            "COALESCE((a0.city < ?), FALSE)",
+            "COALESCE((a0.city COLLATE \"C\" < $1), FALSE)",
+            vec![text("M")],
         ),
         (
             "customer.birth_date < 1990-01-01",
-            "COALESCE((CAST(strftime('%s', c.birth_date) AS INTEGER) < ?), FALSE)",
-            "COALESCE(((CAST(c.birth_date AS TIMESTAMP) AT TIME ZONE 'UTC') < $2), FALSE)",
-            vec![ts("2025-06-01T00:00:00Z"), ts("1990-01-01T00:00:00Z")],
+            "COALESCE((CAST(strftime('%s', a0.birth_date) AS INTEGER) < ?), FALSE)",
+            "COALESCE(((CAST(a0.birth_date AS TIMESTAMP) AT TIME ZONE 'UTC') < $1), FALSE)",
+            vec![ts("1990-01-01T00:00:00Z")],
         ),
         (
             "customer.age >= 30 and customer.age <= 50",
-            "COALESCE(((? - CAST(strftime('%Y', c.birth_date) AS INTEGER) - (CASE WHEN ? < CAST(strftime('%m%d', c.birth_date) AS INTEGER) THEN 1 ELSE 0 END)) >= ?), FALSE) AND COALESCE(((? - CAST(strftime('%Y', c.birth_date) AS INTEGER) - (CASE WHEN ? < CAST(strftime('%m%d', c.birth_date) AS INTEGER) THEN 1 ELSE 0 END)) <= ?), FALSE)",
-            "COALESCE((($2 - CAST(EXTRACT(YEAR FROM c.birth_date) AS INTEGER) - (CASE WHEN $3 < CAST(EXTRACT(MONTH FROM c.birth_date) * 100 + EXTRACT(DAY FROM c.birth_date) AS INTEGER) THEN 1 ELSE 0 END)) >= $4), FALSE) AND COALESCE((($5 - CAST(EXTRACT(YEAR FROM c.birth_date) AS INTEGER) - (CASE WHEN $6 < CAST(EXTRACT(MONTH FROM c.birth_date) * 100 + EXTRACT(DAY FROM c.birth_date) AS INTEGER) THEN 1 ELSE 0 END)) <= $7), FALSE)",
-            vec![ts("2025-06-01T00:00:00Z"), Int(2025), Int(601), Int(30), Int(2025), Int(601), Int(50)],
+            "COALESCE(((? - CAST(strftime('%Y', a0.birth_date) AS INTEGER) - (CASE WHEN ? < CAST(strftime('%m%d', a0.birth_date) AS INTEGER) THEN 1 ELSE 0 END)) >= ?), FALSE) AND COALESCE(((? - CAST(strftime('%Y', a0.birth_date) AS INTEGER) - (CASE WHEN ? < CAST(strftime('%m%d', a0.birth_date) AS INTEGER) THEN 1 ELSE 0 END)) <= ?), FALSE)",
+            "COALESCE((($1 - CAST(EXTRACT(YEAR FROM a0.birth_date) AS INTEGER) - (CASE WHEN $2 < CAST(EXTRACT(MONTH FROM a0.birth_date) * 100 + EXTRACT(DAY FROM a0.birth_date) AS INTEGER) THEN 1 ELSE 0 END)) >= $3), FALSE) AND COALESCE((($4 - CAST(EXTRACT(YEAR FROM a0.birth_date) AS INTEGER) - (CASE WHEN $5 < CAST(EXTRACT(MONTH FROM a0.birth_date) * 100 + EXTRACT(DAY FROM a0.birth_date) AS INTEGER) THEN 1 ELSE 0 END)) <= $6), FALSE)",
+            vec![Int(2025), Int(601), Int(30), Int(2025), Int(601), Int(50)],
         ),
         (
             "customer.created_at < 2y ago or orders.count(1y) > 0",
-            "COALESCE((c.created_at < ?), FALSE) OR COALESCE(((SELECT COUNT(*) FROM orders o WHERE o.customer_id = c.id AND o.placed_at > ? AND o.placed_at <= ?) > ?), FALSE)",
-            "COALESCE((c.created_at < $2), FALSE) OR COALESCE(((SELECT COUNT(*) FROM orders o WHERE o.customer_id = c.id AND o.placed_at > $3 AND o.placed_at <= $4) > $5), FALSE)",
-            vec![ts("2025-06-01T00:00:00Z"), ts("2023-06-01T00:00:00Z"), ts("2024-06-01T00:00:00Z"), ts("2025-06-01T00:00:00Z"), Int(0)],
+            "COALESCE((a0.created_at < ?), FALSE) OR COALESCE((a0.v1 > ?), FALSE)",
+            "COALESCE((a0.created_at < $1), FALSE) OR COALESCE((a0.v1 > $2), FALSE)",
+            vec![ts("2023-06-01T00:00:00Z"), Int(0)],
         ),
         (
             "customer.created_at >= 2024-01-01T12:30:00+02:00",
-            "COALESCE((c.created_at >= ?), FALSE)",
-            "COALESCE((c.created_at >= $2), FALSE)",
-            vec![ts("2025-06-01T00:00:00Z"), ts("2024-01-01T10:30:00Z")],
+            "COALESCE((a0.created_at >= ?), FALSE)",
+            "COALESCE((a0.created_at >= $1), FALSE)",
+            vec![ts("2024-01-01T10:30:00Z")],
         ),
         (
             "not customer.consent_email",
-            "NOT COALESCE(c.consent_email = TRUE, FALSE)",
-            "NOT COALESCE(c.consent_email = TRUE, FALSE)",
-            vec![ts("2025-06-01T00:00:00Z")],
+            "NOT COALESCE(a0.consent_email = TRUE, FALSE)",
+            "NOT COALESCE(a0.consent_email = TRUE, FALSE)",
+            vec![],
         ),
         (
             "customer.consent_ads == false",
-            "COALESCE((c.consent_ads = ?), FALSE)",
-            "COALESCE((c.consent_ads = $2), FALSE)",
-            vec![ts("2025-06-01T00:00:00Z"), Bool(false)],
+            "COALESCE((a0.consent_ads = ?), FALSE)",
+            "COALESCE((a0.consent_ads = $1), FALSE)",
+            vec![Bool(false)],
         ),
         (
             "in_segment(\"vip\") and not in_segment(\"lapsed\")",
-            "EXISTS (SELECT 1 FROM segment_memberships sm WHERE sm.segment = ? AND sm.customer_id = c.id) AND NOT EXISTS (SELECT 1 FROM segment_memberships sm WHERE sm.segment = ? AND sm.customer_id = c.id)",
-            "EXISTS (SELECT 1 FROM segment_memberships sm WHERE sm.segment = $2 AND sm.customer_id = c.id) AND NOT EXISTS (SELECT 1 FROM segment_memberships sm WHERE sm.segment = $3 AND sm.customer_id = c.id)",
-            vec![ts("2025-06-01T00:00:00Z"), text("vip"), text("lapsed")],
+            "EXISTS (SELECT 1 FROM segment_memberships sm WHERE sm.segment = ? AND sm.customer_id = a0.customer_id) AND NOT EXISTS (SELECT 1 FROM segment_memberships sm WHERE sm.segment = ? AND sm.customer_id = a0.customer_id)",
+            "EXISTS (SELECT 1 FROM segment_memberships sm WHERE sm.segment = $1 AND sm.customer_id = a0.customer_id) AND NOT EXISTS (SELECT 1 FROM segment_memberships sm WHERE sm.segment = $2 AND sm.customer_id = a0.customer_id)",
+            vec![text("vip"), text("lapsed")],
         ),
         (
             "(orders.count() > 1 or orders.count(7d) in (4, 5)) and not (customer.gender == \"f\" or customer.id != \"x\")",
-            "(COALESCE(((SELECT COUNT(*) FROM orders o WHERE o.customer_id = c.id AND o.placed_at <= ?) > ?), FALSE) OR COALESCE(((SELECT COUNT(*) FROM orders o WHERE o.customer_id = c.id AND o.placed_at > ? AND o.placed_at <= ?) IN (?, ?)), FALSE)) AND NOT (COALESCE((c.gender = ?), FALSE) OR COALESCE((c.id <> ?), FALSE))",
-            "(COALESCE(((SELECT COUNT(*) FROM orders o WHERE o.customer_id = c.id AND o.placed_at <= $2) > $3), FALSE) OR COALESCE(((SELECT COUNT(*) FROM orders o WHERE o.customer_id = c.id AND o.placed_at > $4 AND o.placed_at <= $5) IN ($6, $7)), FALSE)) AND NOT (COALESCE((c.gender = $8), FALSE) OR COALESCE((c.id <> $9), FALSE))",
-            vec![ts("2025-06-01T00:00:00Z"), ts("2025-06-01T00:00:00Z"), Int(1), ts("2025-05-25T00:00:00Z"), ts("2025-06-01T00:00:00Z"), Int(4), Int(5), text("f"), text("x")],
+            "(COALESCE((a0.v0 > ?), FALSE) OR COALESCE((a0.v1 IN (?, ?)), FALSE)) AND NOT (COALESCE((a0.gender = ?), FALSE) OR COALESCE((a0.customer_id <> ?), FALSE))",
+            "(COALESCE((a0.v0 > $1), FALSE) OR COALESCE((a0.v1 IN ($2, $3)), FALSE)) AND NOT (COALESCE((a0.gender = $4), FALSE) OR COALESCE((a0.customer_id <> $5), FALSE))",
+            vec![Int(1), Int(4), Int(5), text("f"), text("x")],
         ),
-        (
-            "orders.avg() <= -1.5",
-            "COALESCE(((SELECT ROUND(ROUND(SUM(o.total) * 100) / NULLIF(COUNT(*), 0)) / 100.0 FROM orders o WHERE o.customer_id = c.id AND o.placed_at <= ?) <= ?), FALSE)",
-            "COALESCE(((SELECT CAST(ROUND(ROUND(SUM(o.total) * 100) / NULLIF(COUNT(*), 0)) / 100 AS DOUBLE PRECISION) FROM orders o WHERE o.customer_id = c.id AND o.placed_at <= $2) <= $3), FALSE)",
-            vec![ts("2025-06-01T00:00:00Z"), ts("2025-06-01T00:00:00Z"), Float(-1.5)],
-        ),
+        ("orders.avg() <= -1.5", "COALESCE((a0.v0 <= ?), FALSE)", "COALESCE((a0.v0 <= $1), FALSE)", vec![Float(-1.5)]),
         ]
     }
 
@@ -939,10 +932,10 @@ mod tests {
     fn compiles_each_feature_exactly() {
         for (src, sqlite, pg, params) in cases() {
             let rule = parse_rule(src).unwrap_or_else(|e| panic!("{src}: {e}"));
-            let q = rule.compile(&[], Dialect::Sqlite, as_of());
+            let q = RunCompiler::new(Dialect::Sqlite, as_of()).segment(rule.expr(), &[]);
             assert_eq!(q.sql, format!("{SQLITE_HEAD}{sqlite})"), "sqlite: {src}");
             assert_eq!(q.params, params, "sqlite params: {src}");
-            let q = rule.compile(&[], Dialect::Postgres, as_of());
+            let q = RunCompiler::new(Dialect::Postgres, as_of()).segment(rule.expr(), &[]);
             assert_eq!(q.sql, format!("{PG_HEAD}{pg})"), "postgres: {src}");
             assert_eq!(q.params, params, "postgres params: {src}");
         }
@@ -959,10 +952,13 @@ mod tests {
         let q = parse_rule(&src)
             .expect("rule")
             .compile(&[], Dialect::Sqlite, as_of());
-        let seg = "EXISTS (SELECT 1 FROM segment_memberships sm WHERE sm.segment = ? AND sm.customer_id = c.id)";
+        let seg = "EXISTS (SELECT 1 FROM segment_memberships sm WHERE sm.segment = ? AND sm.customer_id = a0.customer_id)";
         let four = [seg; 4].join(" OR ");
         let five = format!("({seg} OR {seg}) OR ({})", [seg; 3].join(" OR "));
-        assert_eq!(q.sql, format!("{SQLITE_HEAD}({four}) OR ({five}))"));
+        // Nothing but memberships: the aggregate table is only the customers visible at `as_of`.
+        let table = "WITH segment_aggregates_0 AS (SELECT c.id AS customer_id FROM customers c \
+                     WHERE (c.created_at IS NULL OR c.created_at <= ?)) ";
+        assert_eq!(q.sql, format!("{table}{SQLITE_HEAD}({four}) OR ({five}))"));
         assert_eq!(q.params.len(), 10);
         assert_eq!(
             balanced(&["a".to_string(), "b".to_string()], " AND "),
@@ -984,6 +980,9 @@ mod tests {
         assert_eq!(deepest, 12);
     }
 
+    /// The whole self-contained query: the aggregate table as a `WITH` clause (the RFM scores over
+    /// every customer's orders at or before `as_of`, the visible customers), then the filter and
+    /// the excludes, parameters in placeholder order.
     #[test]
     fn rfm_join_and_excludes_full_query() {
         let rule = parse_rule("rfm.r >= 4 and rfm.f >= 4").expect("rule");
@@ -991,16 +990,17 @@ mod tests {
         let q = rule.compile(&excludes, Dialect::Sqlite, as_of());
         assert_eq!(
             q.sql,
-            "SELECT c.id AS customer_id FROM customers c \
-             LEFT JOIN (SELECT o.customer_id AS customer_id, \
+            "WITH segment_aggregates_0 AS (SELECT c.id AS customer_id, oa.r AS r, oa.f AS f, oa.m AS m \
+             FROM customers c LEFT JOIN (SELECT o.customer_id AS customer_id, \
              NTILE(5) OVER (ORDER BY MAX(o.placed_at), o.customer_id) AS r, \
              NTILE(5) OVER (ORDER BY COUNT(*), o.customer_id) AS f, \
              NTILE(5) OVER (ORDER BY ROUND(SUM(o.total), 2), o.customer_id) AS m \
-             FROM orders o WHERE o.placed_at <= ? GROUP BY o.customer_id) rfm ON rfm.customer_id = c.id \
-             WHERE (c.created_at IS NULL OR c.created_at <= ?) \
-             AND (COALESCE((rfm.r >= ?), FALSE) AND COALESCE((rfm.f >= ?), FALSE)) \
-             AND NOT EXISTS (SELECT 1 FROM segment_memberships x WHERE x.segment = ? AND x.customer_id = c.id) \
-             AND NOT EXISTS (SELECT 1 FROM segment_memberships x WHERE x.segment = ? AND x.customer_id = c.id)"
+             FROM orders o WHERE o.placed_at <= ? GROUP BY o.customer_id) oa ON oa.customer_id = c.id \
+             WHERE (c.created_at IS NULL OR c.created_at <= ?)) \
+             SELECT a0.customer_id AS customer_id FROM segment_aggregates_0 a0 \
+             WHERE (COALESCE((a0.r >= ?), FALSE) AND COALESCE((a0.f >= ?), FALSE)) \
+             AND NOT EXISTS (SELECT 1 FROM segment_memberships x WHERE x.segment = ? AND x.customer_id = a0.customer_id) \
+             AND NOT EXISTS (SELECT 1 FROM segment_memberships x WHERE x.segment = ? AND x.customer_id = a0.customer_id)"
         );
         let params = vec![
             ts("2025-06-01T00:00:00Z"),
@@ -1014,18 +1014,131 @@ mod tests {
         let q = rule.compile(&excludes, Dialect::Postgres, as_of());
         assert_eq!(
             q.sql,
-            "SELECT c.id AS customer_id FROM customers c \
-             LEFT JOIN (SELECT o.customer_id AS customer_id, \
+            "WITH segment_aggregates_0 AS (SELECT c.id AS customer_id, oa.r AS r, oa.f AS f, oa.m AS m \
+             FROM customers c LEFT JOIN (SELECT o.customer_id AS customer_id, \
              NTILE(5) OVER (ORDER BY MAX(o.placed_at), o.customer_id COLLATE \"C\") AS r, \
              NTILE(5) OVER (ORDER BY COUNT(*), o.customer_id COLLATE \"C\") AS f, \
              NTILE(5) OVER (ORDER BY ROUND(SUM(o.total), 2), o.customer_id COLLATE \"C\") AS m \
-             FROM orders o WHERE o.placed_at <= $1 GROUP BY o.customer_id) rfm ON rfm.customer_id = c.id \
-             WHERE (c.created_at IS NULL OR c.created_at <= $2) \
-             AND (COALESCE((rfm.r >= $3), FALSE) AND COALESCE((rfm.f >= $4), FALSE)) \
-             AND NOT EXISTS (SELECT 1 FROM segment_memberships x WHERE x.segment = $5 AND x.customer_id = c.id) \
-             AND NOT EXISTS (SELECT 1 FROM segment_memberships x WHERE x.segment = $6 AND x.customer_id = c.id)"
+             FROM orders o WHERE o.placed_at <= $1 GROUP BY o.customer_id) oa ON oa.customer_id = c.id \
+             WHERE (c.created_at IS NULL OR c.created_at <= $2)) \
+             SELECT a0.customer_id AS customer_id FROM segment_aggregates_0 a0 \
+             WHERE (COALESCE((a0.r >= $3), FALSE) AND COALESCE((a0.f >= $4), FALSE)) \
+             AND NOT EXISTS (SELECT 1 FROM segment_memberships x WHERE x.segment = $5 AND x.customer_id = a0.customer_id) \
+             AND NOT EXISTS (SELECT 1 FROM segment_memberships x WHERE x.segment = $6 AND x.customer_id = a0.customer_id)"
         );
         assert_eq!(q.params, params);
+    }
+
+    /// One run's values are computed once: two rules reading the same term share its column, each
+    /// use of a window's bound is its own parameter (SQLite binds `?` by position), and a kind
+    /// filter and the earliest window bound leave unread events out of the pass.
+    #[test]
+    fn run_shares_one_aggregate_pass() {
+        let mut run = RunCompiler::new(Dialect::Sqlite, as_of());
+        let a = parse_rule("orders.count(7d) >= 1 and events.count(\"visit\", 30d) >= 1")
+            .expect("rule");
+        let b = parse_rule("orders.free_shipping_share(7d) > 0.5 or orders.count(7d) == 0")
+            .expect("rule");
+        let qa = run.segment(a.expr(), &[]);
+        let qb = run.segment(b.expr(), &["x".to_string()]);
+        assert_eq!(
+            qa.sql,
+            format!(
+                "{SQLITE_HEAD}COALESCE((a0.v0 >= ?), FALSE) AND COALESCE((a0.v1 >= ?), FALSE))"
+            )
+        );
+        assert_eq!(
+            qb.sql,
+            format!(
+                "{SQLITE_HEAD}COALESCE((a0.v2 > ?), FALSE) OR COALESCE((a0.v0 = ?), FALSE)) \
+                 AND NOT EXISTS (SELECT 1 FROM segment_memberships x WHERE x.segment = ? AND x.customer_id = a0.customer_id)"
+            )
+        );
+        assert_eq!(qb.params, vec![Float(0.5), Int(0), text("x")]);
+        let tables = run.tables();
+        assert_eq!(tables.len(), 1);
+        let t = &tables[0];
+        assert_eq!(
+            t.create,
+            "CREATE TEMP TABLE segment_aggregates_0 (customer_id TEXT NOT NULL, v0, v1, v2)"
+        );
+        assert_eq!(
+            t.select.sql,
+            "SELECT c.id AS customer_id, COALESCE(oa.v0, 0) AS v0, COALESCE(ea.v1, 0) AS v1, oa.v2 AS v2 \
+             FROM customers c LEFT JOIN (SELECT o.customer_id AS customer_id, \
+             COUNT(CASE WHEN o.placed_at > ? THEN 1 END) AS v0, \
+             CAST(SUM(CASE WHEN o.placed_at > ? AND o.free_shipping THEN 1 ELSE 0 END) AS REAL) \
+             / NULLIF(COUNT(CASE WHEN o.placed_at > ? THEN 1 END), 0) AS v2 \
+             FROM orders o WHERE o.placed_at <= ? GROUP BY o.customer_id) oa ON oa.customer_id = c.id \
+             LEFT JOIN (SELECT e.customer_id AS customer_id, \
+             COUNT(CASE WHEN e.kind = ? AND e.occurred_at > ? THEN 1 END) AS v1 \
+             FROM events e WHERE e.kind IN (?) AND e.occurred_at > ? AND e.occurred_at <= ? \
+             GROUP BY e.customer_id) ea ON ea.customer_id = c.id \
+             WHERE (c.created_at IS NULL OR c.created_at <= ?)"
+        );
+        let week = ts("2025-05-25T00:00:00Z");
+        let now = ts("2025-06-01T00:00:00Z");
+        let month = ts("2025-05-02T00:00:00Z");
+        assert_eq!(
+            t.select.params,
+            vec![
+                week.clone(),
+                week.clone(),
+                week,
+                now.clone(),
+                text("visit"),
+                month.clone(),
+                text("visit"),
+                month,
+                now.clone(),
+                now
+            ]
+        );
+        assert_eq!(
+            t.fill.sql,
+            format!("INSERT INTO segment_aggregates_0 {}", t.select.sql)
+        );
+        assert_eq!(t.index, None);
+    }
+
+    /// More distinct values than one table holds spill into further tables, indexed by customer
+    /// id and joined to the first only by the filters that read them.
+    #[test]
+    fn wide_runs_spread_over_tables() {
+        let mut run = RunCompiler::new(Dialect::Postgres, as_of());
+        let wide = (1..=COLUMNS_PER_TABLE + 1)
+            .map(|d| format!("orders.count({d}d) > 0"))
+            .collect::<Vec<_>>()
+            .join(" or ");
+        let q = run.segment(parse_rule(&wide).expect("rule").expr(), &[]);
+        assert!(q
+            .sql
+            .starts_with("SELECT a0.customer_id AS customer_id FROM segment_aggregates_0 a0 JOIN segment_aggregates_1 a1 ON a1.customer_id = a0.customer_id WHERE ("));
+        assert!(
+            q.sql.contains(&format!("a1.v{COLUMNS_PER_TABLE}")),
+            "{}",
+            q.sql
+        );
+        let narrow = run.segment(
+            parse_rule("orders.count(1d) > 0").expect("rule").expr(),
+            &[],
+        );
+        assert_eq!(
+            narrow.sql,
+            "SELECT a0.customer_id AS customer_id FROM segment_aggregates_0 a0 WHERE (COALESCE((a0.v0 > $1), FALSE))"
+        );
+        let tables = run.tables();
+        assert_eq!(tables.len(), 2);
+        assert_eq!(
+            tables[1].index.as_deref(),
+            Some(
+                "CREATE UNIQUE INDEX segment_aggregates_1_id ON segment_aggregates_1 (customer_id)"
+            )
+        );
+        assert_eq!(
+            tables[1].create,
+            format!("CREATE TEMP TABLE segment_aggregates_1 (customer_id TEXT NOT NULL, v{COLUMNS_PER_TABLE} BIGINT)")
+        );
     }
 
     #[test]
@@ -1033,11 +1146,12 @@ mod tests {
         let rule = parse_rule("orders.count(1d) > 0").expect("rule");
         let as_of = as_of() + chrono::Duration::milliseconds(999);
         let q = rule.compile(&[], Dialect::Sqlite, as_of);
+        // The window's bound, the orders pass's `as_of`, the customers' `as_of`, the literal.
         assert_eq!(
             q.params,
             vec![
-                ts("2025-06-01T00:00:00Z"),
                 ts("2025-05-31T00:00:00Z"),
+                ts("2025-06-01T00:00:00Z"),
                 ts("2025-06-01T00:00:00Z"),
                 Int(0)
             ]
@@ -1051,12 +1165,12 @@ mod tests {
         for d in [Dialect::Sqlite, Dialect::Postgres] {
             let q = rule.compile(&[], d, as_of());
             assert!(!q.sql.contains("DROP"), "{}", q.sql);
+            // After the aggregate pass's two `as_of` bounds (orders, customers).
             assert_eq!(
-                q.params[1..],
+                q.params[2..],
                 [
                     text("x'); DROP TABLE customers; --"),
                     Bool(true),
-                    ts("2025-06-01T00:00:00Z"),
                     Float(0.25)
                 ]
             );

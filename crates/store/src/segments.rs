@@ -353,34 +353,34 @@ impl Store {
 
 impl SegmentSession<'_> {
     /// Builds the run's aggregate tables on this connection (dropping any left by an earlier run on
-    /// it): one statement per table, each one `GROUP BY` pass over orders and one over events
-    /// joined to the visible customers; on Postgres each table is analysed, since autovacuum never
-    /// sees temporary tables.
+    /// it) with the statements [`AggregateTable::statements`] lists: per table one `GROUP BY` pass
+    /// over orders and one over events into scratch tables keyed by customer id, then the visible
+    /// customers joined to them.
     pub async fn build_aggregates(&mut self, tables: &[AggregateTable]) -> Result<(), StoreError> {
-        let analyze = matches!(self.store.pool(), Pool::Postgres(_));
         for table in tables {
-            let drop = format!("DROP TABLE IF EXISTS {}", table.name);
-            let analyze_sql = format!("ANALYZE {}", table.name);
             let agg_err = |e: sqlx::Error| StoreError::Segment {
                 segment: format!("(aggregates {})", table.name),
                 message: e.to_string(),
             };
+            let drops: Vec<String> = table
+                .tables
+                .iter()
+                .map(|t| format!("DROP TABLE IF EXISTS {t}"))
+                .collect();
+            // Recorded first, so `close` drops whatever a failed build left.
+            self.tables.extend(table.tables.iter().cloned());
             on_conn!(self, pool, conn => {
-                sqlx::query(&drop).execute(&mut **conn).await?;
-                sqlx::query(&table.create).execute(&mut **conn).await?;
-                sqlx::query(&table.fill.sql)
-                    .bind_params(&table.fill.params)
-                    .execute(&mut **conn)
-                    .await
-                    .map_err(agg_err)?;
-                if let Some(index) = &table.index {
-                    sqlx::query(index).execute(&mut **conn).await?;
+                for drop in &drops {
+                    sqlx::query(drop).execute(&mut **conn).await?;
                 }
-                if analyze {
-                    sqlx::query(&analyze_sql).execute(&mut **conn).await?;
+                for statement in &table.statements {
+                    sqlx::query(&statement.sql)
+                        .bind_params(&statement.params)
+                        .execute(&mut **conn)
+                        .await
+                        .map_err(agg_err)?;
                 }
             });
-            self.tables.push(table.name.clone());
         }
         Ok(())
     }

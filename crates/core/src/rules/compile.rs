@@ -68,22 +68,25 @@ pub struct CompiledQuery {
     pub params: Vec<SqlParam>,
 }
 
-/// One per-run aggregate table: how to create and fill it before the run's segment queries, which
-/// read it. It lives on one connection only (a temporary table) and for one run only.
+/// One per-run aggregate table and how to build it before the run's segment queries, which read it.
+/// It lives on one connection only (temporary tables) and for one run only.
+///
+/// The orders pass and the events pass are each written into a scratch table keyed by customer id
+/// first, and the aggregate table is the visible customers `LEFT JOIN` those keys: every join is on
+/// a primary key, so the plan is linear whatever the planner guesses about a derived table (SQLite
+/// 3.40 scans a materialised window-function subquery once per customer instead).
 #[derive(Debug, Clone, PartialEq)]
 pub struct AggregateTable {
     /// The table's name, `segment_aggregates_N`.
     pub name: String,
-    /// `CREATE TEMP TABLE name (...)`, no parameters: the column types are spelled out because
-    /// Postgres takes no bound parameters in `CREATE TABLE ... AS`.
-    pub create: String,
-    /// `INSERT INTO name SELECT ...`: the aggregate pass itself.
-    pub fill: CompiledQuery,
-    /// The bare `SELECT` that `fill` inserts (what [`compile_segment`] puts in a `WITH` clause).
-    pub select: CompiledQuery,
-    /// `CREATE UNIQUE INDEX` on the customer id, for tables after the first, which filters join to
-    /// the first by id; `None` for the first, which filters only scan.
-    pub index: Option<String>,
+    /// Every table the statements create, scratch tables included: dropped (if they exist) before
+    /// the build, and the aggregate table again when the run ends.
+    pub tables: Vec<String>,
+    /// The statements that build it, in order: `CREATE TEMP TABLE` with the column types spelled
+    /// out (Postgres takes no bound parameters in `CREATE TABLE ... AS`), `INSERT ... SELECT` for
+    /// each pass, on Postgres `ANALYZE` (autovacuum never sees temporary tables), the scratch
+    /// tables' `DROP`, and for tables after the first, which filters join by id, a unique index.
+    pub statements: Vec<CompiledQuery>,
 }
 
 /// Most value columns in one aggregate table; a run reading more distinct values gets more tables.
@@ -92,6 +95,29 @@ pub const COLUMNS_PER_TABLE: usize = 250;
 /// The name of the `n`-th aggregate table of a run.
 pub fn aggregate_table_name(n: usize) -> String {
     format!("segment_aggregates_{n}")
+}
+
+/// The scratch table of the `n`-th aggregate table's orders pass.
+fn orders_table_name(n: usize) -> String {
+    format!("segment_aggregates_{n}_orders")
+}
+
+/// The scratch table of the `n`-th aggregate table's events pass.
+fn events_table_name(n: usize) -> String {
+    format!("segment_aggregates_{n}_events")
+}
+
+/// `, name type, ...` for a column definition list (an empty type leaves the name alone).
+fn column_list(cols: &[(String, &'static str)]) -> String {
+    cols.iter()
+        .map(|(col, ty)| {
+            if ty.is_empty() {
+                format!(", {col}")
+            } else {
+                format!(", {col} {ty}")
+            }
+        })
+        .collect()
 }
 
 /// Truncates an instant to whole seconds (toward the past): SQLite stores seconds, so rules see
@@ -115,16 +141,22 @@ pub fn compile_segment(
     // The first pass registers the columns the rule reads; the tables come from them; the filter is
     // compiled again after the tables' parameters so Postgres' `$n` numbers follow on.
     run.segment(expr, excludes);
-    let mut sql = String::from("WITH ");
+    let mut ctes = Vec::new();
     let mut params = Vec::new();
     for t in 0..run.table_count() {
-        let select = run.table_select(t, params.len());
-        if t > 0 {
-            sql.push_str(", ");
+        if let Some(select) = run.orders_select(t, params.len()) {
+            ctes.push(format!("{} AS ({})", orders_table_name(t), select.sql));
+            params.extend(select.params);
         }
-        sql.push_str(&format!("{} AS ({})", aggregate_table_name(t), select.sql));
-        params.extend(select.params);
+        if let Some(select) = run.events_select(t, params.len()) {
+            ctes.push(format!("{} AS ({})", events_table_name(t), select.sql));
+            params.extend(select.params);
+        }
+        let main = run.main_select(t, params.len());
+        ctes.push(format!("{} AS ({})", aggregate_table_name(t), main.sql));
+        params.extend(main.params);
     }
+    let mut sql = format!("WITH {}", ctes.join(", "));
     let filter = run.filter(expr, excludes, params.len());
     sql.push(' ');
     sql.push_str(&filter.sql);
@@ -191,34 +223,68 @@ impl RunCompiler {
 
     /// The aggregate tables every segment compiled so far reads, in build order.
     pub fn tables(&self) -> Vec<AggregateTable> {
+        let pg = self.dialect == Dialect::Postgres;
+        let plain = |sql: String| CompiledQuery {
+            sql,
+            params: Vec::new(),
+        };
         (0..self.table_count())
             .map(|t| {
                 let name = aggregate_table_name(t);
-                let select = self.table_select(t, 0);
-                let create = format!(
-                    "CREATE TEMP TABLE {name} ({})",
-                    self.table_columns(t)
-                        .iter()
-                        .map(|(col, ty)| if ty.is_empty() {
-                            col.clone()
-                        } else {
-                            format!("{col} {ty}")
-                        })
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-                let fill = CompiledQuery {
-                    sql: format!("INSERT INTO {name} {}", select.sql),
-                    params: select.params.clone(),
-                };
-                let index = (t > 0)
-                    .then(|| format!("CREATE UNIQUE INDEX {name}_id ON {name} (customer_id)"));
+                let mut tables = Vec::new();
+                let mut statements = Vec::new();
+                let passes = [
+                    (orders_table_name(t), self.orders_select(t, 0), true),
+                    (events_table_name(t), self.events_select(t, 0), false),
+                ];
+                for (scratch, select, orders) in &passes {
+                    let Some(select) = select else { continue };
+                    let key = if pg {
+                        "customer_id TEXT PRIMARY KEY"
+                    } else {
+                        "customer_id TEXT PRIMARY KEY NOT NULL"
+                    };
+                    let cols = self.scratch_columns(t, *orders);
+                    let rowid = if pg { "" } else { " WITHOUT ROWID" };
+                    statements.push(plain(format!(
+                        "CREATE TEMP TABLE {scratch} ({key}{}){rowid}",
+                        column_list(&cols)
+                    )));
+                    statements.push(CompiledQuery {
+                        sql: format!("INSERT INTO {scratch} {}", select.sql),
+                        params: select.params.clone(),
+                    });
+                    if pg {
+                        statements.push(plain(format!("ANALYZE {scratch}")));
+                    }
+                    tables.push(scratch.clone());
+                }
+                let main = self.main_select(t, 0);
+                let cols = self.table_columns(t);
+                statements.push(plain(format!(
+                    "CREATE TEMP TABLE {name} (customer_id TEXT NOT NULL{})",
+                    column_list(&cols)
+                )));
+                statements.push(CompiledQuery {
+                    sql: format!("INSERT INTO {name} {}", main.sql),
+                    params: main.params,
+                });
+                for scratch in &tables {
+                    statements.push(plain(format!("DROP TABLE {scratch}")));
+                }
+                if t > 0 {
+                    statements.push(plain(format!(
+                        "CREATE UNIQUE INDEX {name}_id ON {name} (customer_id)"
+                    )));
+                }
+                if pg {
+                    statements.push(plain(format!("ANALYZE {name}")));
+                }
+                tables.push(name.clone());
                 AggregateTable {
                     name,
-                    create,
-                    fill,
-                    select,
-                    index,
+                    tables,
+                    statements,
                 }
             })
             .collect()
@@ -298,38 +364,40 @@ impl RunCompiler {
         Some((*table, name))
     }
 
-    /// `(column name, SQL type)` of table `t`, the customer id first; the type is empty where
-    /// SQLite should keep each value as computed (no affinity), as `CREATE TABLE ... AS` would.
-    fn table_columns(&self, t: usize) -> Vec<(String, &'static str)> {
+    /// The SQL type of a column's values; empty where SQLite should keep each value as computed (no
+    /// affinity), as `CREATE TABLE ... AS` would.
+    fn column_type(&self, col: &Column) -> &'static str {
         let pg = self.dialect == Dialect::Postgres;
-        let mut out = vec![("customer_id".to_string(), "TEXT NOT NULL")];
-        for (col, table, name) in &self.columns {
-            if *table != t {
-                continue;
+        match (col, pg) {
+            (Column::Attr(CustomerAttr::BirthDate), true) => "DATE",
+            (Column::Attr(CustomerAttr::CreatedAt), true) => "TIMESTAMPTZ",
+            (Column::Attr(CustomerAttr::ConsentAds | CustomerAttr::ConsentEmail), true) => {
+                "BOOLEAN"
             }
-            let ty = match (col, pg) {
-                (Column::Attr(CustomerAttr::BirthDate), true) => "DATE",
-                (Column::Attr(CustomerAttr::CreatedAt), true) => "TIMESTAMPTZ",
-                (Column::Attr(CustomerAttr::ConsentAds | CustomerAttr::ConsentEmail), true) => {
-                    "BOOLEAN"
-                }
-                (Column::Attr(CustomerAttr::CreatedAt), false) => "INTEGER",
-                (Column::Attr(CustomerAttr::ConsentAds | CustomerAttr::ConsentEmail), false) => {
-                    "INTEGER"
-                }
-                (Column::Attr(_), _) => "TEXT",
-                (_, false) => "",
-                (Column::Orders(OrderFn::Count, _) | Column::Events(EventFn::Count, ..), true) => {
-                    "BIGINT"
-                }
-                (
-                    Column::Orders(OrderFn::LastAt | OrderFn::FirstAt, _)
-                    | Column::Events(EventFn::LastAt, ..),
-                    true,
-                ) => "TIMESTAMPTZ",
-                (Column::Orders(..), true) => "DOUBLE PRECISION",
-                (Column::Rfm, true) => "INTEGER",
-            };
+            (Column::Attr(CustomerAttr::CreatedAt), false) => "INTEGER",
+            (Column::Attr(CustomerAttr::ConsentAds | CustomerAttr::ConsentEmail), false) => {
+                "INTEGER"
+            }
+            (Column::Attr(_), _) => "TEXT",
+            (_, false) => "",
+            (Column::Orders(OrderFn::Count, _) | Column::Events(EventFn::Count, ..), true) => {
+                "BIGINT"
+            }
+            (
+                Column::Orders(OrderFn::LastAt | OrderFn::FirstAt, _)
+                | Column::Events(EventFn::LastAt, ..),
+                true,
+            ) => "TIMESTAMPTZ",
+            (Column::Orders(..), true) => "DOUBLE PRECISION",
+            (Column::Rfm, true) => "INTEGER",
+        }
+    }
+
+    /// `(column name, SQL type)` of the value columns among `cols` (RFM as its three scores).
+    fn typed(&self, cols: &[&(Column, usize, String)]) -> Vec<(String, &'static str)> {
+        let mut out = Vec::new();
+        for (col, _, name) in cols {
+            let ty = self.column_type(col);
             match col {
                 Column::Rfm => {
                     for s in ["r", "f", "m"] {
@@ -342,23 +410,135 @@ impl RunCompiler {
         out
     }
 
-    /// The `SELECT` filling table `t`, its placeholders numbered after `offset` earlier parameters.
-    fn table_select(&self, t: usize, offset: usize) -> CompiledQuery {
-        let mut c = Compiler::new(self, offset);
-        let cols: Vec<&(Column, usize, String)> = self
-            .columns
+    /// The registered columns of table `t`.
+    fn columns_of(&self, t: usize) -> Vec<&(Column, usize, String)> {
+        self.columns
             .iter()
             .filter(|(_, table, _)| *table == t)
+            .collect()
+    }
+
+    /// The value columns of table `t`, in order (after its `customer_id`).
+    fn table_columns(&self, t: usize) -> Vec<(String, &'static str)> {
+        self.typed(&self.columns_of(t))
+    }
+
+    /// The value columns of table `t`'s orders (`orders`) or events scratch table.
+    fn scratch_columns(&self, t: usize, orders: bool) -> Vec<(String, &'static str)> {
+        let cols: Vec<_> = self
+            .columns_of(t)
+            .into_iter()
+            .filter(|(col, _, _)| match col {
+                Column::Orders(..) | Column::Rfm => orders,
+                Column::Events(..) => !orders,
+                Column::Attr(_) => false,
+            })
             .collect();
-        let mut outer = vec!["c.id AS customer_id".to_string()];
-        let mut order_cols = Vec::new();
-        let mut event_cols = Vec::new();
+        self.typed(&cols)
+    }
+
+    /// The orders pass of table `t` (rows at or before `as_of`, one row per customer with any),
+    /// placeholders after `offset`; `None` when the table reads no order value.
+    fn orders_select(&self, t: usize, offset: usize) -> Option<CompiledQuery> {
+        let mut c = Compiler::new(self, offset);
+        let mut inner = vec!["o.customer_id AS customer_id".to_string()];
         let mut rfm = false;
-        for (col, _, name) in &cols {
+        for (col, _, name) in self.columns_of(t) {
+            match col {
+                Column::Orders(func, window) => {
+                    let expr = c.order_aggregate(*func, *window);
+                    inner.push(format!("{expr} AS {name}"));
+                }
+                Column::Rfm => {
+                    rfm = true;
+                    let id = c.id_order("o.customer_id");
+                    inner.push(format!(
+                        "NTILE(5) OVER (ORDER BY MAX(o.placed_at), {id}) AS r"
+                    ));
+                    inner.push(format!("NTILE(5) OVER (ORDER BY COUNT(*), {id}) AS f"));
+                    inner.push(format!(
+                        "NTILE(5) OVER (ORDER BY ROUND(SUM(o.total), 2), {id}) AS m"
+                    ));
+                }
+                _ => {}
+            }
+        }
+        if inner.len() == 1 && !rfm {
+            return None;
+        }
+        let p = c.param(SqlParam::Timestamp(self.as_of));
+        let sql = format!(
+            "SELECT {} FROM orders o WHERE o.placed_at <= {p} GROUP BY o.customer_id",
+            inner.join(", ")
+        );
+        Some(CompiledQuery {
+            sql,
+            params: c.params,
+        })
+    }
+
+    /// The events pass of table `t` (rows at or before `as_of`, one row per customer with any),
+    /// placeholders after `offset`; `None` when the table reads no event value.
+    fn events_select(&self, t: usize, offset: usize) -> Option<CompiledQuery> {
+        let mut c = Compiler::new(self, offset);
+        let mut inner = vec!["e.customer_id AS customer_id".to_string()];
+        let mut kinds: Option<BTreeSet<&str>> = Some(BTreeSet::new());
+        let mut bounds: Option<Vec<DateTime<Utc>>> = Some(Vec::new());
+        for (col, _, name) in self.columns_of(t) {
+            if let Column::Events(func, kind, window) = col {
+                let expr = c.event_aggregate(*func, kind.as_deref(), *window);
+                inner.push(format!("{expr} AS {name}"));
+                kinds = kinds.and_then(|mut ks| {
+                    ks.insert(kind.as_deref()?);
+                    Some(ks)
+                });
+                bounds = bounds.and_then(|mut bs| {
+                    bs.push(window.as_ref()?.before(self.as_of));
+                    Some(bs)
+                });
+            }
+        }
+        if inner.len() == 1 {
+            return None;
+        }
+        // Rows no column of this table can count are left out of the pass: other kinds when every
+        // column names a kind, older rows when every column has a window.
+        let mut filter = Vec::new();
+        if let Some(kinds) = kinds {
+            let list: Vec<String> = kinds
+                .into_iter()
+                .map(|k| c.param(SqlParam::Text(k.to_string())))
+                .collect();
+            filter.push(format!("e.kind IN ({})", list.join(", ")));
+        }
+        if let Some(earliest) = bounds.and_then(|b| b.into_iter().min()) {
+            let p = c.param(SqlParam::Timestamp(earliest));
+            filter.push(format!("e.occurred_at > {p}"));
+        }
+        let p = c.param(SqlParam::Timestamp(self.as_of));
+        filter.push(format!("e.occurred_at <= {p}"));
+        let sql = format!(
+            "SELECT {} FROM events e WHERE {} GROUP BY e.customer_id",
+            inner.join(", "),
+            filter.join(" AND ")
+        );
+        Some(CompiledQuery {
+            sql,
+            params: c.params,
+        })
+    }
+
+    /// The `SELECT` filling table `t` from the visible customers and its two scratch tables,
+    /// placeholders after `offset`: customers without orders or events get 0 counts and sums.
+    fn main_select(&self, t: usize, offset: usize) -> CompiledQuery {
+        let mut c = Compiler::new(self, offset);
+        let mut outer = vec!["c.id AS customer_id".to_string()];
+        let (mut orders, mut events) = (false, false);
+        for (col, _, name) in self.columns_of(t) {
             match col {
                 Column::Attr(a) => outer.push(format!("c.{0} AS {0}", a.name())),
-                Column::Orders(func, window) => {
-                    order_cols.push((*func, *window, name.clone()));
+                Column::Orders(func, _) => {
+                    orders = true;
                     outer.push(match func {
                         OrderFn::Count | OrderFn::Sum => {
                             format!("COALESCE(oa.{name}, 0) AS {name}")
@@ -366,15 +546,15 @@ impl RunCompiler {
                         _ => format!("oa.{name} AS {name}"),
                     });
                 }
-                Column::Events(func, kind, window) => {
-                    event_cols.push((*func, kind.clone(), *window, name.clone()));
+                Column::Events(func, ..) => {
+                    events = true;
                     outer.push(match func {
                         EventFn::Count => format!("COALESCE(ea.{name}, 0) AS {name}"),
                         EventFn::LastAt => format!("ea.{name} AS {name}"),
                     });
                 }
                 Column::Rfm => {
-                    rfm = true;
+                    orders = true;
                     for s in ["r", "f", "m"] {
                         outer.push(format!("oa.{s} AS {s}"));
                     }
@@ -382,60 +562,16 @@ impl RunCompiler {
             }
         }
         let mut joins = String::new();
-        if !order_cols.is_empty() || rfm {
-            let mut inner = vec!["o.customer_id AS customer_id".to_string()];
-            for (func, window, name) in &order_cols {
-                let expr = c.order_aggregate(*func, *window);
-                inner.push(format!("{expr} AS {name}"));
-            }
-            if rfm {
-                let id = c.id_order("o.customer_id");
-                inner.push(format!(
-                    "NTILE(5) OVER (ORDER BY MAX(o.placed_at), {id}) AS r"
-                ));
-                inner.push(format!("NTILE(5) OVER (ORDER BY COUNT(*), {id}) AS f"));
-                inner.push(format!(
-                    "NTILE(5) OVER (ORDER BY ROUND(SUM(o.total), 2), {id}) AS m"
-                ));
-            }
-            let p = c.param(SqlParam::Timestamp(self.as_of));
+        if orders {
             joins.push_str(&format!(
-                " LEFT JOIN (SELECT {} FROM orders o WHERE o.placed_at <= {p} GROUP BY o.customer_id) oa ON oa.customer_id = c.id",
-                inner.join(", ")
+                " LEFT JOIN {} oa ON oa.customer_id = c.id",
+                orders_table_name(t)
             ));
         }
-        if !event_cols.is_empty() {
-            let mut inner = vec!["e.customer_id AS customer_id".to_string()];
-            for (func, kind, window, name) in &event_cols {
-                let expr = c.event_aggregate(*func, kind.as_deref(), *window);
-                inner.push(format!("{expr} AS {name}"));
-            }
-            // Rows no column of this table can count are left out of the pass: other kinds when
-            // every column names a kind, older rows when every column has a window.
-            let mut filter = Vec::new();
-            let kinds: Option<BTreeSet<&str>> =
-                event_cols.iter().map(|(_, k, _, _)| k.as_deref()).collect();
-            if let Some(kinds) = kinds {
-                let list: Vec<String> = kinds
-                    .into_iter()
-                    .map(|k| c.param(SqlParam::Text(k.to_string())))
-                    .collect();
-                filter.push(format!("e.kind IN ({})", list.join(", ")));
-            }
-            let bounds: Option<Vec<DateTime<Utc>>> = event_cols
-                .iter()
-                .map(|(_, _, w, _)| w.map(|w| w.before(self.as_of)))
-                .collect();
-            if let Some(earliest) = bounds.and_then(|b| b.into_iter().min()) {
-                let p = c.param(SqlParam::Timestamp(earliest));
-                filter.push(format!("e.occurred_at > {p}"));
-            }
-            let p = c.param(SqlParam::Timestamp(self.as_of));
-            filter.push(format!("e.occurred_at <= {p}"));
+        if events {
             joins.push_str(&format!(
-                " LEFT JOIN (SELECT {} FROM events e WHERE {} GROUP BY e.customer_id) ea ON ea.customer_id = c.id",
-                inner.join(", "),
-                filter.join(" AND ")
+                " LEFT JOIN {} ea ON ea.customer_id = c.id",
+                events_table_name(t)
             ));
         }
         let p = c.param(SqlParam::Timestamp(self.as_of));
@@ -990,12 +1126,13 @@ mod tests {
         let q = rule.compile(&excludes, Dialect::Sqlite, as_of());
         assert_eq!(
             q.sql,
-            "WITH segment_aggregates_0 AS (SELECT c.id AS customer_id, oa.r AS r, oa.f AS f, oa.m AS m \
-             FROM customers c LEFT JOIN (SELECT o.customer_id AS customer_id, \
+            "WITH segment_aggregates_0_orders AS (SELECT o.customer_id AS customer_id, \
              NTILE(5) OVER (ORDER BY MAX(o.placed_at), o.customer_id) AS r, \
              NTILE(5) OVER (ORDER BY COUNT(*), o.customer_id) AS f, \
              NTILE(5) OVER (ORDER BY ROUND(SUM(o.total), 2), o.customer_id) AS m \
-             FROM orders o WHERE o.placed_at <= ? GROUP BY o.customer_id) oa ON oa.customer_id = c.id \
+             FROM orders o WHERE o.placed_at <= ? GROUP BY o.customer_id), \
+             segment_aggregates_0 AS (SELECT c.id AS customer_id, oa.r AS r, oa.f AS f, oa.m AS m \
+             FROM customers c LEFT JOIN segment_aggregates_0_orders oa ON oa.customer_id = c.id \
              WHERE (c.created_at IS NULL OR c.created_at <= ?)) \
              SELECT a0.customer_id AS customer_id FROM segment_aggregates_0 a0 \
              WHERE (COALESCE((a0.r >= ?), FALSE) AND COALESCE((a0.f >= ?), FALSE)) \
@@ -1014,12 +1151,13 @@ mod tests {
         let q = rule.compile(&excludes, Dialect::Postgres, as_of());
         assert_eq!(
             q.sql,
-            "WITH segment_aggregates_0 AS (SELECT c.id AS customer_id, oa.r AS r, oa.f AS f, oa.m AS m \
-             FROM customers c LEFT JOIN (SELECT o.customer_id AS customer_id, \
+            "WITH segment_aggregates_0_orders AS (SELECT o.customer_id AS customer_id, \
              NTILE(5) OVER (ORDER BY MAX(o.placed_at), o.customer_id COLLATE \"C\") AS r, \
              NTILE(5) OVER (ORDER BY COUNT(*), o.customer_id COLLATE \"C\") AS f, \
              NTILE(5) OVER (ORDER BY ROUND(SUM(o.total), 2), o.customer_id COLLATE \"C\") AS m \
-             FROM orders o WHERE o.placed_at <= $1 GROUP BY o.customer_id) oa ON oa.customer_id = c.id \
+             FROM orders o WHERE o.placed_at <= $1 GROUP BY o.customer_id), \
+             segment_aggregates_0 AS (SELECT c.id AS customer_id, oa.r AS r, oa.f AS f, oa.m AS m \
+             FROM customers c LEFT JOIN segment_aggregates_0_orders oa ON oa.customer_id = c.id \
              WHERE (c.created_at IS NULL OR c.created_at <= $2)) \
              SELECT a0.customer_id AS customer_id FROM segment_aggregates_0 a0 \
              WHERE (COALESCE((a0.r >= $3), FALSE) AND COALESCE((a0.f >= $4), FALSE)) \
@@ -1058,47 +1196,62 @@ mod tests {
         let tables = run.tables();
         assert_eq!(tables.len(), 1);
         let t = &tables[0];
+        let sql: Vec<&str> = t.statements.iter().map(|q| q.sql.as_str()).collect();
         assert_eq!(
-            t.create,
-            "CREATE TEMP TABLE segment_aggregates_0 (customer_id TEXT NOT NULL, v0, v1, v2)"
-        );
-        assert_eq!(
-            t.select.sql,
-            "SELECT c.id AS customer_id, COALESCE(oa.v0, 0) AS v0, COALESCE(ea.v1, 0) AS v1, oa.v2 AS v2 \
-             FROM customers c LEFT JOIN (SELECT o.customer_id AS customer_id, \
-             COUNT(CASE WHEN o.placed_at > ? THEN 1 END) AS v0, \
-             CAST(SUM(CASE WHEN o.placed_at > ? AND o.free_shipping THEN 1 ELSE 0 END) AS REAL) \
-             / NULLIF(COUNT(CASE WHEN o.placed_at > ? THEN 1 END), 0) AS v2 \
-             FROM orders o WHERE o.placed_at <= ? GROUP BY o.customer_id) oa ON oa.customer_id = c.id \
-             LEFT JOIN (SELECT e.customer_id AS customer_id, \
-             COUNT(CASE WHEN e.kind = ? AND e.occurred_at > ? THEN 1 END) AS v1 \
-             FROM events e WHERE e.kind IN (?) AND e.occurred_at > ? AND e.occurred_at <= ? \
-             GROUP BY e.customer_id) ea ON ea.customer_id = c.id \
-             WHERE (c.created_at IS NULL OR c.created_at <= ?)"
+            sql,
+            [
+                "CREATE TEMP TABLE segment_aggregates_0_orders (customer_id TEXT PRIMARY KEY NOT NULL, v0, v2) WITHOUT ROWID",
+                "INSERT INTO segment_aggregates_0_orders SELECT o.customer_id AS customer_id, \
+                 COUNT(CASE WHEN o.placed_at > ? THEN 1 END) AS v0, \
+                 CAST(SUM(CASE WHEN o.placed_at > ? AND o.free_shipping THEN 1 ELSE 0 END) AS REAL) \
+                 / NULLIF(COUNT(CASE WHEN o.placed_at > ? THEN 1 END), 0) AS v2 \
+                 FROM orders o WHERE o.placed_at <= ? GROUP BY o.customer_id",
+                "CREATE TEMP TABLE segment_aggregates_0_events (customer_id TEXT PRIMARY KEY NOT NULL, v1) WITHOUT ROWID",
+                "INSERT INTO segment_aggregates_0_events SELECT e.customer_id AS customer_id, \
+                 COUNT(CASE WHEN e.kind = ? AND e.occurred_at > ? THEN 1 END) AS v1 \
+                 FROM events e WHERE e.kind IN (?) AND e.occurred_at > ? AND e.occurred_at <= ? \
+                 GROUP BY e.customer_id",
+                "CREATE TEMP TABLE segment_aggregates_0 (customer_id TEXT NOT NULL, v0, v1, v2)",
+                "INSERT INTO segment_aggregates_0 SELECT c.id AS customer_id, COALESCE(oa.v0, 0) AS v0, \
+                 COALESCE(ea.v1, 0) AS v1, oa.v2 AS v2 FROM customers c \
+                 LEFT JOIN segment_aggregates_0_orders oa ON oa.customer_id = c.id \
+                 LEFT JOIN segment_aggregates_0_events ea ON ea.customer_id = c.id \
+                 WHERE (c.created_at IS NULL OR c.created_at <= ?)",
+                "DROP TABLE segment_aggregates_0_orders",
+                "DROP TABLE segment_aggregates_0_events",
+            ]
         );
         let week = ts("2025-05-25T00:00:00Z");
         let now = ts("2025-06-01T00:00:00Z");
         let month = ts("2025-05-02T00:00:00Z");
+        let params: Vec<&[SqlParam]> = t.statements.iter().map(|q| q.params.as_slice()).collect();
         assert_eq!(
-            t.select.params,
-            vec![
-                week.clone(),
-                week.clone(),
-                week,
-                now.clone(),
-                text("visit"),
-                month.clone(),
-                text("visit"),
-                month,
-                now.clone(),
-                now
+            params,
+            [
+                &[][..],
+                &[week.clone(), week.clone(), week, now.clone()][..],
+                &[][..],
+                &[
+                    text("visit"),
+                    month.clone(),
+                    text("visit"),
+                    month,
+                    now.clone()
+                ][..],
+                &[][..],
+                &[now][..],
+                &[][..],
+                &[][..],
             ]
         );
         assert_eq!(
-            t.fill.sql,
-            format!("INSERT INTO segment_aggregates_0 {}", t.select.sql)
+            t.tables,
+            [
+                "segment_aggregates_0_orders",
+                "segment_aggregates_0_events",
+                "segment_aggregates_0"
+            ]
         );
-        assert_eq!(t.index, None);
     }
 
     /// More distinct values than one table holds spill into further tables, indexed by customer
@@ -1129,15 +1282,28 @@ mod tests {
         );
         let tables = run.tables();
         assert_eq!(tables.len(), 2);
+        let sql: Vec<&str> = tables[1]
+            .statements
+            .iter()
+            .map(|q| q.sql.as_str())
+            .collect();
+        assert_eq!(sql.len(), 8, "{sql:?}");
         assert_eq!(
-            tables[1].index.as_deref(),
-            Some(
-                "CREATE UNIQUE INDEX segment_aggregates_1_id ON segment_aggregates_1 (customer_id)"
-            )
+            sql[0],
+            format!("CREATE TEMP TABLE segment_aggregates_1_orders (customer_id TEXT PRIMARY KEY, v{COLUMNS_PER_TABLE} BIGINT)")
+        );
+        assert_eq!(sql[2], "ANALYZE segment_aggregates_1_orders");
+        assert_eq!(
+            sql[3],
+            format!("CREATE TEMP TABLE segment_aggregates_1 (customer_id TEXT NOT NULL, v{COLUMNS_PER_TABLE} BIGINT)")
         );
         assert_eq!(
-            tables[1].create,
-            format!("CREATE TEMP TABLE segment_aggregates_1 (customer_id TEXT NOT NULL, v{COLUMNS_PER_TABLE} BIGINT)")
+            sql[5..],
+            [
+                "DROP TABLE segment_aggregates_1_orders",
+                "CREATE UNIQUE INDEX segment_aggregates_1_id ON segment_aggregates_1 (customer_id)",
+                "ANALYZE segment_aggregates_1",
+            ][..]
         );
     }
 

@@ -3,7 +3,9 @@
 //! A recompute never loops over customers in Rust: the segment's query fills a staging table inside
 //! the database, and the diff against the previous membership, the change log and the new membership
 //! are all written by set-based statements in one transaction. A crash mid-recompute leaves the last
-//! committed membership intact.
+//! committed membership intact. A run holds one connection ([`SegmentSession`]) on which it first
+//! builds the per-customer aggregate tables its compiled rules filter (temporary tables, so they exist
+//! on that connection only), then recomputes each segment.
 
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
@@ -67,7 +69,8 @@ pub struct SegmentSummary {
     pub description: Option<String>,
     /// Rule, template call or SQL as written.
     pub source: String,
-    /// The SQL that ran last, with placeholders.
+    /// The SQL that ran last, with placeholders (for a rule: its filter over the run's aggregate
+    /// tables).
     pub compiled_sql: Option<String>,
     /// Current member count.
     pub size: i64,

@@ -5,9 +5,10 @@
 //! shop (a customer attribute, `orders.<fn>(window)`, `events.<fn>(kind, window)`, the RFM scores)
 //! becomes a column of a per-run aggregate table, `segment_aggregates_N`, with one row per customer
 //! visible at `as_of` (created at or before it). [`RunCompiler::tables`] gives the statements that
-//! build those tables: each is `customers LEFT JOIN` one `GROUP BY customer_id` pass over `orders` and
-//! one over `events` (windows and kinds as `CASE` inside the aggregates), so the shop's rows are read
-//! once per run whatever the number of segments. Each segment's query
+//! build those tables: one `GROUP BY customer_id` pass over `orders` and one over `events` (windows
+//! and kinds as `CASE` inside the aggregates, RFM as `NTILE(5)` over the grouped orders), each into a
+//! scratch table keyed by customer id, then the visible customers `LEFT JOIN` those keys. The shop's
+//! rows are read once per run whatever the number of segments. Each segment's query
 //! ([`RunCompiler::segment`]) is then a filter over those tables: `SELECT a0.customer_id FROM
 //! segment_aggregates_0 a0 WHERE <rule over columns>`, a scan with no subquery per term. A run with
 //! more than [`COLUMNS_PER_TABLE`] distinct values spreads them over several tables, joined by

@@ -1,12 +1,17 @@
 //! The recompute job: every segment evaluated in the database, in dependency order, one transaction
 //! per segment, one run record for the whole job.
+//!
+//! All rules of a run are compiled together ([`RunCompiler`]): the per-customer values they read
+//! (order and event aggregates per window and kind, RFM scores, customer columns) are computed once,
+//! in one set-based pass into the run's aggregate tables on the run's connection, and each segment's
+//! query is a filter over them. `sql` segments run as written.
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use thiserror::Error;
 
 use campaignd_core::progress::Progress;
-use campaignd_core::rules::compile_segment;
+use campaignd_core::rules::{compile_segment, RunCompiler};
 use campaignd_store::runs::{Job, Outcome};
 use campaignd_store::segments::{RecomputeOutcome, SegmentPlan, SegmentQuery};
 use campaignd_store::{Store, StoreError};
@@ -36,7 +41,8 @@ pub struct RecomputeReport {
     pub segments: Vec<RecomputeOutcome>,
 }
 
-/// Turns a validated segment into the query for this store's dialect at `as_of`.
+/// Turns a validated segment into a self-contained query for this store's dialect at `as_of` (what
+/// `segments show` prints: the aggregate pass as `WITH` clauses in front of the segment's filter).
 pub fn plan_for(def: &SegmentDef, store: &Store, as_of: DateTime<Utc>) -> SegmentPlan {
     let query = match &def.source {
         SegmentSource::Rule(expr) => {
@@ -44,6 +50,20 @@ pub fn plan_for(def: &SegmentDef, store: &Store, as_of: DateTime<Utc>) -> Segmen
         }
         SegmentSource::Sql(sql) => SegmentQuery::UserSql(sql.clone()),
     };
+    plan_with(def, query)
+}
+
+/// The plan of one segment of a run compiled by `run`: a rule becomes a filter over the run's
+/// aggregate tables (built from [`RunCompiler::tables`] once every segment is compiled).
+pub fn plan_in_run(def: &SegmentDef, run: &mut RunCompiler) -> SegmentPlan {
+    let query = match &def.source {
+        SegmentSource::Rule(expr) => SegmentQuery::Compiled(run.segment(expr.expr(), &[])),
+        SegmentSource::Sql(sql) => SegmentQuery::UserSql(sql.clone()),
+    };
+    plan_with(def, query)
+}
+
+fn plan_with(def: &SegmentDef, query: SegmentQuery) -> SegmentPlan {
     SegmentPlan {
         name: def.name.clone(),
         description: def.description.clone(),
@@ -84,29 +104,57 @@ pub async fn recompute_with_progress(
         .filter(|d| only.is_none_or(|o| o == d.name))
         .collect();
     progress.start("recompute", "segments", Some(selected.len() as u64));
-    for def in selected {
-        let plan = plan_for(def, store, as_of);
-        let result = store.recompute_segment(&plan, run_id, as_of).await;
-        progress.advance(1);
-        match result {
-            Ok(outcome) => {
-                tracing::info!(segment = %outcome.segment, size = outcome.size, joined = outcome.joined, left = outcome.left, dropped = outcome.dropped, "segment recomputed");
-                done.push(outcome);
+    let mut run = RunCompiler::new(store.dialect(), as_of);
+    let plans: Vec<SegmentPlan> = selected
+        .iter()
+        .map(|def| plan_in_run(def, &mut run))
+        .collect();
+    let any_rule = plans
+        .iter()
+        .any(|p| matches!(p.query, SegmentQuery::Compiled(_)));
+    // The segment that failed, or `None` when the session or the aggregate pass did.
+    let mut failed: Option<(Option<String>, StoreError)> = None;
+    match store.segment_session().await {
+        Err(e) => failed = Some((None, e)),
+        Ok(mut session) => {
+            if any_rule {
+                if let Err(e) = session.build_aggregates(&run.tables()).await {
+                    failed = Some((None, e));
+                }
             }
-            Err(e) => {
-                let counts = json!({ "segments": done.len(), "failed_segment": def.name });
-                progress.finish();
-                let outcome = if done.is_empty() {
-                    Outcome::Failed
-                } else {
-                    Outcome::Partial
-                };
-                store
-                    .finish_run(run_id, outcome, &counts, Some(&e.to_string()))
-                    .await?;
-                return Err(e.into());
+            if failed.is_none() {
+                for plan in &plans {
+                    let result = session.recompute(plan, run_id, as_of).await;
+                    progress.advance(1);
+                    match result {
+                        Ok(outcome) => {
+                            tracing::info!(segment = %outcome.segment, size = outcome.size, joined = outcome.joined, left = outcome.left, dropped = outcome.dropped, "segment recomputed");
+                            done.push(outcome);
+                        }
+                        Err(e) => {
+                            failed = Some((Some(plan.name.clone()), e));
+                            break;
+                        }
+                    }
+                }
+            }
+            if let Err(e) = session.close().await {
+                tracing::warn!(error = %e, "could not drop the run's aggregate tables");
             }
         }
+    }
+    if let Some((segment, e)) = failed {
+        let counts = json!({ "segments": done.len(), "failed_segment": segment });
+        progress.finish();
+        let outcome = if done.is_empty() {
+            Outcome::Failed
+        } else {
+            Outcome::Partial
+        };
+        store
+            .finish_run(run_id, outcome, &counts, Some(&e.to_string()))
+            .await?;
+        return Err(e.into());
     }
     progress.finish();
     let counts = json!({

@@ -3,14 +3,18 @@
 //! A recompute never loops over customers in Rust: the segment's query fills a staging table inside
 //! the database, and the diff against the previous membership, the change log and the new membership
 //! are all written by set-based statements in one transaction. A crash mid-recompute leaves the last
-//! committed membership intact.
+//! committed membership intact. A run holds one connection ([`SegmentSession`]) on which it first
+//! builds the per-customer aggregate tables its compiled rules filter (temporary tables, so they exist
+//! on that connection only), then recomputes each segment.
 
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use serde::Serialize;
 use sqlx::Row;
 
-use campaignd_core::rules::{CompiledQuery, SqlParam};
+use campaignd_core::rules::{AggregateTable, CompiledQuery, SqlParam};
+use sqlx::pool::PoolConnection;
+use sqlx::{Postgres, Sqlite};
 
 use crate::bind::{on_pool, BindParams, SQLITE_BEGIN_WRITE};
 use crate::runs::to_time;
@@ -65,7 +69,8 @@ pub struct SegmentSummary {
     pub description: Option<String>,
     /// Rule, template call or SQL as written.
     pub source: String,
-    /// The SQL that ran last, with placeholders.
+    /// The SQL that ran last, with placeholders (for a rule: its filter over the run's aggregate
+    /// tables).
     pub compiled_sql: Option<String>,
     /// Current member count.
     pub size: i64,
@@ -108,13 +113,14 @@ const STAGING_CLEAR_POSTGRES: &str = "TRUNCATE staging_members, staging_joined, 
 /// Postgres never analyses temporary tables by itself; without statistics the planner takes a freshly
 /// filled staging table for empty and may pick a nested loop over it.
 const STAGING_ANALYZE: &str = "ANALYZE staging_members";
-/// A compiled rule runs on Postgres with JIT compilation off, and the session's setting is restored
-/// after it. The query is one expression per rule node with a correlated aggregate per term (index
-/// lookups, which JIT does not speed up), and its estimated cost passes `jit_above_cost` as soon
-/// as the rule or the shop is large: Postgres then hands the whole expression to LLVM, whose compile
-/// time grows much faster than the expression. Measured on Postgres 15 with the widest rule the
-/// parser accepts (3,333 comparisons, 6,666 correlated subqueries) on *empty* tables: more than
-/// 5 minutes with `jit = on` (the default), 3.7 s with it off (of which 1.5 s planning).
+/// A recompute session runs on Postgres with JIT compilation off, and the connection's setting is
+/// restored when the session closes. A compiled rule is one expression per rule node, and an
+/// aggregate pass one expression per value the run's rules read; their estimated cost passes
+/// `jit_above_cost` as soon as the rules or the shop are large: Postgres then hands the whole
+/// expression to LLVM, whose compile time grows much faster than the expression. Measured on
+/// Postgres 15 with the widest rule the parser accepts (3,333 comparisons, 6,666 correlated subqueries,
+/// the query shape before the shared aggregate pass) on *empty* tables: more than 5 minutes with
+/// `jit = on` (the default), 3.7 s with it off (of which 1.5 s planning).
 const STAGE_JIT_OFF: &str = "SET jit = off";
 const STAGE_JIT_RESET: &str = "RESET jit";
 const DIFF_ANALYZE: &str = "ANALYZE staging_joined, staging_left";
@@ -210,152 +216,94 @@ macro_rules! stage_ids {
     };
 }
 
+/// A pooled connection of either backend, held for a whole recompute run: the run's aggregate tables
+/// are temporary, so they exist only on the connection that built them.
+enum SessionConn {
+    Sqlite(PoolConnection<Sqlite>),
+    Postgres(PoolConnection<Postgres>),
+}
+
+/// Runs `$body` with `$conn` bound to the session's connection and `$pool` to the store's pool of the
+/// same backend (compiled once per backend, like `on_pool!`); on Postgres within the store's
+/// operation timeout.
+macro_rules! on_conn {
+    ($session:expr, $pool:ident, $conn:ident => $body:expr) => {{
+        let store = $session.store;
+        match (&mut $session.conn, store.pool()) {
+            (SessionConn::Sqlite($conn), Pool::Sqlite($pool)) => {
+                let _ = &$pool;
+                $body
+            }
+            (SessionConn::Postgres($conn), Pool::Postgres($pool)) => {
+                let _ = &$pool;
+                store.bounded(async { Ok::<_, StoreError>($body) }).await?
+            }
+            _ => {
+                return Err(StoreError::Corrupt(
+                    "a segment session's connection is not of its store's backend".into(),
+                ))
+            }
+        }
+    }};
+}
+
+/// One recompute run's hold on the database: a connection with the staging tables and, once
+/// [`SegmentSession::build_aggregates`] ran, the run's per-customer aggregate tables that every
+/// compiled segment of the run filters. Call [`SegmentSession::close`] when done (also after an
+/// error), which drops the aggregate tables so the pooled connection does not keep them.
+pub struct SegmentSession<'s> {
+    store: &'s Store,
+    conn: SessionConn,
+    /// Aggregate tables built on this connection.
+    tables: Vec<String>,
+}
+
 impl Store {
-    /// Recomputes one segment inside the database and records the diff, all in one transaction.
+    /// Opens a recompute session: one connection, its staging tables created, and on Postgres JIT
+    /// compilation off until [`SegmentSession::close`] (see [`STAGE_JIT_OFF`]).
+    pub async fn segment_session(&self) -> Result<SegmentSession<'_>, StoreError> {
+        let conn = match self.pool() {
+            Pool::Sqlite(pool) => SessionConn::Sqlite(pool.acquire().await?),
+            Pool::Postgres(pool) => {
+                SessionConn::Postgres(self.bounded(async { Ok(pool.acquire().await?) }).await?)
+            }
+        };
+        let mut session = SegmentSession {
+            store: self,
+            conn,
+            tables: Vec::new(),
+        };
+        let jit = matches!(self.pool(), Pool::Postgres(_));
+        on_conn!(session, pool, conn => {
+            for ddl in STAGING_DDL {
+                sqlx::query(ddl).execute(&mut **conn).await?;
+            }
+            if jit {
+                sqlx::query(STAGE_JIT_OFF).execute(&mut **conn).await?;
+            }
+        });
+        Ok(session)
+    }
+
+    /// Recomputes one segment on its own (a session of one segment with no aggregate tables, so the
+    /// plan's query must be self-contained, as [`campaignd_core::rules::compile_segment`] makes it)
+    /// and records the diff, all in one transaction.
     pub async fn recompute_segment(
         &self,
         plan: &SegmentPlan,
         run_id: i64,
         now: DateTime<Utc>,
     ) -> Result<RecomputeOutcome, StoreError> {
-        let seg_err = |e: sqlx::Error| StoreError::Segment {
-            segment: plan.name.clone(),
-            message: e.to_string(),
-        };
-        let (ro_on, ro_off) = match self.pool() {
-            Pool::Sqlite(_) => ("PRAGMA query_only = ON", "PRAGMA query_only = OFF"),
-            Pool::Postgres(_) => ("BEGIN READ ONLY", "ROLLBACK"),
-        };
-        let (stage_sql, stage_params, compiled_sql) = match &plan.query {
-            SegmentQuery::Compiled(q) => {
-                let inner = match self.pool() {
-                    Pool::Sqlite(_) => numbered_placeholders(&q.sql),
-                    Pool::Postgres(_) => q.sql.clone(),
-                };
-                let mut params = q.params.clone();
-                params.extend(plan.excludes.iter().cloned().map(SqlParam::Text));
-                let sql = format!(
-                    "INSERT INTO staging_members (customer_id) {}",
-                    with_excludes(&inner, &plan.excludes, q.params.len() + 1)
-                );
-                (Some(sql), params, q.sql.clone())
-            }
-            SegmentQuery::UserSql(sql) => (None, Vec::new(), sql.clone()),
-        };
-        let at = now.timestamp();
-        let (clear, clear_more, analyze, begin) = match self.pool() {
-            Pool::Sqlite(_) => (
-                STAGING_CLEAR_SQLITE,
-                &STAGING_CLEAR_SQLITE_DIFF[..],
-                false,
-                SQLITE_BEGIN_WRITE,
-            ),
-            Pool::Postgres(_) => (STAGING_CLEAR_POSTGRES, &[][..], true, "BEGIN"),
-        };
-        let jit = match self.pool() {
-            Pool::Sqlite(_) => None,
-            Pool::Postgres(_) => Some((STAGE_JIT_OFF, STAGE_JIT_RESET)),
-        };
-        let (joined, left, size, dropped) = on_pool!(self, pool => {
-            let mut conn = pool.acquire().await?;
-            for ddl in STAGING_DDL {
-                sqlx::query(ddl).execute(&mut *conn).await?;
-            }
-            for sql in std::iter::once(clear).chain(clear_more.iter().copied()) {
-                sqlx::query(sql).execute(&mut *conn).await?;
-            }
-            // Staging only reads the shop's tables and writes this connection's temporary ones, so it
-            // runs before the write transaction: other writers wait only for the diff, not the query.
-            match &stage_sql {
-                Some(sql) => {
-                    if let Some((off, _)) = jit {
-                        sqlx::query(off).execute(&mut *conn).await?;
-                    }
-                    let staged = sqlx::query(sql).bind_params(&stage_params).execute(&mut *conn).await;
-                    if let Some((_, reset)) = jit {
-                        sqlx::query(reset).execute(&mut *conn).await?;
-                    }
-                    staged.map_err(seg_err)?;
-                }
-                None => {
-                    // The user's SQL runs on a second connection that cannot write, and its rows are
-                    // copied into the staging table in batches.
-                    let user_sql = with_excludes(&compiled_sql, &plan.excludes, 1);
-                    let mut reader = pool.acquire().await?;
-                    sqlx::query(ro_on).execute(&mut *reader).await?;
-                    let copied: Result<(), sqlx::Error> = async {
-                        let mut q = sqlx::query(&user_sql);
-                        for name in &plan.excludes {
-                            q = q.bind(name);
-                        }
-                        let mut rows = q.fetch(&mut *reader);
-                        let mut batch: Vec<String> = Vec::with_capacity(STAGE_BATCH);
-                        while let Some(row) = rows.try_next().await? {
-                            batch.push(row.try_get::<String, _>("customer_id")?);
-                            if batch.len() == STAGE_BATCH {
-                                stage_ids!(conn, &batch).await?;
-                                batch.clear();
-                            }
-                        }
-                        stage_ids!(conn, &batch).await
-                    }
-                    .await;
-                    let reset = sqlx::query(ro_off).execute(&mut *reader).await;
-                    copied.map_err(seg_err)?;
-                    reset?;
-                }
-            }
-            let dropped = if stage_sql.is_none() {
-                sqlx::query(DROP_NON_CUSTOMERS).execute(&mut *conn).await?.rows_affected() as i64
-            } else {
-                0
-            };
-            if analyze {
-                sqlx::query(STAGING_ANALYZE).execute(&mut *conn).await?;
-            }
-            let mut tx = sqlx::Connection::begin_with(&mut *conn, begin).await?;
-            sqlx::query(DIFF_JOINED).bind(&plan.name).execute(&mut *tx).await?;
-            sqlx::query(DIFF_LEFT).bind(&plan.name).execute(&mut *tx).await?;
-            if analyze {
-                sqlx::query(DIFF_ANALYZE).execute(&mut *tx).await?;
-            }
-            let joined = sqlx::query(RECORD_JOINED).bind(run_id).bind(&plan.name).bind(at)
-                .execute(&mut *tx).await?.rows_affected() as i64;
-            let left = sqlx::query(RECORD_LEFT).bind(run_id).bind(&plan.name).bind(at)
-                .execute(&mut *tx).await?.rows_affected() as i64;
-            sqlx::query(DELETE_LEFT).bind(&plan.name).execute(&mut *tx).await?;
-            sqlx::query(INSERT_JOINED).bind(&plan.name).bind(at).execute(&mut *tx).await?;
-            let size: i64 = sqlx::query_scalar(COUNT_MEMBERS).bind(&plan.name).fetch_one(&mut *tx).await?;
-            sqlx::query(UPSERT_SEGMENT)
-                .bind(&plan.name).bind(&plan.description).bind(&plan.source).bind(&compiled_sql)
-                .bind(size).bind(run_id).bind(joined).bind(left).bind(at).bind(dropped)
-                .execute(&mut *tx).await?;
-            sqlx::query(RECORD_SIZE).bind(&plan.name).bind(run_id).bind(at).bind(size)
-                .execute(&mut *tx).await?;
-            tx.commit().await?;
-            for sql in std::iter::once(clear).chain(clear_more.iter().copied()) {
-                sqlx::query(sql).execute(&mut *conn).await?;
-            }
-            (joined, left, size, dropped)
-        });
-        if dropped > 0 {
-            tracing::warn!(
-                segment = %plan.name,
-                dropped,
-                "the segment's SQL returned ids that are not customers; they were left out"
-            );
-        }
-        Ok(RecomputeOutcome {
-            segment: plan.name.clone(),
-            size,
-            joined,
-            left,
-            dropped,
-        })
+        let mut session = self.segment_session().await?;
+        let outcome = session.recompute(plan, run_id, now).await;
+        let closed = session.close().await;
+        let outcome = outcome?;
+        closed?;
+        Ok(outcome)
     }
 
-    /// How many rows a compiled segment query returns, counted in the database (`SELECT COUNT(*)` over
-    /// it): the raw-SQL baseline benchmarks compare a recompute with.
+    /// How many rows a self-contained compiled segment query returns, counted in the database
+    /// (`SELECT COUNT(*)` over it).
     pub async fn count_matches(&self, query: &CompiledQuery) -> Result<i64, StoreError> {
         let sql = format!("SELECT COUNT(*) FROM ({}) counted", query.sql);
         let n: i64 = on_pool!(self, pool => {
@@ -363,7 +311,6 @@ impl Store {
         });
         Ok(n)
     }
-
     /// Every recomputed segment, by name.
     pub async fn segment_summaries(&self) -> Result<Vec<SegmentSummary>, StoreError> {
         const SQL: &str = "SELECT name, description, source, compiled_sql, size, last_joined, last_left, last_dropped, computed_at \
@@ -404,6 +351,201 @@ impl Store {
             }).collect::<Result<Vec<_>, _>>()?
         });
         Ok(rows)
+    }
+}
+
+impl SegmentSession<'_> {
+    /// Builds the run's aggregate tables on this connection (dropping any left by an earlier run on
+    /// it) with the statements [`AggregateTable::statements`] lists: per table one `GROUP BY` pass
+    /// over orders and one over events into scratch tables keyed by customer id, then the visible
+    /// customers joined to them.
+    pub async fn build_aggregates(&mut self, tables: &[AggregateTable]) -> Result<(), StoreError> {
+        for table in tables {
+            let agg_err = |e: sqlx::Error| StoreError::Segment {
+                segment: format!("(aggregates {})", table.name),
+                message: e.to_string(),
+            };
+            let drops: Vec<String> = table
+                .tables
+                .iter()
+                .map(|t| format!("DROP TABLE IF EXISTS {t}"))
+                .collect();
+            // Recorded first, so `close` drops whatever a failed build left.
+            self.tables.extend(table.tables.iter().cloned());
+            on_conn!(self, pool, conn => {
+                for drop in &drops {
+                    sqlx::query(drop).execute(&mut **conn).await?;
+                }
+                for statement in &table.statements {
+                    sqlx::query(&statement.sql)
+                        .bind_params(&statement.params)
+                        .execute(&mut **conn)
+                        .await
+                        .map_err(agg_err)?;
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// How many rows a compiled query of this run returns, counted in the database on this session's
+    /// connection (so it can read the aggregate tables): the bare baseline benchmarks compare a
+    /// recompute with.
+    pub async fn count_matches(&mut self, query: &CompiledQuery) -> Result<i64, StoreError> {
+        let sql = format!("SELECT COUNT(*) FROM ({}) counted", query.sql);
+        let n: i64 = on_conn!(self, pool, conn => {
+            sqlx::query(&sql).bind_params(&query.params).fetch_one(&mut **conn).await?.try_get(0)?
+        });
+        Ok(n)
+    }
+
+    /// Drops the aggregate tables and restores the connection's settings, returning it to the pool
+    /// as it was taken.
+    pub async fn close(mut self) -> Result<(), StoreError> {
+        let drops: Vec<String> = self
+            .tables
+            .drain(..)
+            .map(|t| format!("DROP TABLE IF EXISTS {t}"))
+            .collect();
+        let jit = matches!(self.store.pool(), Pool::Postgres(_));
+        on_conn!(self, pool, conn => {
+            for sql in &drops {
+                sqlx::query(sql).execute(&mut **conn).await?;
+            }
+            if jit {
+                sqlx::query(STAGE_JIT_RESET).execute(&mut **conn).await?;
+            }
+        });
+        Ok(())
+    }
+
+    /// Recomputes one segment of the run and records the diff, all in one transaction. The plan's
+    /// compiled query may read the aggregate tables built on this session.
+    pub async fn recompute(
+        &mut self,
+        plan: &SegmentPlan,
+        run_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<RecomputeOutcome, StoreError> {
+        let seg_err = |e: sqlx::Error| StoreError::Segment {
+            segment: plan.name.clone(),
+            message: e.to_string(),
+        };
+        let (ro_on, ro_off) = match self.store.pool() {
+            Pool::Sqlite(_) => ("PRAGMA query_only = ON", "PRAGMA query_only = OFF"),
+            Pool::Postgres(_) => ("BEGIN READ ONLY", "ROLLBACK"),
+        };
+        let (stage_sql, stage_params, compiled_sql) = match &plan.query {
+            SegmentQuery::Compiled(q) => {
+                let inner = match self.store.pool() {
+                    Pool::Sqlite(_) => numbered_placeholders(&q.sql),
+                    Pool::Postgres(_) => q.sql.clone(),
+                };
+                let mut params = q.params.clone();
+                params.extend(plan.excludes.iter().cloned().map(SqlParam::Text));
+                let sql = format!(
+                    "INSERT INTO staging_members (customer_id) {}",
+                    with_excludes(&inner, &plan.excludes, q.params.len() + 1)
+                );
+                (Some(sql), params, q.sql.clone())
+            }
+            SegmentQuery::UserSql(sql) => (None, Vec::new(), sql.clone()),
+        };
+        let at = now.timestamp();
+        let (clear, clear_more, analyze, begin) = match self.store.pool() {
+            Pool::Sqlite(_) => (
+                STAGING_CLEAR_SQLITE,
+                &STAGING_CLEAR_SQLITE_DIFF[..],
+                false,
+                SQLITE_BEGIN_WRITE,
+            ),
+            Pool::Postgres(_) => (STAGING_CLEAR_POSTGRES, &[][..], true, "BEGIN"),
+        };
+        let (joined, left, size, dropped) = on_conn!(self, pool, conn => {
+            for sql in std::iter::once(clear).chain(clear_more.iter().copied()) {
+                sqlx::query(sql).execute(&mut **conn).await?;
+            }
+            // Staging only reads the shop's tables and writes this connection's temporary ones, so it
+            // runs before the write transaction: other writers wait only for the diff, not the query.
+            match &stage_sql {
+                Some(sql) => {
+                    sqlx::query(sql).bind_params(&stage_params).execute(&mut **conn).await.map_err(seg_err)?;
+                }
+                None => {
+                    // The user's SQL runs on a second connection that cannot write, and its rows are
+                    // copied into the staging table in batches.
+                    let user_sql = with_excludes(&compiled_sql, &plan.excludes, 1);
+                    let mut reader = pool.acquire().await?;
+                    sqlx::query(ro_on).execute(&mut *reader).await?;
+                    let copied: Result<(), sqlx::Error> = async {
+                        let mut q = sqlx::query(&user_sql);
+                        for name in &plan.excludes {
+                            q = q.bind(name);
+                        }
+                        let mut rows = q.fetch(&mut *reader);
+                        let mut batch: Vec<String> = Vec::with_capacity(STAGE_BATCH);
+                        while let Some(row) = rows.try_next().await? {
+                            batch.push(row.try_get::<String, _>("customer_id")?);
+                            if batch.len() == STAGE_BATCH {
+                                stage_ids!(*conn, &batch).await?;
+                                batch.clear();
+                            }
+                        }
+                        stage_ids!(*conn, &batch).await
+                    }
+                    .await;
+                    let reset = sqlx::query(ro_off).execute(&mut *reader).await;
+                    copied.map_err(seg_err)?;
+                    reset?;
+                }
+            }
+            let dropped = if stage_sql.is_none() {
+                sqlx::query(DROP_NON_CUSTOMERS).execute(&mut **conn).await?.rows_affected() as i64
+            } else {
+                0
+            };
+            if analyze {
+                sqlx::query(STAGING_ANALYZE).execute(&mut **conn).await?;
+            }
+            let mut tx = sqlx::Connection::begin_with(&mut **conn, begin).await?;
+            sqlx::query(DIFF_JOINED).bind(&plan.name).execute(&mut *tx).await?;
+            sqlx::query(DIFF_LEFT).bind(&plan.name).execute(&mut *tx).await?;
+            if analyze {
+                sqlx::query(DIFF_ANALYZE).execute(&mut *tx).await?;
+            }
+            let joined = sqlx::query(RECORD_JOINED).bind(run_id).bind(&plan.name).bind(at)
+                .execute(&mut *tx).await?.rows_affected() as i64;
+            let left = sqlx::query(RECORD_LEFT).bind(run_id).bind(&plan.name).bind(at)
+                .execute(&mut *tx).await?.rows_affected() as i64;
+            sqlx::query(DELETE_LEFT).bind(&plan.name).execute(&mut *tx).await?;
+            sqlx::query(INSERT_JOINED).bind(&plan.name).bind(at).execute(&mut *tx).await?;
+            let size: i64 = sqlx::query_scalar(COUNT_MEMBERS).bind(&plan.name).fetch_one(&mut *tx).await?;
+            sqlx::query(UPSERT_SEGMENT)
+                .bind(&plan.name).bind(&plan.description).bind(&plan.source).bind(&compiled_sql)
+                .bind(size).bind(run_id).bind(joined).bind(left).bind(at).bind(dropped)
+                .execute(&mut *tx).await?;
+            sqlx::query(RECORD_SIZE).bind(&plan.name).bind(run_id).bind(at).bind(size)
+                .execute(&mut *tx).await?;
+            tx.commit().await?;
+            for sql in std::iter::once(clear).chain(clear_more.iter().copied()) {
+                sqlx::query(sql).execute(&mut **conn).await?;
+            }
+            (joined, left, size, dropped)
+        });
+        if dropped > 0 {
+            tracing::warn!(
+                segment = %plan.name,
+                dropped,
+                "the segment's SQL returned ids that are not customers; they were left out"
+            );
+        }
+        Ok(RecomputeOutcome {
+            segment: plan.name.clone(),
+            size,
+            joined,
+            left,
+            dropped,
+        })
     }
 }
 

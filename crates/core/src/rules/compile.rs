@@ -1,21 +1,39 @@
-//! Compiler: a checked rule → one parameterised `SELECT` per SQL dialect.
+//! Compiler: checked rules → parameterised SQL per dialect, as one shared aggregate pass per run plus
+//! one cheap filter per segment.
 //!
-//! The query returns the `customer_id` of every member and runs entirely in the database (set-based,
-//! correlated subqueries on the `orders(customer_id, placed_at)` and
-//! `events(customer_id, kind, occurred_at)` indexes). Every rule literal, every time bound derived
-//! from `as_of`, and every segment name is a bound parameter, never SQL text, so no rule can inject
-//! SQL. Semantics (mirrored exactly by [`super::eval`]):
+//! A recompute run compiles all its rules with one [`RunCompiler`]. Every value a rule reads from the
+//! shop (a customer attribute, `orders.<fn>(window)`, `events.<fn>(kind, window)`, the RFM scores)
+//! becomes a column of a per-run aggregate table, `segment_aggregates_N`, with one row per customer
+//! visible at `as_of` (created at or before it). [`RunCompiler::tables`] gives the statements that
+//! build those tables: one `GROUP BY customer_id` pass over `orders` and one over `events` (windows
+//! and kinds as `CASE` inside the aggregates, RFM as `NTILE(5)` over the grouped orders), each into a
+//! scratch table keyed by customer id, then the visible customers `LEFT JOIN` those keys. The shop's
+//! rows are read once per run whatever the number of segments. Each segment's query
+//! ([`RunCompiler::segment`]) is then a filter over those tables: `SELECT a0.customer_id FROM
+//! segment_aggregates_0 a0 WHERE <rule over columns>`, a scan with no subquery per term. A run with
+//! more than [`COLUMNS_PER_TABLE`] distinct values spreads them over several tables, joined by
+//! customer id (SQLite allows 2,000 columns, Postgres 1,600). [`compile_segment`] compiles one rule on
+//! its own: the same tables as `WITH` clauses in front of the same filter, so it runs anywhere.
+//!
+//! Every rule literal, every time bound derived from `as_of`, and every segment name and event kind
+//! is a bound parameter, never SQL text, so no rule can inject SQL. Semantics (mirrored exactly by
+//! [`super::eval`]):
 //!
 //! * only data at or before `as_of` (whole seconds) is visible; a window `7d` means
 //!   `as_of - 7d < t <= as_of`; `D ago` is `as_of - D`;
 //! * every comparison is `COALESCE((lhs op rhs), FALSE)`: two-valued logic, a missing value (no
-//!   orders, NULL attribute, no RFM score) makes the comparison false and `not` of it true;
+//!   orders, NULL attribute, no RFM score) makes the comparison false and `not` of it true; counts
+//!   and sums of customers without rows are 0, not missing;
 //! * sums are rounded to cents; averages are computed on exact cents and rounded half away from
-//!   zero, so SQLite (REAL), Postgres (NUMERIC) and Rust (f64) agree to the last bit.
+//!   zero, so SQLite (REAL), Postgres (NUMERIC) and Rust (f64) agree to the last bit;
+//! * RFM scores are `NTILE(5)` over every customer with an order at or before `as_of`, ties broken
+//!   by bytewise customer id.
+
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
 
-use super::ast::{CustomerAttr, EventFn, Expr, ExprKind, Literal, OrderFn, Term, Type};
+use super::ast::{CustomerAttr, Duration, EventFn, Expr, ExprKind, Literal, OrderFn, Term, Type};
 
 /// The SQL dialect to generate: the two stores campaignd supports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -42,13 +60,65 @@ pub enum SqlParam {
     Timestamp(DateTime<Utc>),
 }
 
-/// A compiled segment query: SQL text plus its parameters in placeholder order.
+/// A compiled query: SQL text plus its parameters in placeholder order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CompiledQuery {
-    /// `SELECT c.id AS customer_id FROM customers c ... WHERE ...`
+    /// The SQL; a segment query is `[WITH ...] SELECT a0.customer_id AS customer_id FROM ...`.
     pub sql: String,
     /// The values for `?` / `$1..$n`, in order.
     pub params: Vec<SqlParam>,
+}
+
+/// One per-run aggregate table and how to build it before the run's segment queries, which read it.
+/// It lives on one connection only (temporary tables) and for one run only.
+///
+/// The orders pass and the events pass are each written into a scratch table keyed by customer id
+/// first, and the aggregate table is the visible customers `LEFT JOIN` those keys: every join is on
+/// a primary key, so the plan is linear whatever the planner guesses about a derived table (SQLite
+/// 3.40 scans a materialised window-function subquery once per customer instead).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AggregateTable {
+    /// The table's name, `segment_aggregates_N`.
+    pub name: String,
+    /// Every table the statements create, scratch tables included: dropped (if they exist) before
+    /// the build, and the aggregate table again when the run ends.
+    pub tables: Vec<String>,
+    /// The statements that build it, in order: `CREATE TEMP TABLE` with the column types spelled
+    /// out (Postgres takes no bound parameters in `CREATE TABLE ... AS`), `INSERT ... SELECT` for
+    /// each pass, on Postgres `ANALYZE` (autovacuum never sees temporary tables), the scratch
+    /// tables' `DROP`, and for tables after the first, which filters join by id, a unique index.
+    pub statements: Vec<CompiledQuery>,
+}
+
+/// Most value columns in one aggregate table; a run reading more distinct values gets more tables.
+pub const COLUMNS_PER_TABLE: usize = 250;
+
+/// The name of the `n`-th aggregate table of a run.
+pub fn aggregate_table_name(n: usize) -> String {
+    format!("segment_aggregates_{n}")
+}
+
+/// The scratch table of the `n`-th aggregate table's orders pass.
+fn orders_table_name(n: usize) -> String {
+    format!("segment_aggregates_{n}_orders")
+}
+
+/// The scratch table of the `n`-th aggregate table's events pass.
+fn events_table_name(n: usize) -> String {
+    format!("segment_aggregates_{n}_events")
+}
+
+/// `, name type, ...` for a column definition list (an empty type leaves the name alone).
+fn column_list(cols: &[(String, &'static str)]) -> String {
+    cols.iter()
+        .map(|(col, ty)| {
+            if ty.is_empty() {
+                format!(", {col}")
+            } else {
+                format!(", {col} {ty}")
+            }
+        })
+        .collect()
 }
 
 /// Truncates an instant to whole seconds (toward the past): SQLite stores seconds, so rules see
@@ -57,7 +127,8 @@ pub fn whole_seconds(t: DateTime<Utc>) -> DateTime<Utc> {
     t.with_nanosecond(0).unwrap_or(t)
 }
 
-/// Compiles a checked rule into the membership query of a segment.
+/// Compiles one checked rule into a self-contained membership query: the run's aggregate tables as
+/// `WITH` clauses in front of the filter [`RunCompiler::segment`] gives.
 ///
 /// `excludes` are segments whose current members are removed (`NOT EXISTS` on
 /// `segment_memberships`); `as_of` is "now" (truncated to whole seconds).
@@ -67,29 +138,479 @@ pub fn compile_segment(
     dialect: Dialect,
     as_of: DateTime<Utc>,
 ) -> CompiledQuery {
-    let mut c = Compiler {
-        dialect,
-        as_of: whole_seconds(as_of),
-        params: Vec::new(),
-    };
-    let mut sql = String::from("SELECT c.id AS customer_id FROM customers c");
-    if expr.uses_rfm() {
-        sql.push_str(&c.rfm_join());
+    let mut run = RunCompiler::new(dialect, as_of);
+    // The first pass registers the columns the rule reads; the tables come from them; the filter is
+    // compiled again after the tables' parameters so Postgres' `$n` numbers follow on.
+    run.segment(expr, excludes);
+    let mut ctes = Vec::new();
+    let mut params = Vec::new();
+    for t in 0..run.table_count() {
+        if let Some(select) = run.orders_select(t, params.len()) {
+            ctes.push(format!("{} AS ({})", orders_table_name(t), select.sql));
+            params.extend(select.params);
+        }
+        if let Some(select) = run.events_select(t, params.len()) {
+            ctes.push(format!("{} AS ({})", events_table_name(t), select.sql));
+            params.extend(select.params);
+        }
+        let main = run.main_select(t, params.len());
+        ctes.push(format!("{} AS ({})", aggregate_table_name(t), main.sql));
+        params.extend(main.params);
     }
-    let p = c.param(SqlParam::Timestamp(c.as_of));
-    sql.push_str(&format!(
-        " WHERE (c.created_at IS NULL OR c.created_at <= {p}) AND ({})",
-        c.condition(expr)
-    ));
-    for name in excludes {
-        let p = c.param(SqlParam::Text(name.clone()));
-        sql.push_str(&format!(
-            " AND NOT EXISTS (SELECT 1 FROM segment_memberships x WHERE x.segment = {p} AND x.customer_id = c.id)"
-        ));
+    let mut sql = format!("WITH {}", ctes.join(", "));
+    let filter = run.filter(expr, excludes, params.len());
+    sql.push(' ');
+    sql.push_str(&filter.sql);
+    params.extend(filter.params);
+    CompiledQuery { sql, params }
+}
+
+/// One value a rule reads, stored as a column of an aggregate table.
+#[derive(Debug, Clone, PartialEq)]
+enum Column {
+    /// A `customers` column, copied as is.
+    Attr(CustomerAttr),
+    /// `orders.<func>(window)`.
+    Orders(OrderFn, Option<Duration>),
+    /// `events.<func>(kind, window)`.
+    Events(EventFn, Option<String>, Option<Duration>),
+    /// The three RFM scores `r`, `f`, `m`.
+    Rfm,
+}
+
+impl Column {
+    /// Slots of [`COLUMNS_PER_TABLE`] it takes.
+    fn width(&self) -> usize {
+        match self {
+            Column::Rfm => 3,
+            _ => 1,
+        }
     }
-    CompiledQuery {
-        sql,
-        params: c.params,
+}
+
+/// Compiles the rules of one recompute run against shared aggregate tables: call
+/// [`RunCompiler::segment`] for every segment, then [`RunCompiler::tables`] for the statements that
+/// build what those queries read.
+#[derive(Debug, Clone)]
+pub struct RunCompiler {
+    dialect: Dialect,
+    as_of: DateTime<Utc>,
+    /// Registered columns, with the table each lives in and its column name there.
+    columns: Vec<(Column, usize, String)>,
+    /// Column key (the term as printed) → index into `columns`.
+    index: HashMap<String, usize>,
+    /// Slots used in the last table.
+    last_slots: usize,
+}
+
+impl RunCompiler {
+    /// A compiler for a run at `as_of` (truncated to whole seconds) on `dialect`.
+    pub fn new(dialect: Dialect, as_of: DateTime<Utc>) -> Self {
+        RunCompiler {
+            dialect,
+            as_of: whole_seconds(as_of),
+            columns: Vec::new(),
+            index: HashMap::new(),
+            last_slots: 0,
+        }
+    }
+
+    /// The membership query of one segment of the run: a filter over the run's aggregate tables
+    /// (which must be built from [`RunCompiler::tables`], called after the run's last `segment`).
+    pub fn segment(&mut self, expr: &Expr, excludes: &[String]) -> CompiledQuery {
+        self.register(expr);
+        self.filter(expr, excludes, 0)
+    }
+
+    /// The aggregate tables every segment compiled so far reads, in build order.
+    pub fn tables(&self) -> Vec<AggregateTable> {
+        let pg = self.dialect == Dialect::Postgres;
+        let plain = |sql: String| CompiledQuery {
+            sql,
+            params: Vec::new(),
+        };
+        (0..self.table_count())
+            .map(|t| {
+                let name = aggregate_table_name(t);
+                let mut tables = Vec::new();
+                let mut statements = Vec::new();
+                let passes = [
+                    (orders_table_name(t), self.orders_select(t, 0), true),
+                    (events_table_name(t), self.events_select(t, 0), false),
+                ];
+                for (scratch, select, orders) in &passes {
+                    let Some(select) = select else { continue };
+                    let key = if pg {
+                        "customer_id TEXT PRIMARY KEY"
+                    } else {
+                        "customer_id TEXT PRIMARY KEY NOT NULL"
+                    };
+                    let cols = self.scratch_columns(t, *orders);
+                    let rowid = if pg { "" } else { " WITHOUT ROWID" };
+                    statements.push(plain(format!(
+                        "CREATE TEMP TABLE {scratch} ({key}{}){rowid}",
+                        column_list(&cols)
+                    )));
+                    statements.push(CompiledQuery {
+                        sql: format!("INSERT INTO {scratch} {}", select.sql),
+                        params: select.params.clone(),
+                    });
+                    if pg {
+                        statements.push(plain(format!("ANALYZE {scratch}")));
+                    }
+                    tables.push(scratch.clone());
+                }
+                let main = self.main_select(t, 0);
+                let cols = self.table_columns(t);
+                statements.push(plain(format!(
+                    "CREATE TEMP TABLE {name} (customer_id TEXT NOT NULL{})",
+                    column_list(&cols)
+                )));
+                statements.push(CompiledQuery {
+                    sql: format!("INSERT INTO {name} {}", main.sql),
+                    params: main.params,
+                });
+                for scratch in &tables {
+                    statements.push(plain(format!("DROP TABLE {scratch}")));
+                }
+                if t > 0 {
+                    statements.push(plain(format!(
+                        "CREATE UNIQUE INDEX {name}_id ON {name} (customer_id)"
+                    )));
+                }
+                if pg {
+                    statements.push(plain(format!("ANALYZE {name}")));
+                }
+                tables.push(name.clone());
+                AggregateTable {
+                    name,
+                    tables,
+                    statements,
+                }
+            })
+            .collect()
+    }
+
+    /// Tables the registered columns need; the first always exists (the visible customers).
+    fn table_count(&self) -> usize {
+        self.columns.last().map_or(1, |(_, t, _)| t + 1)
+    }
+
+    /// Registers every column `expr` reads.
+    fn register(&mut self, expr: &Expr) {
+        expr.walk(&mut |e| {
+            if let ExprKind::Term(t) = &e.kind {
+                if let Some(col) = Self::column_of(t) {
+                    self.add(col, t);
+                }
+            }
+        });
+    }
+
+    /// The column a term reads, if it reads one (`customer.id` is the key, `in_segment` reads the
+    /// memberships).
+    fn column_of(t: &Term) -> Option<Column> {
+        match t {
+            Term::Customer(CustomerAttr::Id) | Term::InSegment(_) => None,
+            Term::Customer(CustomerAttr::Age | CustomerAttr::BirthDate) => {
+                Some(Column::Attr(CustomerAttr::BirthDate))
+            }
+            Term::Customer(a) => Some(Column::Attr(*a)),
+            Term::Orders { func, window } => Some(Column::Orders(*func, *window)),
+            Term::Events { func, kind, window } => {
+                Some(Column::Events(*func, kind.clone(), *window))
+            }
+            Term::Rfm(_) => Some(Column::Rfm),
+        }
+    }
+
+    /// The key a column is registered under.
+    fn key(col: &Column, t: &Term) -> String {
+        match col {
+            Column::Attr(a) => format!("customer.{}", a.name()),
+            Column::Rfm => "rfm".to_string(),
+            _ => t.to_string(),
+        }
+    }
+
+    fn add(&mut self, col: Column, term: &Term) {
+        let key = Self::key(&col, term);
+        if self.index.contains_key(&key) {
+            return;
+        }
+        let mut table = self.table_count() - 1;
+        if self.last_slots + col.width() > COLUMNS_PER_TABLE {
+            table += 1;
+            self.last_slots = 0;
+        }
+        self.last_slots += col.width();
+        let name = match &col {
+            Column::Attr(a) => a.name().to_string(),
+            Column::Rfm => String::new(),
+            _ => format!("v{}", self.columns.len()),
+        };
+        self.index.insert(key, self.columns.len());
+        self.columns.push((col, table, name));
+    }
+
+    /// The table and column name holding `t`'s value (registered by [`RunCompiler::register`]).
+    fn lookup(&self, t: &Term) -> Option<(usize, String)> {
+        let col = Self::column_of(t)?;
+        let i = *self.index.get(&Self::key(&col, t))?;
+        let (_, table, name) = &self.columns[i];
+        let name = match t {
+            Term::Rfm(s) => s.name().to_string(),
+            _ => name.clone(),
+        };
+        Some((*table, name))
+    }
+
+    /// The SQL type of a column's values; empty where SQLite should keep each value as computed (no
+    /// affinity), as `CREATE TABLE ... AS` would.
+    fn column_type(&self, col: &Column) -> &'static str {
+        let pg = self.dialect == Dialect::Postgres;
+        match (col, pg) {
+            (Column::Attr(CustomerAttr::BirthDate), true) => "DATE",
+            (Column::Attr(CustomerAttr::CreatedAt), true) => "TIMESTAMPTZ",
+            (Column::Attr(CustomerAttr::ConsentAds | CustomerAttr::ConsentEmail), true) => {
+                "BOOLEAN"
+            }
+            (Column::Attr(CustomerAttr::CreatedAt), false) => "INTEGER",
+            (Column::Attr(CustomerAttr::ConsentAds | CustomerAttr::ConsentEmail), false) => {
+                "INTEGER"
+            }
+            (Column::Attr(_), _) => "TEXT",
+            (_, false) => "",
+            (Column::Orders(OrderFn::Count, _) | Column::Events(EventFn::Count, ..), true) => {
+                "BIGINT"
+            }
+            (
+                Column::Orders(OrderFn::LastAt | OrderFn::FirstAt, _)
+                | Column::Events(EventFn::LastAt, ..),
+                true,
+            ) => "TIMESTAMPTZ",
+            (Column::Orders(..), true) => "DOUBLE PRECISION",
+            (Column::Rfm, true) => "INTEGER",
+        }
+    }
+
+    /// `(column name, SQL type)` of the value columns among `cols` (RFM as its three scores).
+    fn typed(&self, cols: &[&(Column, usize, String)]) -> Vec<(String, &'static str)> {
+        let mut out = Vec::new();
+        for (col, _, name) in cols {
+            let ty = self.column_type(col);
+            match col {
+                Column::Rfm => {
+                    for s in ["r", "f", "m"] {
+                        out.push((s.to_string(), ty));
+                    }
+                }
+                _ => out.push((name.clone(), ty)),
+            }
+        }
+        out
+    }
+
+    /// The registered columns of table `t`.
+    fn columns_of(&self, t: usize) -> Vec<&(Column, usize, String)> {
+        self.columns
+            .iter()
+            .filter(|(_, table, _)| *table == t)
+            .collect()
+    }
+
+    /// The value columns of table `t`, in order (after its `customer_id`).
+    fn table_columns(&self, t: usize) -> Vec<(String, &'static str)> {
+        self.typed(&self.columns_of(t))
+    }
+
+    /// The value columns of table `t`'s orders (`orders`) or events scratch table.
+    fn scratch_columns(&self, t: usize, orders: bool) -> Vec<(String, &'static str)> {
+        let cols: Vec<_> = self
+            .columns_of(t)
+            .into_iter()
+            .filter(|(col, _, _)| match col {
+                Column::Orders(..) | Column::Rfm => orders,
+                Column::Events(..) => !orders,
+                Column::Attr(_) => false,
+            })
+            .collect();
+        self.typed(&cols)
+    }
+
+    /// The orders pass of table `t` (rows at or before `as_of`, one row per customer with any),
+    /// placeholders after `offset`; `None` when the table reads no order value.
+    fn orders_select(&self, t: usize, offset: usize) -> Option<CompiledQuery> {
+        let mut c = Compiler::new(self, offset);
+        let mut inner = vec!["o.customer_id AS customer_id".to_string()];
+        let mut rfm = false;
+        for (col, _, name) in self.columns_of(t) {
+            match col {
+                Column::Orders(func, window) => {
+                    let expr = c.order_aggregate(*func, *window);
+                    inner.push(format!("{expr} AS {name}"));
+                }
+                Column::Rfm => {
+                    rfm = true;
+                    let id = c.id_order("o.customer_id");
+                    inner.push(format!(
+                        "NTILE(5) OVER (ORDER BY MAX(o.placed_at), {id}) AS r"
+                    ));
+                    inner.push(format!("NTILE(5) OVER (ORDER BY COUNT(*), {id}) AS f"));
+                    inner.push(format!(
+                        "NTILE(5) OVER (ORDER BY ROUND(SUM(o.total), 2), {id}) AS m"
+                    ));
+                }
+                _ => {}
+            }
+        }
+        if inner.len() == 1 && !rfm {
+            return None;
+        }
+        let p = c.param(SqlParam::Timestamp(self.as_of));
+        let sql = format!(
+            "SELECT {} FROM orders o WHERE o.placed_at <= {p} GROUP BY o.customer_id",
+            inner.join(", ")
+        );
+        Some(CompiledQuery {
+            sql,
+            params: c.params,
+        })
+    }
+
+    /// The events pass of table `t` (rows at or before `as_of`, one row per customer with any),
+    /// placeholders after `offset`; `None` when the table reads no event value.
+    fn events_select(&self, t: usize, offset: usize) -> Option<CompiledQuery> {
+        let mut c = Compiler::new(self, offset);
+        let mut inner = vec!["e.customer_id AS customer_id".to_string()];
+        let mut kinds: Option<BTreeSet<&str>> = Some(BTreeSet::new());
+        let mut bounds: Option<Vec<DateTime<Utc>>> = Some(Vec::new());
+        for (col, _, name) in self.columns_of(t) {
+            if let Column::Events(func, kind, window) = col {
+                let expr = c.event_aggregate(*func, kind.as_deref(), *window);
+                inner.push(format!("{expr} AS {name}"));
+                kinds = kinds.and_then(|mut ks| {
+                    ks.insert(kind.as_deref()?);
+                    Some(ks)
+                });
+                bounds = bounds.and_then(|mut bs| {
+                    bs.push(window.as_ref()?.before(self.as_of));
+                    Some(bs)
+                });
+            }
+        }
+        if inner.len() == 1 {
+            return None;
+        }
+        // Rows no column of this table can count are left out of the pass: other kinds when every
+        // column names a kind, older rows when every column has a window.
+        let mut filter = Vec::new();
+        if let Some(kinds) = kinds {
+            let list: Vec<String> = kinds
+                .into_iter()
+                .map(|k| c.param(SqlParam::Text(k.to_string())))
+                .collect();
+            filter.push(format!("e.kind IN ({})", list.join(", ")));
+        }
+        if let Some(earliest) = bounds.and_then(|b| b.into_iter().min()) {
+            let p = c.param(SqlParam::Timestamp(earliest));
+            filter.push(format!("e.occurred_at > {p}"));
+        }
+        let p = c.param(SqlParam::Timestamp(self.as_of));
+        filter.push(format!("e.occurred_at <= {p}"));
+        let sql = format!(
+            "SELECT {} FROM events e WHERE {} GROUP BY e.customer_id",
+            inner.join(", "),
+            filter.join(" AND ")
+        );
+        Some(CompiledQuery {
+            sql,
+            params: c.params,
+        })
+    }
+
+    /// The `SELECT` filling table `t` from the visible customers and its two scratch tables,
+    /// placeholders after `offset`: customers without orders or events get 0 counts and sums.
+    fn main_select(&self, t: usize, offset: usize) -> CompiledQuery {
+        let mut c = Compiler::new(self, offset);
+        let mut outer = vec!["c.id AS customer_id".to_string()];
+        let (mut orders, mut events) = (false, false);
+        for (col, _, name) in self.columns_of(t) {
+            match col {
+                Column::Attr(a) => outer.push(format!("c.{0} AS {0}", a.name())),
+                Column::Orders(func, _) => {
+                    orders = true;
+                    outer.push(match func {
+                        OrderFn::Count | OrderFn::Sum => {
+                            format!("COALESCE(oa.{name}, 0) AS {name}")
+                        }
+                        _ => format!("oa.{name} AS {name}"),
+                    });
+                }
+                Column::Events(func, ..) => {
+                    events = true;
+                    outer.push(match func {
+                        EventFn::Count => format!("COALESCE(ea.{name}, 0) AS {name}"),
+                        EventFn::LastAt => format!("ea.{name} AS {name}"),
+                    });
+                }
+                Column::Rfm => {
+                    orders = true;
+                    for s in ["r", "f", "m"] {
+                        outer.push(format!("oa.{s} AS {s}"));
+                    }
+                }
+            }
+        }
+        let mut joins = String::new();
+        if orders {
+            joins.push_str(&format!(
+                " LEFT JOIN {} oa ON oa.customer_id = c.id",
+                orders_table_name(t)
+            ));
+        }
+        if events {
+            joins.push_str(&format!(
+                " LEFT JOIN {} ea ON ea.customer_id = c.id",
+                events_table_name(t)
+            ));
+        }
+        let p = c.param(SqlParam::Timestamp(self.as_of));
+        let sql = format!(
+            "SELECT {} FROM customers c{joins} WHERE (c.created_at IS NULL OR c.created_at <= {p})",
+            outer.join(", ")
+        );
+        CompiledQuery {
+            sql,
+            params: c.params,
+        }
+    }
+
+    /// The filter of one segment over the registered columns, placeholders after `offset`.
+    fn filter(&self, expr: &Expr, excludes: &[String], offset: usize) -> CompiledQuery {
+        let mut c = Compiler::new(self, offset);
+        let cond = c.condition(expr);
+        let mut sql = format!(
+            "SELECT a0.customer_id AS customer_id FROM {} a0",
+            aggregate_table_name(0)
+        );
+        for t in c.used.iter().copied().filter(|t| *t > 0) {
+            sql.push_str(&format!(
+                " JOIN {} a{t} ON a{t}.customer_id = a0.customer_id",
+                aggregate_table_name(t)
+            ));
+        }
+        sql.push_str(&format!(" WHERE ({cond})"));
+        for name in excludes {
+            let p = c.param(SqlParam::Text(name.clone()));
+            sql.push_str(&format!(
+                " AND NOT EXISTS (SELECT 1 FROM segment_memberships x WHERE x.segment = {p} AND x.customer_id = a0.customer_id)"
+            ));
+        }
+        CompiledQuery {
+            sql,
+            params: c.params,
+        }
     }
 }
 
@@ -116,19 +637,36 @@ fn balanced(parts: &[String], word: &str) -> String {
     )
 }
 
-struct Compiler {
+/// Builds one statement's text and parameters.
+struct Compiler<'r> {
+    run: &'r RunCompiler,
     dialect: Dialect,
     as_of: DateTime<Utc>,
     params: Vec<SqlParam>,
+    /// Parameters bound before this statement's (Postgres numbers continue after them).
+    offset: usize,
+    /// Aggregate tables the filter reads.
+    used: BTreeSet<usize>,
 }
 
-impl Compiler {
+impl<'r> Compiler<'r> {
+    fn new(run: &'r RunCompiler, offset: usize) -> Self {
+        Compiler {
+            run,
+            dialect: run.dialect,
+            as_of: run.as_of,
+            params: Vec::new(),
+            offset,
+            used: BTreeSet::new(),
+        }
+    }
+
     /// Adds a parameter and returns its placeholder.
     fn param(&mut self, p: SqlParam) -> String {
         self.params.push(p);
         match self.dialect {
             Dialect::Sqlite => "?".to_string(),
-            Dialect::Postgres => format!("${}", self.params.len()),
+            Dialect::Postgres => format!("${}", self.offset + self.params.len()),
         }
     }
 
@@ -143,18 +681,6 @@ impl Compiler {
         } else {
             col.to_string()
         }
-    }
-
-    fn rfm_join(&mut self) -> String {
-        let p = self.param(SqlParam::Timestamp(self.as_of));
-        let id = self.id_order("o.customer_id");
-        format!(
-            " LEFT JOIN (SELECT o.customer_id AS customer_id, \
-             NTILE(5) OVER (ORDER BY MAX(o.placed_at), {id}) AS r, \
-             NTILE(5) OVER (ORDER BY COUNT(*), {id}) AS f, \
-             NTILE(5) OVER (ORDER BY ROUND(SUM(o.total), 2), {id}) AS m \
-             FROM orders o WHERE o.placed_at <= {p} GROUP BY o.customer_id) rfm ON rfm.customer_id = c.id"
-        )
     }
 
     /// SQL for a boolean node, never NULL.
@@ -217,7 +743,7 @@ impl Compiler {
 
     fn in_segment(&mut self, name: &str) -> String {
         let p = self.param(SqlParam::Text(name.to_string()));
-        format!("EXISTS (SELECT 1 FROM segment_memberships sm WHERE sm.segment = {p} AND sm.customer_id = c.id)")
+        format!("EXISTS (SELECT 1 FROM segment_memberships sm WHERE sm.segment = {p} AND sm.customer_id = a0.customer_id)")
     }
 
     /// SQL for a value (operand of a comparison or `in`); may be NULL.
@@ -241,46 +767,36 @@ impl Compiler {
         }
     }
 
+    /// The aggregate-table column holding `t`; `NULL` for a term the run never registered (only
+    /// reachable by calling [`RunCompiler::filter`] with a rule not passed to `segment`, which the
+    /// public API does not allow), so even then the SQL stays valid and the comparison false.
+    fn column(&mut self, t: &Term) -> String {
+        match self.run.lookup(t) {
+            Some((table, name)) => {
+                self.used.insert(table);
+                format!("a{table}.{name}")
+            }
+            None => "NULL".to_string(),
+        }
+    }
+
     fn term(&mut self, t: &Term) -> String {
         match t {
-            Term::Customer(CustomerAttr::BirthDate) => match self.dialect {
-                Dialect::Sqlite => "CAST(strftime('%s', c.birth_date) AS INTEGER)".to_string(),
-                Dialect::Postgres => {
-                    "(CAST(c.birth_date AS TIMESTAMP) AT TIME ZONE 'UTC')".to_string()
+            Term::Customer(CustomerAttr::BirthDate) => {
+                let col = self.column(t);
+                match self.dialect {
+                    Dialect::Sqlite => format!("CAST(strftime('%s', {col}) AS INTEGER)"),
+                    Dialect::Postgres => format!("(CAST({col} AS TIMESTAMP) AT TIME ZONE 'UTC')"),
                 }
-            },
-            Term::Customer(CustomerAttr::Age) => self.age(),
-            Term::Customer(a) => format!("c.{}", a.name()),
-            Term::Rfm(s) => format!("rfm.{}", s.name()),
-            Term::InSegment(name) => self.in_segment(name),
-            Term::Orders { func, window } => {
-                let select = self.order_select(*func);
-                let mut filter = String::from("o.customer_id = c.id");
-                if let Some(w) = window {
-                    let p = self.param(SqlParam::Timestamp(w.before(self.as_of)));
-                    filter.push_str(&format!(" AND o.placed_at > {p}"));
-                }
-                let p = self.param(SqlParam::Timestamp(self.as_of));
-                filter.push_str(&format!(" AND o.placed_at <= {p}"));
-                format!("(SELECT {select} FROM orders o WHERE {filter})")
             }
-            Term::Events { func, kind, window } => {
-                let select = match func {
-                    EventFn::Count => "COUNT(*)",
-                    EventFn::LastAt => "MAX(e.occurred_at)",
-                };
-                let mut filter = String::from("e.customer_id = c.id");
-                if let Some(k) = kind {
-                    let p = self.param(SqlParam::Text(k.clone()));
-                    filter.push_str(&format!(" AND e.kind = {p}"));
-                }
-                if let Some(w) = window {
-                    let p = self.param(SqlParam::Timestamp(w.before(self.as_of)));
-                    filter.push_str(&format!(" AND e.occurred_at > {p}"));
-                }
-                let p = self.param(SqlParam::Timestamp(self.as_of));
-                filter.push_str(&format!(" AND e.occurred_at <= {p}"));
-                format!("(SELECT {select} FROM events e WHERE {filter})")
+            Term::Customer(CustomerAttr::Age) => {
+                let col = self.column(t);
+                self.age(&col)
+            }
+            Term::Customer(CustomerAttr::Id) => "a0.customer_id".to_string(),
+            Term::InSegment(name) => self.in_segment(name),
+            Term::Customer(_) | Term::Rfm(_) | Term::Orders { .. } | Term::Events { .. } => {
+                self.column(t)
             }
         }
     }
@@ -289,53 +805,122 @@ impl Compiler {
     /// month * 100 + day) is still to come in `as_of`'s year; NULL without a birth date. Integer
     /// arithmetic on both dialects (no `AGE()` interval or locale-dependent text), so it equals
     /// [`super::eval`]'s count of whole years exactly, 29 February included.
-    fn age(&mut self) -> String {
+    fn age(&mut self, birth: &str) -> String {
         let year = self.param(SqlParam::Int(i64::from(self.as_of.year())));
         let today = i64::from(self.as_of.month() * 100 + self.as_of.day());
         let today = self.param(SqlParam::Int(today));
         let (birth_year, birthday) = match self.dialect {
             Dialect::Sqlite => (
-                "CAST(strftime('%Y', c.birth_date) AS INTEGER)",
-                "CAST(strftime('%m%d', c.birth_date) AS INTEGER)",
+                format!("CAST(strftime('%Y', {birth}) AS INTEGER)"),
+                format!("CAST(strftime('%m%d', {birth}) AS INTEGER)"),
             ),
             Dialect::Postgres => (
-                "CAST(EXTRACT(YEAR FROM c.birth_date) AS INTEGER)",
-                "CAST(EXTRACT(MONTH FROM c.birth_date) * 100 + EXTRACT(DAY FROM c.birth_date) AS INTEGER)",
+                format!("CAST(EXTRACT(YEAR FROM {birth}) AS INTEGER)"),
+                format!("CAST(EXTRACT(MONTH FROM {birth}) * 100 + EXTRACT(DAY FROM {birth}) AS INTEGER)"),
             ),
         };
         format!("({year} - {birth_year} - (CASE WHEN {today} < {birthday} THEN 1 ELSE 0 END))")
     }
 
-    fn order_select(&self, func: OrderFn) -> String {
+    /// One aggregate of the orders pass (rows at or before `as_of`, grouped by customer): the
+    /// window, if any, is a `CASE` inside the aggregate. Each use of the window's bound is its own
+    /// parameter, so SQLite's positional `?` and Postgres' `$n` bind the same values.
+    fn order_aggregate(&mut self, func: OrderFn, window: Option<Duration>) -> String {
         let pg = self.pg();
-        let double = |s: &str| {
+        let bound = window.map(|w| w.before(self.as_of));
+        let within = |c: &mut Self| {
+            bound.map(|b| {
+                let p = c.param(SqlParam::Timestamp(b));
+                format!("o.placed_at > {p}")
+            })
+        };
+        let only = |c: &mut Self, value: &str| match within(c) {
+            Some(w) => format!("CASE WHEN {w} THEN {value} END"),
+            None => value.to_string(),
+        };
+        let count = |c: &mut Self| match bound {
+            Some(b) => {
+                let p = c.param(SqlParam::Timestamp(b));
+                format!("COUNT(CASE WHEN o.placed_at > {p} THEN 1 END)")
+            }
+            None => "COUNT(*)".to_string(),
+        };
+        let double = |s: String| {
             if pg {
                 format!("CAST({s} AS DOUBLE PRECISION)")
             } else {
-                s.to_string()
+                s
             }
         };
-        let share = |cond: &str| {
-            let real = if pg { "DOUBLE PRECISION" } else { "REAL" };
-            format!("CAST(SUM(CASE WHEN {cond} THEN 1 ELSE 0 END) AS {real}) / NULLIF(COUNT(*), 0)")
+        let real = if pg { "DOUBLE PRECISION" } else { "REAL" };
+        let share = |c: &mut Self, cond: &str| {
+            let cond = match within(c) {
+                Some(w) => format!("{w} AND {cond}"),
+                None => cond.to_string(),
+            };
+            let n = count(c);
+            format!("CAST(SUM(CASE WHEN {cond} THEN 1 ELSE 0 END) AS {real}) / NULLIF({n}, 0)")
         };
         match func {
-            OrderFn::Count => "COUNT(*)".to_string(),
-            OrderFn::Sum => double("ROUND(COALESCE(SUM(o.total), 0), 2)"),
+            OrderFn::Count => count(self),
+            OrderFn::Sum => double(format!(
+                "ROUND(COALESCE(SUM({}), 0), 2)",
+                only(self, "o.total")
+            )),
             // Exact cents, divided, rounded half away from zero (see module docs).
             OrderFn::Avg => {
+                let total = only(self, "o.total");
+                let n = count(self);
                 if pg {
-                    double("ROUND(ROUND(SUM(o.total) * 100) / NULLIF(COUNT(*), 0)) / 100")
+                    double(format!(
+                        "ROUND(ROUND(SUM({total}) * 100) / NULLIF({n}, 0)) / 100"
+                    ))
                 } else {
-                    "ROUND(ROUND(SUM(o.total) * 100) / NULLIF(COUNT(*), 0)) / 100.0".to_string()
+                    format!("ROUND(ROUND(SUM({total}) * 100) / NULLIF({n}, 0)) / 100.0")
                 }
             }
-            OrderFn::LastAt => "MAX(o.placed_at)".to_string(),
-            OrderFn::FirstAt => "MIN(o.placed_at)".to_string(),
-            OrderFn::DiscountShare => {
-                share("o.discount_code IS NOT NULL AND LENGTH(o.discount_code) > 0")
+            OrderFn::LastAt => format!("MAX({})", only(self, "o.placed_at")),
+            OrderFn::FirstAt => format!("MIN({})", only(self, "o.placed_at")),
+            OrderFn::DiscountShare => share(
+                self,
+                "o.discount_code IS NOT NULL AND LENGTH(o.discount_code) > 0",
+            ),
+            OrderFn::FreeShippingShare => share(self, "o.free_shipping"),
+        }
+    }
+
+    /// One aggregate of the events pass (rows at or before `as_of`, grouped by customer): kind and
+    /// window, if any, are a `CASE` inside the aggregate.
+    fn event_aggregate(
+        &mut self,
+        func: EventFn,
+        kind: Option<&str>,
+        window: Option<Duration>,
+    ) -> String {
+        let mut conds = Vec::new();
+        if let Some(k) = kind {
+            let p = self.param(SqlParam::Text(k.to_string()));
+            conds.push(format!("e.kind = {p}"));
+        }
+        if let Some(w) = window {
+            let p = self.param(SqlParam::Timestamp(w.before(self.as_of)));
+            conds.push(format!("e.occurred_at > {p}"));
+        }
+        let value = match func {
+            EventFn::Count => "1",
+            EventFn::LastAt => "e.occurred_at",
+        };
+        let arg = if conds.is_empty() {
+            match func {
+                EventFn::Count => "*".to_string(),
+                EventFn::LastAt => value.to_string(),
             }
-            OrderFn::FreeShippingShare => share("o.free_shipping"),
+        } else {
+            format!("CASE WHEN {} THEN {value} END", conds.join(" AND "))
+        };
+        match func {
+            EventFn::Count => format!("COUNT({arg})"),
+            EventFn::LastAt => format!("MAX({arg})"),
         }
     }
 }
@@ -364,146 +949,119 @@ mod tests {
             .with_timezone(&Utc)
     }
 
-    const SQLITE_HEAD: &str = "SELECT c.id AS customer_id FROM customers c WHERE (c.created_at IS NULL OR c.created_at <= ?) AND (";
-    const PG_HEAD: &str = "SELECT c.id AS customer_id FROM customers c WHERE (c.created_at IS NULL OR c.created_at <= $1) AND (";
+    const SQLITE_HEAD: &str =
+        "SELECT a0.customer_id AS customer_id FROM segment_aggregates_0 a0 WHERE (";
+    const PG_HEAD: &str = SQLITE_HEAD;
 
-    /// (rule, SQLite condition, Postgres condition, params shared by both dialects). The full
-    /// query is `HEAD + condition + ")"`; the first parameter is always `as_of` for `created_at`.
+    /// (rule, SQLite condition, Postgres condition, params shared by both dialects). The filter is
+    /// `HEAD + condition + ")"` over the run's first aggregate table; a rule alone in its run
+    /// numbers its value columns from `v0` in the order it reads them (customer columns keep
+    /// their names).
     #[allow(clippy::type_complexity)]
     fn cases() -> Vec<(&'static str, &'static str, &'static str, Vec<SqlParam>)> {
         vec![
-        (
-            "orders.count() >= 2",
-            "COALESCE(((SELECT COUNT(*) FROM orders o WHERE o.customer_id = c.id AND o.placed_at <= ?) >= ?), FALSE)",
-            "COALESCE(((SELECT COUNT(*) FROM orders o WHERE o.customer_id = c.id AND o.placed_at <= $2) >= $3), FALSE)",
-            vec![ts("2025-06-01T00:00:00Z"), ts("2025-06-01T00:00:00Z"), Int(2)],
-        ),
+        ("orders.count() >= 2", "COALESCE((a0.v0 >= ?), FALSE)", "COALESCE((a0.v0 >= $1), FALSE)", vec![Int(2)]),
         (
             "orders.count() == 0 and events.count(\"visit\", 30d) >= 1",
-            "COALESCE(((SELECT COUNT(*) FROM orders o WHERE o.customer_id = c.id AND o.placed_at <= ?) = ?), FALSE) AND COALESCE(((SELECT COUNT(*) FROM events e WHERE e.customer_id = c.id AND e.kind = ? AND e.occurred_at > ? AND e.occurred_at <= ?) >= ?), FALSE)",
-            "COALESCE(((SELECT COUNT(*) FROM orders o WHERE o.customer_id = c.id AND o.placed_at <= $2) = $3), FALSE) AND COALESCE(((SELECT COUNT(*) FROM events e WHERE e.customer_id = c.id AND e.kind = $4 AND e.occurred_at > $5 AND e.occurred_at <= $6) >= $7), FALSE)",
-            vec![ts("2025-06-01T00:00:00Z"), ts("2025-06-01T00:00:00Z"), Int(0), text("visit"), ts("2025-05-02T00:00:00Z"), ts("2025-06-01T00:00:00Z"), Int(1)],
+            "COALESCE((a0.v0 = ?), FALSE) AND COALESCE((a0.v1 >= ?), FALSE)",
+            "COALESCE((a0.v0 = $1), FALSE) AND COALESCE((a0.v1 >= $2), FALSE)",
+            vec![Int(0), Int(1)],
         ),
-        (
-            "orders.sum(365d) >= 1000",
-            "COALESCE(((SELECT ROUND(COALESCE(SUM(o.total), 0), 2) FROM orders o WHERE o.customer_id = c.id AND o.placed_at > ? AND o.placed_at <= ?) >= ?), FALSE)",
-            "COALESCE(((SELECT CAST(ROUND(COALESCE(SUM(o.total), 0), 2) AS DOUBLE PRECISION) FROM orders o WHERE o.customer_id = c.id AND o.placed_at > $2 AND o.placed_at <= $3) >= $4), FALSE)",
-            vec![ts("2025-06-01T00:00:00Z"), ts("2024-06-01T00:00:00Z"), ts("2025-06-01T00:00:00Z"), Int(1000)],
-        ),
-        (
-            "orders.avg() > 49.5",
-            "COALESCE(((SELECT ROUND(ROUND(SUM(o.total) * 100) / NULLIF(COUNT(*), 0)) / 100.0 FROM orders o WHERE o.customer_id = c.id AND o.placed_at <= ?) > ?), FALSE)",
-            "COALESCE(((SELECT CAST(ROUND(ROUND(SUM(o.total) * 100) / NULLIF(COUNT(*), 0)) / 100 AS DOUBLE PRECISION) FROM orders o WHERE o.customer_id = c.id AND o.placed_at <= $2) > $3), FALSE)",
-            vec![ts("2025-06-01T00:00:00Z"), ts("2025-06-01T00:00:00Z"), Float(49.5)],
-        ),
+        ("orders.sum(365d) >= 1000", "COALESCE((a0.v0 >= ?), FALSE)", "COALESCE((a0.v0 >= $1), FALSE)", vec![Int(1000)]),
+        ("orders.avg() > 49.5", "COALESCE((a0.v0 > ?), FALSE)", "COALESCE((a0.v0 > $1), FALSE)", vec![Float(49.5)]),
         (
             "orders.count() >= 1 and orders.last_at() < 180d ago",
-            "COALESCE(((SELECT COUNT(*) FROM orders o WHERE o.customer_id = c.id AND o.placed_at <= ?) >= ?), FALSE) AND COALESCE(((SELECT MAX(o.placed_at) FROM orders o WHERE o.customer_id = c.id AND o.placed_at <= ?) < ?), FALSE)",
-            "COALESCE(((SELECT COUNT(*) FROM orders o WHERE o.customer_id = c.id AND o.placed_at <= $2) >= $3), FALSE) AND COALESCE(((SELECT MAX(o.placed_at) FROM orders o WHERE o.customer_id = c.id AND o.placed_at <= $4) < $5), FALSE)",
-            vec![ts("2025-06-01T00:00:00Z"), ts("2025-06-01T00:00:00Z"), Int(1), ts("2025-06-01T00:00:00Z"), ts("2024-12-03T00:00:00Z")],
+            "COALESCE((a0.v0 >= ?), FALSE) AND COALESCE((a0.v1 < ?), FALSE)",
+            "COALESCE((a0.v0 >= $1), FALSE) AND COALESCE((a0.v1 < $2), FALSE)",
+            vec![Int(1), ts("2024-12-03T00:00:00Z")],
         ),
         (
             "orders.first_at(12w) >= 2025-01-01T00:00:00Z",
-            "COALESCE(((SELECT MIN(o.placed_at) FROM orders o WHERE o.customer_id = c.id AND o.placed_at > ? AND o.placed_at <= ?) >= ?), FALSE)",
-            "COALESCE(((SELECT MIN(o.placed_at) FROM orders o WHERE o.customer_id = c.id AND o.placed_at > $2 AND o.placed_at <= $3) >= $4), FALSE)",
-            vec![ts("2025-06-01T00:00:00Z"), ts("2025-03-09T00:00:00Z"), ts("2025-06-01T00:00:00Z"), ts("2025-01-01T00:00:00Z")],
+            "COALESCE((a0.v0 >= ?), FALSE)",
+            "COALESCE((a0.v0 >= $1), FALSE)",
+            vec![ts("2025-01-01T00:00:00Z")],
         ),
-        (
-            "orders.discount_share(365d) >= 0.5",
-            "COALESCE(((SELECT CAST(SUM(CASE WHEN o.discount_code IS NOT NULL AND LENGTH(o.discount_code) > 0 THEN 1 ELSE 0 END) AS REAL) / NULLIF(COUNT(*), 0) FROM orders o WHERE o.customer_id = c.id AND o.placed_at > ? AND o.placed_at <= ?) >= ?), FALSE)",
-            "COALESCE(((SELECT CAST(SUM(CASE WHEN o.discount_code IS NOT NULL AND LENGTH(o.discount_code) > 0 THEN 1 ELSE 0 END) AS DOUBLE PRECISION) / NULLIF(COUNT(*), 0) FROM orders o WHERE o.customer_id = c.id AND o.placed_at > $2 AND o.placed_at <= $3) >= $4), FALSE)",
-            vec![ts("2025-06-01T00:00:00Z"), ts("2024-06-01T00:00:00Z"), ts("2025-06-01T00:00:00Z"), Float(0.5)],
-        ),
-        (
-            "orders.free_shipping_share() > 0.25",
-            "COALESCE(((SELECT CAST(SUM(CASE WHEN o.free_shipping THEN 1 ELSE 0 END) AS REAL) / NULLIF(COUNT(*), 0) FROM orders o WHERE o.customer_id = c.id AND o.placed_at <= ?) > ?), FALSE)",
-            "COALESCE(((SELECT CAST(SUM(CASE WHEN o.free_shipping THEN 1 ELSE 0 END) AS DOUBLE PRECISION) / NULLIF(COUNT(*), 0) FROM orders o WHERE o.customer_id = c.id AND o.placed_at <= $2) > $3), FALSE)",
-            vec![ts("2025-06-01T00:00:00Z"), ts("2025-06-01T00:00:00Z"), Float(0.25)],
-        ),
+        ("orders.discount_share(365d) >= 0.5", "COALESCE((a0.v0 >= ?), FALSE)", "COALESCE((a0.v0 >= $1), FALSE)", vec![Float(0.5)]),
+        ("orders.free_shipping_share() > 0.25", "COALESCE((a0.v0 > ?), FALSE)", "COALESCE((a0.v0 > $1), FALSE)", vec![Float(0.25)]),
         (
             "events.count() > 3 or events.count(24h) >= 1",
-            "COALESCE(((SELECT COUNT(*) FROM events e WHERE e.customer_id = c.id AND e.occurred_at <= ?) > ?), FALSE) OR COALESCE(((SELECT COUNT(*) FROM events e WHERE e.customer_id = c.id AND e.occurred_at > ? AND e.occurred_at <= ?) >= ?), FALSE)",
-            "COALESCE(((SELECT COUNT(*) FROM events e WHERE e.customer_id = c.id AND e.occurred_at <= $2) > $3), FALSE) OR COALESCE(((SELECT COUNT(*) FROM events e WHERE e.customer_id = c.id AND e.occurred_at > $4 AND e.occurred_at <= $5) >= $6), FALSE)",
-            vec![ts("2025-06-01T00:00:00Z"), ts("2025-06-01T00:00:00Z"), Int(3), ts("2025-05-31T00:00:00Z"), ts("2025-06-01T00:00:00Z"), Int(1)],
+            "COALESCE((a0.v0 > ?), FALSE) OR COALESCE((a0.v1 >= ?), FALSE)",
+            "COALESCE((a0.v0 > $1), FALSE) OR COALESCE((a0.v1 >= $2), FALSE)",
+            vec![Int(3), Int(1)],
         ),
         (
             "events.last_at(\"email_open\") > 90m ago",
-            "COALESCE(((SELECT MAX(e.occurred_at) FROM events e WHERE e.customer_id = c.id AND e.kind = ? AND e.occurred_at <= ?) > ?), FALSE)",
-            "COALESCE(((SELECT MAX(e.occurred_at) FROM events e WHERE e.customer_id = c.id AND e.kind = $2 AND e.occurred_at <= $3) > $4), FALSE)",
-            vec![ts("2025-06-01T00:00:00Z"), text("email_open"), ts("2025-06-01T00:00:00Z"), ts("2025-05-31T22:30:00Z")],
+            "COALESCE((a0.v0 > ?), FALSE)",
+            "COALESCE((a0.v0 > $1), FALSE)",
+            vec![ts("2025-05-31T22:30:00Z")],
         ),
         (
             "customer.country in (\"US\", \"CA\") and customer.consent_ads",
-            "COALESCE((c.country IN (?, ?)), FALSE) AND COALESCE(c.consent_ads = TRUE, FALSE)",
-            "COALESCE((c.country IN ($2, $3)), FALSE) AND COALESCE(c.consent_ads = TRUE, FALSE)",
-            vec![ts("2025-06-01T00:00:00Z"), text("US"), text("CA")],
+            "COALESCE((a0.country IN (?, ?)), FALSE) AND COALESCE(a0.consent_ads = TRUE, FALSE)",
+            "COALESCE((a0.country IN ($1, $2)), FALSE) AND COALESCE(a0.consent_ads = TRUE, FALSE)",
+            vec![text("US"), text("CA")],
         ),
         (
             "customer.country not in (\"FR\")",
-            "COALESCE((c.country NOT IN (?)), FALSE)",
-            "COALESCE((c.country NOT IN ($2)), FALSE)",
-            vec![ts("2025-06-01T00:00:00Z"), text("FR")],
+            "COALESCE((a0.country NOT IN (?)), FALSE)",
+            "COALESCE((a0.country NOT IN ($1)), FALSE)",
+            vec![text("FR")],
         ),
         (
             "customer.city < \"M\"",
-            "COALESCE((c.city < ?), FALSE)",
-            "COALESCE((c.city COLLATE \"C\" < $2), FALSE)",
-            vec![ts("2025-06-01T00:00:00Z"), text("M")],
+            "COALESCE((a0.city < ?), FALSE)",
+            "COALESCE((a0.city COLLATE \"C\" < $1), FALSE)",
+            vec![text("M")],
         ),
         (
             "customer.birth_date < 1990-01-01",
-            "COALESCE((CAST(strftime('%s', c.birth_date) AS INTEGER) < ?), FALSE)",
-            "COALESCE(((CAST(c.birth_date AS TIMESTAMP) AT TIME ZONE 'UTC') < $2), FALSE)",
-            vec![ts("2025-06-01T00:00:00Z"), ts("1990-01-01T00:00:00Z")],
+            "COALESCE((CAST(strftime('%s', a0.birth_date) AS INTEGER) < ?), FALSE)",
+            "COALESCE(((CAST(a0.birth_date AS TIMESTAMP) AT TIME ZONE 'UTC') < $1), FALSE)",
+            vec![ts("1990-01-01T00:00:00Z")],
         ),
         (
             "customer.age >= 30 and customer.age <= 50",
-            "COALESCE(((? - CAST(strftime('%Y', c.birth_date) AS INTEGER) - (CASE WHEN ? < CAST(strftime('%m%d', c.birth_date) AS INTEGER) THEN 1 ELSE 0 END)) >= ?), FALSE) AND COALESCE(((? - CAST(strftime('%Y', c.birth_date) AS INTEGER) - (CASE WHEN ? < CAST(strftime('%m%d', c.birth_date) AS INTEGER) THEN 1 ELSE 0 END)) <= ?), FALSE)",
-            "COALESCE((($2 - CAST(EXTRACT(YEAR FROM c.birth_date) AS INTEGER) - (CASE WHEN $3 < CAST(EXTRACT(MONTH FROM c.birth_date) * 100 + EXTRACT(DAY FROM c.birth_date) AS INTEGER) THEN 1 ELSE 0 END)) >= $4), FALSE) AND COALESCE((($5 - CAST(EXTRACT(YEAR FROM c.birth_date) AS INTEGER) - (CASE WHEN $6 < CAST(EXTRACT(MONTH FROM c.birth_date) * 100 + EXTRACT(DAY FROM c.birth_date) AS INTEGER) THEN 1 ELSE 0 END)) <= $7), FALSE)",
-            vec![ts("2025-06-01T00:00:00Z"), Int(2025), Int(601), Int(30), Int(2025), Int(601), Int(50)],
+            "COALESCE(((? - CAST(strftime('%Y', a0.birth_date) AS INTEGER) - (CASE WHEN ? < CAST(strftime('%m%d', a0.birth_date) AS INTEGER) THEN 1 ELSE 0 END)) >= ?), FALSE) AND COALESCE(((? - CAST(strftime('%Y', a0.birth_date) AS INTEGER) - (CASE WHEN ? < CAST(strftime('%m%d', a0.birth_date) AS INTEGER) THEN 1 ELSE 0 END)) <= ?), FALSE)",
+            "COALESCE((($1 - CAST(EXTRACT(YEAR FROM a0.birth_date) AS INTEGER) - (CASE WHEN $2 < CAST(EXTRACT(MONTH FROM a0.birth_date) * 100 + EXTRACT(DAY FROM a0.birth_date) AS INTEGER) THEN 1 ELSE 0 END)) >= $3), FALSE) AND COALESCE((($4 - CAST(EXTRACT(YEAR FROM a0.birth_date) AS INTEGER) - (CASE WHEN $5 < CAST(EXTRACT(MONTH FROM a0.birth_date) * 100 + EXTRACT(DAY FROM a0.birth_date) AS INTEGER) THEN 1 ELSE 0 END)) <= $6), FALSE)",
+            vec![Int(2025), Int(601), Int(30), Int(2025), Int(601), Int(50)],
         ),
         (
             "customer.created_at < 2y ago or orders.count(1y) > 0",
-            "COALESCE((c.created_at < ?), FALSE) OR COALESCE(((SELECT COUNT(*) FROM orders o WHERE o.customer_id = c.id AND o.placed_at > ? AND o.placed_at <= ?) > ?), FALSE)",
-            "COALESCE((c.created_at < $2), FALSE) OR COALESCE(((SELECT COUNT(*) FROM orders o WHERE o.customer_id = c.id AND o.placed_at > $3 AND o.placed_at <= $4) > $5), FALSE)",
-            vec![ts("2025-06-01T00:00:00Z"), ts("2023-06-01T00:00:00Z"), ts("2024-06-01T00:00:00Z"), ts("2025-06-01T00:00:00Z"), Int(0)],
+            "COALESCE((a0.created_at < ?), FALSE) OR COALESCE((a0.v1 > ?), FALSE)",
+            "COALESCE((a0.created_at < $1), FALSE) OR COALESCE((a0.v1 > $2), FALSE)",
+            vec![ts("2023-06-01T00:00:00Z"), Int(0)],
         ),
         (
             "customer.created_at >= 2024-01-01T12:30:00+02:00",
-            "COALESCE((c.created_at >= ?), FALSE)",
-            "COALESCE((c.created_at >= $2), FALSE)",
-            vec![ts("2025-06-01T00:00:00Z"), ts("2024-01-01T10:30:00Z")],
+            "COALESCE((a0.created_at >= ?), FALSE)",
+            "COALESCE((a0.created_at >= $1), FALSE)",
+            vec![ts("2024-01-01T10:30:00Z")],
         ),
         (
             "not customer.consent_email",
-            "NOT COALESCE(c.consent_email = TRUE, FALSE)",
-            "NOT COALESCE(c.consent_email = TRUE, FALSE)",
-            vec![ts("2025-06-01T00:00:00Z")],
+            "NOT COALESCE(a0.consent_email = TRUE, FALSE)",
+            "NOT COALESCE(a0.consent_email = TRUE, FALSE)",
+            vec![],
         ),
         (
             "customer.consent_ads == false",
-            "COALESCE((c.consent_ads = ?), FALSE)",
-            "COALESCE((c.consent_ads = $2), FALSE)",
-            vec![ts("2025-06-01T00:00:00Z"), Bool(false)],
+            "COALESCE((a0.consent_ads = ?), FALSE)",
+            "COALESCE((a0.consent_ads = $1), FALSE)",
+            vec![Bool(false)],
         ),
         (
             "in_segment(\"vip\") and not in_segment(\"lapsed\")",
-            "EXISTS (SELECT 1 FROM segment_memberships sm WHERE sm.segment = ? AND sm.customer_id = c.id) AND NOT EXISTS (SELECT 1 FROM segment_memberships sm WHERE sm.segment = ? AND sm.customer_id = c.id)",
-            "EXISTS (SELECT 1 FROM segment_memberships sm WHERE sm.segment = $2 AND sm.customer_id = c.id) AND NOT EXISTS (SELECT 1 FROM segment_memberships sm WHERE sm.segment = $3 AND sm.customer_id = c.id)",
-            vec![ts("2025-06-01T00:00:00Z"), text("vip"), text("lapsed")],
+            "EXISTS (SELECT 1 FROM segment_memberships sm WHERE sm.segment = ? AND sm.customer_id = a0.customer_id) AND NOT EXISTS (SELECT 1 FROM segment_memberships sm WHERE sm.segment = ? AND sm.customer_id = a0.customer_id)",
+            "EXISTS (SELECT 1 FROM segment_memberships sm WHERE sm.segment = $1 AND sm.customer_id = a0.customer_id) AND NOT EXISTS (SELECT 1 FROM segment_memberships sm WHERE sm.segment = $2 AND sm.customer_id = a0.customer_id)",
+            vec![text("vip"), text("lapsed")],
         ),
         (
             "(orders.count() > 1 or orders.count(7d) in (4, 5)) and not (customer.gender == \"f\" or customer.id != \"x\")",
-            "(COALESCE(((SELECT COUNT(*) FROM orders o WHERE o.customer_id = c.id AND o.placed_at <= ?) > ?), FALSE) OR COALESCE(((SELECT COUNT(*) FROM orders o WHERE o.customer_id = c.id AND o.placed_at > ? AND o.placed_at <= ?) IN (?, ?)), FALSE)) AND NOT (COALESCE((c.gender = ?), FALSE) OR COALESCE((c.id <> ?), FALSE))",
-            "(COALESCE(((SELECT COUNT(*) FROM orders o WHERE o.customer_id = c.id AND o.placed_at <= $2) > $3), FALSE) OR COALESCE(((SELECT COUNT(*) FROM orders o WHERE o.customer_id = c.id AND o.placed_at > $4 AND o.placed_at <= $5) IN ($6, $7)), FALSE)) AND NOT (COALESCE((c.gender = $8), FALSE) OR COALESCE((c.id <> $9), FALSE))",
-            vec![ts("2025-06-01T00:00:00Z"), ts("2025-06-01T00:00:00Z"), Int(1), ts("2025-05-25T00:00:00Z"), ts("2025-06-01T00:00:00Z"), Int(4), Int(5), text("f"), text("x")],
+            "(COALESCE((a0.v0 > ?), FALSE) OR COALESCE((a0.v1 IN (?, ?)), FALSE)) AND NOT (COALESCE((a0.gender = ?), FALSE) OR COALESCE((a0.customer_id <> ?), FALSE))",
+            "(COALESCE((a0.v0 > $1), FALSE) OR COALESCE((a0.v1 IN ($2, $3)), FALSE)) AND NOT (COALESCE((a0.gender = $4), FALSE) OR COALESCE((a0.customer_id <> $5), FALSE))",
+            vec![Int(1), Int(4), Int(5), text("f"), text("x")],
         ),
-        (
-            "orders.avg() <= -1.5",
-            "COALESCE(((SELECT ROUND(ROUND(SUM(o.total) * 100) / NULLIF(COUNT(*), 0)) / 100.0 FROM orders o WHERE o.customer_id = c.id AND o.placed_at <= ?) <= ?), FALSE)",
-            "COALESCE(((SELECT CAST(ROUND(ROUND(SUM(o.total) * 100) / NULLIF(COUNT(*), 0)) / 100 AS DOUBLE PRECISION) FROM orders o WHERE o.customer_id = c.id AND o.placed_at <= $2) <= $3), FALSE)",
-            vec![ts("2025-06-01T00:00:00Z"), ts("2025-06-01T00:00:00Z"), Float(-1.5)],
-        ),
+        ("orders.avg() <= -1.5", "COALESCE((a0.v0 <= ?), FALSE)", "COALESCE((a0.v0 <= $1), FALSE)", vec![Float(-1.5)]),
         ]
     }
 
@@ -511,10 +1069,10 @@ mod tests {
     fn compiles_each_feature_exactly() {
         for (src, sqlite, pg, params) in cases() {
             let rule = parse_rule(src).unwrap_or_else(|e| panic!("{src}: {e}"));
-            let q = rule.compile(&[], Dialect::Sqlite, as_of());
+            let q = RunCompiler::new(Dialect::Sqlite, as_of()).segment(rule.expr(), &[]);
             assert_eq!(q.sql, format!("{SQLITE_HEAD}{sqlite})"), "sqlite: {src}");
             assert_eq!(q.params, params, "sqlite params: {src}");
-            let q = rule.compile(&[], Dialect::Postgres, as_of());
+            let q = RunCompiler::new(Dialect::Postgres, as_of()).segment(rule.expr(), &[]);
             assert_eq!(q.sql, format!("{PG_HEAD}{pg})"), "postgres: {src}");
             assert_eq!(q.params, params, "postgres params: {src}");
         }
@@ -531,10 +1089,13 @@ mod tests {
         let q = parse_rule(&src)
             .expect("rule")
             .compile(&[], Dialect::Sqlite, as_of());
-        let seg = "EXISTS (SELECT 1 FROM segment_memberships sm WHERE sm.segment = ? AND sm.customer_id = c.id)";
+        let seg = "EXISTS (SELECT 1 FROM segment_memberships sm WHERE sm.segment = ? AND sm.customer_id = a0.customer_id)";
         let four = [seg; 4].join(" OR ");
         let five = format!("({seg} OR {seg}) OR ({})", [seg; 3].join(" OR "));
-        assert_eq!(q.sql, format!("{SQLITE_HEAD}({four}) OR ({five}))"));
+        // Nothing but memberships: the aggregate table is only the customers visible at `as_of`.
+        let table = "WITH segment_aggregates_0 AS (SELECT c.id AS customer_id FROM customers c \
+                     WHERE (c.created_at IS NULL OR c.created_at <= ?)) ";
+        assert_eq!(q.sql, format!("{table}{SQLITE_HEAD}({four}) OR ({five}))"));
         assert_eq!(q.params.len(), 10);
         assert_eq!(
             balanced(&["a".to_string(), "b".to_string()], " AND "),
@@ -556,6 +1117,9 @@ mod tests {
         assert_eq!(deepest, 12);
     }
 
+    /// The whole self-contained query: the aggregate table as a `WITH` clause (the RFM scores over
+    /// every customer's orders at or before `as_of`, the visible customers), then the filter and
+    /// the excludes, parameters in placeholder order.
     #[test]
     fn rfm_join_and_excludes_full_query() {
         let rule = parse_rule("rfm.r >= 4 and rfm.f >= 4").expect("rule");
@@ -563,16 +1127,18 @@ mod tests {
         let q = rule.compile(&excludes, Dialect::Sqlite, as_of());
         assert_eq!(
             q.sql,
-            "SELECT c.id AS customer_id FROM customers c \
-             LEFT JOIN (SELECT o.customer_id AS customer_id, \
+            "WITH segment_aggregates_0_orders AS (SELECT o.customer_id AS customer_id, \
              NTILE(5) OVER (ORDER BY MAX(o.placed_at), o.customer_id) AS r, \
              NTILE(5) OVER (ORDER BY COUNT(*), o.customer_id) AS f, \
              NTILE(5) OVER (ORDER BY ROUND(SUM(o.total), 2), o.customer_id) AS m \
-             FROM orders o WHERE o.placed_at <= ? GROUP BY o.customer_id) rfm ON rfm.customer_id = c.id \
-             WHERE (c.created_at IS NULL OR c.created_at <= ?) \
-             AND (COALESCE((rfm.r >= ?), FALSE) AND COALESCE((rfm.f >= ?), FALSE)) \
-             AND NOT EXISTS (SELECT 1 FROM segment_memberships x WHERE x.segment = ? AND x.customer_id = c.id) \
-             AND NOT EXISTS (SELECT 1 FROM segment_memberships x WHERE x.segment = ? AND x.customer_id = c.id)"
+             FROM orders o WHERE o.placed_at <= ? GROUP BY o.customer_id), \
+             segment_aggregates_0 AS (SELECT c.id AS customer_id, oa.r AS r, oa.f AS f, oa.m AS m \
+             FROM customers c LEFT JOIN segment_aggregates_0_orders oa ON oa.customer_id = c.id \
+             WHERE (c.created_at IS NULL OR c.created_at <= ?)) \
+             SELECT a0.customer_id AS customer_id FROM segment_aggregates_0 a0 \
+             WHERE (COALESCE((a0.r >= ?), FALSE) AND COALESCE((a0.f >= ?), FALSE)) \
+             AND NOT EXISTS (SELECT 1 FROM segment_memberships x WHERE x.segment = ? AND x.customer_id = a0.customer_id) \
+             AND NOT EXISTS (SELECT 1 FROM segment_memberships x WHERE x.segment = ? AND x.customer_id = a0.customer_id)"
         );
         let params = vec![
             ts("2025-06-01T00:00:00Z"),
@@ -586,18 +1152,160 @@ mod tests {
         let q = rule.compile(&excludes, Dialect::Postgres, as_of());
         assert_eq!(
             q.sql,
-            "SELECT c.id AS customer_id FROM customers c \
-             LEFT JOIN (SELECT o.customer_id AS customer_id, \
+            "WITH segment_aggregates_0_orders AS (SELECT o.customer_id AS customer_id, \
              NTILE(5) OVER (ORDER BY MAX(o.placed_at), o.customer_id COLLATE \"C\") AS r, \
              NTILE(5) OVER (ORDER BY COUNT(*), o.customer_id COLLATE \"C\") AS f, \
              NTILE(5) OVER (ORDER BY ROUND(SUM(o.total), 2), o.customer_id COLLATE \"C\") AS m \
-             FROM orders o WHERE o.placed_at <= $1 GROUP BY o.customer_id) rfm ON rfm.customer_id = c.id \
-             WHERE (c.created_at IS NULL OR c.created_at <= $2) \
-             AND (COALESCE((rfm.r >= $3), FALSE) AND COALESCE((rfm.f >= $4), FALSE)) \
-             AND NOT EXISTS (SELECT 1 FROM segment_memberships x WHERE x.segment = $5 AND x.customer_id = c.id) \
-             AND NOT EXISTS (SELECT 1 FROM segment_memberships x WHERE x.segment = $6 AND x.customer_id = c.id)"
+             FROM orders o WHERE o.placed_at <= $1 GROUP BY o.customer_id), \
+             segment_aggregates_0 AS (SELECT c.id AS customer_id, oa.r AS r, oa.f AS f, oa.m AS m \
+             FROM customers c LEFT JOIN segment_aggregates_0_orders oa ON oa.customer_id = c.id \
+             WHERE (c.created_at IS NULL OR c.created_at <= $2)) \
+             SELECT a0.customer_id AS customer_id FROM segment_aggregates_0 a0 \
+             WHERE (COALESCE((a0.r >= $3), FALSE) AND COALESCE((a0.f >= $4), FALSE)) \
+             AND NOT EXISTS (SELECT 1 FROM segment_memberships x WHERE x.segment = $5 AND x.customer_id = a0.customer_id) \
+             AND NOT EXISTS (SELECT 1 FROM segment_memberships x WHERE x.segment = $6 AND x.customer_id = a0.customer_id)"
         );
         assert_eq!(q.params, params);
+    }
+
+    /// One run's values are computed once: two rules reading the same term share its column, each
+    /// use of a window's bound is its own parameter (SQLite binds `?` by position), and a kind
+    /// filter and the earliest window bound leave unread events out of the pass.
+    #[test]
+    fn run_shares_one_aggregate_pass() {
+        let mut run = RunCompiler::new(Dialect::Sqlite, as_of());
+        let a = parse_rule("orders.count(7d) >= 1 and events.count(\"visit\", 30d) >= 1")
+            .expect("rule");
+        let b = parse_rule("orders.free_shipping_share(7d) > 0.5 or orders.count(7d) == 0")
+            .expect("rule");
+        let qa = run.segment(a.expr(), &[]);
+        let qb = run.segment(b.expr(), &["x".to_string()]);
+        assert_eq!(
+            qa.sql,
+            format!(
+                "{SQLITE_HEAD}COALESCE((a0.v0 >= ?), FALSE) AND COALESCE((a0.v1 >= ?), FALSE))"
+            )
+        );
+        assert_eq!(
+            qb.sql,
+            format!(
+                "{SQLITE_HEAD}COALESCE((a0.v2 > ?), FALSE) OR COALESCE((a0.v0 = ?), FALSE)) \
+                 AND NOT EXISTS (SELECT 1 FROM segment_memberships x WHERE x.segment = ? AND x.customer_id = a0.customer_id)"
+            )
+        );
+        assert_eq!(qb.params, vec![Float(0.5), Int(0), text("x")]);
+        let tables = run.tables();
+        assert_eq!(tables.len(), 1);
+        let t = &tables[0];
+        let sql: Vec<&str> = t.statements.iter().map(|q| q.sql.as_str()).collect();
+        assert_eq!(
+            sql,
+            [
+                "CREATE TEMP TABLE segment_aggregates_0_orders (customer_id TEXT PRIMARY KEY NOT NULL, v0, v2) WITHOUT ROWID",
+                "INSERT INTO segment_aggregates_0_orders SELECT o.customer_id AS customer_id, \
+                 COUNT(CASE WHEN o.placed_at > ? THEN 1 END) AS v0, \
+                 CAST(SUM(CASE WHEN o.placed_at > ? AND o.free_shipping THEN 1 ELSE 0 END) AS REAL) \
+                 / NULLIF(COUNT(CASE WHEN o.placed_at > ? THEN 1 END), 0) AS v2 \
+                 FROM orders o WHERE o.placed_at <= ? GROUP BY o.customer_id",
+                "CREATE TEMP TABLE segment_aggregates_0_events (customer_id TEXT PRIMARY KEY NOT NULL, v1) WITHOUT ROWID",
+                "INSERT INTO segment_aggregates_0_events SELECT e.customer_id AS customer_id, \
+                 COUNT(CASE WHEN e.kind = ? AND e.occurred_at > ? THEN 1 END) AS v1 \
+                 FROM events e WHERE e.kind IN (?) AND e.occurred_at > ? AND e.occurred_at <= ? \
+                 GROUP BY e.customer_id",
+                "CREATE TEMP TABLE segment_aggregates_0 (customer_id TEXT NOT NULL, v0, v1, v2)",
+                "INSERT INTO segment_aggregates_0 SELECT c.id AS customer_id, COALESCE(oa.v0, 0) AS v0, \
+                 COALESCE(ea.v1, 0) AS v1, oa.v2 AS v2 FROM customers c \
+                 LEFT JOIN segment_aggregates_0_orders oa ON oa.customer_id = c.id \
+                 LEFT JOIN segment_aggregates_0_events ea ON ea.customer_id = c.id \
+                 WHERE (c.created_at IS NULL OR c.created_at <= ?)",
+                "DROP TABLE segment_aggregates_0_orders",
+                "DROP TABLE segment_aggregates_0_events",
+            ]
+        );
+        let week = ts("2025-05-25T00:00:00Z");
+        let now = ts("2025-06-01T00:00:00Z");
+        let month = ts("2025-05-02T00:00:00Z");
+        let params: Vec<&[SqlParam]> = t.statements.iter().map(|q| q.params.as_slice()).collect();
+        assert_eq!(
+            params,
+            [
+                &[][..],
+                &[week.clone(), week.clone(), week, now.clone()][..],
+                &[][..],
+                &[
+                    text("visit"),
+                    month.clone(),
+                    text("visit"),
+                    month,
+                    now.clone()
+                ][..],
+                &[][..],
+                &[now][..],
+                &[][..],
+                &[][..],
+            ]
+        );
+        assert_eq!(
+            t.tables,
+            [
+                "segment_aggregates_0_orders",
+                "segment_aggregates_0_events",
+                "segment_aggregates_0"
+            ]
+        );
+    }
+
+    /// More distinct values than one table holds spill into further tables, indexed by customer
+    /// id and joined to the first only by the filters that read them.
+    #[test]
+    fn wide_runs_spread_over_tables() {
+        let mut run = RunCompiler::new(Dialect::Postgres, as_of());
+        let wide = (1..=COLUMNS_PER_TABLE + 1)
+            .map(|d| format!("orders.count({d}d) > 0"))
+            .collect::<Vec<_>>()
+            .join(" or ");
+        let q = run.segment(parse_rule(&wide).expect("rule").expr(), &[]);
+        assert!(q
+            .sql
+            .starts_with("SELECT a0.customer_id AS customer_id FROM segment_aggregates_0 a0 JOIN segment_aggregates_1 a1 ON a1.customer_id = a0.customer_id WHERE ("));
+        assert!(
+            q.sql.contains(&format!("a1.v{COLUMNS_PER_TABLE}")),
+            "{}",
+            q.sql
+        );
+        let narrow = run.segment(
+            parse_rule("orders.count(1d) > 0").expect("rule").expr(),
+            &[],
+        );
+        assert_eq!(
+            narrow.sql,
+            "SELECT a0.customer_id AS customer_id FROM segment_aggregates_0 a0 WHERE (COALESCE((a0.v0 > $1), FALSE))"
+        );
+        let tables = run.tables();
+        assert_eq!(tables.len(), 2);
+        let sql: Vec<&str> = tables[1]
+            .statements
+            .iter()
+            .map(|q| q.sql.as_str())
+            .collect();
+        assert_eq!(sql.len(), 8, "{sql:?}");
+        assert_eq!(
+            sql[0],
+            format!("CREATE TEMP TABLE segment_aggregates_1_orders (customer_id TEXT PRIMARY KEY, v{COLUMNS_PER_TABLE} BIGINT)")
+        );
+        assert_eq!(sql[2], "ANALYZE segment_aggregates_1_orders");
+        assert_eq!(
+            sql[3],
+            format!("CREATE TEMP TABLE segment_aggregates_1 (customer_id TEXT NOT NULL, v{COLUMNS_PER_TABLE} BIGINT)")
+        );
+        assert_eq!(
+            sql[5..],
+            [
+                "DROP TABLE segment_aggregates_1_orders",
+                "CREATE UNIQUE INDEX segment_aggregates_1_id ON segment_aggregates_1 (customer_id)",
+                "ANALYZE segment_aggregates_1",
+            ][..]
+        );
     }
 
     #[test]
@@ -605,11 +1313,12 @@ mod tests {
         let rule = parse_rule("orders.count(1d) > 0").expect("rule");
         let as_of = as_of() + chrono::Duration::milliseconds(999);
         let q = rule.compile(&[], Dialect::Sqlite, as_of);
+        // The window's bound, the orders pass's `as_of`, the customers' `as_of`, the literal.
         assert_eq!(
             q.params,
             vec![
-                ts("2025-06-01T00:00:00Z"),
                 ts("2025-05-31T00:00:00Z"),
+                ts("2025-06-01T00:00:00Z"),
                 ts("2025-06-01T00:00:00Z"),
                 Int(0)
             ]
@@ -623,12 +1332,12 @@ mod tests {
         for d in [Dialect::Sqlite, Dialect::Postgres] {
             let q = rule.compile(&[], d, as_of());
             assert!(!q.sql.contains("DROP"), "{}", q.sql);
+            // After the aggregate pass's two `as_of` bounds (orders, customers).
             assert_eq!(
-                q.params[1..],
+                q.params[2..],
                 [
                     text("x'); DROP TABLE customers; --"),
                     Bool(true),
-                    ts("2025-06-01T00:00:00Z"),
                     Float(0.25)
                 ]
             );

@@ -29,7 +29,10 @@ pub use ast::{
     CmpOp, CustomerAttr, Duration, DurationUnit, EventFn, Expr, ExprKind, Literal, OrderFn, Pos,
     RfmScore, Term, Type,
 };
-pub use compile::{compile_segment, CompiledQuery, Dialect, SqlParam};
+pub use compile::{
+    aggregate_table_name, compile_segment, AggregateTable, CompiledQuery, Dialect, RunCompiler,
+    SqlParam, COLUMNS_PER_TABLE,
+};
 pub use deps::{order_segments, CycleError, DependencyError};
 pub use error::RuleError;
 pub use eval::{evaluate, Dataset, Memberships};

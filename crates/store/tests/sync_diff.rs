@@ -2,7 +2,7 @@
 //! `CAMPAIGND_TEST_PG_URL` is set: which members each side returns, the counts the same pass makes,
 //! and that small pages cover exactly what one large page does.
 
-use campaignd_core::model::{Channel, Customer};
+use campaignd_core::model::{Channel, Contact, Customer};
 use campaignd_store::ledger::{DiffCursor, Exclusions, KindCounts, LedgerEntry, KINDS_EMAIL};
 use campaignd_store::runs::Job;
 use campaignd_store::segments::{SegmentPlan, SegmentQuery};
@@ -24,8 +24,11 @@ async fn stores(dir: &std::path::Path) -> Vec<(&'static str, Store)> {
 
 fn customer(id: &str, consent: bool) -> Customer {
     Customer {
-        id: id.into(),
-        email: Some(format!("{id}@example.com")),
+        contact: Contact {
+            customer_id: id.into(),
+            email: Some(format!("{id}@example.com")),
+            ..Default::default()
+        },
         consent_ads: consent,
         consent_email: consent,
         ..Default::default()

@@ -12,7 +12,7 @@
 //! the typed config into a [`Platform`].
 //!
 //! Adding a platform: write `src/<platform>/` shaped like the others (config.rs with the config and its
-//! `PlatformConfig`, mapping.rs, client.rs), declare the module in lib.rs and add one
+//! `PlatformConfig`, one `platform_config!` line for an HTTP platform, mapping.rs, client.rs), declare the module in lib.rs and add one
 //! `Registration::of::<TheConfig>("kind")` line to [`PLATFORMS`].
 
 use crate::error::ConfigError;
@@ -79,6 +79,36 @@ pub trait PlatformConfig: fmt::Debug + Send + Sync + 'static {
         None
     }
 }
+
+/// Implements [`PlatformConfig`] for a platform config the way every HTTP platform builds: resolve
+/// secrets and check values in `Destination::from_config(name, config, secrets)`, then wrap the
+/// destination as [`Platform::full`] or [`Platform::audience_only`]. `creative_keys` lists the
+/// `[[creative_set]]` object keys the platform swaps creatives on (see
+/// [`PlatformConfig::creative_object_keys`]); without it the platform takes no restriction.
+macro_rules! platform_config {
+    ($config:ty => $destination:ty, $wrap:ident $(, creative_keys = [$($key:literal),+ $(,)?])? $(,)?) => {
+        impl $crate::registry::PlatformConfig for $config {
+            fn build(
+                &self,
+                name: &str,
+                secrets: &$crate::secret::SecretResolver,
+            ) -> Result<$crate::registry::Platform, $crate::error::ConfigError> {
+                Ok($crate::registry::Platform::$wrap(<$destination>::from_config(
+                    name,
+                    self.clone(),
+                    secrets,
+                )?))
+            }
+
+            $(
+                fn creative_object_keys(&self) -> Option<&'static [&'static str]> {
+                    Some(&[$($key),+])
+                }
+            )?
+        }
+    };
+}
+pub(crate) use platform_config;
 
 /// One entry of [`PLATFORMS`]: a `kind` and how to deserialise its section's keys.
 pub struct Registration {

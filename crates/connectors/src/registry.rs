@@ -12,9 +12,10 @@
 //! the typed config into a [`Platform`].
 //!
 //! Adding a platform: write `src/<platform>/` shaped like the others (config.rs with the config and its
-//! `PlatformConfig`, one `platform_config!` line for an HTTP platform, mapping.rs, client.rs), declare the module in lib.rs and add one
-//! `Registration::of::<TheConfig>("kind")` line to [`PLATFORMS`].
+//! `PlatformConfig`, for an HTTP platform one `platform_config!` line; mapping.rs; client.rs), declare
+//! the module in lib.rs and add one `Registration::of::<TheConfig>("kind")` line to [`PLATFORMS`].
 
+use crate::common;
 use crate::error::ConfigError;
 use crate::file::FileConfig;
 use crate::google_ads::GoogleAdsConfig;
@@ -149,11 +150,7 @@ impl DestinationConfig {
     /// [`PLATFORMS`], the other keys are deserialised into its config. Errors name the destination and
     /// the offending key.
     pub fn parse(name: &str, section: serde_json::Value) -> Result<DestinationConfig, ConfigError> {
-        let invalid = |key: &str, message: String| ConfigError::Invalid {
-            destination: name.to_string(),
-            key: key.to_string(),
-            message,
-        };
+        let invalid = common::invalid_key(name);
         let serde_json::Value::Object(mut map) = section else {
             return Err(invalid(".", "expected a table".into()));
         };

@@ -39,6 +39,16 @@ pub(crate) fn check_base_url(name: &str, base_url: &str) -> Result<(), ConfigErr
     Ok(())
 }
 
+/// A maker of [`ConfigError::Invalid`] for destination `name`: `invalid(key, message)` names the key and
+/// what is wrong with it, the shape every platform's `from_config` reports a bad value in.
+pub(crate) fn invalid_key(name: &str) -> impl Fn(&str, String) -> ConfigError + '_ {
+    move |key, message| ConfigError::Invalid {
+        destination: name.to_string(),
+        key: key.to_string(),
+        message,
+    }
+}
+
 /// Refuses a blank audience name before any request is made: platforms would either reject it with a
 /// less helpful error or, worse, create an unnamed audience.
 pub(crate) fn require_audience_name(destination: &str, name: &str) -> Result<(), ConnectorError> {

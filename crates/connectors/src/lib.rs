@@ -59,4 +59,4 @@ pub use registry::{
     Registration, PLATFORMS,
 };
 pub use secret::{Secret, SecretRef, SecretResolver};
-pub use traits::{AudienceDestination, CreativeSwapper, MetricsSource};
+pub use traits::{AudienceDestination, CreativeSwapper, MetricsRange, MetricsSource};

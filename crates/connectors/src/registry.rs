@@ -12,9 +12,10 @@
 //! the typed config into a [`Platform`].
 //!
 //! Adding a platform: write `src/<platform>/` shaped like the others (config.rs with the config and its
-//! `PlatformConfig`, mapping.rs, client.rs), declare the module in lib.rs and add one
-//! `Registration::of::<TheConfig>("kind")` line to [`PLATFORMS`].
+//! `PlatformConfig`, for an HTTP platform one `platform_config!` line; mapping.rs; client.rs), declare
+//! the module in lib.rs and add one `Registration::of::<TheConfig>("kind")` line to [`PLATFORMS`].
 
+use crate::common;
 use crate::error::ConfigError;
 use crate::file::FileConfig;
 use crate::google_ads::GoogleAdsConfig;
@@ -80,6 +81,36 @@ pub trait PlatformConfig: fmt::Debug + Send + Sync + 'static {
     }
 }
 
+/// Implements [`PlatformConfig`] for a platform config the way every HTTP platform builds: resolve
+/// secrets and check values in `Destination::from_config(name, config, secrets)`, then wrap the
+/// destination as [`Platform::full`] or [`Platform::audience_only`]. `creative_keys` lists the
+/// `[[creative_set]]` object keys the platform swaps creatives on (see
+/// [`PlatformConfig::creative_object_keys`]); without it the platform takes no restriction.
+macro_rules! platform_config {
+    ($config:ty => $destination:ty, $wrap:ident $(, creative_keys = [$($key:literal),+ $(,)?])? $(,)?) => {
+        impl $crate::registry::PlatformConfig for $config {
+            fn build(
+                &self,
+                name: &str,
+                secrets: &$crate::secret::SecretResolver,
+            ) -> Result<$crate::registry::Platform, $crate::error::ConfigError> {
+                Ok($crate::registry::Platform::$wrap(<$destination>::from_config(
+                    name,
+                    self.clone(),
+                    secrets,
+                )?))
+            }
+
+            $(
+                fn creative_object_keys(&self) -> Option<&'static [&'static str]> {
+                    Some(&[$($key),+])
+                }
+            )?
+        }
+    };
+}
+pub(crate) use platform_config;
+
 /// One entry of [`PLATFORMS`]: a `kind` and how to deserialise its section's keys.
 pub struct Registration {
     /// The `kind = "..."` that selects this platform.
@@ -122,11 +153,7 @@ impl DestinationConfig {
     /// environment override `CAMPAIGND__DESTINATIONS__FB__AD_ACCOUNT_ID=123` is the string `"123"` and
     /// `..._REQUESTS_PER_SECOND=3` the number 3. Errors name the destination and the offending key.
     pub fn parse(name: &str, section: config::Value) -> Result<DestinationConfig, ConfigError> {
-        let invalid = |key: &str, message: String| ConfigError::Invalid {
-            destination: name.to_string(),
-            key: key.to_string(),
-            message,
-        };
+        let invalid = common::invalid_key(name);
         let config::ValueKind::Table(mut map) = section.kind else {
             return Err(invalid(".", "expected a table".into()));
         };

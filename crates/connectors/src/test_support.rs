@@ -101,3 +101,37 @@ pub(crate) fn prepare_all(
         .map(|i| d.prepare(&contact(i)).expect("usable"))
         .collect()
 }
+
+/// `section` with the HTTP keys the platform tests share: pacing far above any test's request count, and
+/// `max_attempts` tries with millisecond backoff (and at most 3 s of honoured `Retry-After`), so retry
+/// scenarios finish quickly; `request_timeout_ms` is each test's own.
+pub(crate) fn with_test_http(
+    mut section: serde_json::Value,
+    request_timeout_ms: u64,
+    max_attempts: u32,
+) -> serde_json::Value {
+    extend_section(
+        &mut section,
+        &serde_json::json!({
+            "request_timeout_ms": request_timeout_ms,
+            "requests_per_second": 1000.0,
+            "retry": {
+                "max_attempts": max_attempts,
+                "initial_backoff_ms": 5,
+                "max_backoff_ms": 20,
+                "max_retry_after_secs": 3,
+            },
+        }),
+    );
+    section
+}
+
+/// `section` plus the keys of `extra`, deserialised into platform config `C` the way a settings load
+/// types a section (without its `kind`): how the tests that need the concrete destination type build one.
+pub(crate) fn config_from<C: serde::de::DeserializeOwned>(
+    mut section: serde_json::Value,
+    extra: &serde_json::Value,
+) -> C {
+    extend_section(&mut section, extra);
+    serde_json::from_value(section).expect("config")
+}

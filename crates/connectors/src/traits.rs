@@ -128,12 +128,10 @@ pub trait AudienceDestination: Send + Sync {
 /// A platform whose live ads can have their creative swapped (creative rotation, DESIGN §7). Held in
 /// [`crate::Platform::swapper`] where the platform has it; what `object_id` and a creative id mean is per platform
 /// (Meta: ad / ad creative; Google Ads and TikTok: ad group / ad; LinkedIn: campaign / creative;
-/// Mailchimp and Klaviyo: campaign / template), documented in each platform's `creative.rs`.
+/// Mailchimp and Klaviyo: campaign / template), documented in each platform's `creative.rs`. Only a
+/// platform that holds audiences has this capability, so its name (`name()`) is the destination's.
 #[async_trait]
-pub trait CreativeSwapper: Send + Sync {
-    /// Configured destination name.
-    fn name(&self) -> &str;
-
+pub trait CreativeSwapper: AudienceDestination {
     /// Makes `new_creative_id` the live creative of the platform object `object_id` (an ad, or an ad
     /// group where ads are immutable), returning once the platform acknowledged it.
     async fn swap_creative(
@@ -146,21 +144,48 @@ pub trait CreativeSwapper: Send + Sync {
     async fn set_active(&self, object_id: &str, active: bool) -> Result<(), ConnectorError>;
 }
 
+/// An inclusive range of days, `since..=until`, that [`MetricsSource::daily_metrics`] has checked to
+/// be in order before a platform sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsRange {
+    /// First day, inclusive.
+    pub since: NaiveDate,
+    /// Last day, inclusive; never before `since`.
+    pub until: NaiveDate,
+}
+
 /// A platform that reports daily delivery metrics for audiences, ads and creatives. Held in
 /// [`crate::Platform::metrics`] where the platform has it; `object_ids` are the same objects the creative swap takes
 /// (Meta: ad ids; Google Ads and TikTok: ad group ids; LinkedIn, Mailchimp, Klaviyo: campaign ids), and
 /// email platforms give one row per campaign dated on its send day. See each platform's `metrics.rs`.
+/// Only a platform that holds audiences has this capability, so its name (`name()`) is the destination's.
 #[async_trait]
-pub trait MetricsSource: Send + Sync {
-    /// Configured destination name.
-    fn name(&self) -> &str;
-
-    /// Daily rows for the given platform objects over `since..=until`, all pages fetched.
+pub trait MetricsSource: AudienceDestination {
+    /// Daily rows for the given platform objects over `since..=until`, all pages fetched. A range that
+    /// starts after it ends is refused here, the same way for every platform, before any request; the
+    /// platform's part is [`MetricsSource::metrics_in_range`].
     async fn daily_metrics(
         &self,
         object_ids: &[String],
         since: NaiveDate,
         until: NaiveDate,
+    ) -> Result<Vec<MetricsRow>, ConnectorError> {
+        if since > until {
+            return Err(ConnectorError::Invalid {
+                destination: self.name().to_string(),
+                message: format!("metrics range starts after it ends ({since} > {until})"),
+            });
+        }
+        self.metrics_in_range(object_ids, MetricsRange { since, until })
+            .await
+    }
+
+    /// The platform's daily rows for `object_ids` over a checked range (`since <= until`), all pages
+    /// fetched; called through [`MetricsSource::daily_metrics`].
+    async fn metrics_in_range(
+        &self,
+        object_ids: &[String],
+        range: MetricsRange,
     ) -> Result<Vec<MetricsRow>, ConnectorError>;
 
     /// The platform-reported matched size of the audience whose remote id a sync recorded, for the

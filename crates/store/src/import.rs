@@ -35,7 +35,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use thiserror::Error;
 use tokio::sync::mpsc;
 
-use crate::load::LoadTx;
+use crate::load::{self, LoadTx};
 use crate::{Store, StoreError};
 
 /// Good rows written per transaction (and parsed ahead by the reader).
@@ -55,37 +55,10 @@ pub enum ImportKind {
 }
 
 impl ImportKind {
-    /// The columns (CSV header names, JSON keys) a file of this kind may have, in table order.
+    /// The columns (CSV header names, JSON keys) a file of this kind may have, in table order: the
+    /// columns of the table it loads into, so the importer and the loader name one list.
     pub fn columns(self) -> &'static [&'static str] {
-        match self {
-            ImportKind::Customers => &[
-                "id",
-                "email",
-                "phone",
-                "first_name",
-                "last_name",
-                "country",
-                "city",
-                "region",
-                "postal_code",
-                "birth_date",
-                "gender",
-                "created_at",
-                "consent_ads",
-                "consent_email",
-            ],
-            ImportKind::Orders => &[
-                "id",
-                "customer_id",
-                "placed_at",
-                "total",
-                "currency",
-                "discount_code",
-                "free_shipping",
-            ],
-            ImportKind::Events => &["id", "customer_id", "kind", "occurred_at", "properties"],
-            ImportKind::Suppressions => &["identifier_kind", "identifier", "reason", "created_at"],
-        }
+        load::table_columns(self)
     }
 
     /// The columns a CSV header must name: without them no row could be valid.

@@ -45,6 +45,7 @@ use sha2::{Digest, Sha256};
 use sqlx::{Connection, Postgres, Sqlite, Transaction};
 
 use crate::bind::SQLITE_BEGIN_WRITE;
+use crate::import::ImportKind;
 use crate::{Pool, Store, StoreError};
 
 /// Customers per generated chunk (≈20k rows with their orders and events), each written in one transaction.
@@ -238,6 +239,17 @@ const SUPPRESSIONS: Table = Table {
     set: "reason = excluded.reason, created_at = CASE WHEN excluded.created_at < suppressions.created_at \
           THEN excluded.created_at ELSE suppressions.created_at END",
 };
+
+/// The columns of the table an import of `kind` loads into, in bind order: the one list the importer's
+/// parser and the loader's statements share.
+pub(crate) fn table_columns(kind: ImportKind) -> &'static [&'static str] {
+    match kind {
+        ImportKind::Customers => CUSTOMERS.columns,
+        ImportKind::Orders => ORDERS.columns,
+        ImportKind::Events => EVENTS.columns,
+        ImportKind::Suppressions => SUPPRESSIONS.columns,
+    }
+}
 
 /// Rows per `COPY` on Postgres. Bounds the memory of one encoded batch (a few MB); import batches and
 /// synthetic chunks fit in one or a few.

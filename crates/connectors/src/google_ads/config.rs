@@ -1,10 +1,9 @@
 //! `[destinations.NAME]` keys for `kind = "google_ads"`.
 
 use super::GoogleAdsDestination;
-use crate::error::ConfigError;
 use crate::http::{http_platform_config, HttpSettings};
-use crate::registry::{Platform, PlatformConfig};
-use crate::secret::{SecretRef, SecretResolver};
+use crate::registry::platform_config;
+use crate::secret::SecretRef;
 use serde::Deserialize;
 
 /// Default Google Ads API base URL: the version this connector was written and tested against.
@@ -111,16 +110,4 @@ impl GoogleAdsConfig {
     }
 }
 
-impl PlatformConfig for GoogleAdsConfig {
-    fn build(&self, name: &str, secrets: &SecretResolver) -> Result<Platform, ConfigError> {
-        Ok(Platform::full(GoogleAdsDestination::from_config(
-            name,
-            self.clone(),
-            secrets,
-        )?))
-    }
-
-    fn creative_object_keys(&self) -> Option<&'static [&'static str]> {
-        Some(&["ad_group_id"])
-    }
-}
+platform_config!(GoogleAdsConfig => GoogleAdsDestination, full, creative_keys = ["ad_group_id"]);

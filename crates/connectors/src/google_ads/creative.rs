@@ -124,10 +124,6 @@ impl GoogleAdsDestination {
 
 #[async_trait]
 impl CreativeSwapper for GoogleAdsDestination {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
     /// `object_id` = ad group id, `new_creative_id` = the id of an ad in that group.
     async fn swap_creative(
         &self,

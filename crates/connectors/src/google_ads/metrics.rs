@@ -26,7 +26,7 @@ use super::GoogleAdsDestination;
 use crate::error::ConnectorError;
 use crate::google_ads::GoogleApi;
 use crate::model::{AudienceSize, MetricsRow};
-use crate::traits::MetricsSource;
+use crate::traits::{MetricsRange, MetricsSource};
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use reqwest::Method;
@@ -121,23 +121,13 @@ fn list_size(
 
 #[async_trait]
 impl MetricsSource for GoogleAdsDestination {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
     /// `object_ids` are ad group ids (the `ad_group_id` of creative sets); rows come per ad and day.
-    async fn daily_metrics(
+    async fn metrics_in_range(
         &self,
         object_ids: &[String],
-        since: NaiveDate,
-        until: NaiveDate,
+        MetricsRange { since, until }: MetricsRange,
     ) -> Result<Vec<MetricsRow>, ConnectorError> {
         const OP: &str = "ad metrics";
-        if since > until {
-            return Err(self.invalid(format!(
-                "metrics range starts after it ends ({since} > {until})"
-            )));
-        }
         if object_ids.is_empty() {
             return Ok(Vec::new());
         }

@@ -1,12 +1,12 @@
 //! Creative swap and GAQL metrics tests against the stateful fake Google Ads over loopback HTTP.
 
 use super::{GoogleAdsConfig, GoogleAdsDestination};
-use crate::{ConnectorError, CreativeSwapper, MetricsSource, SecretResolver};
+use crate::test_support::{config_from, secrets, with_test_http};
+use crate::{ConnectorError, CreativeSwapper, MetricsSource};
 use campaignd_fakes::google_ads::{FakeAdStats, GoogleFakeConfig};
 use campaignd_fakes::FakeGoogleAds;
 use chrono::NaiveDate;
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 const DEV_TOKEN: &str = "devtok-SECRET-rotation-0123";
@@ -28,30 +28,28 @@ async fn fake() -> FakeGoogleAds {
 }
 
 fn build(fake: &FakeGoogleAds, dev_token: &str, extra: Value) -> Arc<GoogleAdsDestination> {
-    let secrets = SecretResolver::from_map(HashMap::from([
-        ("G_DEV".to_string(), dev_token.to_string()),
-        ("G_ID".to_string(), CLIENT_ID.to_string()),
-        ("G_SECRET".to_string(), CLIENT_SECRET.to_string()),
-        ("G_REFRESH".to_string(), REFRESH.to_string()),
-    ]));
+    let secrets = secrets(&[
+        ("G_DEV", dev_token),
+        ("G_ID", CLIENT_ID),
+        ("G_SECRET", CLIENT_SECRET),
+        ("G_REFRESH", REFRESH),
+    ]);
     // Explicit since data_manager became the default; the data_manager case below overrides it.
-    let mut s = json!({
-        "api": "customer_match",
-        "base_url": fake.base_url(),
-        "token_url": fake.token_url(),
-        "customer_id": "123-456-7890",
-        "developer_token": {"env": "G_DEV"},
-        "client_id": {"env": "G_ID"},
-        "client_secret": {"env": "G_SECRET"},
-        "refresh_token": {"env": "G_REFRESH"},
-        "request_timeout_ms": 5_000,
-        "requests_per_second": 1000.0,
-        "retry": {"max_attempts": 4, "initial_backoff_ms": 5, "max_backoff_ms": 20, "max_retry_after_secs": 3},
-    });
-    if let (Some(obj), Some(more)) = (s.as_object_mut(), extra.as_object()) {
-        obj.extend(more.clone());
-    }
-    let config: GoogleAdsConfig = serde_json::from_value(s).expect("config");
+    let s = with_test_http(
+        json!({
+            "api": "customer_match",
+            "base_url": fake.base_url(),
+            "token_url": fake.token_url(),
+            "customer_id": "123-456-7890",
+            "developer_token": {"env": "G_DEV"},
+            "client_id": {"env": "G_ID"},
+            "client_secret": {"env": "G_SECRET"},
+            "refresh_token": {"env": "G_REFRESH"},
+        }),
+        5_000,
+        4,
+    );
+    let config: GoogleAdsConfig = config_from(s, &extra);
     Arc::new(GoogleAdsDestination::from_config("gads", config, &secrets).expect("destination"))
 }
 

@@ -2,7 +2,9 @@
 
 use super::NOT_ALLOWLISTED_HINT;
 use crate::model::{AudienceRef, Contact, PreparedMember, ReplaceSession};
-use crate::test_support::{email_contact, email_hash, extend_section, prepare_all, secrets};
+use crate::test_support::{
+    email_contact, email_hash, extend_section, prepare_all, secrets, with_test_http,
+};
 use crate::{build_destination, AudienceDestination, ConnectorError, SecretResolver};
 use campaignd_core::identifiers::sha256_hex;
 use campaignd_fakes::google_ads::GoogleFakeConfig;
@@ -45,21 +47,22 @@ fn section(fake: &FakeGoogleAds, api: &str, extra: serde_json::Value) -> serde_j
     } else {
         fake.base_url()
     };
-    let mut s = json!({
-        "kind": "google_ads",
-        "api": api,
-        "base_url": base,
-        "token_url": fake.token_url(),
-        "customer_id": "123-456-7890",
-        "developer_token": {"env": "G_DEV"},
-        "client_id": {"env": "G_ID"},
-        "client_secret": {"env": "G_SECRET"},
-        "refresh_token": {"env": "G_REFRESH"},
-        "job_poll_interval_ms": 5,
-        "request_timeout_ms": 5_000,
-        "requests_per_second": 1000.0,
-        "retry": {"max_attempts": 3, "initial_backoff_ms": 5, "max_backoff_ms": 20, "max_retry_after_secs": 3},
-    });
+    let mut s = with_test_http(
+        json!({
+            "kind": "google_ads",
+            "api": api,
+            "base_url": base,
+            "token_url": fake.token_url(),
+            "customer_id": "123-456-7890",
+            "developer_token": {"env": "G_DEV"},
+            "client_id": {"env": "G_ID"},
+            "client_secret": {"env": "G_SECRET"},
+            "refresh_token": {"env": "G_REFRESH"},
+            "job_poll_interval_ms": 5,
+        }),
+        5_000,
+        3,
+    );
     extend_section(&mut s, &extra);
     s
 }

@@ -144,11 +144,7 @@ impl KlaviyoDestination {
         config: KlaviyoConfig,
         secrets: &SecretResolver,
     ) -> Result<Self, ConfigError> {
-        let invalid = |key: &str, message: String| ConfigError::Invalid {
-            destination: name.to_string(),
-            key: key.to_string(),
-            message,
-        };
+        let invalid = common::invalid_key(name);
         common::check_base_url(name, &config.base_url)?;
         if !config.revision_is_valid() {
             return Err(invalid("revision", "expected a date, YYYY-MM-DD".into()));

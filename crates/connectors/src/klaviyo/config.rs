@@ -1,10 +1,9 @@
 //! `[destinations.NAME]` keys for `kind = "klaviyo"`.
 
 use super::KlaviyoDestination;
-use crate::error::ConfigError;
 use crate::http::{http_platform_config, HttpSettings};
-use crate::registry::{Platform, PlatformConfig};
-use crate::secret::{SecretRef, SecretResolver};
+use crate::registry::platform_config;
+use crate::secret::SecretRef;
 
 /// Default API base URL.
 pub const DEFAULT_BASE_URL: &str = "https://a.klaviyo.com/api";
@@ -64,16 +63,4 @@ impl KlaviyoConfig {
     }
 }
 
-impl PlatformConfig for KlaviyoConfig {
-    fn build(&self, name: &str, secrets: &SecretResolver) -> Result<Platform, ConfigError> {
-        Ok(Platform::full(KlaviyoDestination::from_config(
-            name,
-            self.clone(),
-            secrets,
-        )?))
-    }
-
-    fn creative_object_keys(&self) -> Option<&'static [&'static str]> {
-        Some(&["campaign_id", "template_id"])
-    }
-}
+platform_config!(KlaviyoConfig => KlaviyoDestination, full, creative_keys = ["campaign_id", "template_id"]);

@@ -32,10 +32,6 @@ pub(super) fn check_id(
 
 #[async_trait]
 impl CreativeSwapper for KlaviyoDestination {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
     /// `object_id` = campaign id, `new_creative_id` = template id.
     async fn swap_creative(
         &self,

@@ -14,7 +14,7 @@ use super::creative::check_id;
 use super::{KlaviyoDestination, Single};
 use crate::error::ConnectorError;
 use crate::model::MetricsRow;
-use crate::traits::MetricsSource;
+use crate::traits::{MetricsRange, MetricsSource};
 use async_trait::async_trait;
 use chrono::{Duration, NaiveDate};
 use reqwest::Method;
@@ -140,16 +140,11 @@ impl KlaviyoDestination {
 
 #[async_trait]
 impl MetricsSource for KlaviyoDestination {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
     /// `object_ids` are campaign ids; one row per sent campaign whose send date is in range.
-    async fn daily_metrics(
+    async fn metrics_in_range(
         &self,
         object_ids: &[String],
-        since: NaiveDate,
-        until: NaiveDate,
+        MetricsRange { since, until }: MetricsRange,
     ) -> Result<Vec<MetricsRow>, ConnectorError> {
         let Some(metric) = self.conversion_metric_id.clone() else {
             return Err(ConnectorError::Invalid {
@@ -157,12 +152,6 @@ impl MetricsSource for KlaviyoDestination {
                 message: "metrics need `conversion_metric_id` (the account's Placed Order metric id) in this destination".into(),
             });
         };
-        if since > until {
-            return Err(ConnectorError::Invalid {
-                destination: self.name.clone(),
-                message: format!("metrics range starts after it ends ({since} > {until})"),
-            });
-        }
         for id in object_ids {
             check_id(self, "campaign id", id)?;
         }

@@ -2,30 +2,28 @@
 //! HTTP.
 
 use super::{KlaviyoConfig, KlaviyoDestination};
-use crate::{ConnectorError, CreativeSwapper, MetricsSource, SecretResolver};
+use crate::test_support::{config_from, secrets, with_test_http};
+use crate::{ConnectorError, CreativeSwapper, MetricsSource};
 use campaignd_fakes::klaviyo::FakeCampaignStats;
 use campaignd_fakes::FakeKlaviyo;
 use chrono::NaiveDate;
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 const KEY: &str = "pk_SECRET_rotation_0123456789abcdef";
 const METRIC: &str = "VevE7N";
 
 fn build(fake: &FakeKlaviyo, key: &str, extra: Value) -> Arc<KlaviyoDestination> {
-    let secrets = SecretResolver::from_map(HashMap::from([("KL".to_string(), key.to_string())]));
-    let mut s = json!({
-        "base_url": fake.base_url(),
-        "api_key": {"env": "KL"},
-        "request_timeout_ms": 5_000,
-        "requests_per_second": 1000.0,
-        "retry": {"max_attempts": 4, "initial_backoff_ms": 5, "max_backoff_ms": 20, "max_retry_after_secs": 3},
-    });
-    if let (Some(obj), Some(more)) = (s.as_object_mut(), extra.as_object()) {
-        obj.extend(more.clone());
-    }
-    let config: KlaviyoConfig = serde_json::from_value(s).expect("config");
+    let secrets = secrets(&[("KL", key)]);
+    let s = with_test_http(
+        json!({
+            "base_url": fake.base_url(),
+            "api_key": {"env": "KL"},
+        }),
+        5_000,
+        4,
+    );
+    let config: KlaviyoConfig = config_from(s, &extra);
     Arc::new(KlaviyoDestination::from_config("kl", config, &secrets).expect("destination"))
 }
 

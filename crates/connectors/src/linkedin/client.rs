@@ -103,11 +103,7 @@ impl LinkedInDestination {
         config: LinkedInConfig,
         secrets: &SecretResolver,
     ) -> Result<Self, ConfigError> {
-        let invalid = |key: &str, message: String| ConfigError::Invalid {
-            destination: name.to_string(),
-            key: key.to_string(),
-            message,
-        };
+        let invalid = common::invalid_key(name);
         let account = config.account_urn().ok_or_else(|| {
             invalid(
                 "ad_account_id",

@@ -1,10 +1,9 @@
 //! `[destinations.NAME]` keys for `kind = "linkedin"`.
 
 use super::LinkedInDestination;
-use crate::error::ConfigError;
 use crate::http::{http_platform_config, HttpSettings};
-use crate::registry::{Platform, PlatformConfig};
-use crate::secret::{SecretRef, SecretResolver};
+use crate::registry::platform_config;
+use crate::secret::SecretRef;
 
 /// Default LinkedIn Marketing API base URL (versioned REST; the version travels in a header).
 pub const DEFAULT_BASE_URL: &str = "https://api.linkedin.com/rest";
@@ -74,16 +73,4 @@ impl LinkedInConfig {
     }
 }
 
-impl PlatformConfig for LinkedInConfig {
-    fn build(&self, name: &str, secrets: &SecretResolver) -> Result<Platform, ConfigError> {
-        Ok(Platform::full(LinkedInDestination::from_config(
-            name,
-            self.clone(),
-            secrets,
-        )?))
-    }
-
-    fn creative_object_keys(&self) -> Option<&'static [&'static str]> {
-        Some(&["campaign_id"])
-    }
-}
+platform_config!(LinkedInConfig => LinkedInDestination, full, creative_keys = ["campaign_id"]);

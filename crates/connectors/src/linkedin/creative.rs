@@ -86,10 +86,6 @@ impl LinkedInDestination {
 
 #[async_trait]
 impl CreativeSwapper for LinkedInDestination {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
     /// `object_id` = campaign id or URN, `new_creative_id` = creative id or URN in that campaign.
     async fn swap_creative(
         &self,

@@ -18,7 +18,7 @@ use super::creative::encode_urn;
 use super::LinkedInDestination;
 use crate::error::ConnectorError;
 use crate::model::{AudienceSize, MetricsRow};
-use crate::traits::MetricsSource;
+use crate::traits::{MetricsRange, MetricsSource};
 use async_trait::async_trait;
 use chrono::{Datelike, NaiveDate};
 use serde::Deserialize;
@@ -168,23 +168,13 @@ fn row(e: &Element) -> Result<MetricsRow, String> {
 
 #[async_trait]
 impl MetricsSource for LinkedInDestination {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
     /// `object_ids` are campaign ids or URNs; rows come per creative and day.
-    async fn daily_metrics(
+    async fn metrics_in_range(
         &self,
         object_ids: &[String],
-        since: NaiveDate,
-        until: NaiveDate,
+        MetricsRange { since, until }: MetricsRange,
     ) -> Result<Vec<MetricsRow>, ConnectorError> {
         const OP: &str = "ad analytics";
-        if since > until {
-            return Err(self.invalid(format!(
-                "metrics range starts after it ends ({since} > {until})"
-            )));
-        }
         if object_ids.is_empty() {
             return Ok(Vec::new());
         }

@@ -1,12 +1,12 @@
 //! Creative status and ad analytics tests against the stateful fake LinkedIn over loopback HTTP.
 
 use super::{LinkedInConfig, LinkedInDestination};
-use crate::{ConnectorError, CreativeSwapper, MetricsSource, SecretResolver};
+use crate::test_support::{secrets, with_test_http};
+use crate::{ConnectorError, CreativeSwapper, MetricsSource};
 use campaignd_fakes::linkedin::FakeCreativeDay;
 use campaignd_fakes::FakeLinkedIn;
 use chrono::NaiveDate;
 use serde_json::json;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 const CLIENT_ID: &str = "li-client-77";
@@ -20,22 +20,23 @@ async fn fake() -> FakeLinkedIn {
 }
 
 fn build(fake: &FakeLinkedIn, refresh: &str) -> Arc<LinkedInDestination> {
-    let secrets = SecretResolver::from_map(HashMap::from([
-        ("LI_ID".to_string(), CLIENT_ID.to_string()),
-        ("LI_SECRET".to_string(), CLIENT_SECRET.to_string()),
-        ("LI_REFRESH".to_string(), refresh.to_string()),
-    ]));
-    let config: LinkedInConfig = serde_json::from_value(json!({
-        "base_url": fake.base_url(),
-        "token_url": fake.token_url(),
-        "ad_account_id": "5150",
-        "client_id": {"env": "LI_ID"},
-        "client_secret": {"env": "LI_SECRET"},
-        "refresh_token": {"env": "LI_REFRESH"},
-        "request_timeout_ms": 5_000,
-        "requests_per_second": 1000.0,
-        "retry": {"max_attempts": 4, "initial_backoff_ms": 5, "max_backoff_ms": 20, "max_retry_after_secs": 3},
-    }))
+    let secrets = secrets(&[
+        ("LI_ID", CLIENT_ID),
+        ("LI_SECRET", CLIENT_SECRET),
+        ("LI_REFRESH", refresh),
+    ]);
+    let config: LinkedInConfig = serde_json::from_value(with_test_http(
+        json!({
+            "base_url": fake.base_url(),
+            "token_url": fake.token_url(),
+            "ad_account_id": "5150",
+            "client_id": {"env": "LI_ID"},
+            "client_secret": {"env": "LI_SECRET"},
+            "refresh_token": {"env": "LI_REFRESH"},
+        }),
+        5_000,
+        4,
+    ))
     .expect("config");
     Arc::new(LinkedInDestination::from_config("li", config, &secrets).expect("destination"))
 }

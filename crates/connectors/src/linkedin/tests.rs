@@ -1,6 +1,6 @@
 //! LinkedIn connector tests against the stateful fake over loopback HTTP.
 
-use crate::test_support::{email_contact, extend_section, prepare_all, secrets};
+use crate::test_support::{email_contact, extend_section, prepare_all, secrets, with_test_http};
 use crate::{build_destination, AudienceDestination, ConnectorError, SecretResolver};
 use campaignd_fakes::FakeLinkedIn;
 use serde_json::json;
@@ -27,19 +27,20 @@ pub(crate) fn destination(
         ("LI_SECRET", CLIENT_SECRET),
         ("LI_REFRESH", refresh),
     ]);
-    let mut section = json!({
-        "kind": "linkedin",
-        "base_url": fake.base_url(),
-        "token_url": fake.token_url(),
-        "ad_account_id": "urn:li:sponsoredAccount:5150",
-        "client_id": {"env": "LI_ID"},
-        "client_secret": {"env": "LI_SECRET"},
-        "refresh_token": {"env": "LI_REFRESH"},
-        "post_create_delay_ms": 0,
-        "request_timeout_ms": 5_000,
-        "requests_per_second": 1000.0,
-        "retry": {"max_attempts": 3, "initial_backoff_ms": 5, "max_backoff_ms": 20, "max_retry_after_secs": 3},
-    });
+    let mut section = with_test_http(
+        json!({
+            "kind": "linkedin",
+            "base_url": fake.base_url(),
+            "token_url": fake.token_url(),
+            "ad_account_id": "urn:li:sponsoredAccount:5150",
+            "client_id": {"env": "LI_ID"},
+            "client_secret": {"env": "LI_SECRET"},
+            "refresh_token": {"env": "LI_REFRESH"},
+            "post_create_delay_ms": 0,
+        }),
+        5_000,
+        3,
+    );
     extend_section(&mut section, &extra);
     build_destination("li", &section, &secrets).expect("linkedin destination")
 }

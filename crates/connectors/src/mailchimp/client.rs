@@ -167,11 +167,7 @@ impl MailchimpDestination {
         config: MailchimpConfig,
         secrets: &SecretResolver,
     ) -> Result<Self, ConfigError> {
-        let invalid = |key: &str, message: String| ConfigError::Invalid {
-            destination: name.to_string(),
-            key: key.to_string(),
-            message,
-        };
+        let invalid = common::invalid_key(name);
         let list_id = config.list_id.trim().to_string();
         if list_id.is_empty() || !list_id.chars().all(|c| c.is_ascii_alphanumeric()) {
             return Err(invalid(

@@ -1,10 +1,9 @@
 //! `[destinations.NAME]` keys for `kind = "mailchimp"`.
 
 use super::MailchimpDestination;
-use crate::error::ConfigError;
 use crate::http::{http_platform_config, HttpSettings, RetrySettings};
-use crate::registry::{Platform, PlatformConfig};
-use crate::secret::{SecretRef, SecretResolver};
+use crate::registry::platform_config;
+use crate::secret::SecretRef;
 
 /// Marketing API version this connector was written and tested against; part of every default base URL.
 pub const API_VERSION: &str = "3.0";
@@ -56,16 +55,4 @@ impl MailchimpConfig {
     }
 }
 
-impl PlatformConfig for MailchimpConfig {
-    fn build(&self, name: &str, secrets: &SecretResolver) -> Result<Platform, ConfigError> {
-        Ok(Platform::full(MailchimpDestination::from_config(
-            name,
-            self.clone(),
-            secrets,
-        )?))
-    }
-
-    fn creative_object_keys(&self) -> Option<&'static [&'static str]> {
-        Some(&["campaign_id", "template_id"])
-    }
-}
+platform_config!(MailchimpConfig => MailchimpDestination, full, creative_keys = ["campaign_id", "template_id"]);

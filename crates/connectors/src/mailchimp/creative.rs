@@ -29,10 +29,6 @@ pub(super) fn check_campaign_id(
 
 #[async_trait]
 impl CreativeSwapper for MailchimpDestination {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
     /// `object_id` = campaign id, `new_creative_id` = numeric template id.
     async fn swap_creative(
         &self,

@@ -11,7 +11,7 @@ use super::creative::check_campaign_id;
 use super::MailchimpDestination;
 use crate::error::ConnectorError;
 use crate::model::MetricsRow;
-use crate::traits::MetricsSource;
+use crate::traits::{MetricsRange, MetricsSource};
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use serde::Deserialize;
@@ -57,16 +57,11 @@ fn send_date(send_time: &str) -> Option<NaiveDate> {
 
 #[async_trait]
 impl MetricsSource for MailchimpDestination {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
     /// `object_ids` are campaign ids; one row per sent campaign whose send date is in range.
-    async fn daily_metrics(
+    async fn metrics_in_range(
         &self,
         object_ids: &[String],
-        since: NaiveDate,
-        until: NaiveDate,
+        MetricsRange { since, until }: MetricsRange,
     ) -> Result<Vec<MetricsRow>, ConnectorError> {
         const OP: &str = "campaign report";
         let mut out = Vec::new();

@@ -1,28 +1,28 @@
 //! Template swap and campaign report tests against the stateful fake Mailchimp over loopback HTTP.
 
 use super::{MailchimpConfig, MailchimpDestination};
-use crate::{ConnectorError, CreativeSwapper, MetricsSource, SecretResolver};
+use crate::test_support::{secrets, with_test_http};
+use crate::{ConnectorError, CreativeSwapper, MetricsSource};
 use campaignd_fakes::mailchimp::FakeReport;
 use campaignd_fakes::FakeMailchimp;
 use chrono::NaiveDate;
 use serde_json::json;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 const KEY: &str = "fedcba9876543210fedcba9876543210-us21";
 const LIST: &str = "a1b2c3d4e5";
 
 fn build(fake: &FakeMailchimp, key: &str) -> Arc<MailchimpDestination> {
-    let secrets =
-        SecretResolver::from_map(HashMap::from([("MC_KEY".to_string(), key.to_string())]));
-    let config: MailchimpConfig = serde_json::from_value(json!({
-        "base_url": fake.base_url(),
-        "list_id": LIST,
-        "api_key": {"env": "MC_KEY"},
-        "request_timeout_ms": 5_000,
-        "requests_per_second": 1000.0,
-        "retry": {"max_attempts": 4, "initial_backoff_ms": 5, "max_backoff_ms": 20, "max_retry_after_secs": 3},
-    }))
+    let secrets = secrets(&[("MC_KEY", key)]);
+    let config: MailchimpConfig = serde_json::from_value(with_test_http(
+        json!({
+            "base_url": fake.base_url(),
+            "list_id": LIST,
+            "api_key": {"env": "MC_KEY"},
+        }),
+        5_000,
+        4,
+    ))
     .expect("config");
     Arc::new(MailchimpDestination::from_config("mc", config, &secrets).expect("destination"))
 }

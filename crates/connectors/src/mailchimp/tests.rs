@@ -2,7 +2,9 @@
 
 use super::data_center;
 use crate::model::{AudienceRef, PreparedMember};
-use crate::test_support::{email, email_contact, extend_section, prepare_all, secrets};
+use crate::test_support::{
+    email, email_contact, extend_section, prepare_all, secrets, with_test_http,
+};
 use crate::{build_destination, AudienceDestination, Channel, ConnectorError};
 use campaignd_fakes::FakeMailchimp;
 use serde_json::json;
@@ -19,15 +21,16 @@ fn destination_with(
     extra: serde_json::Value,
 ) -> Arc<dyn AudienceDestination> {
     let secrets = secrets(&[("MC_KEY", key)]);
-    let mut section = json!({
-        "kind": "mailchimp",
-        "base_url": fake.base_url(),
-        "list_id": LIST,
-        "api_key": {"env": "MC_KEY"},
-        "request_timeout_ms": 5_000,
-        "requests_per_second": 1000.0,
-        "retry": {"max_attempts": 4, "initial_backoff_ms": 5, "max_backoff_ms": 20, "max_retry_after_secs": 3},
-    });
+    let mut section = with_test_http(
+        json!({
+            "kind": "mailchimp",
+            "base_url": fake.base_url(),
+            "list_id": LIST,
+            "api_key": {"env": "MC_KEY"},
+        }),
+        5_000,
+        4,
+    );
     extend_section(&mut section, &extra);
     build_destination("mc", &section, &secrets).expect("mailchimp destination")
 }

@@ -1,10 +1,9 @@
 //! `[destinations.NAME]` keys for `kind = "meta"`.
 
 use super::MetaDestination;
-use crate::error::ConfigError;
 use crate::http::{http_platform_config, HttpSettings};
-use crate::registry::{Platform, PlatformConfig};
-use crate::secret::{SecretRef, SecretResolver};
+use crate::registry::platform_config;
+use crate::secret::SecretRef;
 
 /// Default Graph API base URL: the version this connector was written and tested against.
 pub const DEFAULT_BASE_URL: &str = "https://graph.facebook.com/v25.0";
@@ -50,16 +49,4 @@ impl MetaConfig {
     }
 }
 
-impl PlatformConfig for MetaConfig {
-    fn build(&self, name: &str, secrets: &SecretResolver) -> Result<Platform, ConfigError> {
-        Ok(Platform::full(MetaDestination::from_config(
-            name,
-            self.clone(),
-            secrets,
-        )?))
-    }
-
-    fn creative_object_keys(&self) -> Option<&'static [&'static str]> {
-        Some(&["ad_id"])
-    }
-}
+platform_config!(MetaConfig => MetaDestination, full, creative_keys = ["ad_id"]);

@@ -54,10 +54,6 @@ impl MetaDestination {
 
 #[async_trait]
 impl CreativeSwapper for MetaDestination {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
     async fn swap_creative(
         &self,
         object_id: &str,

@@ -22,7 +22,7 @@
 use super::{MetaDestination, Paging};
 use crate::error::ConnectorError;
 use crate::model::{AudienceSize, MetricsRow};
-use crate::traits::MetricsSource;
+use crate::traits::{MetricsRange, MetricsSource};
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use serde::Deserialize;
@@ -247,23 +247,12 @@ impl MetaDestination {
 
 #[async_trait]
 impl MetricsSource for MetaDestination {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
     /// `object_ids` are ad ids (the `ad_id` of creative sets, `ad_ids` of syncs).
-    async fn daily_metrics(
+    async fn metrics_in_range(
         &self,
         object_ids: &[String],
-        since: NaiveDate,
-        until: NaiveDate,
+        MetricsRange { since, until }: MetricsRange,
     ) -> Result<Vec<MetricsRow>, ConnectorError> {
-        if since > until {
-            return Err(ConnectorError::Invalid {
-                destination: self.name.clone(),
-                message: format!("metrics range starts after it ends ({since} > {until})"),
-            });
-        }
         let mut out = Vec::new();
         for ad_id in object_ids {
             if ad_id.is_empty() || !ad_id.chars().all(|c| c.is_ascii_digit()) {

@@ -1,41 +1,36 @@
 //! Creative swap and insights tests against the stateful fake Meta over loopback HTTP.
 
 use super::{MetaConfig, MetaDestination};
-use crate::{ConnectorError, CreativeSwapper, MetricsSource, SecretResolver};
+use crate::test_support::{extend_section, secrets, with_test_http};
+use crate::{ConnectorError, CreativeSwapper, MetricsSource};
 use campaignd_fakes::meta::FakeInsights;
 use campaignd_fakes::FakeMeta;
 use chrono::NaiveDate;
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 const TOKEN: &str = "EAAG-rotation-token-0123456789";
 
 fn section(fake: &FakeMeta, extra: Value) -> Value {
-    let mut s = json!({
-        "base_url": fake.base_url(),
-        "ad_account_id": "act_1234",
-        "access_token": {"env": "META_TOKEN"},
-        "request_timeout_ms": 5_000,
-        "requests_per_second": 1000.0,
-        "retry": {"max_attempts": 4, "initial_backoff_ms": 5, "max_backoff_ms": 20, "max_retry_after_secs": 3},
-    });
-    if let (Some(s), Some(e)) = (s.as_object_mut(), extra.as_object()) {
-        s.extend(e.clone());
-    }
+    let mut s = with_test_http(
+        json!({
+            "base_url": fake.base_url(),
+            "ad_account_id": "act_1234",
+            "access_token": {"env": "META_TOKEN"},
+        }),
+        5_000,
+        4,
+    );
+    extend_section(&mut s, &extra);
     s
-}
-
-fn secrets(token: &str) -> SecretResolver {
-    SecretResolver::from_map(HashMap::from([(
-        "META_TOKEN".to_string(),
-        token.to_string(),
-    )]))
 }
 
 fn build(fake: &FakeMeta, token: &str, extra: Value) -> Arc<MetaDestination> {
     let config: MetaConfig = serde_json::from_value(section(fake, extra)).expect("config");
-    Arc::new(MetaDestination::from_config("fb", config, &secrets(token)).expect("destination"))
+    Arc::new(
+        MetaDestination::from_config("fb", config, &secrets(&[("META_TOKEN", token)]))
+            .expect("destination"),
+    )
 }
 
 fn swapper(fake: &FakeMeta, token: &str) -> Arc<dyn CreativeSwapper> {

@@ -1,7 +1,7 @@
 //! Meta connector tests against the stateful fake over loopback HTTP.
 
 use crate::model::{Contact, PreparedMember, ReplaceSession};
-use crate::test_support::{email_contact, email_hash, prepare_all, secrets};
+use crate::test_support::{email_contact, email_hash, prepare_all, secrets, with_test_http};
 use crate::{build_destination, AudienceDestination, ConnectorError};
 use campaignd_fakes::FakeMeta;
 use serde_json::json;
@@ -17,15 +17,16 @@ pub(crate) fn destination(
     max_attempts: u32,
 ) -> Arc<dyn AudienceDestination> {
     let secrets = secrets(&[("META_TOKEN", token)]);
-    let section = json!({
-        "kind": "meta",
-        "base_url": fake.base_url(),
-        "ad_account_id": "act_1234",
-        "access_token": {"env": "META_TOKEN"},
-        "request_timeout_ms": 5_000,
-        "requests_per_second": 1000.0,
-        "retry": {"max_attempts": max_attempts, "initial_backoff_ms": 5, "max_backoff_ms": 20, "max_retry_after_secs": 3},
-    });
+    let section = with_test_http(
+        json!({
+            "kind": "meta",
+            "base_url": fake.base_url(),
+            "ad_account_id": "act_1234",
+            "access_token": {"env": "META_TOKEN"},
+        }),
+        5_000,
+        max_attempts,
+    );
     build_destination("fb", &section, &secrets).expect("meta destination")
 }
 

@@ -26,7 +26,7 @@ use sha2::{Digest, Sha256};
 use super::client::{audiences, write_atomic, SandboxDestination};
 use crate::error::ConnectorError;
 use crate::model::MetricsRow;
-use crate::traits::{CreativeSwapper, MetricsSource};
+use crate::traits::{CreativeSwapper, MetricsRange, MetricsSource};
 
 /// Version of `creatives.json`.
 pub const CREATIVES_FORMAT_VERSION: u32 = 1;
@@ -217,10 +217,6 @@ impl SandboxDestination {
 
 #[async_trait]
 impl CreativeSwapper for SandboxDestination {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
     /// Records `new_creative_id` as the object's live creative, stamped with the (simulated) clock. A
     /// creative listed in `reject_creatives` is refused like a disapproved creative, changing nothing.
     async fn swap_creative(
@@ -279,16 +275,11 @@ impl CreativeSwapper for SandboxDestination {
 
 #[async_trait]
 impl MetricsSource for SandboxDestination {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
     /// One row per object and day it ran, up to the (simulated) clock's day.
-    async fn daily_metrics(
+    async fn metrics_in_range(
         &self,
         object_ids: &[String],
-        since: NaiveDate,
-        until: NaiveDate,
+        MetricsRange { since, until }: MetricsRange,
     ) -> Result<Vec<MetricsRow>, ConnectorError> {
         let state = self.load_creatives()?;
         let listed =
@@ -321,15 +312,12 @@ mod tests {
     use super::*;
     use crate::model::{AudienceRef, PreparedMember, ReplaceSession};
     use crate::sandbox::SandboxConfig;
+    use crate::test_support::config_from;
     use crate::traits::AudienceDestination;
     use serde_json::json;
 
     fn sandbox(dir: &Path, extra: serde_json::Value) -> SandboxDestination {
-        let mut cfg = json!({ "path": dir });
-        if let (Some(c), Some(e)) = (cfg.as_object_mut(), extra.as_object()) {
-            c.extend(e.clone());
-        }
-        let cfg: SandboxConfig = serde_json::from_value(cfg).expect("config");
+        let cfg: SandboxConfig = config_from(json!({ "path": dir }), &extra);
         SandboxDestination::from_config("sbx", cfg).expect("sandbox")
     }
 

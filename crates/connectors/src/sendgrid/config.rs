@@ -1,10 +1,9 @@
 //! `[destinations.NAME]` keys for `kind = "sendgrid"`.
 
 use super::SendGridDestination;
-use crate::error::ConfigError;
 use crate::http::{http_platform_config, HttpSettings};
-use crate::registry::{Platform, PlatformConfig};
-use crate::secret::{SecretRef, SecretResolver};
+use crate::registry::platform_config;
+use crate::secret::SecretRef;
 
 /// Default API base URL: the v3 API this connector was written and tested against.
 pub const DEFAULT_BASE_URL: &str = "https://api.sendgrid.com/v3";
@@ -38,12 +37,4 @@ impl SendGridConfig {
     }
 }
 
-impl PlatformConfig for SendGridConfig {
-    fn build(&self, name: &str, secrets: &SecretResolver) -> Result<Platform, ConfigError> {
-        Ok(Platform::audience_only(SendGridDestination::from_config(
-            name,
-            self.clone(),
-            secrets,
-        )?))
-    }
-}
+platform_config!(SendGridConfig => SendGridDestination, audience_only);

@@ -1,7 +1,9 @@
 //! SendGrid connector tests against the stateful fake over loopback HTTP.
 
 use crate::model::{Contact, PreparedMember};
-use crate::test_support::{email, email_contact, extend_section, prepare_all, secrets};
+use crate::test_support::{
+    email, email_contact, extend_section, prepare_all, secrets, with_test_http,
+};
 use crate::{build_destination, AudienceDestination, ConnectorError};
 use campaignd_fakes::FakeSendGrid;
 use serde_json::json;
@@ -17,15 +19,16 @@ fn destination_with(
     extra: serde_json::Value,
 ) -> Arc<dyn AudienceDestination> {
     let secrets = secrets(&[("SG_KEY", key)]);
-    let mut section = json!({
-        "kind": "sendgrid",
-        "base_url": fake.base_url(),
-        "api_key": {"env": "SG_KEY"},
-        "poll_interval_ms": 10,
-        "request_timeout_ms": 10_000,
-        "requests_per_second": 1000.0,
-        "retry": {"max_attempts": 4, "initial_backoff_ms": 5, "max_backoff_ms": 20, "max_retry_after_secs": 3},
-    });
+    let mut section = with_test_http(
+        json!({
+            "kind": "sendgrid",
+            "base_url": fake.base_url(),
+            "api_key": {"env": "SG_KEY"},
+            "poll_interval_ms": 10,
+        }),
+        10_000,
+        4,
+    );
     extend_section(&mut section, &extra);
     build_destination("sg", &section, &secrets).expect("sendgrid destination")
 }

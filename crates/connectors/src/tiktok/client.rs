@@ -165,11 +165,7 @@ impl TikTokDestination {
         config: TikTokConfig,
         secrets: &SecretResolver,
     ) -> Result<Self, ConfigError> {
-        let invalid = |key: &str, message: String| ConfigError::Invalid {
-            destination: name.to_string(),
-            key: key.to_string(),
-            message,
-        };
+        let invalid = common::invalid_key(name);
         let advertiser_id = config.advertiser_id.trim().to_string();
         if advertiser_id.is_empty() || !advertiser_id.chars().all(|c| c.is_ascii_digit()) {
             return Err(invalid("advertiser_id", "expected digits".into()));

@@ -1,10 +1,9 @@
 //! `[destinations.NAME]` keys for `kind = "tiktok"`.
 
 use super::TikTokDestination;
-use crate::error::ConfigError;
 use crate::http::{http_platform_config, HttpSettings};
-use crate::registry::{Platform, PlatformConfig};
-use crate::secret::{SecretRef, SecretResolver};
+use crate::registry::platform_config;
+use crate::secret::SecretRef;
 
 /// Default TikTok Marketing API base URL: the version this connector was written against.
 pub const DEFAULT_BASE_URL: &str = "https://business-api.tiktok.com/open_api/v1.3";
@@ -37,16 +36,4 @@ impl TikTokConfig {
     }
 }
 
-impl PlatformConfig for TikTokConfig {
-    fn build(&self, name: &str, secrets: &SecretResolver) -> Result<Platform, ConfigError> {
-        Ok(Platform::full(TikTokDestination::from_config(
-            name,
-            self.clone(),
-            secrets,
-        )?))
-    }
-
-    fn creative_object_keys(&self) -> Option<&'static [&'static str]> {
-        Some(&["ad_id"])
-    }
-}
+platform_config!(TikTokConfig => TikTokDestination, full, creative_keys = ["ad_id"]);

@@ -112,10 +112,6 @@ impl TikTokDestination {
 
 #[async_trait]
 impl CreativeSwapper for TikTokDestination {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
     /// `object_id` = ad group id, `new_creative_id` = the id of an ad in that group.
     async fn swap_creative(
         &self,

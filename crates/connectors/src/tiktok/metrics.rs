@@ -14,7 +14,7 @@ use super::creative::digits;
 use super::{PageInfo, TikTokDestination};
 use crate::error::ConnectorError;
 use crate::model::{AudienceSize, MetricsRow};
-use crate::traits::MetricsSource;
+use crate::traits::{MetricsRange, MetricsSource};
 use async_trait::async_trait;
 use chrono::{Duration, NaiveDate};
 use serde::Deserialize;
@@ -166,22 +166,12 @@ impl TikTokDestination {
 
 #[async_trait]
 impl MetricsSource for TikTokDestination {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
     /// `object_ids` are ad group ids (the rotated object); rows come per ad and day.
-    async fn daily_metrics(
+    async fn metrics_in_range(
         &self,
         object_ids: &[String],
-        since: NaiveDate,
-        until: NaiveDate,
+        MetricsRange { since, until }: MetricsRange,
     ) -> Result<Vec<MetricsRow>, ConnectorError> {
-        if since > until {
-            return Err(self.invalid(format!(
-                "metrics range starts after it ends ({since} > {until})"
-            )));
-        }
         if let Some(bad) = object_ids.iter().find(|id| !digits(id)) {
             return Err(self.invalid(format!("ad group id `{bad}` is not numeric")));
         }

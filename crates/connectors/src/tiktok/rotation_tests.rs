@@ -1,27 +1,28 @@
 //! Ad enable/disable and integrated report tests against the stateful fake TikTok over loopback HTTP.
 
 use super::{TikTokConfig, TikTokDestination};
-use crate::{ConnectorError, CreativeSwapper, MetricsSource, SecretResolver};
+use crate::test_support::{secrets, with_test_http};
+use crate::{ConnectorError, CreativeSwapper, MetricsSource};
 use campaignd_fakes::tiktok::FakeAdDay;
 use campaignd_fakes::FakeTikTok;
 use chrono::NaiveDate;
 use serde_json::json;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 const TOKEN: &str = "tt-access-SECRET-0123456789abcdef";
 const ADV: &str = "7000000000001";
 
 fn build(fake: &FakeTikTok, token: &str) -> Arc<TikTokDestination> {
-    let secrets = SecretResolver::from_map(HashMap::from([("TT".to_string(), token.to_string())]));
-    let config: TikTokConfig = serde_json::from_value(json!({
-        "base_url": fake.base_url(),
-        "advertiser_id": ADV,
-        "access_token": {"env": "TT"},
-        "request_timeout_ms": 5_000,
-        "requests_per_second": 1000.0,
-        "retry": {"max_attempts": 4, "initial_backoff_ms": 5, "max_backoff_ms": 20, "max_retry_after_secs": 3},
-    }))
+    let secrets = secrets(&[("TT", token)]);
+    let config: TikTokConfig = serde_json::from_value(with_test_http(
+        json!({
+            "base_url": fake.base_url(),
+            "advertiser_id": ADV,
+            "access_token": {"env": "TT"},
+        }),
+        5_000,
+        4,
+    ))
     .expect("config");
     Arc::new(TikTokDestination::from_config("tt", config, &secrets).expect("destination"))
 }

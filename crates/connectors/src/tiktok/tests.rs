@@ -2,7 +2,7 @@
 
 use super::PENDING_PREFIX;
 use crate::model::{AudienceRef, Contact, PreparedMember, ReplaceSession};
-use crate::test_support::{email_hash, prepare_all, secrets};
+use crate::test_support::{email_hash, prepare_all, secrets, with_test_http};
 use crate::{build_destination, AudienceDestination, ConnectorError};
 use campaignd_fakes::FakeTikTok;
 use serde_json::json;
@@ -24,16 +24,17 @@ pub(crate) fn destination(
     attempts: u32,
 ) -> Arc<dyn AudienceDestination> {
     let secrets = secrets(&[("TT_TOKEN", token)]);
-    let section = json!({
-        "kind": "tiktok",
-        "base_url": fake.base_url(),
-        "advertiser_id": "7000000001",
-        "access_token": {"env": "TT_TOKEN"},
-        "batch_size": batch,
-        "request_timeout_ms": 5_000,
-        "requests_per_second": 1000.0,
-        "retry": {"max_attempts": attempts, "initial_backoff_ms": 5, "max_backoff_ms": 20, "max_retry_after_secs": 3},
-    });
+    let section = with_test_http(
+        json!({
+            "kind": "tiktok",
+            "base_url": fake.base_url(),
+            "advertiser_id": "7000000001",
+            "access_token": {"env": "TT_TOKEN"},
+            "batch_size": batch,
+        }),
+        5_000,
+        attempts,
+    );
     build_destination("tt", &section, &secrets).expect("tiktok destination")
 }
 

@@ -1,11 +1,10 @@
 //! `[destinations.NAME]` keys for `kind = "webhook"`.
 
 use super::WebhookDestination;
-use crate::error::ConfigError;
 use crate::http::{http_platform_config, HttpSettings};
 use crate::model::Channel;
-use crate::registry::{Platform, PlatformConfig};
-use crate::secret::{SecretRef, SecretResolver};
+use crate::registry::platform_config;
+use crate::secret::SecretRef;
 
 http_platform_config! {
     /// Webhook destination config, typed when the settings load. Unknown keys are rejected so typos
@@ -34,12 +33,4 @@ impl WebhookConfig {
     }
 }
 
-impl PlatformConfig for WebhookConfig {
-    fn build(&self, name: &str, secrets: &SecretResolver) -> Result<Platform, ConfigError> {
-        Ok(Platform::audience_only(WebhookDestination::from_config(
-            name,
-            self.clone(),
-            secrets,
-        )?))
-    }
-}
+platform_config!(WebhookConfig => WebhookDestination, audience_only);

@@ -85,11 +85,7 @@ impl WebhookDestination {
         config: WebhookConfig,
         secrets: &SecretResolver,
     ) -> Result<Self, ConfigError> {
-        let invalid = |key: &str, message: String| ConfigError::Invalid {
-            destination: name.to_string(),
-            key: key.into(),
-            message,
-        };
+        let invalid = common::invalid_key(name);
         let parsed = url::Url::parse(&config.url).map_err(|e| invalid("url", e.to_string()))?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(invalid("url", "must be http or https".into()));

@@ -65,3 +65,17 @@ pub async fn fresh_sqlite_store(dir: &std::path::Path) -> Result<Store, StoreErr
     store.migrate().await?;
     Ok(store)
 }
+
+/// A migrated store on every backend the test run has: SQLite under `dir` always, Postgres when
+/// `CAMPAIGND_TEST_PG_URL` is set, each named for the test's messages, so a test runs the same
+/// assertions on both. Panics on a store that cannot be created: only tests call it.
+pub async fn every_backend(dir: &std::path::Path) -> Vec<(&'static str, Store)> {
+    let mut out = vec![(
+        "sqlite",
+        fresh_sqlite_store(dir).await.expect("sqlite store"),
+    )];
+    if let Some(pg) = fresh_pg_store().await.expect("postgres store") {
+        out.push(("postgres", pg));
+    }
+    out
+}

@@ -13,19 +13,6 @@ use campaignd_store::segments::{SegmentPlan, SegmentQuery};
 use campaignd_store::{testkit, Pool, Store};
 use chrono::{TimeZone, Utc};
 
-async fn stores(dir: &Path) -> Vec<(&'static str, Store)> {
-    let mut out = vec![(
-        "sqlite",
-        testkit::fresh_sqlite_store(dir)
-            .await
-            .expect("sqlite store"),
-    )];
-    if let Some(pg) = testkit::fresh_pg_store().await.expect("postgres store") {
-        out.push(("postgres", pg));
-    }
-    out
-}
-
 fn write(dir: &Path, name: &str, text: &[u8]) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).expect("write test file");
@@ -58,7 +45,7 @@ fn user_sql(name: &str, sql: &str) -> SegmentPlan {
 #[tokio::test]
 async fn jsonl_with_a_byte_order_mark_imports_its_first_line() {
     let dir = tempfile::tempdir().unwrap();
-    for (backend, store) in stores(dir.path()).await {
+    for (backend, store) in testkit::every_backend(dir.path()).await {
         let path = write(
             dir.path(),
             "customers.jsonl",
@@ -73,7 +60,7 @@ async fn jsonl_with_a_byte_order_mark_imports_its_first_line() {
 #[tokio::test]
 async fn sql_segment_keeps_only_customers_and_counts_the_rest() {
     let dir = tempfile::tempdir().unwrap();
-    for (backend, store) in stores(dir.path()).await {
+    for (backend, store) in testkit::every_backend(dir.path()).await {
         let path = write(dir.path(), "customers.csv", CUSTOMERS);
         import(&store, ImportKind::Customers, &path).await;
         let run = store
@@ -158,7 +145,7 @@ o7,c2,2025-01-07T00:00:00Z,19.999999\n";
     ];
     let as_of = Utc.with_ymd_and_hms(2025, 6, 1, 0, 0, 0).unwrap();
     let mut seen = Vec::new();
-    for (backend, store) in stores(dir.path()).await {
+    for (backend, store) in testkit::every_backend(dir.path()).await {
         import(
             &store,
             ImportKind::Customers,

@@ -8,19 +8,6 @@ use campaignd_store::{testkit, Pool, Store};
 use chrono::{TimeZone, Utc};
 
 /// A fresh SQLite store under `dir`, plus a fresh Postgres store when a test server is configured.
-async fn stores(dir: &Path) -> Vec<(&'static str, Store)> {
-    let mut out = vec![(
-        "sqlite",
-        testkit::fresh_sqlite_store(dir)
-            .await
-            .expect("sqlite store"),
-    )];
-    if let Some(pg) = testkit::fresh_pg_store().await.expect("postgres store") {
-        out.push(("postgres", pg));
-    }
-    out
-}
-
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).expect("write test file");
@@ -114,7 +101,7 @@ async fn import_customers(dir: &Path, store: &Store) -> ImportReport {
 #[tokio::test]
 async fn bad_customer_rows_are_reported_by_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
-    for (backend, store) in stores(dir.path()).await {
+    for (backend, store) in testkit::every_backend(dir.path()).await {
         let report = import_customers(dir.path(), &store).await;
         let f = dir.path().join("customers.csv").display().to_string();
         assert_eq!(
@@ -161,7 +148,7 @@ async fn bad_customer_rows_are_reported_by_file_and_line() {
 #[tokio::test]
 async fn bad_order_event_and_suppression_rows_are_reported_by_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
-    for (backend, store) in stores(dir.path()).await {
+    for (backend, store) in testkit::every_backend(dir.path()).await {
         import_customers(dir.path(), &store).await;
 
         // Columns in any order.
@@ -266,7 +253,7 @@ Phone,+14155550100,,
 #[tokio::test]
 async fn file_level_problems_are_errors_and_write_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    for (backend, store) in stores(dir.path()).await {
+    for (backend, store) in testkit::every_backend(dir.path()).await {
         let typo = write(
             dir.path(),
             "typo.csv",
@@ -318,7 +305,7 @@ async fn file_level_problems_are_errors_and_write_nothing() {
 #[tokio::test]
 async fn strict_import_with_a_bad_row_leaves_tables_unchanged() {
     let dir = tempfile::tempdir().unwrap();
-    for (backend, store) in stores(dir.path()).await {
+    for (backend, store) in testkit::every_backend(dir.path()).await {
         let first = write(
             dir.path(),
             "first.csv",
@@ -385,7 +372,7 @@ async fn strict_import_with_a_bad_row_leaves_tables_unchanged() {
 #[tokio::test]
 async fn reimport_is_idempotent() {
     let dir = tempfile::tempdir().unwrap();
-    for (backend, store) in stores(dir.path()).await {
+    for (backend, store) in testkit::every_backend(dir.path()).await {
         let customers = write(
             dir.path(),
             "c.csv",
@@ -444,8 +431,10 @@ async fn csv_and_jsonl_give_identical_rows() {
     let json_dir = dir.path().join("json");
     std::fs::create_dir_all(&csv_dir).unwrap();
     std::fs::create_dir_all(&json_dir).unwrap();
-    let mut by_backend: Vec<Vec<(&str, Store)>> =
-        vec![stores(&csv_dir).await, stores(&json_dir).await];
+    let mut by_backend: Vec<Vec<(&str, Store)>> = vec![
+        testkit::every_backend(&csv_dir).await,
+        testkit::every_backend(&json_dir).await,
+    ];
     let json_stores = by_backend.pop().unwrap();
     let csv_stores = by_backend.pop().unwrap();
 
@@ -527,7 +516,7 @@ async fn load_synthetic_writes_the_generated_shop() {
         orders += chunk.orders.len() as i64;
         events += chunk.events.len() as i64;
     }
-    for (backend, store) in stores(dir.path()).await {
+    for (backend, store) in testkit::every_backend(dir.path()).await {
         for _ in 0..2 {
             let report = store
                 .load_synthetic(customers, 11, as_of)
@@ -565,7 +554,7 @@ async fn load_speed() {
         .unwrap_or(100_000);
     let dir = tempfile::tempdir().unwrap();
     let as_of = Utc.with_ymd_and_hms(2025, 3, 1, 12, 0, 0).unwrap();
-    for (backend, store) in stores(dir.path()).await {
+    for (backend, store) in testkit::every_backend(dir.path()).await {
         let r = store
             .load_synthetic(customers, 1, as_of)
             .await
@@ -605,7 +594,7 @@ async fn awkward_text_round_trips_and_nul_is_refused_by_line() {
          \"properties\":{\"q\":\"a\\tb\\\\c\\nd\",\"k\\\\\":\"\\\\N\"}}\n\
          {\"id\":\"e2\",\"customer_id\":\"c1\",\"kind\":\"vi\\u0000sit\",\"occurred_at\":\"2024-03-01T10:00:00Z\"}\n",
     );
-    for (backend, store) in stores(dir.path()).await {
+    for (backend, store) in testkit::every_backend(dir.path()).await {
         let r = import(&store, ImportKind::Customers, &customers, false).await;
         assert_eq!(
             errors(&r),
@@ -690,7 +679,7 @@ async fn bulk_writes_fire_identity_triggers_and_keep_customer_keys() {
         "events.csv",
         "id,customer_id,kind,occurred_at\ne1,c2,visit,2024-03-01T10:00:00Z\n",
     );
-    for (backend, store) in stores(dir.path()).await {
+    for (backend, store) in testkit::every_backend(dir.path()).await {
         for path in [&first, &second] {
             let r = import(&store, ImportKind::Customers, path, false).await;
             assert_eq!((r.imported, r.rejected), (2, 0), "{backend}");

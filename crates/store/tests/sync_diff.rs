@@ -9,19 +9,6 @@ use campaignd_store::segments::{SegmentPlan, SegmentQuery};
 use campaignd_store::{testkit, Store};
 use chrono::Utc;
 
-async fn stores(dir: &std::path::Path) -> Vec<(&'static str, Store)> {
-    let mut out = vec![(
-        "sqlite",
-        testkit::fresh_sqlite_store(dir)
-            .await
-            .expect("sqlite store"),
-    )];
-    if let Some(pg) = testkit::fresh_pg_store().await.expect("postgres store") {
-        out.push(("postgres", pg));
-    }
-    out
-}
-
 fn customer(id: &str, consent: bool) -> Customer {
     Customer {
         contact: Contact {
@@ -116,7 +103,7 @@ async fn whole_diff(
 #[tokio::test]
 async fn diff_returns_the_changes_of_both_sides_and_counts_the_segment() {
     let dir = tempfile::tempdir().unwrap();
-    for (backend, store) in stores(dir.path()).await {
+    for (backend, store) in testkit::every_backend(dir.path()).await {
         shop(&store).await;
         let (joined, held, excl, unchanged, pages) = whole_diff(&store, 100).await;
         assert_eq!(pages, 1, "{backend}");
@@ -164,7 +151,7 @@ async fn diff_returns_the_changes_of_both_sides_and_counts_the_segment() {
 #[tokio::test]
 async fn diff_of_an_audience_held_as_it_is_returns_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    for (backend, store) in stores(dir.path()).await {
+    for (backend, store) in testkit::every_backend(dir.path()).await {
         shop(&store).await;
         // Hold exactly the eligible members, each at its current version with known kinds.
         let run = store.start_run(Job::Sync, None, Utc::now()).await.unwrap();

@@ -310,6 +310,9 @@ struct SyncTiming {
     /// CPU the child used (user + system), seconds: against `wall`, how much of the run it waited
     /// for the cores, which the machine's other work shares.
     cpu: f64,
+    /// CPU this process used meanwhile, seconds: the fake platform answering the child's requests,
+    /// which shares the same cores.
+    fake_cpu: f64,
     /// The child's own peak RSS in MiB, if read.
     rss: Option<f64>,
 }
@@ -320,6 +323,7 @@ struct SyncTiming {
 fn timed_sync(config: &std::path::Path) -> anyhow::Result<SyncTiming> {
     let exe = std::env::current_exe().context("locating the campaignd binary")?;
     let cpu_before = children_cpu_secs()?;
+    let fake_cpu_before = process_cpu_secs()?;
     let started = Instant::now();
     let mut child = std::process::Command::new(exe)
         .arg("--config")
@@ -352,6 +356,7 @@ fn timed_sync(config: &std::path::Path) -> anyhow::Result<SyncTiming> {
     Ok(SyncTiming {
         wall,
         cpu: children_cpu_secs()? - cpu_before,
+        fake_cpu: process_cpu_secs()? - fake_cpu_before,
         rss: peak_kib.map(|k| k / 1024.0),
     })
 }
@@ -416,16 +421,25 @@ destination = "fake_meta"
     );
     println!();
     println!(
-        "{:<13} {:>9} {:>9} {:>9} {:>10} {:>9} {:>11} {:>12}",
-        "run", "changes", "seconds", "CPU s", "ids/s", "requests", "MiB sent", "peak RSS MiB"
+        "{:<13} {:>9} {:>9} {:>9} {:>10} {:>10} {:>9} {:>11} {:>12}",
+        "run",
+        "changes",
+        "seconds",
+        "CPU s",
+        "fake CPU s",
+        "ids/s",
+        "requests",
+        "MiB sent",
+        "peak RSS MiB"
     );
     let report = |label: &str, changes: usize, t: &SyncTiming, reqs: usize, bytes: u64| {
         println!(
-            "{:<13} {:>9} {:>9.2} {:>9.2} {:>10.0} {:>9} {:>11.1} {:>12}",
+            "{:<13} {:>9} {:>9.2} {:>9.2} {:>10.2} {:>10.0} {:>9} {:>11.1} {:>12}",
             label,
             changes,
             t.wall,
             t.cpu,
+            t.fake_cpu,
             changes as f64 / t.wall.max(1e-9),
             reqs,
             bytes as f64 / (1024.0 * 1024.0),
@@ -507,7 +521,8 @@ destination = "fake_meta"
     store.close().await;
     println!(
         "peak RSS is each `campaignd sync` process's own VmHWM (the fake runs in the bench process); \
-         CPU s its user + system time: seconds well above it are time spent waiting for the cores"
+         CPU s its user + system time: seconds well above it are time spent waiting for the cores; \
+         fake CPU s the bench process's meanwhile (the fake answering, on the same two cores)"
     );
     println!("members prepared (read, normalised, hashed) by the three runs: {prepared:?}");
     println!();
@@ -558,6 +573,7 @@ destination = "fake_meta"
         .find_or_create_audience("bench send-only", "bench: send only")
         .await?;
     let reqs_before = fake.requests().all().len();
+    let send_cpu_before = process_cpu_secs()?;
     let t = Instant::now();
     for chunk in prepared.chunks(meta.limits().max_batch) {
         let outcome = meta.add_members(&send_audience, chunk).await?;
@@ -568,6 +584,7 @@ destination = "fake_meta"
         );
     }
     let send = t.elapsed().as_secs_f64();
+    let send_cpu = process_cpu_secs()? - send_cpu_before;
     let send_reqs = fake.requests().all().len() - reqs_before;
     anyhow::ensure!(
         fake.members(&send_audience.remote_id).len() == members,
@@ -581,7 +598,7 @@ destination = "fake_meta"
         first_secs / prep.max(1e-9)
     );
     println!(
-        "  send only (prepared members, {send_reqs} requests to the fake, no store): {send:.2}s = {:.0} ids/s; first sync / send = {:.2}",
+        "  send only (prepared members, {send_reqs} requests to the fake, no store): {send:.2}s ({send_cpu:.2} CPU s, the fake's included) = {:.0} ids/s; first sync / send = {:.2}",
         members as f64 / send.max(1e-9),
         first_secs / send.max(1e-9)
     );

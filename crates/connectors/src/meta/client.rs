@@ -14,9 +14,9 @@ use crate::model::{
 use crate::secret::SecretResolver;
 use crate::traits::AudienceDestination;
 use async_trait::async_trait;
-use reqwest::header::HeaderMap;
+use reqwest::header::{HeaderMap, CONTENT_TYPE};
 use reqwest::StatusCode;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -34,6 +34,8 @@ pub use metrics::DEFAULT_PURCHASE_ACTION_TYPES;
 pub const MAX_ROWS: usize = 10_000;
 /// Meta needs about this many matched people before an audience serves.
 pub const MIN_AUDIENCE: usize = 100;
+/// The content type of a form body, which reqwest's `.form()` would set.
+const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
 /// Audiences requested per list page.
 const PAGE_LIMIT: usize = 100;
 
@@ -323,8 +325,7 @@ impl MetaDestination {
         if rows.is_empty() {
             return Ok(outcome);
         }
-        let payload = json!({"schema": mapping::SCHEMA, "data": rows}).to_string();
-        let session = session.map(|s| s.to_string());
+        let body = users_form(&self.name, &rows, session.as_ref())?;
         let (path, label) = match op {
             UsersOp::Replace => (format!("{}/usersreplace", audience.remote_id), op.label()),
             _ => (format!("{}/users", audience.remote_id), op.label()),
@@ -333,15 +334,12 @@ impl MetaDestination {
         let reply = self
             .kit
             .send_with_retry(label, &self.policy, |c| {
-                let mut form: Vec<(&str, &str)> = vec![("payload", payload.as_str())];
-                if let Some(s) = &session {
-                    form.push(("session", s.as_str()));
-                }
                 let req = match op {
                     UsersOp::Remove => c.delete(&url),
                     _ => c.post(&url),
                 };
-                req.form(&form)
+                req.header(CONTENT_TYPE, FORM_CONTENT_TYPE)
+                    .body(body.clone())
             })
             .await?;
         let parsed: Value = self.kit.parse_json(label, &reply.body)?;
@@ -402,6 +400,39 @@ impl MetaDestination {
         })
         .await
     }
+}
+
+/// The `payload` parameter of a `/users` or `/usersreplace` call, serialised from borrowed rows.
+#[derive(Serialize)]
+struct UsersPayload<'a> {
+    schema: &'a [&'a str],
+    data: &'a [mapping::Row<'a>],
+}
+
+/// The form body of a `/users` or `/usersreplace` call (`payload`, and `session` for a replace), the
+/// way the SDK sends it: each parameter's JSON, form-urlencoded. Built once per chunk, before the first
+/// attempt, into buffers sized for it (a 10,000-row payload is about 5 MiB of JSON).
+fn users_form(
+    destination: &str,
+    rows: &[mapping::Row<'_>],
+    session: Option<&Value>,
+) -> Result<Vec<u8>, ConnectorError> {
+    let payload = serde_json::to_string(&UsersPayload {
+        schema: &mapping::SCHEMA,
+        data: rows,
+    })
+    .map_err(|e| ConnectorError::Invalid {
+        destination: destination.to_string(),
+        message: format!("cannot serialise the customer-file payload: {e}"),
+    })?;
+    // Hex hashes pass through unencoded; the JSON punctuation around them triples.
+    let mut form =
+        url::form_urlencoded::Serializer::new(String::with_capacity(payload.len() * 3 / 2));
+    form.append_pair("payload", &payload);
+    if let Some(s) = session {
+        form.append_pair("session", &s.to_string());
+    }
+    Ok(form.finish().into_bytes())
 }
 
 /// Reads `invalid_entry_samples` in the shapes Meta has used: an object `{value: reason}`, or an array of

@@ -548,7 +548,7 @@ fn users(st: &MetaState, req: &Req, op: Op) -> Response {
             false,
         )
     };
-    let payload = match json_param(req, "payload") {
+    let mut payload = match json_param(req, "payload") {
         None => return bad("The parameter payload is required".into()),
         Some(Err(e)) => return bad(e),
         Some(Ok(p)) => p,
@@ -576,8 +576,9 @@ fn users(st: &MetaState, req: &Req, op: Op) -> Response {
             return bad(format!("Invalid schema key {k}"));
         }
     }
-    let data = match payload.get("data").and_then(Value::as_array) {
-        Some(d) if !d.is_empty() => d,
+    // Taken out of the parsed payload so its cells move into the rows instead of being copied.
+    let data = match payload.get_mut("data").map(Value::take) {
+        Some(Value::Array(d)) if !d.is_empty() => d,
         _ => return bad("payload.data must be a non-empty array".into()),
     };
     if data.len() > MAX_ROWS {
@@ -593,17 +594,20 @@ fn users(st: &MetaState, req: &Req, op: Op) -> Response {
         );
     }
     let mut rows: Vec<Vec<String>> = Vec::with_capacity(data.len());
-    for (i, row) in data.iter().enumerate() {
+    for (i, row) in data.into_iter().enumerate() {
         let cells: Vec<String> = match row {
             Value::Array(c) if c.len() == schema.len() => match c
-                .iter()
-                .map(|v| v.as_str().map(str::to_string))
+                .into_iter()
+                .map(|v| match v {
+                    Value::String(s) => Some(s),
+                    _ => None,
+                })
                 .collect::<Option<Vec<_>>>()
             {
                 Some(c) => c,
                 None => return bad(format!("row {i}: values must be strings")),
             },
-            Value::String(s) if schema.len() == 1 => vec![s.clone()],
+            Value::String(s) if schema.len() == 1 => vec![s],
             _ => {
                 return bad(format!(
                     "row {i} does not match the schema ({} columns)",

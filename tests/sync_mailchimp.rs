@@ -115,11 +115,13 @@ fn assert_same(actual: &BTreeSet<String>, expected: &BTreeSet<String>, what: &st
     );
 }
 
-async fn scenario(store_url: &str) {
+/// A fake Mailchimp and a workspace on `store_url` syncing to it, with every customer consenting, the
+/// first `buyers` of them buyers, imported and the segment recomputed as of 2024-06-01.
+async fn imported(store_url: &str, buyers: usize) -> (FakeMailchimp, Arc<Env>) {
     let fake = FakeMailchimp::start(KEY, LIST).await.unwrap();
     let env = Arc::new(Env::new(&config(store_url, fake.base_url())));
     env.write("customers.csv", &customers_csv(&BTreeSet::new()));
-    env.write("orders.csv", &orders_csv(1..=1000));
+    env.write("orders.csv", &orders_csv(1..=buyers));
     blocking(run_ok(&env, &["import", "customers", "customers.csv"])).await;
     blocking(run_ok(&env, &["import", "orders", "orders.csv"])).await;
     blocking(run_ok(
@@ -127,6 +129,11 @@ async fn scenario(store_url: &str) {
         &["segments", "recompute", "--as-of", "2024-06-01T00:00:00Z"],
     ))
     .await;
+    (fake, env)
+}
+
+async fn scenario(store_url: &str) {
+    let (fake, env) = imported(store_url, 1000).await;
 
     // First sync under throttling: Mailchimp's bare 429s are retried.
     fake.faults().throttle_next(3);
@@ -215,17 +222,7 @@ async fn mailchimp_segment_follows_the_segment_postgres() {
 /// is no acknowledgement: the run fails with the reply's text, the ledger holds nobody from that batch,
 /// and the next run sends it.
 async fn unacknowledged_segment_add(store_url: &str, body: &str, why: &str) {
-    let fake = FakeMailchimp::start(KEY, LIST).await.unwrap();
-    let env = Arc::new(Env::new(&config(store_url, fake.base_url())));
-    env.write("customers.csv", &customers_csv(&BTreeSet::new()));
-    env.write("orders.csv", &orders_csv(1..=400));
-    blocking(run_ok(&env, &["import", "customers", "customers.csv"])).await;
-    blocking(run_ok(&env, &["import", "orders", "orders.csv"])).await;
-    blocking(run_ok(
-        &env,
-        &["segments", "recompute", "--as-of", "2024-06-01T00:00:00Z"],
-    ))
-    .await;
+    let (fake, env) = imported(store_url, 400).await;
     // Only static-segment member calls (`/lists/{id}/segments/{id}`) get the fault.
     fake.faults().ok_with_body_next(1, "/segments/", body);
     let env2 = env.clone();

@@ -4,10 +4,25 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::builder::TypedValueParser;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::settings_load::DEFAULT_CONFIG;
 use campaignd_store::runs::Job;
+
+/// The lift options `report` and `kpis` share, declared once so both spell and default them alike.
+#[derive(Debug, Args)]
+pub struct LiftArgs {
+    /// Print the lift of every sync with a holdout (treatment vs holdout, 95 % intervals): `report`
+    /// prints it instead of the metrics, `kpis` after the KPIs.
+    #[arg(long)]
+    pub lift: bool,
+    /// With --lift: days after assignment within which an order counts.
+    #[arg(long, default_value_t = campaignd_engine::lift::DEFAULT_WINDOW_DAYS)]
+    pub window: i64,
+    /// With --lift: pin "now" (RFC 3339); orders after it are not counted.
+    #[arg(long, value_parser = parse_time)]
+    pub as_of: Option<DateTime<Utc>>,
+}
 
 /// campaignd keeps a shop's marketing audiences true to its customer data.
 #[derive(Debug, Parser)]
@@ -124,15 +139,8 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value = "table")]
         format: ReportFormat,
-        /// Print the lift of every sync with a holdout instead (treatment vs holdout, 95 % intervals).
-        #[arg(long)]
-        lift: bool,
-        /// With --lift: days after assignment within which an order counts.
-        #[arg(long, default_value_t = campaignd_engine::lift::DEFAULT_WINDOW_DAYS)]
-        window: i64,
-        /// With --lift: pin "now" (RFC 3339); orders after it are not counted.
-        #[arg(long, value_parser = parse_time)]
-        as_of: Option<DateTime<Utc>>,
+        #[command(flatten)]
+        lift: LiftArgs,
     },
     /// First-party KPIs per segment and period from the store: members, buyers, orders, revenue, AOV,
     /// conversion, retention, revenue per member.
@@ -155,15 +163,8 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value = "table")]
         format: ReportFormat,
-        /// Also print the lift of every sync with a holdout.
-        #[arg(long)]
-        lift: bool,
-        /// With --lift: days after assignment within which an order counts.
-        #[arg(long, default_value_t = campaignd_engine::lift::DEFAULT_WINDOW_DAYS)]
-        window: i64,
-        /// With --lift: pin "now" (RFC 3339); orders after it are not counted.
-        #[arg(long, value_parser = parse_time)]
-        as_of: Option<DateTime<Utc>>,
+        #[command(flatten)]
+        lift: LiftArgs,
     },
     /// Recent job runs with outcome and counts.
     Runs {

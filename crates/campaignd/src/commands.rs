@@ -21,7 +21,7 @@ use campaignd_store::{Store, StoreError};
 use crate::bench;
 #[cfg(feature = "bench")]
 use crate::cli::BenchCommand;
-use crate::cli::{Cli, Command, ImportKindArg, MembersFormat, SegmentsCommand};
+use crate::cli::{Cli, Command, ImportKindArg, LiftArgs, MembersFormat, SegmentsCommand};
 use crate::context::{open_store, App};
 use crate::Failure;
 
@@ -91,10 +91,13 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
             command: crate::cli::MetricsCommand::Pull { since, until },
         } => crate::reporting::metrics_pull(&settings, &secrets, since, until).await,
         Command::Report {
-            lift: true,
-            window,
+            lift:
+                LiftArgs {
+                    lift: true,
+                    window,
+                    as_of,
+                },
             format,
-            as_of,
             ..
         } => crate::insights::lift(&settings, window, format, as_of.unwrap_or_else(Utc::now)).await,
         Command::Report {
@@ -111,9 +114,12 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
             conversion_days,
             segment,
             format,
-            lift,
-            window,
-            as_of,
+            lift:
+                LiftArgs {
+                    lift,
+                    window,
+                    as_of,
+                },
         } => {
             let until = until.unwrap_or_else(|| Utc::now().date_naive());
             let query = crate::insights::kpi_query(&since, until, &by, conversion_days, segment)?;

@@ -7,7 +7,7 @@ use crate::model::{
     AudienceRef, BatchOutcome, Contact, IdentifierKinds, NoIdentifier, PreparedMember, SubmittedJob,
 };
 use crate::secret::{Secret, SecretRef, SecretResolver};
-use campaignd_core::identifiers::{normalize_email, normalize_phone};
+use campaignd_core::identifiers::{is_sha256_hex, normalize_email, normalize_phone, sha256_hex};
 
 /// Resolves the secret under `key` of destination `name`; a reference that cannot be read is a
 /// [`ConfigError::Secret`] naming the key (never the value).
@@ -149,6 +149,50 @@ pub(crate) fn kinds_of(email: &Option<String>, phone: &Option<String>) -> Identi
         phone: phone.is_some(),
         address: false,
     }
+}
+
+/// The payload of an email-only hashed platform (LinkedIn, TikTok): `{key: SHA-256 hex of the normalised
+/// email}`; `Err` (with the reason) without a valid email.
+pub(crate) fn hashed_email_only(
+    contact: &Contact,
+    key: &str,
+) -> Result<PreparedMember, NoIdentifier> {
+    let email = email_only(contact)?;
+    let payload = serde_json::json!({ key: sha256_hex(&email) });
+    Ok(PreparedMember::new(contact.customer_id.clone(), payload).with_kinds(EMAIL_ONLY))
+}
+
+/// The hash of a stored [`hashed_email_only`] payload: `Some` only when `key` is its one field and holds
+/// 64 lowercase hex; otherwise the payload is not this platform's (a corrupted ledger entry).
+pub(crate) fn only_hash<'a>(payload: &'a serde_json::Value, key: &str) -> Option<&'a str> {
+    let map = payload.as_object()?;
+    let h = map.get(key)?.as_str()?;
+    (map.len() == 1 && is_sha256_hex(h)).then_some(h)
+}
+
+/// The `{"email_sha256", "phone_sha256"}` payload of the hashed customer-file shape the sandbox, webhook
+/// and file destinations share: each SHA-256 hex of the normalised identifier, the phone as `phone_input`
+/// spells it (with or without the `+`), only the known ones; with `plain`, the normalised `email` and
+/// `phone` too. `Err` (with the reason) when the contact has neither.
+pub(crate) fn hashed_email_and_phone(
+    contact: &Contact,
+    phone_input: fn(&str) -> String,
+    plain: bool,
+) -> Result<PreparedMember, NoIdentifier> {
+    let (email, phone) = email_and_phone(contact)?;
+    let kinds = kinds_of(&email, &phone);
+    let mut payload = serde_json::Map::new();
+    if let Some(e) = &email {
+        payload.insert("email_sha256".into(), sha256_hex(e).into());
+    }
+    if let Some(p) = &phone {
+        payload.insert("phone_sha256".into(), sha256_hex(&phone_input(p)).into());
+    }
+    if plain {
+        payload.extend(email.map(|e| ("email".to_string(), e.into())));
+        payload.extend(phone.map(|p| ("phone".to_string(), p.into())));
+    }
+    Ok(PreparedMember::new(contact.customer_id.clone(), payload.into()).with_kinds(kinds))
 }
 
 /// The submit-then-wait shortcut of a job-based batch (what `add_members` does on platforms whose

@@ -317,6 +317,19 @@ fn op() -> impl Strategy<Value = CmpOp> {
 }
 
 /// `parts` joined by one flat junction, splicing operands of the same kind as the parser does.
+/// `lhs [not] in (items…)`.
+fn in_list(lhs: Expr, negated: bool, items: Vec<Literal>) -> Expr {
+    at(ExprKind::In {
+        negated,
+        op_pos: Pos::default(),
+        lhs: Box::new(lhs),
+        items: items
+            .into_iter()
+            .map(|i| at(ExprKind::Literal(i)))
+            .collect(),
+    })
+}
+
 fn junction(is_and: bool, parts: Vec<Expr>) -> Expr {
     let mut flat = Vec::new();
     for p in parts {
@@ -354,15 +367,7 @@ fn condition() -> impl Strategy<Value = Expr> {
             any::<bool>(),
             proptest::collection::vec(literal(), 1..4)
         )
-            .prop_map(|(l, negated, items)| at(ExprKind::In {
-                negated,
-                op_pos: Pos::default(),
-                lhs: Box::new(l),
-                items: items
-                    .into_iter()
-                    .map(|i| at(ExprKind::Literal(i)))
-                    .collect()
-            })),
+            .prop_map(|(l, negated, items)| in_list(l, negated, items)),
         any::<bool>().prop_map(|b| at(ExprKind::Literal(Literal::Bool(b)))),
         segment_name().prop_map(|n| at(ExprKind::Term(Term::InSegment(n)))),
     ];
@@ -381,17 +386,8 @@ fn condition() -> impl Strategy<Value = Expr> {
                 lhs: Box::new(l),
                 rhs: Box::new(r)
             })),
-            (inner, proptest::collection::vec(literal(), 1..3)).prop_map(|(l, items)| at(
-                ExprKind::In {
-                    negated: false,
-                    op_pos: Pos::default(),
-                    lhs: Box::new(l),
-                    items: items
-                        .into_iter()
-                        .map(|i| at(ExprKind::Literal(i)))
-                        .collect()
-                }
-            )),
+            (inner, proptest::collection::vec(literal(), 1..3))
+                .prop_map(|(l, items)| in_list(l, false, items)),
         ]
     })
 }

@@ -100,6 +100,25 @@ pub struct SetOutcome {
     pub action: RotateAction,
 }
 
+impl SetOutcome {
+    /// The outcome of a set the job could not rotate at all (no swapper for its destination, or an
+    /// error): nothing live before or after, nothing retired.
+    fn untouched(set: &CreativeSetSettings, action: RotateAction) -> Self {
+        SetOutcome {
+            set: set.name.clone(),
+            segment: set.segment.clone(),
+            destination: set.destination.clone(),
+            strategy: set.strategy.to_string(),
+            from: None,
+            to: None,
+            retired: Vec::new(),
+            next_due: None,
+            reason: None,
+            action,
+        }
+    }
+}
+
 /// Everything the job did.
 #[derive(Debug, Clone, Serialize)]
 pub struct RotateReport {
@@ -143,32 +162,10 @@ pub async fn rotate(
     let mut sets = Vec::with_capacity(settings.creative_sets.len());
     for set in &settings.creative_sets {
         let outcome = match swappers.get(&set.destination) {
-            None => SetOutcome {
-                set: set.name.clone(),
-                segment: set.segment.clone(),
-                destination: set.destination.clone(),
-                strategy: set.strategy.to_string(),
-                from: None,
-                to: None,
-                retired: Vec::new(),
-                next_due: None,
-                reason: None,
-                action: RotateAction::Unsupported,
-            },
+            None => SetOutcome::untouched(set, RotateAction::Unsupported),
             Some(swapper) => match rotate_one(store, set, swapper.as_ref(), opts, run_id).await {
                 Ok(o) => o,
-                Err(e) => SetOutcome {
-                    set: set.name.clone(),
-                    segment: set.segment.clone(),
-                    destination: set.destination.clone(),
-                    strategy: set.strategy.to_string(),
-                    from: None,
-                    to: None,
-                    retired: Vec::new(),
-                    next_due: None,
-                    reason: None,
-                    action: RotateAction::Failed(e.to_string()),
-                },
+                Err(e) => SetOutcome::untouched(set, RotateAction::Failed(e.to_string())),
             },
         };
         sets.push(outcome);

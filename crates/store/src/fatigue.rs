@@ -11,6 +11,7 @@ use sqlx::Row;
 
 use crate::bind::on_pool;
 use crate::experiments::real;
+use crate::metrics::totals;
 use crate::runs::to_time;
 use crate::{Store, StoreError};
 
@@ -49,13 +50,7 @@ impl Store {
         let t = on_pool!(self, pool => {
             let r = sqlx::query(&sql).bind(segment).bind(destination).bind(creative).bind(from).bind(until)
                 .fetch_one(pool).await?;
-            Totals {
-                impressions: r.try_get("impressions")?,
-                clicks: r.try_get("clicks")?,
-                conversions: r.try_get("conversions")?,
-                spend: r.try_get("spend")?,
-                revenue: r.try_get("revenue")?,
-            }
+            totals(&r)?
         });
         Ok(t)
     }
@@ -74,13 +69,7 @@ impl Store {
                 let creative: String = r.try_get("creative")?;
                 out.entry(creative).or_default().push((
                     r.try_get("day")?,
-                    Totals {
-                        impressions: r.try_get("impressions")?,
-                        clicks: r.try_get("clicks")?,
-                        conversions: r.try_get("conversions")?,
-                        spend: r.try_get("spend")?,
-                        revenue: r.try_get("revenue")?,
-                    },
+                    totals(&r)?,
                 ));
             }
         });

@@ -213,7 +213,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use crate::holder::Holder;
-    use crate::testkit::{fresh_pg_store, fresh_sqlite_store};
+    use crate::testkit::{every_backend, fresh_pg_store};
     use crate::Store;
 
     async fn lease_rules(store: &Store) {
@@ -283,34 +283,22 @@ mod tests {
         assert!(store.release_dead_leases().await.unwrap().is_empty());
     }
 
+    /// On every backend the run has (Postgres with `CAMPAIGND_TEST_PG_URL`).
     #[tokio::test]
-    async fn dead_holders_lose_their_leases_sqlite() {
+    async fn dead_holders_lose_their_leases_on_every_backend() {
         let dir = tempfile::tempdir().unwrap();
-        dead_holders_lose_their_leases(&fresh_sqlite_store(dir.path()).await.unwrap()).await;
+        for (_, store) in every_backend(dir.path()).await {
+            dead_holders_lose_their_leases(&store).await;
+        }
     }
 
+    /// On every backend the run has (Postgres with `CAMPAIGND_TEST_PG_URL`).
     #[tokio::test]
-    async fn dead_holders_lose_their_leases_postgres() {
-        let Some(store) = fresh_pg_store().await.unwrap() else {
-            eprintln!("CAMPAIGND_TEST_PG_URL not set: skipping");
-            return;
-        };
-        dead_holders_lose_their_leases(&store).await;
-    }
-
-    #[tokio::test]
-    async fn lease_rules_sqlite() {
+    async fn lease_rules_on_every_backend() {
         let dir = tempfile::tempdir().unwrap();
-        lease_rules(&fresh_sqlite_store(dir.path()).await.unwrap()).await;
-    }
-
-    #[tokio::test]
-    async fn lease_rules_postgres() {
-        let Some(store) = fresh_pg_store().await.unwrap() else {
-            eprintln!("CAMPAIGND_TEST_PG_URL not set: skipping");
-            return;
-        };
-        lease_rules(&store).await;
+        for (_, store) in every_backend(dir.path()).await {
+            lease_rules(&store).await;
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

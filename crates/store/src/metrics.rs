@@ -201,13 +201,7 @@ impl Store {
                 .map(|r| -> Result<(String, Totals), sqlx::Error> {
                     Ok((
                         r.try_get("creative")?,
-                        Totals {
-                            impressions: r.try_get("impressions")?,
-                            clicks: r.try_get("clicks")?,
-                            conversions: r.try_get("conversions")?,
-                            spend: r.try_get("spend")?,
-                            revenue: r.try_get("revenue")?,
-                        },
+                        totals(r)?,
                     ))
                 })
                 .collect::<Result<BTreeMap<_, _>, _>>()?
@@ -271,19 +265,30 @@ impl Store {
                 }
                 out.push(RollupRow {
                     keys,
-                    totals: Totals {
-                        impressions: r.try_get("impressions")?,
-                        clicks: r.try_get("clicks")?,
-                        conversions: r.try_get("conversions")?,
-                        spend: r.try_get("spend")?,
-                        revenue: r.try_get("revenue")?,
-                    },
+                    totals: totals(r)?,
                 });
             }
             out
         });
         Ok(rows)
     }
+}
+
+/// The `impressions`, `clicks`, `conversions`, `spend` and `revenue` columns of a metrics row, as every
+/// query over `metrics_daily` names its sums.
+pub(crate) fn totals<R: Row>(r: &R) -> Result<Totals, sqlx::Error>
+where
+    for<'c> &'c str: sqlx::ColumnIndex<R>,
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> f64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(Totals {
+        impressions: r.try_get("impressions")?,
+        clicks: r.try_get("clicks")?,
+        conversions: r.try_get("conversions")?,
+        spend: r.try_get("spend")?,
+        revenue: r.try_get("revenue")?,
+    })
 }
 
 #[cfg(test)]

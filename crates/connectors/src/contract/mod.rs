@@ -3,7 +3,8 @@
 //! found only on a later listing page without creating a duplicate, split a batch larger than the
 //! platform's cap into requests no larger than it, retry a throttle answer without losing or resending
 //! anything, report partially rejected rows with the platform's reason while keeping the accepted ones,
-//! reject a corrupt stored payload without sending it, and remove members.
+//! reject a corrupt stored payload without sending it, refuse a contact without an identifier the
+//! platform matches on, and remove members.
 //!
 //! Each platform (in [`platforms`]) starts its fake, builds the destination through the platform test
 //! module's own constructor, and hands the suite a [`Harness`]: a [`Spec`] declaring what the platform
@@ -15,7 +16,7 @@
 
 mod platforms;
 
-use crate::model::{AudienceRef, Channel, Contact, PreparedMember};
+use crate::model::{AudienceRef, Channel, Contact, NoIdentifier, PreparedMember};
 use crate::AudienceDestination;
 use campaignd_fakes::{Faults, RequestLog};
 use std::collections::BTreeSet;
@@ -68,6 +69,8 @@ pub(crate) struct Spec {
     pub(crate) key: fn(usize) -> String,
     /// Channel, batch size and minimum audience size the destination must declare.
     pub(crate) limits: (Channel, usize, usize),
+    /// Whether a contact with only a phone is usable (the platform matches on phones, not emails only).
+    pub(crate) takes_phones: bool,
     /// Whether audiences are remote objects, and when they come to exist.
     pub(crate) creation: Result<Creation, Skip>,
     /// How the platform lists audiences.
@@ -78,8 +81,8 @@ pub(crate) struct Spec {
     pub(crate) throttles: Result<(), Skip>,
     /// Text the platform's reason for refusing a row carries.
     pub(crate) rejection: Result<&'static str, Skip>,
-    /// A stored payload this platform cannot take (a corrupted ledger row).
-    pub(crate) corrupt: Result<serde_json::Value, Skip>,
+    /// Stored payloads this platform cannot take (corrupted ledger rows), each refused alone.
+    pub(crate) corrupt: Result<Vec<serde_json::Value>, Skip>,
 }
 
 /// How the suite reads and steers one platform's fake.
@@ -144,9 +147,13 @@ impl Harness {
         Ok(reason)
     }
 
-    fn corrupt_payload(&self) -> Result<PreparedMember, Skip> {
-        let payload = self.spec.corrupt.clone()?;
-        Ok(PreparedMember::new("cx", payload))
+    fn corrupt_payloads(&self) -> Result<Vec<PreparedMember>, Skip> {
+        let payloads = self.spec.corrupt.clone()?;
+        Ok(payloads
+            .into_iter()
+            .enumerate()
+            .map(|(i, payload)| PreparedMember::new(format!("cx{i}"), payload))
+            .collect())
     }
 }
 
@@ -202,6 +209,29 @@ pub(crate) async fn declares_the_platform_limits(h: &Harness) {
         "{}",
         h.platform()
     );
+}
+
+/// A contact with no identifier the platform matches on is refused by `prepare` as having none: one with
+/// only a name and country everywhere, one with only a phone where the platform takes emails only.
+pub(crate) async fn refuses_contacts_without_an_identifier(h: &Harness) {
+    let p = h.platform();
+    let d = h.destination();
+    let name_only = Contact {
+        customer_id: "n".into(),
+        first_name: Some("Ann".into()),
+        country: Some("US".into()),
+        ..Contact::default()
+    };
+    assert_eq!(d.prepare(&name_only).err(), Some(NoIdentifier::None), "{p}");
+    let phone_only = d.prepare(&Contact {
+        phone: Some("+1 (650) 253-0000".into()),
+        ..name_only
+    });
+    if h.spec.takes_phones {
+        assert!(phone_only.is_ok(), "{p}: {phone_only:?}");
+    } else {
+        assert_eq!(phone_only.err(), Some(NoIdentifier::None), "{p}");
+    }
 }
 
 /// An absent audience is created once; asking again adopts it instead of creating another.
@@ -393,28 +423,30 @@ pub(crate) async fn reports_partial_rejection(h: &Harness) {
 
 /// A corrupt stored payload is rejected locally: no upload carries it, the rest of its batch lands.
 pub(crate) async fn rejects_corrupt_payloads_locally(h: &Harness) {
-    let bad = match h.corrupt_payload() {
+    let bad = match h.corrupt_payloads() {
         Ok(b) => b,
         Err(s) => return skipped(h, "rejects_corrupt_payloads_locally", s),
     };
     let p = h.platform();
     let d = h.destination();
     let aud = audience(h).await;
-    let start = uploads(h);
-    let out = d
-        .add_members(&aud, std::slice::from_ref(&bad))
-        .await
-        .unwrap_or_else(|e| panic!("{p}: local rejection: {e}"));
-    assert_eq!((out.accepted, out.rejected.len()), (0, 1), "{p}");
-    assert_eq!(out.rejected[0].customer_id, bad.customer_id, "{p}");
-    assert_eq!(uploads(h), start, "{p}: nothing uploaded");
+    for one in &bad {
+        let start = uploads(h);
+        let out = d
+            .add_members(&aud, std::slice::from_ref(one))
+            .await
+            .unwrap_or_else(|e| panic!("{p}: local rejection: {e}"));
+        assert_eq!((out.accepted, out.rejected.len()), (0, 1), "{p}: {one:?}");
+        assert_eq!(out.rejected[0].customer_id, one.customer_id, "{p}");
+        assert_eq!(uploads(h), start, "{p}: nothing uploaded for {one:?}");
+    }
     let mut batch = prepare(h, 0..2);
-    batch.insert(1, bad);
+    batch.splice(1..1, bad.iter().cloned());
     let out = d
         .add_members(&aud, &batch)
         .await
         .unwrap_or_else(|e| panic!("{p}: add: {e}"));
-    assert_eq!((out.accepted, out.rejected.len()), (2, 1), "{p}");
+    assert_eq!((out.accepted, out.rejected.len()), (2, bad.len()), "{p}");
     assert_eq!(held(h, NAME), keys(h, 0..2), "{p}");
 }
 
@@ -458,6 +490,7 @@ macro_rules! contract_suite {
             scenario_tests!(
                 $platform:
                 declares_the_platform_limits,
+                refuses_contacts_without_an_identifier,
                 creates_when_absent,
                 adopts_from_a_later_page,
                 splits_batches_at_the_cap,

@@ -55,12 +55,13 @@ pub(super) async fn meta() -> Harness {
         key: email_hash,
         // Marketing API: 10,000 rows per `/users` call; Meta serves no audience under 100 people.
         limits: (Channel::Ads, 10_000, 100),
+        takes_phones: true,
         creation: Ok(Creation::Immediate),
         listing: listing(25, "GET", "/act_1234/customaudiences"),
         batching: batching(10_000, "POST", "/users"),
         throttles: Ok(()),
         rejection: Ok("Invalid EMAIL"),
-        corrupt: Ok(json!({"NOT_META": "x"})),
+        corrupt: Ok(vec![json!({"NOT_META": "x"})]),
     };
     harness(spec, fake, d)
 }
@@ -220,12 +221,13 @@ async fn google(api: &'static str) -> Harness {
         // Data Manager: 10,000 members per request (Customer Match plans the same); Google serves no
         // list under 1,000 matched people.
         limits: (Channel::Ads, 10_000, 1_000),
+        takes_phones: true,
         creation: Ok(Creation::Immediate),
         listing: listing(campaignd_fakes::google_ads::PAGE_SIZE, list.0, list.1),
         batching: batching(10_000, "POST", upload),
         throttles: Ok(()),
         rejection: Ok("INVALID_EMAIL_ADDRESS"),
-        corrupt: Ok(json!({"hashedEmail": "NOT-A-HASH"})),
+        corrupt: Ok(vec![json!({"hashedEmail": "NOT-A-HASH"})]),
     };
     harness(spec, Google { fake, data_manager }, d)
 }
@@ -280,6 +282,7 @@ pub(super) async fn tiktok() -> Harness {
         platform: "tiktok",
         key: email_hash,
         limits: (Channel::Ads, TIKTOK_BATCH, 1_000),
+        takes_phones: false,
         creation: Ok(Creation::OnFirstBatch),
         listing: listing(100, "GET", "/dmp/custom_audience/list/"),
         batching: batching(TIKTOK_BATCH, "POST", "/dmp/custom_audience/file/upload/"),
@@ -287,7 +290,7 @@ pub(super) async fn tiktok() -> Harness {
         rejection: Err(Skip(
             "TikTok takes each batch as one customer file and reports no outcome per row",
         )),
-        corrupt: Ok(json!({"email_sha256": "NOT-HEX"})),
+        corrupt: Ok(vec![json!({"email_sha256": "NOT-HEX"})]),
     };
     harness(spec, fake, d)
 }
@@ -300,12 +303,14 @@ pub(super) async fn linkedin() -> Harness {
         key: email_hash,
         // 5,000 elements per `/users` batch; LinkedIn serves no segment under 300 members.
         limits: (Channel::Ads, 5_000, 300),
+        takes_phones: false,
         creation: Ok(Creation::Immediate),
         listing: listing(campaignd_fakes::linkedin::MAX_COUNT, "GET", "/dmpSegments"),
         batching: batching(5_000, "POST", "/users"),
         throttles: Ok(()),
         rejection: Ok("could not be processed"),
-        corrupt: Ok(json!({"EMAIL": "x"})),
+        // Not LinkedIn's key; LinkedIn's key without a SHA-256 hex value.
+        corrupt: Ok(vec![json!({"EMAIL": "x"}), json!({"SHA256_EMAIL": "abc"})]),
     };
     harness(spec, fake, d)
 }
@@ -322,12 +327,13 @@ pub(super) async fn mailchimp() -> Harness {
         key: email,
         // Batch subscribe takes 500 members a call.
         limits: (Channel::Email, 500, 0),
+        takes_phones: false,
         creation: Ok(Creation::Immediate),
         listing: listing(EMAIL_PAGE, "GET", "/segments"),
         batching: batching(500, "POST", &format!("/lists/{}", mailchimp::tests::LIST)),
         throttles: Ok(()),
         rejection: Ok("looks fake or invalid"),
-        corrupt: Ok(json!({"EMAIL": "x"})),
+        corrupt: Ok(vec![json!({"EMAIL": "x"})]),
     };
     harness(spec, fake, d)
 }
@@ -340,12 +346,13 @@ pub(super) async fn klaviyo() -> Harness {
         key: email,
         // A bulk import job takes 10,000 profiles.
         limits: (Channel::Email, 10_000, 0),
+        takes_phones: true,
         creation: Ok(Creation::Immediate),
         listing: listing(campaignd_fakes::klaviyo::LIST_PAGE, "GET", "/lists"),
         batching: batching(10_000, "POST", "/profile-bulk-import-jobs"),
         throttles: Ok(()),
         rejection: Ok("Invalid email"),
-        corrupt: Ok(json!({"EMAIL": "x"})),
+        corrupt: Ok(vec![json!({"EMAIL": "x"})]),
     };
     harness(spec, fake, d)
 }
@@ -359,12 +366,13 @@ pub(super) async fn sendgrid() -> Harness {
         key: email,
         // An upsert takes 30,000 contacts or 6 MB; 10,000 stays under the size limit.
         limits: (Channel::Email, 10_000, 0),
+        takes_phones: false,
         creation: Ok(Creation::Immediate),
         listing: listing(EMAIL_PAGE, "GET", "/marketing/lists"),
         batching: batching(10_000, "PUT", "/marketing/contacts"),
         throttles: Ok(()),
         rejection: Ok("blocked domain"),
-        corrupt: Ok(json!({"EMAIL": "x"})),
+        corrupt: Ok(vec![json!({"EMAIL": "x"})]),
     };
     harness(spec, fake, d)
 }
@@ -384,6 +392,7 @@ pub(super) async fn webhook() -> Harness {
         platform: "webhook",
         key: customer_id,
         limits: (Channel::Ads, WEBHOOK_BATCH, 0),
+        takes_phones: true,
         creation: Err(WEBHOOK_HAS_NO_AUDIENCES),
         listing: Err(WEBHOOK_HAS_NO_AUDIENCES),
         batching: batching(WEBHOOK_BATCH, "POST", "/hook"),
@@ -409,6 +418,7 @@ pub(super) async fn file() -> Harness {
         platform: "file",
         key: customer_id,
         limits: (Channel::Ads, 50_000, 0),
+        takes_phones: true,
         creation: Ok(Creation::Immediate),
         listing: Err(Skip(
             "the file destination's audiences are directories it names itself; there is no listing",

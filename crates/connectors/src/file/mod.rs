@@ -19,7 +19,7 @@ use crate::model::{
 };
 use crate::traits::AudienceDestination;
 use async_trait::async_trait;
-use campaignd_core::identifiers::{google_phone_input, sha256_hex};
+use campaignd_core::identifiers::google_phone_input;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -322,30 +322,7 @@ impl AudienceDestination for FileDestination {
     }
 
     fn prepare(&self, contact: &Contact) -> Result<PreparedMember, crate::model::NoIdentifier> {
-        let (email, phone) = crate::common::email_and_phone(contact)?;
-        let kinds = crate::common::kinds_of(&email, &phone);
-        let mut payload = Map::new();
-        if let Some(e) = &email {
-            payload.insert("email_sha256".into(), Value::String(sha256_hex(e)));
-        }
-        if let Some(p) = &phone {
-            payload.insert(
-                "phone_sha256".into(),
-                Value::String(sha256_hex(&google_phone_input(p))),
-            );
-        }
-        if self.include_plain {
-            if let Some(e) = email {
-                payload.insert("email".into(), Value::String(e));
-            }
-            if let Some(p) = phone {
-                payload.insert("phone".into(), Value::String(p));
-            }
-        }
-        Ok(
-            PreparedMember::new(contact.customer_id.clone(), Value::Object(payload))
-                .with_kinds(kinds),
-        )
+        crate::common::hashed_email_and_phone(contact, google_phone_input, self.include_plain)
     }
 
     async fn begin_sync(&self, ctx: &SyncContext) -> Result<(), ConnectorError> {

@@ -82,18 +82,6 @@ fn contact(i: usize) -> Contact {
     }
 }
 
-#[test]
-fn google_phone_hash_keeps_the_plus() {
-    let c = Contact {
-        customer_id: "p".into(),
-        phone: Some("(650) 253-0000".into()),
-        country: Some("US".into()),
-        ..Default::default()
-    };
-    let m = super::prepare(&c).expect("phone");
-    assert_eq!(m.payload["hashedPhoneNumber"], sha256_hex("+16502530000"));
-}
-
 #[tokio::test]
 async fn customer_match_add_remove_converge_through_jobs() {
     let fake = fake(Some("9998887777")).await;

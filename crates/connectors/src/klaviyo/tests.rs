@@ -1,6 +1,6 @@
 //! Klaviyo connector tests against the stateful fake over loopback HTTP.
 
-use crate::model::{Contact, PreparedMember};
+use crate::model::Contact;
 use crate::test_support::{email, extend_section, prepare_all, secrets, with_test_http};
 use crate::{build_destination, AudienceDestination, ConnectorError};
 use campaignd_fakes::FakeKlaviyo;
@@ -106,16 +106,6 @@ async fn klaviyo_add_and_remove_converge_in_capped_batches() {
     );
     let expected: BTreeSet<String> = (2_500..10_500).map(key).collect();
     assert_eq!(fake.list_members(&aud.remote_id), expected);
-
-    // People without a profile are already absent.
-    let strangers: Vec<PreparedMember> = (90_001..90_004)
-        .map(|i| d.prepare(&contact(i)).expect("usable"))
-        .collect();
-    let out = d
-        .remove_members(&aud, &strangers)
-        .await
-        .expect("remove strangers");
-    assert_eq!((out.accepted, out.rejected.len()), (3, 0));
 }
 
 #[tokio::test]

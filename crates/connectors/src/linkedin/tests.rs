@@ -123,30 +123,24 @@ async fn refresh_sends_client_credentials_in_the_form_body() {
     use crate::http::{OAuth2RefreshToken, TokenSource};
     use crate::Secret;
     let fake = fake().await;
-    let basic_only = OAuth2RefreshToken::new(
-        "li",
-        reqwest::Client::new(),
-        &fake.token_url(),
-        CLIENT_ID,
-        Some(Secret::new(CLIENT_SECRET.to_string())),
-        Secret::new(REFRESH.to_string()),
-    )
-    .expect("token source");
+    let source = || {
+        OAuth2RefreshToken::new(
+            "li",
+            reqwest::Client::new(),
+            &fake.token_url(),
+            CLIENT_ID,
+            Some(Secret::new(CLIENT_SECRET.to_string())),
+            Secret::new(REFRESH.to_string()),
+        )
+        .expect("token source")
+    };
+    let basic_only = source();
     let err = basic_only
         .access_token()
         .await
         .expect_err("basic-only refused");
     assert!(err.to_string().contains("invalid_request"), "{err}");
-    let in_body = OAuth2RefreshToken::new(
-        "li",
-        reqwest::Client::new(),
-        &fake.token_url(),
-        CLIENT_ID,
-        Some(Secret::new(CLIENT_SECRET.to_string())),
-        Secret::new(REFRESH.to_string()),
-    )
-    .expect("token source")
-    .with_credentials_in_body();
+    let in_body = source().with_credentials_in_body();
     in_body.access_token().await.expect("form refresh accepted");
     let d = destination(&fake, REFRESH, json!({}));
     d.find_or_create_audience("a", "")

@@ -3,30 +3,12 @@
 //! identifier (email trimmed and lower-cased; phone E.164 digits without `+`).
 
 use crate::model::{Contact, NoIdentifier, PreparedMember};
-use campaignd_core::identifiers::{meta_phone_input, sha256_hex};
-use serde_json::{Map, Value};
+use campaignd_core::identifiers::{is_sha256_hex, meta_phone_input};
+use serde_json::Value;
 
 /// Maps a contact; `Err` (with the reason) when it has neither a valid email nor a valid phone.
 pub fn prepare(contact: &Contact) -> Result<PreparedMember, NoIdentifier> {
-    let (email, phone) = crate::common::email_and_phone(contact)?;
-    let kinds = crate::common::kinds_of(&email, &phone);
-    let mut payload = Map::new();
-    if let Some(e) = email {
-        payload.insert("email_sha256".into(), Value::String(sha256_hex(&e)));
-    }
-    if let Some(p) = phone {
-        payload.insert(
-            "phone_sha256".into(),
-            Value::String(sha256_hex(&meta_phone_input(&p))),
-        );
-    }
-    Ok(PreparedMember::new(contact.customer_id.clone(), Value::Object(payload)).with_kinds(kinds))
-}
-
-fn is_hash(s: &str) -> bool {
-    s.len() == 64
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    crate::common::hashed_email_and_phone(contact, meta_phone_input, false)
 }
 
 /// The key a stored payload is kept under: the email hash, else `phone:<hash>`. `None` when the payload
@@ -41,7 +23,7 @@ pub fn member_key(payload: &Value) -> Option<String> {
     }
     let field = |k: &str| match map.get(k) {
         None => Some(None),
-        Some(Value::String(s)) if is_hash(s) => Some(Some(s.clone())),
+        Some(Value::String(s)) if is_sha256_hex(s) => Some(Some(s.clone())),
         Some(_) => None,
     };
     match (field("email_sha256")?, field("phone_sha256")?) {
@@ -54,6 +36,7 @@ pub fn member_key(payload: &Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use campaignd_core::identifiers::sha256_hex;
 
     #[test]
     fn sandbox_mapping_hashes_normalised_identifiers() {

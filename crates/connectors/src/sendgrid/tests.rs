@@ -1,6 +1,6 @@
 //! SendGrid connector tests against the stateful fake over loopback HTTP.
 
-use crate::model::{Contact, PreparedMember};
+use crate::model::Contact;
 use crate::test_support::{
     email, email_contact, extend_section, prepare_all, secrets, with_test_http,
 };
@@ -83,16 +83,6 @@ async fn sendgrid_add_and_remove_converge_through_import_jobs() {
     );
     let expected: BTreeSet<String> = (4_000..10_500).map(email).collect();
     assert_eq!(fake.list_members(&aud.remote_id), expected);
-
-    // Removing people who are not contacts at all (search answers 404) is not an error.
-    let strangers: Vec<PreparedMember> = (90_000..90_003)
-        .map(|i| d.prepare(&contact(i)).expect("usable"))
-        .collect();
-    let out = d
-        .remove_members(&aud, &strangers)
-        .await
-        .expect("remove strangers");
-    assert_eq!((out.accepted, out.rejected.len()), (3, 0));
 }
 
 #[tokio::test]

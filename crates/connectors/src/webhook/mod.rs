@@ -30,7 +30,7 @@ use crate::traits::AudienceDestination;
 use async_trait::async_trait;
 use campaignd_core::identifiers::{google_phone_input, sha256_hex};
 use hmac::{Hmac, Mac};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use sha2::Sha256;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -188,22 +188,7 @@ impl AudienceDestination for WebhookDestination {
     }
 
     fn prepare(&self, contact: &Contact) -> Result<PreparedMember, crate::model::NoIdentifier> {
-        let (email, phone) = crate::common::email_and_phone(contact)?;
-        let kinds = crate::common::kinds_of(&email, &phone);
-        let mut payload = Map::new();
-        if let Some(e) = email {
-            payload.insert("email_sha256".into(), Value::String(sha256_hex(&e)));
-        }
-        if let Some(p) = phone {
-            payload.insert(
-                "phone_sha256".into(),
-                Value::String(sha256_hex(&google_phone_input(&p))),
-            );
-        }
-        Ok(
-            PreparedMember::new(contact.customer_id.clone(), Value::Object(payload))
-                .with_kinds(kinds),
-        )
+        common::hashed_email_and_phone(contact, google_phone_input, false)
     }
 
     async fn begin_sync(&self, ctx: &SyncContext) -> Result<(), ConnectorError> {

@@ -104,6 +104,16 @@ const STAGING_DDL: [&str; 3] = [
     "CREATE TEMP TABLE IF NOT EXISTS staging_joined (customer_id TEXT PRIMARY KEY)",
     "CREATE TEMP TABLE IF NOT EXISTS staging_left (customer_id TEXT PRIMARY KEY)",
 ];
+/// The same scratch tables on Postgres, without an index: every id in them is distinct already (the
+/// staging query is a `SELECT DISTINCT`, see [`with_excludes`], and the diff halves are drawn from it
+/// and from the membership's key), no statement looks one id up in them (the diff reads them whole,
+/// by hash joins over their fresh statistics), and maintaining a B-tree per staged id was a
+/// measurable share of a first recompute at 1M customers (issue 13).
+const STAGING_DDL_POSTGRES: [&str; 3] = [
+    "CREATE TEMP TABLE IF NOT EXISTS staging_members (customer_id TEXT NOT NULL)",
+    "CREATE TEMP TABLE IF NOT EXISTS staging_joined (customer_id TEXT NOT NULL)",
+    "CREATE TEMP TABLE IF NOT EXISTS staging_left (customer_id TEXT NOT NULL)",
+];
 /// Empties the scratch tables (SQLite's `DELETE` without `WHERE` truncates; Postgres has `TRUNCATE`,
 /// which leaves no dead rows behind for the next segment's statements to wade through).
 const STAGING_CLEAR_SQLITE: &str = "DELETE FROM staging_members";
@@ -140,6 +150,14 @@ const DIFF_LEFT: &str = "INSERT INTO staging_left (customer_id) SELECT m.custome
 const RECORD_JOINED: &str =
     "INSERT INTO segment_changes (run_id, segment, customer_id, change, at) \
      SELECT $1, $2, j.customer_id, 'joined', $3 FROM staging_joined j";
+/// [`RECORD_JOINED`] and [`INSERT_JOINED`] on Postgres: the joined ids in key order, so each B-tree
+/// (`segment_memberships`' key and its bytewise twin, `segment_changes_customer`) takes them as one
+/// ascending run within the segment's key range, page after page, instead of one random leaf per id.
+/// On a first recompute at 1M customers, inserting a 260k-member segment in staging order touched
+/// leaf pages all over indexes larger than `shared_buffers` (issue 13).
+const RECORD_JOINED_SORTED: &str =
+    "INSERT INTO segment_changes (run_id, segment, customer_id, change, at) \
+     SELECT $1, $2, j.customer_id, 'joined', $3 FROM staging_joined j ORDER BY j.customer_id";
 const RECORD_LEFT: &str = "INSERT INTO segment_changes (run_id, segment, customer_id, change, at) \
      SELECT $1, $2, l.customer_id, 'left', $3 FROM staging_left l";
 const DELETE_LEFT: &str = "DELETE FROM segment_memberships WHERE segment = $1 \
@@ -147,6 +165,9 @@ const DELETE_LEFT: &str = "DELETE FROM segment_memberships WHERE segment = $1 \
 /// `WHERE true` keeps SQLite's parser from reading `ON CONFLICT` as a join constraint.
 const INSERT_JOINED: &str = "INSERT INTO segment_memberships (segment, customer_id, joined_at) \
      SELECT $1, j.customer_id, $2 FROM staging_joined j WHERE true ON CONFLICT DO NOTHING";
+/// [`INSERT_JOINED`] in key order (see [`RECORD_JOINED_SORTED`]).
+const INSERT_JOINED_SORTED: &str = "INSERT INTO segment_memberships (segment, customer_id, joined_at) \
+     SELECT $1, j.customer_id, $2 FROM staging_joined j ORDER BY j.customer_id ON CONFLICT DO NOTHING";
 const COUNT_MEMBERS: &str = "SELECT COUNT(*) FROM segment_memberships WHERE segment = $1";
 const UPSERT_SEGMENT: &str = "INSERT INTO segments (name, description, source, compiled_sql, size, last_run_id, last_joined, last_left, computed_at, last_dropped) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
@@ -274,8 +295,13 @@ impl Store {
             tables: Vec::new(),
         };
         let jit = matches!(self.pool(), Pool::Postgres(_));
+        let ddl = if jit {
+            STAGING_DDL_POSTGRES
+        } else {
+            STAGING_DDL
+        };
         on_conn!(session, pool, conn => {
-            for ddl in STAGING_DDL {
+            for ddl in ddl {
                 sqlx::query(ddl).execute(&mut **conn).await?;
             }
             if jit {
@@ -452,15 +478,25 @@ impl SegmentSession<'_> {
             SegmentQuery::UserSql(sql) => (None, Vec::new(), sql.clone()),
         };
         let at = now.timestamp();
-        let (clear, clear_more, analyze, begin) = match self.store.pool() {
-            Pool::Sqlite(_) => (
-                STAGING_CLEAR_SQLITE,
-                &STAGING_CLEAR_SQLITE_DIFF[..],
-                false,
-                SQLITE_BEGIN_WRITE,
-            ),
-            Pool::Postgres(_) => (STAGING_CLEAR_POSTGRES, &[][..], true, "BEGIN"),
-        };
+        let (clear, clear_more, analyze, begin, record_joined, insert_joined) =
+            match self.store.pool() {
+                Pool::Sqlite(_) => (
+                    STAGING_CLEAR_SQLITE,
+                    &STAGING_CLEAR_SQLITE_DIFF[..],
+                    false,
+                    SQLITE_BEGIN_WRITE,
+                    RECORD_JOINED,
+                    INSERT_JOINED,
+                ),
+                Pool::Postgres(_) => (
+                    STAGING_CLEAR_POSTGRES,
+                    &[][..],
+                    true,
+                    "BEGIN",
+                    RECORD_JOINED_SORTED,
+                    INSERT_JOINED_SORTED,
+                ),
+            };
         let (joined, left, size, dropped) = on_conn!(self, pool, conn => {
             for sql in std::iter::once(clear).chain(clear_more.iter().copied()) {
                 sqlx::query(sql).execute(&mut **conn).await?;
@@ -513,12 +549,12 @@ impl SegmentSession<'_> {
             if analyze {
                 sqlx::query(DIFF_ANALYZE).execute(&mut *tx).await?;
             }
-            let joined = sqlx::query(RECORD_JOINED).bind(run_id).bind(&plan.name).bind(at)
+            let joined = sqlx::query(record_joined).bind(run_id).bind(&plan.name).bind(at)
                 .execute(&mut *tx).await?.rows_affected() as i64;
             let left = sqlx::query(RECORD_LEFT).bind(run_id).bind(&plan.name).bind(at)
                 .execute(&mut *tx).await?.rows_affected() as i64;
             sqlx::query(DELETE_LEFT).bind(&plan.name).execute(&mut *tx).await?;
-            sqlx::query(INSERT_JOINED).bind(&plan.name).bind(at).execute(&mut *tx).await?;
+            sqlx::query(insert_joined).bind(&plan.name).bind(at).execute(&mut *tx).await?;
             let size: i64 = sqlx::query_scalar(COUNT_MEMBERS).bind(&plan.name).fetch_one(&mut *tx).await?;
             sqlx::query(UPSERT_SEGMENT)
                 .bind(&plan.name).bind(&plan.description).bind(&plan.source).bind(&compiled_sql)

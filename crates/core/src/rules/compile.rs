@@ -87,8 +87,9 @@ pub struct AggregateTable {
     pub tables: Vec<String>,
     /// The statements that build it, in order: `CREATE TEMP TABLE` with the column types spelled
     /// out (Postgres takes no bound parameters in `CREATE TABLE ... AS`), `INSERT ... SELECT` for
-    /// each pass, on Postgres `ANALYZE` (autovacuum never sees temporary tables), the scratch
-    /// tables' `DROP`, and for tables after the first, which filters join by id, a unique index.
+    /// each pass, on Postgres `ANALYZE` (autovacuum never sees temporary tables), on SQLite the RFM
+    /// keys' indexes and bounds table (see [`RunCompiler::tables`]), the scratch tables' `DROP`,
+    /// and for tables after the first, which filters join by id, a unique index.
     pub statements: Vec<CompiledQuery>,
 }
 
@@ -245,9 +246,9 @@ impl RunCompiler {
 
     /// The aggregate tables every segment compiled so far reads, in build order.
     ///
-    /// On SQLite the RFM scores are not `NTILE` window functions but [`Rfm::Bounds`]: SQLite runs
+    /// On SQLite the RFM scores are not `NTILE` window functions but bounds: SQLite runs
     /// each window over a buffered copy of the grouped rows and wrote them back in the last window's
-    /// order, which made the orders pass of 1M customers (500k with orders) cost about twice the
+    /// order, which made the orders pass of 1M customers (500k with orders) cost about three times the
     /// `GROUP BY` itself. An index per score and four `LIMIT 1 OFFSET` lookups find each tile's
     /// first row instead, and the join compares against those (the same scores: `NTILE(5)` puts
     /// the rows at 0-based positions `start(t) ..` in tile `t`, ties broken by customer id).

@@ -129,7 +129,11 @@ struct Shop {
 }
 
 fn generate() -> Shop {
-    let mut generator = ShopGenerator::new(CUSTOMERS, SEED, as_of());
+    generate_shop(CUSTOMERS, SEED)
+}
+
+fn generate_shop(customers: u64, seed: u64) -> Shop {
+    let mut generator = ShopGenerator::new(customers, seed, as_of());
     let mut shop = Shop {
         customers: Vec::new(),
         orders: Vec::new(),
@@ -147,6 +151,17 @@ async fn load(store: &Store, shop: &Shop) {
     store.upsert_customers(&shop.customers).await.unwrap();
     store.upsert_orders(&shop.orders).await.unwrap();
     store.upsert_events(&shop.events).await.unwrap();
+}
+
+/// The stored members of segment `name`.
+async fn members(store: &Store, name: &str) -> BTreeSet<String> {
+    store
+        .segment_members(name)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.customer_id)
+        .collect()
 }
 
 /// Recomputes at `at` and compares every segment with the evaluator.
@@ -167,13 +182,7 @@ async fn check_agreement(store: &Store, shop: &Shop, at: DateTime<Utc>, backend:
             panic!("only rules here")
         };
         let expected = rule.evaluate(&def.exclude, &data, &memberships, at);
-        let actual: BTreeSet<String> = store
-            .segment_members(&def.name)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|m| m.customer_id)
-            .collect();
+        let actual = members(store, &def.name).await;
         let missing: Vec<_> = expected.difference(&actual).take(5).collect();
         let extra: Vec<_> = actual.difference(&expected).take(5).collect();
         assert!(
@@ -225,4 +234,77 @@ async fn postgres_matches_reference_evaluator() {
         return;
     };
     run_backend(store, "postgres").await;
+}
+
+/// Every RFM tile of every score as its own segment.
+fn rfm_tile_settings() -> Settings {
+    let segments = ["r", "f", "m"]
+        .iter()
+        .flat_map(|s| (1..=5).map(move |tile| (s, tile)))
+        .map(|(s, tile)| {
+            segment(
+                &format!("rfm_{s}_{tile}"),
+                &format!("rfm.{s} == {tile}"),
+                &[],
+            )
+        })
+        .collect();
+    Settings {
+        segments,
+        ..Settings::default()
+    }
+}
+
+/// The RFM tiles of shops too small to fill five tiles evenly (fewer than five customers with
+/// orders, remainders of 1 to 4) agree with the evaluator: `store` is made fresh for each size.
+async fn check_small_shop_tiles<F, Fut>(fresh: F, backend: &str)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Option<Store>>,
+{
+    let settings = rfm_tile_settings();
+    let defs = settings.segment_defs().unwrap();
+    for customers in 1..=13 {
+        let Some(store) = fresh().await else { return };
+        let shop = generate_shop(customers, SEED + customers);
+        load(&store, &shop).await;
+        recompute(&store, &settings, as_of(), None).await.unwrap();
+        let data = Dataset {
+            customers: &shop.customers,
+            orders: &shop.orders,
+            events: &shop.events,
+        };
+        for def in &defs {
+            let SegmentSource::Rule(rule) = &def.source else {
+                panic!("only rules here")
+            };
+            let expected = rule.evaluate(&def.exclude, &data, &BTreeMap::new(), as_of());
+            let actual = members(&store, &def.name).await;
+            assert_eq!(
+                actual, expected,
+                "{backend}, {customers} customers: {}",
+                def.name
+            );
+        }
+        store.close().await;
+    }
+}
+
+#[tokio::test]
+async fn sqlite_rfm_tiles_of_small_shops_match_reference_evaluator() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = std::sync::atomic::AtomicUsize::new(0);
+    let fresh = || async {
+        let i = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = dir.path().join(i.to_string());
+        std::fs::create_dir(&path).unwrap();
+        Some(testkit::fresh_sqlite_store(&path).await.unwrap())
+    };
+    check_small_shop_tiles(fresh, "sqlite").await;
+}
+
+#[tokio::test]
+async fn postgres_rfm_tiles_of_small_shops_match_reference_evaluator() {
+    let fresh = || async { testkit::fresh_pg_store().await.unwrap() };
+    check_small_shop_tiles(fresh, "postgres").await;
 }

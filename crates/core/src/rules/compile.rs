@@ -33,7 +33,9 @@ use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
 
-use super::ast::{CustomerAttr, Duration, EventFn, Expr, ExprKind, Literal, OrderFn, Term, Type};
+use super::ast::{
+    CustomerAttr, Duration, EventFn, Expr, ExprKind, Literal, OrderFn, RfmScore, Term, Type,
+};
 
 /// The SQL dialect to generate: the two stores campaignd supports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -85,8 +87,9 @@ pub struct AggregateTable {
     pub tables: Vec<String>,
     /// The statements that build it, in order: `CREATE TEMP TABLE` with the column types spelled
     /// out (Postgres takes no bound parameters in `CREATE TABLE ... AS`), `INSERT ... SELECT` for
-    /// each pass, on Postgres `ANALYZE` (autovacuum never sees temporary tables), the scratch
-    /// tables' `DROP`, and for tables after the first, which filters join by id, a unique index.
+    /// each pass, on Postgres `ANALYZE` (autovacuum never sees temporary tables), on SQLite the RFM
+    /// keys' indexes and bounds table (see [`RunCompiler::tables`]), the scratch tables' `DROP`,
+    /// and for tables after the first, which filters join by id, a unique index.
     pub statements: Vec<CompiledQuery>,
 }
 
@@ -101,6 +104,34 @@ pub fn aggregate_table_name(n: usize) -> String {
 /// The scratch table of the `n`-th aggregate table's orders pass.
 fn orders_table_name(n: usize) -> String {
     format!("segment_aggregates_{n}_orders")
+}
+
+/// The first row of each RFM tile after the first, per score, of the `n`-th aggregate table
+/// (SQLite, [`Rfm::Bounds`]).
+fn rfm_bounds_table_name(n: usize) -> String {
+    format!("segment_aggregates_{n}_rfm_bounds")
+}
+
+/// Tiles of an RFM score (`NTILE(5)`: quintiles).
+const RFM_TILES: usize = 5;
+
+/// How the RFM scores are computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rfm {
+    /// `NTILE(5)` window functions in the orders pass (Postgres, and the self-contained query).
+    Window,
+    /// The orders pass keeps each score's key; an index per key finds each tile's first row, and
+    /// the aggregate table compares every customer's `(key, id)` against those (SQLite runs).
+    Bounds,
+}
+
+/// The value an RFM score ranks customers with orders by (ties broken by customer id).
+fn rfm_key(score: RfmScore) -> &'static str {
+    match score {
+        RfmScore::R => "MAX(o.placed_at)",
+        RfmScore::F => "COUNT(*)",
+        RfmScore::M => "ROUND(SUM(o.total), 2)",
+    }
 }
 
 /// The scratch table of the `n`-th aggregate table's events pass.
@@ -145,7 +176,7 @@ pub fn compile_segment(
     let mut ctes = Vec::new();
     let mut params = Vec::new();
     for t in 0..run.table_count() {
-        if let Some(select) = run.orders_select(t, params.len()) {
+        if let Some(select) = run.orders_select(t, params.len(), Rfm::Window) {
             ctes.push(format!("{} AS ({})", orders_table_name(t), select.sql));
             params.extend(select.params);
         }
@@ -153,7 +184,7 @@ pub fn compile_segment(
             ctes.push(format!("{} AS ({})", events_table_name(t), select.sql));
             params.extend(select.params);
         }
-        let main = run.main_select(t, params.len());
+        let main = run.main_select(t, params.len(), Rfm::Window);
         ctes.push(format!("{} AS ({})", aggregate_table_name(t), main.sql));
         params.extend(main.params);
     }
@@ -174,18 +205,9 @@ enum Column {
     Orders(OrderFn, Option<Duration>),
     /// `events.<func>(kind, window)`.
     Events(EventFn, Option<String>, Option<Duration>),
-    /// The three RFM scores `r`, `f`, `m`.
-    Rfm,
-}
-
-impl Column {
-    /// Slots of [`COLUMNS_PER_TABLE`] it takes.
-    fn width(&self) -> usize {
-        match self {
-            Column::Rfm => 3,
-            _ => 1,
-        }
-    }
+    /// One RFM score (`r`, `f` or `m`): each is its own sort of the customers with orders, so a run
+    /// computes only the scores its rules read.
+    Rfm(RfmScore),
 }
 
 /// Compiles the rules of one recompute run against shared aggregate tables: call
@@ -223,8 +245,16 @@ impl RunCompiler {
     }
 
     /// The aggregate tables every segment compiled so far reads, in build order.
+    ///
+    /// On SQLite the RFM scores are not `NTILE` window functions but bounds: SQLite runs
+    /// each window over a buffered copy of the grouped rows and wrote them back in the last window's
+    /// order, which made the orders pass of 1M customers (500k with orders) cost about three times the
+    /// `GROUP BY` itself. An index per score and four `LIMIT 1 OFFSET` lookups find each tile's
+    /// first row instead, and the join compares against those (the same scores: `NTILE(5)` puts
+    /// the rows at 0-based positions `start(t) ..` in tile `t`, ties broken by customer id).
     pub fn tables(&self) -> Vec<AggregateTable> {
         let pg = self.dialect == Dialect::Postgres;
+        let rfm = if pg { Rfm::Window } else { Rfm::Bounds };
         let plain = |sql: String| CompiledQuery {
             sql,
             params: Vec::new(),
@@ -235,7 +265,7 @@ impl RunCompiler {
                 let mut tables = Vec::new();
                 let mut statements = Vec::new();
                 let passes = [
-                    (orders_table_name(t), self.orders_select(t, 0), true),
+                    (orders_table_name(t), self.orders_select(t, 0, rfm), true),
                     (events_table_name(t), self.events_select(t, 0), false),
                 ];
                 for (scratch, select, orders) in &passes {
@@ -259,8 +289,14 @@ impl RunCompiler {
                         statements.push(plain(format!("ANALYZE {scratch}")));
                     }
                     tables.push(scratch.clone());
+                    if *orders && rfm == Rfm::Bounds {
+                        if let Some(bounds) = self.rfm_bounds(t, scratch) {
+                            statements.extend(bounds.into_iter().map(plain));
+                            tables.push(rfm_bounds_table_name(t));
+                        }
+                    }
                 }
-                let main = self.main_select(t, 0);
+                let main = self.main_select(t, 0, rfm);
                 let cols = self.table_columns(t);
                 statements.push(plain(format!(
                     "CREATE TEMP TABLE {name} (customer_id TEXT NOT NULL{})",
@@ -289,6 +325,47 @@ impl RunCompiler {
                 }
             })
             .collect()
+    }
+
+    /// The statements that index each RFM key of table `t`'s orders scratch table and fill its
+    /// bounds table with the first `(key, customer id)` of tiles 2 to 5 (none for a tile past the
+    /// last row); `None` when the table reads no RFM score.
+    fn rfm_bounds(&self, t: usize, scratch: &str) -> Option<Vec<String>> {
+        let scores: Vec<&str> = self
+            .columns_of(t)
+            .into_iter()
+            .filter_map(|(col, _, name)| matches!(col, Column::Rfm(_)).then_some(name.as_str()))
+            .collect();
+        if scores.is_empty() {
+            return None;
+        }
+        let bounds = rfm_bounds_table_name(t);
+        let mut out = vec![format!(
+            "CREATE TEMP TABLE {bounds} (score TEXT NOT NULL, tile INTEGER NOT NULL, key, \
+             customer_id TEXT NOT NULL, PRIMARY KEY (score, tile)) WITHOUT ROWID"
+        )];
+        let n = format!("(SELECT COUNT(*) FROM {scratch})");
+        for s in scores {
+            out.push(format!(
+                "CREATE INDEX {scratch}_{s} ON {scratch} ({s}, customer_id)"
+            ));
+            // NTILE(5) over n rows: the first n % 5 tiles hold n / 5 + 1 rows, the others n / 5.
+            let firsts: Vec<String> = (2..=RFM_TILES)
+                .map(|tile| {
+                    let before = tile - 1;
+                    format!(
+                        "SELECT * FROM (SELECT '{s}', {tile}, {s}, customer_id FROM {scratch} \
+                         ORDER BY {s}, customer_id LIMIT 1 OFFSET \
+                         {before} * ({n} / {RFM_TILES}) + MIN({before}, {n} % {RFM_TILES}))"
+                    )
+                })
+                .collect();
+            out.push(format!(
+                "INSERT INTO {bounds} (score, tile, key, customer_id) {}",
+                firsts.join(" UNION ALL ")
+            ));
+        }
+        Some(out)
     }
 
     /// Tables the registered columns need; the first always exists (the visible customers).
@@ -320,7 +397,7 @@ impl RunCompiler {
             Term::Events { func, kind, window } => {
                 Some(Column::Events(*func, kind.clone(), *window))
             }
-            Term::Rfm(_) => Some(Column::Rfm),
+            Term::Rfm(s) => Some(Column::Rfm(*s)),
         }
     }
 
@@ -328,7 +405,6 @@ impl RunCompiler {
     fn key(col: &Column, t: &Term) -> String {
         match col {
             Column::Attr(a) => format!("customer.{}", a.name()),
-            Column::Rfm => "rfm".to_string(),
             _ => t.to_string(),
         }
     }
@@ -339,14 +415,14 @@ impl RunCompiler {
             return;
         }
         let mut table = self.table_count() - 1;
-        if self.last_slots + col.width() > COLUMNS_PER_TABLE {
+        if self.last_slots + 1 > COLUMNS_PER_TABLE {
             table += 1;
             self.last_slots = 0;
         }
-        self.last_slots += col.width();
+        self.last_slots += 1;
         let name = match &col {
             Column::Attr(a) => a.name().to_string(),
-            Column::Rfm => String::new(),
+            Column::Rfm(s) => s.name().to_string(),
             _ => format!("v{}", self.columns.len()),
         };
         self.index.insert(key, self.columns.len());
@@ -358,11 +434,7 @@ impl RunCompiler {
         let col = Self::column_of(t)?;
         let i = *self.index.get(&Self::key(&col, t))?;
         let (_, table, name) = &self.columns[i];
-        let name = match t {
-            Term::Rfm(s) => s.name().to_string(),
-            _ => name.clone(),
-        };
-        Some((*table, name))
+        Some((*table, name.clone()))
     }
 
     /// The SQL type of a column's values; empty where SQLite should keep each value as computed (no
@@ -390,25 +462,15 @@ impl RunCompiler {
                 true,
             ) => "TIMESTAMPTZ",
             (Column::Orders(..), true) => "DOUBLE PRECISION",
-            (Column::Rfm, true) => "INTEGER",
+            (Column::Rfm(_), true) => "INTEGER",
         }
     }
 
-    /// `(column name, SQL type)` of the value columns among `cols` (RFM as its three scores).
+    /// `(column name, SQL type)` of the value columns among `cols`.
     fn typed(&self, cols: &[&(Column, usize, String)]) -> Vec<(String, &'static str)> {
-        let mut out = Vec::new();
-        for (col, _, name) in cols {
-            let ty = self.column_type(col);
-            match col {
-                Column::Rfm => {
-                    for s in ["r", "f", "m"] {
-                        out.push((s.to_string(), ty));
-                    }
-                }
-                _ => out.push((name.clone(), ty)),
-            }
-        }
-        out
+        cols.iter()
+            .map(|(col, _, name)| (name.clone(), self.column_type(col)))
+            .collect()
     }
 
     /// The registered columns of table `t`.
@@ -430,7 +492,7 @@ impl RunCompiler {
             .columns_of(t)
             .into_iter()
             .filter(|(col, _, _)| match col {
-                Column::Orders(..) | Column::Rfm => orders,
+                Column::Orders(..) | Column::Rfm(_) => orders,
                 Column::Events(..) => !orders,
                 Column::Attr(_) => false,
             })
@@ -439,32 +501,32 @@ impl RunCompiler {
     }
 
     /// The orders pass of table `t` (rows at or before `as_of`, one row per customer with any),
-    /// placeholders after `offset`; `None` when the table reads no order value.
-    fn orders_select(&self, t: usize, offset: usize) -> Option<CompiledQuery> {
+    /// placeholders after `offset`; `None` when the table reads no order value. With
+    /// [`Rfm::Window`] each RFM column is its score (`NTILE(5)` over the grouped rows), with
+    /// [`Rfm::Bounds`] the value the score ranks by.
+    fn orders_select(&self, t: usize, offset: usize, rfm: Rfm) -> Option<CompiledQuery> {
         let mut c = Compiler::new(self, offset);
         let mut inner = vec!["o.customer_id AS customer_id".to_string()];
-        let mut rfm = false;
         for (col, _, name) in self.columns_of(t) {
             match col {
                 Column::Orders(func, window) => {
                     let expr = c.order_aggregate(*func, *window);
                     inner.push(format!("{expr} AS {name}"));
                 }
-                Column::Rfm => {
-                    rfm = true;
-                    let id = c.id_order("o.customer_id");
-                    inner.push(format!(
-                        "NTILE(5) OVER (ORDER BY MAX(o.placed_at), {id}) AS r"
-                    ));
-                    inner.push(format!("NTILE(5) OVER (ORDER BY COUNT(*), {id}) AS f"));
-                    inner.push(format!(
-                        "NTILE(5) OVER (ORDER BY ROUND(SUM(o.total), 2), {id}) AS m"
-                    ));
+                Column::Rfm(score) => {
+                    let key = rfm_key(*score);
+                    inner.push(match rfm {
+                        Rfm::Window => {
+                            let id = c.id_order("o.customer_id");
+                            format!("NTILE({RFM_TILES}) OVER (ORDER BY {key}, {id}) AS {name}")
+                        }
+                        Rfm::Bounds => format!("{key} AS {name}"),
+                    });
                 }
                 _ => {}
             }
         }
-        if inner.len() == 1 && !rfm {
+        if inner.len() == 1 {
             return None;
         }
         let p = c.param(SqlParam::Timestamp(self.as_of));
@@ -530,8 +592,10 @@ impl RunCompiler {
     }
 
     /// The `SELECT` filling table `t` from the visible customers and its two scratch tables,
-    /// placeholders after `offset`: customers without orders or events get 0 counts and sums.
-    fn main_select(&self, t: usize, offset: usize) -> CompiledQuery {
+    /// placeholders after `offset`: customers without orders or events get 0 counts and sums. With
+    /// [`Rfm::Bounds`] each RFM score is the last of its tiles whose first row, in the bounds table
+    /// [`RunCompiler::tables`] fills, is at or before the customer's `(key, id)`.
+    fn main_select(&self, t: usize, offset: usize, rfm: Rfm) -> CompiledQuery {
         let mut c = Compiler::new(self, offset);
         let mut outer = vec!["c.id AS customer_id".to_string()];
         let (mut orders, mut events) = (false, false);
@@ -554,11 +618,25 @@ impl RunCompiler {
                         EventFn::LastAt => format!("ea.{name} AS {name}"),
                     });
                 }
-                Column::Rfm => {
+                Column::Rfm(score) => {
                     orders = true;
-                    for s in ["r", "f", "m"] {
-                        outer.push(format!("oa.{s} AS {s}"));
-                    }
+                    outer.push(match rfm {
+                        Rfm::Window => format!("oa.{name} AS {name}"),
+                        Rfm::Bounds => {
+                            let bounds = rfm_bounds_table_name(t);
+                            let s = score.name();
+                            let tiles: String = (2..=RFM_TILES)
+                                .rev()
+                                .map(|tile| {
+                                    format!(
+                                        " WHEN (oa.{name}, oa.customer_id) >= (SELECT b.key, b.customer_id \
+                                         FROM {bounds} b WHERE b.score = '{s}' AND b.tile = {tile}) THEN {tile}"
+                                    )
+                                })
+                                .collect();
+                            format!("CASE WHEN oa.customer_id IS NULL THEN NULL{tiles} ELSE 1 END AS {name}")
+                        }
+                    });
                 }
             }
         }
@@ -1117,9 +1195,9 @@ mod tests {
         assert_eq!(deepest, 12);
     }
 
-    /// The whole self-contained query: the aggregate table as a `WITH` clause (the RFM scores over
-    /// every customer's orders at or before `as_of`, the visible customers), then the filter and
-    /// the excludes, parameters in placeholder order.
+    /// The whole self-contained query: the aggregate table as a `WITH` clause (the RFM scores the
+    /// rule reads, and only those, over every customer's orders at or before `as_of`, the visible
+    /// customers), then the filter and the excludes, parameters in placeholder order.
     #[test]
     fn rfm_join_and_excludes_full_query() {
         let rule = parse_rule("rfm.r >= 4 and rfm.f >= 4").expect("rule");
@@ -1129,10 +1207,9 @@ mod tests {
             q.sql,
             "WITH segment_aggregates_0_orders AS (SELECT o.customer_id AS customer_id, \
              NTILE(5) OVER (ORDER BY MAX(o.placed_at), o.customer_id) AS r, \
-             NTILE(5) OVER (ORDER BY COUNT(*), o.customer_id) AS f, \
-             NTILE(5) OVER (ORDER BY ROUND(SUM(o.total), 2), o.customer_id) AS m \
+             NTILE(5) OVER (ORDER BY COUNT(*), o.customer_id) AS f \
              FROM orders o WHERE o.placed_at <= ? GROUP BY o.customer_id), \
-             segment_aggregates_0 AS (SELECT c.id AS customer_id, oa.r AS r, oa.f AS f, oa.m AS m \
+             segment_aggregates_0 AS (SELECT c.id AS customer_id, oa.r AS r, oa.f AS f \
              FROM customers c LEFT JOIN segment_aggregates_0_orders oa ON oa.customer_id = c.id \
              WHERE (c.created_at IS NULL OR c.created_at <= ?)) \
              SELECT a0.customer_id AS customer_id FROM segment_aggregates_0 a0 \
@@ -1154,10 +1231,9 @@ mod tests {
             q.sql,
             "WITH segment_aggregates_0_orders AS (SELECT o.customer_id AS customer_id, \
              NTILE(5) OVER (ORDER BY MAX(o.placed_at), o.customer_id COLLATE \"C\") AS r, \
-             NTILE(5) OVER (ORDER BY COUNT(*), o.customer_id COLLATE \"C\") AS f, \
-             NTILE(5) OVER (ORDER BY ROUND(SUM(o.total), 2), o.customer_id COLLATE \"C\") AS m \
+             NTILE(5) OVER (ORDER BY COUNT(*), o.customer_id COLLATE \"C\") AS f \
              FROM orders o WHERE o.placed_at <= $1 GROUP BY o.customer_id), \
-             segment_aggregates_0 AS (SELECT c.id AS customer_id, oa.r AS r, oa.f AS f, oa.m AS m \
+             segment_aggregates_0 AS (SELECT c.id AS customer_id, oa.r AS r, oa.f AS f \
              FROM customers c LEFT JOIN segment_aggregates_0_orders oa ON oa.customer_id = c.id \
              WHERE (c.created_at IS NULL OR c.created_at <= $2)) \
              SELECT a0.customer_id AS customer_id FROM segment_aggregates_0 a0 \

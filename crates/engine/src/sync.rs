@@ -565,25 +565,10 @@ impl<Q: PageQuery> ReadAhead<Q> {
 
     /// The next page, `None` after the last.
     async fn next_page(&mut self) -> Result<Option<Q::Page>, StepError> {
-        if let Ahead::Idle(_) = &self.state {
-            let Ahead::Idle(mut query) = std::mem::replace(&mut self.state, Ahead::Done) else {
-                return Err(StepError::Internal(format!(
-                    "{}: read-ahead state",
-                    self.what
-                )));
-            };
-            // One page waits in the channel, one more is being read: READ_AHEAD_PAGES in all.
-            let (tx, pages) = tokio::sync::mpsc::channel(READ_AHEAD_PAGES - 1);
-            let task = tokio::spawn(async move {
-                loop {
-                    let page = query.clone().fetch().await;
-                    let more = matches!(&page, Ok(p) if query.advance(p));
-                    if tx.send(page).await.is_err() || !more {
-                        break;
-                    }
-                }
-            });
-            self.state = Ahead::Reading { pages, task };
+        if matches!(self.state, Ahead::Idle(_)) {
+            if let Ahead::Idle(query) = std::mem::replace(&mut self.state, Ahead::Done) {
+                self.state = Self::start(query);
+            }
         }
         let Ahead::Reading { pages, task } = &mut self.state else {
             return Ok(None);
@@ -597,6 +582,23 @@ impl<Q: PageQuery> ReadAhead<Q> {
         ended
             .map(|()| None)
             .map_err(|e| StepError::Internal(format!("{}: {e}", self.what)))
+    }
+
+    /// Spawns the task that reads `query`'s pages in order, from its position on, until the last page
+    /// has been handed over, a read fails, or the receiver is gone.
+    fn start(mut query: Q) -> Ahead<Q> {
+        // One page waits in the channel, one more is being read: READ_AHEAD_PAGES in all.
+        let (tx, pages) = tokio::sync::mpsc::channel(READ_AHEAD_PAGES - 1);
+        let task = tokio::spawn(async move {
+            loop {
+                let page = query.clone().fetch().await;
+                let more = matches!(&page, Ok(p) if query.advance(p));
+                if tx.send(page).await.is_err() || !more {
+                    break;
+                }
+            }
+        });
+        Ahead::Reading { pages, task }
     }
 }
 

